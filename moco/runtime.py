@@ -1,0 +1,104 @@
+"""Run-time helpers shared by every entry point: seeding, device choice, settings, logging files.
+
+Everything here is stage-agnostic; the training and evaluation loops build on it.
+"""
+import argparse
+import json
+import logging
+import os
+import random
+import tempfile
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (all devices) with `seed`."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name=None):
+    """The torch device named by `name`; by default CUDA when available, else CPU."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def append_jsonl(path, record):
+    """Append one JSON line to `path` (created with its folder if missing)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def save_settings(settings, out_dir, name="settings.json", announce=True):
+    """Print the resolved settings and write them as JSON to `out_dir/name`; returns them as a dict."""
+    if isinstance(settings, argparse.Namespace):
+        settings = vars(settings)
+    resolved = _plain(dict(settings))
+    text = json.dumps(resolved, indent=2, sort_keys=True)
+    if announce:
+        print("Resolved settings:\n" + text, flush=True)
+    if out_dir:
+        atomic_write_text(os.path.join(out_dir, name), text + "\n")
+    return resolved
+
+
+class _NullWriter:
+    """Stands in for a SummaryWriter on ranks or runs that do not log."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def add_text(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def make_writer(out_dir, enabled=True):
+    """A TensorBoard SummaryWriter logging to `out_dir`, or a no-op writer when disabled."""
+    if not enabled or not out_dir:
+        return _NullWriter()
+    from torch.utils.tensorboard import SummaryWriter
+
+    os.makedirs(out_dir, exist_ok=True)
+    return SummaryWriter(log_dir=out_dir)
