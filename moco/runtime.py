@@ -5,6 +5,7 @@ Everything here is stage-agnostic; the training and evaluation loops build on it
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import tempfile
@@ -102,3 +103,27 @@ def make_writer(out_dir, enabled=True):
 
     os.makedirs(out_dir, exist_ok=True)
     return SummaryWriter(log_dir=out_dir)
+
+
+def adjust_learning_rate(optimizer, epoch, base_lr, schedule=(), cos=False, epochs=None):
+    """Set and return the learning rate of `epoch` (0-based).
+
+    Step schedule: base_lr × 0.1 for every milestone in `schedule` that `epoch` has reached.
+    Cosine (`cos=True`): base_lr × ½(1 + cos(π · epoch / epochs)).
+    """
+    if cos:
+        lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    else:
+        lr = base_lr * (0.1 ** sum(1 for milestone in schedule if epoch >= milestone))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+@torch.no_grad()
+def topk_correct(scores, target, ks=(1,)):
+    """Percentage of rows of `scores` (N x C) whose target is among the k highest, for each k."""
+    maxk = min(max(ks), scores.shape[1])
+    pred = scores.topk(maxk, dim=1).indices  # N x maxk
+    hit = pred.eq(target.view(-1, 1))  # N x maxk
+    return [hit[:, : min(k, maxk)].any(dim=1).float().mean().item() * 100.0 for k in ks]

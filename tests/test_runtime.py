@@ -67,3 +67,22 @@ def test_presets_follow_spec_table():
     assert preset("transfer", "pku_v2")["num_class"] == 51
     with pytest.raises(ValueError, match="cross_setup"):
         preset("linear", "ntu60", "cross_setup")
+
+
+def test_step_and_cosine_learning_rate():
+    from moco.runtime import adjust_learning_rate
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    got = [adjust_learning_rate(opt, e, 0.1, [50, 70]) for e in (0, 49, 50, 69, 70, 79)]
+    assert got == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
+    assert adjust_learning_rate(opt, 5, 0.2, cos=True, epochs=10) == pytest.approx(0.1)
+
+
+def test_topk_correct_by_hand():
+    from moco.runtime import topk_correct
+
+    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.1, 0.4], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    target = torch.tensor([1, 2, 0, 2])
+    # row 0 top-1 hit; row 1 target 2 is second; row 2 target 0 is last; row 3 target 2 is last
+    assert topk_correct(scores, target, (1, 2)) == pytest.approx([25.0, 50.0])
