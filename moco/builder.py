@@ -1,0 +1,181 @@
+"""MoCo with three modalities and cross-modal mutual distillation (CMD, SPEC §3.2 and §6).
+
+State-dict names are those of the released checkpoints (SPEC §3.3): for modality 'joint' the
+attributes are `encoder_q`, `encoder_k`, `queue`, `queue_ptr`; for 'motion' and 'bone' the same
+names with the suffix `_motion` / `_bone`.
+
+Use from training code:
+    logits_j, logits_m, logits_b, labels, loss_cmd = model(im_q, im_k)
+    loss = CE(logits_j, labels) + CE(logits_m, labels) + CE(logits_b, labels) + loss_cmd
+The contrastive top-1 of a modality is `(logits.argmax(1) == labels)` (the positive is column 0).
+Downstream code gets per-modality 2048-d features with `model.features(x, view)`.
+"""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from moco.encoder import BIGRU
+from moco.loss import cmd_loss
+from moco.modalities import MODALITIES, modality
+
+VIEWS = MODALITIES + ('all',)
+
+
+def _suffix(name: str) -> str:
+    """State-dict suffix of a modality: '' for joint, '_motion', '_bone'."""
+    if name not in MODALITIES:
+        raise ValueError(f'unknown modality {name!r}; expected one of {MODALITIES}')
+    return '' if name == 'joint' else f'_{name}'
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+@torch.no_grad()
+def concat_all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenation over ranks (rank order) of `tensor` from every process; itself when not distributed."""
+    if not _distributed():
+        return tensor
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.contiguous())
+    return torch.cat(gathered, dim=0)  # (world x N) x ...
+
+
+class MoCo(nn.Module):
+    """Three-modality MoCo with CMD.
+
+    Args:
+        skeleton_representation: input representation; only 'graph-based' (N x 3 x T x 25 x 2) exists.
+        args_bi_gru: BIGRU arguments {'en_input_size', 'en_hidden_size', 'en_num_layers', 'num_class'}.
+            With pretrain=True the encoders' head size is `dim` (num_class is not used).
+        dim: embedding size (128).
+        K: queue length (divisible by the global batch size).
+        m: momentum of the key encoders (0.999).
+        T: softmax temperature of the InfoNCE logits (0.07).
+        teacher_T, student_T: temperatures of the teacher / student distributions in CMD (0.05, 0.1).
+        cmd_weight: weight of the CMD loss, already applied to the returned `loss_cmd`.
+        topk: number of queue entries (largest teacher similarities) the CMD loss compares.
+        mlp: use the Linear-ReLU-Linear projection head (pretraining only).
+        pretrain: True builds query/key encoders and queues; False builds only the three query
+            encoders with `num_class` outputs for downstream use.
+    """
+
+    def __init__(self, skeleton_representation, args_bi_gru, dim=128, K=65536, m=0.999, T=0.07,
+                 teacher_T=0.05, student_T=0.1, cmd_weight=1.0, topk=1024, mlp=False, pretrain=True):
+        super().__init__()
+        if skeleton_representation != 'graph-based':
+            raise ValueError(f"unknown skeleton representation {skeleton_representation!r}; "
+                             f"expected 'graph-based'")
+        self.arch = dict(skeleton_representation=skeleton_representation, args_bi_gru=dict(args_bi_gru),
+                         dim=dim, K=K, m=m, T=T, teacher_T=teacher_T, student_T=student_T,
+                         cmd_weight=cmd_weight, topk=topk, mlp=mlp, pretrain=pretrain)
+        self.pretrain = pretrain
+        if not pretrain:
+            for name in MODALITIES:
+                setattr(self, f'encoder_q{_suffix(name)}', BIGRU(**args_bi_gru))
+            return
+        if not 0 < topk <= K:
+            raise ValueError(f'topk must be between 1 and the queue length K={K}, found topk={topk}')
+        self.K, self.m, self.T = K, m, T
+        self.teacher_T, self.student_T = teacher_T, student_T
+        self.cmd_weight, self.topk = cmd_weight, topk
+        encoder_args = dict(args_bi_gru, num_class=dim)
+        for name in MODALITIES:
+            s = _suffix(name)
+            encoder_q, encoder_k = BIGRU(**encoder_args), BIGRU(**encoder_args)
+            if mlp:
+                encoder_q.use_mlp_head(dim)
+                encoder_k.use_mlp_head(dim)
+            for param_q, param_k in zip(encoder_q.parameters(), encoder_k.parameters()):
+                param_k.data.copy_(param_q.data)
+                param_k.requires_grad = False
+            setattr(self, f'encoder_q{s}', encoder_q)
+            setattr(self, f'encoder_k{s}', encoder_k)
+            self.register_buffer(f'queue{s}', F.normalize(torch.randn(dim, K), dim=0))  # dim x K
+            self.register_buffer(f'queue_ptr{s}', torch.zeros(1, dtype=torch.long))
+
+    def query_encoder(self, name: str) -> BIGRU:
+        """The query encoder of modality `name`."""
+        return getattr(self, f'encoder_q{_suffix(name)}')
+
+    def key_encoder(self, name: str) -> BIGRU:
+        """The momentum (key) encoder of modality `name`."""
+        return getattr(self, f'encoder_k{_suffix(name)}')
+
+    def queue_of(self, name: str) -> torch.Tensor:
+        """The dim x K queue of modality `name`."""
+        return getattr(self, f'queue{_suffix(name)}')
+
+    def queue_ptr_of(self, name: str) -> torch.Tensor:
+        """The one-element pointer of modality `name`'s queue."""
+        return getattr(self, f'queue_ptr{_suffix(name)}')
+
+    def check_batch_size(self, global_batch_size: int) -> None:
+        """Raise ValueError unless the queue length K is a multiple of the global batch size."""
+        if self.K % global_batch_size != 0:
+            raise ValueError(f'the queue length K={self.K} must be a multiple of the global batch size '
+                             f'(batch size x number of processes), found {global_batch_size}')
+
+    @torch.no_grad()
+    def _momentum_update_key_encoders(self) -> None:
+        """k <- m * k + (1 - m) * q for every parameter of every key encoder."""
+        for name in MODALITIES:
+            params_q = list(self.query_encoder(name).parameters())
+            params_k = list(self.key_encoder(name).parameters())
+            torch._foreach_mul_(params_k, self.m)
+            torch._foreach_add_(params_k, params_q, alpha=1.0 - self.m)
+
+    @torch.no_grad()
+    def _dequeue_and_enqueue(self, keys: dict) -> None:
+        """Write every modality's keys (gathered over all ranks) at its pointer and advance it."""
+        for name in MODALITIES:
+            k = concat_all_gather(keys[name])  # B x dim (B = global batch)
+            self.check_batch_size(k.shape[0])
+            queue, ptr = self.queue_of(name), self.queue_ptr_of(name)
+            start = int(ptr)
+            queue[:, start:start + k.shape[0]] = k.T.to(queue.dtype)  # dim x B
+            ptr[0] = (start + k.shape[0]) % self.K
+
+    def features(self, x: torch.Tensor, view: str = 'joint') -> torch.Tensor:
+        """2048-d encoder features of the query encoder(s): N x 3 x T x 25 x 2 -> N x 2H."""
+        return self._query_outputs(x, view, knn_eval=True)
+
+    def _query_outputs(self, x: torch.Tensor, view: str, knn_eval: bool) -> torch.Tensor:
+        if view not in VIEWS:
+            raise ValueError(f'unknown view {view!r}; expected one of {VIEWS}')
+        names = MODALITIES if view == 'all' else (view,)
+        outputs = [self.query_encoder(name)(modality(x, name), knn_eval) for name in names]
+        return sum(outputs) / len(outputs)
+
+    def forward(self, im_q, im_k=None, view='joint', knn_eval=False):
+        """Pretraining: two views N x 3 x T x 25 x 2 -> (logits_joint, logits_motion, logits_bone,
+        labels, loss_cmd); each logits N x (1 + K), labels N zeros, loss_cmd scalar x cmd_weight.
+        Downstream (pretrain=False): forward(x, view, knn_eval) -> N x num_class scores, or N x 2H
+        features when knn_eval; view 'all' averages the three modalities.
+        """
+        if not self.pretrain:
+            return self._query_outputs(im_q, view, knn_eval)
+        if im_k is None:
+            raise ValueError('pretraining forward needs two views: model(im_q, im_k)')
+        q = {name: self.query_encoder(name)(modality(im_q, name)) for name in MODALITIES}  # N x dim
+        with torch.no_grad():
+            self._momentum_update_key_encoders()
+            k = {name: self.key_encoder(name)(modality(im_k, name)) for name in MODALITIES}  # N x dim
+        # Similarities, logits and losses in float32, also under autocast.
+        with torch.autocast(device_type=im_q.device.type, enabled=False):
+            logits, student_sims, teacher_sims = {}, {}, {}
+            for name in MODALITIES:
+                q[name] = F.normalize(q[name].float(), dim=1)  # N x dim
+                k[name] = F.normalize(k[name].float(), dim=1)  # N x dim
+                queue = self.queue_of(name).clone().detach()  # dim x K
+                l_pos = (q[name] * k[name]).sum(dim=1, keepdim=True)  # N x 1
+                l_neg = q[name] @ queue  # N x K
+                logits[name] = torch.cat([l_pos, l_neg], dim=1) / self.T  # N x (1+K)
+                student_sims[name] = l_neg
+                teacher_sims[name] = k[name] @ queue  # N x K, no gradient
+            loss = cmd_loss(teacher_sims, student_sims, self.topk, self.teacher_T, self.student_T)
+        labels = torch.zeros(im_q.shape[0], dtype=torch.long, device=im_q.device)  # N
+        self._dequeue_and_enqueue(k)
+        return logits['joint'], logits['motion'], logits['bone'], labels, loss * self.cmd_weight
