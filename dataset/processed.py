@@ -1,0 +1,194 @@
+"""The one reader of processed folders (SPEC §1.3).
+
+A processed folder (e.g. ``data/NTU-RGB-D-60-AGCN/xsub``) holds, for part in {train, val}:
+``<part>_data_joint.npy`` float32 N x 3 x T x 25 x 2 (T = 300), ``<part>_num_frame.npy`` integer (N,)
+and ``<part>_label.pkl``, a pickled tuple (list of sample names, list of labels).  Folders written by the
+published tools load unchanged: their labels may be numpy floats (PKU-MMD) and their frame counts any
+integer dtype.  ``label.pkl`` is read by a restricted unpickler that builds only plain containers,
+strings and numbers (numpy numeric scalars and arrays included), so a crafted file cannot run code.
+"""
+import io
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+
+DATASET_ROOTS = {
+    'ntu60': './data/NTU-RGB-D-60-AGCN',
+    'ntu120': './data/NTU-RGB-D-120-AGCN',
+    'pku_v2': './data/PKU-MMD-v2-AGCN',
+}
+PROTOCOL_FOLDERS = {'cross_subject': 'xsub', 'cross_view': 'xview', 'cross_setup': 'xsetup'}
+_SEMI_PROTOCOLS = {'cross_subject_semi': 'cross_subject', 'cross_view_semi': 'cross_view'}
+PARTS = ('train', 'val')
+SAMPLE_SHAPE = (3, 300, 25, 2)
+
+
+class ProcessedDataError(ValueError):
+    """A processed folder or one of its files is missing, malformed or inconsistent."""
+
+
+def _numeric_dtype(*args):
+    """numpy.dtype, admitted only for booleans, integers and floats."""
+    dtype = np.dtype(*args)
+    if dtype.kind not in 'biuf':
+        raise pickle.UnpicklingError(f'numpy dtype {dtype} is not numeric')
+    return dtype
+
+
+def _numeric_scalar(dtype, data=None):
+    """A numpy numeric scalar rebuilt from its dtype and raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf' or not isinstance(data, bytes):
+        raise pickle.UnpicklingError('only numeric numpy scalars are allowed')
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+def _plain_reconstruct(subtype, shape, dtype_code):
+    """An empty numpy array (filled in by its pickled state), admitted only for plain ndarrays."""
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError('only plain numpy arrays are allowed')
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def _numeric_frombuffer(buf, dtype, shape, order):
+    """A numeric numpy array from raw bytes (how protocol-5 pickles store arrays)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf':
+        raise pickle.UnpicklingError('only numeric numpy arrays are allowed')
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _codecs_encode(text, encoding='utf-8'):
+    """bytes from text, as protocol-2 pickles of bytes objects spell it."""
+    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
+        raise pickle.UnpicklingError('only latin1 byte strings are allowed')
+    return text.encode('latin1')
+
+
+_ALLOWED = {
+    ('numpy', 'dtype'): _numeric_dtype,
+    ('numpy.core.multiarray', 'scalar'): _numeric_scalar,
+    ('numpy._core.multiarray', 'scalar'): _numeric_scalar,
+    ('numpy.core.multiarray', '_reconstruct'): _plain_reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _plain_reconstruct,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy.core.numeric', '_frombuffer'): _numeric_frombuffer,
+    ('numpy._core.numeric', '_frombuffer'): _numeric_frombuffer,
+    ('_codecs', 'encode'): _codecs_encode,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves no global except numeric numpy scalars/arrays and byte strings."""
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a label file') from None
+
+
+def _to_int_label(value, path, index):
+    """An int from an int/float label that holds an integral value."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ProcessedDataError(f'{path}: label {index} is {value!r}; expected an integer class number')
+    if not float(value).is_integer():
+        raise ProcessedDataError(f'{path}: label {index} is {value!r}; expected an integral value')
+    return int(value)
+
+
+def load_label_pkl(path):
+    """(names, labels) from a ``<part>_label.pkl``: names as str, labels as int (float labels admitted)."""
+    path = str(path)
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ProcessedDataError(f'{path}: no such file') from None
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(raw)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ProcessedDataError(f'{path}: not a readable label file ({exc})') from None
+    if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+        raise ProcessedDataError(f'{path}: expected a pickled (names, labels) pair, found {type(obj).__name__}')
+    names, labels = obj
+    if isinstance(names, np.ndarray) or isinstance(labels, np.ndarray):
+        names = names.tolist() if isinstance(names, np.ndarray) else names
+        labels = labels.tolist() if isinstance(labels, np.ndarray) else labels
+    if not isinstance(names, (list, tuple)) or not isinstance(labels, (list, tuple)):
+        raise ProcessedDataError(f'{path}: names and labels must be lists')
+    if len(names) != len(labels):
+        raise ProcessedDataError(f'{path}: {len(names)} names but {len(labels)} labels')
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise ProcessedDataError(f'{path}: name {i} is {name!r}; expected a string')
+    return list(names), [_to_int_label(v, path, i) for i, v in enumerate(labels)]
+
+
+@dataclass
+class Split:
+    """One part (train or val) of a processed folder."""
+    folder: str
+    part: str
+    data: np.ndarray  # N x 3 x 300 x 25 x 2 float32
+    num_frame: np.ndarray  # N int64
+    names: list
+    labels: np.ndarray  # N int64
+
+    def __len__(self):
+        return len(self.names)
+
+
+def split_paths(folder, part):
+    """The three file paths of one part of a processed folder: data, num_frame, label."""
+    return (os.path.join(folder, f'{part}_data_joint.npy'),
+            os.path.join(folder, f'{part}_num_frame.npy'),
+            os.path.join(folder, f'{part}_label.pkl'))
+
+
+def load_split(folder, part, mmap=True):
+    """The ``part`` ('train' or 'val') of a processed folder, validated; data memory-mapped when ``mmap``."""
+    folder = str(folder)
+    if part not in PARTS:
+        raise ValueError(f'part must be one of {PARTS}, got {part!r}')
+    data_path, frame_path, label_path = split_paths(folder, part)
+    missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
+    if missing:
+        raise ProcessedDataError(f'processed folder {folder}: missing {", ".join(missing)} '
+                                 f'(make it with data_gen/ntu_gendata.py or data_gen/pku_gendata.py)')
+    try:
+        data = np.load(data_path, mmap_mode='r' if mmap else None, allow_pickle=False)
+        num_frame = np.load(frame_path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ProcessedDataError(f'processed folder {folder}: unreadable {part} array ({exc})') from None
+    if data.ndim != 5 or data.shape[1] != 3 or data.shape[3:] != (25, 2) or data.shape[2] < 1:
+        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has shape '
+                                 f'{data.shape}; expected N x 3 x 300 x 25 x 2')
+    if data.dtype != np.float32:
+        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} is {data.dtype}; '
+                                 f'expected float32')
+    if num_frame.ndim != 1 or num_frame.dtype.kind not in 'iu':
+        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(frame_path)} is '
+                                 f'{num_frame.dtype} of shape {num_frame.shape}; expected integers of shape (N,)')
+    try:
+        names, labels = load_label_pkl(label_path)
+    except ProcessedDataError as exc:
+        raise ProcessedDataError(f'processed folder {folder}: {exc}') from None
+    if not (len(data) == len(num_frame) == len(names)):
+        raise ProcessedDataError(f'processed folder {folder}: {part} files disagree on the sample count: '
+                                 f'{len(data)} arrays, {len(num_frame)} frame counts, {len(names)} labels')
+    return Split(folder=folder, part=part, data=data, num_frame=num_frame.astype(np.int64),
+                 names=names, labels=np.asarray(labels, dtype=np.int64))
+
+
+def resolve_data_dir(dataset, protocol, data_dir=None):
+    """The processed folder for ``dataset`` and ``protocol`` (SPEC §1.3); ``data_dir`` wins when given."""
+    if data_dir:
+        return data_dir
+    if dataset not in DATASET_ROOTS:
+        raise ValueError(f'unknown dataset {dataset!r}; valid: {", ".join(DATASET_ROOTS)}')
+    base = _SEMI_PROTOCOLS.get(protocol, protocol)
+    if base not in PROTOCOL_FOLDERS:
+        valid = list(PROTOCOL_FOLDERS) + list(_SEMI_PROTOCOLS)
+        raise ValueError(f'unknown protocol {protocol!r}; valid: {", ".join(valid)}')
+    return os.path.join(DATASET_ROOTS[dataset], PROTOCOL_FOLDERS[base])
