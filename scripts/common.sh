@@ -1,0 +1,88 @@
+# Shared by every experiment script (source it; do not run it).
+#
+# Environment knobs, all optional:
+#   DRY_RUN=1   print the commands without running them
+#   PYTHON      the interpreter (default: python)
+#   DEVICE      passed as --device to every entry point (default: the entry point's own choice,
+#               CUDA when available, else CPU)
+#   WORKERS     data-loading workers, -j (default 8)
+#   NPROC       pretraining processes; above 1 the pretraining runs under
+#               `torchrun --nproc_per_node NPROC` (one per GPU)
+#
+# Every command is printed as one shell-quoted line starting with "+ " before it runs, so a log
+# (or a dry run) can be replayed by copying the line.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+PYTHON="${PYTHON:-python}"
+DRY_RUN="${DRY_RUN:-0}"
+WORKERS="${WORKERS:-8}"
+NPROC="${NPROC:-1}"
+SCRIPT_START_SECONDS=$SECONDS
+
+# The published runs, by name: dataset and protocol of each. Checkpoints go to ./checkpoints/<name>/.
+declare -A RUN_DATASET=(
+    [ntu60_xsub]=ntu60 [ntu60_xview]=ntu60
+    [ntu120_xsub]=ntu120 [ntu120_xsetup]=ntu120
+    [pku_v2_xsub]=pku_v2
+)
+declare -A RUN_PROTOCOL=(
+    [ntu60_xsub]=cross_subject [ntu60_xview]=cross_view
+    [ntu120_xsub]=cross_subject [ntu120_xsetup]=cross_setup
+    [pku_v2_xsub]=cross_subject
+)
+# The last checkpoint of each run (written at epochs 0, 10, ..., so 451 epochs end at 0450).
+declare -A RUN_LAST_EPOCH=(
+    [ntu60_xsub]=0450 [ntu60_xview]=0450 [ntu120_xsub]=0450 [ntu120_xsetup]=0450 [pku_v2_xsub]=1000
+)
+# PRETRAIN_LAUNCH: how pretrain_cmd.py is started (one process, or torchrun with NPROC processes).
+if [ "$NPROC" -gt 1 ]; then
+    PRETRAIN_LAUNCH=(torchrun --nproc_per_node "$NPROC" pretrain_cmd.py)
+else
+    PRETRAIN_LAUNCH=("$PYTHON" pretrain_cmd.py)
+fi
+
+ALL_RUNS=(ntu60_xsub ntu60_xview ntu120_xsub ntu120_xsetup pku_v2_xsub)
+
+# run CMD ARGS...: print the command, then run it unless DRY_RUN=1.
+run() {
+    local line
+    printf -v line ' %q' "$@"
+    echo "+${line}"
+    if [ "$DRY_RUN" != 1 ]; then
+        "$@"
+    fi
+}
+
+# check_run NAME: fail with the list of known runs when NAME is not one of them.
+check_run() {
+    if [ -z "${RUN_DATASET[$1]+set}" ]; then
+        echo "unknown run '$1'; expected one of: ${ALL_RUNS[*]}" >&2
+        exit 2
+    fi
+}
+
+# pretrained_checkpoint NAME: the last pretraining checkpoint of run NAME.
+pretrained_checkpoint() {
+    echo "./checkpoints/$1/checkpoint_${RUN_LAST_EPOCH[$1]}.pth.tar"
+}
+
+# DEVICE_ARGS: (--device DEVICE) when DEVICE is set, else empty; use as "${DEVICE_ARGS[@]}".
+DEVICE_ARGS=()
+if [ -n "${DEVICE:-}" ]; then
+    DEVICE_ARGS=(--device "$DEVICE")
+fi
+
+# finish WHAT...: print the elapsed time and where the results are.
+finish() {
+    local elapsed=$((SECONDS - SCRIPT_START_SECONDS))
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "Dry run: nothing was run. Results would go to: $*"
+    else
+        printf 'Done in %dh %02dm %02ds. Results: %s\n' \
+            $((elapsed / 3600)) $((elapsed % 3600 / 60)) $((elapsed % 60)) "$*"
+    fi
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# kNN evaluation (SPEC §4) of pretrained CMD encoders: frozen 2048-d joint-encoder features,
+# L2-normalised, 1-nearest neighbour by cosine similarity between validation and training samples.
+#
+#   bash scripts/knn_eval.sh                     # all five runs
+#   bash scripts/knn_eval.sh ntu60_xsub          # one run
+#   DRY_RUN=1 bash scripts/knn_eval.sh           # print the commands only
+#
+# Reads ./checkpoints/<run>/checkpoint_0450.pth.tar (PKU-MMD II: checkpoint_1000.pth.tar). One JSON
+# line per evaluation goes to results/knn.jsonl; the summary table is printed at the end.
+source "$(dirname "$0")/common.sh"
+
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+    runs=("${ALL_RUNS[@]}")
+fi
+results=results/knn.jsonl
+
+for name in "${runs[@]}"; do
+    check_run "$name"
+    run "$PYTHON" knn_eval.py \
+        --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
+        --finetune-skeleton-representation graph-based \
+        --pretrained "$(pretrained_checkpoint "$name")" \
+        --knn-neighbours 1 --batch-size 64 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+        --results "$results"
+done
+run "$PYTHON" -m moco.results report "$results"
+
+finish "$results"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Linear evaluation (SPEC §4) of pretrained CMD encoders: the encoders frozen in eval mode, only the
+# classifier trained; SGD lr 0.1, momentum 0.9, no weight decay, batch 64, 80 epochs, lr x0.1 at
+# epochs 50 and 70, validation every 5 epochs, best top-1 reported.
+#
+#   bash scripts/linear_eval.sh                  # all five runs, joint stream and three streams
+#   bash scripts/linear_eval.sh ntu60_xsub       # one run
+#   VIEWS=joint bash scripts/linear_eval.sh      # the joint stream only (the published script)
+#   DRY_RUN=1 bash scripts/linear_eval.sh        # print the commands only
+#
+# Reads ./checkpoints/<run>/checkpoint_0450.pth.tar (PKU-MMD II: checkpoint_1000.pth.tar) written
+# by scripts/pretrain.sh. "joint" classifies from the joint encoder (CMD); "all" averages the class
+# scores of the joint, motion and bone encoders (3s-CMD). One JSON line per evaluation goes to
+# results/linear.jsonl; the summary table is printed at the end.
+source "$(dirname "$0")/common.sh"
+
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+    runs=("${ALL_RUNS[@]}")
+fi
+read -r -a views <<< "${VIEWS:-joint all}"
+results=results/linear.jsonl
+
+for name in "${runs[@]}"; do
+    check_run "$name"
+    for view in "${views[@]}"; do
+        run "$PYTHON" action_classification.py \
+            --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
+            --finetune-skeleton-representation graph-based \
+            --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \
+            --lr 0.1 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+            --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+            --results "$results"
+    done
+done
+run "$PYTHON" -m moco.results report "$results"
+
+finish "$results"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Semi-supervised evaluation (SPEC §4): a random 1 %, 5 %, 10 % or 20 % of the training set, the
+# whole network fine-tuned in train mode; SGD lr 0.01, momentum 0.9, no weight decay, batch 64,
+# 80 epochs, lr x0.1 at epochs 50 and 70, best top-1 on the full validation set. Every fraction is
+# repeated 5 times with seeds 1..5 (each seed draws its own labelled subset); the report gives the
+# mean and standard deviation over the repeats.
+#
+#   bash scripts/semi_supervised.sh                      # NTU-60 x-sub and x-view (the paper's table)
+#   bash scripts/semi_supervised.sh ntu120_xsub          # another run
+#   RATIOS="0.01 0.1" SEEDS="1 2 3" bash scripts/semi_supervised.sh
+#   DRY_RUN=1 bash scripts/semi_supervised.sh            # print the commands only
+#
+# Reads ./checkpoints/<run>/checkpoint_0450.pth.tar; one JSON line per fine-tuning goes to
+# results/semi.jsonl.
+source "$(dirname "$0")/common.sh"
+
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+    runs=(ntu60_xsub ntu60_xview)
+fi
+read -r -a ratios <<< "${RATIOS:-0.01 0.05 0.1 0.2}"
+read -r -a seeds <<< "${SEEDS:-1 2 3 4 5}"
+results=results/semi.jsonl
+
+for name in "${runs[@]}"; do
+    check_run "$name"
+    for ratio in "${ratios[@]}"; do
+        for seed in "${seeds[@]}"; do
+            run "$PYTHON" action_classification.py \
+                --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
+                --finetune-skeleton-representation graph-based \
+                --pretrained "$(pretrained_checkpoint "$name")" --view joint \
+                --finetune --data-ratio "$ratio" \
+                --lr 0.01 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+                --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+                --results "$results"
+        done
+    done
+done
+run "$PYTHON" -m moco.results report "$results"
+
+finish "$results"

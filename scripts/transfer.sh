@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Transfer to PKU-MMD II (SPEC §4): encoders pretrained on NTU-60 x-sub and NTU-120 x-sub, the whole
+# network fine-tuned on PKU-MMD II x-sub with all its labels, as in the semi-supervised recipe:
+# SGD lr 0.01, momentum 0.9, no weight decay, batch 64, 80 epochs, lr x0.1 at epochs 50 and 70,
+# best top-1 on the validation set.
+#
+#   bash scripts/transfer.sh                     # from ntu60_xsub and ntu120_xsub
+#   bash scripts/transfer.sh ntu60_xsub          # from one run
+#   DRY_RUN=1 bash scripts/transfer.sh           # print the commands only
+#
+# Reads ./checkpoints/<run>/checkpoint_0450.pth.tar and the processed PKU-MMD II x-sub folder; one
+# JSON line per fine-tuning goes to results/transfer.jsonl.
+source "$(dirname "$0")/common.sh"
+
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+    runs=(ntu60_xsub ntu120_xsub)
+fi
+results=results/transfer.jsonl
+
+for name in "${runs[@]}"; do
+    check_run "$name"
+    run "$PYTHON" action_classification.py \
+        --finetune-dataset pku_v2 --protocol cross_subject \
+        --finetune-skeleton-representation graph-based \
+        --pretrained "$(pretrained_checkpoint "$name")" --view joint \
+        --finetune --data-ratio 1.0 \
+        --lr 0.01 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+        --results "$results"
+done
+run "$PYTHON" -m moco.results report "$results"
+
+finish "$results"
