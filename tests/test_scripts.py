@@ -1,0 +1,194 @@
+"""The experiment scripts' dry runs carry SPEC §4's settings.
+
+Each script is run with DRY_RUN=1; every printed command line ("+ ...") is parsed with shlex and
+its flags are checked against the values written below, copied by hand from SPEC §4 (not imported
+from options/presets.py, so that a wrong preset cannot hide a wrong script).
+"""
+import os
+import shlex
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# SPEC §4, written out by hand.
+PRETRAIN_COMMON = {
+    "--lr": ["0.01"], "--momentum": ["0.9"], "--wd": ["1e-4"], "--batch-size": ["64"],
+    "--contrast-dim": ["128"], "--contrast-k": ["16384"], "--contrast-t": ["0.07"],
+    "--contrast-m": ["0.999"], "--teacher-t": ["0.05"], "--student-t": ["0.1"], "--topk": ["8192"],
+    "--cmd-weight": ["1.0"], "--skeleton-representation": ["graph-based"], "--mlp": [],
+}
+PRETRAIN_NTU = {"--epochs": ["451"], "--schedule": ["351"]}
+PRETRAIN_PKU = {"--epochs": ["1001"], "--schedule": ["801"]}
+LINEAR = {"--lr": ["0.1"], "--wd": ["0.0"], "--batch-size": ["64"], "--epochs": ["80"],
+          "--schedule": ["50", "70"], "--finetune-skeleton-representation": ["graph-based"]}
+SEMI = {"--lr": ["0.01"], "--wd": ["0.0"], "--batch-size": ["64"], "--epochs": ["80"],
+        "--schedule": ["50", "70"], "--finetune": [], "--finetune-skeleton-representation": ["graph-based"]}
+KNN = {"--knn-neighbours": ["1"], "--finetune-skeleton-representation": ["graph-based"]}
+
+RUNS = {  # run name -> (dataset, protocol, last checkpoint)
+    "ntu60_xsub": ("ntu60", "cross_subject", "checkpoint_0450.pth.tar"),
+    "ntu60_xview": ("ntu60", "cross_view", "checkpoint_0450.pth.tar"),
+    "ntu120_xsub": ("ntu120", "cross_subject", "checkpoint_0450.pth.tar"),
+    "ntu120_xsetup": ("ntu120", "cross_setup", "checkpoint_0450.pth.tar"),
+    "pku_v2_xsub": ("pku_v2", "cross_subject", "checkpoint_1000.pth.tar"),
+}
+
+
+def dry_run(script, *args, **env):
+    """The commands printed by `DRY_RUN=1 bash scripts/<script> args` as lists of words."""
+    proc = subprocess.run(["bash", os.path.join("scripts", script), *args], cwd=ROOT,
+                          env=dict(os.environ, DRY_RUN="1", **env), capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    assert commands, f"{script} printed no commands:\n{proc.stdout}"
+    assert "Dry run" in proc.stdout
+    return commands
+
+
+def flags(words):
+    """{flag: [values]} of one command line; a flag followed by another flag has no values."""
+    parsed, current = {}, None
+    for word in words:
+        if word.startswith("-") and len(word) > 1 and not word[1].isdigit():
+            current = word
+            assert current not in parsed, f"flag {current} given twice in {words}"
+            parsed[current] = []
+        elif current is not None:
+            parsed[current].append(word)
+    return parsed
+
+
+def assert_has(parsed, expected, words):
+    for flag, values in expected.items():
+        assert flag in parsed, f"{flag} missing from {shlex.join(words)}"
+        assert parsed[flag] == values, f"{flag} {parsed[flag]} != {values} in {shlex.join(words)}"
+
+
+def entry_point(words):
+    """The python file or module a command runs."""
+    for i, word in enumerate(words):
+        if word.endswith(".py"):
+            return word
+        if word == "-m":
+            return words[i + 1]
+    return None
+
+
+def test_pretrain_runs_all_five_with_spec_settings():
+    commands = dry_run("pretrain.sh")
+    assert [entry_point(c) for c in commands] == ["pretrain_cmd.py"] * 5
+    seen = set()
+    for words in commands:
+        parsed = flags(words)
+        name = os.path.basename(parsed["--checkpoint-path"][0])
+        dataset, protocol, _ = RUNS[name]
+        seen.add(name)
+        assert parsed["--checkpoint-path"] == [f"./checkpoints/{name}"]
+        assert parsed["--pre-dataset"] == [dataset] and parsed["--protocol"] == [protocol]
+        assert_has(parsed, PRETRAIN_COMMON, words)
+        assert_has(parsed, PRETRAIN_PKU if dataset == "pku_v2" else PRETRAIN_NTU, words)
+    assert seen == set(RUNS)
+
+
+def test_pretrain_multi_gpu_and_device_and_resume():
+    (words,) = dry_run("pretrain.sh", "ntu120_xsetup", NPROC="4", DEVICE="cuda", RESUME="1")
+    assert words[:3] == ["torchrun", "--nproc_per_node", "4"] and entry_point(words) == "pretrain_cmd.py"
+    parsed = flags(words)
+    assert parsed["--device"] == ["cuda"]
+    assert parsed["--checkpoint-path"] == ["./checkpoints/ntu120_xsetup"]
+    assert parsed["--resume"] == ["./checkpoints/ntu120_xsetup/checkpoint_last.pth.tar"]
+    assert parsed["--protocol"] == ["cross_setup"] and parsed["--pre-dataset"] == ["ntu120"]
+
+
+def test_unknown_run_is_refused_with_the_list():
+    proc = subprocess.run(["bash", "scripts/pretrain.sh", "ntu60_cross_setup"], cwd=ROOT,
+                          env=dict(os.environ, DRY_RUN="1"), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ntu60_cross_setup" in proc.stderr and "ntu120_xsetup" in proc.stderr
+
+
+def _check_eval(words, settings, view=None):
+    parsed = flags(words)
+    assert_has(parsed, settings, words)
+    ckpt = parsed["--pretrained"][0]
+    name = ckpt.split("/")[-2]
+    dataset, protocol, last = RUNS[name]
+    assert ckpt == f"./checkpoints/{name}/{last}"
+    if view is not None:
+        assert parsed["--view"] == [view]
+    return parsed, dataset, protocol
+
+
+def test_linear_eval_joint_and_three_streams():
+    commands = dry_run("linear_eval.sh")
+    evals = [c for c in commands if entry_point(c) == "action_classification.py"]
+    assert len(evals) == 10
+    pairs = set()
+    for words in evals:
+        parsed, dataset, protocol = _check_eval(words, LINEAR)
+        assert parsed["--finetune-dataset"] == [dataset] and parsed["--protocol"] == [protocol]
+        assert "--finetune" not in parsed and "--data-ratio" not in parsed
+        pairs.add((parsed["--pretrained"][0].split("/")[-2], parsed["--view"][0]))
+    assert pairs == {(name, view) for name in RUNS for view in ("joint", "all")}
+    assert entry_point(commands[-1]) == "moco.results"
+
+
+def test_knn_eval():
+    commands = dry_run("knn_eval.sh")
+    evals = [c for c in commands if entry_point(c) == "knn_eval.py"]
+    assert len(evals) == 5
+    for words in evals:
+        parsed, dataset, protocol = _check_eval(words, KNN)
+        assert parsed["--finetune-dataset"] == [dataset] and parsed["--protocol"] == [protocol]
+
+
+def test_semi_supervised_four_ratios_five_repeats():
+    commands = dry_run("semi_supervised.sh")
+    evals = [c for c in commands if entry_point(c) == "action_classification.py"]
+    assert len(evals) == 2 * 4 * 5
+    settings = set()
+    for words in evals:
+        parsed, dataset, protocol = _check_eval(words, SEMI, view="joint")
+        assert dataset == "ntu60"
+        assert parsed["--protocol"] == [protocol + "_semi"]
+        settings.add((protocol, float(parsed["--data-ratio"][0]), parsed["--seed"][0]))
+    assert settings == {(p, r, s) for p in ("cross_subject", "cross_view")
+                        for r in (0.01, 0.05, 0.1, 0.2) for s in "12345"}
+    report = commands[-1]
+    assert entry_point(report) == "moco.results" and "results/semi.jsonl" in report
+
+
+def test_transfer_to_pku_mmd_ii():
+    commands = dry_run("transfer.sh")
+    evals = [c for c in commands if entry_point(c) == "action_classification.py"]
+    assert {c[c.index("--pretrained") + 1] for c in evals} == {
+        "./checkpoints/ntu60_xsub/checkpoint_0450.pth.tar", "./checkpoints/ntu120_xsub/checkpoint_0450.pth.tar"}
+    for words in evals:
+        parsed = flags(words)
+        assert_has(parsed, SEMI, words)
+        assert parsed["--finetune-dataset"] == ["pku_v2"] and parsed["--protocol"] == ["cross_subject"]
+        assert float(parsed["--data-ratio"][0]) == 1.0
+
+
+def test_no_private_or_misnamed_paths():
+    for script in sorted(os.listdir(os.path.join(ROOT, "scripts"))):
+        if not script.endswith(".sh"):
+            continue
+        with open(os.path.join(ROOT, "scripts", script)) as f:
+            text = f.read()
+        assert "/home/" not in text and "~/" not in text, script
+        assert "ntu60_cross_setup" not in text, script
+
+
+def test_real_run_reports_time_and_results_location():
+    # PYTHON=true turns every python command into a no-op, so the script runs its real (non-dry) path.
+    proc = subprocess.run(["bash", "scripts/knn_eval.sh", "ntu60_xsub"], cwd=ROOT,
+                          env=dict(os.environ, PYTHON="true", DRY_RUN="0"), capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "Dry run" not in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("Done in 0h 00m ") and last.endswith("Results: results/knn.jsonl"), last
