@@ -1,0 +1,1 @@
+"""Data feeders and skeleton augmentations for pretraining and downstream evaluation."""
