@@ -1,0 +1,97 @@
+"""Convert raw NTU RGB+D 60/120 skeleton files to the processed layout of SPEC §1.3.
+
+    python data_gen/ntu_gendata.py --data-path RAW --out-folder OUT --dataset ntu60|ntu120
+        [--benchmark xsub xview xsetup] [--ignored-sample-path LIST] [--workers N] [--skip-bad]
+
+writes ``OUT/<benchmark>/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}`` with samples in name
+order, plus ``OUT/settings.json`` and ``OUT/skipped.txt``.  Sample names are the file names with their
+``.skeleton`` extension, as the published converter stored them; labels are the action number - 1.
+"""
+import argparse
+import os
+import sys
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, is_training, parse_name,  # noqa: E402
+                                 read_samples)
+from data_gen.writer import ConversionError, Sample, Task, convert  # noqa: E402
+
+
+def read_ignored(path):
+    """Sample names (with .skeleton) listed in an ignore file, one per line, extension optional."""
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    return {n if n.endswith('.skeleton') else n + '.skeleton' for n in names}
+
+
+def list_samples(data_path, dataset, ignored=frozenset()):
+    """Sorted NTU file names in ``data_path``, minus ``ignored``; errors on names outside the pattern."""
+    if not os.path.isdir(data_path):
+        raise SystemExit(f'error: --data-path {data_path} is not a folder')
+    names = sorted(n for n in os.listdir(data_path)
+                   if not n.startswith('.') and os.path.isfile(os.path.join(data_path, n)))
+    samples = []
+    for name in names:
+        try:
+            setup, _, _, _, action = parse_name(name)
+        except ValueError as exc:
+            raise SystemExit(f'error: {data_path}: {exc}') from None
+        if action > NUM_CLASSES[dataset]:
+            raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action} exceeds the '
+                             f'{NUM_CLASSES[dataset]} classes of {dataset} (use --dataset ntu120?)')
+        if name not in ignored:
+            samples.append(name)
+    if not samples:
+        raise SystemExit(f'error: no NTU .skeleton files in {data_path}')
+    return samples
+
+
+def build_tasks(data_path, names, dataset, benchmarks):
+    """One Task per file, with its label and its part in each benchmark."""
+    tasks = []
+    for name in names:
+        label = parse_name(name)[4] - 1
+        parts = {b: 'train' if is_training(name, dataset, b) else 'val' for b in benchmarks}
+        path = os.path.join(data_path, name)
+        tasks.append(Task(source=path, reader=read_samples, args=(path,), samples=[Sample(name, label, parts)]))
+    return tasks
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='NTU RGB+D raw .skeleton files -> processed arrays (SPEC §1.3)')
+    parser.add_argument('--data-path', required=True, help='folder of .skeleton files')
+    parser.add_argument('--out-folder', required=True, help='e.g. ./data/NTU-RGB-D-60-AGCN')
+    parser.add_argument('--dataset', choices=sorted(BENCHMARKS), required=True)
+    parser.add_argument('--benchmark', nargs='+', choices=('xsub', 'xview', 'xsetup'),
+                        help='default: xsub xview (ntu60), xsub xsetup (ntu120)')
+    parser.add_argument('--ignored-sample-path', help='list of samples to exclude (the official missing-skeleton list)')
+    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
+    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
+    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    benchmarks = args.benchmark or list(BENCHMARKS[args.dataset])
+    ignored = read_ignored(args.ignored_sample_path) if args.ignored_sample_path else set()
+    names = list_samples(args.data_path, args.dataset, ignored)
+    settings = dict(dataset=args.dataset, data_path=os.path.abspath(args.data_path),
+                    out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks,
+                    ignored_sample_path=args.ignored_sample_path, ignored=len(ignored), samples=len(names),
+                    workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=300,
+                    name_format='file name with .skeleton', label='action number - 1')
+    for key, value in settings.items():
+        print(f'{key}: {value}')
+    tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
+    try:
+        summary = convert(tasks, args.out_folder, benchmarks, settings, workers=args.workers,
+                          skip_bad=args.skip_bad, chunk=args.chunk, progress=not args.no_progress)
+    except ConversionError as exc:
+        raise SystemExit(f'error: {exc}') from None
+    for key, count in summary['counts'].items():
+        print(f'{key}: {count} samples')
+    print(f'skipped: {summary["skipped"]} (see {os.path.join(args.out_folder, "skipped.txt")})')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,158 @@
+"""Reading NTU RGB+D ``.skeleton`` files (SPEC §1.1): names, splits, parsing and body selection."""
+import re
+
+import numpy as np
+
+MAX_BODY_KINECT = 4
+MAX_BODY = 2
+NUM_JOINT = 25
+MAX_FRAME = 300
+BODY_FIELDS = 10
+JOINT_FIELDS = 12
+
+NAME_PATTERN = re.compile(r'^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$')
+NTU60_XSUB_TRAIN = frozenset([1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
+NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset([
+    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92,
+    93, 94, 95, 97, 98, 100, 103])
+XVIEW_TRAIN_CAMERAS = frozenset([2, 3])
+BENCHMARKS = {'ntu60': ('xsub', 'xview'), 'ntu120': ('xsub', 'xsetup')}
+NUM_CLASSES = {'ntu60': 60, 'ntu120': 120}
+
+
+class SkeletonFileError(ValueError):
+    """A raw skeleton file that cannot be read: names the file, the line and what was expected."""
+
+
+def parse_name(name):
+    """(setup, camera, subject, replication, action) of an NTU file name; ValueError outside the pattern."""
+    match = NAME_PATTERN.match(name)
+    if match is None:
+        raise ValueError(f'{name!r} is not an NTU RGB+D sample file name; expected SsssCcccPpppRrrrAaaa.skeleton '
+                         f'(e.g. S001C002P003R002A013.skeleton)')
+    return tuple(int(g) for g in match.groups())
+
+
+def is_training(name, dataset, benchmark):
+    """Whether sample ``name`` is in the training part of ``benchmark`` (SPEC §1.1 split rules)."""
+    setup, camera, subject, _, _ = parse_name(name)
+    if benchmark == 'xsub':
+        return subject in (NTU60_XSUB_TRAIN if dataset == 'ntu60' else NTU120_XSUB_TRAIN)
+    if benchmark == 'xview':
+        return camera in XVIEW_TRAIN_CAMERAS
+    if benchmark == 'xsetup':
+        return setup % 2 == 0
+    raise ValueError(f'unknown benchmark {benchmark!r}; valid: xsub, xview, xsetup')
+
+
+class _Lines:
+    """Line cursor over a file's text that reports 1-based line numbers in its errors."""
+
+    def __init__(self, path, text):
+        self.path, self.lines, self.pos = path, text.splitlines(), 0
+
+    def fail(self, line_no, expected, found):
+        raise SkeletonFileError(f'{self.path}: line {line_no}: expected {expected}, found {found}')
+
+    def take(self, expected):
+        if self.pos >= len(self.lines):
+            self.fail(self.pos + 1, expected, 'end of file (truncated file?)')
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+    def count(self, expected):
+        line = self.take(expected)
+        try:
+            value = int(line)
+        except ValueError:
+            value = -1
+        if value < 0:
+            self.fail(self.pos, expected, repr(line[:60]))
+        return value
+
+    def fields(self, n, expected):
+        line = self.take(expected)
+        parts = line.split()
+        if len(parts) != n:
+            self.fail(self.pos, expected, f'{len(parts)} fields: {line[:60]!r}')
+        return parts
+
+    def joints(self, n):
+        """n joint lines as an n x 12 float array."""
+        start = self.pos
+        if start + n > len(self.lines):
+            self.fail(len(self.lines) + 1, f'{n} joint lines of {JOINT_FIELDS} numbers', 'end of file (truncated file?)')
+        block = self.lines[start:start + n]
+        self.pos += n
+        try:
+            values = np.array(' '.join(block).split(), dtype=np.float64)
+        except ValueError:
+            values = None
+        if values is None or values.size != n * JOINT_FIELDS:
+            for k, line in enumerate(block):
+                parts = line.split()
+                try:
+                    [float(p) for p in parts]
+                except ValueError:
+                    parts = None
+                if parts is None or len(parts) != JOINT_FIELDS:
+                    self.fail(start + k + 1, f'a joint line of {JOINT_FIELDS} numbers', repr(line[:80]))
+        return values.reshape(n, JOINT_FIELDS)
+
+
+def read_bodies(path):
+    """All bodies of an NTU file as (4 x T x 25 x 3 float64 xyz, T): first 4 bodies, first 25 joints."""
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        text = raw.decode('ascii')
+    except UnicodeDecodeError as exc:
+        line_no = raw[:exc.start].count(b'\n') + 1
+        raise SkeletonFileError(f'{path}: line {line_no}: expected ASCII text, found byte {raw[exc.start]:#04x}') from None
+    lines = _Lines(path, text)
+    n_frame = lines.count('the number of frames (a non-negative integer)')
+    xyz = np.zeros((MAX_BODY_KINECT, n_frame, NUM_JOINT, 3))  # 4 x T x 25 x 3
+    for t in range(n_frame):
+        n_body = lines.count(f'the number of bodies of frame {t + 1} (a non-negative integer)')
+        for m in range(n_body):
+            lines.fields(BODY_FIELDS, f'the {BODY_FIELDS} body fields of body {m + 1} in frame {t + 1}')
+            n_joint = lines.count(f'the number of joints of body {m + 1} in frame {t + 1}')
+            joints = lines.joints(n_joint)
+            if m < MAX_BODY_KINECT:
+                k = min(n_joint, NUM_JOINT)
+                xyz[m, t, :k] = joints[:k, :3]
+    for k in range(lines.pos, len(lines.lines)):
+        if lines.lines[k].strip():
+            lines.fail(k + 1, f'end of file after {n_frame} frames', repr(lines.lines[k][:60]))
+    return xyz, n_frame
+
+
+def body_energy(body):
+    """Energy of one body T x 25 x 3: std x + std y + std z over its frames that are not all zero."""
+    valid = body[(body != 0).any(axis=(1, 2))]
+    if len(valid) == 0:
+        return 0.0
+    return float(valid[..., 0].std() + valid[..., 1].std() + valid[..., 2].std())
+
+
+def select_bodies(xyz):
+    """The MAX_BODY highest-energy bodies of 4 x T x 25 x 3 data in descending energy, as C x T x V x M.
+
+    Ties keep the published order: a stable ascending sort reversed, so of equal energies the later body
+    comes first.
+    """
+    energy = np.array([body_energy(b) for b in xyz])
+    order = np.argsort(energy, kind='stable')[::-1][:MAX_BODY]
+    return xyz[order].transpose(3, 1, 2, 0)  # C x T x V x M
+
+
+def read_sample(path, max_frame=MAX_FRAME):
+    """(C x min(T, max_frame) x 25 x 2 float32, T) for one NTU file; T is the file's frame count."""
+    xyz, n_frame = read_bodies(path)
+    data = select_bodies(xyz)[:, :max_frame]
+    return np.ascontiguousarray(data, dtype=np.float32), n_frame
+
+
+def read_samples(path):
+    """The samples of one NTU file, as the conversion pipeline expects them: [(data, T)]."""
+    return [read_sample(path)]

@@ -1,0 +1,233 @@
+"""The conversion pipeline shared by the NTU and PKU converters: parse, normalise, write atomically.
+
+``convert`` reads tasks (one raw file each, yielding one or more samples) across worker processes in
+order, gathers them into fixed-size chunks, normalises each chunk at once (SPEC §1.4) and writes it
+into every benchmark's train/val arrays on disk (``numpy.lib.format.open_memmap``), so peak memory
+depends on the chunk size, not on the number of samples.  Everything is written under temporary names
+in the destination folders and renamed only when the whole run has succeeded.
+"""
+import json
+import logging
+import multiprocessing
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from tqdm import tqdm
+
+from data_gen.normalize import normalize
+
+log = logging.getLogger(__name__)
+
+TMP_PREFIX = '.tmp-'
+SAMPLE_SHAPE = (3, 300, 25, 2)
+
+
+@dataclass
+class Sample:
+    """One output sample: its name, 0-based label and part ('train'/'val') in each benchmark."""
+    name: str
+    label: int
+    parts: dict
+
+
+@dataclass
+class Task:
+    """One raw file to read: ``reader(*args)`` returns one (C x T' x 25 x 2 array, T) per sample."""
+    source: str
+    reader: object
+    args: tuple
+    samples: list = field(default_factory=list)
+
+
+class ConversionError(RuntimeError):
+    """A raw file could not be read and --skip-bad was not given."""
+
+
+def atomic_write_bytes(path, payload):
+    """Write ``payload`` to ``path`` through a temporary file in the same folder."""
+    tmp = os.path.join(os.path.dirname(path) or '.', TMP_PREFIX + str(os.getpid()) + '-' + os.path.basename(path))
+    with open(tmp, 'wb') as f:
+        f.write(payload)
+    os.replace(tmp, path)
+
+
+def shrink_npy_rows(path, n_rows):
+    """Cut a .npy file on disk to its first ``n_rows`` rows, rewriting the header in place."""
+    with open(path, 'r+b') as f:
+        major, minor = np.lib.format.read_magic(f)
+        if (major, minor) == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        offset = f.tell()
+        header = repr({'descr': np.lib.format.dtype_to_descr(dtype), 'fortran_order': fortran,
+                       'shape': (n_rows,) + tuple(shape[1:])})
+        start = 10 if major == 1 else 12
+        room = offset - start - 1
+        if len(header) > room:
+            raise ValueError(f'{path}: no room to rewrite the .npy header')
+        f.seek(start)
+        f.write((header + ' ' * (room - len(header)) + '\n').encode('latin1'))
+        f.truncate(offset + n_rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
+
+
+class PartWriter:
+    """Writes one part (train/val) of one processed folder under temporary names; ``commit`` renames."""
+
+    def __init__(self, folder, part, capacity):
+        os.makedirs(folder, exist_ok=True)
+        self.folder, self.part, self.capacity, self.count = folder, part, capacity, 0
+        tag = f'{TMP_PREFIX}{os.getpid()}-'
+        self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
+                                                                                 'label.pkl')}
+        self.tmp = {kind: os.path.join(folder, tag + os.path.basename(p)) for kind, p in self.final.items()}
+        self.data = open_memmap(self.tmp['data_joint.npy'], mode='w+', dtype=np.float32,
+                                shape=(capacity,) + SAMPLE_SHAPE)  # N x 3 x 300 x 25 x 2
+        self.num_frame = np.zeros(capacity, dtype=np.int64)
+        self.names, self.labels = [], []
+
+    def add(self, data, num_frame, samples):
+        """Append normalised samples (n x 3 x 300 x 25 x 2), their frame counts and Sample records."""
+        n = len(samples)
+        self.data[self.count:self.count + n] = data
+        self.num_frame[self.count:self.count + n] = num_frame
+        self.names.extend(s.name for s in samples)
+        self.labels.extend(int(s.label) for s in samples)
+        self.count += n
+
+    def finish(self):
+        """Flush and complete the temporary files (still under temporary names)."""
+        self.data.flush()
+        del self.data
+        if self.count < self.capacity:
+            shrink_npy_rows(self.tmp['data_joint.npy'], self.count)
+        with open(self.tmp['num_frame.npy'], 'wb') as f:
+            np.save(f, self.num_frame[:self.count])
+        with open(self.tmp['label.pkl'], 'wb') as f:
+            pickle.dump((self.names, self.labels), f)
+
+    def commit(self):
+        for kind, tmp in self.tmp.items():
+            os.replace(tmp, self.final[kind])
+
+    def abort(self):
+        if hasattr(self, 'data'):
+            del self.data
+        for tmp in self.tmp.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def remove_stale_temporaries(folder):
+    """Delete temporary files left in ``folder`` by an interrupted run."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(TMP_PREFIX):
+                os.remove(os.path.join(folder, name))
+
+
+def _run_task(task):
+    """Worker: ('ok', [(array, T), ...]) or ('bad', message) for one task."""
+    try:
+        return 'ok', task.reader(*task.args)
+    except (ValueError, OSError) as exc:
+        return 'bad', str(exc)
+
+
+def _batches(tasks, chunk):
+    """Consecutive task lists holding about ``chunk`` samples each."""
+    batch, size = [], 0
+    for task in tasks:
+        batch.append(task)
+        size += len(task.samples)
+        if size >= chunk:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, chunk=128, progress=True):
+    """Read, normalise and write ``tasks`` (in order) into ``out_folder/<benchmark>/``; returns a summary.
+
+    Files that fail to parse stop the run with their error unless ``skip_bad``; samples with no body in
+    any frame are always skipped with a warning.  Skipped files are listed in ``out_folder/skipped.txt``.
+    """
+    os.makedirs(out_folder, exist_ok=True)
+    remove_stale_temporaries(out_folder)
+    capacity = {(b, p): 0 for b in benchmarks for p in ('train', 'val')}
+    for task in tasks:
+        for s in task.samples:
+            for b in benchmarks:
+                capacity[(b, s.parts[b])] += 1
+    writers = {}
+    skipped = []
+    pool = multiprocessing.Pool(workers) if workers > 1 else None
+    try:
+        for b in benchmarks:
+            remove_stale_temporaries(os.path.join(out_folder, b))
+        for (b, p), cap in capacity.items():
+            writers[(b, p)] = PartWriter(os.path.join(out_folder, b), p, cap)
+        bar = tqdm(total=sum(len(t.samples) for t in tasks), unit='sample', disable=not progress, file=sys.stdout)
+
+        def submit(batch):
+            return pool.imap(_run_task, batch, chunksize=4) if pool else map(_run_task, batch)
+
+        batches = _batches(tasks, chunk)
+        current = next(batches, None)
+        pending = submit(current) if current else None
+        while current:
+            results = list(pending)
+            following = next(batches, None)
+            pending = submit(following) if following else None
+            arrays, frames, kept = [], [], []
+            for task, (status, payload) in zip(current, results):
+                if status == 'bad':
+                    if not skip_bad:
+                        raise ConversionError(payload + '\n(rerun with --skip-bad to skip unreadable files)')
+                    tqdm.write(f'skipping unreadable file: {payload}')
+                    skipped.append(f'{task.source}\tunreadable: {payload}')
+                    continue
+                for sample, (array, n_frame) in zip(task.samples, payload):
+                    if not array.any():
+                        tqdm.write(f'warning: skipping {sample.name}: no body in any frame')
+                        skipped.append(f'{sample.name}\tno body in any frame')
+                        continue
+                    arrays.append(array)
+                    frames.append(n_frame)
+                    kept.append(sample)
+            bar.update(sum(len(t.samples) for t in current))
+            if kept:
+                block = np.zeros((len(kept),) + SAMPLE_SHAPE, dtype=np.float32)  # n x 3 x 300 x 25 x 2
+                for i, array in enumerate(arrays):
+                    block[i, :, :array.shape[1]] = array
+                block = normalize(block)
+                frames = np.asarray(frames, dtype=np.int64)
+                for b in benchmarks:
+                    for p in ('train', 'val'):
+                        idx = [i for i, s in enumerate(kept) if s.parts[b] == p]
+                        if idx:
+                            writers[(b, p)].add(block[idx], frames[idx], [kept[i] for i in idx])
+            current = following
+        bar.close()
+        for w in writers.values():
+            w.finish()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    for w in writers.values():
+        w.commit()
+    summary = dict(settings, counts={f'{b}/{p}': writers[(b, p)].count for (b, p) in writers},
+                   skipped=len(skipped))
+    atomic_write_bytes(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode())
+    atomic_write_bytes(os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())
+    return summary
