@@ -1,0 +1,104 @@
+"""Downstream inputs (SPEC §2.2) and the semi-supervised training subset.
+
+Training samples are a random temporal crop with l_ratio in [0.5, 1] resized to 64 frames; validation
+samples are the centre crop with ratio 0.95 resized to 64 frames. No other augmentation.
+
+Random crops are drawn from a generator seeded by (seed, epoch, sample index), so a run's inputs do
+not depend on the number of DataLoader workers and are reproduced by the same seed; call
+`set_epoch` before each epoch (DataLoader workers receive a fresh copy of the dataset every epoch,
+so do not combine it with `persistent_workers`).
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from feeder.augmentations import centre_crop_resize, temporal_crop_resize
+from moco.runtime import atomic_write_text
+
+TRAIN_L_RATIO = (0.5, 1.0)
+VAL_CROP_RATIO = 0.95
+OUTPUT_FRAMES = 64
+MAX_FRAMES = 300
+
+
+def semi_subset(num_samples, ratio, seed):
+    """Sorted indices of int(num_samples x ratio) samples drawn without replacement with `seed`."""
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"data ratio must be in (0, 1], found {ratio}")
+    size = int(num_samples * ratio)
+    if size < 1:
+        raise ValueError(f"data ratio {ratio} of {num_samples} training samples selects no sample")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num_samples, size=size, replace=False))  # size
+
+
+def save_subset(path, indices, names, labels, ratio, seed, folder):
+    """Record the chosen training subset (indices, names, labels, ratio, seed) as JSON at `path`."""
+    record = {
+        "folder": folder,
+        "ratio": ratio,
+        "seed": seed,
+        "size": len(indices),
+        "indices": [int(i) for i in indices],
+        "names": [names[int(i)] for i in indices],
+        "labels": [int(labels[int(i)]) for i in indices],
+    }
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+class DownstreamFeeder(Dataset):
+    """Samples of a processed split as (3 x 64 x 25 x 2 float32 tensor, label, sample index).
+
+    Args:
+        split: a `dataset.processed.Split`.
+        train: random crop (SPEC §2.2 training) if True, else the 0.95 centre crop.
+        indices: optional subset of sample indices (the semi-supervised subset); all by default.
+        seed: base seed of the random crops.
+    """
+
+    def __init__(self, split, train, indices=None, seed=0):
+        self.split = split
+        self.train = train
+        self.indices = np.arange(len(split)) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Select the random crops of `epoch`."""
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.indices)
+
+    @property
+    def labels(self):
+        """Labels of the samples in this feeder's order (N int64)."""
+        return np.asarray(self.split.labels)[self.indices]
+
+    @property
+    def names(self):
+        """Sample names in this feeder's order."""
+        return [self.split.names[int(i)] for i in self.indices]
+
+    def __getitem__(self, item):
+        index = int(self.indices[item])
+        data = np.asarray(self.split.data[index], dtype=np.float32)  # 3 x 300 x 25 x 2
+        frames = int(min(self.split.num_frame[index], MAX_FRAMES))
+        if frames < 1:
+            raise ValueError(f"{self.split.folder} ({self.split.part}): sample {index} "
+                             f"({self.split.names[index]!r}) has {frames} frames; expected at least 1")
+        if self.train:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            clip = temporal_crop_resize(data, frames, TRAIN_L_RATIO, OUTPUT_FRAMES, rng=rng)
+        else:
+            clip = centre_crop_resize(data, frames, VAL_CROP_RATIO, OUTPUT_FRAMES)
+        clip = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))  # 3 x 64 x 25 x 2
+        return clip, int(self.split.labels[index]), index
+
+
+def subset_path(out_dir):
+    """Where a run records its semi-supervised subset."""
+    return os.path.join(out_dir, "train_subset.json")

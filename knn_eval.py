@@ -1,0 +1,90 @@
+"""kNN evaluation of frozen CMD encoder features (SPEC §4).
+
+Features are the frozen 2048-d encoder outputs (eval mode, no gradient) of the chosen view ('all'
+averages the three encoders' features, as MoCo(pretrain=False) does); training features come from
+the training feeder (random crop, `--train-crop centre` for the deterministic centre crop),
+validation features from the centre crop. Each validation sample takes the label of its nearest
+training sample by cosine similarity (`--knn-neighbours k`: majority vote, ties to the class with
+the nearest neighbour). `--save-features FILE.npz` keeps both feature sets with labels and names.
+
+    python knn_eval.py --finetune-dataset ntu60 --protocol cross_subject \
+        --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --save-features runs/ntu60_xsub.npz
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from dataset.processed import load_split, resolve_data_dir
+from feeder.feeder_downstream import DownstreamFeeder
+from moco.engine_eval import extract_features, make_loader
+from moco.knn import knn_top1
+from moco.pretrained import downstream_model
+from moco.results import append_result, make_record
+from moco.runtime import resolve_device, save_settings, seed_everything
+from options.options_classification import knn_parser, resolve_knn
+
+
+def save_features(path, view, checkpoint, train, val):
+    """Write train/val features (N x D float32), labels (N int64) and sample names to `path` (.npz)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
+    os.close(fd)
+    try:
+        np.savez(tmp, view=np.array(view), checkpoint=np.array(checkpoint or ""),
+                 train_features=train[0], train_labels=train[1], train_names=np.array(train[2]),
+                 val_features=val[0], val_labels=val[1], val_names=np.array(val[2]))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    parser = knn_parser()
+    args = parser.parse_args(argv)
+    try:
+        resolve_knn(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
+    train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
+    train_set = DownstreamFeeder(train_split, train=args.train_crop == "random", seed=args.seed)
+    val_set = DownstreamFeeder(val_split, train=False)
+
+    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
+    args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
+    if args.pretrain_dataset is None and info.get("pretrain_dataset"):
+        args.pretrain_dataset = info["pretrain_dataset"]
+    model.to(device)
+    settings = save_settings(dict(vars(args), data_folder=folder, train_samples=len(train_set),
+                                  val_samples=len(val_set), device=str(device), checkpoint_info=info),
+                             args.checkpoint_path)
+
+    features = {}
+    for name, dataset in (("train", train_set), ("val", val_set)):
+        loader = make_loader(dataset, args.batch_size, args.workers, False, args.seed, device)
+        feats, labels, indices = extract_features(model, loader, args.view, device)  # N x 2H, N, N
+        features[name] = (feats, labels, [dataset.split.names[int(i)] for i in indices])
+    top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
+                    k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
+    if args.save_features:
+        save_features(args.save_features, args.view, args.pretrained,
+                      *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
+        print(f"features written to {args.save_features}")
+
+    append_result(args.results, make_record("knn", args.finetune_dataset, args.protocol, args.view, "top1", top1,
+                                            args.pretrained or None, settings, seed=args.seed,
+                                            k=args.knn_neighbours, pretrain_dataset=args.pretrain_dataset,
+                                            run=args.checkpoint_path))
+    print(f"kNN (k={args.knn_neighbours}) {args.finetune_dataset} {args.protocol} {args.view}: "
+          f"top-1 {top1:.2f}; results appended to {args.results}")
+    return top1
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

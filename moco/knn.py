@@ -1,0 +1,50 @@
+"""k-nearest-neighbour classification of features by cosine similarity (SPEC §4 kNN evaluation).
+
+Features are L2-normalised and compared by dot product, so the nearest neighbour by cosine distance
+(1 - cos) is the one with the largest dot product. Queries are processed in chunks: only a
+chunk x M similarity block exists at any time, never the full N x M matrix.
+
+Votes for k > 1: each of the k neighbours gives one vote to its class; a tie between classes is won
+by the tied class whose best-ranked neighbour is nearest to the query.
+"""
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=1024, device=None):
+    """Predicted labels (N int64, on the CPU) of `query_features` (N x D) by k-NN on
+    `train_features` (M x D) with labels `train_labels` (M)."""
+    if k < 1:
+        raise ValueError(f"the number of neighbours must be at least 1, found {k}")
+    if train_features.shape[0] < k:
+        raise ValueError(f"{k} neighbours requested but only {train_features.shape[0]} training features")
+    if train_features.shape[1] != query_features.shape[1]:
+        raise ValueError(f"feature sizes differ: train {tuple(train_features.shape)}, "
+                         f"query {tuple(query_features.shape)}")
+    device = device or train_features.device
+    bank = F.normalize(train_features.to(device, torch.float32), dim=1)  # M x D
+    bank_labels = train_labels.to(device, torch.long)  # M
+    num_classes = int(bank_labels.max().item()) + 1
+    predictions = []
+    for start in range(0, query_features.shape[0], chunk_size):
+        query = F.normalize(query_features[start:start + chunk_size].to(device, torch.float32), dim=1)  # B x D
+        similarity = query @ bank.T  # B x M
+        if k == 1:
+            predictions.append(bank_labels[similarity.argmax(dim=1)].cpu())
+            continue
+        neighbours = similarity.topk(k, dim=1).indices  # B x k, nearest first
+        neighbour_labels = bank_labels[neighbours]  # B x k
+        votes = torch.zeros(query.shape[0], num_classes, device=device)  # B x C
+        votes.scatter_add_(1, neighbour_labels, torch.ones_like(neighbour_labels, dtype=votes.dtype))
+        # Tie break: (k - rank of the class's nearest neighbour) / (k + 1) lies in (0, 1).
+        closeness = torch.arange(k, 0, -1, device=device, dtype=votes.dtype).expand(query.shape[0], k)  # B x k
+        bonus = torch.zeros_like(votes).scatter_reduce_(1, neighbour_labels, closeness, reduce="amax")  # B x C
+        predictions.append((votes + bonus / (k + 1)).argmax(dim=1).cpu())
+    return torch.cat(predictions)  # N
+
+
+def knn_top1(train_features, train_labels, query_features, query_labels, k=1, chunk_size=1024, device=None):
+    """Top-1 accuracy (percent) of k-NN predictions for `query_features` against `query_labels`."""
+    predicted = knn_predict(train_features, train_labels, query_features, k, chunk_size, device)
+    return (predicted == query_labels.cpu().long()).float().mean().item() * 100.0

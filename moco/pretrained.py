@@ -1,0 +1,161 @@
+"""Downstream models: the three query encoders of a pretrained checkpoint with fresh classifiers.
+
+One loader serves linear evaluation, fine-tuning and kNN. It reads released checkpoints
+(`checkpoint_0450.pth.tar`: {'epoch', 'state_dict', 'optimizer'} with the names of SPEC §3.3) and
+ours (which add 'arch', 'options', 'rng') with `torch.load(weights_only=True)`, accepts a `module.`
+prefix (DistributedDataParallel), keeps only `encoder_q*` keys without `.fc` (SPEC §3.3), infers
+input size, hidden size, layer count and head type from the tensor shapes, and maps the weights
+onto `MoCo(pretrain=False)`. Exactly the three classifiers' `fc.weight`/`fc.bias` may be missing;
+anything else missing, unexpected or of another shape is an error naming the file and the keys.
+The fresh classifiers get `fc.weight` ~ N(0, 0.01) and `fc.bias` = 0.
+"""
+import logging
+import re
+
+import torch
+
+from moco.builder import MoCo
+from moco.checkpoint import CheckpointError, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+# view name -> query encoder attribute of MoCo (SPEC §3.3 names)
+ENCODERS = {"joint": "encoder_q", "motion": "encoder_q_motion", "bone": "encoder_q_bone"}
+CLASSIFIER_KEYS = frozenset(f"{prefix}.fc.{p}" for prefix in ENCODERS.values() for p in ("weight", "bias"))
+SKELETON_REPRESENTATION = "graph-based"
+
+
+def build_model(num_class, hidden_size=1024, num_layers=3, input_size=150):
+    """A randomly initialised MoCo(pretrain=False) with three encoders and fresh classifiers."""
+    args_bi_gru = {"en_input_size": input_size, "en_hidden_size": hidden_size,
+                   "en_num_layers": num_layers, "num_class": num_class}
+    model = MoCo(SKELETON_REPRESENTATION, args_bi_gru, pretrain=False)
+    reset_classifiers(model)
+    return model
+
+
+@torch.no_grad()
+def reset_classifiers(model):
+    """Re-initialise every encoder's classifier: weight ~ N(0, 0.01), bias = 0."""
+    for prefix in ENCODERS.values():
+        fc = getattr(model, prefix).fc
+        fc.weight.normal_(mean=0.0, std=0.01)
+        fc.bias.zero_()
+
+
+def _short_list(keys, limit=8):
+    keys = sorted(keys)
+    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def encoder_state(checkpoint, path):
+    """The `encoder_q*` entries without `.fc` of a checkpoint dict, `module.` prefix removed."""
+    if "state_dict" not in checkpoint:
+        raise CheckpointError(f"checkpoint {path!r}: expected a dict with a 'state_dict' entry "
+                              f"(released or CMD checkpoint), found keys {_short_list(map(str, checkpoint))}")
+    state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path!r}: 'state_dict' is not a mapping of names to tensors")
+    kept = {}
+    for key, value in state.items():
+        name = key[len("module."):] if key.startswith("module.") else key
+        if name.startswith("encoder_q") and ".fc" not in name:
+            kept[name] = value
+    if not kept:
+        raise CheckpointError(
+            f"checkpoint {path!r} holds another architecture: no 'encoder_q*' weights of a CMD model "
+            f"(SPEC §3.3); its state_dict has {_short_list(state)}")
+    return kept
+
+
+def infer_arch(state, path):
+    """Input size, hidden size, layer count of the encoders in `state` (from tensor shapes)."""
+    found = {}
+    for view, prefix in ENCODERS.items():
+        gru = f"{prefix}.encoder.gru."
+        if gru + "weight_ih_l0" not in state or gru + "weight_hh_l0" not in state:
+            raise CheckpointError(f"checkpoint {path!r} holds another architecture: the {view} encoder "
+                                  f"has no {gru}weight_ih_l0/weight_hh_l0 (a GRU encoder as in SPEC §3.1)")
+        three_h, hidden = state[gru + "weight_hh_l0"].shape
+        input_size = state[gru + "weight_ih_l0"].shape[1]
+        if three_h != 3 * hidden:
+            raise CheckpointError(f"checkpoint {path!r} holds another architecture: {gru}weight_hh_l0 has "
+                                  f"shape {tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU")
+        layers = 1 + max(int(m.group(1)) for k in state
+                         if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
+        found[view] = {"input_size": int(input_size), "hidden_size": int(hidden), "num_layers": int(layers)}
+    if len({tuple(sorted(a.items())) for a in found.values()}) != 1:
+        raise CheckpointError(f"checkpoint {path!r}: the three encoders differ in shape: {found}")
+    return found["joint"]
+
+
+def _check_declared_arch(checkpoint, arch, path):
+    """Our checkpoints carry the constructor arguments; they must agree with the tensor shapes."""
+    declared = checkpoint.get("arch")
+    gru_args = declared.get("args_bi_gru") if isinstance(declared, dict) else None
+    if not isinstance(gru_args, dict):
+        return
+    for name, key in (("input_size", "en_input_size"), ("hidden_size", "en_hidden_size"),
+                      ("num_layers", "en_num_layers")):
+        if key in gru_args and int(gru_args[key]) != arch[name]:
+            raise CheckpointError(f"checkpoint {path!r}: its 'arch' says {key}={gru_args[key]} but the "
+                                  f"weights have {name}={arch[name]}")
+
+
+def load_pretrained(path, num_class, hidden_size=None, num_layers=None):
+    """MoCo(pretrain=False) holding the query encoders of checkpoint `path` and fresh classifiers.
+
+    `hidden_size`/`num_layers`, when given, must match the checkpoint. Returns (model, info) where
+    info describes the checkpoint (epoch, inferred architecture, head type, format).
+    """
+    checkpoint = read_checkpoint(path)
+    state = encoder_state(checkpoint, path)
+    arch = infer_arch(state, path)
+    for name, wanted in (("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if wanted is not None and int(wanted) != arch[name]:
+            raise CheckpointError(f"checkpoint {path!r} has {name}={arch[name]}, "
+                                  f"but {name}={wanted} was requested")
+    _check_declared_arch(checkpoint, arch, path)
+    model = build_model(num_class, arch["hidden_size"], arch["num_layers"], arch["input_size"])
+    expected = model.state_dict()
+    wrong_shape = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
+                   for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    missing = set(expected) - set(state) - CLASSIFIER_KEYS
+    unexpected = set(state) - set(expected)
+    if wrong_shape or missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"missing {_short_list(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {_short_list(unexpected)}")
+        if wrong_shape:
+            problems.append(f"other shapes {_short_list(wrong_shape)}")
+        raise CheckpointError(f"checkpoint {path!r} does not match a CMD encoder with {arch}: "
+                              + "; ".join(problems))
+    result = model.load_state_dict(state, strict=False)
+    assert set(result.missing_keys) == CLASSIFIER_KEYS and not result.unexpected_keys, result
+    reset_classifiers(model)
+    raw = checkpoint["state_dict"]
+    options = checkpoint.get("options") if isinstance(checkpoint.get("options"), dict) else {}
+    info = dict(arch,
+                pretrain_dataset=options.get("pre_dataset"),
+                path=path,
+                epoch=checkpoint.get("epoch"),
+                mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
+                module_prefix=any(k.startswith("module.") for k in raw),
+                format="ours" if "arch" in checkpoint else "released")
+    log.info("loaded %s: %s", path, info)
+    return model, info
+
+
+def downstream_model(pretrained, num_class, hidden_size=None, num_layers=None):
+    """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is
+    None, randomly initialised encoders (hidden 1024, 3 layers unless given) as a baseline."""
+    if pretrained:
+        return load_pretrained(pretrained, num_class, hidden_size, num_layers)
+    hidden_size = 1024 if hidden_size is None else int(hidden_size)
+    num_layers = 3 if num_layers is None else int(num_layers)
+    model = build_model(num_class, hidden_size, num_layers)
+    return model, {"path": None, "format": "random", "input_size": 150, "hidden_size": hidden_size,
+                   "num_layers": num_layers, "epoch": None, "mlp": False, "pretrain_dataset": None}

@@ -1,0 +1,97 @@
+"""Pictures of exported features (knn_eval.py --save-features FILE.npz).
+
+    python -m moco.visualize --features FILE.npz --out DIR [--part val] [--max-points 3000]
+
+writes DIR/tsne_<part>.png (a 2-D t-SNE of the features, points coloured by class) and a TensorBoard
+projector export in DIR/projector (view with `tensorboard --logdir DIR/projector`, tab Projector).
+At most --max-points samples are drawn (a seeded random subset) to keep t-SNE fast.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from moco.runtime import make_writer
+
+
+def load_features(path, part):
+    """(features N x D float32, labels N int64, names N) of `part` ('train' or 'val') in an export."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return (np.asarray(data[f"{part}_features"], dtype=np.float32),
+                    np.asarray(data[f"{part}_labels"], dtype=np.int64),
+                    [str(n) for n in data[f"{part}_names"]])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a feature export with {part}_features/_labels/_names "
+                         f"(written by knn_eval.py --save-features): {exc}") from None
+
+
+def subsample(count, max_points, seed):
+    """Sorted indices of at most `max_points` of `count` items, chosen with `seed`."""
+    if count <= max_points:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size=max_points, replace=False))
+
+
+def tsne_plot(features, labels, path, seed=0, title=""):
+    """Save a PNG of the 2-D t-SNE embedding of `features` (N x D) coloured by `labels`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3.0)))
+    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)  # N x 2
+    classes = np.unique(labels)
+    colours = plt.get_cmap("turbo")(np.linspace(0.0, 1.0, max(len(classes), 2)))
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
+    for colour, label in zip(colours, classes):
+        chosen = labels == label
+        ax.scatter(embedded[chosen, 0], embedded[chosen, 1], s=6, color=colour, label=str(label))
+    if len(classes) <= 20:
+        ax.legend(title="class", markerscale=2, fontsize=7, loc="best")
+    ax.set_title(title or f"t-SNE of {len(features)} features, {len(classes)} classes")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return embedded
+
+
+def projector_export(features, labels, names, folder, tag="features"):
+    """Write a TensorBoard projector export (tensors, metadata with name and class) to `folder`."""
+    import torch
+
+    writer = make_writer(folder)
+    metadata = [[name, str(label)] for name, label in zip(names, labels)]
+    writer.add_embedding(torch.from_numpy(features), metadata=metadata, metadata_header=["name", "class"], tag=tag)
+    writer.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m moco.visualize", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", required=True, help="a .npz written by knn_eval.py --save-features")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--part", default="val", choices=["train", "val"])
+    parser.add_argument("--max-points", default=3000, type=int)
+    parser.add_argument("--seed", default=0, type=int)
+    args = parser.parse_args(argv)
+    try:
+        features, labels, names = load_features(args.features, args.part)
+    except ValueError as exc:
+        parser.error(str(exc))
+    chosen = subsample(len(features), args.max_points, args.seed)
+    features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
+    png = os.path.join(args.out, f"tsne_{args.part}.png")
+    tsne_plot(features, labels, png, args.seed, f"{os.path.basename(args.features)} ({args.part})")
+    projector_export(features, labels, names, os.path.join(args.out, "projector"))
+    print(f"wrote {png} and {os.path.join(args.out, 'projector')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
