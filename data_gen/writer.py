@@ -151,11 +151,13 @@ def _batches(tasks, chunk):
         yield batch
 
 
-def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, chunk=128, progress=True):
+def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, chunk=128, progress=True,
+            already_skipped=()):
     """Read, normalise and write ``tasks`` (in order) into ``out_folder/<benchmark>/``; returns a summary.
 
     Files that fail to parse stop the run with their error unless ``skip_bad``; samples with no body in
-    any frame are always skipped with a warning.  Skipped files are listed in ``out_folder/skipped.txt``.
+    any frame are always skipped with a warning.  Skipped files (with ``already_skipped``, lines found
+    unreadable before the run) are listed in ``out_folder/skipped.txt``.
     """
     os.makedirs(out_folder, exist_ok=True)
     remove_stale_temporaries(out_folder)
@@ -165,7 +167,7 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
             for b in benchmarks:
                 capacity[(b, s.parts[b])] += 1
     writers = {}
-    skipped = []
+    skipped = list(already_skipped)
     pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
         for b in benchmarks:

@@ -1,0 +1,156 @@
+"""Convert raw PKU-MMD phase II skeletons to the processed layout of SPEC §1.3 (benchmarks xsub, xview).
+
+    python data_gen/pku_gendata.py --data-path RAW --out-folder OUT [--workers N] [--skip-bad]
+
+RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.txt`` and
+``cross_view_v2.txt`` (SPEC §1.2).  Every action instance of a video is a sample named
+``<video>.txt_<index>`` (index = its 0-based line in the label file); samples are ordered by video name,
+then index.  A video is in a benchmark's training part when its name is on line 2 of the split file.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError  # noqa: E402
+from data_gen.writer import ConversionError, Sample, Task, convert  # noqa: E402
+
+NUM_CLASSES = 51
+VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
+SPLIT_FILES = {'xsub': 'cross_subject_v2.txt', 'xview': 'cross_view_v2.txt'}
+
+
+def read_split(path):
+    """The training video names listed on line 2 of a PKU-MMD split file."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    if len(lines) < 2 or not lines[1].strip():
+        raise ValueError(f'{path}: line 2: expected the training video names separated by ", ", '
+                         f'found {"end of file" if len(lines) < 2 else "an empty line"}')
+    return {name.strip() for name in lines[1].split(',') if name.strip()}
+
+
+def read_labels(path):
+    """(label 1-based, start, end) per action of a PKU label file; one-line files included."""
+    actions = []
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(',')]
+        try:
+            values = [float(p) for p in parts[:3]]
+        except ValueError:
+            values = None
+        if len(parts) < 3 or values is None or not all(v.is_integer() for v in values):
+            raise SkeletonFileError(f'{path}: line {no}: expected "label,start,end,confidence" with integer '
+                                    f'label, start and end, found {line[:60]!r}')
+        label, start, end = (int(v) for v in values)
+        if not 1 <= label <= NUM_CLASSES or not 0 <= start < end:
+            raise SkeletonFileError(f'{path}: line {no}: expected a label in 1..{NUM_CLASSES} and 0 <= start < end, '
+                                    f'found label {label}, start {start}, end {end}')
+        actions.append((label, start, end, no))
+    return actions
+
+
+def read_skeleton(path):
+    """Frames x 150 float64 array of a PKU skeleton file."""
+    with open(path) as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    try:
+        values = np.array(' '.join(lines).split(), dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is None or values.size != len(lines) * VALUES_PER_FRAME:
+        for no, line in enumerate(lines, start=1):
+            parts = line.split()
+            try:
+                [float(p) for p in parts]
+            except ValueError:
+                parts = None
+            if parts is None or len(parts) != VALUES_PER_FRAME:
+                raise SkeletonFileError(f'{path}: line {no}: expected {VALUES_PER_FRAME} numbers '
+                                        f'(2 bodies x 25 joints x xyz), found {line[:60]!r}')
+    return values.reshape(len(lines), VALUES_PER_FRAME)
+
+
+def read_video_samples(skeleton_path, label_path, actions):
+    """[(C x min(F, 300) x 25 x 2 float32, F)] for each (label, start, end, line) action of a video."""
+    frames = read_skeleton(skeleton_path)  # F x 150
+    samples = []
+    for _, start, end, no in actions:
+        if end > len(frames):
+            raise SkeletonFileError(f'{label_path}: line {no}: expected end <= {len(frames)} (the frames in '
+                                    f'{skeleton_path}), found end {end}')
+        part = frames[start:end].reshape(end - start, 2, 25, 3).transpose(3, 0, 2, 1)  # C x F x V x M
+        samples.append((np.ascontiguousarray(part[:, :MAX_FRAME], dtype=np.float32), end - start))
+    return samples
+
+
+def build_tasks(data_path, skip_bad):
+    """One Task per video in name order, and the label files skipped as unreadable."""
+    splits = {b: read_split(os.path.join(data_path, f)) for b, f in SPLIT_FILES.items()}
+    skeleton_dir, label_dir = os.path.join(data_path, 'skeleton'), os.path.join(data_path, 'label')
+    if not os.path.isdir(skeleton_dir):
+        raise ValueError(f'{data_path}: no skeleton/ folder')
+    tasks, skipped = [], []
+    for filename in sorted(n for n in os.listdir(skeleton_dir) if n.endswith('.txt')):
+        video = filename[:-4]
+        label_path = os.path.join(label_dir, filename)
+        if not os.path.isfile(label_path):
+            raise ValueError(f'{os.path.join(skeleton_dir, filename)}: no label file {label_path}')
+        try:
+            actions = read_labels(label_path)
+        except SkeletonFileError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(str(exc))
+            continue
+        parts = {b: 'train' if video in names else 'val' for b, names in splits.items()}
+        samples = [Sample(f'{filename}_{i}', label - 1, parts) for i, (label, _, _, _) in enumerate(actions)]
+        skeleton_path = os.path.join(skeleton_dir, filename)
+        tasks.append(Task(source=skeleton_path, reader=read_video_samples,
+                          args=(skeleton_path, label_path, actions), samples=samples))
+    if not tasks:
+        raise ValueError(f'{skeleton_dir}: no readable <video>.txt skeleton files')
+    return tasks, skipped
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='PKU-MMD II raw files -> processed arrays (SPEC §1.2, §1.3)')
+    parser.add_argument('--data-path', required=True, help='folder with skeleton/, label/ and the split files')
+    parser.add_argument('--out-folder', required=True, help='e.g. ./data/PKU-MMD-v2-AGCN')
+    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
+    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
+    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    benchmarks = list(SPLIT_FILES)
+    try:
+        tasks, skipped_labels = build_tasks(args.data_path, args.skip_bad)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f'error: {exc}') from None
+    settings = dict(dataset='pku_v2', data_path=os.path.abspath(args.data_path),
+                    out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks, videos=len(tasks),
+                    samples=sum(len(t.samples) for t in tasks), workers=args.workers, skip_bad=args.skip_bad,
+                    chunk=args.chunk, max_frame=MAX_FRAME, name_format='<video>.txt_<index>', label='label - 1')
+    for key, value in settings.items():
+        print(f'{key}: {value}')
+    try:
+        summary = convert(tasks, args.out_folder, benchmarks, settings, workers=args.workers,
+                          skip_bad=args.skip_bad, chunk=args.chunk, progress=not args.no_progress,
+                          already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
+    except ConversionError as exc:
+        raise SystemExit(f'error: {exc}') from None
+    for key, count in summary['counts'].items():
+        print(f'{key}: {count} samples')
+    print(f'skipped: {summary["skipped"]} (see {os.path.join(args.out_folder, "skipped.txt")})')
+
+
+if __name__ == '__main__':
+    main()
