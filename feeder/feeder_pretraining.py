@@ -1,0 +1,66 @@
+"""The pretraining feeder: two augmented views per training sample (SPEC §2.1), or the raw sample.
+
+mode 'views' returns (im_q, im_k), each 3 x 64 x 25 x 2 float32, drawn in the DataLoader worker from
+the stream `sample_rng(seed, epoch, index)` (call `set_epoch` before each epoch's iterator is made).
+mode 'raw' returns (data 3 x T x 25 x 2 float32, num_frames) for `pretraining_views_batch` on the
+training device.
+"""
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dataset.processed import ProcessedDataError, load_split
+from feeder.augmentations import pretraining_view
+from feeder.seeding import sample_rng
+
+MODES = ("views", "raw")
+
+
+class PretrainingFeeder(Dataset):
+    """Training samples of one processed folder, as pretraining view pairs or raw arrays.
+
+    Args:
+        data_dir: a processed folder (SPEC §1.3).
+        mode: 'views' (augment per sample) or 'raw' (augment later, batched).
+        seed: the run's seed; views of sample i in epoch e come from (seed, e, i).
+        part: 'train' (pretraining uses the training part).
+        mmap: memory-map the data array instead of loading it.
+    """
+
+    def __init__(self, data_dir, mode="views", seed=42, part="train", mmap=True):
+        if mode not in MODES:
+            raise ValueError(f"unknown feeder mode {mode!r}; expected one of {MODES}")
+        if not os.path.isdir(data_dir):
+            raise ProcessedDataError(f"processed folder {data_dir}: no such folder (pass --data-dir, or make it "
+                                     f"with data_gen)")
+        self.split = load_split(data_dir, part, mmap=mmap)
+        frames_cap = self.split.data.shape[2]
+        bad = np.flatnonzero(self.split.num_frame < 1)
+        if bad.size:
+            i = int(bad[0])
+            raise ProcessedDataError(f"processed folder {data_dir}: {part} sample {i} ({self.split.names[i]}) has "
+                                     f"{int(self.split.num_frame[i])} frames; expected at least 1 "
+                                     f"({bad.size} such samples)")
+        self.num_frames = np.minimum(self.split.num_frame, frames_cap)  # N
+        self.mode = mode
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Views drawn from now on are those of `epoch` (set before making the epoch's iterator)."""
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, index):
+        data = self.split.data[index]  # 3 x T x 25 x 2 (memory-mapped)
+        frames = int(self.num_frames[index])
+        if self.mode == "raw":
+            return torch.from_numpy(np.array(data, dtype=np.float32)), frames
+        rng = sample_rng(self.seed, self.epoch, index)
+        im_q = pretraining_view(data, frames, rng)  # 3 x 64 x 25 x 2
+        im_k = pretraining_view(data, frames, rng)  # 3 x 64 x 25 x 2
+        return torch.from_numpy(im_q), torch.from_numpy(im_k)

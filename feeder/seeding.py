@@ -1,0 +1,39 @@
+"""Random streams of the pretraining data: one per (seed, epoch, sample) or (seed, epoch, rank).
+
+Views drawn from these streams depend only on the run's seed, the epoch and the sample (or the
+rank, for augmentation on the training device), never on which DataLoader worker made them or on
+how many there are, so a resumed run draws exactly the views the uninterrupted run would have.
+"""
+import random
+
+import numpy as np
+import torch
+
+
+def _entropy(*values):
+    """Non-negative integers for a SeedSequence from `values` (negatives wrapped to 64 bits)."""
+    return [int(v) % 2 ** 64 for v in values]
+
+
+def sample_rng(seed, epoch, index):
+    """The NumPy generator of sample `index` in `epoch` of a run seeded with `seed`."""
+    return np.random.default_rng(np.random.SeedSequence(_entropy(seed, epoch, index)))
+
+
+def epoch_generator(seed, epoch, rank, device="cpu"):
+    """A torch generator on `device` for the batched augmentation of `rank` in `epoch`."""
+    state = np.random.SeedSequence(_entropy(seed, epoch, rank, 1)).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state) & (2 ** 63 - 1))
+    return generator
+
+
+def worker_init_fn(worker_id):
+    """Seed Python's and NumPy's global generators in a DataLoader worker from torch's per-worker seed.
+
+    torch gives each worker of each epoch's iterator its own seed; this extends it to the global
+    generators so nothing a worker draws repeats across workers or epochs.
+    """
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)

@@ -1,0 +1,176 @@
+"""Multi-process training set-up: torchrun / `--local_rank` environment, synchronised BatchNorm, DDP.
+
+One process per device. Under `torchrun` (or the older `torch.distributed.launch`, which passes
+`--local_rank`) RANK, WORLD_SIZE and LOCAL_RANK come from the environment; without them the run is
+a single process. CUDA uses NCCL and torch's SyncBatchNorm; CPU uses gloo and
+`AllReduceBatchNorm1d`, which computes the same batch statistics over all ranks.
+"""
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from moco.runtime import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistContext:
+    """Where this process stands: its rank, the number of processes, its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False  # this process initialised the process group (and ends it)
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+    @property
+    def is_main(self):
+        """Only the main process (rank 0) writes files and shows progress."""
+        return self.rank == 0
+
+
+def is_initialized():
+    return dist.is_available() and dist.is_initialized()
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
+
+
+def init_distributed(device=None, local_rank=-1):
+    """Join the process group torchrun describes (or use one already initialised), else run alone.
+
+    device: the `--device` flag (None: CUDA when available). local_rank: the published
+    `--local_rank` flag, used when LOCAL_RANK is not in the environment.
+    """
+    owns_group = False
+    if is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    else:
+        world_size = _env_int("WORLD_SIZE", 1)
+        rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", local_rank if local_rank is not None and local_rank >= 0 else 0)
+    base = resolve_device(device)
+    if base.type == "cuda":
+        index = local_rank if world_size > 1 or base.index is None else base.index
+        base = torch.device("cuda", index)
+        torch.cuda.set_device(base)
+    if world_size > 1 and not is_initialized():
+        backend = "nccl" if base.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank)
+        owns_group = True
+        log.info("process %d of %d joined the %s group on %s", rank, world_size, backend, base)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=base, owns_group=owns_group)
+
+
+def cleanup(ctx):
+    """Leave the process group if this process initialised it in `init_distributed`."""
+    if ctx.owns_group and is_initialized():
+        dist.destroy_process_group()
+
+
+class AllReduceBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics are those of the batch of all ranks together.
+
+    For CPU (gloo) runs, where torch's SyncBatchNorm does not run. Mean and variance are
+    all-reduced through autograd-aware collectives, so gradients are those of one batch made of
+    every rank's samples. Running statistics and state-dict names are BatchNorm1d's. Outside a
+    process group, or in eval mode, it is a plain BatchNorm1d.
+    """
+
+    def forward(self, x):
+        if not (self.training and is_initialized()):
+            return super().forward(x)
+        self._check_input_dim(x)
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)  # 1
+        sums = dist_nn.all_reduce(torch.cat([x.sum(dim=dims), count]))  # C + 1
+        total = sums[-1]
+        mean = sums[:-1] / total  # C
+        centred = x - mean.view(shape)  # like x
+        var = dist_nn.all_reduce((centred * centred).sum(dim=dims)) / total  # C (biased)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            with torch.no_grad():
+                unbiased = var * (total / (total - 1).clamp_min(1))  # C
+                self.running_mean.mul_(1 - factor).add_(factor * mean)
+                self.running_var.mul_(1 - factor).add_(factor * unbiased)
+        out = centred * torch.rsqrt(var + self.eps).view(shape)  # like x
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+def _convert_cpu(module):
+    """`module` with every BatchNorm1d replaced by an AllReduceBatchNorm1d holding the same state."""
+    if isinstance(module, nn.BatchNorm1d) and not isinstance(module, AllReduceBatchNorm1d):
+        synced = AllReduceBatchNorm1d(module.num_features, module.eps, module.momentum, module.affine,
+                                      module.track_running_stats)
+        synced.load_state_dict(module.state_dict())
+        synced.train(module.training)
+        if module.affine:
+            synced.weight.requires_grad_(module.weight.requires_grad)
+            synced.bias.requires_grad_(module.bias.requires_grad)
+        return synced.to(next(module.parameters(), module.running_mean).device)
+    for name, child in module.named_children():
+        module.add_module(name, _convert_cpu(child))
+    return module
+
+
+def convert_sync_batchnorm(model, device):
+    """`model` with its BatchNorm layers computing statistics over all ranks (state-dict names kept)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return _convert_cpu(model)
+
+
+def wrap_ddp(model, ctx):
+    """`model` in DistributedDataParallel when running on several processes, else unchanged.
+
+    Buffers (queues, BatchNorm statistics) are not broadcast: they stay equal on every rank because
+    keys are gathered from all ranks and BatchNorm statistics are synchronised.
+    """
+    if not ctx.distributed:
+        return model
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+
+def unwrap(model):
+    """The module inside a DistributedDataParallel wrapper (its state dict has no `module.` prefix)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def all_reduce_sum(tensor):
+    """Sum of `tensor` over all ranks (itself when running alone); returns a new tensor."""
+    out = tensor.clone()
+    if is_initialized():
+        dist.all_reduce(out)
+    return out
+
+
+def all_reduce_min(tensor):
+    """Element-wise minimum of `tensor` over all ranks (itself when running alone)."""
+    out = tensor.clone()
+    if is_initialized():
+        dist.all_reduce(out, op=dist.ReduceOp.MIN)
+    return out

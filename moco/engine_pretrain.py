@@ -1,0 +1,276 @@
+"""The CMD pretraining loop: data, model, SGD, checkpoints, resume, logging, several processes.
+
+`run_pretraining(args)` runs a whole pretraining from the options of `options.options_pretraining`.
+Its pieces are usable alone: `build_model`, `train_step` (one optimisation step on given views),
+`train_one_epoch`, `save_pretraining_checkpoint`, `resume_from`.
+
+Loss = CE_joint + CE_motion + CE_bone + loss_cmd (the model applies cmd_weight). Checkpoints
+(SPEC §3.3) are written by rank 0 only, atomically: `checkpoint_%04d.pth.tar` after epochs 0, 10,
+20, … and `checkpoint_last.pth.tar` after every epoch, each holding {'epoch': next epoch,
+'state_dict' (no DDP prefix), 'optimizer'} plus 'arch', 'options', 'rng' and, with --amp, 'scaler'.
+"""
+import logging
+import os
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from dataset.processed import resolve_data_dir
+from feeder.augmentations import pretraining_views_batch
+from feeder.feeder_pretraining import PretrainingFeeder
+from feeder.seeding import epoch_generator, worker_init_fn
+from moco.builder import MoCo
+from moco.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from moco.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
+                              unwrap, wrap_ddp)
+from moco.modalities import MODALITIES
+from moco.runtime import adjust_learning_rate, append_jsonl, make_writer, save_settings, seed_everything, topk_correct
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 10
+LAST_CHECKPOINT = "checkpoint_last.pth.tar"
+# Constructor arguments a resumed checkpoint must share with the model built from the options.
+ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp")
+
+
+class SettingsError(ValueError):
+    """The options cannot make a valid pretraining run (found before training starts)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops without writing a checkpoint."""
+
+
+def build_model(args):
+    """The three-modality MoCo of SPEC §6 with the options' sizes and hyperparameters."""
+    args_bi_gru = {"en_input_size": 150, "en_hidden_size": args.hidden_size, "en_num_layers": args.num_layers,
+                   "num_class": args.contrast_dim}
+    return MoCo(args.skeleton_representation, args_bi_gru, dim=args.contrast_dim, K=args.contrast_k,
+                m=args.contrast_m, T=args.contrast_t, teacher_T=args.teacher_t, student_T=args.student_t,
+                cmd_weight=args.cmd_weight, topk=args.topk, mlp=args.mlp, pretrain=True)
+
+
+def build_optimizer(model, args):
+    """SGD over all the model's parameters (the key encoders get no gradient, so SGD leaves them)."""
+    return torch.optim.SGD(model.parameters(), args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+
+
+def train_step(model, optimizer, im_q, im_k, scaler=None, amp=False):
+    """One SGD step on a batch of view pairs (each N x 3 x T x 25 x 2); returns its statistics.
+
+    Statistics: 'loss_ce_<modality>', 'loss_cmd', 'loss' (the total) as detached scalars, and
+    'top1_<modality>' (percent of queries whose positive key scores highest). Raises
+    NonFiniteLossError, before any weight changes, when the total loss on any rank is not finite.
+    """
+    with torch.autocast(device_type=im_q.device.type, enabled=amp):
+        *logits, labels, loss_cmd = model(im_q, im_k)  # 3 x (N x (1+K)), N, scalar
+    stats = {}
+    loss = loss_cmd.float()
+    for name, scores in zip(MODALITIES, logits):
+        ce = F.cross_entropy(scores.float(), labels)
+        stats[f"loss_ce_{name}"] = ce.detach()
+        stats[f"top1_{name}"] = topk_correct(scores.detach(), labels)[0]
+        loss = loss + ce
+    stats["loss_cmd"] = loss_cmd.detach().float()
+    stats["loss"] = loss.detach()
+    finite = all_reduce_min(torch.isfinite(stats["loss"]).float())
+    if finite.item() < 1:
+        values = ", ".join(f"{k}={float(v):.4g}" for k, v in stats.items() if k.startswith("loss"))
+        raise NonFiniteLossError(f"non-finite loss on some rank ({values} here)")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return stats
+
+
+def _views(batch, device, augment_on_device, generator):
+    """(im_q, im_k) on `device` from a loader batch: made here from raw samples, or moved there."""
+    if augment_on_device:
+        data, frames = batch  # N x 3 x T x 25 x 2, N
+        data = data.to(device, non_blocking=True)
+        return pretraining_views_batch(data, frames.to(device), generator)
+    im_q, im_k = batch
+    return im_q.to(device, non_blocking=True), im_k.to(device, non_blocking=True)
+
+
+def train_one_epoch(model, loader, optimizer, epoch, args, ctx, writer, scaler=None):
+    """Train one epoch; returns the epoch's mean statistics over all steps and ranks."""
+    model.train()
+    augment_on_device = args.augment_on == "device"
+    generator = epoch_generator(args.seed, epoch, ctx.rank, ctx.device) if augment_on_device else None
+    amp = bool(args.amp)
+    totals, steps = {}, 0
+    bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}", disable=not ctx.is_main, dynamic_ncols=True)
+    for step, batch in enumerate(bar):
+        im_q, im_k = _views(batch, ctx.device, augment_on_device, generator)
+        try:
+            stats = train_step(model, optimizer, im_q, im_k, scaler, amp)
+        except NonFiniteLossError as exc:
+            raise NonFiniteLossError(f"epoch {epoch}, step {step} of {len(loader)}: {exc}; stopping, the last "
+                                     f"checkpoint written before this epoch is left as it was") from None
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+        steps += 1
+        if step % args.print_freq == 0:
+            global_step = epoch * len(loader) + step
+            for key, value in stats.items():
+                writer.add_scalar(f"step/{key}", float(value), global_step)
+            bar.set_postfix(loss=f"{float(stats['loss']):.4f}", top1=f"{stats['top1_joint']:.1f}")
+    bar.close()
+    packed = all_reduce_sum(torch.tensor([totals[k] for k in sorted(totals)] + [steps], dtype=torch.float64,
+                                         device=ctx.device))
+    return {k: (packed[i] / packed[-1]).item() for i, k in enumerate(sorted(totals))}
+
+
+def save_pretraining_checkpoint(folder, epoch, model, optimizer, options, scaler=None):
+    """Write the checkpoint of a finished `epoch` (0-based): always `checkpoint_last`, and
+    `checkpoint_%04d` every CHECKPOINT_EVERY epochs. Returns the paths written."""
+    state = {
+        "epoch": epoch + 1,
+        "state_dict": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "arch": unwrap(model).arch,
+        "options": options,
+        "rng": rng_state(),
+    }
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
+    paths = [os.path.join(folder, LAST_CHECKPOINT)]
+    if epoch % CHECKPOINT_EVERY == 0:
+        paths.append(os.path.join(folder, "checkpoint_%04d.pth.tar" % epoch))
+    for path in paths:
+        save_checkpoint_atomic(state, path)
+    return paths
+
+
+def _strip_ddp_prefix(state_dict):
+    if state_dict and all(key.startswith("module.") for key in state_dict):
+        return {key[len("module."):]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def resume_from(path, model, optimizer, scaler=None):
+    """Restore weights (queues included), optimizer and scaler state from a checkpoint.
+
+    Returns (start epoch, RNG state or None). Raises CheckpointError naming the file when it lacks
+    the published keys, was made for another architecture, or its weights do not fit the model.
+    """
+    ckpt = read_checkpoint(path)
+    for key in ("epoch", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path!r}: no {key!r} entry; found keys {sorted(ckpt)}")
+    model = unwrap(model)
+    if "arch" in ckpt:
+        differ = [f"{k}: checkpoint {ckpt['arch'].get(k)!r}, options {model.arch.get(k)!r}"
+                  for k in ARCH_KEYS if ckpt["arch"].get(k) != model.arch.get(k)]
+        if differ:
+            raise CheckpointError(f"checkpoint {path!r} was made for another architecture: " + "; ".join(differ))
+    state = _strip_ddp_prefix(ckpt["state_dict"])
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(f"checkpoint {path!r} does not fit the model: missing {missing[:5]} "
+                              f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}), "
+                              f"wrong shape {wrong_shape[:5]} ({len(wrong_shape)})")
+    model.load_state_dict(state)
+    if "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if scaler is not None and scaler.is_enabled() and "scaler" in ckpt:
+        scaler.load_state_dict(ckpt["scaler"])
+    log.info("resumed from %s at epoch %d", path, ckpt["epoch"])
+    return int(ckpt["epoch"]), ckpt.get("rng")
+
+
+def _check_settings(args, world_size, dataset_size):
+    """Raise SettingsError for options that cannot make a run of `world_size` processes."""
+    global_batch = args.batch_size * world_size
+    if args.topk > args.contrast_k:
+        raise SettingsError(f"--topk {args.topk} is larger than the queue length --contrast-k {args.contrast_k}")
+    if args.contrast_k % global_batch:
+        raise SettingsError(f"--contrast-k {args.contrast_k} is not divisible by the global batch size "
+                            f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)")
+    if dataset_size // world_size < args.batch_size:
+        raise SettingsError(f"the training set has {dataset_size} samples, fewer than one global batch of "
+                            f"{global_batch}: no training step could run")
+
+
+def resolve_augment_on(choice, device):
+    """'loader' or 'device' for --augment-on `choice` ('auto': on the device when it is CUDA)."""
+    if choice == "auto":
+        return "device" if device.type == "cuda" else "loader"
+    return choice
+
+
+def run_pretraining(args):
+    """Run CMD pretraining as the options `args` describe (see options/options_pretraining.py)."""
+    ctx = init_distributed(args.device, args.local_rank)
+    try:
+        return _run(args, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def _run(args, ctx):
+    seed_everything(args.seed)
+    args.augment_on = resolve_augment_on(args.augment_on, ctx.device)
+    if args.amp and ctx.device.type != "cuda":
+        log.warning("--amp applies to CUDA only; running %s in float32", ctx.device)
+        args.amp = False
+    data_dir = resolve_data_dir(args.pre_dataset, args.protocol, args.data_dir)
+    dataset = PretrainingFeeder(data_dir, mode="raw" if args.augment_on == "device" else "views", seed=args.seed)
+    _check_settings(args, ctx.world_size, len(dataset))
+    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                        pin_memory=ctx.device.type == "cuda", drop_last=True, worker_init_fn=worker_init_fn)
+
+    model = build_model(args).to(ctx.device)
+    if ctx.distributed:
+        model = convert_sync_batchnorm(model, ctx.device)
+    optimizer = build_optimizer(model, args)
+    scaler = torch.amp.GradScaler("cuda", enabled=bool(args.amp))
+    start_epoch, saved_rng = args.start_epoch, None
+    if args.resume:
+        start_epoch, saved_rng = resume_from(args.resume, model, optimizer, scaler)
+
+    settings = dict(vars(args), data_dir=data_dir, start_epoch=start_epoch, world_size=ctx.world_size,
+                    global_batch_size=args.batch_size * ctx.world_size, device=str(ctx.device),
+                    train_samples=len(dataset), steps_per_epoch=len(loader))
+    if ctx.is_main:
+        settings = save_settings(settings, args.checkpoint_path)
+    writer = make_writer(os.path.join(args.checkpoint_path, "tensorboard"), enabled=ctx.is_main)
+    train_model = wrap_ddp(model, ctx)
+    if saved_rng is not None:
+        set_rng_state(saved_rng)
+
+    history = []
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            lr = adjust_learning_rate(optimizer, epoch, args.lr, args.schedule, args.cos, args.epochs)
+            stats = train_one_epoch(train_model, loader, optimizer, epoch, args, ctx, writer, scaler)
+            stats["lr"] = lr
+            history.append(dict(stats, epoch=epoch))
+            if ctx.is_main:
+                for key, value in stats.items():
+                    writer.add_scalar(f"train/{key}", value, epoch)
+                writer.flush()
+                append_jsonl(os.path.join(args.checkpoint_path, "log.jsonl"), dict(stats, epoch=epoch))
+                save_pretraining_checkpoint(args.checkpoint_path, epoch, model, optimizer, settings, scaler)
+                tqdm.write(f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "
+                           f"top1 joint/motion/bone {stats['top1_joint']:.1f}/{stats['top1_motion']:.1f}/"
+                           f"{stats['top1_bone']:.1f}  lr {lr:.3g}")
+    finally:
+        writer.close()
+    return history
