@@ -1,0 +1,113 @@
+"""SPEC §1.4 normalisation on hand-worked arrays, and against the literal per-joint loop."""
+import numpy as np
+import pytest
+
+from data_gen.normalize import normalize, normalize_loop, pad_null_frames
+
+
+def _sample(frames=3):
+    """One sample, N x C x T x V x M zeros, and a view in M x T x V x C to fill by hand."""
+    data = np.zeros((1, 3, frames, 25, 2), dtype=np.float32)
+    return data, np.transpose(data[0], (3, 1, 2, 0))  # view: M x T x V x C
+
+
+def _mtvc(out):
+    return np.transpose(out[0], (3, 1, 2, 0))  # M x T x V x C
+
+
+def test_centring_subtracts_first_persons_spine_middle_per_frame():
+    data, s = _sample(frames=2)
+    shift = np.array([[10, 20, 30], [11, 20, 30]], dtype=np.float32)  # the body moves by +1 in x
+    for t in range(2):
+        s[0, t, :] = shift[t] + [5, 5, 5]
+        s[0, t, 0] = shift[t] + [1, 2, 3]       # spine base
+        s[0, t, 1] = shift[t] + [1, 2, 4]       # spine middle: spine vector (0, 0, 1) -> no z-rotation
+        s[0, t, 4] = shift[t] + [0, 2, 4]       # left shoulder
+        s[0, t, 8] = shift[t] + [2, 2, 4]       # right shoulder: (2, 0, 0) -> no x-rotation
+        s[1, t, :] = shift[t] + [1, 2, 6]       # second person
+        s[1, t, 3] = 0                          # one of its joints untracked
+    s[0, 0, 10] = [1, -1, 0]                    # x + y + z == 0: stays 0
+    out = _mtvc(normalize(data))
+    for t in range(2):
+        np.testing.assert_allclose(out[0, t, 0], [0, 0, -1], atol=1e-6)
+        np.testing.assert_allclose(out[0, t, 1], [0, 0, 0], atol=1e-6)
+        np.testing.assert_allclose(out[0, t, 4], [-1, 0, 0], atol=1e-6)
+        np.testing.assert_allclose(out[0, t, 8], [1, 0, 0], atol=1e-6)
+        np.testing.assert_allclose(out[0, t, 20], [4, 3, 1], atol=1e-6)
+        np.testing.assert_allclose(out[1, t, 0], [0, 0, 2], atol=1e-6)
+        np.testing.assert_array_equal(out[1, t, 3], [0, 0, 0])
+    np.testing.assert_array_equal(out[0, 0, 10], [0, 0, 0])
+    np.testing.assert_allclose(out[0, 1, 10], [4, 3, 1], atol=1e-6)
+
+
+def test_spine_is_turned_onto_plus_z():
+    data, s = _sample(frames=1)
+    base = np.array([10, 20, 30], dtype=np.float32)
+    s[0, 0, :] = base + [0, 1, 0]               # every other joint sits on the spine middle
+    s[0, 0, 0] = base                           # spine vector (0, 1, 0): needs +90 degrees about x
+    s[0, 0, 2] = base + [0, 2, 0]               # up the spine: ends on +z
+    s[0, 0, 3] = base + [0, 1, 1]               # in front (+z): ends on -y
+    s[0, 0, 4] = base + [-1, 1, 0]              # shoulders already along x
+    s[0, 0, 8] = base + [1, 1, 0]
+    out = _mtvc(normalize(data))[0, 0]
+    np.testing.assert_allclose(out[0], [0, 0, -1], atol=1e-6)
+    np.testing.assert_allclose(out[2], [0, 0, 1], atol=1e-6)
+    np.testing.assert_allclose(out[3], [0, -1, 0], atol=1e-6)
+    np.testing.assert_allclose(out[4], [-1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(out[8], [1, 0, 0], atol=1e-6)
+
+
+def test_shoulders_are_turned_onto_plus_x():
+    data, s = _sample(frames=1)
+    base = np.array([10, 20, 30], dtype=np.float32)
+    s[0, 0, :] = base
+    s[0, 0, 0] = base - [0, 0, 1]               # spine along +z already
+    s[0, 0, 4] = base - [0, 1, 0]               # shoulder vector (0, 2, 0): -90 degrees about z
+    s[0, 0, 8] = base + [0, 1, 0]
+    s[0, 0, 5] = base + [1, 0, 0]               # +x ends on -y
+    out = _mtvc(normalize(data))[0, 0]
+    np.testing.assert_allclose(out[0], [0, 0, -1], atol=1e-6)
+    np.testing.assert_allclose(out[4], [-1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(out[8], [1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(out[5], [0, -1, 0], atol=1e-6)
+
+
+def _frames(values):
+    """A 1 x 1 x T x 25 x 3 array whose frame t holds values[t] at every coordinate (0 = empty frame)."""
+    return np.array(values, dtype=np.float32)[None, None, :, None, None] * np.ones((1, 1, 1, 25, 3), np.float32)
+
+
+@pytest.mark.parametrize('before, after', [
+    ([0, 0, 1, 2, 0, 3, 0, 0], [1, 2, 3, 1, 2, 3, 1, 2]),   # first frames missing: front-aligned, gap closed
+    ([1, 2, 0, 0, 0], [1, 2, 1, 2, 1]),                      # tail missing: looped
+    ([1, 0, 2, 0, 0], [1, 0, 2, 1, 0]),                      # middle gap stays (and is looped with the rest)
+    ([1, 2, 3], [1, 2, 3]),                                  # nothing to pad
+    ([0, 0, 0], [0, 0, 0]),                                  # empty person stays empty
+])
+def test_padding_of_null_frames(before, after):
+    out = pad_null_frames(_frames(before))
+    np.testing.assert_array_equal(out, _frames(after))
+
+
+def test_padding_is_per_person():
+    s = np.concatenate([_frames([1, 2, 0, 0]), _frames([0, 5, 6, 0])], axis=1)  # 1 x 2 x T x 25 x 3
+    out = pad_null_frames(s)
+    np.testing.assert_array_equal(out[:, :1], _frames([1, 2, 1, 2]))
+    np.testing.assert_array_equal(out[:, 1:], _frames([5, 6, 5, 6]))
+
+
+def test_all_zero_sample_is_left_alone_and_matches_loop_on_awkward_batch():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(7, 3, 40, 25, 2)).astype(np.float32)
+    data[0] = 0                                 # all-zero sample
+    data[1, :, :5] = 0                          # first frames missing (both persons)
+    data[2, :, 30:] = 0                         # tail missing
+    data[3, :, 10:15, :, 0] = 0                 # middle gap, first person only
+    data[4, :, :, :, 1] = 0                     # single person
+    data[5, :, :, :, 0] = 0                     # first person empty: no centre, no rotation
+    data[6, :, :3, :, 1] = 0
+    data[6, :, 20:, :, 1] = 0
+    out = normalize(data)
+    assert out.dtype == np.float32 and out.shape == data.shape
+    np.testing.assert_array_equal(out[0], 0)
+    np.testing.assert_allclose(out, normalize_loop(data), rtol=0, atol=2e-6)

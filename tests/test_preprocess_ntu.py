@@ -1,0 +1,228 @@
+"""NTU RGB+D reading, body selection, split rules and the ntu_gendata command end to end."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_gen import ntu_gendata, writer
+from data_gen.normalize import normalize_loop
+from data_gen.ntu_reader import SkeletonFileError, body_energy, is_training, read_bodies, select_bodies
+from dataset.processed import load_split
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _joint_line(x, y, z):
+    return f'{x} {y} {z} 250.1 200.2 960.3 540.4 0.9 0.1 0.2 0.3 2'
+
+
+def _skeleton_text(frames):
+    """NTU file text (CRLF) for frames = list of lists of bodies, each body a 25 x 3 array."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for k, body in enumerate(bodies):
+            lines.append(f'7205759403793{k} 0 1 1 1 1 0 0.01 -0.02 2')
+            lines.append('25')
+            lines.extend(_joint_line(*p) for p in body)
+    return '\r\n'.join(lines) + '\r\n'
+
+
+def _body(offset, spread=1.0, seed=0):
+    """A 25 x 3 body: distinct joint positions around ``offset``."""
+    rng = np.random.default_rng(seed)
+    return np.round(np.asarray(offset) + spread * rng.uniform(-0.5, 0.5, size=(25, 3)), 4)
+
+
+def test_parse_file_with_two_bodies_and_an_empty_frame(tmp_path):
+    a, b, c = _body([0, 0, 3], seed=1), _body([1, 0, 3], seed=2), _body([0, 1, 3], seed=3)
+    path = tmp_path / 'S001C001P001R001A050.skeleton'
+    path.write_text(_skeleton_text([[a, b], [], [c]]), newline='')
+    xyz, n_frame = read_bodies(str(path))
+    assert n_frame == 3 and xyz.shape == (4, 3, 25, 3)
+    np.testing.assert_array_equal(xyz[0, 0], a)
+    np.testing.assert_array_equal(xyz[1, 0], b)
+    np.testing.assert_array_equal(xyz[:, 1], 0)          # the empty frame
+    np.testing.assert_array_equal(xyz[0, 2], c)
+    np.testing.assert_array_equal(xyz[1:, 2], 0)
+    np.testing.assert_array_equal(xyz[2:], 0)
+
+
+def test_body_energy_uses_only_non_empty_frames():
+    body = np.zeros((4, 25, 3))
+    body[1, :, 0] = np.arange(25)                        # x = 0..24, y = z = 1 in frame 1 only
+    body[1, :, 1:] = 1
+    assert body_energy(body) == pytest.approx(np.sqrt((25 ** 2 - 1) / 12))
+    assert body_energy(np.zeros((4, 25, 3))) == 0
+
+
+def test_select_bodies_keeps_two_highest_energies_in_descending_order():
+    xyz = np.zeros((4, 5, 25, 3))
+    xyz[0] = _body([0, 0, 3], spread=0.05)                 # ghost: low energy, listed first
+    xyz[1] = _body([0, 0, 3], spread=1.0, seed=4)          # highest
+    xyz[2, :3] = _body([1, 0, 3], spread=0.5, seed=5)      # middle (present in 3 frames)
+    out = select_bodies(xyz)                               # C x T x V x M
+    assert out.shape == (3, 5, 25, 2)
+    np.testing.assert_array_equal(out[..., 0], xyz[1].transpose(2, 0, 1))
+    np.testing.assert_array_equal(out[..., 1], xyz[2].transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize('name, dataset, bench, train', [
+    ('S001C001P001R001A001.skeleton', 'ntu60', 'xsub', True),
+    ('S001C001P003R001A001.skeleton', 'ntu60', 'xsub', False),
+    ('S001C001P038R001A001.skeleton', 'ntu60', 'xsub', True),
+    ('S001C001P039R001A001.skeleton', 'ntu60', 'xsub', False),
+    ('S001C001P045R001A001.skeleton', 'ntu120', 'xsub', True),
+    ('S001C001P103R001A001.skeleton', 'ntu120', 'xsub', True),
+    ('S001C001P104R001A001.skeleton', 'ntu120', 'xsub', False),
+    ('S001C001P006R001A001.skeleton', 'ntu120', 'xsub', False),
+    ('S005C001P001R001A001.skeleton', 'ntu60', 'xview', False),
+    ('S005C002P001R001A001.skeleton', 'ntu60', 'xview', True),
+    ('S005C003P001R001A001.skeleton', 'ntu60', 'xview', True),
+    ('S001C002P001R001A001.skeleton', 'ntu120', 'xsetup', False),
+    ('S002C001P003R001A001.skeleton', 'ntu120', 'xsetup', True),
+    ('S032C001P003R001A001.skeleton', 'ntu120', 'xsetup', True),
+    ('S031C001P003R001A001.skeleton', 'ntu120', 'xsetup', False),
+])
+def test_split_rules(name, dataset, bench, train):
+    assert is_training(name, dataset, bench) is train
+
+
+def _expected(path, max_frame=300):
+    """Independent expectation: literal reading (published layout) + the per-joint loop normaliser."""
+    xyz, n_frame = read_bodies(str(path))
+    energy = [body_energy(b) for b in xyz]
+    order = sorted(range(4), key=lambda k: -energy[k])[:2]
+    data = np.zeros((1, 3, max_frame, 25, 2), dtype=np.float32)
+    clip = xyz[order][:, :max_frame].transpose(3, 1, 2, 0)
+    data[0, :, :clip.shape[1]] = clip
+    return normalize_loop(data)[0], n_frame
+
+
+def _write(folder, name, frames):
+    path = os.path.join(folder, name)
+    with open(path, 'w', newline='') as f:
+        f.write(_skeleton_text(frames))
+    return path
+
+
+def _raw_set(folder):
+    """A small raw folder with awkward cases; returns the file names written."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(1)
+    walk = lambda n, seed: [[_body([0.1 * t, 0, 3], seed=seed + t)] for t in range(n)]  # noqa: E731
+    _write(folder, 'S001C002P001R001A003.skeleton', walk(20, 0))
+    _write(folder, 'S001C001P003R002A001.skeleton', [[]] * 3 + walk(10, 50) + [[]] * 4)   # missing ends
+    _write(folder, 'S002C003P002R001A051.skeleton',
+           [[_body([0, 0, 3], seed=t), _body([1, 0, 3], spread=0.3, seed=90 + t), _body([2, 0, 3], 0.01)]
+            for t in range(12)])
+    _write(folder, 'S001C001P001R001A002.skeleton', walk(310, 200))                     # longer than 300
+    del rng
+    return sorted(os.listdir(folder))
+
+
+def test_gendata_matches_independent_expectation(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    names = _raw_set(raw)
+    ntu_gendata.main(['--data-path', raw, '--out-folder', out, '--dataset', 'ntu60', '--workers', '1',
+                      '--no-progress'])
+    seen = {}
+    for bench in ('xsub', 'xview'):
+        for part in ('train', 'val'):
+            split = load_split(os.path.join(out, bench), part)
+            assert split.names == sorted(split.names)
+            for i, name in enumerate(split.names):
+                assert is_training(name, 'ntu60', bench) is (part == 'train')
+                assert split.labels[i] == int(name[17:20]) - 1
+                expected, n_frame = _expected(os.path.join(raw, name))
+                assert split.num_frame[i] == n_frame
+                np.testing.assert_allclose(split.data[i], expected, rtol=0, atol=2e-6)
+                seen.setdefault(bench, set()).add(name)
+    assert seen['xsub'] == seen['xview'] == set(names)
+    assert load_split(os.path.join(out, 'xsub'), 'train').num_frame.tolist() == [310, 20, 12]
+    with open(os.path.join(out, 'xsub', 'train_label.pkl'), 'rb') as f:
+        assert pickle.load(f)[0][0] == 'S001C001P001R001A002.skeleton'   # name keeps its extension
+    assert os.path.getsize(os.path.join(out, 'skipped.txt')) == 0
+    assert sorted(os.listdir(os.path.join(out, 'xsub'))) == sorted(
+        f'{p}_{k}' for p in ('train', 'val') for k in ('data_joint.npy', 'num_frame.npy', 'label.pkl'))
+
+
+def test_script_entry_point_with_workers_and_ignore_list(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    ignore = tmp_path / 'ignore.txt'
+    ignore.write_text('S001C002P001R001A003\n')
+    subprocess.run([sys.executable, os.path.join(ROOT, 'data_gen', 'ntu_gendata.py'), '--data-path', raw,
+                    '--out-folder', out, '--dataset', 'ntu120', '--workers', '2', '--ignored-sample-path',
+                    str(ignore), '--no-progress'], check=True, capture_output=True, cwd=str(tmp_path))
+    xsetup = [load_split(os.path.join(out, 'xsetup'), p).names for p in ('train', 'val')]
+    assert xsetup == [['S002C003P002R001A051.skeleton'],
+                      ['S001C001P001R001A002.skeleton', 'S001C001P003R002A001.skeleton']]
+    assert os.path.isfile(os.path.join(out, 'settings.json'))
+
+
+def _run(raw, out, *extra):
+    ntu_gendata.main(['--data-path', raw, '--out-folder', out, '--dataset', 'ntu60', '--workers', '1',
+                      '--no-progress', *extra])
+
+
+def test_truncated_and_garbled_files_name_file_and_line(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    path = os.path.join(raw, 'S001C002P001R001A003.skeleton')
+    lines = open(path, newline='').read().split('\r\n')
+    open(path, 'w', newline='').write('\r\n'.join(lines[:40]))           # cut inside frame 2's joints
+    with pytest.raises(SystemExit, match=r'S001C002P001R001A003.skeleton: line 41: expected 25 joint lines'):
+        _run(raw, out)
+    lines[5] = lines[5].replace('250.1', 'abc')
+    open(path, 'w', newline='').write('\r\n'.join(lines))
+    with pytest.raises(SkeletonFileError, match=r'line 6: expected a joint line of 12 numbers'):
+        read_bodies(path)
+    assert os.listdir(os.path.join(out, 'xsub')) == []                     # nothing written, no temporaries
+    _run(raw, out, '--skip-bad')
+    skipped = open(os.path.join(out, 'skipped.txt')).read()
+    assert 'S001C002P001R001A003.skeleton' in skipped and 'line 6' in skipped
+    names = load_split(os.path.join(out, 'xview'), 'train').names
+    assert 'S001C002P001R001A003.skeleton' not in names and len(names) == 1
+
+
+def test_file_without_bodies_is_skipped_and_listed(tmp_path, capsys):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    _write(raw, 'S001C001P001R001A004.skeleton', [[], [], []])
+    _run(raw, out)
+    assert 'no body in any frame' in capsys.readouterr().out
+    assert 'S001C001P001R001A004.skeleton' in open(os.path.join(out, 'skipped.txt')).read()
+    assert 'S001C001P001R001A004.skeleton' not in load_split(os.path.join(out, 'xsub'), 'train').names
+    assert len(load_split(os.path.join(out, 'xsub'), 'train')) == 3       # header shrunk to the kept rows
+
+
+def test_bad_file_name_is_a_clear_error(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    _write(raw, 'S001C001P001R001A01.skeleton', [[_body([0, 0, 3])]])
+    with pytest.raises(SystemExit, match=r"'S001C001P001R001A01.skeleton' is not an NTU RGB\+D sample file name"):
+        _run(raw, out)
+
+
+def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeypatch):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    _run(raw, out)
+    before = {f: open(os.path.join(out, 'xsub', f), 'rb').read() for f in os.listdir(os.path.join(out, 'xsub'))}
+    _write(raw, 'S001C001P001R001A005.skeleton', [[_body([0, 0, 3], seed=7)]] * 5)
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(writer, 'normalize', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(raw, out, '--chunk', '2')
+    after = {f: open(os.path.join(out, 'xsub', f), 'rb').read() for f in os.listdir(os.path.join(out, 'xsub'))}
+    assert after == before                                                  # old outputs intact, no temp files
+    monkeypatch.undo()
+    _run(raw, out)                                                          # a rerun replaces cleanly
+    assert 'S001C001P001R001A005.skeleton' in load_split(os.path.join(out, 'xsub'), 'train').names
+    assert not [f for f in os.listdir(os.path.join(out, 'xsub')) if f.startswith('.')]
