@@ -1,0 +1,105 @@
+"""PKU-MMD II: label files (one action included), slicing, splits and pku_gendata end to end."""
+import os
+
+import numpy as np
+import pytest
+
+from data_gen import pku_gendata
+from data_gen.normalize import normalize_loop
+from data_gen.ntu_reader import SkeletonFileError
+from dataset.processed import load_split
+
+
+def _video(frames, seed):
+    """F x 150 values; body 2 zero in the first half (absent)."""
+    rng = np.random.default_rng(seed)
+    v = np.round(rng.uniform(-1, 1, size=(frames, 150)), 4)
+    v[: frames // 2, 75:] = 0
+    return v
+
+
+def _raw(folder, labels):
+    """Write a PKU folder; labels = {video: label file text}; returns the skeleton arrays."""
+    os.makedirs(os.path.join(folder, 'skeleton'))
+    os.makedirs(os.path.join(folder, 'label'))
+    arrays = {}
+    for k, (video, text) in enumerate(sorted(labels.items())):
+        arrays[video] = _video(30, k)
+        np.savetxt(os.path.join(folder, 'skeleton', video + '.txt'), arrays[video], fmt='%.4f')
+        with open(os.path.join(folder, 'label', video + '.txt'), 'w') as f:
+            f.write(text)
+    with open(os.path.join(folder, 'cross_subject_v2.txt'), 'w') as f:
+        f.write('Training videos: \nA01N01-L, A01N01-M\nValidataion videos: \nA02N01-L\n')
+    with open(os.path.join(folder, 'cross_view_v2.txt'), 'w') as f:
+        f.write('Training videos: \nA01N01-M, A02N01-L\nValidataion videos: \nA01N01-L\n')
+    return arrays
+
+
+LABELS = {'A01N01-L': '3,2,10,1\n51,12,30,2\n', 'A01N01-M': '7,0,5,1', 'A02N01-L': '1,5,25,1\n\n'}
+
+
+def test_label_file_with_a_single_action(tmp_path):
+    path = tmp_path / 'one.txt'
+    path.write_text('7,0,5,1')
+    assert [a[:3] for a in pku_gendata.read_labels(str(path))] == [(7, 0, 5)]
+
+
+@pytest.mark.parametrize('text, found', [('3,2\n', 'line 1: expected "label,start,end'),
+                                         ('3,2,10,1\n0,1,4,1\n', 'line 2: expected a label in 1..51'),
+                                         ('3,9,9,1\n', 'start < end'),
+                                         ('x,1,2,1\n', 'line 1')])
+def test_bad_label_lines(tmp_path, text, found):
+    path = tmp_path / 'bad.txt'
+    path.write_text(text)
+    with pytest.raises(SkeletonFileError, match=found):
+        pku_gendata.read_labels(str(path))
+
+
+def test_slicing_and_layout(tmp_path):
+    arrays = _raw(str(tmp_path), LABELS)
+    root = str(tmp_path)
+    actions = pku_gendata.read_labels(os.path.join(root, 'label', 'A01N01-L.txt'))
+    out = pku_gendata.read_video_samples(os.path.join(root, 'skeleton', 'A01N01-L.txt'),
+                                         os.path.join(root, 'label', 'A01N01-L.txt'), actions)
+    assert [n for _, n in out] == [8, 18]
+    data, _ = out[1]                                     # frames [12, 30): C x T x V x M
+    raw = arrays['A01N01-L']
+    for t, f in ((0, 12), (17, 29)):
+        for m in range(2):
+            for v in (0, 24):
+                np.testing.assert_allclose(data[:, t, v, m], raw[f, m * 75 + v * 3: m * 75 + v * 3 + 3], atol=1e-6)
+
+
+def test_action_past_the_end_of_the_video(tmp_path):
+    _raw(str(tmp_path), {'A01N01-L': '3,20,31,1\n'})
+    root = str(tmp_path)
+    with pytest.raises(SkeletonFileError, match=r'A01N01-L.txt: line 1: expected end <= 30'):
+        pku_gendata.read_video_samples(os.path.join(root, 'skeleton', 'A01N01-L.txt'),
+                                       os.path.join(root, 'label', 'A01N01-L.txt'),
+                                       pku_gendata.read_labels(os.path.join(root, 'label', 'A01N01-L.txt')))
+
+
+def test_gendata_end_to_end(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    arrays = _raw(raw, LABELS)
+    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress'])
+    xsub_train = load_split(os.path.join(out, 'xsub'), 'train')
+    assert xsub_train.names == ['A01N01-L.txt_0', 'A01N01-L.txt_1', 'A01N01-M.txt_0']
+    assert xsub_train.labels.tolist() == [2, 50, 6]
+    assert xsub_train.num_frame.tolist() == [8, 18, 5]
+    assert load_split(os.path.join(out, 'xsub'), 'val').names == ['A02N01-L.txt_0']
+    assert load_split(os.path.join(out, 'xview'), 'train').names == ['A01N01-M.txt_0', 'A02N01-L.txt_0']
+    assert load_split(os.path.join(out, 'xview'), 'val').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    expected = np.zeros((1, 3, 300, 25, 2), dtype=np.float32)
+    expected[0, :, :18] = arrays['A01N01-L'][12:30].reshape(18, 2, 25, 3).transpose(3, 0, 2, 1)
+    np.testing.assert_allclose(xsub_train.data[1], normalize_loop(expected)[0], rtol=0, atol=2e-6)
+
+
+def test_bad_label_file_skipped_with_skip_bad(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw(raw, dict(LABELS, **{'A01N01-M': '7,0,5\n7\n'}))
+    with pytest.raises(SystemExit, match='A01N01-M.txt: line 2'):
+        pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress'])
+    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress', '--skip-bad'])
+    assert 'A01N01-M.txt: line 2' in open(os.path.join(out, 'skipped.txt')).read()
+    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
