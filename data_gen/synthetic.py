@@ -32,7 +32,8 @@ joint noise (``noise`` metres), partial actions (with probability ``p_partial`` 
 of the motion is performed), missing first or last frames (with probability ``p_missing`` 1-15 % of
 frames at one end have no body, as when Kinect loses the actor), and a low-energy third "ghost" body
 (with probability ``p_third``, a tight jittering cluster of joints, placed anywhere in the body list
-so that body selection by energy matters).
+so that body selection by energy matters; present throughout when listed before an actor, else for a
+random stretch).
 
 *Files.*  NTU: one ``SsssCcccPpppRrrrAaaa.skeleton`` per sample with every field of the official
 format and CRLF line ends (depth/colour pixel coordinates from a pinhole projection, a joint
@@ -195,9 +196,12 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
         ghost = centre + rng.normal(0, 0.03, size=(1, 25, 3)) + rng.normal(0, 0.005, size=(length, 25, 3))
         where = int(rng.integers(len(bodies) + 1))
         bodies.insert(where, ghost)
-        ghost_present = np.zeros(length, dtype=bool)
-        g0 = int(rng.integers(0, length // 2))
-        ghost_present[g0:g0 + int(rng.integers(length // 4, length))] = True
+        # A ghost listed before an actor stays for the whole take, so every body keeps its slot in the file.
+        ghost_present = np.ones(length, dtype=bool)
+        if where == len(bodies) - 1:
+            ghost_present[:] = False
+            g0 = int(rng.integers(0, length // 2))
+            ghost_present[g0:g0 + int(rng.integers(length // 4, length))] = True
         present = np.insert(present, where, ghost_present, axis=0)
     out = np.stack(bodies)  # B x T x 25 x 3
     out = out + rng.normal(0, noise, size=out.shape)
