@@ -7,7 +7,8 @@
 #   DRY_RUN=1 bash scripts/knn_eval.sh           # print the commands only
 #
 # Reads ./checkpoints/<run>/checkpoint_0450.pth.tar (PKU-MMD II: checkpoint_1000.pth.tar). One JSON
-# line per evaluation goes to results/knn.jsonl; the summary table is printed at the end.
+# line per evaluation goes to results/knn.jsonl, each run's settings to ./runs/knn/<run>/; the summary
+# table is printed at the end.
 source "$(dirname "$0")/common.sh"
 
 runs=("$@")
@@ -23,7 +24,7 @@ for name in "${runs[@]}"; do
         --finetune-skeleton-representation graph-based \
         --pretrained "$(pretrained_checkpoint "$name")" \
         --knn-neighbours 1 --batch-size 64 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
-        --results "$results"
+        --checkpoint-path "./runs/knn/$name" --results "$results"
 done
 run "$PYTHON" -m moco.results report "$results"
 

@@ -11,7 +11,8 @@
 # Reads ./checkpoints/<run>/checkpoint_0450.pth.tar (PKU-MMD II: checkpoint_1000.pth.tar) written
 # by scripts/pretrain.sh. "joint" classifies from the joint encoder (CMD); "all" averages the class
 # scores of the joint, motion and bone encoders (3s-CMD). One JSON line per evaluation goes to
-# results/linear.jsonl; the summary table is printed at the end.
+# results/linear.jsonl (with --view all: joint, motion, bone and their fusion); each run's log,
+# settings and classifier go to ./runs/linear/<run>_<view>/. The summary table is printed at the end.
 source "$(dirname "$0")/common.sh"
 
 runs=("$@")
@@ -28,9 +29,9 @@ for name in "${runs[@]}"; do
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
             --finetune-skeleton-representation graph-based \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \
-            --lr 0.1 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+            --lr 0.1 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
             --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
-            --results "$results"
+            --checkpoint-path "./runs/linear/${name}_${view}" --results "$results"
     done
 done
 run "$PYTHON" -m moco.results report "$results"

@@ -11,7 +11,8 @@
 #   DRY_RUN=1 bash scripts/semi_supervised.sh            # print the commands only
 #
 # Reads ./checkpoints/<run>/checkpoint_0450.pth.tar; one JSON line per fine-tuning goes to
-# results/semi.jsonl.
+# results/semi.jsonl, each fine-tuning's log, settings and labelled subset to
+# ./runs/semi/<run>_ratio<ratio>_seed<seed>/.
 source "$(dirname "$0")/common.sh"
 
 runs=("$@")
@@ -31,9 +32,9 @@ for name in "${runs[@]}"; do
                 --finetune-skeleton-representation graph-based \
                 --pretrained "$(pretrained_checkpoint "$name")" --view joint \
                 --finetune --data-ratio "$ratio" \
-                --lr 0.01 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+                --lr 0.01 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
                 --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
-                --results "$results"
+                --checkpoint-path "./runs/semi/${name}_ratio${ratio}_seed${seed}" --results "$results"
         done
     done
 done

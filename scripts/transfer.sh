@@ -9,7 +9,8 @@
 #   DRY_RUN=1 bash scripts/transfer.sh           # print the commands only
 #
 # Reads ./checkpoints/<run>/checkpoint_0450.pth.tar and the processed PKU-MMD II x-sub folder; one
-# JSON line per fine-tuning goes to results/transfer.jsonl.
+# JSON line per fine-tuning goes to results/transfer.jsonl, each run's log and settings to
+# ./runs/transfer/<run>_to_pku_v2_xsub/.
 source "$(dirname "$0")/common.sh"
 
 runs=("$@")
@@ -24,10 +25,10 @@ for name in "${runs[@]}"; do
         --finetune-dataset pku_v2 --protocol cross_subject \
         --finetune-skeleton-representation graph-based \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \
-        --finetune --data-ratio 1.0 \
-        --lr 0.01 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 \
+        --finetune --transfer --pretrain-dataset "${RUN_DATASET[$name]}" \
+        --lr 0.01 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
         --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
-        --results "$results"
+        --checkpoint-path "./runs/transfer/${name}_to_pku_v2_xsub" --results "$results"
 done
 run "$PYTHON" -m moco.results report "$results"
 

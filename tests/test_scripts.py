@@ -21,9 +21,9 @@ PRETRAIN_COMMON = {
 }
 PRETRAIN_NTU = {"--epochs": ["451"], "--schedule": ["351"]}
 PRETRAIN_PKU = {"--epochs": ["1001"], "--schedule": ["801"]}
-LINEAR = {"--lr": ["0.1"], "--wd": ["0.0"], "--batch-size": ["64"], "--epochs": ["80"],
+LINEAR = {"--lr": ["0.1"], "--momentum": ["0.9"], "--wd": ["0.0"], "--eval-freq": ["5"], "--batch-size": ["64"], "--epochs": ["80"],
           "--schedule": ["50", "70"], "--finetune-skeleton-representation": ["graph-based"]}
-SEMI = {"--lr": ["0.01"], "--wd": ["0.0"], "--batch-size": ["64"], "--epochs": ["80"],
+SEMI = {"--lr": ["0.01"], "--momentum": ["0.9"], "--wd": ["0.0"], "--eval-freq": ["5"], "--batch-size": ["64"], "--epochs": ["80"],
         "--schedule": ["50", "70"], "--finetune": [], "--finetune-skeleton-representation": ["graph-based"]}
 KNN = {"--knn-neighbours": ["1"], "--finetune-skeleton-representation": ["graph-based"]}
 
@@ -170,7 +170,10 @@ def test_transfer_to_pku_mmd_ii():
         parsed = flags(words)
         assert_has(parsed, SEMI, words)
         assert parsed["--finetune-dataset"] == ["pku_v2"] and parsed["--protocol"] == ["cross_subject"]
-        assert float(parsed["--data-ratio"][0]) == 1.0
+        assert "--transfer" in parsed and "--data-ratio" not in parsed
+        source = parsed["--pretrained"][0].split("/")[-2]
+        assert parsed["--pretrain-dataset"] == [RUNS[source][0]]
+        assert parsed["--checkpoint-path"] == [f"./runs/transfer/{source}_to_pku_v2_xsub"]
 
 
 def test_no_private_or_misnamed_paths():
@@ -192,3 +195,56 @@ def test_real_run_reports_time_and_results_location():
     assert "Dry run" not in proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("Done in 0h 00m ") and last.endswith("Results: results/knn.jsonl"), last
+
+
+def test_preprocess_all_datasets_into_the_default_folders():
+    commands = dry_run("preprocess.sh")
+    by_out = {flags(c)["--out-folder"][0]: (entry_point(c), flags(c)) for c in commands}
+    assert set(by_out) == {"./data/NTU-RGB-D-60-AGCN", "./data/NTU-RGB-D-120-AGCN", "./data/PKU-MMD-v2-AGCN"}
+    script, parsed = by_out["./data/NTU-RGB-D-60-AGCN"]
+    assert script == "data_gen/ntu_gendata.py" and parsed["--dataset"] == ["ntu60"]
+    assert parsed["--benchmark"] == ["xsub", "xview"] and "--ignored-sample-path" in parsed
+    script, parsed = by_out["./data/NTU-RGB-D-120-AGCN"]
+    assert script == "data_gen/ntu_gendata.py" and parsed["--dataset"] == ["ntu120"]
+    assert parsed["--benchmark"] == ["xsub", "xsetup"] and "--ignored-sample-path" in parsed
+    assert by_out["./data/PKU-MMD-v2-AGCN"][0] == "data_gen/pku_gendata.py"
+
+
+def test_every_evaluation_writes_its_own_run_folder():
+    folders = []
+    for script in ("linear_eval.sh", "knn_eval.sh", "semi_supervised.sh", "transfer.sh"):
+        for words in dry_run(script):
+            if entry_point(words) in ("action_classification.py", "knn_eval.py"):
+                folder = flags(words)["--checkpoint-path"][0]
+                assert folder.startswith("./runs/")
+                folders.append(folder)
+    assert len(folders) == len(set(folders)) == 10 + 5 + 40 + 2
+
+
+def test_entry_points_accept_the_scripts_command_lines():
+    # The printed command lines parse with the entry points' own parsers and resolve to the stage
+    # the script means; the resolved values are those of SPEC §4.
+    from options.options_classification import classification_parser, knn_parser, resolve_classification, resolve_knn
+    from options.options_pretraining import parse_args
+
+    def argv_of(words):
+        return words[words.index(entry_point(words)) + 1:]
+
+    for words in dry_run("pretrain.sh"):
+        args = parse_args(argv_of(words))
+        assert (args.lr, args.batch_size, args.contrast_k, args.topk, args.mlp) == (0.01, 64, 16384, 8192, True)
+        assert {451: [351], 1001: [801]}[args.epochs] == args.schedule
+    stages = {"linear_eval.sh": "linear", "semi_supervised.sh": "semi", "transfer.sh": "transfer"}
+    for script, stage in stages.items():
+        for words in dry_run(script):
+            if entry_point(words) != "action_classification.py":
+                continue
+            args = resolve_classification(classification_parser().parse_args(argv_of(words)))
+            assert args.stage == stage
+            assert args.finetune == (stage != "linear")
+            assert (args.epochs, args.schedule, args.weight_decay) == (80, [50, 70], 0.0)
+            assert args.lr == (0.1 if stage == "linear" else 0.01)
+    for words in dry_run("knn_eval.sh"):
+        if entry_point(words) == "knn_eval.py":
+            args = resolve_knn(knn_parser().parse_args(argv_of(words)))
+            assert args.knn_neighbours == 1 and args.view == "joint"
