@@ -1,0 +1,197 @@
+"""Pretraining loop: checkpoints, exact resume, non-finite loss, bad input, options (tiny CPU runs)."""
+import hashlib
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import pretrain_cmd
+from dataset.processed import ProcessedDataError
+from moco import engine_pretrain as engine
+from moco.checkpoint import read_checkpoint
+from options.options_pretraining import parse_args
+
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
+        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+
+
+def make_folder(folder, n_train=16, n_val=4, seed=0, frames=None):
+    """A processed folder (SPEC §1.3) of random samples."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for part, n in (("train", n_train), ("val", n_val)):
+        np.save(os.path.join(folder, f"{part}_data_joint.npy"),
+                rng.standard_normal((n, 3, 300, 25, 2)).astype(np.float32))
+        counts = rng.integers(30, 300, n) if frames is None else np.full(n, frames)
+        np.save(os.path.join(folder, f"{part}_num_frame.npy"), counts.astype(np.int64))
+        with open(os.path.join(folder, f"{part}_label.pkl"), "wb") as f:
+            pickle.dump(([f"S001C001P001R001A{i:03d}" for i in range(n)], [i % 3 for i in range(n)]), f)
+    return str(folder)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest, and steadiest on a shared 2-core machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("processed"))
+
+
+def run(data_dir, out, *extra):
+    args = parse_args(["--data-dir", data_dir, "--checkpoint-path", str(out)] + TINY + list(extra))
+    return engine.run_pretraining(args)
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on):
+    run(data_dir, tmp_path / "straight", "--epochs", "2", "--augment-on", augment_on)
+    run(data_dir, tmp_path / "split", "--epochs", "1", "--augment-on", augment_on)
+    run(data_dir, tmp_path / "split", "--epochs", "2", "--augment-on", augment_on,
+        "--resume", str(tmp_path / "split" / "checkpoint_last.pth.tar"))
+    a = read_checkpoint(str(tmp_path / "straight" / "checkpoint_last.pth.tar"))
+    b = read_checkpoint(str(tmp_path / "split" / "checkpoint_last.pth.tar"))
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    # training moved the weights and the queues
+    first = read_checkpoint(str(tmp_path / "split" / "checkpoint_0000.pth.tar"))
+    assert not torch.equal(first["state_dict"]["encoder_q.fc.0.weight"], a["state_dict"]["encoder_q.fc.0.weight"])
+    assert not torch.equal(first["state_dict"]["queue_bone"], a["state_dict"]["queue_bone"])
+
+
+def test_checkpoint_contents(data_dir, tmp_path):
+    history = run(data_dir, tmp_path, "--epochs", "2")
+    assert [h["epoch"] for h in history] == [0, 1]
+    names = sorted(os.listdir(tmp_path))
+    assert "checkpoint_0000.pth.tar" in names and "checkpoint_0001.pth.tar" not in names
+    assert {"checkpoint_last.pth.tar", "settings.json", "log.jsonl", "tensorboard"} <= set(names)
+    assert not [n for n in names if n.endswith(".tmp")]
+    ckpt = read_checkpoint(str(tmp_path / "checkpoint_0000.pth.tar"))
+    assert ckpt["epoch"] == 1
+    assert {"epoch", "state_dict", "optimizer", "arch", "options", "rng"} <= set(ckpt)
+    state = ckpt["state_dict"]
+    assert not [k for k in state if k.startswith("module.")]
+    for prefix in ("encoder_q", "encoder_k", "encoder_q_motion", "encoder_k_motion", "encoder_q_bone",
+                   "encoder_k_bone"):
+        for name in ("encoder.gru.weight_ih_l0", "encoder.gru.bias_hh_l0_reverse", "fc.0.weight", "fc.2.bias",
+                     "input_norm.running_var", "input_norm.num_batches_tracked"):
+            assert f"{prefix}.{name}" in state
+    for name in ("queue", "queue_motion", "queue_bone"):
+        assert state[name].shape == (16, 32)
+    # 16 samples, batch 8: two steps per epoch move each queue pointer by 16 of K = 32
+    assert int(state["queue_ptr"]) == int(state["queue_ptr_bone"]) == 16
+    assert ckpt["arch"]["args_bi_gru"] == {"en_input_size": 150, "en_hidden_size": 8, "en_num_layers": 1,
+                                           "num_class": 16}
+    assert ckpt["options"]["contrast_k"] == 32 and ckpt["options"]["topk"] == 16
+    last = read_checkpoint(str(tmp_path / "checkpoint_last.pth.tar"))
+    assert last["epoch"] == 2 and int(last["state_dict"]["queue_ptr_motion"]) == 0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch):
+    run(data_dir, tmp_path, "--epochs", "1")
+    last = tmp_path / "checkpoint_last.pth.tar"
+    before = sha(last)
+    build = engine.build_model
+    calls = {"n": 0}
+
+    def poisoned(args):
+        model = build(args)
+        forward = model.forward
+
+        def forward_with_nan(im_q, im_k):
+            out = forward(im_q, im_k)
+            calls["n"] += 1
+            return out[:-1] + (out[-1] * float("nan") if calls["n"] == 2 else out[-1],)
+
+        model.forward = forward_with_nan
+        return model
+
+    monkeypatch.setattr(engine, "build_model", poisoned)
+    with pytest.raises(engine.NonFiniteLossError, match="epoch 1, step 1 of 2"):
+        run(data_dir, tmp_path, "--epochs", "3", "--resume", str(last))
+    assert sha(last) == before
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".pth.tar")) == [
+        "checkpoint_0000.pth.tar", "checkpoint_last.pth.tar"]
+
+
+def test_bad_options_fail_before_training(data_dir, tmp_path, capsys):
+    base = ["--data-dir", data_dir, "--checkpoint-path", str(tmp_path), "--epochs", "1"]
+    with pytest.raises(SystemExit):
+        parse_args(base + TINY + ["--contrast-k", "36"])
+    assert "--contrast-k 36 is not divisible by the batch size 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(base + TINY + ["--topk", "64"])
+    assert "--topk 64 is larger than the queue length --contrast-k 32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--pre-dataset", "ntu60", "--protocol", "cross_setup"])
+    assert "cross_setup" in capsys.readouterr().err
+    # a global batch of 2 processes x 8 does not divide K = 24
+    args = parse_args(base + TINY + ["--contrast-k", "24"])
+    with pytest.raises(engine.SettingsError, match="not divisible by the global batch size 16"):
+        engine._check_settings(args, 2, 100)
+    with pytest.raises(engine.SettingsError, match="fewer than one global batch"):
+        engine._check_settings(args, 1, 7)
+    assert not os.listdir(tmp_path)
+
+
+def test_bad_data_folders_fail_before_training(tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = str(tmp_path / "nowhere")
+    assert pretrain_cmd.main(["--data-dir", missing, "--checkpoint-path", str(out), "--epochs", "1"] + TINY) == 1
+    assert f"processed folder {missing}: no such folder" in capsys.readouterr().err
+    broken = make_folder(tmp_path / "broken", n_train=4)
+    np.save(os.path.join(broken, "train_data_joint.npy"), np.zeros((4, 3, 300, 25), dtype=np.float32))
+    with pytest.raises(ProcessedDataError, match="broken.*train_data_joint.npy has shape"):
+        run(broken, out, "--epochs", "1")
+    small = make_folder(tmp_path / "small", n_train=5)
+    with pytest.raises(engine.SettingsError, match="5 samples, fewer than one global batch of 8"):
+        run(small, out, "--epochs", "1")
+    empty = make_folder(tmp_path / "empty_sample", n_train=8)
+    counts = np.load(os.path.join(empty, "train_num_frame.npy"))
+    counts[3] = 0
+    np.save(os.path.join(empty, "train_num_frame.npy"), counts)
+    with pytest.raises(ProcessedDataError, match="sample 3 .*has 0 frames"):
+        run(empty, out, "--epochs", "1")
+    assert not os.path.exists(out) or not [n for n in os.listdir(out) if n.endswith(".pth.tar")]
+
+
+def test_options_take_preset_defaults_and_flags_win():
+    args = parse_args([])
+    assert (args.lr, args.momentum, args.weight_decay, args.batch_size, args.epochs) == (0.01, 0.9, 1e-4, 64, 451)
+    assert (args.schedule, args.mlp, args.cos, args.contrast_k, args.topk) == ([351], True, False, 16384, 8192)
+    assert (args.contrast_t, args.contrast_m, args.teacher_t, args.student_t) == (0.07, 0.999, 0.05, 0.1)
+    assert (args.hidden_size, args.num_layers, args.seed, args.cmd_weight) == (1024, 3, 42, 1.0)
+    pku = parse_args(["--pre-dataset", "pku_v2", "--protocol", "cross_view"])
+    assert (pku.epochs, pku.schedule) == (1001, [801])
+    published = parse_args(["-j", "3", "--epochs", "20", "--start-epoch", "2", "-b", "16", "--lr", "0.5",
+                            "--schedule", "5", "9", "--momentum", "0.8", "--wd", "0.5", "-p", "7",
+                            "--resume", "r.pth.tar", "--local_rank", "1", "--seed", "3", "--checkpoint-path", "c",
+                            "--skeleton-representation", "graph-based", "--pre-dataset", "ntu120",
+                            "--protocol", "cross_setup", "--contrast-dim", "64", "--contrast-k", "128",
+                            "--contrast-m", "0.99", "--contrast-t", "0.2", "--teacher-t", "0.3",
+                            "--student-t", "0.4", "--cmd-weight", "2", "--topk", "100", "--mlp", "--cos"])
+    assert (published.workers, published.epochs, published.start_epoch, published.batch_size) == (3, 20, 2, 16)
+    assert (published.lr, published.schedule, published.momentum, published.weight_decay) == (0.5, [5, 9], 0.8, 0.5)
+    assert (published.print_freq, published.resume, published.local_rank, published.seed) == (7, "r.pth.tar", 1, 3)
+    assert (published.pre_dataset, published.protocol, published.contrast_dim) == ("ntu120", "cross_setup", 64)
+    assert (published.contrast_k, published.contrast_m, published.contrast_t) == (128, 0.99, 0.2)
+    assert (published.teacher_t, published.student_t, published.cmd_weight, published.topk) == (0.3, 0.4, 2.0, 100)
+    assert published.mlp and published.cos and published.checkpoint_path == "c"
+    assert parse_args(["--local-rank", "2", "--no-mlp", "--weight-decay", "0"]).local_rank == 2
+    assert not parse_args(["--no-mlp"]).mlp
