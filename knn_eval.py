@@ -3,7 +3,8 @@
 Features are the frozen 2048-d encoder outputs (eval mode, no gradient) of the chosen view ('all'
 averages the three encoders' features, as MoCo(pretrain=False) does); training features come from
 the training feeder (random crop, `--train-crop centre` for the deterministic centre crop),
-validation features from the centre crop. Each validation sample takes the label of its nearest
+validation features from the centre crop. On CUDA the GRUs run in full float32 (TF32 off), so
+exported features agree with a CPU computation to float32 rounding. Each validation sample takes the label of its nearest
 training sample by cosine similarity (`--knn-neighbours k`: majority vote, ties to the class with
 the nearest neighbour). `--save-features FILE.npz` keeps both feature sets with labels and names.
 
@@ -15,6 +16,7 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 
 from dataset.processed import load_split, resolve_data_dir
 from feeder.feeder_downstream import DownstreamFeeder
@@ -51,6 +53,8 @@ def main(argv=None):
         parser.error(str(exc))
     seed_everything(args.seed)
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False  # full float32 GRUs: exported features match the CPU's
     folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
     train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
     train_set = DownstreamFeeder(train_split, train=args.train_crop == "random", seed=args.seed)
