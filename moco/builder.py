@@ -159,6 +159,7 @@ class MoCo(nn.Module):
             return self._query_outputs(im_q, view, knn_eval)
         if im_k is None:
             raise ValueError('pretraining forward needs two views: model(im_q, im_k)')
+        self.check_batch_size(im_q.shape[0] * (dist.get_world_size() if _distributed() else 1))
         q = {name: self.query_encoder(name)(modality(im_q, name)) for name in MODALITIES}  # N x dim
         with torch.no_grad():
             self._momentum_update_key_encoders()
@@ -167,9 +168,10 @@ class MoCo(nn.Module):
         with torch.autocast(device_type=im_q.device.type, enabled=False):
             logits, student_sims, teacher_sims = {}, {}, {}
             for name in MODALITIES:
-                q[name] = F.normalize(q[name].float(), dim=1)  # N x dim
-                k[name] = F.normalize(k[name].float(), dim=1)  # N x dim
-                queue = self.queue_of(name).clone().detach()  # dim x K
+                dtype = torch.promote_types(self.queue_of(name).dtype, torch.float32)
+                q[name] = F.normalize(q[name].to(dtype), dim=1)  # N x dim
+                k[name] = F.normalize(k[name].to(dtype), dim=1)  # N x dim
+                queue = self.queue_of(name).detach().to(dtype, copy=True)  # dim x K
                 l_pos = (q[name] * k[name]).sum(dim=1, keepdim=True)  # N x 1
                 l_neg = q[name] @ queue  # N x K
                 logits[name] = torch.cat([l_pos, l_neg], dim=1) / self.T  # N x (1+K)

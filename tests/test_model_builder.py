@@ -1,0 +1,235 @@
+"""MoCo with CMD (SPEC §3.2, §3.3, §6) against direct computations from the definitions."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from moco.builder import MoCo
+from moco.loss import cmd_kl, cmd_loss
+from moco.modalities import MODALITIES, modality
+
+HIDDEN, LAYERS, DIM = 4, 2, 3
+ARGS = {'en_input_size': 150, 'en_hidden_size': HIDDEN, 'en_num_layers': LAYERS, 'num_class': DIM}
+PREFIX = {'joint': '', 'motion': '_motion', 'bone': '_bone'}
+
+
+def tiny_moco(**kw):
+    torch.manual_seed(0)
+    settings = dict(dim=DIM, K=8, m=0.9, T=0.2, teacher_T=0.3, student_T=0.4, cmd_weight=0.5, topk=5)
+    settings.update(kw)
+    return MoCo('graph-based', ARGS, **settings).double()
+
+
+def views(n=2, t=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 3, t, 25, 2, generator=g, dtype=torch.float64),
+            torch.randn(n, 3, t, 25, 2, generator=g, dtype=torch.float64))
+
+
+def kl_by_definition(teacher, student, topk, teacher_T, student_T):
+    """Mean over rows of sum_i p_i log(p_i / q_i) over the top-k teacher entries, with plain Python."""
+    total = 0.0
+    for t_row, s_row in zip(teacher.tolist(), student.tolist()):
+        index = sorted(range(len(t_row)), key=lambda j: -t_row[j])[:topk]
+        zt = sum(math.exp(t_row[j] / teacher_T) for j in index)
+        zs = sum(math.exp(s_row[j] / student_T) for j in index)
+        for j in index:
+            p = math.exp(t_row[j] / teacher_T) / zt
+            q = math.exp(s_row[j] / student_T) / zs
+            total += p * math.log(p / q)
+    return total / len(teacher)
+
+
+def test_cmd_kl_hand_worked_topk():
+    teacher = torch.tensor([[0.9, 0.1, 0.5, -0.3, 0.7, 0.2], [0.0, 0.4, -0.2, 0.8, 0.3, 0.6]], dtype=torch.float64)
+    student = torch.tensor([[0.2, 0.8, -0.1, 0.4, 0.3, 0.9], [0.5, -0.6, 0.1, 0.2, 0.7, 0.0]], dtype=torch.float64)
+    # top-3 teacher entries: row 0 -> columns 0, 4, 2; row 1 -> columns 3, 5, 1
+    index = [[0, 4, 2], [3, 5, 1]]
+    expected = 0.0
+    for row, cols in enumerate(index):
+        p = torch.softmax(teacher[row, cols] / 0.05, dim=0)
+        q = torch.softmax(student[row, cols] / 0.1, dim=0)
+        expected += float((p * (p / q).log()).sum())
+    expected /= 2
+    assert cmd_kl(teacher, student, 3, 0.05, 0.1).item() == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(kl_by_definition(teacher, student, 3, 0.05, 0.1), rel=1e-12)
+
+
+def test_cmd_loss_sums_six_ordered_pairs():
+    g = torch.Generator().manual_seed(3)
+    teacher = {name: torch.randn(3, 10, generator=g, dtype=torch.float64) for name in MODALITIES}
+    student = {name: torch.randn(3, 10, generator=g, dtype=torch.float64) for name in MODALITIES}
+    expected = sum(kl_by_definition(teacher[a], student[b], 4, 0.05, 0.1)
+                   for a in MODALITIES for b in MODALITIES if a != b)
+    assert cmd_loss(teacher, student, 4, 0.05, 0.1).item() == pytest.approx(expected, rel=1e-10)
+
+
+def momentum_updated(model):
+    """A copy of `model` whose key encoders were updated by hand as k <- 0.9 k + 0.1 q."""
+    ref = copy.deepcopy(model)
+    with torch.no_grad():
+        for name in MODALITIES:
+            for p_q, p_k in zip(ref.query_encoder(name).parameters(), ref.key_encoder(name).parameters()):
+                p_k.copy_(0.9 * p_k + 0.1 * p_q)
+    return ref
+
+
+@pytest.mark.parametrize('mlp', [False, True])
+def test_forward_logits_losses_queue_and_momentum(mlp):
+    model = tiny_moco(mlp=mlp)
+    before = copy.deepcopy(model)
+    ref = momentum_updated(model)
+    im_q, im_k = views()
+
+    logits_j, logits_m, logits_b, labels, loss_cmd = model(im_q, im_k)
+
+    q = {n: F.normalize(ref.query_encoder(n)(modality(im_q, n)), dim=1) for n in MODALITIES}  # N x dim
+    k = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n)), dim=1).detach() for n in MODALITIES}
+    queue = {n: getattr(before, 'queue' + PREFIX[n]) for n in MODALITIES}  # dim x K
+    for n, logits in zip(MODALITIES, (logits_j, logits_m, logits_b)):
+        assert logits.shape == (2, 9) and logits.dtype == torch.float64
+        expected = torch.cat([(q[n] * k[n]).sum(1, keepdim=True), q[n] @ queue[n]], dim=1) / 0.2
+        torch.testing.assert_close(logits, expected)
+    assert labels.tolist() == [0, 0]
+    expected_cmd = sum(kl_by_definition(k[a] @ queue[a], q[b] @ queue[b], 5, 0.3, 0.4)
+                       for a in MODALITIES for b in MODALITIES if a != b)
+    assert loss_cmd.item() == pytest.approx(0.5 * expected_cmd, rel=1e-9)
+
+    for n in MODALITIES:
+        new_queue = getattr(model, 'queue' + PREFIX[n])
+        torch.testing.assert_close(new_queue[:, :2], k[n].T)
+        assert torch.equal(new_queue[:, 2:], queue[n][:, 2:])
+        assert getattr(model, 'queue_ptr' + PREFIX[n]).tolist() == [2]
+        # momentum update k <- m k + (1 - m) q of every key parameter; queries untouched
+        old_q = dict(before.query_encoder(n).named_parameters())
+        old_k = dict(before.key_encoder(n).named_parameters())
+        for pname, p_k in model.key_encoder(n).named_parameters():
+            torch.testing.assert_close(p_k, 0.9 * old_k[pname] + 0.1 * old_q[pname], rtol=1e-13, atol=1e-15)
+            assert not p_k.requires_grad
+        for pname, p_q in model.query_encoder(n).named_parameters():
+            assert torch.equal(p_q, old_q[pname])
+
+    total = loss_cmd + sum(F.cross_entropy(s, labels) for s in (logits_j, logits_m, logits_b))
+    total.backward()
+    for n in MODALITIES:
+        assert all(p.grad is not None for p in model.query_encoder(n).parameters())
+        assert all(p.grad is None for p in model.key_encoder(n).parameters())
+
+
+def test_key_encoders_start_as_copies():
+    model = tiny_moco(mlp=True)
+    for n in MODALITIES:
+        for p_q, p_k in zip(model.query_encoder(n).parameters(), model.key_encoder(n).parameters()):
+            assert torch.equal(p_q, p_k)
+
+
+def test_queue_initialisation_and_pointer_wraps():
+    model = tiny_moco()
+    for n in MODALITIES:
+        queue = getattr(model, 'queue' + PREFIX[n])
+        assert queue.shape == (DIM, 8)
+        torch.testing.assert_close(queue.norm(dim=0), torch.ones(8, dtype=torch.float64))
+        assert getattr(model, 'queue_ptr' + PREFIX[n]).dtype == torch.long
+    pointers = []
+    for step in range(4):
+        model(*views(seed=10 + step))
+        pointers.append([int(getattr(model, 'queue_ptr' + PREFIX[n])) for n in MODALITIES])
+    assert pointers == [[2, 2, 2], [4, 4, 4], [6, 6, 6], [0, 0, 0]]
+
+
+def test_second_step_enqueues_after_the_first():
+    model = tiny_moco()
+    model(*views(seed=4))
+    first = model.queue.clone()
+    ref = momentum_updated(model)
+    im_q, im_k = views(seed=5)
+    model(im_q, im_k)
+    k = F.normalize(ref.key_encoder('joint')(modality(im_k, 'joint')), dim=1).detach()
+    torch.testing.assert_close(model.queue[:, 2:4], k.T)
+    assert torch.equal(model.queue[:, :2], first[:, :2])
+    assert torch.equal(model.queue[:, 4:], first[:, 4:])
+
+
+def encoder_shapes(hidden, layers, head):
+    shapes = {'input_norm.weight': (150,), 'input_norm.bias': (150,), 'input_norm.running_mean': (150,),
+              'input_norm.running_var': (150,), 'input_norm.num_batches_tracked': ()}
+    for layer in range(layers):
+        for suffix in ('', '_reverse'):
+            shapes[f'encoder.gru.weight_ih_l{layer}{suffix}'] = (3 * hidden, 150 if layer == 0 else 2 * hidden)
+            shapes[f'encoder.gru.weight_hh_l{layer}{suffix}'] = (3 * hidden, hidden)
+            shapes[f'encoder.gru.bias_ih_l{layer}{suffix}'] = (3 * hidden,)
+            shapes[f'encoder.gru.bias_hh_l{layer}{suffix}'] = (3 * hidden,)
+    shapes.update(head)
+    return shapes
+
+
+@pytest.mark.parametrize('mlp', [False, True])
+def test_pretrain_state_dict_names_and_shapes(mlp):
+    model = tiny_moco(mlp=mlp)
+    if mlp:
+        head = {'fc.0.weight': (2 * HIDDEN, 2 * HIDDEN), 'fc.0.bias': (2 * HIDDEN,),
+                'fc.2.weight': (DIM, 2 * HIDDEN), 'fc.2.bias': (DIM,)}
+    else:
+        head = {'fc.weight': (DIM, 2 * HIDDEN), 'fc.bias': (DIM,)}
+    expected = {}
+    for prefix in ('encoder_q', 'encoder_k', 'encoder_q_motion', 'encoder_k_motion', 'encoder_q_bone',
+                   'encoder_k_bone'):
+        expected.update({f'{prefix}.{k}': v for k, v in encoder_shapes(HIDDEN, LAYERS, head).items()})
+    for suffix in ('', '_motion', '_bone'):
+        expected[f'queue{suffix}'] = (DIM, 8)
+        expected[f'queue_ptr{suffix}'] = (1,)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
+
+
+def test_downstream_model_state_dict_and_views():
+    torch.manual_seed(0)
+    args = dict(ARGS, num_class=6)
+    model = MoCo('graph-based', args, pretrain=False, mlp=True).double()
+    head = {'fc.weight': (6, 2 * HIDDEN), 'fc.bias': (6,)}
+    expected = {}
+    for prefix in ('encoder_q', 'encoder_q_motion', 'encoder_q_bone'):
+        expected.update({f'{prefix}.{k}': v for k, v in encoder_shapes(HIDDEN, LAYERS, head).items()})
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == expected
+
+    model.eval()
+    x, _ = views(n=3)
+    scores = {n: model(x, view=n) for n in MODALITIES}
+    for n in MODALITIES:
+        assert scores[n].shape == (3, 6)
+        torch.testing.assert_close(scores[n], model.query_encoder(n).fc(model.features(x, n)))
+    torch.testing.assert_close(model(x, view='all'), sum(scores.values()) / 3)
+    features = model(x, view='bone', knn_eval=True)
+    assert features.shape == (3, 2 * HIDDEN)
+    torch.testing.assert_close(features, model.query_encoder('bone')(modality(x, 'bone'), knn_eval=True))
+    with pytest.raises(ValueError, match='unknown view'):
+        model(x, view='skeleton')
+
+
+def test_arch_rebuilds_the_same_model():
+    model = tiny_moco(mlp=True)
+    assert model.arch['K'] == 8 and model.arch['mlp'] is True and model.arch['args_bi_gru'] == ARGS
+    rebuilt = MoCo(**model.arch).double()
+    rebuilt.load_state_dict(model.state_dict())  # strict: same names and shapes
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match=r'topk.*K=8.*topk=9'):
+        tiny_moco(topk=9)
+    model = tiny_moco(K=10, topk=4)
+    with pytest.raises(ValueError, match=r'K=10 must be a multiple of the global batch.*found 4'):
+        model(*views(n=4))
+    assert model.queue_ptr.tolist() == [0]
+    with pytest.raises(ValueError, match='graph-based'):
+        MoCo('seq-based', ARGS)
+
+
+def test_autocast_keeps_losses_in_float32():
+    torch.manual_seed(0)
+    model = MoCo('graph-based', ARGS, dim=DIM, K=8, topk=5)
+    im_q, im_k = (v.float() for v in views())
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        *logits, labels, loss_cmd = model(im_q, im_k)
+    assert all(s.dtype == torch.float32 for s in logits) and loss_cmd.dtype == torch.float32
+    assert torch.isfinite(loss_cmd) and model.queue.dtype == torch.float32

@@ -1,0 +1,74 @@
+"""Modalities of SPEC §2.3 against hand-worked values on a hand-built skeleton."""
+import pytest
+import torch
+
+from moco.modalities import MODALITIES, bone, flatten, modality, motion
+
+# (child, parent), 1-based, typed again from SPEC §2.3.
+SPEC_BONES = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
+              (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
+              (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12)]
+
+
+def skeleton(n=2, t=3):
+    """x[n, c, t, v, m] = 1000 c + 10 t^2 + v^2 + 0.5 m + 5000 n (0-based indices)."""
+    ni, ci, ti, vi, mi = torch.meshgrid(torch.arange(n), torch.arange(3), torch.arange(t),
+                                        torch.arange(25), torch.arange(2), indexing='ij')
+    return (1000 * ci + 10 * ti ** 2 + vi ** 2 + 0.5 * mi + 5000 * ni).double()
+
+
+def test_modality_names():
+    assert MODALITIES == ('joint', 'motion', 'bone')
+
+
+def test_motion_hand_values():
+    out = motion(skeleton())
+    # 10 (t+1)^2 - 10 t^2 = 10 (2t + 1): 10 at t=0, 30 at t=1, and the last frame is 0.
+    assert torch.all(out[:, :, 0] == 10)
+    assert torch.all(out[:, :, 1] == 30)
+    assert torch.all(out[:, :, 2] == 0)
+
+
+def test_bone_hand_values():
+    out = bone(skeleton())
+    # Only v^2 differs between joints of the same (n, c, t, m).
+    assert torch.all(out[:, :, :, 20] == 0)          # joint 21 is its own parent
+    assert torch.all(out[:, :, :, 0] == 0 - 1)       # (1, 2): 0^2 - 1^2
+    assert torch.all(out[:, :, :, 3] == 9 - 4)       # (4, 3): 3^2 - 2^2
+    assert torch.all(out[:, :, :, 22] == 484 - 49)   # (23, 8): 22^2 - 7^2
+    assert torch.all(out[:, :, :, 24] == 576 - 121)  # (25, 12): 24^2 - 11^2
+    assert torch.all(out[:, :, :, 1] == 1 - 400)     # (2, 21): 1^2 - 20^2
+
+
+def test_bone_matches_loop_over_spec_pairs():
+    x = torch.randn(2, 3, 4, 25, 2, dtype=torch.float64)
+    expected = torch.zeros_like(x)
+    for child, parent in SPEC_BONES:
+        expected[:, :, :, child - 1] = x[:, :, :, child - 1] - x[:, :, :, parent - 1]
+    assert torch.equal(bone(x), expected)
+
+
+def test_flatten_index_order():
+    x = skeleton()
+    out = flatten(x)
+    assert out.shape == (2, 3, 150)
+    # feature 149 = v 24, c 2, m 1; feature 7 = v 1, c 0, m 1; feature 2 = v 0, c 1, m 0
+    t = torch.arange(3).double()
+    assert torch.equal(out[1, :, 149], 2000 + 10 * t ** 2 + 576 + 0.5 + 5000)
+    assert torch.equal(out[0, :, 7], 10 * t ** 2 + 1 + 0.5)
+    assert torch.equal(out[0, :, 2], 1000 + 10 * t ** 2)
+    for v in range(25):
+        for c in range(3):
+            for m in range(2):
+                assert torch.equal(out[:, :, v * 6 + c * 2 + m], x[:, c, :, v, m])
+
+
+def test_modality_dispatch_and_errors():
+    x = skeleton()
+    assert torch.equal(modality(x, 'joint'), flatten(x))
+    assert torch.equal(modality(x, 'motion'), flatten(motion(x)))
+    assert torch.equal(modality(x, 'bone'), flatten(bone(x)))
+    with pytest.raises(ValueError, match='unknown modality'):
+        modality(x, 'velocity')
+    with pytest.raises(ValueError, match=r'N x 3 x T x 25 x M.*\(2, 3, 25, 2\)'):
+        flatten(torch.zeros(2, 3, 25, 2))
