@@ -6,7 +6,8 @@ samples are the centre crop with ratio 0.95 resized to 64 frames. No other augme
 Random crops are drawn from a generator seeded by (seed, epoch, sample index), so a run's inputs do
 not depend on the number of DataLoader workers and are reproduced by the same seed; call
 `set_epoch` before each epoch (DataLoader workers receive a fresh copy of the dataset every epoch,
-so do not combine it with `persistent_workers`).
+so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles as
+its folder and part, so spawned workers map the file instead of receiving a copy of it.
 """
 import json
 import os
@@ -15,12 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from feeder.augmentations import centre_crop_resize, temporal_crop_resize
+from dataset.processed import load_split
+from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, centre_crop_resize,
+                                  temporal_crop_resize)
 from moco.runtime import atomic_write_text
 
-TRAIN_L_RATIO = (0.5, 1.0)
-VAL_CROP_RATIO = 0.95
-OUTPUT_FRAMES = 64
 MAX_FRAMES = 300
 
 
@@ -66,6 +66,19 @@ class DownstreamFeeder(Dataset):
         self.seed = int(seed)
         self.epoch = 0
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if isinstance(self.split.data, np.memmap):
+            # a memory-mapped split is reopened where it is unpickled (spawned DataLoader workers),
+            # not copied into the pickle
+            state["split"] = (self.split.folder, self.split.part)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state["split"], tuple):
+            state["split"] = load_split(*state["split"])
+        self.__dict__.update(state)
+
     def set_epoch(self, epoch):
         """Select the random crops of `epoch`."""
         self.epoch = int(epoch)
@@ -92,9 +105,9 @@ class DownstreamFeeder(Dataset):
                              f"({self.split.names[index]!r}) has {frames} frames; expected at least 1")
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            clip = temporal_crop_resize(data, frames, TRAIN_L_RATIO, OUTPUT_FRAMES, rng=rng)
+            clip = temporal_crop_resize(data, frames, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, rng=rng)
         else:
-            clip = centre_crop_resize(data, frames, VAL_CROP_RATIO, OUTPUT_FRAMES)
+            clip = centre_crop_resize(data, frames, CENTRE_CROP_RATIO, OUTPUT_FRAMES)
         clip = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))  # 3 x 64 x 25 x 2
         return clip, int(self.split.labels[index]), index
 

@@ -131,7 +131,9 @@ def report(records):
     if knn:
         columns = _columns(knn)
         rows = [["ISC — paper (context)"] + _published(CONTEXT["knn"], columns)]
-        rows += _measured_rows(knn, columns, "— ours")
+        for k in sorted({int(r.get("k", 1)) for r in knn}):
+            label = "— ours" if k == 1 else f"— ours, k={k}"
+            rows += _measured_rows([r for r in knn if int(r.get("k", 1)) == k], columns, label)
         sections.append("### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
                         "(not restated in SPEC §5).\n\n"
                         + _table(["method"] + [_benchmark_name(c) for c in columns], rows))

@@ -1,10 +1,11 @@
 """Downstream inputs (SPEC §2.2) on hand-worked ramps, and the semi-supervised subset."""
 import json
+import pickle
 
 import numpy as np
 import pytest
 
-from dataset.processed import Split
+from dataset.processed import Split, load_split
 from feeder.feeder_downstream import DownstreamFeeder, save_subset, semi_subset
 
 
@@ -86,3 +87,17 @@ def test_training_crops_are_random_within_the_rule_and_seeded():
             assert max(f // 2, 64) - 1e-2 <= length <= f + 1e-2
             assert ramp[0] >= -1e-4 and ramp[-1] <= f - 1 + 1e-4
             assert index == item + 1 and label == (item + 1) % 4
+
+
+def test_memory_mapped_feeder_pickles_as_its_folder(tmp_path):
+    split = _ramp_split([80, 120, 300])
+    np.save(tmp_path / "val_data_joint.npy", split.data)
+    np.save(tmp_path / "val_num_frame.npy", split.num_frame)
+    with open(tmp_path / "val_label.pkl", "wb") as f:
+        pickle.dump((split.names, split.labels.tolist()), f)
+    feeder = DownstreamFeeder(load_split(str(tmp_path), "val"), train=False)
+    blob = pickle.dumps(feeder)
+    assert len(blob) < 10_000 < split.data.nbytes  # the 2.7 MB of data are not in the pickle
+    copy = pickle.loads(blob)
+    for i in range(3):
+        assert np.array_equal(copy[i][0].numpy(), feeder[i][0].numpy())
