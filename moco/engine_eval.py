@@ -141,6 +141,8 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
         freeze_encoders(model)
         snapshot = frozen_snapshot(model)
     params = trainable_parameters(model, views, finetune)
+    if not finetune:  # only the evaluated views' fc.weight and fc.bias, and nothing frozen
+        assert len(params) == 2 * len(views) and all(p.requires_grad for p in params), "linear probe parameters"
     optimizer = torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"],
                                 weight_decay=settings["weight_decay"])
     best, start_epoch = {}, 0
