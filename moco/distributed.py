@@ -5,13 +5,13 @@ One process per device. Under `torchrun` (or the older `torch.distributed.launch
 a single process. CUDA uses NCCL and torch's SyncBatchNorm; CPU uses gloo and
 `AllReduceBatchNorm1d`, which computes the same batch statistics over all ranks.
 """
+import inspect
 import logging
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -86,6 +86,22 @@ def cleanup(ctx):
         dist.destroy_process_group()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is the sum over ranks of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
 class AllReduceBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d whose training statistics are those of the batch of all ranks together.
 
@@ -102,11 +118,11 @@ class AllReduceBatchNorm1d(nn.BatchNorm1d):
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)  # 1
-        sums = dist_nn.all_reduce(torch.cat([x.sum(dim=dims), count]))  # C + 1
+        sums = _AllReduceSum.apply(torch.cat([x.sum(dim=dims), count]))  # C + 1
         total = sums[-1]
         mean = sums[:-1] / total  # C
         centred = x - mean.view(shape)  # like x
-        var = dist_nn.all_reduce((centred * centred).sum(dim=dims)) / total  # C (biased)
+        var = _AllReduceSum.apply((centred * centred).sum(dim=dims)) / total  # C (biased)
         if self.track_running_stats:
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -152,7 +168,10 @@ def wrap_ddp(model, ctx):
     if not ctx.distributed:
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+    # torch >= 2.12 names the per-forward buffer broadcast `forward_sync_buffers`
+    newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    no_buffer_sync = {"forward_sync_buffers": False} if newer else {"broadcast_buffers": False}
+    return DistributedDataParallel(model, device_ids=device_ids, **no_buffer_sync)
 
 
 def unwrap(model):

@@ -1,0 +1,78 @@
+"""Pretraining feeder and seeding: view shapes, reproducible streams, independence from workers."""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from feeder import augmentations as aug
+from feeder.feeder_pretraining import PretrainingFeeder
+from feeder.seeding import epoch_generator, sample_rng, worker_init_fn
+from tests.test_pretrain_engine import make_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("feeder"), n_train=6, n_val=2, seed=1)
+
+
+def test_views_are_the_published_views_of_the_sample(folder):
+    feeder = PretrainingFeeder(folder, seed=7)
+    feeder.set_epoch(3)
+    im_q, im_k = feeder[4]
+    assert im_q.shape == im_k.shape == (3, 64, 25, 2) and im_q.dtype == torch.float32
+    data = np.load(f"{folder}/train_data_joint.npy")[4]
+    frames = int(np.load(f"{folder}/train_num_frame.npy")[4])
+    rng = np.random.default_rng(np.random.SeedSequence([7, 3, 4]))  # the stream of (seed, epoch, index)
+    np.testing.assert_array_equal(im_q.numpy(), aug.pretraining_view(data, frames, rng))
+    np.testing.assert_array_equal(im_k.numpy(), aug.pretraining_view(data, frames, rng))
+    assert not torch.equal(im_q, im_k)
+
+
+def test_views_change_with_epoch_and_seed_and_repeat_otherwise(folder):
+    feeder = PretrainingFeeder(folder, seed=7)
+    first = feeder[2][0]
+    assert torch.equal(first, feeder[2][0])
+    feeder.set_epoch(1)
+    assert not torch.equal(first, feeder[2][0])
+    assert not torch.equal(first, PretrainingFeeder(folder, seed=8)[2][0])
+
+
+def test_loader_batches_do_not_depend_on_workers(folder):
+    feeder = PretrainingFeeder(folder, seed=5)
+    feeder.set_epoch(2)
+    batches = {}
+    for workers in (0, 2):
+        loader = DataLoader(feeder, batch_size=3, num_workers=workers, worker_init_fn=worker_init_fn)
+        batches[workers] = torch.cat([q for q, _ in loader])
+    assert torch.equal(batches[0], batches[2])
+    # the two workers drew different views: no two samples share a view
+    flat = batches[2].reshape(6, -1)
+    assert len({tuple(row[:8].tolist()) for row in flat}) == 6
+
+
+def test_raw_mode_returns_the_sample_and_its_frame_count(folder):
+    feeder = PretrainingFeeder(folder, mode="raw")
+    data, frames = feeder[1]
+    np.testing.assert_array_equal(data.numpy(), np.load(f"{folder}/train_data_joint.npy")[1])
+    assert frames == int(np.load(f"{folder}/train_num_frame.npy")[1])
+
+
+def test_frame_counts_above_the_array_length_are_capped(tmp_path):
+    folder = make_folder(tmp_path / "long", n_train=2, frames=412)
+    assert PretrainingFeeder(folder, mode="raw")[0][1] == 300
+    assert PretrainingFeeder(folder)[0][0].shape == (3, 64, 25, 2)
+
+
+def test_streams_are_distinct_and_reproducible():
+    assert sample_rng(1, 2, 3).random() == sample_rng(1, 2, 3).random()
+    draws = {sample_rng(1, e, i).random() for e in range(3) for i in range(3)}
+    assert len(draws) == 9
+    a = torch.rand(4, generator=epoch_generator(1, 0, 0))
+    assert torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 0)))
+    assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 1, 0)))
+    assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 1)))
+
+
+def test_unknown_mode_is_rejected(folder):
+    with pytest.raises(ValueError, match="unknown feeder mode"):
+        PretrainingFeeder(folder, mode="both")

@@ -1,0 +1,105 @@
+"""Two CPU processes (gloo) × B samples take the same training steps as one process × 2B.
+
+Each rank builds the same model, synchronises BatchNorm statistics over the ranks and gathers keys
+into every queue; with the views fed directly, losses and updated weights (queues, BatchNorm
+statistics and key encoders included) must match one process that sees all samples.
+"""
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from moco.builder import MoCo
+from moco.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed, unwrap,
+                              wrap_ddp)
+from moco.engine_pretrain import train_step
+
+B, WORLD, STEPS = 4, 2, 2
+LOSSES = ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss")
+
+
+def _model():
+    torch.manual_seed(0)
+    args = {"en_input_size": 150, "en_hidden_size": 8, "en_num_layers": 1, "num_class": 16}
+    return MoCo("graph-based", args, dim=16, K=32, m=0.9, topk=16, mlp=True)
+
+
+def _optimizer(model):
+    return torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
+
+
+def _views(step):
+    g = torch.Generator().manual_seed(100 + step)
+    im_q = torch.randn(WORLD * B, 3, 12, 25, 2, generator=g) * 0.5 + 0.2  # 2B x 3 x T x 25 x 2
+    im_k = torch.randn(WORLD * B, 3, 12, 25, 2, generator=g) * 0.5 - 0.1
+    return im_q, im_k
+
+
+def _worker(rank, init_file, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        ctx = init_distributed("cpu")
+        assert (ctx.rank, ctx.world_size, ctx.distributed, ctx.owns_group) == (rank, WORLD, True, False)
+        model = convert_sync_batchnorm(_model(), ctx.device)
+        optimizer = _optimizer(model)
+        ddp = wrap_ddp(model, ctx)
+        losses = []
+        for step in range(STEPS):
+            im_q, im_k = (v[rank * B:(rank + 1) * B] for v in _views(step))
+            stats = train_step(ddp, optimizer, im_q, im_k)
+            losses.append({k: (all_reduce_sum(stats[k]) / WORLD).item() for k in LOSSES})
+        if rank == 0:
+            torch.save({"losses": losses, "state": unwrap(ddp).state_dict()}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path):
+    model = _model()
+    optimizer = _optimizer(model)
+    single = []
+    for step in range(STEPS):
+        stats = train_step(model, optimizer, *_views(step))
+        single.append({k: stats[k].item() for k in LOSSES})
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(_worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
+    result = torch.load(out, weights_only=True)
+    for step in range(STEPS):
+        for key in LOSSES:
+            assert result["losses"][step][key] == pytest.approx(single[step][key], abs=1e-5), (step, key)
+    expected = model.state_dict()
+    assert result["state"].keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(result["state"][key], value, rtol=0, atol=1e-5, msg=key)
+    # the steps moved weights, BatchNorm statistics and every queue
+    fresh = _model().state_dict()
+    for key in ("encoder_q.fc.2.weight", "encoder_q_bone.input_norm.running_mean", "queue_motion",
+                "encoder_k.encoder.gru.weight_hh_l0_reverse"):
+        assert not torch.allclose(fresh[key], expected[key]), key
+    assert int(expected["queue_ptr"]) == STEPS * WORLD * B
+
+
+def test_cpu_conversion_keeps_batchnorm_names_and_values():
+    model = _model()
+    converted = convert_sync_batchnorm(_model(), torch.device("cpu"))
+    assert isinstance(converted.encoder_q.input_norm, AllReduceBatchNorm1d)
+    assert not converted.encoder_k.input_norm.weight.requires_grad
+    assert converted.state_dict().keys() == model.state_dict().keys()
+    for key, value in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value)
+    # outside a process group it is exactly BatchNorm1d
+    x = torch.randn(5, 150, 7)
+    reference = nn.BatchNorm1d(150)
+    assert torch.equal(AllReduceBatchNorm1d(150)(x), reference(x))
