@@ -154,7 +154,11 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
         set_rng_state(state["rng"])
         log.info("resumed %s at epoch %d", settings["resume"], start_epoch)
         if not finetune:
-            snapshot = frozen_snapshot(model)
+            try:
+                check_unchanged(model, snapshot)
+            except FrozenEncoderError as exc:
+                raise FrozenEncoderError(f"--resume {settings['resume']}: its frozen encoders are not those "
+                                         f"of the pretrained checkpoint given now ({exc})") from None
     epochs = int(settings["epochs"])
     for epoch in range(start_epoch, epochs):
         lr = adjust_learning_rate(optimizer, epoch, settings["lr"], settings["schedule"])

@@ -132,3 +132,22 @@ def test_finetuning_trains_the_encoder_and_resume_continues(tmp_path):
     resumed = run(2, resume=str(tmp_path / "b" / "checkpoint.pth.tar"), out="b")
     for key, value in straight.state_dict().items():
         assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
+
+
+def test_linear_resume_refuses_a_run_of_other_encoders(tmp_path):
+    cpu = torch.device("cpu")
+    data = _Clips()
+    loaders = (make_loader(data, 4, 0, True, 0, cpu), make_loader(data, 4, 0, False, 0, cpu))
+    torch.manual_seed(0)
+    train_classifier(build_model(num_class=3, hidden_size=6, num_layers=1), *loaders, ["joint"],
+                     _settings(epochs=1), cpu, str(tmp_path), make_writer(None))
+    resume = str(tmp_path / "checkpoint.pth.tar")
+    torch.manual_seed(0)
+    same = build_model(num_class=3, hidden_size=6, num_layers=1)
+    train_classifier(same, *loaders, ["joint"], _settings(epochs=2, resume=resume), cpu, str(tmp_path / "b"),
+                     make_writer(None))
+    torch.manual_seed(1)
+    other = build_model(num_class=3, hidden_size=6, num_layers=1)
+    with pytest.raises(FrozenEncoderError, match="--resume .*not those of the pretrained"):
+        train_classifier(other, *loaders, ["joint"], _settings(epochs=2, resume=resume), cpu, str(tmp_path / "c"),
+                         make_writer(None))
