@@ -16,22 +16,24 @@ SPINE_BASE, SPINE_MID, LEFT_SHOULDER, RIGHT_SHOULDER = 0, 1, 4, 8
 def pad_null_frames(s):
     """Step 1 on s (N x M x T x V x C): front-align persons whose first frame is empty, then loop the tail."""
     n, m, t = s.shape[:3]
-    frame_nonzero = (s != 0).any(axis=(3, 4))  # N x M x T
+    s = s.copy()
+    frame_nonzero = (s.reshape(n, m, t, -1) != 0).any(axis=3)  # N x M x T
     person_nonzero = frame_nonzero.any(axis=2)  # N x M
-    shift = person_nonzero & ~frame_nonzero[:, :, 0]  # N x M
-    if shift.any():
-        order = np.argsort(~frame_nonzero, axis=2, kind='stable')  # N x M x T, non-zero frames first
-        moved = np.take_along_axis(s, order[:, :, :, None, None], axis=2)
-        keep = np.take_along_axis(frame_nonzero, order, axis=2)  # N x M x T
-        moved = moved * keep[:, :, :, None, None]
-        s = np.where(shift[:, :, None, None, None], moved, s)
-        frame_nonzero = np.where(shift[:, :, None], keep, frame_nonzero)
-    # Length of the prefix that ends at the last non-empty frame; frames after it repeat it cyclically.
-    last = t - np.argmax(frame_nonzero[:, :, ::-1], axis=2)  # N x M (t when no frame is empty at the end)
-    last = np.where(person_nonzero, last, t)
-    steps = np.arange(t)  # T
-    source = np.where(steps[None, None, :] < last[:, :, None], steps, steps % last[:, :, None])  # N x M x T
-    return np.take_along_axis(s, source[:, :, :, None, None], axis=2)
+    shift = np.nonzero(person_nonzero & ~frame_nonzero[:, :, 0])  # persons whose first frame is empty
+    if len(shift[0]):
+        order = np.argsort(~frame_nonzero[shift], axis=1, kind='stable')  # P x T, non-zero frames first
+        keep = np.take_along_axis(frame_nonzero[shift], order, axis=1)  # P x T
+        moved = s[shift[0][:, None], shift[1][:, None], order]  # P x T x V x C
+        s[shift] = moved * keep[:, :, None, None]
+        frame_nonzero[shift] = keep
+    # Frames after the last non-empty one repeat frames 0 .. last cyclically.
+    length = t - np.argmax(frame_nonzero[:, :, ::-1], axis=2)  # N x M
+    loop = np.nonzero(person_nonzero & (length < t))
+    if len(loop[0]):
+        steps = np.arange(t)  # T
+        source = steps[None, :] % length[loop][:, None]  # P x T
+        s[loop] = s[loop[0][:, None], loop[1][:, None], source]  # P x T x V x C
+    return s
 
 
 def _rotation_to(v, target):
@@ -60,28 +62,29 @@ def _rotation_to(v, target):
 
 def _rotate(s, rot):
     """x <- R x for every joint of every sample (s: N x M x T x V x C float32, rot: N x 3 x 3)."""
-    out = np.einsum('nij,nmtvj->nmtvi', rot, s.astype(np.float64))
-    return out.astype(np.float32)
+    flat = s.reshape(len(s), -1, 3).astype(np.float64)  # N x MTV x C
+    return np.matmul(flat, rot.transpose(0, 2, 1)).astype(np.float32).reshape(s.shape)
 
 
 def normalize(data):
     """The SPEC §1.4 normalisation of N x C x T x V x M float32 data; returns a new float32 array."""
+    n = len(data)
     s = np.ascontiguousarray(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
-    active = (s != 0).any(axis=(1, 2, 3, 4))  # N; all-zero samples are left as they are
-    if not active.any():
-        return np.array(data, dtype=np.float32)
-    s = s[active]
+    active = (s.reshape(n, -1) != 0).any(axis=1)  # N; all-zero samples are left as they are
+    if not active.all():
+        out = np.array(data, dtype=np.float32)
+        if active.any():
+            out[active] = normalize(out[active])
+        return out
     s = pad_null_frames(s)
     centre = s[:, 0:1, :, SPINE_MID:SPINE_MID + 1, :]  # N x 1 x T x 1 x C
-    mask = (s.sum(axis=-1, dtype=np.float32) != 0)[..., None]  # N x M x T x V x 1
-    s = (s - centre) * mask
+    mask = (s[..., 0] + s[..., 1] + s[..., 2] != 0)[..., None]  # N x M x T x V x 1, x + y + z in float32
+    s = np.where(mask, s - centre, np.float32(0))
     v = s[:, 0, 0, SPINE_MID] - s[:, 0, 0, SPINE_BASE]  # N x C
     s = _rotate(s, _rotation_to(v, (0.0, 0.0, 1.0)))
     v = s[:, 0, 0, RIGHT_SHOULDER] - s[:, 0, 0, LEFT_SHOULDER]  # N x C
     s = _rotate(s, _rotation_to(v, (1.0, 0.0, 0.0)))
-    out = np.array(data, dtype=np.float32)
-    out[active] = np.transpose(s, (0, 4, 2, 3, 1))
-    return out
+    return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
 
 
 def normalize_loop(data):

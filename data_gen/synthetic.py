@@ -45,12 +45,8 @@ several actions per video separated by idle gaps), and ``cross_subject_v2.txt`` 
 """
 import argparse
 import os
-import sys
 
 import numpy as np
-
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 NTU_TWO_PERSON = frozenset(range(50, 61)) | frozenset(range(106, 121))
 PKU_CLASSES = 51

@@ -2,8 +2,9 @@
 
 ``convert`` reads tasks (one raw file each, yielding one or more samples) across worker processes in
 order, gathers them into fixed-size chunks, normalises each chunk at once (SPEC §1.4) and writes it
-into every benchmark's train/val arrays on disk (``numpy.lib.format.open_memmap``), so peak memory
-depends on the chunk size, not on the number of samples.  Everything is written under temporary names
+into every benchmark's train/val arrays on disk (created with ``numpy.lib.format.open_memmap``, each
+chunk written through a memory map of its rows only), so peak memory depends on the chunk size, not on
+the number of samples.  Everything is written under temporary names
 in the destination folders and renamed only when the whole run has succeeded.
 """
 import json
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 TMP_PREFIX = '.tmp-'
 SAMPLE_SHAPE = (3, 300, 25, 2)
+ROW_BYTES = 4 * 3 * 300 * 25 * 2
 
 
 @dataclass
@@ -85,15 +87,22 @@ class PartWriter:
         self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
                                                                                  'label.pkl')}
         self.tmp = {kind: os.path.join(folder, tag + os.path.basename(p)) for kind, p in self.final.items()}
-        self.data = open_memmap(self.tmp['data_joint.npy'], mode='w+', dtype=np.float32,
-                                shape=(capacity,) + SAMPLE_SHAPE)  # N x 3 x 300 x 25 x 2
+        header = open_memmap(self.tmp['data_joint.npy'], mode='w+', dtype=np.float32,
+                             shape=(capacity,) + SAMPLE_SHAPE)  # N x 3 x 300 x 25 x 2, sparse on disk
+        self.offset = header.offset
+        del header
         self.num_frame = np.zeros(capacity, dtype=np.int64)
         self.names, self.labels = [], []
 
     def add(self, data, num_frame, samples):
         """Append normalised samples (n x 3 x 300 x 25 x 2), their frame counts and Sample records."""
         n = len(samples)
-        self.data[self.count:self.count + n] = data
+        # Map only this chunk's rows and unmap them at once, so resident memory stays one chunk.
+        rows = np.memmap(self.tmp['data_joint.npy'], dtype=np.float32, mode='r+', shape=(n,) + SAMPLE_SHAPE,
+                         offset=self.offset + self.count * ROW_BYTES)  # n x 3 x 300 x 25 x 2
+        rows[:] = data
+        rows.flush()
+        del rows
         self.num_frame[self.count:self.count + n] = num_frame
         self.names.extend(s.name for s in samples)
         self.labels.extend(int(s.label) for s in samples)
@@ -101,8 +110,6 @@ class PartWriter:
 
     def finish(self):
         """Flush and complete the temporary files (still under temporary names)."""
-        self.data.flush()
-        del self.data
         if self.count < self.capacity:
             shrink_npy_rows(self.tmp['data_joint.npy'], self.count)
         with open(self.tmp['num_frame.npy'], 'wb') as f:
@@ -115,8 +122,6 @@ class PartWriter:
             os.replace(tmp, self.final[kind])
 
     def abort(self):
-        if hasattr(self, 'data'):
-            del self.data
         for tmp in self.tmp.values():
             if os.path.exists(tmp):
                 os.remove(tmp)
