@@ -15,12 +15,13 @@ the spine base), posed by forward kinematics over 12 joint angles (torso flexion
 flexion and abduction and elbow flexion per arm; hip and knee flexion per leg) and 3 root
 translations.
 
-*Classes are motions.*  Class ``k`` (a 1-based action id) owns a fixed motion recipe drawn from a
-generator seeded by ``k`` alone, so the same class means the same motion under every ``seed``: 2-4
-active degrees of freedom, each with a waveform (sine, sharpened sine, one-shot rise-and-return or a
-smooth ramp), a number of cycles over the action, an amplitude and a phase.  All classes start from the
-same rest pose and most recipes oscillate about it, so the class shows in how the body moves over time,
-not in any single frame.  Two-person classes (NTU ids 50-60 and 106-120; the last ten PKU ids) add a
+*Classes are motions.*  Classes come in pairs (action ids 2k-1, 2k) that share one motion recipe drawn
+from a generator seeded by k alone, so a class means the same motion under every ``seed``: 2-4 active
+degrees of freedom, each with a waveform (sine, sharpened sine, one-shot rise-and-return or a smooth
+ramp), a number of cycles over the action, an amplitude and a phase.  The even class of a pair plays
+the recipe backwards in time (like "sit down" / "stand up"), so the two visit exactly the same poses
+and differ only in how the body moves: no single frame, nor the average pose, tells them apart.
+Pairs differ in which joints move and how.  Every class starts from the same rest pose.  Two-person classes (NTU ids 50-60 and 106-120; the last ten PKU ids) add a
 partner facing the actor with a recipe of its own.
 
 *Per-sample nuisances* (each drawn from a generator seeded by ``seed`` and the sample's ids, so
@@ -94,9 +95,12 @@ def _rot(axis, angle):
     return np.moveaxis(np.array(m), (0, 1), (-2, -1))  # T x 3 x 3
 
 
-def class_recipe(action_id):
-    """The fixed motion recipe of a class: list of (dof, wave, cycles, amplitude, phase)."""
-    rng = np.random.default_rng(1_000_003 + int(action_id))
+def class_recipe(action_id, partner=False):
+    """The fixed motion recipe of a class (or of its partner): list of (dof, wave, cycles, amplitude, phase).
+
+    Classes 2k-1 and 2k share a recipe; ``time_reversed`` tells which of the two plays it backwards.
+    """
+    rng = np.random.default_rng(1_000_003 + 7919 * int(partner) + (int(action_id) + 1) // 2)
     n_active = int(rng.integers(2, 5))
     dofs = rng.choice(N_DOF, size=n_active, replace=False, p=_DOF_WEIGHTS / _DOF_WEIGHTS.sum())
     recipe = []
@@ -109,9 +113,14 @@ def class_recipe(action_id):
     return recipe
 
 
+def time_reversed(action_id):
+    """Whether a class plays its pair's recipe backwards in time (the even action ids)."""
+    return int(action_id) % 2 == 0
+
+
 def class_base_length(action_id):
-    """The typical number of frames of a class at tempo 1."""
-    return int(np.random.default_rng(2_000_003 + int(action_id)).integers(60, 200))
+    """The typical number of frames of a class (and of its time-reversed pair) at tempo 1."""
+    return int(np.random.default_rng(2_000_003 + (int(action_id) + 1) // 2).integers(60, 200))
 
 
 def _waveform(wave, cycles, phase, tau):
@@ -172,7 +181,7 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
         stop = start + width
     tau = np.linspace(start, stop, length)
     phase_shift = rng.uniform(-phase_var, phase_var)
-    recipes = [class_recipe(action_id)] + ([class_recipe(1000 + action_id)] if two_person else [])
+    recipes = [class_recipe(action_id)] + ([class_recipe(action_id, partner=True)] if two_person else [])
     layout = [(0.0, np.zeros(3))] if not two_person else [(-np.pi / 2, np.array([-0.5, 0, 0])),
                                                           (np.pi / 2, np.array([0.5, 0, 0]))]
     bodies = []
@@ -180,7 +189,9 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
         size = subject_scale * rng.uniform(0.97, 1.03)
         prop = _proportions(rng, shape_var) * size
         amp = rng.uniform(1 - amp_var, 1 + amp_var)
-        body = pose_sequence(recipe, tau, amp, phase_shift, prop)
+        body = pose_sequence(recipe, tau, amp, phase_shift, prop)  # T x 25 x 3
+        if time_reversed(action_id):
+            body = body[::-1]
         bodies.append(_place(body, facing, offset))
     view_yaw = np.deg2rad(yaw_deg + rng.uniform(-max_yaw, max_yaw))
     # Camera looks along +z from (0, cam_height, -cam_distance); the scene is turned by the view yaw.
