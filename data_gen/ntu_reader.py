@@ -81,7 +81,8 @@ class _Lines:
         """n joint lines as an n x 12 float array."""
         start = self.pos
         if start + n > len(self.lines):
-            self.fail(len(self.lines) + 1, f'{n} joint lines of {JOINT_FIELDS} numbers', 'end of file (truncated file?)')
+            self.fail(len(self.lines) + 1, f'{n} joint lines of {JOINT_FIELDS} numbers',
+                      'end of file (truncated file?)')
         block = self.lines[start:start + n]
         self.pos += n
         try:
@@ -108,7 +109,8 @@ def read_bodies(path):
         text = raw.decode('ascii')
     except UnicodeDecodeError as exc:
         line_no = raw[:exc.start].count(b'\n') + 1
-        raise SkeletonFileError(f'{path}: line {line_no}: expected ASCII text, found byte {raw[exc.start]:#04x}') from None
+        raise SkeletonFileError(f'{path}: line {line_no}: expected ASCII text, '
+                                f'found byte {raw[exc.start]:#04x}') from None
     lines = _Lines(path, text)
     n_frame = lines.count('the number of frames (a non-negative integer)')
     xyz = np.zeros((MAX_BODY_KINECT, n_frame, NUM_JOINT, 3))  # 4 x T x 25 x 3

@@ -21,8 +21,9 @@ degrees of freedom, each with a waveform (sine, sharpened sine, one-shot rise-an
 ramp), a number of cycles over the action, an amplitude and a phase.  The even class of a pair plays
 the recipe backwards in time (like "sit down" / "stand up"), so the two visit exactly the same poses
 and differ only in how the body moves: no single frame, nor the average pose, tells them apart.
-Pairs differ in which joints move and how.  Every class starts from the same rest pose.  Two-person classes (NTU ids 50-60 and 106-120; the last ten PKU ids) add a
-partner facing the actor with a recipe of its own.
+Pairs differ in which joints move and how.  Every class starts from the same rest pose.  Two-person
+classes (NTU ids 50-60 and 106-120; the last ten PKU ids) add a partner facing the actor with a recipe
+of its own.
 
 *Per-sample nuisances* (each drawn from a generator seeded by ``seed`` and the sample's ids, so
 generation is deterministic and independent of order): body size (per subject, plus per-segment

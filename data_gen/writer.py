@@ -8,7 +8,6 @@ the number of samples.  Everything is written under temporary names
 in the destination folders and renamed only when the whole run has succeeded.
 """
 import json
-import logging
 import multiprocessing
 import os
 import pickle
@@ -20,8 +19,6 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
-
-log = logging.getLogger(__name__)
 
 TMP_PREFIX = '.tmp-'
 SAMPLE_SHAPE = (3, 300, 25, 2)

@@ -112,7 +112,6 @@ def _write(folder, name, frames):
 def _raw_set(folder):
     """A small raw folder with awkward cases; returns the file names written."""
     os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(1)
     walk = lambda n, seed: [[_body([0.1 * t, 0, 3], seed=seed + t)] for t in range(n)]  # noqa: E731
     _write(folder, 'S001C002P001R001A003.skeleton', walk(20, 0))
     _write(folder, 'S001C001P003R002A001.skeleton', [[]] * 3 + walk(10, 50) + [[]] * 4)   # missing ends
@@ -120,7 +119,6 @@ def _raw_set(folder):
            [[_body([0, 0, 3], seed=t), _body([1, 0, 3], spread=0.3, seed=90 + t), _body([2, 0, 3], 0.01)]
             for t in range(12)])
     _write(folder, 'S001C001P001R001A002.skeleton', walk(310, 200))                     # longer than 300
-    del rng
     return sorted(os.listdir(folder))
 
 
