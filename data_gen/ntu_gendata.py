@@ -40,7 +40,8 @@ def list_samples(data_path, dataset, ignored=frozenset()):
             raise SystemExit(f'error: {data_path}: {exc}') from None
         if action > NUM_CLASSES[dataset]:
             raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action} exceeds the '
-                             f'{NUM_CLASSES[dataset]} classes of {dataset} (use --dataset ntu120?)')
+                             f'{NUM_CLASSES[dataset]} classes of {dataset} (use --dataset ntu120, or point --data-path '
+                             f'at a folder holding only the NTU-60 files S001-S017)')
         if name not in ignored:
             samples.append(name)
     if not samples:
