@@ -35,6 +35,7 @@ class PretrainingFeeder(Dataset):
         if not os.path.isdir(data_dir):
             raise ProcessedDataError(f"processed folder {data_dir}: no such folder (pass --data-dir, or make it "
                                      f"with data_gen)")
+        self.data_dir, self.part, self.mmap = data_dir, part, mmap
         self.split = load_split(data_dir, part, mmap=mmap)
         frames_cap = self.split.data.shape[2]
         bad = np.flatnonzero(self.split.num_frame < 1)
@@ -47,6 +48,18 @@ class PretrainingFeeder(Dataset):
         self.mode = mode
         self.seed = seed
         self.epoch = 0
+
+    def __getstate__(self):
+        """Pickled (for DataLoader workers started without fork) without the memory-mapped array."""
+        state = dict(self.__dict__)
+        if self.mmap:
+            state["split"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.split is None:
+            self.split = load_split(self.data_dir, self.part, mmap=True)
 
     def set_epoch(self, epoch):
         """Views drawn from now on are those of `epoch` (set before making the epoch's iterator)."""

@@ -1,4 +1,6 @@
 """Pretraining feeder and seeding: view shapes, reproducible streams, independence from workers."""
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -71,6 +73,15 @@ def test_streams_are_distinct_and_reproducible():
     assert torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 1, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 1)))
+
+
+def test_pickled_feeder_reopens_its_folder_instead_of_copying_the_data(folder):
+    feeder = PretrainingFeeder(folder, seed=3)
+    feeder.set_epoch(4)
+    blob = pickle.dumps(feeder)
+    assert len(blob) < 20_000  # the data array alone is 6 x 180,000 bytes
+    copy = pickle.loads(blob)
+    assert copy.epoch == 4 and torch.equal(copy[5][1], feeder[5][1])
 
 
 def test_unknown_mode_is_rejected(folder):
