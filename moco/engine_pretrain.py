@@ -117,7 +117,7 @@ def train_one_epoch(model, loader, optimizer, epoch, args, ctx, writer, scaler=N
             raise NonFiniteLossError(f"epoch {epoch}, step {step} of {len(loader)}: {exc}; stopping, the last "
                                      f"checkpoint written before this epoch is left as it was") from None
         for key, value in stats.items():
-            totals[key] = totals.get(key, 0.0) + float(value)
+            totals[key] = totals.get(key, 0.0) + value  # summed where it lives (no device sync)
         steps += 1
         if step % args.print_freq == 0:
             global_step = epoch * len(loader) + step
@@ -125,8 +125,8 @@ def train_one_epoch(model, loader, optimizer, epoch, args, ctx, writer, scaler=N
                 writer.add_scalar(f"step/{key}", float(value), global_step)
             bar.set_postfix(loss=f"{float(stats['loss']):.4f}", top1=f"{stats['top1_joint']:.1f}")
     bar.close()
-    packed = all_reduce_sum(torch.tensor([totals[k] for k in sorted(totals)] + [steps], dtype=torch.float64,
-                                         device=ctx.device))
+    packed = all_reduce_sum(torch.tensor([float(totals[k]) for k in sorted(totals)] + [steps],
+                                         dtype=torch.float64, device=ctx.device))
     return {k: (packed[i] / packed[-1]).item() for i, k in enumerate(sorted(totals))}
 
 

@@ -4,7 +4,6 @@ Each rank builds the same model, synchronises BatchNorm statistics over the rank
 into every queue; with the views fed directly, losses and updated weights (queues, BatchNorm
 statistics and key encoders included) must match one process that sees all samples.
 """
-import os
 
 import pytest
 import torch
