@@ -1,16 +1,19 @@
 """Pretraining loop: checkpoints, exact resume, non-finite loss, bad input, options (tiny CPU runs)."""
 import hashlib
+import json
 import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import pretrain_cmd
 from dataset.processed import ProcessedDataError
 from moco import engine_pretrain as engine
 from moco.checkpoint import read_checkpoint
+from moco.distributed import init_distributed
 from options.options_pretraining import parse_args
 
 TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
@@ -101,6 +104,20 @@ def test_checkpoint_contents(data_dir, tmp_path):
     assert ckpt["options"]["contrast_k"] == 32 and ckpt["options"]["topk"] == 16
     last = read_checkpoint(str(tmp_path / "checkpoint_last.pth.tar"))
     assert last["epoch"] == 2 and int(last["state_dict"]["queue_ptr_motion"]) == 0
+    with open(tmp_path / "settings.json") as f:
+        settings = json.load(f)
+    assert settings["contrast_k"] == 32 and settings["global_batch_size"] == 8 and settings["augment_on"] == "loader"
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for name in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss", "top1_joint",
+                 "top1_motion", "top1_bone"):
+        assert f"train/{name}" in tags and f"step/{name}" in tags
+    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([0.01, 0.01])
+    total = [e.value for e in events.Scalars("train/loss")]
+    parts = [sum(events.Scalars(f"train/{k}")[i].value for k in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone",
+                                                                  "loss_cmd")) for i in range(2)]
+    assert total == pytest.approx(parts, rel=1e-5)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch):
@@ -195,3 +212,13 @@ def test_options_take_preset_defaults_and_flags_win():
     assert published.mlp and published.cos and published.checkpoint_path == "c"
     assert parse_args(["--local-rank", "2", "--no-mlp", "--weight-decay", "0"]).local_rank == 2
     assert not parse_args(["--no-mlp"]).mlp
+
+
+def test_single_process_without_torchrun_environment(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = init_distributed("cpu", local_rank=3)
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.distributed, ctx.is_main) == (0, 1, 3, False, True)
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        init_distributed("cpu")
