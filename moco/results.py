@@ -9,7 +9,8 @@ settings and date, plus seed, data_ratio, top5, epoch and pretrain_dataset where
 prints the linear evaluation table with the published numbers of SPEC §5 beside the measured
 ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different seeds)
 shows mean ± sample standard deviation over the latest record of each seed; a rerun with the same
-seed replaces the earlier one.
+seed replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
+reported in rows of their own.
 """
 import argparse
 import datetime
@@ -25,7 +26,8 @@ BENCHMARKS = (("ntu60", "cross_subject"), ("ntu60", "cross_view"), ("ntu120", "c
               ("ntu120", "cross_setup"), ("pku_v2", "cross_subject"))
 DATASET_NAMES = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku_v2": "PKU-MMD II"}
 PROTOCOL_NAMES = {"cross_subject": "x-sub", "cross_view": "x-view", "cross_setup": "x-set"}
-VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD"}
+VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD",
+              "all": "CMD (mean of the 3 encoders' features)"}
 
 # SPEC §5: top-1 % on BENCHMARKS, in order.
 PUBLISHED = {
@@ -106,12 +108,15 @@ def _published(values, columns):
 
 
 def _measured_rows(records, columns, label):
+    """Rows of measured cells per view; randomly initialised encoders (no checkpoint) get their own rows."""
     rows = []
-    for view, name in VIEW_NAMES.items():
-        cells = [_cell([r for r in records if r["view"] == view
-                        and (r["dataset"], r["protocol"].replace("_semi", "")) == c]) for c in columns]
-        if any(cells):
-            rows.append([f"{name} {label}"] + cells)
+    for baseline in (False, True):
+        for view, name in VIEW_NAMES.items():
+            chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
+            cells = [_cell([r for r in chosen if (r["dataset"], r["protocol"].replace("_semi", "")) == c])
+                     for c in columns]
+            if any(cells):
+                rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
     return rows
 
 

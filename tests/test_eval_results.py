@@ -27,6 +27,8 @@ def test_report_layout_and_aggregation(tmp_path, capsys):
         dict(stage="transfer", dataset="pku_v2", protocol="cross_subject", view="joint", metric="top1", value=55.5,
              seed=0, pretrain_dataset="ntu60"),
     ])
+    results.append_result(str(path), results.make_record(  # a randomly initialised baseline, same cell
+        "knn", "pku_v2", "cross_subject", "joint", "top1", 12.5, None, {}, seed=0, k=1))
     record = json.loads(path.read_text().splitlines()[0])
     assert {"dataset", "protocol", "view", "metric", "value", "checkpoint", "settings", "date"} <= set(record)
     assert results.main(["report", str(path)]) == 0
@@ -37,6 +39,7 @@ def test_report_layout_and_aggregation(tmp_path, capsys):
     assert "| CMD (joint) — ours, 1 % labels | 62.0 ± 2.0 (n=3) |" in table
     assert "| NTU-60 x-view |" in table.split("Semi-supervised")[1].splitlines()[2]
     assert "| CMD (joint) — ours |  |  |  |  | 40.0 |" in table
+    assert "| CMD (joint) — ours, random encoder |  |  |  |  | 12.5 |" in table
     assert "| CMD (joint) — ours | NTU-60 | 55.5 |" in table
 
 
