@@ -12,8 +12,9 @@ network. `--view all` trains the joint, motion and bone classifiers and also rep
 import os
 import sys
 
-from dataset.processed import load_split, resolve_data_dir
+from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
 from feeder.feeder_downstream import DownstreamFeeder, save_subset, semi_subset, subset_path
+from moco.checkpoint import CheckpointError
 from moco.engine_eval import make_loader, train_classifier
 from moco.pretrained import ENCODERS, downstream_model
 from moco.results import append_result, make_record
@@ -31,10 +32,13 @@ def main(argv=None):
     seed_everything(args.seed)
     device = resolve_device(args.device)
     out_dir = args.checkpoint_path
-    os.makedirs(out_dir, exist_ok=True)
-
     folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
+    try:
+        train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
+        model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
+    except (ProcessedDataError, CheckpointError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    os.makedirs(out_dir, exist_ok=True)
     indices = None
     if args.data_ratio < 1.0:
         indices = semi_subset(len(train_split), args.data_ratio, args.seed)
@@ -43,7 +47,6 @@ def main(argv=None):
     train_set = DownstreamFeeder(train_split, train=True, indices=indices, seed=args.seed)
     val_set = DownstreamFeeder(val_split, train=False)
 
-    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
     args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
     if args.pretrain_dataset is None and info.get("pretrain_dataset"):
         args.pretrain_dataset = info["pretrain_dataset"]

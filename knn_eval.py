@@ -18,8 +18,9 @@ import tempfile
 import numpy as np
 import torch
 
-from dataset.processed import load_split, resolve_data_dir
+from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
 from feeder.feeder_downstream import DownstreamFeeder
+from moco.checkpoint import CheckpointError
 from moco.engine_eval import extract_features, make_loader
 from moco.knn import knn_top1
 from moco.pretrained import downstream_model
@@ -56,11 +57,14 @@ def main(argv=None):
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False  # full float32 GRUs: exported features match the CPU's
     folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
+    try:
+        train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
+        model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
+    except (ProcessedDataError, CheckpointError) as exc:
+        parser.exit(2, f"error: {exc}\n")
     train_set = DownstreamFeeder(train_split, train=args.train_crop == "random", seed=args.seed)
     val_set = DownstreamFeeder(val_split, train=False)
 
-    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
     args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
     if args.pretrain_dataset is None and info.get("pretrain_dataset"):
         args.pretrain_dataset = info["pretrain_dataset"]

@@ -129,3 +129,18 @@ def test_stage_resolution_and_presets():
         resolve("--transfer")
     knn = resolve_knn(knn_parser().parse_args(["--finetune-dataset", "pku_v2"]))
     assert (knn.knn_neighbours, knn.batch_size, knn.num_class) == (1, 64, 51)
+
+
+def test_bad_checkpoint_or_folder_stops_with_a_clear_message(tiny, tmp_path, capsys):
+    bogus = tmp_path / "bogus.pth.tar"
+    bogus.write_text("not a checkpoint")
+    argv = ["--data-dir", tiny["folder"], "--pretrained", str(bogus), "-j", "0", "--out", str(tmp_path / "x"),
+            "--results", str(tmp_path / "r.jsonl")]
+    for main in (action_classification.main, knn_eval.main):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and "bogus.pth.tar" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        knn_eval.main(["--data-dir", str(tmp_path / "missing"), "-j", "0", "--out", str(tmp_path / "y")])
+    assert "missing train_data_joint.npy" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "x").exists()
