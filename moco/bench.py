@@ -6,17 +6,17 @@ For each configuration this times, in one process and on the same weights, (a) o
 pretraining step (three query encoders forward + backward, momentum update, three key encoders,
 InfoNCE + CMD losses, SGD step) and (b) one encoder forward + backward, each with the
 whole-sequence encoder (`BIGRU.forward`) and with the per-frame loop (`BIGRU.forward_loop`, the
-published computation). Runs of the two variants alternate so that load from other processes
-hits both alike; the median and minimum ms per step, their ratios and the peak memory (resident
-set size on CPU, `torch.cuda.max_memory_allocated` on CUDA) are printed. Not part of the tests.
+published computation). Calls of the two variants alternate so that load from other processes
+hits both alike; the median and minimum ms per call and their ratios are printed. Peak memory is
+`torch.cuda.max_memory_allocated` on CUDA; on CPU it is the peak resident set size of a fresh
+process that builds one variant and runs one call (reported with the size before the call).
+Not part of the tests.
 """
 import argparse
-import contextlib
 import copy
-import ctypes
-import os
 import statistics
-import threading
+import subprocess
+import sys
 import time
 
 import torch
@@ -31,51 +31,8 @@ CONFIGS = {
     'small': dict(hidden=256, layers=3, batch=32, K=4096, topk=2048, frames=32, mlp=True),
 }
 VARIANTS = ('sequence', 'loop')
-
-
-def _return_freed_memory_to_os() -> None:
-    """Make glibc serve allocations above 1 MiB with mmap (and unmap them on free), so that the RSS
-    after a step falls back and the RSS peaks of the two variants can be compared."""
-    try:
-        ctypes.CDLL('libc.so.6').mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """Peak memory of the code run inside `measure()`: CUDA allocator peak, or on CPU the sampled
-    resident set size above its level when `measure()` began."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak = 0
-
-    @staticmethod
-    def _rss() -> int:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-    @contextlib.contextmanager
-    def measure(self):
-        if self.device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats(self.device)
-            yield
-            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
-            return
-        done = threading.Event()
-        base = self._rss()
-
-        def sample():
-            while not done.wait(0.005):
-                self.peak = max(self.peak, self._rss() - base)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+KINDS = {'train': f'training step ({len(MODALITIES)} modalities: queries, keys, losses, SGD)',
+         'encoder': 'one encoder, forward + backward'}
 
 
 def _sync(device: torch.device) -> None:
@@ -95,7 +52,7 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=amp)
 
 
-def _train_step(model, optimizer, scaler, im_q, im_k, device, amp):
+def _train_step(model, optimizer, scaler, im_q, im_k, device, amp) -> None:
     """One pretraining step as the training loop runs it."""
     with _autocast(device, amp):
         *logits, labels, loss_cmd = model(im_q, im_k)  # 3 x (N x (1+K)), N, scalar
@@ -106,72 +63,107 @@ def _train_step(model, optimizer, scaler, im_q, im_k, device, amp):
     scaler.update()
 
 
-def _encoder_step(encoder, x, device, amp):
+def _encoder_step(forward, x, device, amp) -> None:
     """Forward + backward of one encoder."""
     with _autocast(device, amp):
-        out = encoder(x)  # N x num_class
+        out = forward(x)  # N x num_class
     out.float().sum().backward()
 
 
-def _time_alternating(runs: dict, steps: int, warmup: int, device: torch.device) -> dict:
-    """Per variant: (list of seconds per call, peak memory); variants alternate call by call."""
-    times = {name: [] for name in runs}
-    memory = {name: PeakMemory(device) for name in runs}
-    for i in range(warmup + steps):
-        for name, run in runs.items():
-            _sync(device)
-            with memory[name].measure():
-                start = time.perf_counter()
-                run()
-                _sync(device)
-                elapsed = time.perf_counter() - start
-            if i >= warmup:
-                times[name].append(elapsed)
-    return {name: (times[name], memory[name].peak) for name in runs}
-
-
-def _report(title: str, results: dict, device: torch.device) -> None:
-    mem_kind = 'max allocated' if device.type == 'cuda' else 'peak RSS growth'
-    print(f'  {title}')
-    for name, (times, peak) in results.items():
-        print(f'    {name:9s} median {1e3 * statistics.median(times):10.1f} ms   '
-              f'min {1e3 * min(times):10.1f} ms   {mem_kind} {peak / 2 ** 20:8.0f} MiB')
-    (seq, _), (loop, _) = results['sequence'], results['loop']
-    print(f'    speed-up of the whole-sequence encoder over the loop: '
-          f'median {statistics.median(loop) / statistics.median(seq):.2f}x, '
-          f'min {min(loop) / min(seq):.2f}x')
-
-
-def bench_config(name: str, cfg: dict, device: torch.device, amp: bool, steps: int, warmup: int) -> None:
-    """Time the training step and the encoder of one configuration, whole-sequence against loop."""
-    print(f'[{name}] hidden {cfg["hidden"]}, layers {cfg["layers"]}, batch {cfg["batch"]}, '
-          f'K {cfg["K"]}, topk {cfg["topk"]}, frames {cfg["frames"]}, mlp {cfg["mlp"]}, '
-          f'device {device}, amp {amp}', flush=True)
+def make_runs(cfg: dict, device: torch.device, amp: bool, variants=VARIANTS) -> dict:
+    """{kind: {variant: callable}} for kinds 'train' and 'encoder'; every variant has the same weights."""
     args_bi_gru = dict(en_input_size=150, en_hidden_size=cfg['hidden'], en_num_layers=cfg['layers'],
                        num_class=128)
     torch.manual_seed(0)
-    models = {'sequence': MoCo('graph-based', args_bi_gru, dim=128, K=cfg['K'], topk=cfg['topk'],
-                               mlp=cfg['mlp']).to(device)}
-    models['loop'] = copy.deepcopy(models['sequence'])
-    use_loop_encoders(models['loop'])
+    base = MoCo('graph-based', args_bi_gru, dim=128, K=cfg['K'], topk=cfg['topk'], mlp=cfg['mlp']).to(device)
     shape = (cfg['batch'], 3, cfg['frames'], 25, 2)
     im_q, im_k = torch.randn(shape, device=device), torch.randn(shape, device=device)
-    runs = {}
-    for variant in VARIANTS:
-        model = models[variant]
+    x = torch.randn(cfg['batch'], cfg['frames'], 150, device=device)  # N x T x 150
+    runs = {'train': {}, 'encoder': {}}
+    for i, variant in enumerate(variants):
+        model = base if i == len(variants) - 1 else copy.deepcopy(base)
+        if variant == 'loop':
+            use_loop_encoders(model)
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01,
                                     momentum=0.9, weight_decay=1e-4)
         scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == 'cuda')
-        runs[variant] = (lambda m=model, o=optimizer, s=scaler:
-                         _train_step(m, o, s, im_q, im_k, device, amp))
-    _report(f'training step ({len(MODALITIES)} modalities, queries + keys + losses + SGD)',
-            _time_alternating(runs, steps, warmup, device), device)
+        runs['train'][variant] = (lambda m=model, o=optimizer, s=scaler:
+                                  _train_step(m, o, s, im_q, im_k, device, amp))
+        runs['encoder'][variant] = lambda e=model.encoder_q: _encoder_step(e, x, device, amp)
+    return runs
 
-    encoder = models['sequence'].encoder_q
-    x = torch.randn(cfg['batch'], cfg['frames'], 150, device=device)  # N x T x 150
-    runs = {'sequence': lambda: _encoder_step(encoder, x, device, amp),
-            'loop': lambda: _encoder_step(encoder.forward_loop, x, device, amp)}
-    _report('one encoder, forward + backward', _time_alternating(runs, steps, warmup, device), device)
+
+def time_alternating(runs: dict, steps: int, warmup: int, device: torch.device) -> dict:
+    """{variant: (seconds of each timed call, CUDA peak bytes or None)}; variants alternate call by call."""
+    times = {name: [] for name in runs}
+    peaks = {name: 0 for name in runs}
+    for i in range(warmup + steps):
+        for name, run in runs.items():
+            _sync(device)
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if device.type == 'cuda':
+                peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(device))
+            if i >= warmup:
+                times[name].append(elapsed)
+    return {name: (times[name], peaks[name] if device.type == 'cuda' else None) for name in runs}
+
+
+def _proc_status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status ('VmRSS' now, 'VmHWM' peak of this process image) in bytes."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f'/proc/self/status has no {field} line')
+
+
+def _rss_child(config: str, kind: str, variant: str, amp: bool) -> None:
+    """In a fresh process: build one variant, run one call, print the RSS before it and the peak."""
+    runs = make_runs(CONFIGS[config], torch.device('cpu'), amp, variants=(variant,))
+    before = _proc_status_bytes('VmRSS')
+    runs[kind][variant]()
+    print(f'rss {before} {_proc_status_bytes("VmHWM")}')
+
+
+def cpu_peak_rss(config: str, kind: str, variant: str, amp: bool) -> str:
+    """'peak RSS ... MiB (... before the call)' measured in a fresh process."""
+    command = [sys.executable, '-m', 'moco.bench', '--device', 'cpu', '--config', config,
+               '--rss-child', f'{kind}:{variant}'] + (['--amp'] if amp else [])
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    before, peak = (int(v) for v in result.stdout.split('rss ')[-1].split())
+    return f'peak RSS {peak / 2 ** 20:7.0f} MiB ({before / 2 ** 20:.0f} MiB before the call)'
+
+
+def report(title: str, results: dict, memory: dict) -> None:
+    print(f'  {title}')
+    for name, (times, _) in results.items():
+        print(f'    {name:9s} median {1e3 * statistics.median(times):10.1f} ms   '
+              f'min {1e3 * min(times):10.1f} ms   {memory[name]}')
+    (seq, _), (loop, _) = results['sequence'], results['loop']
+    print(f'    loop / whole-sequence time: median {statistics.median(loop) / statistics.median(seq):.2f}x, '
+          f'min {min(loop) / min(seq):.2f}x', flush=True)
+
+
+def bench_config(name: str, device: torch.device, amp: bool, steps: int, warmup: int) -> None:
+    """Time the training step and the encoder of one configuration, whole-sequence against loop."""
+    cfg = CONFIGS[name]
+    print(f'[{name}] hidden {cfg["hidden"]}, layers {cfg["layers"]}, batch {cfg["batch"]}, K {cfg["K"]}, '
+          f'topk {cfg["topk"]}, frames {cfg["frames"]}, mlp {cfg["mlp"]}, device {device}, amp {amp}',
+          flush=True)
+    runs = make_runs(cfg, device, amp)
+    for kind, title in KINDS.items():
+        results = time_alternating(runs[kind], steps, warmup, device)
+        if device.type == 'cuda':
+            memory = {v: f'max allocated {peak / 2 ** 20:7.0f} MiB' for v, (_, peak) in results.items()}
+        else:
+            memory = {v: cpu_peak_rss(name, kind, v, amp) for v in VARIANTS}
+        report(title, results, memory)
+    del runs
 
 
 def main(argv=None) -> None:
@@ -181,23 +173,26 @@ def main(argv=None) -> None:
                         help='autocast (float16 on CUDA with a gradient scaler, bfloat16 on CPU)')
     parser.add_argument('--config', choices=('paper', 'small', 'both'), default='both')
     parser.add_argument('--steps', type=int, default=None,
-                        help='timed steps per variant (default 1 on CPU, 10 on CUDA)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed steps per variant first')
+                        help='timed calls per variant (default 1 on CPU, 10 on CUDA)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed calls per variant first')
+    parser.add_argument('--rss-child', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if device.type == 'cuda' and not torch.cuda.is_available():
         parser.error(f'--device {args.device}: CUDA is not available on this machine')
+    if args.rss_child:
+        kind, variant = args.rss_child.split(':')
+        _rss_child(args.config, kind, variant, args.amp)
+        return
     steps = args.steps or (10 if device.type == 'cuda' else 1)
     if steps < 1 or args.warmup < 0:
         parser.error('--steps must be at least 1 and --warmup at least 0')
     if device.type == 'cuda':
         print(f'GPU: {torch.cuda.get_device_name(device)}; torch {torch.__version__}')
     else:
-        _return_freed_memory_to_os()
         print(f'CPU threads: {torch.get_num_threads()}; torch {torch.__version__}')
-    names = ('small', 'paper') if args.config == 'both' else (args.config,)
-    for name in names:
-        bench_config(name, CONFIGS[name], device, args.amp, steps, args.warmup)
+    for name in (('small', 'paper') if args.config == 'both' else (args.config,)):
+        bench_config(name, device, args.amp, steps, args.warmup)
 
 
 if __name__ == '__main__':
