@@ -57,6 +57,45 @@ run() {
     fi
 }
 
+# Background jobs, at most MAX_JOBS at a time (default 1: one after the other).
+# job LOG CMD ARGS...: print the command, then run it in the background with its output in LOG
+# (unless DRY_RUN=1); when MAX_JOBS are running, wait for them. wait_jobs: wait for every job,
+# show the last lines of each log, and fail naming the log of any job that failed.
+MAX_JOBS="${MAX_JOBS:-1}"
+JOB_PIDS=()
+JOB_LOGS=()
+job() {
+    local log="$1" line
+    shift
+    printf -v line ' %q' "$@"
+    echo "+${line}"
+    echo "  (output: $log)"
+    if [ "$DRY_RUN" != 1 ]; then
+        mkdir -p "$(dirname "$log")"
+        "$@" > "$log" 2>&1 &
+        JOB_PIDS+=($!)
+        JOB_LOGS+=("$log")
+        if [ ${#JOB_PIDS[@]} -ge "$MAX_JOBS" ]; then
+            wait_jobs
+        fi
+    fi
+}
+wait_jobs() {
+    local i failed=0
+    for i in "${!JOB_PIDS[@]}"; do
+        if wait "${JOB_PIDS[$i]}"; then
+            tr '\r' '\n' < "${JOB_LOGS[$i]}" | grep -v '^[[:space:]]*$' | tail -n 2 | sed 's/^/  | /'
+        else
+            failed=1
+            echo "FAILED: ${JOB_LOGS[$i]} (last lines below)" >&2
+            tail -n 20 "${JOB_LOGS[$i]}" >&2
+        fi
+    done
+    JOB_PIDS=()
+    JOB_LOGS=()
+    return "$failed"
+}
+
 # check_run NAME: fail with the list of known runs when NAME is not one of them.
 check_run() {
     if [ -z "${RUN_DATASET[$1]+set}" ]; then

@@ -1,0 +1,116 @@
+"""scripts/demo.sh end to end at a tiny scale, its dry run, and its report (scripts/demo_report.py)."""
+import json
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import demo_report  # noqa: E402
+
+# 3 classes x 4 subjects x 1 camera x 1 setup = 12 samples; x-sub trains on subjects 1, 2, 4 (9 samples)
+# and validates on subject 3 (3 samples). Batch 4 with drop_last: 9 // 4 = 2 steps per epoch.
+TINY = dict(DEMO_CLASSES="3", DEMO_SUBJECTS="4", DEMO_CAMERAS="1", DEMO_SETUPS="1", DEMO_HIDDEN="8",
+            DEMO_LAYERS="1", DEMO_BATCH="4", DEMO_K="8", DEMO_TOPK="4", DEMO_EPOCHS="1",
+            DEMO_LINEAR_EPOCHS="1", DEMO_WORKERS="0")
+
+
+def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
+    work, results = tmp_path / "work", tmp_path / "results"
+    repo_json = os.path.join(ROOT, "results", "demo.json")
+    before = os.stat(repo_json).st_mtime_ns if os.path.exists(repo_json) else None
+    env = dict(os.environ, WORK_DIR=str(work), RESULTS_DIR=str(results), DRY_RUN="0", **TINY)
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    summary = json.loads((results / "demo.json").read_text())
+    assert summary["seconds"] > 0
+    assert [run["encoder"] for run in summary["runs"]] == ["cmd", "cmd_weight0", "random"]
+    for run in summary["runs"]:
+        for key in ("knn_top1", "linear_top1"):
+            # 3 validation samples: a top-1 is 0, 1, 2 or 3 thirds of 100.
+            assert 0.0 <= run[key] <= 100.0
+            assert run[key] * 3 / 100 == pytest.approx(round(run[key] * 3 / 100), abs=1e-3)
+    assert summary["pretraining"]["epochs"] == 1 and summary["pretraining"]["steps"] == 2
+    assert summary["pretraining"]["train_samples"] == 9
+    assert summary["chance_top1"] == pytest.approx(100 / 3)
+
+    assert "| random encoder |" in proc.stdout and "1 epochs = 2 steps" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("Done in ")
+    for encoder in ("cmd", "cmd_weight0"):
+        assert (work / "checkpoints" / encoder / "checkpoint_last.pth.tar").exists()
+    after = os.stat(repo_json).st_mtime_ns if os.path.exists(repo_json) else None
+    assert after == before, "the demo wrote into the repository's results/ although RESULTS_DIR was set"
+
+
+def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
+    env = dict(os.environ, WORK_DIR=str(tmp_path / "work"), RESULTS_DIR=str(tmp_path / "results"), DRY_RUN="1")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    assert not (tmp_path / "work").exists()
+    pretrain = [c for c in commands if "pretrain_cmd.py" in c]
+    assert [c[c.index("--cmd-weight") + 1] for c in pretrain] == ["1.0", "0"]
+    for words in pretrain:
+        assert words[words.index("--epochs") + 1] == "20"
+        assert words[words.index("--data-dir") + 1] == str(tmp_path / "work" / "data" / "xsub")
+    knn = [c for c in commands if "knn_eval.py" in c]
+    linear = [c for c in commands if "action_classification.py" in c]
+    assert len(knn) == len(linear) == 3
+    assert sum("--pretrained" not in c for c in knn + linear) == 2  # the random encoder
+    for words in linear:
+        assert words[words.index("--schedule") + 1:words.index("--schedule") + 3] == ["10", "14"]
+        assert "--finetune" not in words
+    assert any("data_gen/ntu_gendata.py" in c for c in commands)
+    assert commands[-1][1] == "scripts/demo_report.py"
+
+
+def _write_jsonl(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_report_takes_the_last_joint_top1_and_the_pretraining_done(tmp_path):
+    for encoder, knn, linear in (("cmd", 40.0, 55.5), ("cmd_weight0", 30.0, 45.0), ("random", 20.0, 25.0)):
+        _write_jsonl(tmp_path / "eval" / f"{encoder}_knn.jsonl",
+                     [{"metric": "top1", "view": "joint", "value": 1.0},  # an earlier run: replaced
+                      {"metric": "top1", "view": "joint", "value": knn}])
+        _write_jsonl(tmp_path / "eval" / f"{encoder}_linear.jsonl",
+                     [{"metric": "top1", "view": "joint", "value": linear},
+                      {"metric": "top1", "view": "fusion", "value": 99.0}])  # another stream: ignored
+    ckpt = tmp_path / "checkpoints" / "cmd"
+    ckpt.mkdir(parents=True)
+    (ckpt / "settings.json").write_text(json.dumps(
+        {"steps_per_epoch": 7, "train_samples": 230, "batch_size": 32, "hidden_size": 48, "num_layers": 2,
+         "contrast_k": 256}))
+    _write_jsonl(ckpt / "log.jsonl", [{"epoch": e, "loss": 10.0 - e} for e in range(5)])
+    data = tmp_path / "data" / "xsub"
+    data.mkdir(parents=True)
+    with open(data / "train_label.pkl", "wb") as f:
+        pickle.dump((["a", "b", "c", "d", "e"], [0, 1, 2, 3, 1]), f)
+
+    out = tmp_path / "out" / "demo.json"
+    assert demo_report.main(["--work-dir", str(tmp_path), "--out", str(out), "--seconds", "123"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["seconds"] == 123.0
+    assert summary["runs"] == [{"encoder": "cmd", "knn_top1": 40.0, "linear_top1": 55.5},
+                               {"encoder": "cmd_weight0", "knn_top1": 30.0, "linear_top1": 45.0},
+                               {"encoder": "random", "knn_top1": 20.0, "linear_top1": 25.0}]
+    assert summary["pretraining"]["epochs"] == 5 and summary["pretraining"]["steps"] == 35
+    assert summary["pretraining"]["final_loss"] == 6.0
+    assert summary["chance_top1"] == 25.0  # 4 classes
+
+
+def test_report_names_the_missing_results_file(tmp_path, capsys):
+    out = tmp_path / "demo.json"
+    assert demo_report.main(["--work-dir", str(tmp_path), "--out", str(out), "--seconds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cmd_knn.jsonl" in err and "missing" in err
+    assert not out.exists()
