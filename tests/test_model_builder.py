@@ -233,3 +233,46 @@ def test_autocast_keeps_losses_in_float32():
         *logits, labels, loss_cmd = model(im_q, im_k)
     assert all(s.dtype == torch.float32 for s in logits) and loss_cmd.dtype == torch.float32
     assert torch.isfinite(loss_cmd) and model.queue.dtype == torch.float32
+
+
+def _distributed_worker(rank, world, init_file, out_dir, K):
+    """One rank: forward its half of a batch of 4 and save its queues and its own keys."""
+    torch.distributed.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        model = tiny_moco(K=K, topk=4)
+        im_q, im_k = (v[2 * rank:2 * rank + 2] for v in views(n=4))
+        ref = momentum_updated(model)
+        keys = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n)), dim=1).detach() for n in MODALITIES}
+        try:
+            model(im_q, im_k)
+            error = None
+        except ValueError as exc:
+            error = str(exc)
+        state = {k: v for k, v in model.state_dict().items() if k.startswith('queue')}
+        torch.save({'state': state, 'keys': keys, 'error': error}, f'{out_dir}/rank{rank}.pt')
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _run_two_ranks(tmp_path, K):
+    torch.multiprocessing.spawn(_distributed_worker, args=(2, str(tmp_path / 'init'), str(tmp_path), K), nprocs=2)
+    return [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in range(2)]
+
+
+def test_distributed_keys_gathered_before_enqueue(tmp_path):
+    rank0, rank1 = _run_two_ranks(tmp_path, K=8)
+    assert rank0['error'] is None and rank1['error'] is None
+    for name, value in rank0['state'].items():
+        assert torch.equal(value, rank1['state'][name]), name  # every rank holds the same queue
+    for n in MODALITIES:
+        queue = rank0['state']['queue' + PREFIX[n]]
+        assert rank0['state']['queue_ptr' + PREFIX[n]].tolist() == [4]  # advanced by the global batch
+        torch.testing.assert_close(queue[:, 0:2], rank0['keys'][n].T)  # rank order
+        torch.testing.assert_close(queue[:, 2:4], rank1['keys'][n].T)
+
+
+def test_distributed_queue_must_divide_global_batch(tmp_path):
+    rank0, _ = _run_two_ranks(tmp_path, K=6)  # 6 is a multiple of the local batch 2, not of 2 x 2
+    assert 'K=6 must be a multiple of the global batch size' in rank0['error'] and 'found 4' in rank0['error']
+    assert rank0['state']['queue_ptr'].tolist() == [0]
