@@ -9,6 +9,12 @@ Use from training code:
     loss = CE(logits_j, labels) + CE(logits_m, labels) + CE(logits_b, labels) + loss_cmd
 The contrastive top-1 of a modality is `(logits.argmax(1) == labels)` (the positive is column 0).
 Downstream code gets per-modality 2048-d features with `model.features(x, view)`.
+
+A pretraining forward also changes the model's state, as the published one does: it moves the key
+encoders (momentum update, before the keys) and enqueues the keys (after the losses). Under
+torch.autocast the encoders may run in reduced precision; similarities, logits and the CMD loss are
+computed in float32 (or the queue's dtype if wider). When torch.distributed is initialised the keys
+of all ranks are gathered before enqueueing, so every rank holds the same queues.
 """
 import torch
 import torch.distributed as dist
