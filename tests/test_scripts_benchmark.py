@@ -1,0 +1,100 @@
+"""scripts/synthetic_benchmark.sh (dry run) and its report, scripts/benchmark_report.py."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import benchmark_report  # noqa: E402
+
+
+def dry_run(**env):
+    proc = subprocess.run(["bash", "scripts/synthetic_benchmark.sh"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, DRY_RUN="1", **env), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+
+
+def value(words, flag, n=1):
+    i = words.index(flag)
+    return words[i + 1] if n == 1 else words[i + 1:i + 1 + n]
+
+
+@pytest.mark.parametrize("size, epochs, hidden, layers, batch, k, topk, classes", [
+    ("cpu", "41", "48", "2", "32", "256", "128", 20),
+    ("gpu", "61", "256", "3", "64", "1024", "512", 40),
+])
+def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes, tmp_path):
+    commands = dry_run(BENCH_SIZE=size, BENCH_DIR=str(tmp_path / "b"))
+    assert not (tmp_path / "b").exists()
+    generators = [c for c in commands if "data_gen.synthetic" in c]
+    ids = [int(a) for c in generators for a in c[c.index("--action-ids") + 1:c.index("--subjects")]]
+    assert sorted(ids) == list(range(1, classes + 1))
+    assert len({shlex.join(c[c.index("--subjects"):]) for c in generators}) == 1  # same nuisances everywhere
+    assert value(generators[0], "--max-yaw") == "90"
+
+    pretrain = [c for c in commands if "pretrain_cmd.py" in c]
+    assert sorted((value(c, "--seed"), value(c, "--cmd-weight")) for c in pretrain) == [
+        (s, w) for s in "012" for w in ("0", "1.0")]
+    for words in pretrain:
+        assert (value(words, "--epochs"), value(words, "--hidden-size"), value(words, "--num-layers"),
+                value(words, "--batch-size"), value(words, "--contrast-k"), value(words, "--topk")) == (
+            epochs, hidden, layers, batch, k, topk)
+        assert (value(words, "--contrast-m"), value(words, "--lr"), value(words, "--contrast-t"),
+                value(words, "--teacher-t"), value(words, "--student-t")) == ("0.99", "0.05", "0.07", "0.05", "0.1")
+        assert "--mlp" in words
+
+    knn = [c for c in commands if "knn_eval.py" in c]
+    checkpoints = [value(c, "--pretrained") for c in knn if "--pretrained" in c]
+    per_run = int(epochs) // 10 + 1  # checkpoints at epochs 0, 10, ..., the last one included
+    assert len(checkpoints) == len(set(checkpoints)) == 6 * per_run
+    assert sum(c.endswith("checkpoint_%04d.pth.tar" % (int(epochs) - 1)) for c in checkpoints) == 6
+    random = [c for c in knn if "--pretrained" not in c]
+    assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
+    assert all(value(c, "--knn-neighbours") == "1" for c in knn)
+    assert commands[-1][1] == "scripts/benchmark_report.py"
+
+
+def _jsonl(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _knn(checkpoint, value):
+    return {"stage": "knn", "view": "joint", "metric": "top1", "value": value, "checkpoint": checkpoint}
+
+
+def test_benchmark_report_curves_and_gap(tmp_path):
+    finals = {"cmd": (60.0, 70.0), "cmd_weight0": (50.0, 54.0)}
+    for seed, random_value in ((0, 40.0), (1, 44.0)):
+        _jsonl(tmp_path / "eval" / f"random_seed{seed}.jsonl", [_knn(None, random_value)])
+        for method, values in finals.items():
+            run = tmp_path / "checkpoints" / f"{method}_seed{seed}"
+            _jsonl(tmp_path / "eval" / f"{method}_seed{seed}.jsonl",
+                   [_knn(str(run / "checkpoint_0000.pth.tar"), 30.0 + seed),
+                    _knn(str(run / "checkpoint_0010.pth.tar"), values[seed])])
+            _jsonl(run / "log.jsonl", [{"epoch": e, "loss": 9.0 - e} for e in range(11)])
+            (run / "settings.json").write_text(json.dumps({"steps_per_epoch": 45, "hidden_size": 48}))
+    out = tmp_path / "out" / "bench"
+    assert benchmark_report.main(["--bench-dir", str(tmp_path), "--seeds", "0", "1", "--out", str(out)]) == 0
+    summary = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert summary["random"]["mean"] == 42.0
+    cmd = summary["methods"]["cmd"]
+    assert cmd["final"]["epochs"] == 11 and cmd["final"]["steps"] == 495
+    assert cmd["final"]["mean"] == 65.0 and cmd["final"]["std"] == pytest.approx(50 ** 0.5)
+    assert cmd["gap_vs_random"] == 23.0
+    assert summary["methods"]["cmd_weight0"]["gap_vs_random"] == 10.0
+    assert [(p["epochs"], p["steps"], p["mean"]) for p in cmd["curve"]] == [(1, 45, 30.5), (11, 495, 65.0)]
+    assert cmd["final_loss"] == [-1.0, -1.0]
+    text = (tmp_path / "out" / "bench.md").read_text()
+    assert "| CMD | 11 | 495 | 65.0 ± 7.1 | 60.0, 70.0 | +23.0 |" in text
+
+
+def test_benchmark_report_names_missing_runs(tmp_path, capsys):
+    assert benchmark_report.main(["--bench-dir", str(tmp_path), "--seeds", "0", "--out", str(tmp_path / "x")]) == 1
+    assert "random_seed0.jsonl" in capsys.readouterr().err
