@@ -134,7 +134,8 @@ def _rss_child(config: str, kind: str, variant: str, amp: bool) -> None:
 def cpu_peak_rss(config: str, kind: str, variant: str, amp: bool) -> str:
     """'peak RSS ... MiB (... before the call)' measured in a fresh process."""
     command = [sys.executable, '-m', 'moco.bench', '--device', 'cpu', '--config', config,
-               '--rss-child', f'{kind}:{variant}'] + (['--amp'] if amp else [])
+               '--threads', str(torch.get_num_threads()), '--rss-child', f'{kind}:{variant}']
+    command += ['--amp'] if amp else []
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     before, peak = (int(v) for v in result.stdout.split('rss ')[-1].split())
     return f'peak RSS {peak / 2 ** 20:7.0f} MiB ({before / 2 ** 20:.0f} MiB before the call)'
@@ -157,8 +158,9 @@ def bench_config(name: str, device: torch.device, amp: bool, steps: int, warmup:
           f'topk {cfg["topk"]}, frames {cfg["frames"]}, mlp {cfg["mlp"]}, device {device}, amp {amp}',
           flush=True)
     runs = make_runs(cfg, device, amp)
-    for kind, title in KINDS.items():
-        results = time_alternating(runs[kind], steps, warmup, device)
+    for i, (kind, title) in enumerate(KINDS.items()):
+        # The training step's warm-up also warms the encoder computations timed after it.
+        results = time_alternating(runs[kind], steps, warmup if i == 0 else 0, device)
         if device.type == 'cuda':
             memory = {v: f'max allocated {peak / 2 ** 20:7.0f} MiB' for v, (_, peak) in results.items()}
         elif kind == 'train':
@@ -177,12 +179,17 @@ def main(argv=None) -> None:
     parser.add_argument('--config', choices=('paper', 'small', 'both'), default='both')
     parser.add_argument('--steps', type=int, default=None,
                         help='timed calls per variant (default 1 on CPU, 10 on CUDA)')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed calls per variant first')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed training steps per variant before the timed ones')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads for torch (default: torch\'s choice; 1 is steadier on a busy machine)')
     parser.add_argument('--rss-child', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if device.type == 'cuda' and not torch.cuda.is_available():
         parser.error(f'--device {args.device}: CUDA is not available on this machine')
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.rss_child:
         kind, variant = args.rss_child.split(':')
         _rss_child(args.config, kind, variant, args.amp)
