@@ -12,32 +12,18 @@ network. `--view all` trains the joint, motion and bone classifiers and also rep
 import os
 import sys
 
-from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
 from feeder.feeder_downstream import DownstreamFeeder, save_subset, semi_subset, subset_path
-from moco.checkpoint import CheckpointError
-from moco.engine_eval import make_loader, train_classifier
-from moco.pretrained import ENCODERS, downstream_model
+from moco.engine_eval import make_loader, setup_downstream, train_classifier
+from moco.pretrained import ENCODERS
 from moco.results import append_result, make_record
-from moco.runtime import make_writer, resolve_device, save_settings, seed_everything
+from moco.runtime import make_writer, save_settings
 from options.options_classification import classification_parser, resolve_classification
 
 
 def main(argv=None):
-    parser = classification_parser()
-    args = parser.parse_args(argv)
-    try:
-        resolve_classification(args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
+    args, device, folder, train_split, val_split, model, info = setup_downstream(
+        classification_parser(), resolve_classification, argv)
     out_dir = args.checkpoint_path
-    folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    try:
-        train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
-        model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
-    except (ProcessedDataError, CheckpointError) as exc:
-        parser.exit(2, f"error: {exc}\n")
     os.makedirs(out_dir, exist_ok=True)
     indices = None
     if args.data_ratio < 1.0:
@@ -47,9 +33,6 @@ def main(argv=None):
     train_set = DownstreamFeeder(train_split, train=True, indices=indices, seed=args.seed)
     val_set = DownstreamFeeder(val_split, train=False)
 
-    args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
-    if args.pretrain_dataset is None and info.get("pretrain_dataset"):
-        args.pretrain_dataset = info["pretrain_dataset"]
     settings = save_settings(dict(vars(args), data_folder=folder, train_samples=len(train_set),
                                   val_samples=len(val_set), device=str(device), checkpoint_info=info), out_dir)
 

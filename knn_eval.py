@@ -11,63 +11,34 @@ the nearest neighbour). `--save-features FILE.npz` keeps both feature sets with 
     python knn_eval.py --finetune-dataset ntu60 --protocol cross_subject \
         --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --save-features runs/ntu60_xsub.npz
 """
-import os
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
-from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
 from feeder.feeder_downstream import DownstreamFeeder
-from moco.checkpoint import CheckpointError
-from moco.engine_eval import extract_features, make_loader
+from moco.engine_eval import extract_features, make_loader, setup_downstream
 from moco.knn import knn_top1
-from moco.pretrained import downstream_model
 from moco.results import append_result, make_record
-from moco.runtime import resolve_device, save_settings, seed_everything
+from moco.runtime import atomic_output, save_settings
 from options.options_classification import knn_parser, resolve_knn
 
 
 def save_features(path, view, checkpoint, train, val):
     """Write train/val features (N x D float32), labels (N int64) and sample names to `path` (.npz)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         np.savez(tmp, view=np.array(view), checkpoint=np.array(checkpoint or ""),
                  train_features=train[0], train_labels=train[1], train_names=np.array(train[2]),
                  val_features=val[0], val_labels=val[1], val_names=np.array(val[2]))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv=None):
-    parser = knn_parser()
-    args = parser.parse_args(argv)
-    try:
-        resolve_knn(args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
+    args, device, folder, train_split, val_split, model, info = setup_downstream(knn_parser(), resolve_knn, argv)
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False  # full float32 GRUs: exported features match the CPU's
-    folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    try:
-        train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
-        model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
-    except (ProcessedDataError, CheckpointError) as exc:
-        parser.exit(2, f"error: {exc}\n")
     train_set = DownstreamFeeder(train_split, train=args.train_crop == "random", seed=args.seed)
     val_set = DownstreamFeeder(val_split, train=False)
 
-    args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
-    if args.pretrain_dataset is None and info.get("pretrain_dataset"):
-        args.pretrain_dataset = info["pretrain_dataset"]
     model.to(device)
     settings = save_settings(dict(vars(args), data_folder=folder, train_samples=len(train_set),
                                   val_samples=len(val_set), device=str(device), checkpoint_info=info),

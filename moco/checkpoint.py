@@ -7,10 +7,11 @@ them, so released checkpoints and ours load through the same code.
 """
 import os
 import random
-import tempfile
 
 import numpy as np
 import torch
+
+from moco.runtime import atomic_output
 
 
 class CheckpointError(RuntimeError):
@@ -19,17 +20,8 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint_atomic(obj, path):
     """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_checkpoint(path):

@@ -3,6 +3,7 @@
 Everything here is stage-agnostic; the training and evaluation loops build on it.
 """
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -33,19 +34,29 @@ def resolve_device(name=None):
     return device
 
 
-def atomic_write_text(path, text):
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path in `path`'s folder; on success it is renamed to `path`, else removed.
+
+    Whatever is written there appears at `path` whole or not at all.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp" + os.path.splitext(name)[1], dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
 
 
 def append_jsonl(path, record):

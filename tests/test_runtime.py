@@ -1,6 +1,5 @@
 """Shared run-time helpers: atomic checkpoint I/O, RNG capture, settings, presets."""
 import json
-import os
 import random
 
 import numpy as np
