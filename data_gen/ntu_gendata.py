@@ -16,7 +16,7 @@ if __package__ in (None, ''):
 
 from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, is_training, parse_name,  # noqa: E402
                                  read_samples)
-from data_gen.writer import ConversionError, Sample, Task, convert  # noqa: E402
+from data_gen.writer import Sample, Task, run_conversion  # noqa: E402
 
 
 def read_ignored(path):
@@ -81,18 +81,9 @@ def main(argv=None):
                     ignored_sample_path=args.ignored_sample_path, ignored=len(ignored), samples=len(names),
                     workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=300,
                     name_format='file name with .skeleton', label='action number - 1')
-    for key, value in settings.items():
-        print(f'{key}: {value}')
     tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
-    try:
-        summary = convert(tasks, args.out_folder, benchmarks, settings, workers=args.workers,
-                          skip_bad=args.skip_bad, chunk=args.chunk, progress=not args.no_progress)
-    except ConversionError as exc:
-        raise SystemExit(f'error: {exc}') from None
-    for key, count in summary['counts'].items():
-        print(f'{key}: {count} samples')
-    print(f'skipped: {summary["skipped"]} (see {os.path.join(args.out_folder, "skipped.txt")})')
-
+    run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
+                   not args.no_progress)
 
 if __name__ == '__main__':
     main()

@@ -17,7 +17,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError  # noqa: E402
-from data_gen.writer import ConversionError, Sample, Task, convert  # noqa: E402
+from data_gen.writer import Sample, Task, run_conversion  # noqa: E402
 
 NUM_CLASSES = 51
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
@@ -139,18 +139,8 @@ def main(argv=None):
                     out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks, videos=len(tasks),
                     samples=sum(len(t.samples) for t in tasks), workers=args.workers, skip_bad=args.skip_bad,
                     chunk=args.chunk, max_frame=MAX_FRAME, name_format='<video>.txt_<index>', label='label - 1')
-    for key, value in settings.items():
-        print(f'{key}: {value}')
-    try:
-        summary = convert(tasks, args.out_folder, benchmarks, settings, workers=args.workers,
-                          skip_bad=args.skip_bad, chunk=args.chunk, progress=not args.no_progress,
-                          already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
-    except ConversionError as exc:
-        raise SystemExit(f'error: {exc}') from None
-    for key, count in summary['counts'].items():
-        print(f'{key}: {count} samples')
-    print(f'skipped: {summary["skipped"]} (see {os.path.join(args.out_folder, "skipped.txt")})')
-
+    run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
+                   not args.no_progress, already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
 
 if __name__ == '__main__':
     main()

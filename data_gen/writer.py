@@ -235,3 +235,21 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
     atomic_write_bytes(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode())
     atomic_write_bytes(os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())
     return summary
+
+
+def run_conversion(tasks, out_folder, benchmarks, settings, workers, skip_bad, chunk, progress, already_skipped=()):
+    """The converters' command-line run: print the settings, `convert`, print the counts.
+
+    A file that cannot be read ends the program with its error (exit status 1).
+    """
+    for key, value in settings.items():
+        print(f'{key}: {value}')
+    try:
+        summary = convert(tasks, out_folder, benchmarks, settings, workers=workers, skip_bad=skip_bad,
+                          chunk=chunk, progress=progress, already_skipped=already_skipped)
+    except ConversionError as exc:
+        raise SystemExit(f'error: {exc}') from None
+    for key, count in summary['counts'].items():
+        print(f'{key}: {count} samples')
+    print(f'skipped: {summary["skipped"]} (see {os.path.join(out_folder, "skipped.txt")})')
+    return summary
