@@ -11,7 +11,8 @@ hits both alike; the median and minimum ms per call and their ratios are printed
 `torch.cuda.max_memory_allocated` on CUDA; on CPU it is, for the training step, the peak resident
 set size of a fresh process that builds one variant and runs one step (reported with the size
 before the step).
-Not part of the tests.
+Not part of the tests. On a CPU shared with other busy processes, use `--threads 1`: OpenMP threads
+waiting for each other on oversubscribed cores can make a step 10-50x slower and the ratios noise.
 """
 import argparse
 import copy
