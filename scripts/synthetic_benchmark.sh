@@ -42,15 +42,16 @@
 #   BENCH_DIR      data, checkpoints, logs (default ./runs/synthetic_benchmark_<size>)
 #   RESULTS_DIR    where the summary goes (default ./results)
 #   SEEDS          model seeds (default "0 1 2")
-#   BENCH_EPOCHS   pretraining epochs (cpu 41, gpu 61); checkpoints (and kNN points) every 10
+#   BENCH_EPOCHS   pretraining epochs (cpu 41, gpu 41); checkpoints (and kNN points) every 10
 #   BENCH_HIDDEN, BENCH_LAYERS    GRU size (cpu 48 x 2, gpu 256 x 3)
 #   BENCH_BATCH, BENCH_K, BENCH_TOPK, BENCH_LR, BENCH_M   (cpu 32, 256, 128, 0.05, 0.99;
-#                                                          gpu 64, 1024, 512, 0.05, 0.99)
+#                                                          gpu 128, 1024, 512, 0.05, 0.99)
 #   BENCH_CLASSES, BENCH_SUBJECTS, BENCH_REPLICATIONS   data grid: classes x subjects x 3 cameras x 2
 #                  setups x replications (cpu 20 x 10 x 2: 2,400 samples, 1,440 train / 960 val;
 #                  gpu 40 x 10 x 2: 4,800 samples, 2,880 train / 1,920 val); x-sub trains on
 #                  subjects 1 2 4 5 8 9 and validates on 3 6 7 10
-#   MAX_JOBS       runs at a time (cpu 2, one thread each; on a GPU 6 share the device)
+#   MAX_JOBS       runs at a time (cpu 2, gpu 6 sharing the device; one CPU thread each)
+#   BENCH_PRETRAIN_ARGS  more pretrain_cmd.py flags, appended last (so they win), e.g. "--cos"
 #   DEVICE         --device for every entry point
 BENCH_SIZE="${BENCH_SIZE:-cpu}"
 case "$BENCH_SIZE" in
@@ -58,7 +59,7 @@ case "$BENCH_SIZE" in
         defaults=(41 48 2 32 256 128 20 10 2 2)
         ;;
     gpu)
-        defaults=(61 256 3 64 1024 512 40 10 2 6)
+        defaults=(41 256 3 128 1024 512 40 10 2 6)
         ;;
     *)
         echo "BENCH_SIZE must be cpu or gpu, found '$BENCH_SIZE'" >&2
@@ -81,9 +82,10 @@ BENCH_DIR="${BENCH_DIR:-./runs/synthetic_benchmark_$BENCH_SIZE}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
 SEEDS="${SEEDS:-0 1 2}"
 source "$(dirname "$0")/common.sh"
-if [ "$MAX_JOBS" -gt 1 ] && [ -z "${DEVICE:-}" ]; then
+if [ "$MAX_JOBS" -gt 1 ]; then
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 fi
+read -r -a extra_pretrain_args <<< "${BENCH_PRETRAIN_ARGS:-}"
 read -r -a seeds <<< "$SEEDS"
 data="$BENCH_DIR/data/xsub"
 
@@ -119,7 +121,7 @@ for seed in "${seeds[@]}"; do
             --mlp --contrast-dim 128 --contrast-k "$BENCH_K" --contrast-t 0.07 --contrast-m "$BENCH_M" \
             --teacher-t 0.05 --student-t 0.1 --topk "$BENCH_TOPK" --cmd-weight "$weight" \
             --seed "$seed" -j 1 "${DEVICE_ARGS[@]}" \
-            --checkpoint-path "$BENCH_DIR/checkpoints/${method}_seed$seed"
+            --checkpoint-path "$BENCH_DIR/checkpoints/${method}_seed$seed" "${extra_pretrain_args[@]}"
     done
 done
 wait_jobs
