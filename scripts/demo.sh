@@ -20,10 +20,11 @@
 #   RESULTS_DIR         where demo.json goes                             (default ./results)
 #   DEMO_CLASSES        action classes (NTU action ids 1..N)             (default 10)
 #   DEMO_SUBJECTS       performers; x-sub trains on subjects 1 2 4 5 8 9 ... (default 8: 5 train, 3 val)
-#   DEMO_CAMERAS, DEMO_SETUPS  cameras and setups of the recording grid  (default 3, 2)
+#   DEMO_CAMERAS, DEMO_SETUPS, DEMO_REPLICATIONS  the rest of the recording grid (default 3, 2, 2:
+#                       10 x 8 x 3 x 2 x 2 = 960 samples, 600 train / 360 val)
 #   DEMO_HIDDEN, DEMO_LAYERS   GRU hidden size and layers               (default 48, 2)
 #   DEMO_BATCH, DEMO_K, DEMO_TOPK  batch size, queue length, CMD top-k   (default 32, 256, 128)
-#   DEMO_EPOCHS         pretraining epochs                               (default 20)
+#   DEMO_EPOCHS         pretraining epochs                               (default 30)
 #   DEMO_LINEAR_EPOCHS  linear-evaluation epochs (lr x0.1 at 5/8 and 7/8 of them, as 50/70 of 80) (default 16)
 #   DEMO_SEED           seed of the data, the weights and the views      (default 0)
 #   DEMO_WORKERS        data-loading workers per run, -j                 (default 1)
@@ -41,12 +42,13 @@ DEMO_CLASSES="${DEMO_CLASSES:-10}"
 DEMO_SUBJECTS="${DEMO_SUBJECTS:-8}"
 DEMO_CAMERAS="${DEMO_CAMERAS:-3}"
 DEMO_SETUPS="${DEMO_SETUPS:-2}"
+DEMO_REPLICATIONS="${DEMO_REPLICATIONS:-2}"
 DEMO_HIDDEN="${DEMO_HIDDEN:-48}"
 DEMO_LAYERS="${DEMO_LAYERS:-2}"
 DEMO_BATCH="${DEMO_BATCH:-32}"
 DEMO_K="${DEMO_K:-256}"
 DEMO_TOPK="${DEMO_TOPK:-128}"
-DEMO_EPOCHS="${DEMO_EPOCHS:-20}"
+DEMO_EPOCHS="${DEMO_EPOCHS:-30}"
 DEMO_LINEAR_EPOCHS="${DEMO_LINEAR_EPOCHS:-16}"
 DEMO_SEED="${DEMO_SEED:-0}"
 DEMO_WORKERS="${DEMO_WORKERS:-1}"
@@ -60,7 +62,8 @@ fi
 echo "== 1/4 synthetic NTU-format raw data -> $WORK_DIR/raw"
 run rm -rf "$WORK_DIR/raw" "$WORK_DIR/data" "$WORK_DIR/checkpoints" "$WORK_DIR/eval" "$WORK_DIR/logs"
 run "$PYTHON" -m data_gen.synthetic --format ntu --out "$WORK_DIR/raw" --classes "$DEMO_CLASSES" \
-    --subjects "$DEMO_SUBJECTS" --cameras "$DEMO_CAMERAS" --setups "$DEMO_SETUPS" --seed "$DEMO_SEED"
+    --subjects "$DEMO_SUBJECTS" --cameras "$DEMO_CAMERAS" --setups "$DEMO_SETUPS" \
+    --replications "$DEMO_REPLICATIONS" --seed "$DEMO_SEED"
 
 echo "== 2/4 preprocessing (data_gen/ntu_gendata.py, cross-subject split) -> $data"
 run "$PYTHON" data_gen/ntu_gendata.py --dataset ntu60 --benchmark xsub --data-path "$WORK_DIR/raw" \

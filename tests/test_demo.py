@@ -15,7 +15,7 @@ import demo_report  # noqa: E402
 
 # 3 classes x 4 subjects x 1 camera x 1 setup = 12 samples; x-sub trains on subjects 1, 2, 4 (9 samples)
 # and validates on subject 3 (3 samples). Batch 4 with drop_last: 9 // 4 = 2 steps per epoch.
-TINY = dict(DEMO_CLASSES="3", DEMO_SUBJECTS="4", DEMO_CAMERAS="1", DEMO_SETUPS="1", DEMO_HIDDEN="8",
+TINY = dict(DEMO_CLASSES="3", DEMO_SUBJECTS="4", DEMO_CAMERAS="1", DEMO_SETUPS="1", DEMO_REPLICATIONS="1", DEMO_HIDDEN="8",
             DEMO_LAYERS="1", DEMO_BATCH="4", DEMO_K="8", DEMO_TOPK="4", DEMO_EPOCHS="1",
             DEMO_LINEAR_EPOCHS="1", DEMO_WORKERS="0")
 
@@ -59,7 +59,7 @@ def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     pretrain = [c for c in commands if "pretrain_cmd.py" in c]
     assert [c[c.index("--cmd-weight") + 1] for c in pretrain] == ["1.0", "0"]
     for words in pretrain:
-        assert words[words.index("--epochs") + 1] == "20"
+        assert words[words.index("--epochs") + 1] == "30"
         assert words[words.index("--data-dir") + 1] == str(tmp_path / "work" / "data" / "xsub")
     knn = [c for c in commands if "knn_eval.py" in c]
     linear = [c for c in commands if "action_classification.py" in c]
