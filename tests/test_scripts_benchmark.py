@@ -98,3 +98,11 @@ def test_benchmark_report_curves_and_gap(tmp_path):
 def test_benchmark_report_names_missing_runs(tmp_path, capsys):
     assert benchmark_report.main(["--bench-dir", str(tmp_path), "--seeds", "0", "--out", str(tmp_path / "x")]) == 1
     assert "random_seed0.jsonl" in capsys.readouterr().err
+
+
+def test_extra_pretraining_flags_come_last(tmp_path):
+    commands = dry_run(BENCH_DIR=str(tmp_path / "b"), BENCH_PRETRAIN_ARGS="--cos --epochs 5", SEEDS="3")
+    pretrain = [c for c in commands if "pretrain_cmd.py" in c]
+    assert len(pretrain) == 2
+    for words in pretrain:
+        assert words[-3:] == ["--cos", "--epochs", "5"] and value(words, "--seed") == "3"
