@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does CMD learn? A measurement on synthetic NTU-format data that runs on this machine's CPUs
-# (BENCH_SIZE=cpu, about 30 minutes on 2 cores) or larger on one GPU (BENCH_SIZE=gpu).
+# (BENCH_SIZE=cpu, about 25 minutes on 2 idle cores) or larger on one GPU (BENCH_SIZE=gpu).
 #
 #   bash scripts/synthetic_benchmark.sh
 #   BENCH_SIZE=gpu DEVICE=cuda MAX_JOBS=6 bash scripts/synthetic_benchmark.sh
@@ -34,7 +34,7 @@
 #     would still be close to their initialisation at the end.
 #   - lr 0.05, no decay (paper 0.01, x0.1 at 351 of 451 epochs): a short run needs a larger step; the
 #     run ends before a decay would matter.
-#   - epochs (BENCH_EPOCHS): what the budget allows (CPU 41 epochs = 1,845 steps; GPU 41 = 902).
+#   - epochs (BENCH_EPOCHS): what the budget allows (CPU 31 epochs = 1,395 steps; GPU 41 = 902).
 # Unchanged: views of 64 frames with the paper's augmentations (crop-resize [0.1, 1], joint
 # corruption of 15 joints or shear), MLP head, T 0.07, teacher T 0.05, student T 0.1, SGD momentum
 # 0.9, weight decay 1e-4, CMD weight 1, the kNN protocol.
@@ -49,7 +49,7 @@
 #   BENCH_DIR      data, checkpoints, logs (default ./runs/synthetic_benchmark_<size>)
 #   RESULTS_DIR    where the summary goes (default ./results)
 #   SEEDS          model seeds (default "0 1 2")
-#   BENCH_EPOCHS   pretraining epochs (cpu 41, gpu 41); checkpoints (and kNN points) every 10
+#   BENCH_EPOCHS   pretraining epochs (cpu 31, gpu 41); checkpoints (and kNN points) every 10
 #   BENCH_HIDDEN, BENCH_LAYERS    GRU size (cpu 48 x 2, gpu 256 x 3)
 #   BENCH_BATCH, BENCH_K, BENCH_TOPK, BENCH_LR, BENCH_M   (cpu 32, 256, 128, 0.05, 0.99;
 #                                                          gpu 128, 1024, 512, 0.05, 0.99)
@@ -63,7 +63,7 @@
 BENCH_SIZE="${BENCH_SIZE:-cpu}"
 case "$BENCH_SIZE" in
     cpu)
-        defaults=(41 48 2 32 256 128 20 10 2 2)
+        defaults=(31 48 2 32 256 128 20 10 2 2)
         ;;
     gpu)
         defaults=(41 256 3 128 1024 512 40 10 2 6)

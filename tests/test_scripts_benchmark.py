@@ -26,7 +26,7 @@ def value(words, flag, n=1):
 
 
 @pytest.mark.parametrize("size, epochs, hidden, layers, batch, k, topk, classes", [
-    ("cpu", "41", "48", "2", "32", "256", "128", 20),
+    ("cpu", "31", "48", "2", "32", "256", "128", 20),
     ("gpu", "41", "256", "3", "128", "1024", "512", 40),
 ])
 def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes, tmp_path):
