@@ -125,12 +125,15 @@ class ViewParams:
     matrix: np.ndarray  # 3 x 3: A of the corruption, or S of the shear
 
 
-def draw_view_params(num_frames, rng=None, l_ratio=PRETRAIN_L_RATIO):
-    """Draw the parameters of one pretraining view of a sample with `num_frames` frames."""
+def draw_view_params(num_frames, rng=None, l_ratio=PRETRAIN_L_RATIO, corrupted_joints=NUM_CORRUPTED_JOINTS):
+    """Draw the parameters of one pretraining view of a sample with `num_frames` frames.
+
+    `corrupted_joints` (15 in the paper) is how many joints a joint corruption picks.
+    """
     rng = np.random if rng is None else rng
     start, length = draw_crop(int(num_frames), l_ratio, rng)
     corrupt = rng.random() < 0.5
-    joints = np.sort(rng.permutation(NUM_JOINTS)[:NUM_CORRUPTED_JOINTS])
+    joints = np.sort(rng.permutation(NUM_JOINTS)[:corrupted_joints])
     zero = rng.random() < 0.5
     entries = rng.random(9) * 2.0 - 1.0  # 9 draws of U(-1, 1)
     if corrupt:
@@ -149,10 +152,10 @@ def apply_view(data, params, output_size=OUTPUT_FRAMES):
     return shear(view, params.matrix)
 
 
-def pretraining_view(data, num_frames, rng=None):
-    """One random pretraining view (3 x 64 x 25 x 2 float32) of frames [0, num_frames) of `data`."""
+def pretraining_view(data, num_frames, rng=None, output_size=OUTPUT_FRAMES, corrupted_joints=NUM_CORRUPTED_JOINTS):
+    """One random pretraining view (3 x output_size x 25 x 2 float32) of frames [0, num_frames) of `data`."""
     frames = _check_sample(data, num_frames)
-    return apply_view(data, draw_view_params(frames, rng))
+    return apply_view(data, draw_view_params(frames, rng, corrupted_joints=corrupted_joints), output_size)
 
 
 # ---------------------------------------------------------------- batched (torch)
@@ -177,7 +180,8 @@ def stack_view_params(params_list, device=None):
     }
 
 
-def draw_view_params_batch(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=NUM_JOINTS):
+def draw_view_params_batch(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=NUM_JOINTS,
+                           corrupted_joints=NUM_CORRUPTED_JOINTS):
     """Draw one pretraining view's parameters for each sample, on `num_frames`' device.
 
     num_frames: N int tensor. Returns {'start': N, 'length': N, 'matrices': N x V x 3 x 3} with the
@@ -195,7 +199,7 @@ def draw_view_params_batch(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO,
     room = frames - length + 1  # N
     start = torch.minimum((uniform(n, dtype=torch.float64) * room).long(), room - 1)  # N
     corrupt = uniform(n) < 0.5  # N
-    chosen = uniform(n, num_joints).argsort(dim=1)[:, :NUM_CORRUPTED_JOINTS]  # N x 15
+    chosen = uniform(n, num_joints).argsort(dim=1)[:, :corrupted_joints]  # N x corrupted_joints
     selected = torch.zeros(n, num_joints, dtype=torch.bool, device=device).scatter_(1, chosen, True)  # N x V
     zero = uniform(n) < 0.5  # N
     entries = uniform(n, 9) * 2.0 - 1.0  # N x 9
@@ -238,16 +242,18 @@ def apply_view_batch(data, params, output_size=OUTPUT_FRAMES):
     return torch.einsum("nctvm,nvcd->ndtvm", view, params["matrices"].to(view.dtype))  # N x C x out x V x M
 
 
-def pretraining_views_batch(data, num_frames, generator=None):
+def pretraining_views_batch(data, num_frames, generator=None, output_size=OUTPUT_FRAMES,
+                            corrupted_joints=NUM_CORRUPTED_JOINTS):
     """Two independent pretraining views of every sample of a raw batch, on its device.
 
     data: N x 3 x T x 25 x 2 float; num_frames: N (frames used: [0, num_frames)).
-    Returns (im_q, im_k), each N x 3 x 64 x 25 x 2.
+    Returns (im_q, im_k), each N x 3 x output_size x 25 x 2.
     """
     if data.dim() != 5 or data.shape[0] != num_frames.shape[0]:
         raise ValueError(f"expected data N x C x T x V x M and num_frames N, found {tuple(data.shape)} "
                          f"and {tuple(num_frames.shape)}")
     frames = num_frames.to(data.device).long().clamp(max=data.shape[2])  # N
-    views = [apply_view_batch(data, draw_view_params_batch(frames, generator, num_joints=data.shape[3]))
+    views = [apply_view_batch(data, draw_view_params_batch(frames, generator, num_joints=data.shape[3],
+                                                           corrupted_joints=corrupted_joints), output_size)
              for _ in range(2)]
     return views[0], views[1]

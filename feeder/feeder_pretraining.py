@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dataset.processed import ProcessedDataError, load_split
-from feeder.augmentations import pretraining_view
+from feeder.augmentations import NUM_CORRUPTED_JOINTS, OUTPUT_FRAMES, pretraining_view
 from feeder.seeding import sample_rng
 
 MODES = ("views", "raw")
@@ -27,9 +27,12 @@ class PretrainingFeeder(Dataset):
         seed: the run's seed; views of sample i in epoch e come from (seed, e, i).
         part: 'train' (pretraining uses the training part).
         mmap: memory-map the data array instead of loading it.
+        view_frames: frames of each view (64 in the paper).
+        corrupted_joints: joints a joint corruption picks (15 in the paper).
     """
 
-    def __init__(self, data_dir, mode="views", seed=42, part="train", mmap=True):
+    def __init__(self, data_dir, mode="views", seed=42, part="train", mmap=True, view_frames=OUTPUT_FRAMES,
+                 corrupted_joints=NUM_CORRUPTED_JOINTS):
         if mode not in MODES:
             raise ValueError(f"unknown feeder mode {mode!r}; expected one of {MODES}")
         if not os.path.isdir(data_dir):
@@ -47,6 +50,7 @@ class PretrainingFeeder(Dataset):
         self.num_frames = np.minimum(self.split.num_frame, frames_cap)  # N
         self.mode = mode
         self.seed = seed
+        self.view_frames, self.corrupted_joints = view_frames, corrupted_joints
         self.epoch = 0
 
     def __getstate__(self):
@@ -74,6 +78,6 @@ class PretrainingFeeder(Dataset):
         if self.mode == "raw":
             return torch.from_numpy(np.array(data, dtype=np.float32)), frames
         rng = sample_rng(self.seed, self.epoch, index)
-        im_q = pretraining_view(data, frames, rng)  # 3 x 64 x 25 x 2
-        im_k = pretraining_view(data, frames, rng)  # 3 x 64 x 25 x 2
+        im_q = pretraining_view(data, frames, rng, self.view_frames, self.corrupted_joints)  # 3 x 64 x 25 x 2
+        im_k = pretraining_view(data, frames, rng, self.view_frames, self.corrupted_joints)  # 3 x 64 x 25 x 2
         return torch.from_numpy(im_q), torch.from_numpy(im_k)

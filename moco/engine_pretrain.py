@@ -91,12 +91,12 @@ def train_step(model, optimizer, im_q, im_k, scaler=None, amp=False):
     return stats
 
 
-def _views(batch, device, augment_on_device, generator):
+def _views(batch, device, augment_on_device, generator, args):
     """(im_q, im_k) on `device` from a loader batch: made here from raw samples, or moved there."""
     if augment_on_device:
         data, frames = batch  # N x 3 x T x 25 x 2, N
         data = data.to(device, non_blocking=True)
-        return pretraining_views_batch(data, frames.to(device), generator)
+        return pretraining_views_batch(data, frames.to(device), generator, args.view_frames, args.corrupted_joints)
     im_q, im_k = batch
     return im_q.to(device, non_blocking=True), im_k.to(device, non_blocking=True)
 
@@ -110,7 +110,7 @@ def train_one_epoch(model, loader, optimizer, epoch, args, ctx, writer, scaler=N
     totals, steps = {}, 0
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}", disable=not ctx.is_main, dynamic_ncols=True)
     for step, batch in enumerate(bar):
-        im_q, im_k = _views(batch, ctx.device, augment_on_device, generator)
+        im_q, im_k = _views(batch, ctx.device, augment_on_device, generator, args)
         try:
             stats = train_step(model, optimizer, im_q, im_k, scaler, amp)
         except NonFiniteLossError as exc:
@@ -199,6 +199,10 @@ def _check_settings(args, world_size, dataset_size):
     if args.contrast_k % global_batch:
         raise SettingsError(f"--contrast-k {args.contrast_k} is not divisible by the global batch size "
                             f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)")
+    if not 1 <= args.corrupted_joints <= 25:
+        raise SettingsError(f"--corrupted-joints must be between 1 and 25, found {args.corrupted_joints}")
+    if args.view_frames < 1:
+        raise SettingsError(f"--view-frames must be at least 1, found {args.view_frames}")
     if dataset_size // world_size < args.batch_size:
         raise SettingsError(f"the training set has {dataset_size} samples, fewer than one global batch of "
                             f"{global_batch}: no training step could run")
@@ -227,7 +231,8 @@ def _run(args, ctx):
         log.warning("--amp applies to CUDA only; running %s in float32", ctx.device)
         args.amp = False
     data_dir = resolve_data_dir(args.pre_dataset, args.protocol, args.data_dir)
-    dataset = PretrainingFeeder(data_dir, mode="raw" if args.augment_on == "device" else "views", seed=args.seed)
+    dataset = PretrainingFeeder(data_dir, mode="raw" if args.augment_on == "device" else "views", seed=args.seed,
+                                view_frames=args.view_frames, corrupted_joints=args.corrupted_joints)
     _check_settings(args, ctx.world_size, len(dataset))
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=args.seed, drop_last=True)

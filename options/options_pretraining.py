@@ -61,6 +61,10 @@ def build_parser(defaults=None):
     p.add_argument("--num-layers", default=d["num_layers"], type=int, help="GRU layers")
     p.add_argument("--device", default=None, type=str, help="torch device (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast + GradScaler) on CUDA")
+    p.add_argument("--view-frames", default=64, type=int,
+                   help="frames of each pretraining view (the paper: 64)")
+    p.add_argument("--corrupted-joints", default=15, type=int,
+                   help="joints a joint corruption picks (the paper: 15 of 25)")
     p.add_argument("--augment-on", default="auto", choices=AUGMENT_ON,
                    help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
                         "(batched on the training device), 'auto' (device on CUDA, else loader)")

@@ -157,3 +157,20 @@ def test_batched_crop_parameters_follow_the_rule():
     eye = torch.eye(3)
     untouched = (p["matrices"] == eye).all(dim=(2, 3)).sum(dim=1)
     assert set(untouched.tolist()) <= {0, 10, 25}
+
+
+def test_view_length_and_corrupted_joint_count_are_settable():
+    # a constant-ones sample: a zeroing corruption shows as exactly `corrupted_joints` all-zero joints
+    ones = np.ones((3, 300, 25, 2), dtype=np.float32)
+    rng = np.random.default_rng(6)
+    per_sample = np.stack([aug.pretraining_view(ones, 120, rng, output_size=32, corrupted_joints=5)
+                           for _ in range(400)])
+    gen = torch.Generator().manual_seed(6)
+    batch = torch.from_numpy(ones)[None].expand(400, -1, -1, -1, -1).contiguous()
+    batched, _ = aug.pretraining_views_batch(batch, torch.full((400,), 120), gen, output_size=32,
+                                             corrupted_joints=5)
+    for views in (per_sample, batched.numpy()):
+        assert views.shape == (400, 3, 32, 25, 2)
+        zeroed = (np.abs(views).sum(axis=(1, 2, 4)) == 0).sum(axis=1)  # N
+        assert set(np.unique(zeroed)) == {0, 5}
+        assert abs(np.mean(zeroed == 5) - 0.25) < 0.07  # corruption (½) × zeroing (½)

@@ -222,3 +222,25 @@ def test_single_process_without_torchrun_environment(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
         init_distributed("cpu")
+
+
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_view_frames_and_corrupted_joints_reach_the_views(data_dir, tmp_path, monkeypatch, augment_on):
+    seen = []
+    original = engine._views
+
+    def spy(batch, device, augment_on_device, generator, args):
+        views = original(batch, device, augment_on_device, generator, args)
+        seen.append(tuple(views[0].shape))
+        return views
+
+    monkeypatch.setattr(engine, "_views", spy)
+    run(data_dir, tmp_path / "run", "--epochs", "1", "--augment-on", augment_on, "--view-frames", "24",
+        "--corrupted-joints", "5")
+    assert seen and all(shape == (8, 3, 24, 25, 2) for shape in seen)
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert (settings["view_frames"], settings["corrupted_joints"]) == (24, 5)
+    args = parse_args(["--data-dir", data_dir, "--checkpoint-path", str(tmp_path / "bad")] + TINY
+                      + ["--corrupted-joints", "26"])
+    with pytest.raises(engine.SettingsError, match="--corrupted-joints must be between 1 and 25"):
+        engine._check_settings(args, 1, 100)
