@@ -38,12 +38,14 @@
 # Unchanged: views of 64 frames with the paper's augmentations (crop-resize [0.1, 1], joint
 # corruption of 15 joints or shear), MLP head, T 0.07, teacher T 0.05, student T 0.1, SGD momentum
 # 0.9, weight decay 1e-4, CMD weight 1, the kNN protocol.
-# Not reachable with pretrain_cmd.py's flags yet, and the main limit found: the paper's views are
-# too destructive for this data at this length of training (15 of 25 joints corrupted half of
-# the time, while a synthetic class lives in 2-4 joint angles of one or two limbs). In-process
-# trials with 32-frame views and 5 corrupted joints learned (CMD about +10 kNN points over the
-# random encoder after 900 steps, above CMD-weight-0); once flags for them exist, pass them with
-# BENCH_PRETRAIN_ARGS, e.g. BENCH_PRETRAIN_ARGS="--view-frames 32 --corrupted-joints 5".
+# Not reachable with pretrain_cmd.py's flags yet, and the main limit found: the paper's joint
+# corruption (15 of the 25 joints, in half of the views) is too destructive for this data at this
+# length of training, since a synthetic class lives in 2-4 joint angles of one or two limbs. In
+# in-process trials (same model, loss, optimiser and kNN; 1,800 steps, one seed) 5 corrupted joints
+# gave CMD +17 kNN points over the random encoder with 64-frame views and +24 with 32-frame views
+# (and steps twice as fast), while 15 corrupted joints stayed at or below the random encoder. Once
+# flags for them exist, pass them with BENCH_PRETRAIN_ARGS, e.g.
+# BENCH_PRETRAIN_ARGS="--corrupted-joints 5 --view-frames 32".
 #
 # Environment (defaults: BENCH_SIZE=cpu / BENCH_SIZE=gpu):
 #   BENCH_DIR      data, checkpoints, logs (default ./runs/synthetic_benchmark_<size>)
