@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does CMD learn? A measurement on synthetic NTU-format data that runs on this machine's CPUs
-# (BENCH_SIZE=cpu, about 25 minutes on 2 idle cores) or larger on one GPU (BENCH_SIZE=gpu).
+# (BENCH_SIZE=cpu, about 17 minutes on 2 idle cores) or larger on one GPU (BENCH_SIZE=gpu).
 #
 #   bash scripts/synthetic_benchmark.sh
 #   BENCH_SIZE=gpu DEVICE=cuda MAX_JOBS=6 bash scripts/synthetic_benchmark.sh
@@ -25,7 +25,7 @@
 #
 # Departures from the paper's settings (SPEC §4), each for a reason:
 #   - GRU hidden 48 x 2 layers on CPU, 256 x 3 on a GPU (paper 1024 x 3): the budget (six runs in
-#     about 25 minutes on 2 cores; a few minutes of a lent GPU).
+#     about 17 minutes on 2 cores; a few minutes of a lent GPU).
 #   - batch 32 (CPU) / 128 (GPU), queue K 256 / 1024, CMD top-k 128 / 512 (paper 64, 16384, 8192):
 #     1,440 / 2,880 training samples; a queue longer than the data set would hold stale keys of the
 #     same samples several times over. Top-k keeps the paper's ratio K/2. The GPU's larger batch
