@@ -48,6 +48,7 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
         assert (value(words, "--contrast-m"), value(words, "--lr"), value(words, "--contrast-t"),
                 value(words, "--teacher-t"), value(words, "--student-t")) == ("0.99", "0.05", "0.07", "0.05", "0.1")
         assert "--mlp" in words
+        assert words[-4:] == ["--corrupted-joints", "5", "--view-frames", "32"]
 
     knn = [c for c in commands if "knn_eval.py" in c]
     checkpoints = [value(c, "--pretrained") for c in knn if "--pretrained" in c]
