@@ -9,8 +9,8 @@
 #   DRY_RUN=1 bash scripts/linear_eval.sh        # print the commands only
 #
 # Reads ./checkpoints/<run>/checkpoint_0450.pth.tar (PKU-MMD II: checkpoint_1000.pth.tar) written
-# by scripts/pretrain.sh. "joint" classifies from the joint encoder (CMD); "all" averages the class
-# scores of the joint, motion and bone encoders (3s-CMD). One JSON line per evaluation goes to
+# by scripts/pretrain.sh. "joint" classifies from the joint encoder (CMD); "all" trains a classifier on
+# each of the joint, motion and bone encoders and fuses them by summing their softmax scores (3s-CMD). One JSON line per evaluation goes to
 # results/linear.jsonl (with --view all: joint, motion, bone and their fusion); each run's log,
 # settings and classifier go to ./runs/linear/<run>_<view>/. The summary table is printed at the end.
 source "$(dirname "$0")/common.sh"
