@@ -18,6 +18,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from moco.results import load_results  # noqa: E402
 from moco.runtime import atomic_write_text  # noqa: E402
 
 METHODS = ("cmd", "cmd_weight0")
@@ -29,17 +30,8 @@ def knn_records(path):
     """{checkpoint path or None: top-1} of the joint-stream kNN records of a results file (last wins)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: results file missing (did the kNN evaluations run?)")
-    values = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
-            if record.get("stage") == "knn" and record.get("view") == "joint" and record.get("metric") == "top1":
-                values[record.get("checkpoint")] = float(record["value"])
+    values = {record.get("checkpoint"): float(record["value"]) for record in load_results([path])
+              if record["stage"] == "knn" and record["view"] == "joint" and record["metric"] == "top1"}
     if not values:
         raise ValueError(f"{path}: no joint-stream kNN top1 record")
     return values
@@ -123,7 +115,7 @@ def markdown(summary):
               "| epochs | steps | " + " | ".join(LABELS[m] for m in summary["methods"]) + " |",
               "|---|---|" + "---|" * len(summary["methods"])]
     curves = {m: {p["epochs"]: p for p in r["curve"]} for m, r in summary["methods"].items()}
-    lines.append(f"| 0 | 0 | " + " | ".join(_cell(random) + " (random)" for _ in summary["methods"]) + " |")
+    lines.append("| 0 | 0 | " + " | ".join(_cell(random) + " (random)" for _ in summary["methods"]) + " |")
     for epochs in sorted(set.intersection(*(set(c) for c in curves.values()))):
         steps = next(iter(curves.values()))[epochs]["steps"]
         lines.append(f"| {epochs} | {steps} | " + " | ".join(_cell(c[epochs]) for c in curves.values()) + " |")

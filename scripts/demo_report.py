@@ -17,6 +17,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from moco.results import load_results  # noqa: E402
 from moco.runtime import atomic_write_text  # noqa: E402
 
 ENCODERS = ("cmd", "cmd_weight0", "random")
@@ -27,20 +28,11 @@ def last_top1(path):
     """The value of the last joint-stream top-1 record of a results JSON-lines file."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: results file missing (did the evaluation run?)")
-    value = None
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
-            if record.get("metric") == "top1" and record.get("view") == "joint":
-                value = float(record["value"])
-    if value is None:
+    values = [float(record["value"]) for record in load_results([path])
+              if record["metric"] == "top1" and record["view"] == "joint"]
+    if not values:
         raise ValueError(f"{path}: no joint-stream top1 record")
-    return value
+    return values[-1]
 
 
 def pretraining_summary(folder):

@@ -67,7 +67,8 @@ def _jsonl(path, records):
 
 
 def _knn(checkpoint, value):
-    return {"stage": "knn", "view": "joint", "metric": "top1", "value": value, "checkpoint": checkpoint}
+    return {"stage": "knn", "dataset": "ntu60", "protocol": "cross_subject", "view": "joint", "metric": "top1",
+            "value": value, "checkpoint": checkpoint}
 
 
 def test_benchmark_report_curves_and_gap(tmp_path):
