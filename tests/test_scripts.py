@@ -8,7 +8,6 @@ import os
 import shlex
 import subprocess
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
