@@ -85,20 +85,34 @@ class _Lines:
                       'end of file (truncated file?)')
         block = self.lines[start:start + n]
         self.pos += n
-        try:
-            values = np.array(' '.join(block).split(), dtype=np.float64)
-        except ValueError:
-            values = None
-        if values is None or values.size != n * JOINT_FIELDS:
-            for k, line in enumerate(block):
-                parts = line.split()
-                try:
-                    [float(p) for p in parts]
-                except ValueError:
-                    parts = None
-                if parts is None or len(parts) != JOINT_FIELDS:
-                    self.fail(start + k + 1, f'a joint line of {JOINT_FIELDS} numbers', repr(line[:80]))
-        return values.reshape(n, JOINT_FIELDS)
+        return number_block(block, JOINT_FIELDS, lambda k, line: self.fail(
+            start + k + 1, f'a joint line of {JOINT_FIELDS} numbers', repr(line[:80])))
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def number_block(lines, fields, on_bad_line):
+    """The text `lines` as a len(lines) x `fields` float64 array.
+
+    `on_bad_line(k, line)` is called for the first line that is not exactly `fields` numbers and
+    must raise (it names the file and the line number in the caller's terms).
+    """
+    try:
+        values = np.array(' '.join(lines).split(), dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is None or values.size != len(lines) * fields:
+        for k, line in enumerate(lines):
+            parts = line.split()
+            if len(parts) != fields or not all(_is_number(p) for p in parts):
+                on_bad_line(k, line)
+    return values.reshape(len(lines), fields)
 
 
 def read_bodies(path):

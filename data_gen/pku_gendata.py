@@ -16,7 +16,7 @@ import numpy as np
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError  # noqa: E402
+from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError, number_block  # noqa: E402
 from data_gen.writer import Sample, Task, run_conversion  # noqa: E402
 
 NUM_CLASSES = 51
@@ -62,21 +62,12 @@ def read_skeleton(path):
     """Frames x 150 float64 array of a PKU skeleton file."""
     with open(path) as f:
         lines = [line for line in f.read().splitlines() if line.strip()]
-    try:
-        values = np.array(' '.join(lines).split(), dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is None or values.size != len(lines) * VALUES_PER_FRAME:
-        for no, line in enumerate(lines, start=1):
-            parts = line.split()
-            try:
-                [float(p) for p in parts]
-            except ValueError:
-                parts = None
-            if parts is None or len(parts) != VALUES_PER_FRAME:
-                raise SkeletonFileError(f'{path}: line {no}: expected {VALUES_PER_FRAME} numbers '
-                                        f'(2 bodies x 25 joints x xyz), found {line[:60]!r}')
-    return values.reshape(len(lines), VALUES_PER_FRAME)
+
+    def bad_line(k, line):
+        raise SkeletonFileError(f'{path}: line {k + 1}: expected {VALUES_PER_FRAME} numbers '
+                                f'(2 bodies x 25 joints x xyz), found {line[:60]!r}')
+
+    return number_block(lines, VALUES_PER_FRAME, bad_line)
 
 
 def read_video_samples(skeleton_path, label_path, actions):
