@@ -80,6 +80,16 @@ def init_distributed(device=None, local_rank=-1):
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=base, owns_group=owns_group)
 
 
+def leave_together(ctx):
+    """Wait for every rank before leaving after a successful run.
+
+    gloo aborts a rank whose peer tears the group down while it is still finishing (rank 0 writing
+    the last checkpoint, say); call this on the success path only, never after an error.
+    """
+    if ctx.distributed:
+        dist.barrier()
+
+
 def cleanup(ctx):
     """Leave the process group if this process initialised it in `init_distributed`."""
     if ctx.owns_group and is_initialized():

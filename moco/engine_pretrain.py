@@ -24,7 +24,7 @@ from feeder.seeding import epoch_generator, worker_init_fn
 from moco.builder import MoCo
 from moco.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
 from moco.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
-                              unwrap, wrap_ddp)
+                              leave_together, unwrap, wrap_ddp)
 from moco.modalities import MODALITIES
 from moco.runtime import adjust_learning_rate, append_jsonl, make_writer, save_settings, seed_everything, topk_correct
 
@@ -276,6 +276,7 @@ def _run(args, ctx):
                 tqdm.write(f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "
                            f"top1 joint/motion/bone {stats['top1_joint']:.1f}/{stats['top1_motion']:.1f}/"
                            f"{stats['top1_bone']:.1f}  lr {lr:.3g}")
+        leave_together(ctx)
     finally:
         writer.close()
     return history

@@ -251,6 +251,7 @@ def _distributed_worker(rank, world, init_file, out_dir, K):
             error = str(exc)
         state = {k: v for k, v in model.state_dict().items() if k.startswith('queue')}
         torch.save({'state': state, 'keys': keys, 'error': error}, f'{out_dir}/rank{rank}.pt')
+        torch.distributed.barrier()  # leave together: gloo aborts a rank whose peer tears the group down first
     finally:
         torch.distributed.destroy_process_group()
 

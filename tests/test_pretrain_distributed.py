@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from moco.builder import MoCo
-from moco.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed, unwrap,
-                              wrap_ddp)
+from moco.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed,
+                              leave_together, unwrap, wrap_ddp)
 from moco.engine_pretrain import train_step
 
 B, WORLD, STEPS = 4, 2, 2
@@ -53,16 +53,13 @@ def _worker(rank, init_file, out):
             losses.append({k: (all_reduce_sum(stats[k]) / WORLD).item() for k in LOSSES})
         if rank == 0:
             torch.save({"losses": losses, "state": unwrap(ddp).state_dict()}, out)
+        del ddp
+        leave_together(ctx)
     finally:
         dist.destroy_process_group()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path):
