@@ -5,11 +5,14 @@ The published code feeds `nn.GRU(bidirectional=True)` one frame at a time and ca
 state from frame to frame. Both directions of every layer therefore run *forward* in time; layer
 l+1 sees at frame t the concatenation of both layer-l states at frame t; the feature is the top
 layer's two states at the last frame. `BIGRU.forward` computes exactly that function with one
-whole-sequence, single-direction GRU call per layer and direction; `BIGRU.forward_loop` is the
-published frame-by-frame computation, kept as the reference for tests and the benchmark.
+whole-sequence, single-direction GRU call per layer and direction (`moco.sequence_gru`, which also
+gives it a faster backward on CPU); `BIGRU.forward_loop` is the published frame-by-frame
+computation, kept as the reference for tests and the benchmark.
 """
 import torch
 from torch import nn
+
+from moco.sequence_gru import gru_direction
 
 
 class Encoder(nn.Module):
@@ -67,19 +70,19 @@ class BIGRU(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The published 2048-d feature of each sequence. x: N x T x F -> N x 2H."""
-        seq = self._normalise(x)  # N x T x F
-        h0 = seq.new_zeros(1, seq.shape[0], self.en_hidden_size)  # 1 x N x H
+        seq = self._normalise(x).transpose(0, 1).contiguous()  # T x N x F (time-major, as torch.gru runs)
+        h0 = seq.new_zeros(1, seq.shape[1], self.en_hidden_size)  # 1 x N x H
         last = []
         for layer in range(self.en_num_layers):
             outputs, last = [], []
             for suffix in ('', '_reverse'):
                 # One forward-in-time, single-direction GRU over the whole sequence.
-                out, h_n = torch.gru(seq, h0, self._direction_weights(layer, suffix), True, 1, 0.0,
-                                     self.training, False, True)  # N x T x H, 1 x N x H
+                out, h_n = gru_direction(seq, h0, self._direction_weights(layer, suffix),
+                                         self.training)  # T x N x H, 1 x N x H
                 outputs.append(out)
                 last.append(h_n[0])  # N x H
             if layer + 1 < self.en_num_layers:
-                seq = torch.cat(outputs, dim=2)  # N x T x 2H
+                seq = torch.cat(outputs, dim=2)  # T x N x 2H
         return torch.cat(last, dim=1)  # N x 2H
 
     def features_loop(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,10 +30,10 @@ def grads(encoder):
     return {name: p.grad.clone() for name, p in encoder.named_parameters()}
 
 
-@pytest.mark.parametrize('layers', [1, 3])
-def test_features_and_gradients_match_loop(layers):
+@pytest.mark.parametrize('layers,frames', [(1, 9), (3, 9), (3, 40)])  # 40: several 16-frame products
+def test_features_and_gradients_match_loop(layers, frames):
     encoder = tiny_encoder(layers=layers)
-    x = torch.randn(4, 9, 150, dtype=torch.float64)
+    x = torch.randn(4, frames, 150, dtype=torch.float64)
 
     fast = encoder(x, knn_eval=True)
     assert fast.shape == (4, 10)
