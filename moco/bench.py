@@ -1,13 +1,17 @@
 """Speed of a CMD training step: whole-sequence encoder against the published per-frame loop.
 
     python -m moco.bench [--device cpu|cuda] [--amp] [--config paper|small|both] [--steps N]
+                         [--kinds train,encoder,inference]
 
 For each configuration this times, in one process and on the same weights, (a) one full
 pretraining step (three query encoders forward + backward, momentum update, three key encoders,
-InfoNCE + CMD losses, SGD step) and (b) one encoder forward + backward, each with the
-whole-sequence encoder (`BIGRU.forward`) and with the per-frame loop (`BIGRU.forward_loop`, the
-published computation). Calls of the two variants alternate so that load from other processes
-hits both alike; the median and minimum ms per call and their ratios are printed. Peak memory is
+InfoNCE + CMD losses, SGD step), (b) one encoder forward + backward and (c) one encoder forward
+without gradients (what key encoders and feature extraction do), each with the whole-sequence
+encoder (`BIGRU.forward`) and with the per-frame loop (`BIGRU.forward_loop`, the published
+computation). Calls of the two variants alternate so that load from other processes hits both
+alike; the median and minimum ms per call are printed with three ratios: of the medians, of the
+minima, and the median of the ratios of neighbouring calls (the steadiest on a machine whose speed
+drifts). Peak memory is
 `torch.cuda.max_memory_allocated` on CUDA; on CPU it is, for the training step, the peak resident
 set size of a fresh process that builds one variant and runs one step (reported with the size
 before the step).
@@ -34,7 +38,8 @@ CONFIGS = {
 }
 VARIANTS = ('sequence', 'loop')
 KINDS = {'train': f'training step ({len(MODALITIES)} modalities: queries, keys, losses, SGD)',
-         'encoder': 'one encoder, forward + backward'}
+         'encoder': 'one encoder, forward + backward',
+         'inference': 'one encoder, forward without gradients'}
 
 
 def _sync(device: torch.device) -> None:
@@ -72,8 +77,14 @@ def _encoder_step(forward, x, device, amp) -> None:
     out.float().sum().backward()
 
 
+def _inference_step(forward, x, device, amp) -> None:
+    """Forward of one encoder without gradients."""
+    with torch.no_grad(), _autocast(device, amp):
+        forward(x)  # N x num_class
+
+
 def make_runs(cfg: dict, device: torch.device, amp: bool, variants=VARIANTS) -> dict:
-    """{kind: {variant: callable}} for kinds 'train' and 'encoder'; every variant has the same weights."""
+    """{kind: {variant: callable}} for every kind of KINDS; every variant has the same weights."""
     args_bi_gru = dict(en_input_size=150, en_hidden_size=cfg['hidden'], en_num_layers=cfg['layers'],
                        num_class=128)
     torch.manual_seed(0)
@@ -81,7 +92,7 @@ def make_runs(cfg: dict, device: torch.device, amp: bool, variants=VARIANTS) -> 
     shape = (cfg['batch'], 3, cfg['frames'], 25, 2)
     im_q, im_k = torch.randn(shape, device=device), torch.randn(shape, device=device)
     x = torch.randn(cfg['batch'], cfg['frames'], 150, device=device)  # N x T x 150
-    runs = {'train': {}, 'encoder': {}}
+    runs = {kind: {} for kind in KINDS}
     for i, variant in enumerate(variants):
         model = base if i == len(variants) - 1 else copy.deepcopy(base)
         if variant == 'loop':
@@ -92,6 +103,7 @@ def make_runs(cfg: dict, device: torch.device, amp: bool, variants=VARIANTS) -> 
         runs['train'][variant] = (lambda m=model, o=optimizer, s=scaler:
                                   _train_step(m, o, s, im_q, im_k, device, amp))
         runs['encoder'][variant] = lambda e=model.encoder_q: _encoder_step(e, x, device, amp)
+        runs['inference'][variant] = lambda e=model.encoder_q: _inference_step(e, x, device, amp)
     return runs
 
 
@@ -148,19 +160,21 @@ def report(title: str, results: dict, memory: dict) -> None:
         print(f'    {name:9s} median {1e3 * statistics.median(times):10.1f} ms   '
               f'min {1e3 * min(times):10.1f} ms   {memory[name]}')
     (seq, _), (loop, _) = results['sequence'], results['loop']
-    print(f'    loop / whole-sequence time: median {statistics.median(loop) / statistics.median(seq):.2f}x, '
-          f'min {min(loop) / min(seq):.2f}x', flush=True)
+    paired = statistics.median(a / b for a, b in zip(loop, seq))
+    print(f'    loop / whole-sequence time: {statistics.median(loop) / statistics.median(seq):.2f}x of the medians, '
+          f'{min(loop) / min(seq):.2f}x of the minima, {paired:.2f}x median of neighbouring calls',
+          flush=True)
 
 
-def bench_config(name: str, device: torch.device, amp: bool, steps: int, warmup: int) -> None:
-    """Time the training step and the encoder of one configuration, whole-sequence against loop."""
+def bench_config(name: str, device: torch.device, amp: bool, steps: int, warmup: int, kinds=tuple(KINDS)) -> None:
+    """Time the `kinds` of one configuration, whole-sequence against loop."""
     cfg = CONFIGS[name]
     print(f'[{name}] hidden {cfg["hidden"]}, layers {cfg["layers"]}, batch {cfg["batch"]}, K {cfg["K"]}, '
           f'topk {cfg["topk"]}, frames {cfg["frames"]}, mlp {cfg["mlp"]}, device {device}, amp {amp}',
           flush=True)
     runs = make_runs(cfg, device, amp)
-    for i, (kind, title) in enumerate(KINDS.items()):
-        # The training step's warm-up also warms the encoder computations timed after it.
+    for i, kind in enumerate(kinds):
+        # The first kind's warm-up also warms the encoder computations timed after it.
         results = time_alternating(runs[kind], steps, warmup if i == 0 else 0, device)
         if device.type == 'cuda':
             memory = {v: f'max allocated {peak / 2 ** 20:7.0f} MiB' for v, (_, peak) in results.items()}
@@ -168,7 +182,7 @@ def bench_config(name: str, device: torch.device, amp: bool, steps: int, warmup:
             memory = {v: cpu_peak_rss(name, kind, v, amp) for v in VARIANTS}
         else:  # a fresh process per variant costs minutes on CPU; the training step's peak covers this
             memory = {v: '' for v in VARIANTS}
-        report(title, results, memory)
+        report(KINDS[kind], results, memory)
     del runs
 
 
@@ -181,7 +195,9 @@ def main(argv=None) -> None:
     parser.add_argument('--steps', type=int, default=None,
                         help='timed calls per variant (default 1 on CPU, 10 on CUDA)')
     parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed training steps per variant before the timed ones')
+                        help='untimed calls per variant before the timed ones (of the first kind)')
+    parser.add_argument('--kinds', default=','.join(KINDS),
+                        help=f'comma-separated, from {", ".join(KINDS)} (default: all)')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads for torch (default: torch\'s choice; 1 is steadier on a busy machine)')
     parser.add_argument('--rss-child', default=None, help=argparse.SUPPRESS)
@@ -198,12 +214,16 @@ def main(argv=None) -> None:
     steps = args.steps or (10 if device.type == 'cuda' else 1)
     if steps < 1 or args.warmup < 0:
         parser.error('--steps must be at least 1 and --warmup at least 0')
+    kinds = tuple(k for k in args.kinds.split(',') if k)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        parser.error(f'--kinds {args.kinds}: choose from {", ".join(KINDS)}')
     if device.type == 'cuda':
         print(f'GPU: {torch.cuda.get_device_name(device)}; torch {torch.__version__}')
     else:
         print(f'CPU threads: {torch.get_num_threads()}; torch {torch.__version__}')
     for name in (('small', 'paper') if args.config == 'both' else (args.config,)):
-        bench_config(name, device, args.amp, steps, args.warmup)
+        bench_config(name, device, args.amp, steps, args.warmup, kinds)
 
 
 if __name__ == '__main__':
