@@ -67,9 +67,9 @@ class _WeightGradAccumulator:
     """Receives dGH_t for t = T-1, T-2, ..., 0 (the order autograd must visit the frames in) and adds
     sum_t dGH_t^T h_{t-1} into a 3H x H gradient, FRAMES_PER_PRODUCT frames per product."""
 
-    def __init__(self, h0: torch.Tensor, out: torch.Tensor, w_hh: torch.Tensor):
+    def __init__(self, h0: torch.Tensor, out: torch.Tensor):
         self.h0, self.out = h0.detach(), out.detach()  # 1 x N x H, T x N x H
-        self.grad = torch.zeros_like(w_hh)  # 3H x H
+        self.grad = None  # 3H x H after the first product
         self.pending = []  # dGH of frames next_frame+1, next_frame+2, ... (descending arrival)
         self.next_frame = out.shape[0] - 1
 
@@ -89,7 +89,8 @@ class _WeightGradAccumulator:
             h_prev = torch.cat([self.h0, self.out[:count - 1]])  # count x N x H
         else:
             h_prev = self.out[first - 1:first - 1 + count]
-        self.grad.addmm_(d_gh.reshape(-1, d_gh.shape[-1]).t(), h_prev.reshape(-1, h_prev.shape[-1]))
+        d_gh, h_prev = d_gh.reshape(-1, d_gh.shape[-1]).t(), h_prev.reshape(-1, h_prev.shape[-1])
+        self.grad = d_gh @ h_prev if self.grad is None else self.grad.addmm_(d_gh, h_prev)  # 3H x H
         self.pending = []
 
 
@@ -110,13 +111,10 @@ class _BatchedWeightGradGRU(torch.autograd.Function):
         if len(nodes) != seq.shape[0]:
             raise RuntimeError(f'whole-sequence GRU: found {len(nodes)} recurrent products for '
                                f'{seq.shape[0]} frames; set moco.sequence_gru.FAST_CPU_BACKWARD = False')
-        state = {'accumulator': None}
-
-        def catch(grad_outputs, state=state):
-            state['accumulator'].add(grad_outputs[0])
-
-        ctx.hooks = [node.register_prehook(catch) for node in nodes]
-        ctx.inner = (leaves, out, h_n, h, w_hh_const, state)
+        accumulator = _WeightGradAccumulator(h, out)
+        ctx.hooks = [node.register_prehook(lambda grad_outputs: accumulator.add(grad_outputs[0]))
+                     for node in nodes]
+        ctx.inner = (leaves, out, h_n, accumulator)
         ctx.set_materialize_grads(False)
         return out.detach(), h_n.detach()
 
@@ -126,15 +124,13 @@ class _BatchedWeightGradGRU(torch.autograd.Function):
         if ctx.inner is None:
             raise RuntimeError('whole-sequence GRU: backward ran twice through the same forward; '
                                'run the forward again (retain_graph is not supported here)')
-        leaves, out, h_n, h, w_hh_const, state = ctx.inner
+        leaves, out, h_n, accumulator = ctx.inner
         ctx.inner = None
         outputs, grads = [], []
         for tensor, grad in ((out, grad_out), (h_n, grad_h_n)):
             if grad is not None:
                 outputs.append(tensor)
                 grads.append(grad)
-        accumulator = _WeightGradAccumulator(h, out, w_hh_const)
-        state['accumulator'] = accumulator
         wanted = [leaf for leaf in leaves if leaf.requires_grad]
         try:
             if outputs:
@@ -151,8 +147,7 @@ class _BatchedWeightGradGRU(torch.autograd.Function):
         accumulator.flush()
         by_leaf = dict(zip((id(leaf) for leaf in wanted), found))
         g_seq, g_h0, g_w_ih, g_b_ih, g_b_hh = (by_leaf.get(id(leaf)) for leaf in leaves)
-        g_w_hh = accumulator.grad if outputs else None
-        return g_seq, g_h0, None, g_w_ih, g_w_hh, g_b_ih, g_b_hh
+        return g_seq, g_h0, None, g_w_ih, accumulator.grad, g_b_ih, g_b_hh
 
 
 def _probe(dtype: torch.dtype) -> bool:
