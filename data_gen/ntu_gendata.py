@@ -16,7 +16,7 @@ if __package__ in (None, ''):
 
 from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, is_training, parse_name,  # noqa: E402
                                  read_samples)
-from data_gen.writer import Sample, Task, run_conversion  # noqa: E402
+from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
 
 
 def read_ignored(path):
@@ -68,10 +68,7 @@ def main(argv=None):
     parser.add_argument('--benchmark', nargs='+', choices=('xsub', 'xview', 'xsetup'),
                         help='default: xsub xview (ntu60), xsub xsetup (ntu120)')
     parser.add_argument('--ignored-sample-path', help='list of samples to exclude (the official missing-skeleton list)')
-    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
-    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
-    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
-    parser.add_argument('--no-progress', action='store_true')
+    add_conversion_options(parser)
     args = parser.parse_args(argv)
     benchmarks = args.benchmark or list(BENCHMARKS[args.dataset])
     ignored = read_ignored(args.ignored_sample_path) if args.ignored_sample_path else set()

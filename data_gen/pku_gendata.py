@@ -17,7 +17,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError, number_block  # noqa: E402
-from data_gen.writer import Sample, Task, run_conversion  # noqa: E402
+from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
 
 NUM_CLASSES = 51
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
@@ -116,10 +116,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='PKU-MMD II raw files -> processed arrays (SPEC §1.2, §1.3)')
     parser.add_argument('--data-path', required=True, help='folder with skeleton/, label/ and the split files')
     parser.add_argument('--out-folder', required=True, help='e.g. ./data/PKU-MMD-v2-AGCN')
-    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
-    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
-    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
-    parser.add_argument('--no-progress', action='store_true')
+    add_conversion_options(parser)
     args = parser.parse_args(argv)
     benchmarks = list(SPLIT_FILES)
     try:

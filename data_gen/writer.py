@@ -237,6 +237,14 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
     return summary
 
 
+def add_conversion_options(parser):
+    """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`)."""
+    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
+    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
+    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
+    parser.add_argument('--no-progress', action='store_true')
+
+
 def run_conversion(tasks, out_folder, benchmarks, settings, workers, skip_bad, chunk, progress, already_skipped=()):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
