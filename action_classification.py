@@ -12,11 +12,11 @@ network. `--view all` trains the joint, motion and bone classifiers and also rep
 import os
 import sys
 
-from feeder.feeder_downstream import DownstreamFeeder, save_subset, semi_subset, subset_path
-from moco.engine_eval import make_loader, setup_downstream, train_classifier
-from moco.pretrained import ENCODERS
-from moco.results import append_result, make_record
-from moco.runtime import make_writer, save_settings
+from feeder.feeder_downstream import DownstreamFeeder, semi_subset
+from engine.evaluate import make_loader, save_subset, setup_downstream, subset_path, train_classifier
+from engine.pretrained import ENCODERS
+from engine.results import append_result, make_record
+from engine.runtime import make_writer, save_settings
 from options.options_classification import classification_parser, resolve_classification
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from feeder.feeder_downstream import DownstreamFeeder
-from moco.engine_eval import extract_features, make_loader, setup_downstream
-from moco.knn import knn_top1
-from moco.results import append_result, make_record
-from moco.runtime import atomic_output, save_settings
+from engine.evaluate import extract_features, make_loader, setup_downstream
+from engine.knn import knn_top1
+from engine.results import append_result, make_record
+from engine.runtime import atomic_output, save_settings
 from options.options_classification import knn_parser, resolve_knn
 
 

@@ -9,8 +9,8 @@ import logging
 import sys
 
 from dataset.processed import ProcessedDataError
-from moco.checkpoint import CheckpointError
-from moco.engine_pretrain import NonFiniteLossError, SettingsError, run_pretraining
+from engine.checkpoint import CheckpointError
+from engine.pretrain import NonFiniteLossError, SettingsError, run_pretraining
 from options.options_pretraining import parse_args
 
 

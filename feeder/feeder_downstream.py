@@ -9,9 +9,6 @@ not depend on the number of DataLoader workers and are reproduced by the same se
 so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles as
 its folder and part, so spawned workers map the file instead of receiving a copy of it.
 """
-import json
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -19,7 +16,6 @@ from torch.utils.data import Dataset
 from dataset.processed import load_split
 from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, centre_crop_resize,
                                   temporal_crop_resize)
-from moco.runtime import atomic_write_text
 
 MAX_FRAMES = 300
 
@@ -33,20 +29,6 @@ def semi_subset(num_samples, ratio, seed):
         raise ValueError(f"data ratio {ratio} of {num_samples} training samples selects no sample")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(num_samples, size=size, replace=False))  # size
-
-
-def save_subset(path, indices, names, labels, ratio, seed, folder):
-    """Record the chosen training subset (indices, names, labels, ratio, seed) as JSON at `path`."""
-    record = {
-        "folder": folder,
-        "ratio": ratio,
-        "seed": seed,
-        "size": len(indices),
-        "indices": [int(i) for i in indices],
-        "names": [names[int(i)] for i in indices],
-        "labels": [int(labels[int(i)]) for i in indices],
-    }
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 class DownstreamFeeder(Dataset):
@@ -110,8 +92,3 @@ class DownstreamFeeder(Dataset):
             clip = centre_crop_resize(data, frames, CENTRE_CROP_RATIO, OUTPUT_FRAMES)
         clip = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))  # 3 x 64 x 25 x 2
         return clip, int(self.split.labels[index]), index
-
-
-def subset_path(out_dir):
-    """Where a run records its semi-supervised subset."""
-    return os.path.join(out_dir, "train_subset.json")

@@ -5,14 +5,12 @@ The published code feeds `nn.GRU(bidirectional=True)` one frame at a time and ca
 state from frame to frame. Both directions of every layer therefore run *forward* in time; layer
 l+1 sees at frame t the concatenation of both layer-l states at frame t; the feature is the top
 layer's two states at the last frame. `BIGRU.forward` computes exactly that function with one
-whole-sequence, single-direction GRU call per layer and direction (`moco.sequence_gru`, which also
-gives it a faster backward on CPU); `BIGRU.forward_loop` is the published frame-by-frame
-computation, kept as the reference for tests and the benchmark.
+whole-sequence, single-direction GRU call per layer and direction (`torch.gru`, time-major);
+`BIGRU.forward_loop` is the published frame-by-frame computation, kept as the reference for tests
+and the benchmark.
 """
 import torch
 from torch import nn
-
-from moco.sequence_gru import gru_direction
 
 
 class Encoder(nn.Module):
@@ -77,8 +75,8 @@ class BIGRU(nn.Module):
             outputs, last = [], []
             for suffix in ('', '_reverse'):
                 # One forward-in-time, single-direction GRU over the whole sequence.
-                out, h_n = gru_direction(seq, h0, self._direction_weights(layer, suffix),
-                                         self.training)  # T x N x H, 1 x N x H
+                out, h_n = torch.gru(seq, h0, self._direction_weights(layer, suffix), True, 1, 0.0,
+                                     self.training, False, False)  # T x N x H, 1 x N x H
                 outputs.append(out)
                 last.append(h_n[0])  # N x H
             if layer + 1 < self.en_num_layers:

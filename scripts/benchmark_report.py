@@ -18,8 +18,8 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from moco.results import load_results  # noqa: E402
-from moco.runtime import atomic_write_text  # noqa: E402
+from engine.results import load_results  # noqa: E402
+from engine.runtime import atomic_write_text  # noqa: E402
 
 METHODS = ("cmd", "cmd_weight0")
 LABELS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}

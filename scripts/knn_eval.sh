@@ -26,6 +26,6 @@ for name in "${runs[@]}"; do
         --knn-neighbours 1 --batch-size 64 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
         --checkpoint-path "./runs/knn/$name" --results "$results"
 done
-run "$PYTHON" -m moco.results report "$results"
+run "$PYTHON" -m engine.results report "$results"
 
 finish "$results"

@@ -34,6 +34,6 @@ for name in "${runs[@]}"; do
             --checkpoint-path "./runs/linear/${name}_${view}" --results "$results"
     done
 done
-run "$PYTHON" -m moco.results report "$results"
+run "$PYTHON" -m engine.results report "$results"
 
 finish "$results"

@@ -38,6 +38,6 @@ for name in "${runs[@]}"; do
         done
     done
 done
-run "$PYTHON" -m moco.results report "$results"
+run "$PYTHON" -m engine.results report "$results"
 
 finish "$results"

@@ -30,6 +30,6 @@ for name in "${runs[@]}"; do
         --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
         --checkpoint-path "./runs/transfer/${name}_to_pku_v2_xsub" --results "$results"
 done
-run "$PYTHON" -m moco.results report "$results"
+run "$PYTHON" -m engine.results report "$results"
 
 finish "$results"

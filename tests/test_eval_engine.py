@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from moco.engine_eval import (FUSION, FrozenEncoderError, check_unchanged, evaluate, freeze_encoders,
+from engine.evaluate import (FUSION, FrozenEncoderError, check_unchanged, evaluate, freeze_encoders,
                               frozen_snapshot, fuse_scores, make_loader, train_classifier)
-from moco.pretrained import CLASSIFIER_KEYS, build_model
-from moco.runtime import make_writer
+from engine.pretrained import CLASSIFIER_KEYS, build_model
+from engine.runtime import make_writer
 
 
 class _Clips(Dataset):

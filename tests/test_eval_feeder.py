@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dataset.processed import Split, load_split
-from feeder.feeder_downstream import DownstreamFeeder, save_subset, semi_subset
+from engine.evaluate import save_subset
+from feeder.feeder_downstream import DownstreamFeeder, semi_subset
 
 
 def _ramp_split(frames):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from moco.knn import knn_predict, knn_top1
+from engine.knn import knn_predict, knn_top1
 
 
 def _data(seed, train=300, query=120, dim=24, classes=7):

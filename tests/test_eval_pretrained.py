@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from moco.builder import MoCo
-from moco.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError
 from moco.modalities import modality
-from moco.pretrained import ENCODERS, downstream_model, load_pretrained
+from engine.pretrained import ENCODERS, downstream_model, load_pretrained
 
 HIDDEN, LAYERS = 8, 2
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from moco import results
+from engine import results
 
 
 def _write(path, records):

@@ -11,7 +11,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import action_classification
 import knn_eval
-from moco import results, visualize
+from engine import results, visualize
 from moco.builder import MoCo
 from options.options_classification import (classification_parser, knn_parser, resolve_classification,
                                             resolve_knn)

@@ -1,8 +1,8 @@
-"""moco.bench: the ratios it prints (hand-worked) and a tiny configuration run end to end."""
+"""engine.bench: the ratios it prints (hand-worked) and a tiny configuration run end to end."""
 import pytest
 import torch
 
-from moco import bench
+from engine import bench
 
 
 def test_report_prints_the_three_ratios(capsys):

@@ -12,9 +12,9 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from moco.builder import MoCo
-from moco.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed,
+from engine.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed,
                               leave_together, unwrap, wrap_ddp)
-from moco.engine_pretrain import train_step
+from engine.pretrain import train_step
 
 B, WORLD, STEPS = 4, 2, 2
 LOSSES = ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss")

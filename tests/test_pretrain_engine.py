@@ -11,9 +11,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import pretrain_cmd
 from dataset.processed import ProcessedDataError
-from moco import engine_pretrain as engine
-from moco.checkpoint import read_checkpoint
-from moco.distributed import init_distributed
+from engine import pretrain as engine
+from engine.checkpoint import read_checkpoint
+from engine.distributed import init_distributed
 from options.options_pretraining import parse_args
 
 TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",

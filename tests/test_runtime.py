@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from moco.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
-from moco.runtime import append_jsonl, save_settings
+from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from engine.runtime import append_jsonl, save_settings
 from options.presets import preset
 
 
@@ -69,7 +69,7 @@ def test_presets_follow_spec_table():
 
 
 def test_step_and_cosine_learning_rate():
-    from moco.runtime import adjust_learning_rate
+    from engine.runtime import adjust_learning_rate
 
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     got = [adjust_learning_rate(opt, e, 0.1, [50, 70]) for e in (0, 49, 50, 69, 70, 79)]
@@ -79,7 +79,7 @@ def test_step_and_cosine_learning_rate():
 
 
 def test_topk_correct_by_hand():
-    from moco.runtime import topk_correct
+    from engine.runtime import topk_correct
 
     scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.1, 0.4], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     target = torch.tensor([1, 2, 0, 2])

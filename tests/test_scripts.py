@@ -132,7 +132,7 @@ def test_linear_eval_joint_and_three_streams():
         assert "--finetune" not in parsed and "--data-ratio" not in parsed
         pairs.add((parsed["--pretrained"][0].split("/")[-2], parsed["--view"][0]))
     assert pairs == {(name, view) for name in RUNS for view in ("joint", "all")}
-    assert entry_point(commands[-1]) == "moco.results"
+    assert entry_point(commands[-1]) == "engine.results"
 
 
 def test_knn_eval():
@@ -157,7 +157,7 @@ def test_semi_supervised_four_ratios_five_repeats():
     assert settings == {(p, r, s) for p in ("cross_subject", "cross_view")
                         for r in (0.01, 0.05, 0.1, 0.2) for s in "12345"}
     report = commands[-1]
-    assert entry_point(report) == "moco.results" and "results/semi.jsonl" in report
+    assert entry_point(report) == "engine.results" and "results/semi.jsonl" in report
 
 
 def test_transfer_to_pku_mmd_ii():

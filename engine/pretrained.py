@@ -15,7 +15,7 @@ import re
 import torch
 
 from moco.builder import MoCo
-from moco.checkpoint import CheckpointError, read_checkpoint
+from engine.checkpoint import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from feeder.augmentations import pretraining_views_batch
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, worker_init_fn
 from moco.builder import MoCo
-from moco.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
-from moco.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
+from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from engine.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
                               leave_together, unwrap, wrap_ddp)
 from moco.modalities import MODALITIES
-from moco.runtime import adjust_learning_rate, append_jsonl, make_writer, save_settings, seed_everything, topk_correct
+from engine.runtime import adjust_learning_rate, append_jsonl, make_writer, save_settings, seed_everything, topk_correct
 
 log = logging.getLogger(__name__)
 

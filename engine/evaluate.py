@@ -8,6 +8,7 @@ is the sum of the views' cross-entropies; their parameters are disjoint, so each
 exactly as if trained alone on the same batches. The three-stream score is the sum of the three
 softmaxes (the paper's 3s-CMD).
 """
+import json
 import logging
 import os
 
@@ -17,9 +18,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
-from moco.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
-from moco.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
-from moco.runtime import adjust_learning_rate, resolve_device, seed_everything, topk_correct
+from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
+from engine.runtime import adjust_learning_rate, atomic_write_text, resolve_device, seed_everything, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +214,22 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
         check_unchanged(model, snapshot)
     writer.flush()
     return best
+
+
+def save_subset(path, indices, names, labels, ratio, seed, folder):
+    """Record the chosen training subset (indices, names, labels, ratio, seed) as JSON at `path`."""
+    record = {
+        "folder": folder,
+        "ratio": ratio,
+        "seed": seed,
+        "size": len(indices),
+        "indices": [int(i) for i in indices],
+        "names": [names[int(i)] for i in indices],
+        "labels": [int(labels[int(i)]) for i in indices],
+    }
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+def subset_path(out_dir):
+    """Where a run records its semi-supervised subset."""
+    return os.path.join(out_dir, "train_subset.json")

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from moco.runtime import resolve_device
+from engine.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

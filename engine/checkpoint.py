@@ -11,7 +11,7 @@ import random
 import numpy as np
 import torch
 
-from moco.runtime import atomic_output
+from engine.runtime import atomic_output
 
 
 class CheckpointError(RuntimeError):

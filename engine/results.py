@@ -4,7 +4,7 @@ A record holds stage ('linear', 'semi', 'transfer', 'knn'), dataset, protocol, v
 'motion', 'bone' or 'fusion' for the three-stream score), metric, value (percent), checkpoint,
 settings and date, plus seed, data_ratio, top5, epoch and pretrain_dataset where they apply.
 
-    python -m moco.results report [FILE ...]      # default results/results.jsonl
+    python -m engine.results report [FILE ...]      # default results/results.jsonl
 
 prints the linear evaluation table with the published numbers of SPEC §5 beside the measured
 ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different seeds)
@@ -18,7 +18,7 @@ import json
 import statistics
 import sys
 
-from moco.runtime import append_jsonl
+from engine.runtime import append_jsonl
 
 DEFAULT_RESULTS = "results/results.jsonl"
 
@@ -168,7 +168,7 @@ def report(records):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m moco.results", description="Results of CMD evaluations")
+    parser = argparse.ArgumentParser(prog="python -m engine.results", description="Results of CMD evaluations")
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("report", help="print the markdown results tables")
     show.add_argument("files", nargs="*", help=f"results files (default {DEFAULT_RESULTS})")
