@@ -1,10 +1,10 @@
-"""Action classification on top of CMD encoders (SPEC §4, §6).
+"""Action classification on top of CMD encoders (docs/published-behaviour.md §4, §6).
 
 Linear evaluation (default): encoders frozen in eval mode, only the classifier trained, checked
 unchanged afterwards. Semi-supervised (`--protocol cross_subject_semi|cross_view_semi --data-ratio
 R`) and transfer (`--finetune-dataset pku_v2 --finetune`, or `--transfer`) fine-tune the whole
 network. `--view all` trains the joint, motion and bone classifiers and also reports their fusion
-(summed softmax scores, 3s-CMD). See options/options_classification.py for every flag.
+(summed softmax scores, 3s-CMD). `python action_classification.py --help` lists every flag.
 
     python action_classification.py --finetune-dataset ntu60 --protocol cross_subject \
         --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --view all
@@ -12,17 +12,22 @@ network. `--view all` trains the joint, motion and bone classifiers and also rep
 import os
 import sys
 
-from feeder.feeder_downstream import DownstreamFeeder, semi_subset
+from dataset.processed import ProcessedDataError
+from engine.checkpoint import CheckpointError
 from engine.evaluate import make_loader, save_subset, setup_downstream, subset_path, train_classifier
 from engine.pretrained import ENCODERS
 from engine.results import append_result, make_record
 from engine.runtime import make_writer, save_settings
-from options.options_classification import classification_parser, resolve_classification
+from feeder.feeder_downstream import DownstreamFeeder, semi_subset
+from options.options_classification import parse_classification
 
 
 def main(argv=None):
-    args, device, folder, train_split, val_split, model, info = setup_downstream(
-        classification_parser(), resolve_classification, argv)
+    parser, args = parse_classification(argv)
+    try:
+        device, folder, train_split, val_split, model, info = setup_downstream(args)
+    except (ProcessedDataError, CheckpointError) as exc:
+        parser.exit(2, f"error: {exc}\n")
     out_dir = args.checkpoint_path
     os.makedirs(out_dir, exist_ok=True)
     indices = None
@@ -51,7 +56,10 @@ def main(argv=None):
         append_result(args.results, record)
         print(f"{args.stage} {args.finetune_dataset} {args.protocol} {view}: best top-1 {values['top1']:.2f} "
               f"top-5 {values['top5']:.2f} (epoch {values['epoch']})")
-    print(f"results appended to {args.results}; run folder {out_dir}")
+    if best:
+        print(f"{len(best)} results appended to {args.results}; run folder {out_dir}")
+    else:
+        print(f"no validation ran, nothing appended to {args.results}; run folder {out_dir}")
     return best
 
 

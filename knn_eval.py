@@ -1,12 +1,13 @@
-"""kNN evaluation of frozen CMD encoder features (SPEC §4).
+"""kNN evaluation of frozen CMD encoder features.
 
 Features are the frozen 2048-d encoder outputs (eval mode, no gradient) of the chosen view ('all'
-averages the three encoders' features, as MoCo(pretrain=False) does); training features come from
-the training feeder (random crop, `--train-crop centre` for the deterministic centre crop),
-validation features from the centre crop. On CUDA the GRUs run in full float32 (TF32 off), so
-exported features agree with a CPU computation to float32 rounding. Each validation sample takes the label of its nearest
-training sample by cosine similarity (`--knn-neighbours k`: majority vote, ties to the class with
-the nearest neighbour). `--save-features FILE.npz` keeps both feature sets with labels and names.
+averages the three encoders' features, as MoCo(pretrain=False) does). As in the published kNN, both
+the training and the validation features come from the centre crop of ratio 0.95 resized to 64
+frames (`--train-crop random` draws the training side from the training feeder's random crop
+instead). On CUDA the GRUs run in full float32 (TF32 off), so exported features agree with a CPU
+computation to float32 rounding. Each validation sample takes the label of its nearest training
+sample by cosine similarity (`--knn-neighbours k`: majority vote, ties to the class with the nearest
+neighbour). `--save-features FILE.npz` keeps both feature sets with labels and names.
 
     python knn_eval.py --finetune-dataset ntu60 --protocol cross_subject \
         --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --save-features runs/ntu60_xsub.npz
@@ -16,12 +17,14 @@ import sys
 import numpy as np
 import torch
 
-from feeder.feeder_downstream import DownstreamFeeder
+from dataset.processed import ProcessedDataError
+from engine.checkpoint import CheckpointError
 from engine.evaluate import extract_features, make_loader, setup_downstream
 from engine.knn import knn_top1
 from engine.results import append_result, make_record
 from engine.runtime import atomic_output, save_settings
-from options.options_classification import knn_parser, resolve_knn
+from feeder.feeder_downstream import DownstreamFeeder
+from options.options_classification import parse_knn
 
 
 def save_features(path, view, checkpoint, train, val):
@@ -33,7 +36,14 @@ def save_features(path, view, checkpoint, train, val):
 
 
 def main(argv=None):
-    args, device, folder, train_split, val_split, model, info = setup_downstream(knn_parser(), resolve_knn, argv)
+    parser, args = parse_knn(argv)
+    try:
+        device, folder, train_split, val_split, model, info = setup_downstream(args)
+    except (ProcessedDataError, CheckpointError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    if args.knn_neighbours > len(train_split):
+        parser.error(f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {folder} "
+                     f"({len(train_split)} samples)")
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False  # full float32 GRUs: exported features match the CPU's
     train_set = DownstreamFeeder(train_split, train=args.train_crop == "random", seed=args.seed)
@@ -49,12 +59,12 @@ def main(argv=None):
         loader = make_loader(dataset, args.batch_size, args.workers, False, args.seed, device)
         feats, labels, indices = extract_features(model, loader, args.view, device)  # N x 2H, N, N
         features[name] = (feats, labels, [dataset.split.names[int(i)] for i in indices])
-    top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
-                    k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
     if args.save_features:
         save_features(args.save_features, args.view, args.pretrained,
                       *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
         print(f"features written to {args.save_features}")
+    top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
+                    k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
 
     append_result(args.results, make_record("knn", args.finetune_dataset, args.protocol, args.view, "top1", top1,
                                             args.pretrained or None, settings, seed=args.seed,

@@ -1,4 +1,4 @@
-"""CMD pretraining: three-modality MoCo with cross-modal mutual distillation (SPEC §3.2, §6).
+"""CMD pretraining: three-modality MoCo with cross-modal mutual distillation (docs/published-behaviour.md §3.2, §6).
 
     python pretrain_cmd.py --pre-dataset ntu60 --protocol cross_subject --checkpoint-path ./checkpoints/x
     torchrun --nproc_per_node 4 pretrain_cmd.py ...      (one process per GPU)

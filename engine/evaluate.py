@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset.processed import ProcessedDataError, load_split, resolve_data_dir
+from dataset.processed import load_split, resolve_data_dir
 from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
 from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
 from engine.runtime import adjust_learning_rate, atomic_write_text, resolve_device, seed_everything, topk_correct
@@ -31,32 +31,26 @@ class FrozenEncoderError(RuntimeError):
     """A frozen encoder's weights or BatchNorm statistics changed during linear evaluation."""
 
 
-def setup_downstream(parser, resolve, argv):
-    """The start shared by the evaluation scripts: parse and resolve the options, seed, pick the
-    device, open the processed folder's two splits and build the downstream model.
+def setup_downstream(args):
+    """The start shared by the evaluation scripts, from resolved options: seed, pick the device, open
+    the processed folder's two splits (labels checked against the class count) and build the
+    downstream model.
 
-    Option errors exit through `parser.error`; an unreadable folder or checkpoint exits with status 2
-    and a message naming it. Fills in `args.hidden_size`, `args.num_layers` (as read from the
-    checkpoint) and `args.pretrain_dataset` (from our checkpoints when not given).
-    Returns (args, device, folder, train_split, val_split, model, checkpoint_info).
+    Raises ProcessedDataError or CheckpointError naming the folder or file. Fills in
+    `args.hidden_size`, `args.num_layers` (as read from the checkpoint) and `args.pretrain_dataset`
+    (from our checkpoints when not given).
+    Returns (device, folder, train_split, val_split, model, checkpoint_info).
     """
-    args = parser.parse_args(argv)
-    try:
-        resolve(args)
-    except ValueError as exc:
-        parser.error(str(exc))
     seed_everything(args.seed)
     device = resolve_device(args.device)
     folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    try:
-        train_split, val_split = load_split(folder, "train"), load_split(folder, "val")
-        model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
-    except (ProcessedDataError, CheckpointError) as exc:
-        parser.exit(2, f"error: {exc}\n")
+    train_split = load_split(folder, "train", num_class=args.num_class)
+    val_split = load_split(folder, "val", num_class=args.num_class)
+    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
     args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
     if args.pretrain_dataset is None and info.get("pretrain_dataset"):
         args.pretrain_dataset = info["pretrain_dataset"]
-    return args, device, folder, train_split, val_split, model, info
+    return device, folder, train_split, val_split, model, info
 
 
 def make_loader(dataset, batch_size, workers, train, seed, device):

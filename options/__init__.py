@@ -1,1 +1,1 @@
-"""Command-line options and the table of per-experiment presets (SPEC §4)."""
+"""Command-line options and the table of per-experiment presets (docs/published-behaviour.md §4)."""

@@ -1,7 +1,9 @@
-"""Command lines of the evaluation scripts (SPEC §6) with defaults from options/presets.py.
+"""Command lines of the evaluation scripts, with defaults from options/presets.py.
 
 Every setting a preset holds defaults to None here and is filled from `preset(stage, dataset,
-protocol)` after parsing, so a flag given on the command line always wins.
+protocol)` after parsing, so a flag given on the command line always wins. `parse_classification`
+and `parse_knn` are the entry points' one call: parse, resolve, check; any problem is a usage error
+(exit status 2) before work starts.
 
 Stage of an `action_classification.py` run:
 - 'linear' (frozen encoders) unless fine-tuning is asked for;
@@ -11,20 +13,24 @@ Stage of an `action_classification.py` run:
   protocol: an encoder pretrained elsewhere (NTU-60/120) fine-tuned on PKU-MMD II with all labels.
   `--pretrain-dataset` names the source for the results table (ours record it in the checkpoint).
 """
-import argparse
 import os
 
-from options.presets import NUM_CLASSES, preset
+from options.parsing import at_least, check_rules, fill_from_preset, in_unit, make_parser, positive
+from options.presets import NUM_CLASSES, SEMI_PROTOCOLS, preset
 
 VIEWS = ("joint", "motion", "bone", "all")
-SEMI_PROTOCOLS = ("cross_subject_semi", "cross_view_semi")
 PROTOCOL_CHOICES = ("cross_subject", "cross_view", "cross_setup") + SEMI_PROTOCOLS
 DEFAULT_RESULTS = os.path.join("results", "results.jsonl")
 
+COMMON_RULES = {"batch_size": at_least(1), "workers": at_least(0), "hidden_size": at_least(1),
+                "num_layers": at_least(1)}
+CLASSIFICATION_RULES = dict(COMMON_RULES, epochs=at_least(1), schedule=at_least(0), eval_freq=at_least(1),
+                            lr=positive(), momentum=in_unit(closed_top=False), weight_decay=at_least(0))
+KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
+
 
 def _common_parser(description):
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = make_parser(description + ". Flags marked (preset) default to the published setting of the stage.")
     data = parser.add_argument_group("data")
     data.add_argument("--finetune-dataset", default="ntu60", choices=sorted(NUM_CLASSES),
                       help="downstream dataset")
@@ -35,7 +41,7 @@ def _common_parser(description):
     data.add_argument("--data-dir", default=None,
                       help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)")
     data.add_argument("-j", "--workers", default=8, type=int, help="data-loading workers")
-    data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset: 64)")
+    data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
     model.add_argument("--pretrained", default="",
                        help="pretraining checkpoint (released checkpoint_0450.pth.tar or ours); "
@@ -43,9 +49,9 @@ def _common_parser(description):
     model.add_argument("--view", default="joint", choices=VIEWS,
                        help="encoder stream; 'all' evaluates joint, motion, bone and their fusion")
     model.add_argument("--hidden-size", default=None, type=int,
-                       help="GRU hidden size (default: read from the checkpoint; 1024 without one)")
+                       help="GRU hidden size (default: the checkpoint's; the pretraining preset's without one)")
     model.add_argument("--num-layers", default=None, type=int,
-                       help="GRU layers (default: read from the checkpoint; 3 without one)")
+                       help="GRU layers (default: the checkpoint's; the pretraining preset's without one)")
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     run.add_argument("--seed", default=42, type=int, help="seed of initialisation, crops, order and subset")
@@ -61,19 +67,20 @@ def _common_parser(description):
 def classification_parser():
     """Parser of action_classification.py (linear evaluation, semi-supervised, transfer)."""
     parser = _common_parser("Linear evaluation, semi-supervised fine-tuning and transfer of CMD encoders")
-    train = parser.add_argument_group("training (defaults from the stage's preset)")
-    train.add_argument("--lr", default=None, type=float, help="base learning rate (linear 0.1, fine-tuning 0.01)")
-    train.add_argument("--epochs", default=None, type=int, help="epochs (80)")
-    train.add_argument("--schedule", default=None, type=int, nargs="*", help="epochs where lr x0.1 (50 70)")
-    train.add_argument("--momentum", default=None, type=float, help="SGD momentum (0.9)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--lr", default=None, type=float, help="base learning rate (preset)")
+    train.add_argument("--epochs", default=None, type=int, help="epochs (preset)")
+    train.add_argument("--schedule", default=None, type=int, nargs="*", help="epochs where lr x0.1 (preset)")
+    train.add_argument("--momentum", default=None, type=float, help="SGD momentum (preset)")
     train.add_argument("--wd", "--weight-decay", dest="weight_decay", default=None, type=float,
-                       help="weight decay (0)")
-    train.add_argument("--eval-freq", default=None, type=int, help="validate every this many epochs (5)")
-    train.add_argument("--resume", default="", help="continue from this run's checkpoint.pth.tar")
+                       help="weight decay (preset)")
+    train.add_argument("--eval-freq", default=None, type=int, help="validate every this many epochs (preset)")
+    train.add_argument("--resume", default="",
+                       help="continue from this run's checkpoint.pth.tar (the same views, folder and checkpoint)")
     train.add_argument("--data-ratio", default=None, type=float,
                        help="labelled fraction of the training set (required for *_semi protocols; else 1)")
-    train.add_argument("--finetune", action="store_true",
-                       help="fine-tune the whole network in train mode instead of a linear probe")
+    train.add_argument("--finetune", default=None, action="store_true",
+                       help="fine-tune the whole network in train mode instead of a linear probe (preset)")
     train.add_argument("--transfer", action="store_true",
                        help="transfer protocol: fine-tune on PKU-MMD II (pku_v2) with all labels")
     return parser
@@ -83,10 +90,10 @@ def knn_parser():
     """Parser of knn_eval.py."""
     parser = _common_parser("kNN evaluation of frozen CMD encoder features")
     knn = parser.add_argument_group("kNN")
-    knn.add_argument("--knn-neighbours", default=None, type=int, help="neighbours k (1)")
-    knn.add_argument("--train-crop", default="random", choices=["random", "centre"],
-                     help="training features from the training feeder's random crop (published) "
-                          "or from the validation centre crop")
+    knn.add_argument("--knn-neighbours", default=None, type=int, help="neighbours k (preset)")
+    knn.add_argument("--train-crop", default="centre", choices=["centre", "random"],
+                     help="training features from the 0.95 centre crop, as the published kNN does for both "
+                          "sides, or from the training feeder's random crop")
     knn.add_argument("--chunk-size", default=1024, type=int, help="queries per similarity block")
     knn.add_argument("--save-features", default=None, help="write train/val features, labels and names to this .npz")
     return parser
@@ -107,18 +114,13 @@ def classification_stage(args):
     return "linear"
 
 
-def _fill(args, settings):
-    for key, value in settings.items():
-        if key in vars(args) and getattr(args, key) is None:
-            setattr(args, key, value)
-
-
 def _default_out(args, stage, extra=""):
     return os.path.join("runs", stage, f"{args.finetune_dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}")
 
 
 def resolve_classification(args):
-    """Fill unset options of `args` from the stage's preset; adds stage, num_class, finetune."""
+    """Fill unset options of `args` from the stage's preset; adds stage and num_class. ValueError on
+    a combination that makes no run."""
     args.stage = classification_stage(args)
     settings = preset(args.stage, args.finetune_dataset, args.protocol)
     if args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
@@ -127,9 +129,7 @@ def resolve_classification(args):
         args.data_ratio = 1.0
     if not 0.0 < args.data_ratio <= 1.0:
         raise ValueError(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
-    args.finetune = bool(args.finetune or settings["finetune"])
-    _fill(args, {k: settings[k] for k in ("lr", "epochs", "schedule", "momentum", "weight_decay",
-                                          "eval_freq", "batch_size")})
+    fill_from_preset(args, settings)
     args.num_class = settings["num_class"]
     if args.checkpoint_path is None:
         extra = f"_ratio{args.data_ratio:g}" if args.data_ratio < 1.0 else ""
@@ -143,8 +143,28 @@ def resolve_knn(args):
         raise ValueError(f"kNN evaluation uses the full training set; use a plain protocol, not {args.protocol}")
     args.stage = "knn"
     settings = preset("knn", args.finetune_dataset, args.protocol)
-    _fill(args, {"batch_size": settings["batch_size"], "knn_neighbours": settings["knn_neighbours"]})
+    fill_from_preset(args, settings)
     args.num_class = settings["num_class"]
     if args.checkpoint_path is None:
         args.checkpoint_path = _default_out(args, "knn")
     return args
+
+
+def _parse(parser, resolve, rules, argv):
+    args = parser.parse_args(argv)
+    try:
+        resolve(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    check_rules(parser, args, rules)
+    return parser, args
+
+
+def parse_classification(argv=None):
+    """(parser, resolved args) of action_classification.py; usage errors exit with status 2."""
+    return _parse(classification_parser(), resolve_classification, CLASSIFICATION_RULES, argv)
+
+
+def parse_knn(argv=None):
+    """(parser, resolved args) of knn_eval.py; usage errors exit with status 2."""
+    return _parse(knn_parser(), resolve_knn, KNN_RULES, argv)

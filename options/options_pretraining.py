@@ -1,70 +1,82 @@
-"""Command-line options of `pretrain_cmd.py`: the published flags (SPEC §6) and ours.
+"""Command-line options of `pretrain_cmd.py`: the published flags and ours.
 
-Defaults come from `options.presets.preset('pretrain', --pre-dataset, --protocol)`; a flag given
-on the command line wins.
+Every flag the 'pretrain' preset holds is filled from `preset('pretrain', --pre-dataset, --protocol)`
+after parsing (options/presets.py); a flag given on the command line wins.
 """
-import argparse
+import os
 
-from options.presets import PROTOCOLS, preset
+from options.parsing import at_least, check_rules, in_unit, make_parser, positive, resolve_preset
+from options.presets import PROTOCOLS
 
 AUGMENT_ON = ("auto", "loader", "device")
 
+# Settings a resumed run may change; every other setting that defines the run must equal the
+# checkpoint's (engine/pretrain.py compares them).
+RESUME_MAY_CHANGE = ("epochs", "schedule", "cos", "print_freq", "workers", "device", "checkpoint_path", "resume",
+                     "local_rank", "augment_on", "amp", "start_epoch", "data_dir")
 
-def build_parser(defaults=None):
-    """The argument parser, with defaults from `defaults` (a preset dict) where the preset has them."""
-    d = defaults or preset("pretrain", "ntu60", "cross_subject")
-    p = argparse.ArgumentParser(description="CMD pretraining: three-modality MoCo with cross-modal mutual "
-                                            "distillation on skeleton sequences")
-    p.add_argument("-j", "--workers", default=8, type=int, metavar="N", help="data loading workers (default 8)")
-    p.add_argument("--epochs", default=d["epochs"], type=int, metavar="N", help="total epochs to run")
+RULES = {
+    "epochs": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1), "contrast_dim": at_least(1),
+    "topk": at_least(1), "hidden_size": at_least(1), "num_layers": at_least(1), "print_freq": at_least(1),
+    "workers": at_least(0), "start_epoch": at_least(0), "schedule": at_least(0), "view_frames": at_least(1),
+    "corrupted_joints": at_least(0), "lr": positive(), "momentum": in_unit(closed_top=False),
+    "weight_decay": at_least(0), "contrast_m": in_unit(), "contrast_t": positive(), "teacher_t": positive(),
+    "student_t": positive(), "cmd_weight": at_least(0),
+}
+
+
+def build_parser():
+    """The argument parser; preset-held flags default to None (filled by `parse_args`)."""
+    p = make_parser("CMD pretraining: three-modality MoCo with cross-modal mutual distillation on skeleton "
+                    "sequences. Flags marked (preset) default to the published setting of --pre-dataset.")
+    p.add_argument("-j", "--workers", default=8, type=int, metavar="N", help="data loading workers")
+    p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
     p.add_argument("--start-epoch", default=0, type=int, metavar="N",
                    help="epoch number to start at (overridden by --resume)")
-    p.add_argument("-b", "--batch-size", default=d["batch_size"], type=int, metavar="N",
-                   help="batch size per process; the global batch is this × the number of processes")
-    p.add_argument("--lr", "--learning-rate", default=d["lr"], type=float, metavar="LR", dest="lr",
-                   help="initial learning rate")
-    p.add_argument("--schedule", default=d["schedule"], type=int, nargs="*", metavar="EPOCH",
-                   help="epochs at which the learning rate is multiplied by 0.1")
-    p.add_argument("--momentum", default=d["momentum"], type=float, metavar="M", help="SGD momentum")
-    p.add_argument("--wd", "--weight-decay", default=d["weight_decay"], type=float, metavar="W",
-                   dest="weight_decay", help="weight decay")
-    p.add_argument("-p", "--print-freq", default=10, type=int, metavar="N",
-                   help="log step scalars every N steps")
-    p.add_argument("--resume", default="", type=str, metavar="PATH", help="checkpoint to resume from")
+    p.add_argument("-b", "--batch-size", type=int, metavar="N",
+                   help="batch size per process; the global batch is this x the number of processes (preset)")
+    p.add_argument("--lr", "--learning-rate", type=float, metavar="LR", dest="lr", help="initial learning rate (preset)")
+    p.add_argument("--schedule", type=int, nargs="*", metavar="EPOCH",
+                   help="epochs at which the learning rate is multiplied by 0.1 (preset)")
+    p.add_argument("--momentum", type=float, metavar="M", help="SGD momentum (preset)")
+    p.add_argument("--wd", "--weight-decay", type=float, metavar="W", dest="weight_decay",
+                   help="weight decay (preset)")
+    p.add_argument("-p", "--print-freq", default=10, type=int, metavar="N", help="log step scalars every N steps")
+    p.add_argument("--resume", default="", type=str, metavar="PATH",
+                   help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
+                        "only these may change: " + ", ".join(RESUME_MAY_CHANGE))
     p.add_argument("--local_rank", "--local-rank", default=-1, type=int, dest="local_rank",
                    help="local process rank (set by torch.distributed.launch; torchrun sets LOCAL_RANK)")
     p.add_argument("--seed", default=42, type=int, help="seed of weights, sample order and views")
     p.add_argument("--checkpoint-path", default=None, type=str, metavar="DIR",
                    help="folder for checkpoints, settings and TensorBoard logs "
                         "(default ./checkpoints/<dataset>_<protocol>_pretrain)")
-    p.add_argument("--skeleton-representation", default=d["skeleton_representation"], type=str,
-                   choices=["graph-based"], help="input representation")
-    p.add_argument("--pre-dataset", default=d["dataset"], type=str, choices=sorted(PROTOCOLS),
-                   help="pretraining dataset")
-    p.add_argument("--protocol", default=d["protocol"], type=str,
+    p.add_argument("--skeleton-representation", type=str, choices=["graph-based"], help="input representation (preset)")
+    p.add_argument("--pre-dataset", default="ntu60", type=str, choices=sorted(PROTOCOLS),
+                   help="pretraining dataset (chooses the preset and the default folder)")
+    p.add_argument("--protocol", default="cross_subject", type=str,
                    choices=["cross_subject", "cross_view", "cross_setup"], help="benchmark")
-    p.add_argument("--contrast-dim", default=d["contrast_dim"], type=int, help="embedding size")
-    p.add_argument("--contrast-k", default=d["contrast_k"], type=int, help="queue length K")
-    p.add_argument("--contrast-m", default=d["contrast_m"], type=float, help="key encoder momentum")
-    p.add_argument("--contrast-t", default=d["contrast_t"], type=float, help="InfoNCE temperature")
-    p.add_argument("--teacher-t", default=d["teacher_t"], type=float, help="CMD teacher temperature")
-    p.add_argument("--student-t", default=d["student_t"], type=float, help="CMD student temperature")
-    p.add_argument("--cmd-weight", default=d["cmd_weight"], type=float, help="weight of the CMD loss")
-    p.add_argument("--topk", default=d["topk"], type=int, help="queue entries compared by the CMD loss")
-    p.add_argument("--mlp", default=d["mlp"], action=argparse.BooleanOptionalAction,
-                   help="MLP projection head")
-    p.add_argument("--cos", default=d["cos"], action=argparse.BooleanOptionalAction,
-                   help="cosine learning-rate schedule")
+    p.add_argument("--contrast-dim", type=int, help="embedding size (preset)")
+    p.add_argument("--contrast-k", type=int, help="queue length K (preset)")
+    p.add_argument("--contrast-m", type=float, help="key encoder momentum (preset)")
+    p.add_argument("--contrast-t", type=float, help="InfoNCE temperature (preset)")
+    p.add_argument("--teacher-t", type=float, help="CMD teacher temperature (preset)")
+    p.add_argument("--student-t", type=float, help="CMD student temperature (preset)")
+    p.add_argument("--cmd-weight", type=float, help="weight of the CMD loss; 0 gives three independent MoCo (preset)")
+    p.add_argument("--topk", type=int, help="queue entries compared by the CMD loss (preset)")
+    p.add_argument("--mlp", default=None, action="store_true", help="MLP projection head (preset)")
+    p.add_argument("--no-mlp", dest="mlp", action="store_false", help="linear projection head")
+    p.add_argument("--cos", default=None, action="store_true", help="cosine learning-rate schedule (preset: step)")
+    p.add_argument("--no-cos", dest="cos", action="store_false", help="step learning-rate schedule")
     p.add_argument("--data-dir", default=None, type=str, metavar="DIR",
                    help="processed folder (default: the dataset's folder for the protocol)")
-    p.add_argument("--hidden-size", default=d["hidden_size"], type=int, help="GRU hidden size per direction")
-    p.add_argument("--num-layers", default=d["num_layers"], type=int, help="GRU layers")
+    p.add_argument("--hidden-size", type=int, help="GRU hidden size per direction (preset)")
+    p.add_argument("--num-layers", type=int, help="GRU layers (preset)")
     p.add_argument("--device", default=None, type=str, help="torch device (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast + GradScaler) on CUDA")
-    p.add_argument("--view-frames", default=64, type=int,
-                   help="frames of each pretraining view (the paper: 64)")
-    p.add_argument("--corrupted-joints", default=15, type=int,
-                   help="joints a joint corruption picks (the paper: 15 of 25)")
+    p.add_argument("--view-frames", type=int, help="frames of each pretraining view (preset: the paper's 64)")
+    p.add_argument("--corrupted-joints", type=int,
+                   help="joints a joint corruption picks (preset: the paper's 15 of NTU's 25)")
     p.add_argument("--augment-on", default="auto", choices=AUGMENT_ON,
                    help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
                         "(batched on the training device), 'auto' (device on CUDA, else loader)")
@@ -72,29 +84,38 @@ def build_parser(defaults=None):
 
 
 def parse_args(argv=None):
-    """Parse `argv` with defaults from the preset of the chosen --pre-dataset and --protocol."""
-    first, _ = build_parser().parse_known_args(argv)
-    try:
-        defaults = preset("pretrain", first.pre_dataset, first.protocol)
-    except ValueError as exc:
-        build_parser().error(str(exc))
-    parser = build_parser(defaults)
+    """Parse `argv`, fill unset flags from the preset of --pre-dataset/--protocol and check every rule.
+
+    Any problem is a usage error (exit status 2) before work starts. The global batch is the batch
+    size times the number of processes, WORLD_SIZE as torchrun sets it (1 without torchrun). Rules
+    that need the processed folder (a training set of at least one global batch, corrupted joints
+    within the skeleton) are checked by engine/pretrain.py once it is open.
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_preset(parser, args, "pretrain", args.pre_dataset, args.protocol)
+    check_rules(parser, args, RULES)
     problems = []
-    for name in ("epochs", "batch_size", "contrast_k", "contrast_dim", "topk", "hidden_size", "num_layers",
-                 "print_freq"):
-        if getattr(args, name) < 1:
-            problems.append(f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}")
-    if args.workers < 0:
-        problems.append(f"--workers must be at least 0, found {args.workers}")
     if args.topk > args.contrast_k:
         problems.append(f"--topk {args.topk} is larger than the queue length --contrast-k {args.contrast_k}")
-    if args.contrast_k % args.batch_size:
-        problems.append(f"--contrast-k {args.contrast_k} is not divisible by the batch size {args.batch_size}")
-    if not 0 <= args.start_epoch < args.epochs:
+    world_size = world_size_from_env(parser)
+    if args.contrast_k % (args.batch_size * world_size):
+        problems.append(f"--contrast-k {args.contrast_k} is not divisible by the global batch size "
+                        f"{args.batch_size * world_size} (--batch-size {args.batch_size} x {world_size} processes)")
+    if not args.start_epoch < args.epochs:
         problems.append(f"--start-epoch {args.start_epoch} must be in [0, --epochs {args.epochs})")
     if problems:
         parser.error("; ".join(problems))
     if args.checkpoint_path is None:
         args.checkpoint_path = f"./checkpoints/{args.pre_dataset}_{args.protocol}_pretrain"
     return args
+
+
+def world_size_from_env(parser):
+    """The number of processes torchrun starts (WORLD_SIZE), 1 when it is not set."""
+    value = os.environ.get("WORLD_SIZE", "")
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        parser.error(f"environment variable WORLD_SIZE={value!r}: expected a positive integer")
+    return int(value)

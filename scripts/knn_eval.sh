@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# kNN evaluation (SPEC §4) of pretrained CMD encoders: frozen 2048-d joint-encoder features,
-# L2-normalised, 1-nearest neighbour by cosine similarity between validation and training samples.
+# kNN evaluation of pretrained CMD encoders: frozen 2048-d joint-encoder features of the 0.95 centre
+# crop on both sides, L2-normalised, nearest neighbour by cosine similarity between validation and
+# training samples ('knn' preset, options/presets.py; docs/published-behaviour.md §4).
 #
 #   bash scripts/knn_eval.sh                     # all five runs
 #   bash scripts/knn_eval.sh ntu60_xsub          # one run
@@ -21,9 +22,7 @@ for name in "${runs[@]}"; do
     check_run "$name"
     run "$PYTHON" knn_eval.py \
         --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-        --finetune-skeleton-representation graph-based \
-        --pretrained "$(pretrained_checkpoint "$name")" \
-        --knn-neighbours 1 --batch-size 64 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+        --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
         --checkpoint-path "./runs/knn/$name" --results "$results"
 done
 run "$PYTHON" -m engine.results report "$results"

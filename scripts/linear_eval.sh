@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Linear evaluation (SPEC §4) of pretrained CMD encoders: the encoders frozen in eval mode, only the
-# classifier trained; SGD lr 0.1, momentum 0.9, no weight decay, batch 64, 80 epochs, lr x0.1 at
-# epochs 50 and 70, validation every 5 epochs, best top-1 reported.
+# Linear evaluation of pretrained CMD encoders: the encoders frozen in eval mode, only the classifier
+# trained, with the 'linear' preset (options/presets.py: SGD, 80 epochs, validation every 5 epochs,
+# best top-1 reported; docs/published-behaviour.md §4).
 #
 #   bash scripts/linear_eval.sh                  # all five runs, joint stream and three streams
 #   bash scripts/linear_eval.sh ntu60_xsub       # one run
@@ -27,9 +27,7 @@ for name in "${runs[@]}"; do
     for view in "${views[@]}"; do
         run "$PYTHON" action_classification.py \
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-            --finetune-skeleton-representation graph-based \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \
-            --lr 0.1 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
             --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
             --checkpoint-path "./runs/linear/${name}_${view}" --results "$results"
     done

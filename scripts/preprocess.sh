@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Preprocess the raw datasets into the processed folders every entry point reads (SPEC §1.3):
+# Preprocess the raw datasets into the processed folders every entry point reads (docs/published-behaviour.md §1.3):
 #   ./data/NTU-RGB-D-60-AGCN/{xsub,xview}, ./data/NTU-RGB-D-120-AGCN/{xsub,xsetup},
 #   ./data/PKU-MMD-v2-AGCN/{xsub,xview}.
 #

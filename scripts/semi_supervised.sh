@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Semi-supervised evaluation (SPEC §4): a random 1 %, 5 %, 10 % or 20 % of the training set, the
-# whole network fine-tuned in train mode; SGD lr 0.01, momentum 0.9, no weight decay, batch 64,
-# 80 epochs, lr x0.1 at epochs 50 and 70, best top-1 on the full validation set. Every fraction is
+# Semi-supervised evaluation: a random 1 %, 5 %, 10 % or 20 % of the training set, the whole network
+# fine-tuned in train mode with the 'semi' preset (options/presets.py; docs/published-behaviour.md
+# §4), best top-1 on the full validation set. Every fraction is
 # repeated 5 times with seeds 1..5 (each seed draws its own labelled subset); the report gives the
 # mean and standard deviation over the repeats.
 #
@@ -29,10 +29,7 @@ for name in "${runs[@]}"; do
         for seed in "${seeds[@]}"; do
             run "$PYTHON" action_classification.py \
                 --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
-                --finetune-skeleton-representation graph-based \
-                --pretrained "$(pretrained_checkpoint "$name")" --view joint \
-                --finetune --data-ratio "$ratio" \
-                --lr 0.01 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
+                --pretrained "$(pretrained_checkpoint "$name")" --view joint --data-ratio "$ratio" \
                 --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
                 --checkpoint-path "./runs/semi/${name}_ratio${ratio}_seed${seed}" --results "$results"
         done

@@ -9,7 +9,7 @@
 # What it does, for every seed in SEEDS:
 #   - pretrains CMD and the same run with --cmd-weight 0 (three independent MoCo models), writing
 #     checkpoint_%04d.pth.tar every 10 epochs;
-#   - evaluates by kNN (SPEC §4: frozen joint-encoder features, cosine 1-NN) every checkpoint (the
+#   - evaluates by kNN (docs/published-behaviour.md §4: frozen joint-encoder features, cosine 1-NN) every checkpoint (the
 #     learning curve), the last one, and a randomly initialised encoder of the same size;
 # then prints the curves and the final mean ± std over seeds with the gap to the random encoder,
 # and writes results/synthetic_benchmark_<size>.json and .md.
@@ -23,7 +23,7 @@
 # actions (35 % of samples perform only 60-100 % of the motion), missing first/last frames, ghost
 # bodies.
 #
-# Departures from the paper's settings (SPEC §4), each for a reason:
+# Departures from the paper's settings (docs/published-behaviour.md §4), each for a reason:
 #   - GRU hidden 48 x 2 layers on CPU, 256 x 3 on a GPU (paper 1024 x 3): the budget (six runs in
 #     about 17 minutes on 2 cores; a few minutes of a lent GPU).
 #   - batch 32 (CPU) / 128 (GPU), queue K 256 / 1024, CMD top-k 128 / 512 (paper 64, 16384, 8192):
@@ -128,10 +128,8 @@ for seed in "${seeds[@]}"; do
         job "$BENCH_DIR/logs/pretrain_${method}_seed$seed.log" \
             "$PYTHON" pretrain_cmd.py --pre-dataset ntu60 --protocol cross_subject --data-dir "$data" \
             --hidden-size "$BENCH_HIDDEN" --num-layers "$BENCH_LAYERS" \
-            --lr "$BENCH_LR" --momentum 0.9 --wd 1e-4 --batch-size "$BENCH_BATCH" \
-            --epochs "$BENCH_EPOCHS" --schedule "$BENCH_EPOCHS" \
-            --mlp --contrast-dim 128 --contrast-k "$BENCH_K" --contrast-t 0.07 --contrast-m "$BENCH_M" \
-            --teacher-t 0.05 --student-t 0.1 --topk "$BENCH_TOPK" --cmd-weight "$weight" \
+            --lr "$BENCH_LR" --batch-size "$BENCH_BATCH" --epochs "$BENCH_EPOCHS" --schedule "$BENCH_EPOCHS" \
+            --contrast-k "$BENCH_K" --contrast-m "$BENCH_M" --topk "$BENCH_TOPK" --cmd-weight "$weight" \
             --seed "$seed" -j 1 "${DEVICE_ARGS[@]}" \
             --checkpoint-path "$BENCH_DIR/checkpoints/${method}_seed$seed" "${extra_pretrain_args[@]}"
     done
@@ -144,7 +142,7 @@ knn() {  # knn NAME SEED TAG MODEL-ARGS...: one kNN evaluation appended to eval/
     shift 3
     job "$BENCH_DIR/logs/knn_${name}_$tag.log" \
         "$PYTHON" knn_eval.py --finetune-dataset ntu60 --protocol cross_subject --data-dir "$data" \
-        --view joint --knn-neighbours 1 --batch-size 64 --seed "$seed" -j 0 "${DEVICE_ARGS[@]}" \
+        --view joint --seed "$seed" -j 0 "${DEVICE_ARGS[@]}" \
         --checkpoint-path "$BENCH_DIR/eval/${name}_$tag" --results "$BENCH_DIR/eval/$name.jsonl" "$@"
 }
 for seed in "${seeds[@]}"; do

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Transfer to PKU-MMD II (SPEC §4): encoders pretrained on NTU-60 x-sub and NTU-120 x-sub, the whole
-# network fine-tuned on PKU-MMD II x-sub with all its labels, as in the semi-supervised recipe:
-# SGD lr 0.01, momentum 0.9, no weight decay, batch 64, 80 epochs, lr x0.1 at epochs 50 and 70,
-# best top-1 on the validation set.
+# Transfer to PKU-MMD II: encoders pretrained on NTU-60 x-sub and NTU-120 x-sub, the whole network
+# fine-tuned on PKU-MMD II x-sub with all its labels with the 'transfer' preset (the semi-supervised
+# recipe; options/presets.py, docs/published-behaviour.md §4), best top-1 on the validation set.
 #
 #   bash scripts/transfer.sh                     # from ntu60_xsub and ntu120_xsub
 #   bash scripts/transfer.sh ntu60_xsub          # from one run
@@ -23,10 +22,8 @@ for name in "${runs[@]}"; do
     check_run "$name"
     run "$PYTHON" action_classification.py \
         --finetune-dataset pku_v2 --protocol cross_subject \
-        --finetune-skeleton-representation graph-based \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \
-        --finetune --transfer --pretrain-dataset "${RUN_DATASET[$name]}" \
-        --lr 0.01 --momentum 0.9 --wd 0.0 --batch-size 64 --epochs 80 --schedule 50 70 --eval-freq 5 \
+        --transfer --pretrain-dataset "${RUN_DATASET[$name]}" \
         --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
         --checkpoint-path "./runs/transfer/${name}_to_pku_v2_xsub" --results "$results"
 done
