@@ -1,6 +1,6 @@
-"""MoCo with three modalities and cross-modal mutual distillation (CMD, SPEC §3.2 and §6).
+"""MoCo with three modalities and cross-modal mutual distillation (CMD; docs/published-behaviour.md §3.2 and §6).
 
-State-dict names are those of the released checkpoints (SPEC §3.3): for modality 'joint' the
+State-dict names are those of the released checkpoints (docs/published-behaviour.md §3.3): for modality 'joint' the
 attributes are `encoder_q`, `encoder_k`, `queue`, `queue_ptr`; for 'motion' and 'bone' the same
 names with the suffix `_motion` / `_bone`.
 
@@ -92,8 +92,8 @@ class MoCo(nn.Module):
             s = _suffix(name)
             encoder_q, encoder_k = BIGRU(**encoder_args), BIGRU(**encoder_args)
             if mlp:
-                encoder_q.use_mlp_head(dim)
-                encoder_k.use_mlp_head(dim)
+                encoder_q.use_mlp_head()
+                encoder_k.use_mlp_head()
             for param_q, param_k in zip(encoder_q.parameters(), encoder_k.parameters()):
                 param_k.data.copy_(param_q.data)
                 param_k.requires_grad = False

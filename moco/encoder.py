@@ -1,5 +1,5 @@
-"""The skeleton sequence encoder of CMD (SPEC §3.1): input BatchNorm, a 'bidirectional' GRU run the
-way the published code runs it, and a projection or classification head.
+"""The skeleton sequence encoder of CMD (docs/published-behaviour.md §3.1): input BatchNorm, a
+'bidirectional' GRU run the way the published code runs it, and a projection or classification head.
 
 The published code feeds `nn.GRU(bidirectional=True)` one frame at a time and carries the hidden
 state from frame to frame. Both directions of every layer therefore run *forward* in time; layer
@@ -49,10 +49,11 @@ class BIGRU(nn.Module):
         """Size of the encoder feature (both directions of the top layer)."""
         return 2 * self.en_hidden_size
 
-    def use_mlp_head(self, out_dim: int) -> None:
-        """Replace `fc` by Linear(2H, 2H) -> ReLU -> Linear(2H, out_dim) with PyTorch default init."""
+    def use_mlp_head(self) -> None:
+        """Put a new Linear(2H, 2H) (PyTorch default init) and a ReLU in front of the head: `fc` becomes
+        Sequential(Linear(2H, 2H), ReLU, <the original, Xavier-initialised fc>), as the published builder does."""
         dim = self.feature_dim
-        self.fc = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
+        self.fc = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), self.fc)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Input BatchNorm over N and T for each of the features. N x T x F -> N x T x F."""

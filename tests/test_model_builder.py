@@ -1,4 +1,4 @@
-"""MoCo with CMD (SPEC §3.2, §3.3, §6) against direct computations from the definitions."""
+"""MoCo with CMD (docs/published-behaviour.md §3.2, §3.3, §6) against direct computations from the definitions."""
 import copy
 import math
 
@@ -123,6 +123,17 @@ def test_key_encoders_start_as_copies():
     for n in MODALITIES:
         for p_q, p_k in zip(model.query_encoder(n).parameters(), model.key_encoder(n).parameters()):
             assert torch.equal(p_q, p_k)
+
+
+def test_mlp_head_last_layer_is_xavier_initialised():
+    # hidden 256, dim 128: Xavier std sqrt(2 / (512 + 128)) = 0.0559, PyTorch default 1/sqrt(3 * 512) = 0.0255
+    torch.manual_seed(0)
+    args = dict(ARGS, en_hidden_size=256, en_num_layers=1)
+    model = MoCo('graph-based', args, dim=128, K=16, topk=4, mlp=True)
+    for n in MODALITIES:
+        for encoder in (model.query_encoder(n), model.key_encoder(n)):
+            assert encoder.fc[2].weight.std().item() == pytest.approx(math.sqrt(2 / 640), rel=0.02)
+            assert encoder.fc[0].weight.std().item() == pytest.approx(1 / math.sqrt(3 * 512), rel=0.02)
 
 
 def test_queue_initialisation_and_pointer_wraps():

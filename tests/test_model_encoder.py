@@ -109,10 +109,31 @@ def test_initialisation():
     assert gru.bias_ih_l0.abs().max() <= 1 / math.sqrt(hidden)
     bound_fc = math.sqrt(6 / (2 * hidden + 10))  # 0.548; default would be 1/sqrt(10) = 0.316
     assert 1 / math.sqrt(2 * hidden) < encoder.fc.weight.abs().max() <= bound_fc
-    encoder.use_mlp_head(10)  # the MLP head keeps PyTorch defaults
-    assert encoder.fc[0].weight.abs().max() <= 1 / math.sqrt(2 * hidden)
-    assert isinstance(encoder.fc[1], torch.nn.ReLU)
-    assert encoder.fc[2].weight.shape == (10, 2 * hidden)
+
+
+def test_mlp_head_keeps_the_xavier_initialised_fc_as_its_last_layer():
+    """Published: fc = Sequential(Linear(2H, 2H) default init, ReLU, <the original Xavier fc>)."""
+    torch.manual_seed(0)
+    hidden, dim = 1024, 128
+    encoder = BIGRU(150, hidden, 1, num_class=dim)
+    original = encoder.fc
+    rng_after_constructor = torch.get_rng_state()
+    encoder.use_mlp_head()
+    first, relu, last = encoder.fc
+    assert last is original and isinstance(relu, torch.nn.ReLU)
+    assert first.weight.shape == (2 * hidden, 2 * hidden) and last.weight.shape == (dim, 2 * hidden)
+    # the new first layer is drawn after the constructor's Xavier pass, as in the published builder
+    torch.set_rng_state(rng_after_constructor)
+    torch.testing.assert_close(first.weight, torch.nn.Linear(2 * hidden, 2 * hidden).weight, rtol=0, atol=0)
+    # Xavier-uniform: U(-b, b), b = sqrt(6 / (fan_in + fan_out)), std b / sqrt(3) = 0.0303 for 2048 -> 128;
+    # PyTorch's default (kaiming-uniform, a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 0.0128.
+    xavier_std = math.sqrt(6 / (2 * hidden + dim)) / math.sqrt(3)
+    default_std = 1 / math.sqrt(3 * 2 * hidden)
+    assert abs(xavier_std - 0.0303) < 1e-4 and abs(default_std - 0.0128) < 1e-4
+    # 262,144 and 4,194,304 uniform draws: the standard error of the sample std is under 0.1 %
+    assert last.weight.std().item() == pytest.approx(xavier_std, rel=0.01)
+    assert last.weight.abs().max().item() == pytest.approx(math.sqrt(6 / (2 * hidden + dim)), rel=0.01)
+    assert first.weight.std().item() == pytest.approx(default_std, rel=0.01)
 
 
 def test_bad_input_shape():
