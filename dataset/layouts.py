@@ -1,0 +1,180 @@
+"""Skeleton layouts as data: which joints a sample holds and how the method uses them.
+
+A layout names the joints, each joint's parent (the bone modality is x[joint] - x[parent]; a joint
+that is its own parent has a zero bone), the channels per joint (3-D, or 2-D), the bodies per sample,
+the joints the published normalisation uses (the centre joint, and the two joint pairs whose vectors
+are turned to +z and +x; docs/published-behaviour.md §1.4) and how many joints the joint-corruption
+augmentation picks (docs/published-behaviour.md §2.1). Everything else follows from it: the encoder
+input size is joints x channels x bodies, the modalities, augmentations, feeders and checkpoints all
+read it, and a processed folder records its own in `layout.json` (a folder without one is `ntu25`, the
+published layout, so folders made by the published tools keep working).
+
+Adding a skeleton touches data, not the model: put a `Layout(...)` in `LAYOUTS` below, or write the
+same fields to a JSON file and pass its path wherever a layout name is taken
+(`python -c "from dataset.layouts import get_layout; print(get_layout('kinect20').to_json())"`
+prints one to start from).
+"""
+import json
+import os
+from dataclasses import asdict, dataclass
+
+LAYOUT_FILE = "layout.json"
+
+
+class LayoutError(ValueError):
+    """A layout, or a processed folder's layout record, is unknown or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One skeleton layout (see the module docstring). Joint indices are 0-based."""
+
+    name: str
+    joints: tuple  # V joint names
+    parents: tuple  # V: parent index of each joint
+    centre: int  # the joint moved to the origin in every frame
+    z_axis: tuple  # (a, b): x[b] - x[a] of the first body at frame 0 is turned to +z
+    x_axis: tuple  # (a, b): then x[b] - x[a] is turned to +x
+    corrupted_joints: int  # joints a joint corruption picks
+    channels: int = 3
+    bodies: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "joints", tuple(str(j) for j in self.joints))
+        object.__setattr__(self, "parents", tuple(int(p) for p in self.parents))
+        object.__setattr__(self, "z_axis", tuple(int(j) for j in self.z_axis))
+        object.__setattr__(self, "x_axis", tuple(int(j) for j in self.x_axis))
+        v = len(self.joints)
+        problems = []
+        if v < 1:
+            problems.append("no joints")
+        if len(self.parents) != v:
+            problems.append(f"{len(self.parents)} parents for {v} joints")
+        if any(not 0 <= p < v for p in self.parents):
+            problems.append(f"parents must be joint indices in [0, {v})")
+        for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
+            if len(pair) != 2 or any(not 0 <= j < v for j in pair):
+                problems.append(f"{field} must be two joint indices in [0, {v}), found {pair}")
+        if not 0 <= self.centre < v:
+            problems.append(f"centre must be a joint index in [0, {v}), found {self.centre}")
+        if not 0 <= self.corrupted_joints <= v:
+            problems.append(f"corrupted_joints must be in [0, {v}], found {self.corrupted_joints}")
+        if self.channels not in (2, 3):
+            problems.append(f"channels must be 2 or 3, found {self.channels}")
+        if self.bodies < 1:
+            problems.append(f"bodies must be at least 1, found {self.bodies}")
+        if problems:
+            raise LayoutError(f"layout {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def num_joints(self):
+        return len(self.joints)
+
+    @property
+    def input_size(self):
+        """Features per frame of one modality: joints x channels x bodies (150 for ntu25)."""
+        return self.num_joints * self.channels * self.bodies
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, record, source="layout"):
+        """A Layout from its fields (as `to_dict` writes them); LayoutError names `source` otherwise."""
+        if not isinstance(record, dict):
+            raise LayoutError(f"{source}: expected a JSON object with the layout's fields, found {type(record).__name__}")
+        fields = set(cls.__dataclass_fields__)
+        unknown, missing = set(record) - fields, fields - {"channels", "bodies"} - set(record)
+        if unknown or missing:
+            raise LayoutError(f"{source}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+        try:
+            return cls(**record)
+        except (TypeError, ValueError) as exc:
+            raise LayoutError(f"{source}: {exc}") from None
+
+
+def _parents_from_pairs(pairs):
+    """0-based parents from 1-based (child, parent) pairs listed for every joint."""
+    return tuple(parent - 1 for _, parent in sorted(pairs))
+
+
+# NTU RGB+D (Kinect v2), the published layout: docs/published-behaviour.md §1.1, §1.4, §2.3.
+NTU25 = Layout(
+    name="ntu25",
+    joints=("spine base", "spine middle", "neck", "head", "left shoulder", "left elbow", "left wrist",
+            "left hand", "right shoulder", "right elbow", "right wrist", "right hand", "left hip", "left knee",
+            "left ankle", "left foot", "right hip", "right knee", "right ankle", "right foot", "spine shoulder",
+            "left hand tip", "left thumb", "right hand tip", "right thumb"),
+    parents=_parents_from_pairs(((1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
+                                 (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
+                                 (18, 17), (19, 18), (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12))),
+    centre=1, z_axis=(0, 1), x_axis=(4, 8), corrupted_joints=15, channels=3, bodies=2,
+)
+
+# Kinect v1 (20 joints), the order of NW-UCLA, MSR-Action3D, UTKinect and others. The normalisation
+# uses the joint indices NTU's uses (centre spine, hip centre -> spine to +z, left -> right shoulder
+# to +x); the bones mirror NTU's (the shoulder centre is the root, with a zero bone, as NTU's spine
+# shoulder is; hips hang from the hip centre); 12 of 20 corrupted joints keeps the published 15 of 25.
+KINECT20 = Layout(
+    name="kinect20",
+    joints=("hip centre", "spine", "shoulder centre", "head", "left shoulder", "left elbow", "left wrist",
+            "left hand", "right shoulder", "right elbow", "right wrist", "right hand", "left hip", "left knee",
+            "left ankle", "left foot", "right hip", "right knee", "right ankle", "right foot"),
+    parents=(1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18),
+    centre=1, z_axis=(0, 1), x_axis=(4, 8), corrupted_joints=12, channels=3, bodies=1,
+)
+
+LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20)}
+DEFAULT_LAYOUT = NTU25
+
+
+def get_layout(spec):
+    """A Layout from a Layout, a known name, a dict of fields or the path of a JSON file of them."""
+    if isinstance(spec, Layout):
+        return spec
+    if isinstance(spec, dict):
+        return Layout.from_dict(spec)
+    if spec in LAYOUTS:
+        return LAYOUTS[spec]
+    if isinstance(spec, str) and spec.endswith(".json"):
+        try:
+            with open(spec) as f:
+                record = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LayoutError(f"layout file {spec}: {exc}") from None
+        return Layout.from_dict(record, source=f"layout file {spec}")
+    raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
+
+
+def write_folder_record(folder, layout, num_class, dataset=None):
+    """Record in `folder/layout.json` the folder's layout, class count and dataset name (atomically)."""
+    record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LAYOUT_FILE)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{LAYOUT_FILE}")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_folder_record(folder):
+    """(layout, num_class or None, dataset or None) of a processed folder; `ntu25` without a record."""
+    path = os.path.join(folder, LAYOUT_FILE)
+    if not os.path.isfile(path):
+        return DEFAULT_LAYOUT, None, None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LayoutError(f"{path}: not a readable layout record ({exc})") from None
+    if not isinstance(record, dict) or "layout" not in record:
+        raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")
+    layout = Layout.from_dict(record["layout"], source=path)
+    num_class = record.get("num_class")
+    if num_class is not None and (not isinstance(num_class, int) or num_class < 1):
+        raise LayoutError(f"{path}: num_class must be a positive integer, found {num_class!r}")
+    return layout, num_class, record.get("dataset")
