@@ -1,4 +1,5 @@
-"""k-nearest-neighbour classification of features by cosine similarity (SPEC §4 kNN evaluation).
+"""k-nearest-neighbour classification of features by cosine similarity (the kNN evaluation of
+docs/published-behaviour.md §4).
 
 Features are L2-normalised and compared by dot product, so the nearest neighbour by cosine distance
 (1 - cos) is the one with the largest dot product. Queries are processed in chunks: only a
@@ -11,10 +12,18 @@ import torch
 import torch.nn.functional as F
 
 
+def check_finite(features, name):
+    """Raise ValueError naming `name`, how many rows and the first row when `features` (N x D) hold NaN or inf."""
+    bad = torch.nonzero(~torch.isfinite(features).all(dim=1)).flatten()  # rows with a NaN or inf
+    if bad.numel():
+        raise ValueError(f"{name} features are not finite (NaN or inf) in {bad.numel()} of {features.shape[0]} "
+                         f"rows, the first at row {int(bad[0])}; no kNN result is computed from them")
+
+
 @torch.no_grad()
 def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=1024, device=None):
     """Predicted labels (N int64, on the CPU) of `query_features` (N x D) by k-NN on
-    `train_features` (M x D) with labels `train_labels` (M)."""
+    `train_features` (M x D) with labels `train_labels` (M). Non-finite features raise ValueError."""
     if k < 1:
         raise ValueError(f"the number of neighbours must be at least 1, found {k}")
     if train_features.shape[0] < k:
@@ -22,6 +31,8 @@ def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=10
     if train_features.shape[1] != query_features.shape[1]:
         raise ValueError(f"feature sizes differ: train {tuple(train_features.shape)}, "
                          f"query {tuple(query_features.shape)}")
+    check_finite(train_features, "training")
+    check_finite(query_features, "query")
     device = device or train_features.device
     bank = F.normalize(train_features.to(device, torch.float32), dim=1)  # M x D
     bank_labels = train_labels.to(device, torch.long)  # M

@@ -64,3 +64,17 @@ def test_bad_arguments_are_reported():
         knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 4), k=5)
     with pytest.raises(ValueError, match="feature sizes differ"):
         knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 5))
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_features_are_refused_naming_rows(bad_value):
+    # a NaN training row would otherwise win every query (its similarity is NaN, argmax picks it)
+    train_x, train_y, query_x, query_y = (torch.from_numpy(a) for a in _data(2))
+    train_bad = train_x.clone()
+    train_bad[[40, 7, 41], 3] = bad_value
+    with pytest.raises(ValueError, match=r"training features are not finite .* in 3 of 300 rows, the first at row 7"):
+        knn_top1(train_bad, train_y, query_x, query_y)
+    query_bad = query_x.clone()
+    query_bad[119, 0] = bad_value
+    with pytest.raises(ValueError, match=r"query features are not finite .* in 1 of 120 rows, the first at row 119"):
+        knn_predict(train_x, train_y, query_bad, k=3)
