@@ -11,6 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import benchmark_report  # noqa: E402
+from options.options_classification import parse_knn  # noqa: E402
+from options.options_pretraining import parse_args  # noqa: E402
 
 
 def dry_run(**env):
@@ -45,9 +47,9 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
         assert (value(words, "--epochs"), value(words, "--hidden-size"), value(words, "--num-layers"),
                 value(words, "--batch-size"), value(words, "--contrast-k"), value(words, "--topk")) == (
             epochs, hidden, layers, batch, k, topk)
-        assert (value(words, "--contrast-m"), value(words, "--lr"), value(words, "--contrast-t"),
-                value(words, "--teacher-t"), value(words, "--student-t")) == ("0.99", "0.05", "0.07", "0.05", "0.1")
-        assert "--mlp" in words
+        assert (value(words, "--contrast-m"), value(words, "--lr")) == ("0.99", "0.05")
+        resolved = parse_args(words[words.index("pretrain_cmd.py") + 1:])  # the rest from the preset
+        assert (resolved.contrast_t, resolved.teacher_t, resolved.student_t, resolved.mlp) == (0.07, 0.05, 0.1, True)
         assert words[-4:] == ["--corrupted-joints", "5", "--view-frames", "32"]
 
     knn = [c for c in commands if "knn_eval.py" in c]
@@ -57,7 +59,7 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
     assert sum(c.endswith("checkpoint_%04d.pth.tar" % (int(epochs) - 1)) for c in checkpoints) == 6
     random = [c for c in knn if "--pretrained" not in c]
     assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
-    assert all(value(c, "--knn-neighbours") == "1" for c in knn)
+    assert all(parse_knn(c[c.index("knn_eval.py") + 1:])[1].knn_neighbours == 1 for c in knn)
     assert commands[-1][1] == "scripts/benchmark_report.py"
 
 
