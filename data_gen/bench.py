@@ -5,7 +5,7 @@
 Prints, for each dataset size, the end-to-end conversion time per sample (parse, normalise, write) and
 the converting process's peak resident memory, each size run in a fresh child process; then, in this
 process and on the same parsed samples, the normalisation time per sample of the vectorised
-``normalize`` and of ``normalize_loop`` (SPEC §1.4 written as a plain per-joint loop), and their ratio.
+``normalize`` and of ``normalize_loop`` (the same normalisation as a plain per-joint loop), and their ratio.
 """
 import argparse
 import json

@@ -1,4 +1,4 @@
-"""Skeleton normalisation of SPEC §1.4, vectorised across samples.
+"""Skeleton normalisation (docs/published-behaviour.md §1.4), vectorised across samples.
 
 ``normalize(data)`` takes a float32 array N x C x T x V x M and returns the normalised array: null
 frames padded, the first person's spine middle moved to the origin, the first person's spine turned
@@ -67,7 +67,7 @@ def _rotate(s, rot):
 
 
 def normalize(data):
-    """The SPEC §1.4 normalisation of N x C x T x V x M float32 data; returns a new float32 array."""
+    """The normalisation of N x C x T x V x M float32 data; returns a new float32 array."""
     n = len(data)
     s = np.ascontiguousarray(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
     active = (s.reshape(n, -1) != 0).any(axis=1)  # N; all-zero samples are left as they are
@@ -88,7 +88,7 @@ def normalize(data):
 
 
 def normalize_loop(data):
-    """SPEC §1.4 written literally, one sample, person, frame and joint at a time (reference and baseline)."""
+    """The normalisation written literally, one sample, person, frame and joint at a time (reference)."""
     n, c, t, v, m = data.shape
     s = np.array(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
     for i in range(n):
@@ -129,7 +129,7 @@ def normalize_loop(data):
 
 
 def _rotation_literal(vec, target):
-    """The rotation of SPEC §1.4 step 3 for one vector, scalar arithmetic only."""
+    """The rotation of normalisation step 3 for one vector, scalar arithmetic only."""
     vec = vec.astype(np.float64)
     if np.abs(vec).sum() < 1e-6 or np.abs(target).sum() < 1e-6:
         theta = 0.0

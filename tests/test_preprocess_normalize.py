@@ -1,4 +1,4 @@
-"""SPEC §1.4 normalisation on hand-worked arrays, and against the literal per-joint loop."""
+"""The normalisation (docs/published-behaviour.md §1.4) on hand-worked arrays and against the literal loop."""
 import numpy as np
 import pytest
 
