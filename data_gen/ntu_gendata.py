@@ -1,4 +1,4 @@
-"""Convert raw NTU RGB+D 60/120 skeleton files to the processed layout of SPEC §1.3.
+"""Convert raw NTU RGB+D 60/120 skeleton files to the processed layout (docs/published-behaviour.md §1.3).
 
     python data_gen/ntu_gendata.py --data-path RAW --out-folder OUT --dataset ntu60|ntu120
         [--benchmark xsub xview xsetup] [--ignored-sample-path LIST] [--workers N] [--skip-bad]
@@ -14,15 +14,14 @@ import sys
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, is_training, parse_name,  # noqa: E402
-                                 read_samples)
+from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, SkeletonFileError, is_training,  # noqa: E402
+                                 parse_name, read_samples, read_text)
 from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
 
 
 def read_ignored(path):
     """Sample names (with .skeleton) listed in an ignore file, one per line, extension optional."""
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = [line.strip() for line in read_text(path, 'utf-8').splitlines() if line.strip()]
     return {n if n.endswith('.skeleton') else n + '.skeleton' for n in names}
 
 
@@ -38,6 +37,8 @@ def list_samples(data_path, dataset, ignored=frozenset()):
             setup, _, _, _, action = parse_name(name)
         except ValueError as exc:
             raise SystemExit(f'error: {data_path}: {exc}') from None
+        if action < 1:
+            raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action}; actions are numbered from 1')
         if action > NUM_CLASSES[dataset]:
             raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action} exceeds the '
                              f'{NUM_CLASSES[dataset]} classes of {dataset} (use --dataset ntu120, or point --data-path '
@@ -61,7 +62,7 @@ def build_tasks(data_path, names, dataset, benchmarks):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='NTU RGB+D raw .skeleton files -> processed arrays (SPEC §1.3)')
+    parser = argparse.ArgumentParser(description='NTU RGB+D raw .skeleton files -> processed arrays')
     parser.add_argument('--data-path', required=True, help='folder of .skeleton files')
     parser.add_argument('--out-folder', required=True, help='e.g. ./data/NTU-RGB-D-60-AGCN')
     parser.add_argument('--dataset', choices=sorted(BENCHMARKS), required=True)
@@ -71,7 +72,14 @@ def main(argv=None):
     add_conversion_options(parser)
     args = parser.parse_args(argv)
     benchmarks = args.benchmark or list(BENCHMARKS[args.dataset])
-    ignored = read_ignored(args.ignored_sample_path) if args.ignored_sample_path else set()
+    ignored = set()
+    if args.ignored_sample_path:
+        try:
+            ignored = read_ignored(args.ignored_sample_path)
+        except OSError as exc:
+            parser.error(f'--ignored-sample-path {args.ignored_sample_path}: {exc.strerror}')
+        except SkeletonFileError as exc:
+            parser.error(f'--ignored-sample-path {exc}')
     names = list_samples(args.data_path, args.dataset, ignored)
     settings = dict(dataset=args.dataset, data_path=os.path.abspath(args.data_path),
                     out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks,
@@ -81,6 +89,7 @@ def main(argv=None):
     tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
     run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
                    not args.no_progress)
+
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,10 @@
-"""Reading NTU RGB+D ``.skeleton`` files (SPEC §1.1): names, splits, parsing and body selection."""
+"""Reading NTU RGB+D ``.skeleton`` files: names, splits, parsing and body selection.
+
+The layout, split rules and body selection are those of docs/published-behaviour.md §1.1.  A file is
+bad (a ``SkeletonFileError`` naming the file and the line) when it is not ASCII text, does not follow
+the layout, declares more frames than it has lines, has a body with other than 25 joints, or has a
+coordinate that is not finite or lies beyond ``MAX_COORDINATE``.
+"""
 import re
 
 import numpy as np
@@ -9,6 +15,10 @@ NUM_JOINT = 25
 MAX_FRAME = 300
 BODY_FIELDS = 10
 JOINT_FIELDS = 12
+# Kinect v2 camera-space coordinates are metres within about 8 m of the camera; beyond 10 km a value is
+# garbage (a corrupted or mis-scaled file), even for data written in millimetres.
+MAX_COORDINATE = 1e4
+COORDINATE_RULE = f'x y z coordinates that are finite and within +-{MAX_COORDINATE:g} (metres)'
 
 NAME_PATTERN = re.compile(r'^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$')
 NTU60_XSUB_TRAIN = frozenset([1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
@@ -34,7 +44,7 @@ def parse_name(name):
 
 
 def is_training(name, dataset, benchmark):
-    """Whether sample ``name`` is in the training part of ``benchmark`` (SPEC §1.1 split rules)."""
+    """Whether sample ``name`` is in the training part of ``benchmark`` (docs/published-behaviour.md §1.1)."""
     setup, camera, subject, _, _ = parse_name(name)
     if benchmark == 'xsub':
         return subject in (NTU60_XSUB_TRAIN if dataset == 'ntu60' else NTU120_XSUB_TRAIN)
@@ -85,8 +95,36 @@ class _Lines:
                       'end of file (truncated file?)')
         block = self.lines[start:start + n]
         self.pos += n
-        return number_block(block, JOINT_FIELDS, lambda k, line: self.fail(
+        values = number_block(block, JOINT_FIELDS, lambda k, line: self.fail(
             start + k + 1, f'a joint line of {JOINT_FIELDS} numbers', repr(line[:80])))
+        bad = first_bad_coordinate(values[:, :3])
+        if bad is not None:
+            k, value = bad
+            self.fail(start + k + 1, COORDINATE_RULE, f'{value:g} in {block[k][:80]!r}')
+        return values
+
+
+def first_bad_coordinate(coords):
+    """(row, value) of the first value of `coords` (rows x k) beyond +-MAX_COORDINATE or not finite, or None."""
+    bad = ~(np.abs(coords) <= MAX_COORDINATE)  # rows x k; NaN compares False
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size == 0:
+        return None
+    k = int(rows[0])
+    return k, float(coords[k][bad[k]][0])
+
+
+def read_text(path, encoding='ascii'):
+    """The text of the file at `path`; a SkeletonFileError names the line of the first byte that is not
+    `encoding` ('ascii' or 'utf-8')."""
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line_no = raw[:exc.start].count(b'\n') + 1
+        raise SkeletonFileError(f'{path}: line {line_no}: expected {encoding.upper()} text, '
+                                f'found byte {raw[exc.start]:#04x}') from None
 
 
 def _is_number(text):
@@ -116,27 +154,23 @@ def number_block(lines, fields, on_bad_line):
 
 
 def read_bodies(path):
-    """All bodies of an NTU file as (4 x T x 25 x 3 float64 xyz, T): first 4 bodies, first 25 joints."""
-    with open(path, 'rb') as f:
-        raw = f.read()
-    try:
-        text = raw.decode('ascii')
-    except UnicodeDecodeError as exc:
-        line_no = raw[:exc.start].count(b'\n') + 1
-        raise SkeletonFileError(f'{path}: line {line_no}: expected ASCII text, '
-                                f'found byte {raw[exc.start]:#04x}') from None
-    lines = _Lines(path, text)
+    """All bodies of an NTU file as (4 x T x 25 x 3 float64 xyz, T): its first 4 bodies."""
+    lines = _Lines(path, read_text(path))
     n_frame = lines.count('the number of frames (a non-negative integer)')
+    room = len(lines.lines) - lines.pos  # every frame takes at least its body-count line
+    if n_frame > room:
+        lines.fail(lines.pos, f'the number of frames (at most {room}, the lines that follow)', n_frame)
     xyz = np.zeros((MAX_BODY_KINECT, n_frame, NUM_JOINT, 3))  # 4 x T x 25 x 3
     for t in range(n_frame):
         n_body = lines.count(f'the number of bodies of frame {t + 1} (a non-negative integer)')
         for m in range(n_body):
             lines.fields(BODY_FIELDS, f'the {BODY_FIELDS} body fields of body {m + 1} in frame {t + 1}')
             n_joint = lines.count(f'the number of joints of body {m + 1} in frame {t + 1}')
-            joints = lines.joints(n_joint)
+            if n_joint != NUM_JOINT:
+                lines.fail(lines.pos, f'{NUM_JOINT} joints in body {m + 1} of frame {t + 1}', n_joint)
+            joints = lines.joints(n_joint)  # 25 x 12
             if m < MAX_BODY_KINECT:
-                k = min(n_joint, NUM_JOINT)
-                xyz[m, t, :k] = joints[:k, :3]
+                xyz[m, t] = joints[:, :3]
     for k in range(lines.pos, len(lines.lines)):
         if lines.lines[k].strip():
             lines.fail(k + 1, f'end of file after {n_frame} frames', repr(lines.lines[k][:60]))

@@ -1,11 +1,14 @@
-"""Convert raw PKU-MMD phase II skeletons to the processed layout of SPEC §1.3 (benchmarks xsub, xview).
+"""Convert raw PKU-MMD phase II skeletons to the processed layout (benchmarks xsub, xview).
 
     python data_gen/pku_gendata.py --data-path RAW --out-folder OUT [--workers N] [--skip-bad]
 
 RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.txt`` and
-``cross_view_v2.txt`` (SPEC §1.2).  Every action instance of a video is a sample named
-``<video>.txt_<index>`` (index = its 0-based line in the label file); samples are ordered by video name,
-then index.  A video is in a benchmark's training part when its name is on line 2 of the split file.
+``cross_view_v2.txt`` (docs/published-behaviour.md §1.2).  Every action instance of a video is a
+sample named ``<video>.txt_<index>`` (index = its 0-based line in the label file); samples are ordered
+by video name, then index.  A video is in a benchmark's training part when its name is on line 2 of the
+split file.  A skeleton or label file is bad (an error naming the file and the line; skipped with
+``--skip-bad``) when it is not UTF-8 text, a line is not of the expected numbers, or a coordinate is not
+finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
 import argparse
 import os
@@ -16,7 +19,8 @@ import numpy as np
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import MAX_FRAME, SkeletonFileError, number_block  # noqa: E402
+from data_gen.ntu_reader import (COORDINATE_RULE, MAX_FRAME, SkeletonFileError, first_bad_coordinate,  # noqa: E402
+                                 number_block, read_text)
 from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
 
 NUM_CLASSES = 51
@@ -26,8 +30,7 @@ SPLIT_FILES = {'xsub': 'cross_subject_v2.txt', 'xview': 'cross_view_v2.txt'}
 
 def read_split(path):
     """The training video names listed on line 2 of a PKU-MMD split file."""
-    with open(path) as f:
-        lines = f.read().splitlines()
+    lines = read_text(path, 'utf-8').splitlines()
     if len(lines) < 2 or not lines[1].strip():
         raise ValueError(f'{path}: line 2: expected the training video names separated by ", ", '
                          f'found {"end of file" if len(lines) < 2 else "an empty line"}')
@@ -37,9 +40,7 @@ def read_split(path):
 def read_labels(path):
     """(label 1-based, start, end) per action of a PKU label file; one-line files included."""
     actions = []
-    with open(path) as f:
-        lines = f.read().splitlines()
-    for no, line in enumerate(lines, start=1):
+    for no, line in enumerate(read_text(path, 'utf-8').splitlines(), start=1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(',')]
@@ -59,15 +60,21 @@ def read_labels(path):
 
 
 def read_skeleton(path):
-    """Frames x 150 float64 array of a PKU skeleton file."""
-    with open(path) as f:
-        lines = [line for line in f.read().splitlines() if line.strip()]
+    """Frames x 150 float64 array of a PKU skeleton file (blank lines ignored)."""
+    numbered = [(no, line) for no, line in enumerate(read_text(path, 'utf-8').splitlines(), start=1)
+                if line.strip()]
+    lines = [line for _, line in numbered]
 
     def bad_line(k, line):
-        raise SkeletonFileError(f'{path}: line {k + 1}: expected {VALUES_PER_FRAME} numbers '
+        raise SkeletonFileError(f'{path}: line {numbered[k][0]}: expected {VALUES_PER_FRAME} numbers '
                                 f'(2 bodies x 25 joints x xyz), found {line[:60]!r}')
 
-    return number_block(lines, VALUES_PER_FRAME, bad_line)
+    frames = number_block(lines, VALUES_PER_FRAME, bad_line)  # F x 150
+    bad = first_bad_coordinate(frames)
+    if bad is not None:
+        k, value = bad
+        raise SkeletonFileError(f'{path}: line {numbered[k][0]}: expected {COORDINATE_RULE}, found {value:g}')
+    return frames
 
 
 def read_video_samples(skeleton_path, label_path, actions):
@@ -113,7 +120,7 @@ def build_tasks(data_path, skip_bad):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='PKU-MMD II raw files -> processed arrays (SPEC §1.2, §1.3)')
+    parser = argparse.ArgumentParser(description='PKU-MMD II raw files -> processed arrays')
     parser.add_argument('--data-path', required=True, help='folder with skeleton/, label/ and the split files')
     parser.add_argument('--out-folder', required=True, help='e.g. ./data/PKU-MMD-v2-AGCN')
     add_conversion_options(parser)
@@ -129,6 +136,7 @@ def main(argv=None):
                     chunk=args.chunk, max_frame=MAX_FRAME, name_format='<video>.txt_<index>', label='label - 1')
     run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
                    not args.no_progress, already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
+
 
 if __name__ == '__main__':
     main()

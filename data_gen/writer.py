@@ -1,12 +1,17 @@
 """The conversion pipeline shared by the NTU and PKU converters: parse, normalise, write atomically.
 
 ``convert`` reads tasks (one raw file each, yielding one or more samples) across worker processes in
-order, gathers them into fixed-size chunks, normalises each chunk at once (SPEC §1.4) and writes it
-into every benchmark's train/val arrays on disk (created with ``numpy.lib.format.open_memmap``, each
-chunk written through a memory map of its rows only), so peak memory depends on the chunk size, not on
-the number of samples.  Everything is written under temporary names
-in the destination folders and renamed only when the whole run has succeeded.
+order, gathers them into fixed-size chunks, normalises each chunk at once
+(docs/published-behaviour.md §1.4) and writes it into every benchmark's train/val arrays on disk, so
+peak memory depends on the chunk size, not on the number of samples.  Everything is written under
+temporary names in the destination folders and renamed only when the whole run has succeeded; a run
+that fails (a bad file, a full disk, an interrupt) removes its temporary files and leaves earlier
+outputs as they were.  The data files are allocated on disk when they are created, so a disk too small
+for them fails at the start, and a disk or quota that fills up later is a ``ConversionError`` naming
+the file being written.
 """
+import contextlib
+import errno
 import json
 import multiprocessing
 import os
@@ -15,7 +20,6 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
@@ -23,6 +27,7 @@ from data_gen.normalize import normalize
 TMP_PREFIX = '.tmp-'
 SAMPLE_SHAPE = (3, 300, 25, 2)
 ROW_BYTES = 4 * 3 * 300 * 25 * 2
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -43,15 +48,55 @@ class Task:
 
 
 class ConversionError(RuntimeError):
-    """A raw file could not be read and --skip-bad was not given."""
+    """A raw file could not be read (and --skip-bad was not given), or the outputs could not be written."""
 
 
-def atomic_write_bytes(path, payload):
-    """Write ``payload`` to ``path`` through a temporary file in the same folder."""
-    tmp = os.path.join(os.path.dirname(path) or '.', TMP_PREFIX + str(os.getpid()) + '-' + os.path.basename(path))
-    with open(tmp, 'wb') as f:
+@contextlib.contextmanager
+def disk_space(path):
+    """Turns a full disk or an exhausted quota met while writing ``path`` into a ConversionError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise ConversionError(f'no space left on {path} ({os.strerror(exc.errno)}): the conversion stopped, '
+                              f'removed its partial files and left earlier outputs as they were') from None
+
+
+def temporary_name(path):
+    """The name under which this process writes ``path`` before renaming it."""
+    return os.path.join(os.path.dirname(path) or '.', f'{TMP_PREFIX}{os.getpid()}-{os.path.basename(path)}')
+
+
+def write_temporary(path, payload):
+    """Write ``payload`` beside ``path`` under its temporary name; returns that name."""
+    tmp = temporary_name(path)
+    with disk_space(path), open(tmp, 'wb') as f:
         f.write(payload)
-    os.replace(tmp, path)
+    return tmp
+
+
+def reserve(f, nbytes):
+    """Extend the open file ``f`` by ``nbytes`` allocated on disk, so that a disk too small fails now.
+
+    Where the file system cannot allocate ahead the extension stays sparse, and a full disk is reported
+    by the writes that fill it.
+    """
+    start = f.seek(0, os.SEEK_END)
+    f.truncate(start + nbytes)
+    if nbytes and hasattr(os, 'posix_fallocate'):
+        try:
+            os.posix_fallocate(f.fileno(), start, nbytes)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise
+
+
+def write_rows(path, offset, rows):
+    """Write the C-contiguous array ``rows`` into the file at ``path`` from byte ``offset``."""
+    with open(path, 'r+b') as f:
+        f.seek(offset)
+        f.write(rows)
 
 
 def shrink_npy_rows(path, n_rows):
@@ -78,57 +123,49 @@ class PartWriter:
     """Writes one part (train/val) of one processed folder under temporary names; ``commit`` renames."""
 
     def __init__(self, folder, part, capacity):
-        os.makedirs(folder, exist_ok=True)
         self.folder, self.part, self.capacity, self.count = folder, part, capacity, 0
-        tag = f'{TMP_PREFIX}{os.getpid()}-'
         self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
                                                                                  'label.pkl')}
-        self.tmp = {kind: os.path.join(folder, tag + os.path.basename(p)) for kind, p in self.final.items()}
-        header = open_memmap(self.tmp['data_joint.npy'], mode='w+', dtype=np.float32,
-                             shape=(capacity,) + SAMPLE_SHAPE)  # N x 3 x 300 x 25 x 2, sparse on disk
-        self.offset = header.offset
-        del header
+        self.tmp = {kind: temporary_name(p) for kind, p in self.final.items()}
+        header = {'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)), 'fortran_order': False,
+                  'shape': (capacity,) + SAMPLE_SHAPE}  # N x 3 x 300 x 25 x 2
+        with disk_space(self.final['data_joint.npy']), open(self.tmp['data_joint.npy'], 'wb') as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            self.offset = f.tell()
+            reserve(f, capacity * ROW_BYTES)
         self.num_frame = np.zeros(capacity, dtype=np.int64)
         self.names, self.labels = [], []
 
     def add(self, data, num_frame, samples):
         """Append normalised samples (n x 3 x 300 x 25 x 2), their frame counts and Sample records."""
         n = len(samples)
-        # Map only this chunk's rows and unmap them at once, so resident memory stays one chunk.
-        rows = np.memmap(self.tmp['data_joint.npy'], dtype=np.float32, mode='r+', shape=(n,) + SAMPLE_SHAPE,
-                         offset=self.offset + self.count * ROW_BYTES)  # n x 3 x 300 x 25 x 2
-        rows[:] = data
-        rows.flush()
-        del rows
+        with disk_space(self.final['data_joint.npy']):
+            write_rows(self.tmp['data_joint.npy'], self.offset + self.count * ROW_BYTES,
+                       np.ascontiguousarray(data, dtype=np.float32))  # n x 3 x 300 x 25 x 2
         self.num_frame[self.count:self.count + n] = num_frame
         self.names.extend(s.name for s in samples)
         self.labels.extend(int(s.label) for s in samples)
         self.count += n
 
     def finish(self):
-        """Flush and complete the temporary files (still under temporary names)."""
+        """Complete the temporary files (still under temporary names)."""
         if self.count < self.capacity:
             shrink_npy_rows(self.tmp['data_joint.npy'], self.count)
-        with open(self.tmp['num_frame.npy'], 'wb') as f:
+        with disk_space(self.final['num_frame.npy']), open(self.tmp['num_frame.npy'], 'wb') as f:
             np.save(f, self.num_frame[:self.count])
-        with open(self.tmp['label.pkl'], 'wb') as f:
+        with disk_space(self.final['label.pkl']), open(self.tmp['label.pkl'], 'wb') as f:
             pickle.dump((self.names, self.labels), f)
 
     def commit(self):
         for kind, tmp in self.tmp.items():
             os.replace(tmp, self.final[kind])
 
-    def abort(self):
-        for tmp in self.tmp.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
-
-def remove_stale_temporaries(folder):
-    """Delete temporary files left in ``folder`` by an interrupted run."""
+def remove_temporaries(folder, prefix=TMP_PREFIX):
+    """Delete the files in ``folder`` whose names start with ``prefix`` (by default, any run's temporaries)."""
     if os.path.isdir(folder):
         for name in os.listdir(folder):
-            if name.startswith(TMP_PREFIX):
+            if name.startswith(prefix):
                 os.remove(os.path.join(folder, name))
 
 
@@ -159,23 +196,23 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
 
     Files that fail to parse stop the run with their error unless ``skip_bad``; samples with no body in
     any frame are always skipped with a warning.  Skipped files (with ``already_skipped``, lines found
-    unreadable before the run) are listed in ``out_folder/skipped.txt``.
+    unreadable before the run) are listed in ``out_folder/skipped.txt``.  A part that ends up with no
+    sample is written empty with a warning; a run that converts no sample at all is a ConversionError.
     """
-    os.makedirs(out_folder, exist_ok=True)
-    remove_stale_temporaries(out_folder)
+    folders = [out_folder] + [os.path.join(out_folder, b) for b in benchmarks]
+    for folder in folders:
+        with disk_space(folder):
+            os.makedirs(folder, exist_ok=True)
+        remove_temporaries(folder)
     capacity = {(b, p): 0 for b in benchmarks for p in ('train', 'val')}
     for task in tasks:
         for s in task.samples:
             for b in benchmarks:
                 capacity[(b, s.parts[b])] += 1
-    writers = {}
     skipped = list(already_skipped)
     pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
-        for b in benchmarks:
-            remove_stale_temporaries(os.path.join(out_folder, b))
-        for (b, p), cap in capacity.items():
-            writers[(b, p)] = PartWriter(os.path.join(out_folder, b), p, cap)
+        writers = {(b, p): PartWriter(os.path.join(out_folder, b), p, cap) for (b, p), cap in capacity.items()}
         bar = tqdm(total=sum(len(t.samples) for t in tasks), unit='sample', disable=not progress, file=sys.stdout)
 
         def submit(batch):
@@ -218,11 +255,22 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
                             writers[(b, p)].add(block[idx], frames[idx], [kept[i] for i in idx])
             current = following
         bar.close()
-        for w in writers.values():
+        if not any(w.count for w in writers.values()):
+            first = f' (the first: {skipped[0].replace(chr(9), " ")})' if skipped else ''
+            raise ConversionError(f'no sample was converted: {len(skipped)} skipped{first}; nothing was written')
+        for (b, p), w in writers.items():
+            if w.count == 0:
+                tqdm.write(f'warning: {os.path.join(out_folder, b)} has no {p} sample; its {p} files are written '
+                           f'empty, and loading that part will fail')
             w.finish()
+        summary = dict(settings, counts={f'{b}/{p}': w.count for (b, p), w in writers.items()},
+                       skipped=len(skipped))
+        extras = {os.path.join(out_folder, name): write_temporary(os.path.join(out_folder, name), payload)
+                  for name, payload in (('skipped.txt', ''.join(line + '\n' for line in skipped).encode()),
+                                        ('settings.json', (json.dumps(summary, indent=2) + '\n').encode()))}
     except BaseException:
-        for w in writers.values():
-            w.abort()
+        for folder in folders:
+            remove_temporaries(folder, f'{TMP_PREFIX}{os.getpid()}-')
         raise
     finally:
         if pool is not None:
@@ -230,17 +278,17 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
             pool.join()
     for w in writers.values():
         w.commit()
-    summary = dict(settings, counts={f'{b}/{p}': writers[(b, p)].count for (b, p) in writers},
-                   skipped=len(skipped))
-    atomic_write_bytes(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode())
-    atomic_write_bytes(os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())
+    for final, tmp in extras.items():
+        os.replace(tmp, final)
     return summary
 
 
 def add_conversion_options(parser):
     """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`)."""
     parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
-    parser.add_argument('--skip-bad', action='store_true', help='skip unreadable files (listed in OUT/skipped.txt)')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='skip bad files: unreadable, malformed, or with non-finite or absurd values (listed in '
+                             'OUT/skipped.txt)')
     parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
     parser.add_argument('--no-progress', action='store_true')
 
@@ -248,7 +296,8 @@ def add_conversion_options(parser):
 def run_conversion(tasks, out_folder, benchmarks, settings, workers, skip_bad, chunk, progress, already_skipped=()):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
-    A file that cannot be read ends the program with its error (exit status 1).
+    A bad file (without --skip-bad), a full disk or a run that converts nothing ends the program with its
+    error (exit status 1).
     """
     for key, value in settings.items():
         print(f'{key}: {value}')

@@ -206,6 +206,16 @@ def test_bad_file_name_is_a_clear_error(tmp_path):
         _run(raw, out)
 
 
+@pytest.mark.parametrize('action, found', [(0, 'action 0; actions are numbered from 1'),
+                                           (61, 'action 61 exceeds the 60 classes of ntu60')])
+def test_action_outside_the_classes_is_a_clear_error(tmp_path, action, found):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    _write(raw, f'S001C001P001R001A{action:03d}.skeleton', [[_body([0, 0, 3])]])
+    with pytest.raises(SystemExit, match=rf'A{action:03d}.skeleton: {found}'):
+        _run(raw, out)
+
+
 def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeypatch):
     raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
     _raw_set(raw)
@@ -224,3 +234,113 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
     _run(raw, out)                                                          # a rerun replaces cleanly
     assert 'S001C001P001R001A005.skeleton' in load_split(os.path.join(out, 'xsub'), 'train').names
     assert not [f for f in os.listdir(os.path.join(out, 'xsub')) if f.startswith('.')]
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '-1e+30', '10000.5'])
+def test_non_finite_or_absurd_coordinate_names_file_and_line(tmp_path, value):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    name = 'S001C002P001R001A003.skeleton'
+    path = os.path.join(raw, name)
+    lines = open(path, newline='').read().split('\r\n')
+    # line 1 frame count; frame 1: lines 2-29; frame 2: body count 30, body fields 31, joint count 32,
+    # joints 33-57: the y of joint 4 of frame 2 is on line 36
+    lines[35] = ' '.join([lines[35].split()[0], value] + lines[35].split()[2:])
+    open(path, 'w', newline='').write('\r\n'.join(lines))
+    with pytest.raises(SystemExit, match=rf'{name}: line 36: expected x y z coordinates that are finite and '
+                                         rf'within \+-10000'):
+        _run(raw, out)
+    _run(raw, out, '--skip-bad')
+    assert f'{name}\tunreadable: {path}: line 36' in open(os.path.join(out, 'skipped.txt')).read()
+    names = load_split(os.path.join(out, 'xsub'), 'train').names
+    assert name not in names and len(names) == 2
+
+
+def test_coordinates_up_to_the_limit_are_kept(tmp_path):
+    path = tmp_path / 'S001C001P001R001A001.skeleton'
+    body = _body([0, 0, 3])
+    body[7] = [-10000, 9999.5, 10000]
+    path.write_text(_skeleton_text([[body]]), newline='')
+    xyz, _ = read_bodies(str(path))
+    np.testing.assert_array_equal(xyz[0, 0, 7], [-10000, 9999.5, 10000])
+
+
+def test_frame_count_beyond_the_file_is_a_bad_file(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    name = 'S001C002P001R001A003.skeleton'
+    path = os.path.join(raw, name)
+    lines = open(path, newline='').read().split('\r\n')
+    n_lines = len(lines) - 1                                               # the text ends with CRLF
+    lines[0] = '999999999'
+    open(path, 'w', newline='').write('\r\n'.join(lines))
+    with pytest.raises(SystemExit, match=rf'{name}: line 1: expected the number of frames \(at most '
+                                         rf'{n_lines - 1}, the lines that follow\), found 999999999'):
+        _run(raw, out)
+    _run(raw, out, '--skip-bad')                                           # no 2 TiB allocation
+    assert name in open(os.path.join(out, 'skipped.txt')).read()
+    assert name not in load_split(os.path.join(out, 'xview'), 'train').names
+
+
+@pytest.mark.parametrize('n_joint', [20, 30])
+def test_body_with_other_than_25_joints_is_a_bad_file(tmp_path, n_joint):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    name = 'S001C001P001R001A004.skeleton'
+    good = _body([0, 0, 3], seed=1)
+    text = _skeleton_text([[good], [good]]).split('\r\n')
+    # frame 2: body count on line 30, body fields 31, joint count 32, then its joint lines
+    odd = text[:31] + [str(n_joint)] + [_joint_line(1, 2, 3)] * n_joint
+    open(os.path.join(raw, name), 'w', newline='').write('\r\n'.join(odd) + '\r\n')
+    with pytest.raises(SystemExit, match=rf'{name}: line 32: expected 25 joints in body 1 of frame 2, '
+                                         rf'found {n_joint}'):
+        _run(raw, out)
+    _run(raw, out, '--skip-bad')
+    assert f'{name}\tunreadable' in open(os.path.join(out, 'skipped.txt')).read()
+    assert name not in load_split(os.path.join(out, 'xsub'), 'train').names
+
+
+def test_part_left_empty_is_written_with_a_warning(tmp_path, capsys):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    os.makedirs(raw)
+    _write(raw, 'S001C001P001R001A001.skeleton', [[_body([0, 0, 3], seed=1)]] * 4)   # subject 1, camera 1
+    _write(raw, 'S001C002P001R001A002.skeleton', [[_body([0, 0, 3], seed=2)]] * 4)   # subject 1, camera 2
+    _run(raw, out)
+    assert f'warning: {os.path.join(out, "xsub")} has no val sample' in capsys.readouterr().out
+    assert np.load(os.path.join(out, 'xsub', 'val_data_joint.npy')).shape == (0, 3, 300, 25, 2)
+    assert load_split(os.path.join(out, 'xsub'), 'train').names == sorted(os.listdir(raw))
+    assert [len(load_split(os.path.join(out, 'xview'), p)) for p in ('train', 'val')] == [1, 1]
+
+
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), 'rb').read()
+            for d, _, files in os.walk(folder) for n in files}
+
+
+def test_run_that_converts_nothing_is_refused_and_keeps_earlier_outputs(tmp_path):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    _run(raw, out)
+    before = _tree(out)
+    for name in os.listdir(raw):
+        open(os.path.join(raw, name), 'w').write('3\r\n')                  # truncated after the frame count
+    with pytest.raises(SystemExit, match=r'no sample was converted: 4 skipped \(the first: .*A002.skeleton'):
+        _run(raw, out, '--skip-bad')
+    assert _tree(out) == before
+
+
+@pytest.mark.parametrize('content', [None, b'S001C001P001R001A001\n\xff\xfe\n'])
+def test_unreadable_ignore_list_is_a_usage_error(tmp_path, capsys, content):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw_set(raw)
+    ignore = tmp_path / 'ignore.txt'
+    if content is not None:
+        ignore.write_bytes(content)
+    with pytest.raises(SystemExit) as info:
+        _run(raw, out, '--ignored-sample-path', str(ignore))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'usage:' in err and f'--ignored-sample-path {ignore}' in err
+    assert ('No such file' if content is None else 'line 2: expected UTF-8 text, found byte 0xff') in err
+    assert not os.path.exists(out)                                         # before any work

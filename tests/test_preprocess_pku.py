@@ -103,3 +103,37 @@ def test_bad_label_file_skipped_with_skip_bad(tmp_path):
     pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress', '--skip-bad'])
     assert 'A01N01-M.txt: line 2' in open(os.path.join(out, 'skipped.txt')).read()
     assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+
+
+def _main(raw, out, *extra):
+    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress', *extra])
+
+
+@pytest.mark.parametrize('value', ['nan', '-inf', '3e+38', '-10000.5'])
+def test_non_finite_or_absurd_coordinate_names_file_and_line(tmp_path, value):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw(raw, LABELS)
+    path = os.path.join(raw, 'skeleton', 'A01N01-M.txt')
+    lines = open(path).read().splitlines()
+    lines[5] = ' '.join(lines[5].split()[:77] + [value] + lines[5].split()[78:])   # frame 6, body 2 joint 1 z
+    open(path, 'w').write('\n'.join(lines[:2] + [''] + lines[2:]) + '\n')          # a blank line 3
+    with pytest.raises(SystemExit, match=r'A01N01-M.txt: line 7: expected x y z coordinates that are finite'):
+        _main(raw, out)
+    _main(raw, out, '--skip-bad')
+    assert f'{path}: line 7' in open(os.path.join(out, 'skipped.txt')).read()
+    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+
+
+@pytest.mark.parametrize('folder', ['skeleton', 'label'])
+def test_file_that_is_not_utf8_names_file_and_line_and_is_skipped(tmp_path, folder):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw(raw, LABELS)
+    path = os.path.join(raw, folder, 'A01N01-M.txt')
+    text = open(path, 'rb').read().split(b'\n')
+    text[0] = b'\xe9' + text[0]                                                     # latin-1 e-acute on line 1
+    open(path, 'wb').write(b'\n'.join(text))
+    with pytest.raises(SystemExit, match=r'A01N01-M.txt: line 1: expected UTF-8 text, found byte 0xe9'):
+        _main(raw, out)
+    _main(raw, out, '--skip-bad')
+    assert f'{path}: line 1: expected UTF-8 text' in open(os.path.join(out, 'skipped.txt')).read()
+    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
