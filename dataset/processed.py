@@ -1,4 +1,4 @@
-"""The one reader of processed folders (SPEC §1.3).
+"""The one reader of processed folders (docs/published-behaviour.md §1.3).
 
 A processed folder (e.g. ``data/NTU-RGB-D-60-AGCN/xsub``) holds, for part in {train, val}:
 ``<part>_data_joint.npy`` float32 N x 3 x T x 25 x 2 (T = 300), ``<part>_num_frame.npy`` integer (N,)
@@ -6,6 +6,12 @@ and ``<part>_label.pkl``, a pickled tuple (list of sample names, list of labels)
 published tools load unchanged: their labels may be numpy floats (PKU-MMD) and their frame counts any
 integer dtype.  ``label.pkl`` is read by a restricted unpickler that builds only plain containers,
 strings and numbers (numpy numeric scalars and arrays included), so a crafted file cannot run code.
+
+``load_split`` checks a part when it is opened, so that bad data fails before any work with a
+``ProcessedDataError`` naming the folder, the part and, for a bad sample, its index and name: the
+files and their shapes, an empty part, frame counts below 1, negative labels (and, given the class
+count, labels beyond it), and samples holding NaN or infinite values (the data array is scanned in
+blocks of ``SCAN_ROWS`` samples, at memory speed when the file is cached).
 """
 import io
 import os
@@ -23,6 +29,8 @@ PROTOCOL_FOLDERS = {'cross_subject': 'xsub', 'cross_view': 'xview', 'cross_setup
 _SEMI_PROTOCOLS = {'cross_subject_semi': 'cross_subject', 'cross_view_semi': 'cross_view'}
 PARTS = ('train', 'val')
 SAMPLE_SHAPE = (3, 300, 25, 2)
+MAX_FRAME = SAMPLE_SHAPE[1]
+SCAN_ROWS = 256  # samples checked for non-finite values at a time (about 46 MB of NTU data)
 
 
 class ProcessedDataError(ValueError):
@@ -146,11 +154,34 @@ def split_paths(folder, part):
             os.path.join(folder, f'{part}_label.pkl'))
 
 
-def load_split(folder, part, mmap=True):
-    """The ``part`` ('train' or 'val') of a processed folder, validated; data memory-mapped when ``mmap``."""
+def non_finite_samples(data, rows=SCAN_ROWS):
+    """Indices of the samples of ``data`` (N x ...) that hold a NaN or an infinity, read ``rows`` at a time."""
+    bad = []
+    for start in range(0, len(data), rows):
+        block = np.asarray(data[start:start + rows])  # rows x C x T x V x M
+        finite = np.isfinite(block)
+        if not finite.all():
+            bad.extend(start + np.flatnonzero(~finite.reshape(len(block), -1).all(axis=1)))
+    return np.asarray(bad, dtype=np.int64)
+
+
+def _sample_error(folder, part, names, bad, found, expected):
+    """The ProcessedDataError for the samples at indices ``bad``: the first, what it has, what was expected."""
+    i = int(bad[0])
+    return ProcessedDataError(f'processed folder {folder}: {part} sample {i} ({names[i]}) {found}; expected '
+                              f'{expected} ({len(bad)} such sample{"s" if len(bad) > 1 else ""})')
+
+
+def load_split(folder, part, mmap=True, num_class=None):
+    """The ``part`` ('train' or 'val') of a processed folder, checked; data memory-mapped when ``mmap``.
+
+    ``num_class``: when given, labels must lie in [0, num_class); negative labels are always refused.
+    """
     folder = str(folder)
     if part not in PARTS:
         raise ValueError(f'part must be one of {PARTS}, got {part!r}')
+    if num_class is not None and num_class < 1:
+        raise ValueError(f'num_class must be a positive integer, got {num_class!r}')
     data_path, frame_path, label_path = split_paths(folder, part)
     missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
     if missing:
@@ -161,9 +192,13 @@ def load_split(folder, part, mmap=True):
         num_frame = np.load(frame_path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ProcessedDataError(f'processed folder {folder}: unreadable {part} array ({exc})') from None
-    if data.ndim != 5 or data.shape[1] != 3 or data.shape[3:] != (25, 2) or data.shape[2] < 1:
+    if data.ndim != 5 or data.shape[1] != 3 or data.shape[3:] != (25, 2):
         raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has shape '
                                  f'{data.shape}; expected N x 3 x 300 x 25 x 2')
+    if data.shape[2] != MAX_FRAME:
+        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has {data.shape[2]} '
+                                 f'frames per sample (shape {data.shape}); expected {MAX_FRAME}, every sample '
+                                 f'padded or cut to {MAX_FRAME} frames')
     if data.dtype != np.float32:
         raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} is {data.dtype}; '
                                  f'expected float32')
@@ -177,12 +212,33 @@ def load_split(folder, part, mmap=True):
     if not (len(data) == len(num_frame) == len(names)):
         raise ProcessedDataError(f'processed folder {folder}: {part} files disagree on the sample count: '
                                  f'{len(data)} arrays, {len(num_frame)} frame counts, {len(names)} labels')
-    return Split(folder=folder, part=part, data=data, num_frame=num_frame.astype(np.int64),
-                 names=names, labels=np.asarray(labels, dtype=np.int64))
+    if len(names) == 0:
+        raise ProcessedDataError(f'processed folder {folder}: the {part} part holds no samples')
+    num_frame = num_frame.astype(np.int64)  # N
+    labels = np.asarray(labels, dtype=np.int64)  # N
+    bad = np.flatnonzero(num_frame < 1)
+    if bad.size:
+        raise _sample_error(folder, part, names, bad, f'has {num_frame[bad[0]]} frames', 'at least 1')
+    out_of_range = labels < 0  # N
+    if num_class is not None:
+        out_of_range |= labels >= num_class
+    bad = np.flatnonzero(out_of_range)
+    if bad.size:
+        expected = 'a label >= 0' if num_class is None else f'a label in 0..{num_class - 1} ({num_class} classes)'
+        raise _sample_error(folder, part, names, bad, f'has label {labels[bad[0]]}', expected)
+    bad = non_finite_samples(data)
+    if bad.size:
+        raise _sample_error(folder, part, names, bad, 'holds NaN or infinite values', 'finite values')
+    return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels)
+
+
+def load_splits(folder, num_class=None, mmap=True):
+    """(train, val) parts of a processed folder, each checked by ``load_split``."""
+    return tuple(load_split(folder, part, mmap=mmap, num_class=num_class) for part in PARTS)
 
 
 def resolve_data_dir(dataset, protocol, data_dir=None):
-    """The processed folder for ``dataset`` and ``protocol`` (SPEC §1.3); ``data_dir`` wins when given."""
+    """The processed folder for ``dataset`` and ``protocol``; ``data_dir`` wins when given."""
     if data_dir:
         return data_dir
     if dataset not in DATASET_ROOTS:

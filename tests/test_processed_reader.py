@@ -5,7 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-from dataset.processed import ProcessedDataError, load_label_pkl, load_split, resolve_data_dir
+from dataset.processed import (ProcessedDataError, load_label_pkl, load_split, load_splits, non_finite_samples,
+                               resolve_data_dir)
 
 
 def _write_part(folder, part, n, labels=None, n_frames=None, n_names=None, frame_dtype='int64'):
@@ -89,3 +90,74 @@ def test_resolve_data_dir():
         resolve_data_dir('kinetics', 'cross_subject')
     with pytest.raises(ValueError, match='cross_setup'):
         resolve_data_dir('ntu60', 'xsub')
+
+
+def _edit(folder, part, data=None, frames=None, labels=None):
+    """Overwrite one file of a written part."""
+    if data is not None:
+        np.save(os.path.join(folder, f'{part}_data_joint.npy'), data)
+    if frames is not None:
+        np.save(os.path.join(folder, f'{part}_num_frame.npy'), np.asarray(frames))
+    if labels is not None:
+        with open(os.path.join(folder, f'{part}_label.pkl'), 'wb') as f:
+            pickle.dump(([f's{i}' for i in range(len(labels))], labels), f)
+
+
+def test_non_finite_samples_name_part_index_and_name(tmp_path):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'train', 5)
+    data = np.zeros((5, 3, 300, 25, 2), np.float32)
+    data[3, 1, 299, 24, 1] = np.nan
+    data[4, 0, 0, 0, 0] = -np.inf
+    _edit(folder, 'train', data=data)
+    with pytest.raises(ProcessedDataError, match=r'xsub: train sample 3 \(s3\) holds NaN or infinite values; '
+                                                 r'expected finite values \(2 such samples\)'):
+        load_split(folder, 'train')
+
+
+def test_non_finite_scan_across_blocks_matches_a_per_sample_check():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(11, 3, 4)).astype(np.float32)
+    for i, value in ((2, np.nan), (3, np.inf), (8, -np.inf), (10, np.nan)):
+        data[i, rng.integers(3), rng.integers(4)] = value
+    expected = [i for i in range(len(data)) if not all(np.isfinite(v) for v in data[i].ravel())]
+    for rows in (1, 3, 4, 256):
+        assert non_finite_samples(data, rows=rows).tolist() == expected == [2, 3, 8, 10]
+
+
+def test_labels_out_of_range_name_part_index_name_and_label(tmp_path):
+    folder = str(tmp_path / 'xview')
+    _write_part(folder, 'val', 4, labels=[0, 59, 70, 3])
+    assert load_split(folder, 'val').labels.tolist() == [0, 59, 70, 3]             # no class count given
+    with pytest.raises(ProcessedDataError, match=r'xview: val sample 2 \(s2\) has label 70; '
+                                                 r'expected a label in 0..59 \(60 classes\)'):
+        load_split(folder, 'val', num_class=60)
+    _edit(folder, 'val', labels=[0.0, -1.0, 5.0, 3.0])                              # float labels, as PKU
+    with pytest.raises(ProcessedDataError, match=r'val sample 1 \(s1\) has label -1; expected a label >= 0'):
+        load_split(folder, 'val')
+
+
+def test_load_splits_checks_both_parts(tmp_path):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'train', 3, labels=[0, 1, 2])
+    _write_part(folder, 'val', 2, labels=[1, 3])
+    train, val = load_splits(folder, num_class=4)
+    assert (train.part, len(train), val.part, len(val)) == ('train', 3, 'val', 2)
+    with pytest.raises(ProcessedDataError, match=r'val sample 1 \(s1\) has label 3; expected a label in 0..2'):
+        load_splits(folder, num_class=3)
+
+
+@pytest.mark.parametrize('edit, found', [
+    (dict(data=np.zeros((0, 3, 300, 25, 2), np.float32), frames=np.zeros(0, np.int64), labels=[]),
+     r'xsub: the train part holds no samples'),
+    (dict(data=np.zeros((3, 3, 120, 25, 2), np.float32)),
+     r'train_data_joint.npy has 120 frames per sample \(shape \(3, 3, 120, 25, 2\)\); expected 300'),
+    (dict(frames=np.array([50, -4, -1], np.int32)),
+     r'train sample 1 \(s1\) has -4 frames; expected at least 1 \(2 such samples\)'),
+])
+def test_empty_part_short_time_axis_and_negative_frame_counts_fail_at_open(tmp_path, edit, found):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'train', 3)
+    _edit(folder, 'train', **edit)
+    with pytest.raises(ProcessedDataError, match=found):
+        load_split(folder, 'train')
