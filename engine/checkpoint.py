@@ -1,9 +1,9 @@
 """Checkpoint files: atomic writes, safe reads with clear errors, RNG state capture.
 
 A checkpoint is `torch.save` of a dict. The published keys are 'epoch' (the next epoch),
-'state_dict' and 'optimizer' (SPEC §3.3); ours add 'arch' (the model's constructor arguments),
-'options' (the run's resolved settings) and 'rng' (Python, NumPy and torch generator states) beside
-them, so released checkpoints and ours load through the same code.
+'state_dict' and 'optimizer' (docs/published-behaviour.md §3.3); ours add 'arch' (the model's
+constructor arguments), 'options' (the run's resolved settings) and 'rng' (Python, NumPy and torch
+generator states) beside them, so released checkpoints and ours load through the same code.
 """
 import os
 import random
@@ -11,7 +11,7 @@ import random
 import numpy as np
 import torch
 
-from engine.runtime import atomic_output
+from engine.runtime import atomic_output, plain
 
 
 class CheckpointError(RuntimeError):
@@ -19,9 +19,39 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint_atomic(obj, path):
-    """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written)."""
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+    """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written).
+
+    A full disk raises engine.runtime.NoSpaceError naming `path` (torch writes through a Python
+    file, so the system's error reaches us instead of torch's "enforce fail").
+    """
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
+def check_same_run(path, recorded, current, may_change, paths=(), names=None):
+    """Raise CheckpointError when resuming checkpoint `path` would continue another run.
+
+    `recorded` (the checkpoint's settings) and `current` (this command's) are compared on every key
+    both hold, except those in `may_change`; keys in `paths` compare as the files they name. The
+    message names each differing setting (as `names[key]`, by default its flag) with both values.
+    """
+    names = names or {}
+
+    def name(key):
+        return names.get(key, "--" + key.replace("_", "-"))
+
+    def same(key, a, b):
+        if key in paths and isinstance(a, str) and isinstance(b, str) and a and b:
+            return os.path.realpath(a) == os.path.realpath(b)
+        return plain(a) == plain(b)
+
+    differ = [f"{name(key)}: {recorded[key]!r} in the checkpoint, {current[key]!r} now"
+              for key in sorted(set(recorded) & set(current) - set(may_change))
+              if not same(key, recorded[key], current[key])]
+    if differ:
+        raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ)
+                              + f". Only these may change on resume: {', '.join(name(k) for k in may_change)}; "
+                              "start a new run (another output folder, no --resume) to change the others")
 
 
 def read_checkpoint(path):

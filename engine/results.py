@@ -6,7 +6,7 @@ settings and date, plus seed, data_ratio, top5, epoch and pretrain_dataset where
 
     python -m engine.results report [FILE ...]      # default results/results.jsonl
 
-prints the linear evaluation table with the published numbers of SPEC §5 beside the measured
+prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the measured
 ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different seeds)
 shows mean ± sample standard deviation over the latest record of each seed; a rerun with the same
 seed replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
@@ -15,10 +15,13 @@ reported in rows of their own.
 import argparse
 import datetime
 import json
+import logging
 import statistics
 import sys
 
 from engine.runtime import append_jsonl
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS = "results/results.jsonl"
 
@@ -29,7 +32,7 @@ PROTOCOL_NAMES = {"cross_subject": "x-sub", "cross_view": "x-view", "cross_setup
 VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD",
               "all": "CMD (mean of the 3 encoders' features)"}
 
-# SPEC §5: top-1 % on BENCHMARKS, in order.
+# The published top-1 % (docs/published-behaviour.md §5) on BENCHMARKS, in order.
 PUBLISHED = {
     ("linear", "joint"): (79.8, 86.9, 70.3, 71.5, 43.0),
     ("linear", "fusion"): (84.1, 90.9, 74.7, 76.1, 52.6),
@@ -50,12 +53,18 @@ def make_record(stage, dataset, protocol, view, metric, value, checkpoint, setti
 
 
 def append_result(path, record):
-    """Append `record` as one JSON line to `path`."""
+    """Append `record` as one JSON line to `path` (on a line of its own; a full disk raises
+    engine.runtime.NoSpaceError naming `path` and leaves the file as it was)."""
     append_jsonl(path, record)
 
 
 def load_results(paths):
-    """All records of the JSON-lines files `paths`, in file order."""
+    """All records of the JSON-lines files `paths`, in file order.
+
+    A line cut short by an interrupted append (the last line without its newline, or a line that
+    begins a record but does not parse) is skipped with a warning naming the file and line; any
+    other line that is not a record is a ValueError naming them.
+    """
     records = []
     for path in paths:
         with open(path) as f:
@@ -65,6 +74,10 @@ def load_results(paths):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    if not line.endswith("\n") or line.startswith("{"):
+                        log.warning("%s, line %d: skipped, a record cut short by an interrupted append (%s)",
+                                    path, number, exc)
+                        continue
                     raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
                 missing = {"stage", "dataset", "protocol", "view", "metric", "value"} - set(record)
                 if missing:
@@ -131,7 +144,8 @@ def report(records):
                 ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
                 ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns)]
         rows += _measured_rows(linear, columns, "— ours")
-        sections.append("### Linear evaluation (top-1 %)\n\n" + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+        sections.append("### Linear evaluation (top-1 %)\n\n"
+                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
     knn = [r for r in top1 if r["stage"] == "knn"]
     if knn:
         columns = _columns(knn)
@@ -140,7 +154,7 @@ def report(records):
             label = "— ours" if k == 1 else f"— ours, k={k}"
             rows += _measured_rows([r for r in knn if int(r.get("k", 1)) == k], columns, label)
         sections.append("### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
-                        "(not restated in SPEC §5).\n\n"
+                        "(not restated here).\n\n"
                         + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
     semi = [r for r in top1 if r["stage"] == "semi"]
     if semi:

@@ -51,3 +51,21 @@ def test_bad_results_file_names_the_line(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(ValueError, match="line 1: not a JSON record"):
         results.load_results([str(path)])
+
+
+def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path, caplog, capsys):
+    path = tmp_path / "r.jsonl"
+    record = dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", metric="top1")
+    _write(path, [dict(record, value=70.0, seed=1), dict(record, value=72.0, seed=2)])
+    with open(path, "a") as f:  # an append stopped mid-line (a kill, or a full disk)
+        f.write('{"checkpoint": "c.pth.tar", "dataset": "ntu')
+    with caplog.at_level("WARNING", logger="engine.results"):
+        assert [r["value"] for r in results.load_results([str(path)])] == [70.0, 72.0]
+    assert f"{path}, line 3: skipped" in caplog.text
+    caplog.clear()
+    _write(path, [dict(record, value=74.0, seed=3)])  # the next append starts on a line of its own
+    assert path.read_text().splitlines()[2] == '{"checkpoint": "c.pth.tar", "dataset": "ntu'
+    with caplog.at_level("WARNING", logger="engine.results"):
+        assert results.main(["report", str(path)]) == 0
+    assert f"{path}, line 3: skipped" in caplog.text
+    assert "| CMD (joint) — ours | 72.0 ± 2.0 (n=3) |" in capsys.readouterr().out  # 70, 72, 74

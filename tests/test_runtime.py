@@ -1,14 +1,23 @@
-"""Shared run-time helpers: atomic checkpoint I/O, RNG capture, settings, presets."""
+"""Shared run-time helpers: atomic checkpoint I/O, RNG capture, settings, presets, faults."""
+import errno
 import json
+import os
 import random
+import stat
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from engine import runtime
 from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
-from engine.runtime import append_jsonl, save_settings
+from engine.runtime import NoSpaceError, append_jsonl, atomic_output, save_settings
 from options.presets import preset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_rng_state_roundtrip_through_a_checkpoint(tmp_path):
@@ -56,9 +65,10 @@ def test_settings_and_jsonl(tmp_path, capsys):
     assert [json.loads(line)["a"] for line in lines] == [1, 2]
 
 
-def test_presets_follow_spec_table():
+def test_presets_follow_the_published_table():
     p = preset("pretrain", "ntu60", "cross_subject")
-    assert (p["lr"], p["epochs"], p["schedule"], p["contrast_k"], p["topk"], p["mlp"]) == (0.01, 451, [351], 16384, 8192, True)
+    assert (p["lr"], p["epochs"], p["schedule"], p["contrast_k"], p["topk"], p["mlp"]) == (
+        0.01, 451, [351], 16384, 8192, True)
     assert preset("pretrain", "pku_v2", "cross_view")["schedule"] == [801]
     lin = preset("linear", "ntu120", "cross_setup")
     assert (lin["lr"], lin["weight_decay"], lin["schedule"], lin["num_class"]) == (0.1, 0.0, [50, 70], 120)
@@ -85,3 +95,86 @@ def test_topk_correct_by_hand():
     target = torch.tensor([1, 2, 0, 2])
     # row 0 top-1 hit; row 1 target 2 is second; row 2 target 0 is last; row 3 target 2 is last
     assert topk_correct(scores, target, (1, 2)) == pytest.approx([25.0, 50.0])
+
+
+def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
+    # A writer killed inside its write (as a kill -9 inside torch.save) leaves its temporary file.
+    target = tmp_path / "checkpoint_last.pth.tar"
+    killed = subprocess.Popen([sys.executable, "-c", "import os, sys\nfrom engine.runtime import atomic_output\n"
+                               "tmp = atomic_output(sys.argv[1]).__enter__()\n"
+                               "open(tmp, 'wb').write(b'x' * 4096)\nos._exit(9)", str(target)], cwd=ROOT)
+    assert killed.wait() == 9
+    (left,) = os.listdir(tmp_path)
+    assert left.startswith(".checkpoint_last.pth.tar.") and left.endswith(".tmp.tar")
+    dead = f".{killed.pid}-"
+    assert dead in left
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kept = [left.replace(dead, f".{sleeper.pid}-"),  # a writer still running on this host
+                left.replace(dead, f".{os.getpid()}-"),  # this process
+                ".checkpoint_last.pth.tar.123-otherhost-abcdefgh.tmp.tar",  # another host, written just now
+                ".checkpoint_last.pth.tar.abcd_123.tmp.tar",  # the earlier mkstemp naming, written just now
+                left.replace(".tmp.tar", ".tmp.npz"),  # not our naming: the extension is not the name's
+                "checkpoint_last.pth.tar.tmp", ".notes.txt", "results.tmp.tar"]
+        old = [".checkpoint_0000.pth.tar.123-otherhost-abcdefgh.tmp.tar", ".settings.json.x1y2z3w4.tmp.json"]
+        for name in kept + old:
+            (tmp_path / name).write_bytes(b"y")
+        (tmp_path / left.replace("last", "0010")).mkdir()  # a folder, even one named like ours, stays
+        kept.append(left.replace("last", "0010"))
+        two_hours_ago = time.time() - 7200
+        for name in old:
+            os.utime(tmp_path / name, (two_hours_ago, two_hours_ago))
+        save_checkpoint_atomic({"epoch": 1}, str(target))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["checkpoint_last.pth.tar"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_checkpoint_atomic({"epoch": 1}, str(tmp_path / "c.pth.tar"))
+        save_settings({"lr": 0.1}, str(tmp_path), announce=False)
+        append_jsonl(str(tmp_path / "log.jsonl"), {"epoch": 0})
+    finally:
+        os.umask(previous)
+    for name in ("c.pth.tar", "settings.json", "log.jsonl"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~umask, name
+
+
+def test_full_disk_in_an_atomic_write_keeps_the_earlier_file(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("earlier\n")
+    with pytest.raises(NoSpaceError, match=f"no space left on {path}"):
+        with atomic_output(str(path)) as tmp, open(tmp, "w") as f:
+            f.write("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert os.listdir(tmp_path) == ["settings.json"] and path.read_text() == "earlier\n"
+
+
+def test_appends_start_on_a_new_line_and_a_full_disk_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "results.jsonl"
+    append_jsonl(str(path), {"value": 1})
+    before = path.read_bytes()
+    write = os.write
+    calls = []
+
+    def disk_full_after_20_bytes(fd, data):
+        if b'"value": 2' not in data:
+            return write(fd, data)
+        if calls:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        calls.append(fd)
+        return write(fd, data[:20])
+
+    monkeypatch.setattr(runtime.os, "write", disk_full_after_20_bytes)
+    with pytest.raises(NoSpaceError, match=f"no space left on {path}: the record was not appended"):
+        append_jsonl(str(path), {"value": 2, "settings": "s" * 100})
+    monkeypatch.undo()
+    assert calls and path.read_bytes() == before
+    with open(path, "ab") as f:  # an append killed mid-line
+        f.write(b'{"value": 3, "se')
+    append_jsonl(str(path), {"value": 4})
+    assert path.read_bytes() == before + b'{"value": 3, "se\n{"value": 4}\n'
