@@ -11,6 +11,7 @@ import sys
 from dataset.processed import ProcessedDataError
 from engine.checkpoint import CheckpointError
 from engine.pretrain import NonFiniteLossError, SettingsError, run_pretraining
+from engine.runtime import NoSpaceError
 from options.options_pretraining import parse_args
 
 
@@ -19,7 +20,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run_pretraining(args)
-    except (ProcessedDataError, CheckpointError, SettingsError, NonFiniteLossError) as exc:
+    except (ProcessedDataError, CheckpointError, SettingsError, NonFiniteLossError, NoSpaceError) as exc:
         print(f"pretrain_cmd.py: error: {exc}", file=sys.stderr)
         return 1
     return 0

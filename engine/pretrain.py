@@ -5,12 +5,20 @@ Its pieces are usable alone: `build_model`, `train_step` (one optimisation step 
 `train_one_epoch`, `save_pretraining_checkpoint`, `resume_from`.
 
 Loss = CE_joint + CE_motion + CE_bone + loss_cmd (the model applies cmd_weight). Checkpoints
-(SPEC §3.3) are written by rank 0 only, atomically: `checkpoint_%04d.pth.tar` after epochs 0, 10,
-20, … and `checkpoint_last.pth.tar` after every epoch, each holding {'epoch': next epoch,
-'state_dict' (no DDP prefix), 'optimizer'} plus 'arch', 'options', 'rng' and, with --amp, 'scaler'.
+(docs/published-behaviour.md §3.3) are written by rank 0 only, atomically, after every epoch: first
+`checkpoint_%04d.pth.tar` after epochs 0, 10, 20, …, then `checkpoint_last.pth.tar`, each holding
+{'epoch': next epoch, 'state_dict' (no DDP prefix), 'optimizer'} plus 'arch', 'options', 'rng',
+'log' (the epoch's line of log.jsonl) and, with --amp, 'scaler'. The epoch's line is appended to
+`log.jsonl` once both are written.
+
+A resume refuses a checkpoint whose 'options' differ from this run's in any setting outside
+RESUME_MAY_CHANGE, re-creates the periodic checkpoint of the resumed epoch when it is missing, and
+cuts log.jsonl back to the epochs before the resumed one.
 """
+import json
 import logging
 import os
+import shutil
 
 import torch
 import torch.nn.functional as F
@@ -22,18 +30,34 @@ from feeder.augmentations import pretraining_views_batch
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, worker_init_fn
 from moco.builder import MoCo
-from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
+                               set_rng_state)
 from engine.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
                               leave_together, unwrap, wrap_ddp)
 from moco.modalities import MODALITIES
-from engine.runtime import adjust_learning_rate, append_jsonl, make_writer, save_settings, seed_everything, topk_correct
+from engine.runtime import (adjust_learning_rate, append_jsonl, atomic_output, atomic_write_text, json_line,
+                            make_writer, remove_stale_temporaries, save_settings, seed_everything, topk_correct)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 10
 LAST_CHECKPOINT = "checkpoint_last.pth.tar"
+LOG = "log.jsonl"
 # Constructor arguments a resumed checkpoint must share with the model built from the options.
 ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp")
+# Settings a resumed run may give other values than its checkpoint's 'options'. Every other one (data
+# folder and its size, model, loss, seed, SGD momentum and weight decay, which the optimizer state
+# brings back anyway, and the global batch) must be the same, or the resume would mix two runs.
+RESUME_MAY_CHANGE = (
+    "epochs", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
+    "batch_size", "world_size", "steps_per_epoch",  # how the same global batch is split over processes
+    "resume", "start_epoch", "checkpoint_path", "workers", "print_freq", "local_rank", "device", "amp",
+    "augment_on",  # where and how the run computes, not what it trains
+)
+# How the settings without a flag of their own are named in messages.
+SETTING_NAMES = {"global_batch_size": "global batch (--batch-size x processes)",
+                 "world_size": "number of processes", "steps_per_epoch": "steps per epoch",
+                 "train_samples": "training samples in --data-dir"}
 
 
 class SettingsError(ValueError):
@@ -45,7 +69,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def build_model(args):
-    """The three-modality MoCo of SPEC §6 with the options' sizes and hyperparameters."""
+    """The three-modality MoCo (docs/published-behaviour.md §6) with the options' sizes and hyperparameters."""
     args_bi_gru = {"en_input_size": 150, "en_hidden_size": args.hidden_size, "en_num_layers": args.num_layers,
                    "num_class": args.contrast_dim}
     return MoCo(args.skeleton_representation, args_bi_gru, dim=args.contrast_dim, K=args.contrast_k,
@@ -130,9 +154,15 @@ def train_one_epoch(model, loader, optimizer, epoch, args, ctx, writer, scaler=N
     return {k: (packed[i] / packed[-1]).item() for i, k in enumerate(sorted(totals))}
 
 
-def save_pretraining_checkpoint(folder, epoch, model, optimizer, options, scaler=None):
-    """Write the checkpoint of a finished `epoch` (0-based): always `checkpoint_last`, and
-    `checkpoint_%04d` every CHECKPOINT_EVERY epochs. Returns the paths written."""
+def periodic_checkpoint(folder, epoch):
+    """The path of the periodic checkpoint written after `epoch` (0-based)."""
+    return os.path.join(folder, "checkpoint_%04d.pth.tar" % epoch)
+
+
+def save_pretraining_checkpoint(folder, epoch, model, optimizer, options, scaler=None, record=None):
+    """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every CHECKPOINT_EVERY
+    epochs, then `checkpoint_last`, so a resume from the latter finds the former. `record` is the
+    epoch's log line, kept as 'log'. Returns the paths written."""
     state = {
         "epoch": epoch + 1,
         "state_dict": unwrap(model).state_dict(),
@@ -141,11 +171,13 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, options, scaler
         "options": options,
         "rng": rng_state(),
     }
+    if record is not None:
+        state["log"] = record
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     paths = [os.path.join(folder, LAST_CHECKPOINT)]
     if epoch % CHECKPOINT_EVERY == 0:
-        paths.append(os.path.join(folder, "checkpoint_%04d.pth.tar" % epoch))
+        paths.insert(0, periodic_checkpoint(folder, epoch))
     for path in paths:
         save_checkpoint_atomic(state, path)
     return paths
@@ -157,16 +189,20 @@ def _strip_ddp_prefix(state_dict):
     return state_dict
 
 
-def resume_from(path, model, optimizer, scaler=None):
+def resume_from(path, model, optimizer, scaler=None, settings=None):
     """Restore weights (queues included), optimizer and scaler state from a checkpoint.
 
-    Returns (start epoch, RNG state or None). Raises CheckpointError naming the file when it lacks
-    the published keys, was made for another architecture, or its weights do not fit the model.
+    Returns (start epoch, RNG state or None, log record of the epoch before or None). Raises
+    CheckpointError naming the file when it lacks the published keys, holds 'options' that differ
+    from `settings` outside RESUME_MAY_CHANGE (checkpoints without 'options', e.g. the released
+    ones, are not compared), was made for another architecture, or its weights do not fit the model.
     """
     ckpt = read_checkpoint(path)
     for key in ("epoch", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path!r}: no {key!r} entry; found keys {sorted(ckpt)}")
+    if settings is not None and isinstance(ckpt.get("options"), dict):
+        check_same_run(path, ckpt["options"], settings, RESUME_MAY_CHANGE, paths=("data_dir",), names=SETTING_NAMES)
     model = unwrap(model)
     if "arch" in ckpt:
         differ = [f"{k}: checkpoint {ckpt['arch'].get(k)!r}, options {model.arch.get(k)!r}"
@@ -188,7 +224,44 @@ def resume_from(path, model, optimizer, scaler=None):
     if scaler is not None and scaler.is_enabled() and "scaler" in ckpt:
         scaler.load_state_dict(ckpt["scaler"])
     log.info("resumed from %s at epoch %d", path, ckpt["epoch"])
-    return int(ckpt["epoch"]), ckpt.get("rng")
+    return int(ckpt["epoch"]), ckpt.get("rng"), ckpt.get("log")
+
+
+def restore_periodic_checkpoint(folder, resumed, start_epoch):
+    """Copy checkpoint `resumed` (made after epoch start_epoch - 1) to that epoch's periodic file in
+    `folder` when one is due there and missing (a run stopped between the two writes, or written
+    before they were ordered). Returns the path written, or None."""
+    epoch = start_epoch - 1
+    path = periodic_checkpoint(folder, epoch)
+    if epoch < 0 or epoch % CHECKPOINT_EVERY or os.path.exists(path):
+        return None
+    with atomic_output(path) as tmp:
+        shutil.copyfile(resumed, tmp)
+    log.warning("%s was missing: written as a copy of %s", path, resumed)
+    return path
+
+
+def rewind_log(path, start_epoch, record=None):
+    """Rewrite the epoch log `path` (atomically) to hold one line per epoch before `start_epoch`.
+
+    Lines of later epochs (a resumed run writes them again) and lines that are not whole records
+    (an append cut short) are dropped; of repeated epochs the last line is kept; `record` (the
+    resumed checkpoint's copy of epoch start_epoch - 1) stands for that epoch.
+    """
+    lines = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    epoch = json.loads(line).get("epoch")
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+                if isinstance(epoch, int) and epoch < start_epoch:
+                    lines[epoch] = line if line.endswith("\n") else line + "\n"
+    if record is not None:
+        lines[start_epoch - 1] = json_line(record)
+    if lines or os.path.exists(path):
+        atomic_write_text(path, "".join(lines[epoch] for epoch in sorted(lines)))
 
 
 def _check_settings(args, world_size, dataset_size):
@@ -244,13 +317,27 @@ def _run(args, ctx):
         model = convert_sync_batchnorm(model, ctx.device)
     optimizer = build_optimizer(model, args)
     scaler = torch.amp.GradScaler("cuda", enabled=bool(args.amp))
-    start_epoch, saved_rng = args.start_epoch, None
-    if args.resume:
-        start_epoch, saved_rng = resume_from(args.resume, model, optimizer, scaler)
-
-    settings = dict(vars(args), data_dir=data_dir, start_epoch=start_epoch, world_size=ctx.world_size,
+    settings = dict(vars(args), data_dir=data_dir, world_size=ctx.world_size,
                     global_batch_size=args.batch_size * ctx.world_size, device=str(ctx.device),
                     train_samples=len(dataset), steps_per_epoch=len(loader))
+    log_path = os.path.join(args.checkpoint_path, LOG)
+    if ctx.is_main:
+        remove_stale_temporaries(args.checkpoint_path)
+    start_epoch, saved_rng = args.start_epoch, None
+    if args.resume:
+        start_epoch, saved_rng, record = resume_from(args.resume, model, optimizer, scaler, settings)
+        if ctx.is_main:
+            restore_periodic_checkpoint(args.checkpoint_path, args.resume, start_epoch)
+        if start_epoch >= args.epochs:
+            if ctx.is_main:
+                log.warning("nothing to do: checkpoint %s is at epoch %d, --epochs %d (a larger --epochs "
+                            "continues it)", args.resume, start_epoch, args.epochs)
+            leave_together(ctx)
+            return []
+        if ctx.is_main:
+            rewind_log(log_path, start_epoch, record)
+
+    settings["start_epoch"] = start_epoch
     if ctx.is_main:
         settings = save_settings(settings, args.checkpoint_path)
     writer = make_writer(os.path.join(args.checkpoint_path, "tensorboard"), enabled=ctx.is_main)
@@ -266,13 +353,14 @@ def _run(args, ctx):
             lr = adjust_learning_rate(optimizer, epoch, args.lr, args.schedule, args.cos, args.epochs)
             stats = train_one_epoch(train_model, loader, optimizer, epoch, args, ctx, writer, scaler)
             stats["lr"] = lr
-            history.append(dict(stats, epoch=epoch))
+            record = dict(stats, epoch=epoch)
+            history.append(record)
             if ctx.is_main:
                 for key, value in stats.items():
                     writer.add_scalar(f"train/{key}", value, epoch)
                 writer.flush()
-                append_jsonl(os.path.join(args.checkpoint_path, "log.jsonl"), dict(stats, epoch=epoch))
-                save_pretraining_checkpoint(args.checkpoint_path, epoch, model, optimizer, settings, scaler)
+                save_pretraining_checkpoint(args.checkpoint_path, epoch, model, optimizer, settings, scaler, record)
+                append_jsonl(log_path, record)
                 tqdm.write(f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "
                            f"top1 joint/motion/bone {stats['top1_joint']:.1f}/{stats['top1_motion']:.1f}/"
                            f"{stats['top1_bone']:.1f}  lr {lr:.3g}")

@@ -1,5 +1,7 @@
-"""Pretraining loop: checkpoints, exact resume, non-finite loss, bad input, options (tiny CPU runs)."""
+"""Pretraining loop: checkpoints, exact resume, non-finite loss, bad input, options, faults (tiny CPU runs)."""
+import errno
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -12,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import pretrain_cmd
 from dataset.processed import ProcessedDataError
 from engine import pretrain as engine
+from engine import checkpoint
 from engine.checkpoint import read_checkpoint
 from engine.distributed import init_distributed
 from options.options_pretraining import parse_args
@@ -21,7 +24,7 @@ TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk
 
 
 def make_folder(folder, n_train=16, n_val=4, seed=0, frames=None):
-    """A processed folder (SPEC §1.3) of random samples."""
+    """A processed folder (docs/published-behaviour.md §1.3) of random samples."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
     for part, n in (("train", n_train), ("val", n_val)):
@@ -145,7 +148,7 @@ def test_bad_options_fail_before_training(data_dir, tmp_path, capsys):
     base = ["--data-dir", data_dir, "--checkpoint-path", str(tmp_path), "--epochs", "1"]
     with pytest.raises(SystemExit):
         parse_args(base + TINY + ["--contrast-k", "36"])
-    assert "--contrast-k 36 is not divisible by the batch size 8" in capsys.readouterr().err
+    assert "--contrast-k 36 is not divisible by the global batch size 8" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(base + TINY + ["--topk", "64"])
     assert "--topk 64 is larger than the queue length --contrast-k 32" in capsys.readouterr().err
@@ -238,3 +241,127 @@ def test_view_frames_and_corrupted_joints_reach_the_views(data_dir, tmp_path, mo
                       + ["--corrupted-joints", "26"])
     with pytest.raises(engine.SettingsError, match="--corrupted-joints must be between 1 and 25"):
         engine._check_settings(args, 1, 100)
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 at a chosen point: nothing in the run catches it."""
+
+
+def _log_epochs(folder):
+    return [json.loads(line)["epoch"] for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_periodic_checkpoint_is_written_first_and_restored_on_resume(data_dir, tmp_path, monkeypatch):
+    # A kill between the two writes of epoch 0 leaves the periodic file, not checkpoint_last.
+    save = engine.save_checkpoint_atomic
+
+    def killed_at_last(obj, path):
+        if path.endswith(engine.LAST_CHECKPOINT):
+            raise _Killed
+        save(obj, path)
+
+    monkeypatch.setattr(engine, "save_checkpoint_atomic", killed_at_last)
+    with pytest.raises(_Killed):
+        run(data_dir, tmp_path / "killed", "--epochs", "1")
+    monkeypatch.undo()
+    assert sorted(n for n in os.listdir(tmp_path / "killed") if n.endswith(".pth.tar")) == ["checkpoint_0000.pth.tar"]
+    # A folder written with checkpoint_last first and killed before checkpoint_0000: a resume, even
+    # one with nothing left to train, re-creates checkpoint_0000 as it was (both hold the same state).
+    out = tmp_path / "old"
+    run(data_dir, out, "--epochs", "1")
+    periodic, last = out / "checkpoint_0000.pth.tar", out / "checkpoint_last.pth.tar"
+    expected = sha(periodic)
+    assert sha(last) == expected
+    periodic.unlink()
+    assert run(data_dir, out, "--epochs", "1", "--resume", str(last)) == []
+    assert sha(periodic) == expected
+    periodic.unlink()
+    run(data_dir, out, "--epochs", "2", "--resume", str(last))
+    assert sha(periodic) == expected and read_checkpoint(str(last))["epoch"] == 2
+
+
+def test_resume_leaves_one_log_line_per_epoch(data_dir, tmp_path, monkeypatch):
+    # Resuming from an earlier periodic checkpoint: epochs 1 and 2 are trained again, logged once.
+    out = tmp_path / "rewound"
+    run(data_dir, out, "--epochs", "3")
+    run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_0000.pth.tar"))
+    assert _log_epochs(out) == [0, 1, 2]
+    # A log from a run that appended before its checkpoint: epoch 1 twice, a fragment at the end.
+    lines = (out / "log.jsonl").read_text().splitlines(keepends=True)
+    (out / "log.jsonl").write_text("".join(lines[:2] + lines[1:2] + lines[2:]) + '{"epoch": 3, "lo')
+    run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_0000.pth.tar"))
+    assert _log_epochs(out) == [0, 1, 2]
+    # A kill after epoch 1's checkpoint but before its log line: the resume restores the line from
+    # the checkpoint, and the record of epoch 1 is the one the straight run logged.
+    killed = tmp_path / "killed"
+    append = engine.append_jsonl
+
+    def killed_at_epoch_1(path, record):
+        if record["epoch"] == 1:
+            raise _Killed
+        append(path, record)
+
+    monkeypatch.setattr(engine, "append_jsonl", killed_at_epoch_1)
+    with pytest.raises(_Killed):
+        run(data_dir, killed, "--epochs", "3")
+    monkeypatch.undo()
+    assert _log_epochs(killed) == [0]
+    run(data_dir, killed, "--epochs", "3", "--resume", str(killed / "checkpoint_last.pth.tar"))
+    assert _log_epochs(killed) == [0, 1, 2]
+    straight = [json.loads(line) for line in (tmp_path / "rewound" / "log.jsonl").read_text().splitlines()]
+    restored = [json.loads(line) for line in (killed / "log.jsonl").read_text().splitlines()]
+    assert restored == straight
+
+
+def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "1")
+    last = str(out / "checkpoint_last.pth.tar")
+    other_data = make_folder(tmp_path / "other_data", seed=1)
+    for extra, message in ((["--topk", "8"], "--topk: 16 in the checkpoint, 8 now"),
+                           (["--cmd-weight", "2"], "--cmd-weight: 1.0 in the checkpoint, 2.0 now"),
+                           (["--seed", "7"], "--seed: 42 in the checkpoint, 7 now")):
+        with pytest.raises(engine.CheckpointError, match=message):
+            run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
+    with pytest.raises(engine.CheckpointError, match=f"--data-dir: '{data_dir}' in the checkpoint, '{other_data}' now"):
+        run(other_data, out, "--epochs", "2", "--resume", last)
+    assert read_checkpoint(last)["epoch"] == 1  # nothing was trained or written
+    # Settings listed as changeable may change: another learning rate, schedule, workers, frequency.
+    run(data_dir, out, "--epochs", "2", "--resume", last, "--lr", "0.02", "--schedule", "1", "-p", "2")
+    assert read_checkpoint(last)["options"]["lr"] == 0.02
+    # A checkpoint without 'options' (the released ones) is not compared.
+    released = tmp_path / "released.pth.tar"
+    ckpt = read_checkpoint(last)
+    torch.save({k: ckpt[k] for k in ("epoch", "state_dict", "optimizer")}, released)
+    run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
+    # --epochs not beyond the checkpoint's epoch: nothing is written, and the log says so.
+    before = {name: sha(out / name) for name in ("checkpoint_last.pth.tar", "settings.json", "log.jsonl")}
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        assert pretrain_cmd.main(["--data-dir", data_dir, "--checkpoint-path", str(out), "--epochs", "2",
+                                  "--resume", last] + TINY) == 0
+    assert f"nothing to do: checkpoint {last} is at epoch 2, --epochs 2" in caplog.text
+    assert {name: sha(out / name) for name in before} == before
+
+
+def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "1")
+    before = {name: sha(out / name) for name in ("checkpoint_0000.pth.tar", "checkpoint_last.pth.tar")}
+
+    class FullDisk(io.FileIO):
+        """A file on a disk that fills up after 1000 bytes."""
+
+        def write(self, data):
+            if self.tell() + len(data) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(checkpoint, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
+    argv = ["--data-dir", data_dir, "--checkpoint-path", str(out), "--epochs", "2",
+            "--resume", str(out / "checkpoint_last.pth.tar")] + TINY
+    assert pretrain_cmd.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on {out / 'checkpoint_last.pth.tar'}" in err and "enforce fail" not in err
+    assert {name: sha(out / name) for name in before} == before
+    assert sorted(os.listdir(out)) == ["checkpoint_0000.pth.tar", "checkpoint_last.pth.tar", "log.jsonl",
+                                       "settings.json", "tensorboard"]
