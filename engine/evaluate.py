@@ -1,8 +1,9 @@
 """Evaluation loops: linear classification on frozen encoders, fine-tuning, feature extraction.
 
-Linear evaluation (SPEC §4) keeps every encoder in eval mode with `requires_grad=False`, puts only
-the classifiers of the evaluated views in the optimizer, and afterwards checks that every encoder
-weight and BatchNorm statistic is bit-for-bit unchanged (`FrozenEncoderError` otherwise).
+Linear evaluation (docs/published-behaviour.md §4) keeps every encoder in eval mode with
+`requires_grad=False`, puts only the classifiers of the evaluated views in the optimizer, and
+afterwards checks that every encoder weight and BatchNorm statistic is bit-for-bit unchanged
+(`FrozenEncoderError` otherwise).
 Fine-tuning trains the evaluated views' whole encoders in train mode. With several views the loss
 is the sum of the views' cross-entropies; their parameters are disjoint, so each classifier learns
 exactly as if trained alone on the same batches. The three-stream score is the sum of the three
@@ -18,9 +19,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.processed import load_split, resolve_data_dir
-from engine.checkpoint import CheckpointError, read_checkpoint, rng_state, save_checkpoint_atomic, set_rng_state
+from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
+                               set_rng_state)
 from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
-from engine.runtime import adjust_learning_rate, atomic_write_text, resolve_device, seed_everything, topk_correct
+from engine.runtime import adjust_learning_rate, atomic_write_text, plain, resolve_device, seed_everything, topk_correct
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +158,16 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
     every settings['eval_freq'] epochs and at the last; returns, for each view (and the fusion),
     the best top-1, the top-5 of that epoch and the epoch.
 
-    A checkpoint of the run (weights, optimizer, epoch, best results, RNG) is written to
-    `out_dir/checkpoint.pth.tar` at each validation; settings['resume'] continues from one.
+    A checkpoint of the run (weights, optimizer, epoch, best results, RNG, and as 'run' the views
+    and settings that define it) is written to `out_dir/checkpoint.pth.tar` at each validation;
+    settings['resume'] continues from one, refused with a CheckpointError naming both values when
+    the views or a setting outside `may_change` differ from the checkpoint's.
     """
     finetune = bool(settings["finetune"])
+    may_change = ("epochs", "lr", "schedule", "eval_freq", "resume", "checkpoint_path", "results", "workers",
+                  "device", "pretrain_dataset")
+    run = dict({k: v for k, v in plain(settings).items() if k not in may_change}, views=list(views),
+               finetune=finetune)
     model.to(device)
     if not finetune:
         freeze_encoders(model)
@@ -172,6 +180,9 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
     best, start_epoch = {}, 0
     if settings.get("resume"):
         state = read_checkpoint(settings["resume"])
+        recorded = state.get("run", {k: state[k] for k in ("views", "finetune") if k in state})  # older: no 'run'
+        check_same_run(settings["resume"], recorded, run, may_change, paths=("data_dir", "pretrained"),
+                       names={"views": "evaluated views"})
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]), dict(state["best"])
@@ -202,7 +213,7 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
             f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items()))
         save_checkpoint_atomic({"epoch": epoch + 1, "state_dict": model.state_dict(),
                                 "optimizer": optimizer.state_dict(), "best": best, "rng": rng_state(),
-                                "views": list(views), "finetune": finetune},
+                                "run": run},
                                os.path.join(out_dir, "checkpoint.pth.tar"))
     if not finetune:
         check_unchanged(model, snapshot)

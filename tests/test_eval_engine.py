@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from engine.checkpoint import CheckpointError
 from engine.evaluate import (FUSION, FrozenEncoderError, check_unchanged, evaluate, freeze_encoders,
                               frozen_snapshot, fuse_scores, make_loader, train_classifier)
 from engine.pretrained import CLASSIFIER_KEYS, build_model
@@ -151,3 +152,31 @@ def test_linear_resume_refuses_a_run_of_other_encoders(tmp_path):
     with pytest.raises(FrozenEncoderError, match="--resume .*not those of the pretrained"):
         train_classifier(other, *loaders, ["joint"], _settings(epochs=2, resume=resume), cpu, str(tmp_path / "c"),
                          make_writer(None))
+
+
+def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
+    cpu = torch.device("cpu")
+    data = _Clips()
+    loaders = (make_loader(data, 4, 0, True, 0, cpu), make_loader(data, 4, 0, False, 0, cpu))
+    first = _settings(epochs=1, data_dir="data/a", pretrained="", num_class=3, data_ratio=1.0)
+    torch.manual_seed(0)
+    train_classifier(build_model(num_class=3, hidden_size=6, num_layers=1), *loaders, ["joint"], first, cpu,
+                     str(tmp_path / "a"), make_writer(None))
+    resume = str(tmp_path / "a" / "checkpoint.pth.tar")
+    for views, change, message in (
+            (["bone"], {}, r"evaluated views: \['joint'\] in the checkpoint, \['bone'\] now"),
+            (["joint"], {"data_dir": "data/b"}, "--data-dir: 'data/a' in the checkpoint, 'data/b' now"),
+            (["joint"], {"finetune": True}, "--finetune: False in the checkpoint, True now"),
+            (["joint"], {"data_ratio": 0.5}, "--data-ratio: 1.0 in the checkpoint, 0.5 now")):
+        torch.manual_seed(0)
+        with pytest.raises(CheckpointError, match=f"--resume {resume} belongs to another run: {message}"):
+            train_classifier(build_model(num_class=3, hidden_size=6, num_layers=1), *loaders, views,
+                             dict(first, epochs=2, resume=resume, **change), cpu, str(tmp_path / "b"),
+                             make_writer(None))
+    assert not (tmp_path / "b").exists()
+    # The same folder by another spelling, and a longer run at another learning rate, continue it.
+    torch.manual_seed(0)
+    best = train_classifier(build_model(num_class=3, hidden_size=6, num_layers=1), *loaders, ["joint"],
+                            dict(first, epochs=2, lr=0.05, data_dir="./data/a", resume=resume), cpu,
+                            str(tmp_path / "c"), make_writer(None))
+    assert set(best) == {"joint"}
