@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dataset.processed import resolve_data_dir
-from feeder.augmentations import pretraining_views_batch
+from feeder.augmentations import pretraining_views
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, worker_init_fn
 from moco.builder import MoCo
@@ -120,7 +120,7 @@ def _views(batch, device, augment_on_device, generator, args):
     if augment_on_device:
         data, frames = batch  # N x 3 x T x 25 x 2, N
         data = data.to(device, non_blocking=True)
-        return pretraining_views_batch(data, frames.to(device), generator, args.view_frames, args.corrupted_joints)
+        return pretraining_views(data, frames.to(device), generator, args.view_frames, args.corrupted_joints)
     im_q, im_k = batch
     return im_q.to(device, non_blocking=True), im_k.to(device, non_blocking=True)
 

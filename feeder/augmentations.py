@@ -1,20 +1,16 @@
-"""Skeleton augmentations of SPEC §2.1 (pretraining views) and §2.2 (downstream crops).
+"""Skeleton augmentations: the pretraining views and the downstream crops (docs/published-behaviour.md
+§2.1 and §2.2).
 
-Two forms compute the same transforms:
-- per sample, on NumPy arrays C x T x V x M (DataLoader workers): `temporal_crop_resize`,
-  `centre_crop_resize`, `joint_corruption`, `shear`, `pretraining_view`;
-- batched, on torch tensors N x C x T x V x M on the training device: `draw_view_params_batch`,
-  `apply_view_batch`, `pretraining_views_batch`.
-Drawing the random parameters is kept apart from applying them (`draw_view_params` /
-`apply_view` and their batched twins), so both forms can be fed the same draws.
+Every function takes a batch of skeletons N x C x T x V x M (coordinates, frames, joints, persons)
+as a torch tensor on any device, with the frames each sample uses, `num_frames` (N): a DataLoader
+worker passes one sample as a batch of one, the training loop a whole batch on its device. Drawing
+the random parameters (`draw_crop`, `draw_view_params`, from a torch.Generator) is kept apart from
+applying them (`crop_resize`, `apply_view`).
 
 Conventions (the published code's): time crops keep at least `MIN_CROP_FRAMES` frames (or all of a
 shorter sample) and are resized by linear interpolation with align_corners=False; joint corruption
 maps new[c'] = Σ_c old[c]·A[c, c'], shear maps new[c'] = Σ_c S[c', c]·old[c].
 """
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 
 PRETRAIN_L_RATIO = (0.1, 1.0)
@@ -22,238 +18,141 @@ DOWNSTREAM_L_RATIO = (0.5, 1.0)
 CENTRE_CROP_RATIO = 0.95
 MIN_CROP_FRAMES = 64
 OUTPUT_FRAMES = 64
-NUM_JOINTS = 25
 NUM_CORRUPTED_JOINTS = 15
 
 
-# ---------------------------------------------------------------- per sample (NumPy)
-
-def _check_sample(data, num_frames):
-    if data.ndim != 4:
-        raise ValueError(f"expected a skeleton sample C x T x V x M, found shape {data.shape}")
-    frames = int(num_frames)
-    if not 1 <= frames <= data.shape[1]:
-        raise ValueError(f"num_frames must be in [1, {data.shape[1]}] for a sample of shape {data.shape}, "
-                         f"found {num_frames}")
-    return frames
-
-
-def crop_length(frames, scale, min_length=MIN_CROP_FRAMES):
-    """min(max(floor(frames·scale), min_length), frames): the published crop length."""
-    return min(max(int(np.floor(frames * scale)), min_length), frames)
+def _check_batch(data, num_frames):
+    """Raise ValueError unless data is N x C x T x V x M and num_frames holds N counts in [1, T]."""
+    if data.dim() != 5 or num_frames.dim() != 1 or data.shape[0] != num_frames.shape[0]:
+        raise ValueError(f"expected a skeleton batch N x C x T x V x M and N frame counts, found shapes "
+                         f"{tuple(data.shape)} and {tuple(num_frames.shape)}")
+    bad = (num_frames < 1) | (num_frames > data.shape[2])  # N
+    if bad.any():
+        i = int(torch.nonzero(bad)[0])
+        raise ValueError(f"num_frames must be in [1, {data.shape[2]}] for a batch of shape {tuple(data.shape)}, "
+                         f"found {int(num_frames[i])} for sample {i} of the batch")
 
 
-def resize_weights(length, output_size):
-    """Source frames and weights of a linear resize of `length` frames to `output_size`.
+def _uniform(generator, device, *shape, dtype=torch.float32):
+    """U[0, 1) draws of `shape` from `generator` on `device`."""
+    return torch.rand(*shape, generator=generator, device=device, dtype=dtype)
 
-    Returns (idx0, idx1, lam) with output[j] = (1 − lam[j])·x[idx0[j]] + lam[j]·x[idx1[j]], computed
-    as torch's bilinear interpolation with align_corners=False computes it: a float32 scale, and
-    the source index scale·(j + ½) − ½ rounded once to float32 (a fused multiply-add).
+
+def crop_length(num_frames, scale, min_length=MIN_CROP_FRAMES):
+    """min(max(floor(num_frames·scale), min_length), num_frames), the published crop length (N long)."""
+    return torch.minimum(torch.clamp_min(torch.floor(num_frames * scale).long(), min_length), num_frames)
+
+
+def draw_crop(num_frames, l_ratio, generator=None):
+    """Random crops (start, length), each N long, of samples of `num_frames` (N) frames.
+
+    scale ~ U(l_ratio), length = crop_length(num_frames, scale), start uniform in [0, num_frames − length].
     """
-    scale = np.float64(np.float32(length) / np.float32(output_size))
-    src = (scale * (np.arange(output_size) + 0.5) - 0.5).astype(np.float32)  # output_size
-    src = np.maximum(src, np.float32(0.0))  # output_size
-    idx0 = src.astype(np.int64)  # output_size (src >= 0, so truncation is floor)
-    lam = src - idx0.astype(np.float32)  # output_size
-    idx1 = np.minimum(idx0 + 1, length - 1)  # output_size
-    return idx0, idx1, lam
+    frames = num_frames.long()  # N
+    u = _uniform(generator, frames.device, 2, frames.shape[0], dtype=torch.float64)  # 2 x N
+    length = crop_length(frames, l_ratio[0] + (l_ratio[1] - l_ratio[0]) * u[0])  # N
+    room = frames - length + 1  # N
+    return torch.minimum((u[1] * room).long(), room - 1), length
 
 
 def crop_resize(data, start, length, output_size=OUTPUT_FRAMES):
-    """Frames [start, start + length) of `data` (C x T x V x M) resized linearly to `output_size`."""
-    crop = np.asarray(data[:, start:start + length], dtype=np.float32)  # C x length x V x M
-    idx0, idx1, lam = resize_weights(length, output_size)
-    lam = lam[None, :, None, None]  # 1 x out x 1 x 1
-    return ((np.float32(1.0) - lam) * crop[:, idx0] + lam * crop[:, idx1]).astype(np.float32)  # C x out x V x M
+    """Per-sample frames [start, start + length) of `data` (N x C x T x V x M) resized to `output_size`.
 
-
-def _uniform_int(rng, high):
-    """A uniform integer in [0, high] from one uniform draw of `rng`."""
-    return min(int(rng.random() * (high + 1)), high)
-
-
-def draw_crop(num_frames, l_ratio, rng=None):
-    """Random (start, length) of the SPEC §2.1 step 1 crop: scale ~ U(l_ratio), start uniform."""
-    rng = np.random if rng is None else rng
-    scale = l_ratio[0] + (l_ratio[1] - l_ratio[0]) * rng.random()
-    length = crop_length(num_frames, scale)
-    return _uniform_int(rng, num_frames - length), length
-
-
-def temporal_crop_resize(data, num_frames, l_ratio, output_size=OUTPUT_FRAMES, rng=None):
-    """A random crop of frames [0, num_frames) of `data` (C x T x V x M), resized to `output_size`.
-
-    Crop length min(max(floor(num_frames·scale), 64), num_frames) with scale ~ U(l_ratio); start
-    uniform. `rng`: a numpy Generator or RandomState (default: NumPy's global one).
+    start, length: N long tensors. The resize is the published one, bilinear interpolation of the
+    crop seen as a (1, C·V·M, length, 1) image to (output_size, 1) with align_corners=False (equal to
+    F.interpolate up to float32 rounding): output frame j is (1 − λ)·x[i] + λ·x[min(i + 1, length − 1)]
+    where i + λ is the source position scale·(j + ½) − ½ (scale = length / output_size in float32,
+    the position rounded once to float32 and clamped at 0). Returns N x C x output_size x V x M.
     """
-    frames = _check_sample(data, num_frames)
-    start, length = draw_crop(frames, l_ratio, rng)
+    n = data.shape[0]
+    steps = torch.arange(0.5, output_size, device=data.device, dtype=torch.float64)  # out: j + ½
+    scale = (length.to(torch.float32) / output_size).double()  # N
+    src = torch.clamp_min((scale[:, None] * steps - 0.5).float(), 0.0)  # N x out
+    idx0 = src.long()  # N x out
+    idx1 = torch.minimum(idx0 + 1, length[:, None] - 1)  # N x out
+    lam = (src - idx0).to(data.dtype).view(n, output_size, 1, 1, 1)  # N x out x 1 x 1 x 1
+    sample = torch.arange(n, device=data.device)[:, None]  # N x 1
+    frames = data[sample, :, start[:, None] + torch.cat([idx0, idx1], dim=1)]  # N x 2out x C x V x M
+    resized = torch.lerp(frames[:, :output_size], frames[:, output_size:], lam)  # N x out x C x V x M
+    return resized.transpose(1, 2)  # N x C x out x V x M
+
+
+def random_crop_resize(data, num_frames, l_ratio=DOWNSTREAM_L_RATIO, generator=None, output_size=OUTPUT_FRAMES):
+    """A random crop (`draw_crop`) of frames [0, num_frames) of each sample, resized to `output_size`.
+
+    data: N x C x T x V x M; num_frames: N. Returns N x C x output_size x V x M.
+    """
+    _check_batch(data, num_frames)
+    start, length = draw_crop(num_frames.to(data.device), l_ratio, generator)
     return crop_resize(data, start, length, output_size)
 
 
 def centre_crop_resize(data, num_frames, ratio=CENTRE_CROP_RATIO, output_size=OUTPUT_FRAMES):
-    """Frames [s, num_frames − s) with s = int((1 − ratio)·num_frames/2), resized to `output_size`."""
-    frames = _check_sample(data, num_frames)
-    start = int((1 - ratio) * frames / 2)
+    """Frames [s, num_frames − s) of each sample with s = int((1 − ratio)·num_frames/2), resized.
+
+    data: N x C x T x V x M; num_frames: N. Returns N x C x output_size x V x M.
+    """
+    _check_batch(data, num_frames)
+    frames = num_frames.to(data.device).long()  # N
+    start = ((1 - ratio) * frames.double() / 2).long()  # N
     return crop_resize(data, start, frames - 2 * start, output_size)
 
 
-def joint_corruption(data, joints, zero, matrix=None):
-    """Joints `joints` of `data` (C x T x V x M) set to 0 (`zero`), else new[c'] = Σ_c old[c]·matrix[c, c']."""
-    out = np.array(data, dtype=np.float32, copy=True)  # C x T x V x M
-    if zero:
-        out[:, :, joints] = 0.0
-    else:
-        out[:, :, joints] = np.einsum("ctjm,cd->dtjm", out[:, :, joints], np.asarray(matrix, dtype=np.float32))
-    return out
+def draw_view_params(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=25, channels=3,
+                     corrupted_joints=NUM_CORRUPTED_JOINTS):
+    """Draw the parameters of one pretraining view of each sample, on `num_frames`' device.
 
-
-def shear(data, matrix):
-    """new[c'] = Σ_c matrix[c', c]·old[c] for every joint of `data` (C x T x V x M)."""
-    return np.einsum("dc,ctvm->dtvm", np.asarray(matrix, dtype=np.float32), data).astype(np.float32)
-
-
-@dataclass
-class ViewParams:
-    """The random draws of one pretraining view (SPEC §2.1)."""
-
-    start: int  # first frame of the crop
-    length: int  # crop length in frames
-    corrupt: bool  # joint corruption (True) or shear (False)
-    joints: np.ndarray  # the 15 corrupted joints (used when corrupt)
-    zero: bool  # corrupted joints set to 0 (True) or multiplied by `matrix` (False)
-    matrix: np.ndarray  # 3 x 3: A of the corruption, or S of the shear
-
-
-def draw_view_params(num_frames, rng=None, l_ratio=PRETRAIN_L_RATIO, corrupted_joints=NUM_CORRUPTED_JOINTS):
-    """Draw the parameters of one pretraining view of a sample with `num_frames` frames.
-
-    `corrupted_joints` (15 in the paper) is how many joints a joint corruption picks.
+    num_frames: N. Returns {'start': N, 'length': N (the crop), 'corrupt': N bool (joint corruption,
+    else shear), 'joints': N x V bool (the `corrupted_joints` joints a corruption picks), 'zero': N bool
+    (a corruption sets its joints to 0, else maps them by `matrix`), 'matrix': N x C x C (A of the
+    corruption, entries U(−1, 1), or S of the shear, ones on the diagonal and U(−1, 1) elsewhere)}.
     """
-    rng = np.random if rng is None else rng
-    start, length = draw_crop(int(num_frames), l_ratio, rng)
-    corrupt = rng.random() < 0.5
-    joints = np.sort(rng.permutation(NUM_JOINTS)[:corrupted_joints])
-    zero = rng.random() < 0.5
-    entries = rng.random(9) * 2.0 - 1.0  # 9 draws of U(-1, 1)
-    if corrupt:
-        matrix = entries.reshape(3, 3)
-    else:
-        matrix = np.eye(3)
-        matrix[~np.eye(3, dtype=bool)] = entries[:6]
-    return ViewParams(start, length, bool(corrupt), joints, bool(zero), matrix.astype(np.float32))
+    if not 1 <= corrupted_joints <= num_joints:
+        raise ValueError(f"corrupted_joints must be between 1 and the {num_joints} joints, found {corrupted_joints}")
+    frames = num_frames.long()  # N
+    n, device = frames.shape[0], frames.device
+    start, length = draw_crop(frames, l_ratio, generator)
+    u = _uniform(generator, device, n, 2 + num_joints + channels * channels)  # N x (2 + V + C·C)
+    chosen = u[:, 2:2 + num_joints].argsort(dim=1)[:, :corrupted_joints]  # N x corrupted, without replacement
+    joints = torch.zeros(n, num_joints, dtype=torch.bool, device=device).scatter_(1, chosen, True)  # N x V
+    corrupt = u[:, 0] < 0.5  # N
+    entries = u[:, 2 + num_joints:].reshape(n, channels, channels) * 2.0 - 1.0  # N x C x C, U(-1, 1)
+    diagonal = torch.eye(channels, dtype=torch.bool, device=device)  # C x C
+    matrix = torch.where(diagonal & ~corrupt.view(n, 1, 1), 1.0, entries)  # N x C x C
+    return {"start": start, "length": length, "corrupt": corrupt, "joints": joints, "zero": u[:, 1] < 0.5,
+            "matrix": matrix}
+
+
+def joint_maps(params):
+    """The per-joint linear maps W (N x V x C x C) of views `params`: new[c'] = Σ_c old[c]·W[n, v, c, c']."""
+    joints, matrix = params["joints"], params["matrix"]
+    n, v = joints.shape
+    eye = torch.eye(matrix.shape[1], device=matrix.device, dtype=matrix.dtype)  # C x C
+    corruption = torch.where(params["zero"].view(n, 1, 1), 0.0, matrix)  # N x C x C
+    corrupted = torch.where(joints.view(n, v, 1, 1), corruption.unsqueeze(1), eye)  # N x V x C x C
+    sheared = matrix.transpose(1, 2).unsqueeze(1)  # N x 1 x C x C, the same map for every joint
+    return torch.where(params["corrupt"].view(n, 1, 1, 1), corrupted, sheared)  # N x V x C x C
 
 
 def apply_view(data, params, output_size=OUTPUT_FRAMES):
-    """The view of `data` (C x T x V x M) that `params` describe: crop-resize, then corruption or shear."""
-    view = crop_resize(data, params.start, params.length, output_size)  # C x out x V x M
-    if params.corrupt:
-        return joint_corruption(view, params.joints, params.zero, params.matrix)
-    return shear(view, params.matrix)
+    """The views of `data` (N x C x T x V x M) that `params` describe: crop-resize, then corruption or
+    shear. N x C x output_size x V x M."""
+    view = crop_resize(data, params["start"], params["length"], output_size)  # N x C x out x V x M
+    return torch.einsum("nctvm,nvcd->ndtvm", view, joint_maps(params).to(view.dtype))  # N x C x out x V x M
 
 
-def pretraining_view(data, num_frames, rng=None, output_size=OUTPUT_FRAMES, corrupted_joints=NUM_CORRUPTED_JOINTS):
-    """One random pretraining view (3 x output_size x 25 x 2 float32) of frames [0, num_frames) of `data`."""
-    frames = _check_sample(data, num_frames)
-    return apply_view(data, draw_view_params(frames, rng, corrupted_joints=corrupted_joints), output_size)
+def pretraining_views(data, num_frames, generator=None, output_size=OUTPUT_FRAMES,
+                      corrupted_joints=NUM_CORRUPTED_JOINTS):
+    """Two independent pretraining views of every sample of `data` (N x C x T x V x M), on its device.
 
-
-# ---------------------------------------------------------------- batched (torch)
-
-def joint_matrices(params, num_joints=NUM_JOINTS):
-    """The per-joint maps of one view's `params` as a V x 3 x 3 array W: new[c'] = Σ_c old[c]·W[v, c, c']."""
-    eye = np.eye(3, dtype=np.float32)
-    w = np.repeat(eye[None], num_joints, axis=0)  # V x 3 x 3
-    if not params.corrupt:
-        w[:] = params.matrix.T
-    else:
-        w[params.joints] = 0.0 if params.zero else params.matrix
-    return w
-
-
-def stack_view_params(params_list, device=None):
-    """Batched parameters (as `draw_view_params_batch` returns) from a list of per-sample ViewParams."""
-    return {
-        "start": torch.tensor([p.start for p in params_list], dtype=torch.long, device=device),  # N
-        "length": torch.tensor([p.length for p in params_list], dtype=torch.long, device=device),  # N
-        "matrices": torch.from_numpy(np.stack([joint_matrices(p) for p in params_list])).to(device),  # N x V x 3 x 3
-    }
-
-
-def draw_view_params_batch(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=NUM_JOINTS,
-                           corrupted_joints=NUM_CORRUPTED_JOINTS):
-    """Draw one pretraining view's parameters for each sample, on `num_frames`' device.
-
-    num_frames: N int tensor. Returns {'start': N, 'length': N, 'matrices': N x V x 3 x 3} with the
-    same distribution as `draw_view_params` (matrices as `joint_matrices` builds them).
+    num_frames: N (frames used: [0, num_frames)). Returns (im_q, im_k), each N x C x output_size x V x M.
+    Both views of all samples are drawn in one call of `draw_view_params`: im_q from its first N rows,
+    im_k from the last N.
     """
-    device = num_frames.device
-    n = num_frames.shape[0]
-    frames = num_frames.long()  # N
-
-    def uniform(*shape, dtype=torch.float32):
-        return torch.rand(*shape, generator=generator, device=device, dtype=dtype)
-
-    scale = l_ratio[0] + (l_ratio[1] - l_ratio[0]) * uniform(n, dtype=torch.float64)  # N
-    length = torch.minimum(torch.clamp_min(torch.floor(frames * scale).long(), MIN_CROP_FRAMES), frames)  # N
-    room = frames - length + 1  # N
-    start = torch.minimum((uniform(n, dtype=torch.float64) * room).long(), room - 1)  # N
-    corrupt = uniform(n) < 0.5  # N
-    chosen = uniform(n, num_joints).argsort(dim=1)[:, :corrupted_joints]  # N x corrupted_joints
-    selected = torch.zeros(n, num_joints, dtype=torch.bool, device=device).scatter_(1, chosen, True)  # N x V
-    zero = uniform(n) < 0.5  # N
-    entries = uniform(n, 9) * 2.0 - 1.0  # N x 9
-    eye = torch.eye(3, device=device)  # 3 x 3
-    corruption = entries.view(n, 3, 3) * (~zero).float().view(n, 1, 1)  # N x 3 x 3 (0 when zeroing)
-    off_diagonal = ~torch.eye(3, dtype=torch.bool, device=device)  # 3 x 3
-    shear_matrix = eye.repeat(n, 1, 1)  # N x 3 x 3
-    shear_matrix[:, off_diagonal] = entries[:, :6]
-    mapped = torch.where(corrupt.view(n, 1, 1, 1),
-                         torch.where(selected.view(n, num_joints, 1, 1), corruption.unsqueeze(1), eye),
-                         shear_matrix.transpose(1, 2).unsqueeze(1))  # N x V x 3 x 3
-    return {"start": start, "length": length, "matrices": mapped}
-
-
-def crop_resize_batch(data, start, length, output_size=OUTPUT_FRAMES):
-    """Per-sample frames [start, start + length) of `data` (N x C x T x V x M) resized to `output_size`.
-
-    start, length: N long tensors. The same linear resize as `crop_resize` (float32 source indices,
-    align_corners=False), done with one gather. Returns N x C x output_size x V x M.
-    """
-    n, c, _, v, m = data.shape
-    steps = torch.arange(output_size, device=data.device, dtype=torch.float64) + 0.5  # out
-    scale = (length.to(torch.float32) / float(output_size)).double()  # N
-    src = torch.clamp_min((scale[:, None] * steps - 0.5).float(), 0.0)  # N x out
-    idx0 = src.long()  # N x out
-    lam = (src - idx0.to(torch.float32)).to(data.dtype)  # N x out
-    idx1 = torch.minimum(idx0 + 1, (length - 1)[:, None])  # N x out
-
-    def frames_at(idx):
-        index = (start[:, None] + idx).view(n, 1, output_size, 1, 1).expand(n, c, output_size, v, m)
-        return torch.gather(data, 2, index)  # N x C x out x V x M
-
-    lam = lam.view(n, 1, output_size, 1, 1)  # N x 1 x out x 1 x 1
-    return (1.0 - lam) * frames_at(idx0) + lam * frames_at(idx1)  # N x C x out x V x M
-
-
-def apply_view_batch(data, params, output_size=OUTPUT_FRAMES):
-    """The views of `data` (N x C x T x V x M) described by batched `params`. N x C x out x V x M."""
-    view = crop_resize_batch(data, params["start"], params["length"], output_size)  # N x C x out x V x M
-    return torch.einsum("nctvm,nvcd->ndtvm", view, params["matrices"].to(view.dtype))  # N x C x out x V x M
-
-
-def pretraining_views_batch(data, num_frames, generator=None, output_size=OUTPUT_FRAMES,
-                            corrupted_joints=NUM_CORRUPTED_JOINTS):
-    """Two independent pretraining views of every sample of a raw batch, on its device.
-
-    data: N x 3 x T x 25 x 2 float; num_frames: N (frames used: [0, num_frames)).
-    Returns (im_q, im_k), each N x 3 x output_size x 25 x 2.
-    """
-    if data.dim() != 5 or data.shape[0] != num_frames.shape[0]:
-        raise ValueError(f"expected data N x C x T x V x M and num_frames N, found {tuple(data.shape)} "
-                         f"and {tuple(num_frames.shape)}")
-    frames = num_frames.to(data.device).long().clamp(max=data.shape[2])  # N
-    views = [apply_view_batch(data, draw_view_params_batch(frames, generator, num_joints=data.shape[3],
-                                                           corrupted_joints=corrupted_joints), output_size)
-             for _ in range(2)]
-    return views[0], views[1]
+    _check_batch(data, num_frames)
+    n, channels, _, num_joints, _ = data.shape
+    frames = num_frames.to(data.device).long().repeat(2)  # 2N
+    params = draw_view_params(frames, generator, num_joints=num_joints, channels=channels,
+                              corrupted_joints=corrupted_joints)
+    views = apply_view(torch.cat([data, data]), params, output_size)  # 2N x C x out x V x M
+    return views[:n], views[n:]

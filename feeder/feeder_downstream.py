@@ -1,10 +1,10 @@
-"""Downstream inputs (SPEC §2.2) and the semi-supervised training subset.
+"""Downstream inputs (docs/published-behaviour.md §2.2) and the semi-supervised training subset.
 
 Training samples are a random temporal crop with l_ratio in [0.5, 1] resized to 64 frames; validation
 samples are the centre crop with ratio 0.95 resized to 64 frames. No other augmentation.
 
-Random crops are drawn from a generator seeded by (seed, epoch, sample index), so a run's inputs do
-not depend on the number of DataLoader workers and are reproduced by the same seed; call
+Random crops are drawn from the generator `sample_generator(seed, epoch, sample index)`, so a run's
+inputs do not depend on the number of DataLoader workers and are reproduced by the same seed; call
 `set_epoch` before each epoch (DataLoader workers receive a fresh copy of the dataset every epoch,
 so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles as
 its folder and part, so spawned workers map the file instead of receiving a copy of it.
@@ -15,9 +15,8 @@ from torch.utils.data import Dataset
 
 from dataset.processed import load_split
 from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, centre_crop_resize,
-                                  temporal_crop_resize)
-
-MAX_FRAMES = 300
+                                  random_crop_resize)
+from feeder.seeding import sample_generator
 
 
 def semi_subset(num_samples, ratio, seed):
@@ -36,7 +35,7 @@ class DownstreamFeeder(Dataset):
 
     Args:
         split: a `dataset.processed.Split`.
-        train: random crop (SPEC §2.2 training) if True, else the 0.95 centre crop.
+        train: random crop with l_ratio [0.5, 1] if True, else the 0.95 centre crop.
         indices: optional subset of sample indices (the semi-supervised subset); all by default.
         seed: base seed of the random crops.
     """
@@ -80,15 +79,14 @@ class DownstreamFeeder(Dataset):
 
     def __getitem__(self, item):
         index = int(self.indices[item])
-        data = np.asarray(self.split.data[index], dtype=np.float32)  # 3 x 300 x 25 x 2
-        frames = int(min(self.split.num_frame[index], MAX_FRAMES))
+        frames = int(min(self.split.num_frame[index], self.split.data.shape[2]))
         if frames < 1:
             raise ValueError(f"{self.split.folder} ({self.split.part}): sample {index} "
                              f"({self.split.names[index]!r}) has {frames} frames; expected at least 1")
+        used = torch.from_numpy(np.array(self.split.data[index, :, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
         if self.train:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
-            clip = temporal_crop_resize(data, frames, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, rng=rng)
+            generator = sample_generator(self.seed, self.epoch, index)
+            clip = random_crop_resize(used[None], torch.tensor([frames]), DOWNSTREAM_L_RATIO, generator, OUTPUT_FRAMES)
         else:
-            clip = centre_crop_resize(data, frames, CENTRE_CROP_RATIO, OUTPUT_FRAMES)
-        clip = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))  # 3 x 64 x 25 x 2
-        return clip, int(self.split.labels[index]), index
+            clip = centre_crop_resize(used[None], torch.tensor([frames]), CENTRE_CROP_RATIO, OUTPUT_FRAMES)
+        return clip[0], int(self.split.labels[index]), index  # 3 x 64 x 25 x 2

@@ -1,9 +1,9 @@
-"""The pretraining feeder: two augmented views per training sample (SPEC §2.1), or the raw sample.
+"""The pretraining feeder: two augmented views per training sample, or the raw sample.
 
-mode 'views' returns (im_q, im_k), each 3 x 64 x 25 x 2 float32, drawn in the DataLoader worker from
-the stream `sample_rng(seed, epoch, index)` (call `set_epoch` before each epoch's iterator is made).
-mode 'raw' returns (data 3 x T x 25 x 2 float32, num_frames) for `pretraining_views_batch` on the
-training device.
+mode 'views' returns (im_q, im_k), each 3 x 64 x 25 x 2 float32, made in the DataLoader worker by
+`pretraining_views` on the sample as a batch of one, from the stream `sample_generator(seed, epoch,
+index)` (call `set_epoch` before each epoch's iterator is made). mode 'raw' returns (data 3 x T x 25 x 2
+float32, num_frames) for `pretraining_views` on the training device.
 """
 import os
 
@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dataset.processed import ProcessedDataError, load_split
-from feeder.augmentations import NUM_CORRUPTED_JOINTS, OUTPUT_FRAMES, pretraining_view
-from feeder.seeding import sample_rng
+from feeder.augmentations import NUM_CORRUPTED_JOINTS, OUTPUT_FRAMES, pretraining_views
+from feeder.seeding import sample_generator
 
 MODES = ("views", "raw")
 
@@ -22,7 +22,7 @@ class PretrainingFeeder(Dataset):
     """Training samples of one processed folder, as pretraining view pairs or raw arrays.
 
     Args:
-        data_dir: a processed folder (SPEC §1.3).
+        data_dir: a processed folder (docs/published-behaviour.md §1.3).
         mode: 'views' (augment per sample) or 'raw' (augment later, batched).
         seed: the run's seed; views of sample i in epoch e come from (seed, e, i).
         part: 'train' (pretraining uses the training part).
@@ -77,7 +77,8 @@ class PretrainingFeeder(Dataset):
         frames = int(self.num_frames[index])
         if self.mode == "raw":
             return torch.from_numpy(np.array(data, dtype=np.float32)), frames
-        rng = sample_rng(self.seed, self.epoch, index)
-        im_q = pretraining_view(data, frames, rng, self.view_frames, self.corrupted_joints)  # 3 x 64 x 25 x 2
-        im_k = pretraining_view(data, frames, rng, self.view_frames, self.corrupted_joints)  # 3 x 64 x 25 x 2
-        return torch.from_numpy(im_q), torch.from_numpy(im_k)
+        used = torch.from_numpy(np.array(data[:, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
+        generator = sample_generator(self.seed, self.epoch, index)
+        im_q, im_k = pretraining_views(used[None], torch.tensor([frames]), generator, self.view_frames,
+                                       self.corrupted_joints)  # each 1 x 3 x 64 x 25 x 2
+        return im_q[0], im_k[0]

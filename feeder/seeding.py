@@ -1,8 +1,8 @@
-"""Random streams of the pretraining data: one per (seed, epoch, sample) or (seed, epoch, rank).
+"""Random streams of the augmentations: one per (seed, epoch, sample) or (seed, epoch, rank).
 
-Views drawn from these streams depend only on the run's seed, the epoch and the sample (or the
-rank, for augmentation on the training device), never on which DataLoader worker made them or on
-how many there are, so a resumed run draws exactly the views the uninterrupted run would have.
+Views and crops drawn from these streams depend only on the run's seed, the epoch and the sample
+(or the rank, for augmentation on the training device), never on which DataLoader worker made them
+or on how many there are, so a resumed run draws exactly the views the uninterrupted run would have.
 """
 import random
 
@@ -15,17 +15,22 @@ def _entropy(*values):
     return [int(v) % 2 ** 64 for v in values]
 
 
-def sample_rng(seed, epoch, index):
-    """The NumPy generator of sample `index` in `epoch` of a run seeded with `seed`."""
-    return np.random.default_rng(np.random.SeedSequence(_entropy(seed, epoch, index)))
+def _generator(entropy, device="cpu"):
+    """A torch generator on `device` seeded from a SeedSequence of `entropy`."""
+    state = np.random.SeedSequence(_entropy(*entropy)).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state) & (2 ** 63 - 1))
+    return generator
+
+
+def sample_generator(seed, epoch, index):
+    """The torch generator (CPU) of sample `index` in `epoch` of a run seeded with `seed`."""
+    return _generator((seed, epoch, index))
 
 
 def epoch_generator(seed, epoch, rank, device="cpu"):
     """A torch generator on `device` for the batched augmentation of `rank` in `epoch`."""
-    state = np.random.SeedSequence(_entropy(seed, epoch, rank, 1)).generate_state(1, dtype=np.uint64)[0]
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int(state) & (2 ** 63 - 1))
-    return generator
+    return _generator((seed, epoch, rank, 1), device)
 
 
 def worker_init_fn(worker_id):

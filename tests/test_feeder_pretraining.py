@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from feeder import augmentations as aug
 from feeder.feeder_pretraining import PretrainingFeeder
-from feeder.seeding import epoch_generator, sample_rng, worker_init_fn
+from feeder.seeding import epoch_generator, sample_generator, worker_init_fn
 from tests.test_pretrain_engine import make_folder
 
 
@@ -17,16 +17,19 @@ def folder(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("feeder"), n_train=6, n_val=2, seed=1)
 
 
-def test_views_are_the_published_views_of_the_sample(folder):
+def test_views_are_the_views_of_the_sample_from_its_own_stream(folder):
     feeder = PretrainingFeeder(folder, seed=7)
     feeder.set_epoch(3)
     im_q, im_k = feeder[4]
     assert im_q.shape == im_k.shape == (3, 64, 25, 2) and im_q.dtype == torch.float32
-    data = np.load(f"{folder}/train_data_joint.npy")[4]
-    frames = int(np.load(f"{folder}/train_num_frame.npy")[4])
-    rng = np.random.default_rng(np.random.SeedSequence([7, 3, 4]))  # the stream of (seed, epoch, index)
-    np.testing.assert_array_equal(im_q.numpy(), aug.pretraining_view(data, frames, rng))
-    np.testing.assert_array_equal(im_k.numpy(), aug.pretraining_view(data, frames, rng))
+    data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[4:5])  # 1 x 3 x 300 x 25 x 2
+    frames = torch.from_numpy(np.load(f"{folder}/train_num_frame.npy")[4:5])  # 1
+    # the stream of (seed, epoch, index): a torch generator seeded from SeedSequence([7, 3, 4])
+    state = np.random.SeedSequence([7, 3, 4]).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator().manual_seed(int(state) & (2 ** 63 - 1))
+    expected_q, expected_k = aug.pretraining_views(data, frames, generator)
+    torch.testing.assert_close(im_q, expected_q[0], rtol=0, atol=0)
+    torch.testing.assert_close(im_k, expected_k[0], rtol=0, atol=0)
     assert not torch.equal(im_q, im_k)
 
 
@@ -66,9 +69,12 @@ def test_frame_counts_above_the_array_length_are_capped(tmp_path):
 
 
 def test_streams_are_distinct_and_reproducible():
-    assert sample_rng(1, 2, 3).random() == sample_rng(1, 2, 3).random()
-    draws = {sample_rng(1, e, i).random() for e in range(3) for i in range(3)}
+    assert torch.equal(torch.rand(4, generator=sample_generator(1, 2, 3)),
+                       torch.rand(4, generator=sample_generator(1, 2, 3)))
+    draws = {torch.rand(1, generator=sample_generator(1, e, i)).item() for e in range(3) for i in range(3)}
     assert len(draws) == 9
+    assert torch.rand(1, generator=sample_generator(1, 0, 0)).item() not in {
+        torch.rand(1, generator=epoch_generator(1, 0, r)).item() for r in range(3)}
     a = torch.rand(4, generator=epoch_generator(1, 0, 0))
     assert torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 1, 0)))
