@@ -1,16 +1,27 @@
 """Skeleton normalisation (docs/published-behaviour.md §1.4), vectorised across samples.
 
-``normalize(data)`` takes a float32 array N x C x T x V x M and returns the normalised array: null
-frames padded, the first person's spine middle moved to the origin, the first person's spine turned
-to +z and its shoulders to +x.  Every step works on all samples of the chunk at once; rotation
-matrices are computed in float64 from the float32 coordinates and each step's result is stored as
-float32, as the published per-joint loop does.
+``normalize(data, layout)`` takes a float32 array N x C x T x V x M and returns the normalised array,
+in four steps whose joints the layout names (``dataset.layouts``; for ``ntu25``, the published ones):
+
+1. null frames are padded (a person whose first frame is empty is front-aligned, and the frames after
+   its last non-empty one repeat its frames from the start);
+2. the first person's ``layout.centre`` joint (NTU: spine middle) of each frame is subtracted from
+   every joint of every person in that frame, except joints whose coordinates sum to 0 (untracked
+   ones, as published), which are set to 0;
+3. the whole sample is turned so that the first person's ``x[b] - x[a]`` at frame 0, for
+   ``(a, b) = layout.z_axis`` (NTU: spine base -> spine middle), points along +z;
+4. then turned so that its ``x[b] - x[a]`` for ``(a, b) = layout.x_axis`` (NTU: left -> right
+   shoulder) points along +x.
+
+2-D layouts (``channels == 2``) get steps 1 and 2 only: the two rotations are 3-D.  Every step works
+on all samples of the chunk at once; rotation matrices are computed in float64 from the float32
+coordinates and each step's result is stored as float32, as the published per-joint loop does.
 """
 import math
 
 import numpy as np
 
-SPINE_BASE, SPINE_MID, LEFT_SHOULDER, RIGHT_SHOULDER = 0, 1, 4, 8
+from dataset.layouts import NTU25
 
 
 def pad_null_frames(s):
@@ -66,29 +77,41 @@ def _rotate(s, rot):
     return np.matmul(flat, rot.transpose(0, 2, 1)).astype(np.float32).reshape(s.shape)
 
 
-def normalize(data):
-    """The normalisation of N x C x T x V x M float32 data; returns a new float32 array."""
+def _check_shape(data, layout):
+    """ValueError unless ``data`` is N x layout.channels x T x layout.num_joints x M."""
+    if data.ndim != 5 or data.shape[1] != layout.channels or data.shape[3] != layout.num_joints:
+        raise ValueError(f'layout {layout.name}: expected data of shape N x {layout.channels} x T x '
+                         f'{layout.num_joints} x M, found {data.shape}')
+
+
+def normalize(data, layout=NTU25):
+    """The normalisation of N x C x T x V x M float32 data in ``layout``; returns a new float32 array."""
+    _check_shape(data, layout)
     n = len(data)
     s = np.ascontiguousarray(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
     active = (s.reshape(n, -1) != 0).any(axis=1)  # N; all-zero samples are left as they are
     if not active.all():
         out = np.array(data, dtype=np.float32)
         if active.any():
-            out[active] = normalize(out[active])
+            out[active] = normalize(out[active], layout)
         return out
     s = pad_null_frames(s)
-    centre = s[:, 0:1, :, SPINE_MID:SPINE_MID + 1, :]  # N x 1 x T x 1 x C
-    mask = (s[..., 0] + s[..., 1] + s[..., 2] != 0)[..., None]  # N x M x T x V x 1, x + y + z in float32
-    s = np.where(mask, s - centre, np.float32(0))
-    v = s[:, 0, 0, SPINE_MID] - s[:, 0, 0, SPINE_BASE]  # N x C
-    s = _rotate(s, _rotation_to(v, (0.0, 0.0, 1.0)))
-    v = s[:, 0, 0, RIGHT_SHOULDER] - s[:, 0, 0, LEFT_SHOULDER]  # N x C
-    s = _rotate(s, _rotation_to(v, (1.0, 0.0, 0.0)))
+    centre = s[:, 0:1, :, layout.centre:layout.centre + 1, :]  # N x 1 x T x 1 x C
+    total = s[..., 0]
+    for k in range(1, layout.channels):
+        total = total + s[..., k]  # N x M x T x V, x + y (+ z) in float32
+    s = np.where(total[..., None] != 0, s - centre, np.float32(0))
+    if layout.channels == 2:
+        return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
+    for (a, b), target in ((layout.z_axis, (0.0, 0.0, 1.0)), (layout.x_axis, (1.0, 0.0, 0.0))):
+        v = s[:, 0, 0, b] - s[:, 0, 0, a]  # N x C
+        s = _rotate(s, _rotation_to(v, target))
     return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
 
 
-def normalize_loop(data):
+def normalize_loop(data, layout=NTU25):
     """The normalisation written literally, one sample, person, frame and joint at a time (reference)."""
+    _check_shape(data, layout)
     n, c, t, v, m = data.shape
     s = np.array(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
     for i in range(n):
@@ -108,7 +131,7 @@ def normalize_loop(data):
                     for g in range(f, t):
                         person[g] = person[g % f]
                     break
-        centre = s[i, 0, :, SPINE_MID].copy()  # T x C
+        centre = s[i, 0, :, layout.centre].copy()  # T x C
         for p in range(m):
             for f in range(t):
                 for j in range(v):
@@ -116,8 +139,9 @@ def normalize_loop(data):
                         s[i, p, f, j] = s[i, p, f, j] - centre[f]
                     else:
                         s[i, p, f, j] = 0
-        for (bottom, top), target in (((SPINE_BASE, SPINE_MID), (0, 0, 1)),
-                                      ((LEFT_SHOULDER, RIGHT_SHOULDER), (1, 0, 0))):
+        if c == 2:
+            continue  # 2-D: padding and centring only
+        for (bottom, top), target in ((layout.z_axis, (0, 0, 1)), (layout.x_axis, (1, 0, 0))):
             rot = _rotation_literal(s[i, 0, 0, top] - s[i, 0, 0, bottom], np.array(target, dtype=np.float64))
             for p in range(m):
                 if not s[i, p].any():

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from data_gen.normalize import normalize, normalize_loop, pad_null_frames
+from dataset.layouts import KINECT20, Layout
 
 
 def _sample(frames=3):
@@ -111,3 +112,82 @@ def test_all_zero_sample_is_left_alone_and_matches_loop_on_awkward_batch():
     assert out.dtype == np.float32 and out.shape == data.shape
     np.testing.assert_array_equal(out[0], 0)
     np.testing.assert_allclose(out, normalize_loop(data), rtol=0, atol=2e-6)
+
+
+# Layouts other than ntu25: the joints of every step come from the layout.
+
+def test_kinect20_centring_and_both_rotations_by_hand():
+    # Frame 0, relative to the spine (joint 1): spine vector x[1] - x[0] = (1, 0, 0), so the first turn
+    # is 90 degrees about -y, (x, y, z) -> (-z, y, x); it leaves the shoulder vector x[8] - x[4] on
+    # (0, 2, 0), so the second is 90 degrees about -z, (x, y, z) -> (y, -x, z). Together: (y, z, x).
+    data = np.zeros((1, 3, 2, 20, 1), dtype=np.float32)
+    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
+    relative = {0: (-1, 0, 0), 1: (0, 0, 0), 3: (2, 0, 0), 4: (0, -1, 0), 8: (0, 1, 0), 5: (0, 0, 1),
+                12: (0.5, 0.25, -2)}
+    for t, centre in enumerate(([10, 20, 30], [13, 19, 32])):
+        for j, offset in relative.items():
+            s[0, t, j] = np.add(centre, offset)
+    s[0, 1, 5] += [0, 0, 1]                      # frame 1: joint 5 at (0, 0, 2) from that frame's spine
+    out = _mtvc(normalize(data, KINECT20))[0]
+    expected = {0: (0, 0, -1), 1: (0, 0, 0), 3: (0, 0, 2), 4: (-1, 0, 0), 8: (1, 0, 0), 5: (0, 1, 0),
+                12: (0.25, -2, 0.5)}
+    for t in range(2):
+        for j, value in expected.items():
+            if t == 1 and j == 5:
+                value = (0, 2, 0)
+            np.testing.assert_allclose(out[t, j], value, atol=1e-6, err_msg=f'frame {t} joint {j}')
+        np.testing.assert_array_equal(out[t, 19], [0, 0, 0])   # untracked joint stays at 0
+
+
+QUAD = Layout(name='quad', joints=('a', 'b', 'c', 'd'), parents=(0, 0, 1, 2), centre=3, z_axis=(2, 0),
+              x_axis=(3, 1), corrupted_joints=1, channels=3, bodies=2)
+
+
+def test_centre_and_axes_are_the_layouts_joints():
+    # Centre d (joint 3); x[0] - x[2] = (0, 1, 0) is turned to +z by 90 degrees about +x,
+    # (x, y, z) -> (x, -z, y); x[1] - x[3] = (0, 0, -1) is then on +y, turned to +x by (x, y, z) ->
+    # (y, -x, z). Together: (x, y, z) -> (-z, -x, y).
+    data = np.zeros((1, 3, 1, 4, 2), dtype=np.float32)
+    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
+    centre = np.array([5, 5, 5], dtype=np.float32)
+    s[0, 0] = centre + np.array([(1, 1, 0), (0, 0, -1), (1, 0, 0), (0, 0, 0)])
+    s[1, 0] = centre + np.array([(0, 0, 2), (1, 2, 3), (2, 1, 2), (-1, 0, 0)])   # second person
+    out = _mtvc(normalize(data, QUAD))
+    np.testing.assert_allclose(out[0, 0], [(0, -1, 1), (1, 0, 0), (0, -1, 0), (0, 0, 0)], atol=1e-6)
+    np.testing.assert_allclose(out[1, 0], [(-2, 0, 0), (-3, -1, 2), (-2, -2, 1), (0, 1, 0)], atol=1e-6)
+    np.testing.assert_allclose(_mtvc(normalize_loop(data, QUAD)), out, rtol=0, atol=2e-6)
+
+
+def test_two_dimensional_layout_is_padded_and_centred_only():
+    flat = Layout(name='quad2d', joints=('a', 'b', 'c', 'd'), parents=(0, 0, 1, 2), centre=3, z_axis=(2, 0),
+                  x_axis=(3, 1), corrupted_joints=1, channels=2, bodies=1)
+    data = np.zeros((1, 2, 3, 4, 1), dtype=np.float32)
+    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
+    s[0, 1] = [(5, 8), (1, -1), (0, 0), (4, 6)]   # frame 0 empty; joint 1 sums to 0: untracked
+    s[0, 2] = [(3, 5), (7, 7), (0, 0), (3, 3)]
+    expected = np.array([[(1, 2), (0, 0), (0, 0), (0, 0)],      # front-aligned, centred on joint 3
+                         [(0, 2), (4, 4), (0, 0), (0, 0)],
+                         [(1, 2), (0, 0), (0, 0), (0, 0)]])     # the empty tail repeats frame 0
+    for normaliser in (normalize, normalize_loop):
+        out = _mtvc(normaliser(data, flat))[0]
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize('layout', [KINECT20, QUAD])
+def test_other_layouts_match_the_loop_on_an_awkward_batch(layout):
+    rng = np.random.default_rng(1)
+    v, m = layout.num_joints, layout.bodies
+    data = rng.normal(size=(5, 3, 30, v, m)).astype(np.float32)
+    data[0] = 0                                   # all-zero sample
+    data[1, :, :4] = 0                            # first frames missing
+    data[2, :, 20:] = 0                           # tail missing
+    data[3, :, 5:9, :, 0] = 0                     # middle gap
+    out = normalize(data, layout)
+    np.testing.assert_array_equal(out[0], 0)
+    np.testing.assert_allclose(out, normalize_loop(data, layout), rtol=0, atol=2e-6)
+
+
+def test_data_that_does_not_fit_the_layout_is_refused():
+    with pytest.raises(ValueError, match=r'layout kinect20: expected data of shape N x 3 x T x 20 x M, '
+                                         r'found \(1, 3, 4, 25, 2\)'):
+        normalize(np.ones((1, 3, 4, 25, 2), np.float32), KINECT20)
