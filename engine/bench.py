@@ -7,7 +7,7 @@ For each configuration this times, in one process and on the same weights, (a) o
 pretraining step (three query encoders forward + backward, momentum update, three key encoders,
 InfoNCE + CMD losses, SGD step), (b) one encoder forward + backward and (c) one encoder forward
 without gradients (what key encoders and feature extraction do), each with the whole-sequence
-encoder (`BIGRU.forward`) and with the per-frame loop (`BIGRU.forward_loop`, the published
+encoder (`SkeletonGRUEncoder.forward`) and with the per-frame loop (`forward_loop`, the published
 computation). Calls of the two variants alternate so that load from other processes hits both
 alike; the median and minimum ms per call are printed with three ratios: of the medians, of the
 minima, and the median of the ratios of neighbouring calls (the steadiest on a machine whose speed
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from moco.builder import MoCo
-from moco.encoder import BIGRU
+from moco.encoder import SkeletonGRUEncoder
 from moco.modalities import MODALITIES
 
 CONFIGS = {
@@ -48,9 +48,9 @@ def _sync(device: torch.device) -> None:
 
 
 def use_loop_encoders(model: torch.nn.Module) -> None:
-    """Make every BIGRU in `model` compute with the per-frame loop (the published computation)."""
+    """Make every encoder in `model` compute with the per-frame loop (the published computation)."""
     for module in model.modules():
-        if isinstance(module, BIGRU):
+        if isinstance(module, SkeletonGRUEncoder):
             module.forward = module.forward_loop
 
 

@@ -125,7 +125,7 @@ def extract_features(model, loader, view, device):
     model.eval()
     features, labels, indices = [], [], []
     for clips, target, index in tqdm(loader, desc=f"features {view}", leave=False, dynamic_ncols=True):
-        features.append(model(clips.to(device, non_blocking=True), view=view, knn_eval=True).float().cpu())  # N x 2H
+        features.append(model.features(clips.to(device, non_blocking=True), view).float().cpu())  # N x 2H
         labels.append(target)
         indices.append(index)
     return torch.cat(features), torch.cat(labels), torch.cat(indices)

@@ -10,6 +10,10 @@ Use from training code:
 The contrastive top-1 of a modality is `(logits.argmax(1) == labels)` (the positive is column 0).
 Downstream code gets per-modality 2048-d features with `model.features(x, view)`.
 
+The constructor and `forward` keep the published names (`args_bi_gru` with its `en_*` and `num_class`
+keys, `knn_eval`); they are translated once, here, to the encoder's own (`SkeletonGRUEncoder`
+sizes, `return_features`).
+
 A pretraining forward also changes the model's state, as the published one does: it moves the key
 encoders (momentum update, before the keys) and enqueues the keys (after the losses). Under
 torch.autocast the encoders may run in reduced precision; similarities, logits and the CMD loss are
@@ -21,11 +25,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from moco.encoder import BIGRU
+from moco.encoder import SkeletonGRUEncoder
 from moco.loss import cmd_loss
 from moco.modalities import MODALITIES, modality
 
 VIEWS = MODALITIES + ('all',)
+BIGRU_ARGUMENTS = ('en_input_size', 'en_hidden_size', 'en_num_layers', 'num_class')
 
 
 def _suffix(name: str) -> str:
@@ -33,6 +38,14 @@ def _suffix(name: str) -> str:
     if name not in MODALITIES:
         raise ValueError(f'unknown modality {name!r}; expected one of {MODALITIES}')
     return '' if name == 'joint' else f'_{name}'
+
+
+def encoder_sizes(args_bi_gru: dict) -> dict:
+    """`SkeletonGRUEncoder` arguments from the published BIGRU arguments (the keys of BIGRU_ARGUMENTS)."""
+    if sorted(args_bi_gru) != sorted(BIGRU_ARGUMENTS):
+        raise ValueError(f'args_bi_gru must hold exactly the keys {BIGRU_ARGUMENTS}, found {tuple(args_bi_gru)}')
+    return {'input_size': args_bi_gru['en_input_size'], 'hidden_size': args_bi_gru['en_hidden_size'],
+            'num_layers': args_bi_gru['en_num_layers'], 'out_dim': args_bi_gru['num_class']}
 
 
 def _distributed() -> bool:
@@ -54,8 +67,9 @@ class MoCo(nn.Module):
 
     Args:
         skeleton_representation: input representation; only 'graph-based' (N x 3 x T x 25 x 2) exists.
-        args_bi_gru: BIGRU arguments {'en_input_size', 'en_hidden_size', 'en_num_layers', 'num_class'}.
-            With pretrain=True the encoders' head size is `dim` (num_class is not used).
+        args_bi_gru: the published encoder arguments {'en_input_size', 'en_hidden_size', 'en_num_layers',
+            'num_class'} (features per frame, GRU hidden size, GRU layers, head size). With pretrain=True
+            the encoders' head size is the embedding size `dim` (num_class is not used).
         dim: embedding size (128).
         K: queue length (divisible by the global batch size).
         m: momentum of the key encoders (0.999).
@@ -78,19 +92,20 @@ class MoCo(nn.Module):
                          dim=dim, K=K, m=m, T=T, teacher_T=teacher_T, student_T=student_T,
                          cmd_weight=cmd_weight, topk=topk, mlp=mlp, pretrain=pretrain)
         self.pretrain = pretrain
+        sizes = encoder_sizes(args_bi_gru)
         if not pretrain:
             for name in MODALITIES:
-                setattr(self, f'encoder_q{_suffix(name)}', BIGRU(**args_bi_gru))
+                setattr(self, f'encoder_q{_suffix(name)}', SkeletonGRUEncoder(**sizes))
             return
         if not 0 < topk <= K:
             raise ValueError(f'topk must be between 1 and the queue length K={K}, found topk={topk}')
         self.K, self.m, self.T = K, m, T
         self.teacher_T, self.student_T = teacher_T, student_T
         self.cmd_weight, self.topk = cmd_weight, topk
-        encoder_args = dict(args_bi_gru, num_class=dim)
+        sizes['out_dim'] = dim
         for name in MODALITIES:
             s = _suffix(name)
-            encoder_q, encoder_k = BIGRU(**encoder_args), BIGRU(**encoder_args)
+            encoder_q, encoder_k = SkeletonGRUEncoder(**sizes), SkeletonGRUEncoder(**sizes)
             if mlp:
                 encoder_q.use_mlp_head()
                 encoder_k.use_mlp_head()
@@ -102,11 +117,11 @@ class MoCo(nn.Module):
             self.register_buffer(f'queue{s}', F.normalize(torch.randn(dim, K), dim=0))  # dim x K
             self.register_buffer(f'queue_ptr{s}', torch.zeros(1, dtype=torch.long))
 
-    def query_encoder(self, name: str) -> BIGRU:
+    def query_encoder(self, name: str) -> SkeletonGRUEncoder:
         """The query encoder of modality `name`."""
         return getattr(self, f'encoder_q{_suffix(name)}')
 
-    def key_encoder(self, name: str) -> BIGRU:
+    def key_encoder(self, name: str) -> SkeletonGRUEncoder:
         """The momentum (key) encoder of modality `name`."""
         return getattr(self, f'encoder_k{_suffix(name)}')
 
@@ -146,23 +161,25 @@ class MoCo(nn.Module):
 
     def features(self, x: torch.Tensor, view: str = 'joint') -> torch.Tensor:
         """2048-d encoder features of the query encoder(s): N x 3 x T x 25 x 2 -> N x 2H."""
-        return self._query_outputs(x, view, knn_eval=True)
+        return self._query_outputs(x, view, return_features=True)
 
-    def _query_outputs(self, x: torch.Tensor, view: str, knn_eval: bool) -> torch.Tensor:
+    def _query_outputs(self, x: torch.Tensor, view: str, return_features: bool) -> torch.Tensor:
+        """Query-encoder outputs (head scores, or features when return_features) of `view`; 'all' averages."""
         if view not in VIEWS:
             raise ValueError(f'unknown view {view!r}; expected one of {VIEWS}')
         names = MODALITIES if view == 'all' else (view,)
-        outputs = [self.query_encoder(name)(modality(x, name), knn_eval) for name in names]
+        outputs = [self.query_encoder(name)(modality(x, name), return_features) for name in names]
         return sum(outputs) / len(outputs)
 
     def forward(self, im_q, im_k=None, view='joint', knn_eval=False):
         """Pretraining: two views N x 3 x T x 25 x 2 -> (logits_joint, logits_motion, logits_bone,
         labels, loss_cmd); each logits N x (1 + K), labels N zeros, loss_cmd scalar x cmd_weight.
         Downstream (pretrain=False): forward(x, view, knn_eval) -> N x num_class scores, or N x 2H
-        features when knn_eval; view 'all' averages the three modalities.
+        features when knn_eval (the published name of "return features"); view 'all' averages the
+        three modalities.
         """
         if not self.pretrain:
-            return self._query_outputs(im_q, view, knn_eval)
+            return self._query_outputs(im_q, view, return_features=knn_eval)
         if im_k is None:
             raise ValueError('pretraining forward needs two views: model(im_q, im_k)')
         self.check_batch_size(im_q.shape[0] * (dist.get_world_size() if _distributed() else 1))

@@ -41,7 +41,7 @@ def test_released_checkpoint_gives_the_published_features(tmp_path):
     x = torch.randn(3, 3, 10, 25, 2)
     for view, prefix in ENCODERS.items():
         # the published per-frame computation with the source query encoder
-        expected = getattr(source, prefix).forward_loop(modality(x, view), knn_eval=True)
+        expected = getattr(source, prefix).forward_loop(modality(x, view), return_features=True)
         assert torch.allclose(model(x, view=view, knn_eval=True), expected, atol=1e-5)
         fc = getattr(model, prefix).fc
         assert fc.weight.shape == (5, 2 * HIDDEN)

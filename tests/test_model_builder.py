@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moco.builder import MoCo
+from moco.builder import MoCo, encoder_sizes
+from moco.encoder import SkeletonGRUEncoder
 from moco.loss import cmd_kl, cmd_loss
 from moco.modalities import MODALITIES, modality
 
@@ -213,7 +214,7 @@ def test_downstream_model_state_dict_and_views():
     torch.testing.assert_close(model(x, view='all'), sum(scores.values()) / 3)
     features = model(x, view='bone', knn_eval=True)
     assert features.shape == (3, 2 * HIDDEN)
-    torch.testing.assert_close(features, model.query_encoder('bone')(modality(x, 'bone'), knn_eval=True))
+    torch.testing.assert_close(features, model.query_encoder('bone')(modality(x, 'bone'), return_features=True))
     with pytest.raises(ValueError, match='unknown view'):
         model(x, view='skeleton')
 
@@ -223,6 +224,17 @@ def test_arch_rebuilds_the_same_model():
     assert model.arch['K'] == 8 and model.arch['mlp'] is True and model.arch['args_bi_gru'] == ARGS
     rebuilt = MoCo(**model.arch).double()
     rebuilt.load_state_dict(model.state_dict())  # strict: same names and shapes
+
+
+def test_published_encoder_arguments_are_translated_once():
+    assert encoder_sizes(ARGS) == {'input_size': 150, 'hidden_size': HIDDEN, 'num_layers': LAYERS, 'out_dim': DIM}
+    model = MoCo('graph-based', dict(ARGS, num_class=6), pretrain=False)
+    encoder = model.query_encoder('motion')
+    assert isinstance(encoder, SkeletonGRUEncoder)
+    sizes = (encoder.input_size, encoder.hidden_size, encoder.num_layers, encoder.fc.out_features)
+    assert sizes == (150, HIDDEN, LAYERS, 6)
+    with pytest.raises(ValueError, match=r"must hold exactly the keys .*found \('en_input_size', 'hidden'\)"):
+        MoCo('graph-based', {'en_input_size': 150, 'hidden': 4}, pretrain=False)
 
 
 def test_bad_settings():

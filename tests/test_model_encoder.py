@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from moco.encoder import BIGRU
+from moco.encoder import BIGRU, SkeletonGRUEncoder
 
 
 def tiny_encoder(num_class=7, hidden=5, layers=3):
@@ -78,7 +78,7 @@ def test_standard_bidirectional_pass_differs():
     seq = encoder.input_norm(x.transpose(1, 2)).transpose(1, 2)
     standard, _ = encoder.encoder.gru(seq)  # N x T x 2H
     ours = encoder(x, knn_eval=True)
-    hidden = encoder.en_hidden_size
+    hidden = encoder.hidden_size
     # The forward direction of the top layer differs too, because layer 2 saw different inputs.
     assert (standard[:, -1, :hidden] - ours[:, :hidden]).abs().max() > 1e-3
     assert (standard[:, -1, hidden:] - ours[:, hidden:]).abs().max() > 1e-3
@@ -140,3 +140,20 @@ def test_bad_input_shape():
     encoder = tiny_encoder()
     with pytest.raises(ValueError, match=r'N x T x 150.*\(2, 6, 75\)'):
         encoder(torch.zeros(2, 6, 75, dtype=torch.float64))
+
+
+def test_published_name_and_arguments_build_the_same_encoder():
+    torch.manual_seed(3)
+    published = BIGRU(en_input_size=150, en_hidden_size=4, en_num_layers=2, num_class=6).double()
+    torch.manual_seed(3)
+    encoder = SkeletonGRUEncoder(input_size=150, hidden_size=4, num_layers=2, out_dim=6).double()
+    assert isinstance(published, SkeletonGRUEncoder)
+    assert published.state_dict().keys() == encoder.state_dict().keys()
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(published.state_dict()[key], value), key
+    x = torch.randn(3, 5, 150, dtype=torch.float64)
+    assert encoder(x).shape == (3, 6) and encoder(x, return_features=True).shape == (3, 8)
+    torch.testing.assert_close(published(x), encoder(x), rtol=0, atol=0)
+    torch.testing.assert_close(published(x, knn_eval=True), encoder(x, return_features=True), rtol=0, atol=0)
+    torch.testing.assert_close(published.forward_loop(x, knn_eval=True),
+                               encoder.forward_loop(x, return_features=True), rtol=0, atol=0)
