@@ -1,4 +1,4 @@
-"""The cross-modal mutual distillation (CMD) loss of SPEC §3.2."""
+"""The cross-modal mutual distillation (CMD) loss (docs/published-behaviour.md §3.2)."""
 import torch
 import torch.nn.functional as F
 

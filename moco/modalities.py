@@ -1,4 +1,4 @@
-"""The three skeleton modalities of SPEC §2.3 and their flattening to GRU input sequences.
+"""The three skeleton modalities (docs/published-behaviour.md §2.3) and their flattening to GRU input sequences.
 
 Every function takes a batch laid out as N x C x T x V x M (C = 3 coordinates, V = 25 joints,
 M = 2 persons) and is written with tensor operations only.

@@ -1,4 +1,4 @@
-"""Downstream inputs (SPEC §2.2) on hand-worked ramps, and the semi-supervised subset."""
+"""Downstream inputs (docs/published-behaviour.md §2.2) on hand-worked ramps, and the semi-supervised subset."""
 import json
 import pickle
 

@@ -1,11 +1,11 @@
-"""Modalities of SPEC §2.3 against hand-worked values on a hand-built skeleton."""
+"""Modalities (docs/published-behaviour.md §2.3) against hand-worked values on a hand-built skeleton."""
 import pytest
 import torch
 
 from moco.modalities import MODALITIES, bone, flatten, modality, motion
 
-# (child, parent), 1-based, typed again from SPEC §2.3.
-SPEC_BONES = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
+# (child, parent), 1-based, typed again from docs/published-behaviour.md §2.3.
+PUBLISHED_BONES = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
               (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
               (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12)]
 
@@ -40,10 +40,10 @@ def test_bone_hand_values():
     assert torch.all(out[:, :, :, 1] == 1 - 400)     # (2, 21): 1^2 - 20^2
 
 
-def test_bone_matches_loop_over_spec_pairs():
+def test_bone_matches_loop_over_published_pairs():
     x = torch.randn(2, 3, 4, 25, 2, dtype=torch.float64)
     expected = torch.zeros_like(x)
-    for child, parent in SPEC_BONES:
+    for child, parent in PUBLISHED_BONES:
         expected[:, :, :, child - 1] = x[:, :, :, child - 1] - x[:, :, :, parent - 1]
     assert torch.equal(bone(x), expected)
 
