@@ -32,7 +32,8 @@ def _child(raw, out, size, workers):
     names = sorted(os.listdir(raw))[:size]
     tasks = ntu_gendata.build_tasks(raw, names, 'ntu60', ['xsub', 'xview'])
     start = time.perf_counter()
-    convert(tasks, out, ['xsub', 'xview'], {}, workers=workers, chunk=CHUNK, progress=False)
+    convert(tasks, out, ['xsub', 'xview'], {}, num_class=60, dataset='ntu60', workers=workers, chunk=CHUNK,
+            progress=False)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({'size': size, 'seconds': seconds, 'peak_rss_mib': peak}))

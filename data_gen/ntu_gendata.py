@@ -4,7 +4,8 @@
         [--benchmark xsub xview xsetup] [--ignored-sample-path LIST] [--workers N] [--skip-bad]
 
 writes ``OUT/<benchmark>/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}`` with samples in name
-order, plus ``OUT/settings.json`` and ``OUT/skipped.txt``.  Sample names are the file names with their
+order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes), plus
+``OUT/settings.json`` and ``OUT/skipped.txt``.  Sample names are the file names with their
 ``.skeleton`` extension, as the published converter stored them; labels are the action number - 1.
 """
 import argparse
@@ -87,8 +88,8 @@ def main(argv=None):
                     workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=300,
                     name_format='file name with .skeleton', label='action number - 1')
     tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
-    run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
-                   not args.no_progress)
+    run_conversion(tasks, args.out_folder, benchmarks, settings, args, num_class=NUM_CLASSES[args.dataset],
+                   dataset=args.dataset)
 
 
 if __name__ == '__main__':

@@ -3,9 +3,10 @@
     python data_gen/pku_gendata.py --data-path RAW --out-folder OUT [--workers N] [--skip-bad]
 
 RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.txt`` and
-``cross_view_v2.txt`` (docs/published-behaviour.md §1.2).  Every action instance of a video is a
-sample named ``<video>.txt_<index>`` (index = its 0-based line in the label file); samples are ordered
-by video name, then index.  A video is in a benchmark's training part when its name is on line 2 of the
+``cross_view_v2.txt`` (docs/published-behaviour.md §1.2); OUT gets ``xsub/`` and ``xview/`` (each
+with ``layout.json``: layout ``ntu25``, 51 classes), ``settings.json`` and ``skipped.txt``.  Every
+action instance of a video is a sample named ``<video>.txt_<index>`` (index = its 0-based line in the
+label file); samples are ordered by video name, then index.  A video is in a benchmark's training part when its name is on line 2 of the
 split file.  A skeleton or label file is bad (an error naming the file and the line; skipped with
 ``--skip-bad``) when it is not UTF-8 text, a line is not of the expected numbers, or a coordinate is not
 finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
@@ -134,8 +135,8 @@ def main(argv=None):
                     out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks, videos=len(tasks),
                     samples=sum(len(t.samples) for t in tasks), workers=args.workers, skip_bad=args.skip_bad,
                     chunk=args.chunk, max_frame=MAX_FRAME, name_format='<video>.txt_<index>', label='label - 1')
-    run_conversion(tasks, args.out_folder, benchmarks, settings, args.workers, args.skip_bad, args.chunk,
-                   not args.no_progress, already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
+    run_conversion(tasks, args.out_folder, benchmarks, settings, args, num_class=NUM_CLASSES, dataset='pku_v2',
+                   already_skipped=[f'{m}\tunreadable label file' for m in skipped_labels])
 
 
 if __name__ == '__main__':

@@ -1,14 +1,16 @@
-"""The conversion pipeline shared by the NTU and PKU converters: parse, normalise, write atomically.
+"""The conversion pipeline shared by the converters and importers: parse, normalise, write atomically.
 
 ``convert`` reads tasks (one raw file each, yielding one or more samples) across worker processes in
-order, gathers them into fixed-size chunks, normalises each chunk at once
-(docs/published-behaviour.md §1.4) and writes it into every benchmark's train/val arrays on disk, so
-peak memory depends on the chunk size, not on the number of samples.  Everything is written under
-temporary names in the destination folders and renamed only when the whole run has succeeded; a run
-that fails (a bad file, a full disk, an interrupt) removes its temporary files and leaves earlier
-outputs as they were.  The data files are allocated on disk when they are created, so a disk too small
-for them fails at the start, and a disk or quota that fills up later is a ``ConversionError`` naming
-the file being written.
+order, gathers them into fixed-size chunks, normalises each chunk at once through the skeleton layout's
+joints (docs/published-behaviour.md §1.4) and writes it into every benchmark's train/val arrays on
+disk, so peak memory depends on the chunk size, not on the number of samples.  A sample is
+C x 300 x V x M float32 for the layout's channels C, joints V and bodies M (3 x 300 x 25 x 2 for
+``ntu25``), and every processed folder gets the layout record (``layout.json``: the layout, the class
+count and the dataset name; see ``dataset.layouts``).  Everything is written under temporary names in
+the destination folders and renamed only when the whole run has succeeded; a run that fails (a bad
+file, a full disk, an interrupt) removes its temporary files and leaves earlier outputs as they were.
+The data files are allocated on disk when they are created, so a disk too small for them fails at the
+start, and a disk or quota that fills up later is a ``ConversionError`` naming the file being written.
 """
 import contextlib
 import errno
@@ -23,24 +25,31 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
+from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
 
 TMP_PREFIX = '.tmp-'
-SAMPLE_SHAPE = (3, 300, 25, 2)
-ROW_BYTES = 4 * 3 * 300 * 25 * 2
+MAX_FRAME = 300
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def sample_shape(layout):
+    """The shape of one processed sample in ``layout``: C x 300 x V x M."""
+    return (layout.channels, MAX_FRAME, layout.num_joints, layout.bodies)
 
 
 @dataclass
 class Sample:
-    """One output sample: its name, 0-based label and part ('train'/'val') in each benchmark."""
+    """One output sample: its name, 0-based label (None: the reader reads it) and part ('train'/'val')
+    in each benchmark."""
     name: str
-    label: int
+    label: object
     parts: dict
 
 
 @dataclass
 class Task:
-    """One raw file to read: ``reader(*args)`` returns one (C x T' x 25 x 2 array, T) per sample."""
+    """One raw file to read: ``reader(*args)`` returns, per sample, (C x T' x V x M array, T) with
+    T' = min(T, 300) in the layout's shape, or (array, T, label) for a Sample whose label is None."""
     source: str
     reader: object
     args: tuple
@@ -122,26 +131,28 @@ def shrink_npy_rows(path, n_rows):
 class PartWriter:
     """Writes one part (train/val) of one processed folder under temporary names; ``commit`` renames."""
 
-    def __init__(self, folder, part, capacity):
+    def __init__(self, folder, part, capacity, layout=NTU25):
         self.folder, self.part, self.capacity, self.count = folder, part, capacity, 0
+        self.shape = sample_shape(layout)
+        self.row_bytes = 4 * int(np.prod(self.shape))
         self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
                                                                                  'label.pkl')}
         self.tmp = {kind: temporary_name(p) for kind, p in self.final.items()}
         header = {'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)), 'fortran_order': False,
-                  'shape': (capacity,) + SAMPLE_SHAPE}  # N x 3 x 300 x 25 x 2
+                  'shape': (capacity,) + self.shape}  # N x C x 300 x V x M
         with disk_space(self.final['data_joint.npy']), open(self.tmp['data_joint.npy'], 'wb') as f:
             np.lib.format.write_array_header_1_0(f, header)
             self.offset = f.tell()
-            reserve(f, capacity * ROW_BYTES)
+            reserve(f, capacity * self.row_bytes)
         self.num_frame = np.zeros(capacity, dtype=np.int64)
         self.names, self.labels = [], []
 
     def add(self, data, num_frame, samples):
-        """Append normalised samples (n x 3 x 300 x 25 x 2), their frame counts and Sample records."""
+        """Append normalised samples (n x C x 300 x V x M), their frame counts and Sample records."""
         n = len(samples)
         with disk_space(self.final['data_joint.npy']):
-            write_rows(self.tmp['data_joint.npy'], self.offset + self.count * ROW_BYTES,
-                       np.ascontiguousarray(data, dtype=np.float32))  # n x 3 x 300 x 25 x 2
+            write_rows(self.tmp['data_joint.npy'], self.offset + self.count * self.row_bytes,
+                       np.ascontiguousarray(data, dtype=np.float32))  # n x C x 300 x V x M
         self.num_frame[self.count:self.count + n] = num_frame
         self.names.extend(s.name for s in samples)
         self.labels.extend(int(s.label) for s in samples)
@@ -190,16 +201,22 @@ def _batches(tasks, chunk):
         yield batch
 
 
-def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, chunk=128, progress=True,
-            already_skipped=()):
+def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layout=NTU25, workers=1,
+            skip_bad=False, chunk=128, progress=True, already_skipped=(), subfolders=True):
     """Read, normalise and write ``tasks`` (in order) into ``out_folder/<benchmark>/``; returns a summary.
 
-    Files that fail to parse stop the run with their error unless ``skip_bad``; samples with no body in
-    any frame are always skipped with a warning.  Skipped files (with ``already_skipped``, lines found
-    unreadable before the run) are listed in ``out_folder/skipped.txt``.  A part that ends up with no
-    sample is written empty with a warning; a run that converts no sample at all is a ConversionError.
+    With ``subfolders=False`` the one benchmark's processed folder is ``out_folder`` itself.  Every
+    processed folder gets the record of ``layout``, ``num_class`` and ``dataset``.  Files that fail to
+    parse stop the run with their error unless ``skip_bad``; samples with no body in any frame are
+    always skipped with a warning.  Skipped files (with ``already_skipped``, lines found unreadable
+    before the run) are listed in ``out_folder/skipped.txt``.  A part that ends up with no sample is
+    written empty with a warning; a run that converts no sample at all is a ConversionError.
     """
-    folders = [out_folder] + [os.path.join(out_folder, b) for b in benchmarks]
+    if not subfolders and len(benchmarks) != 1:
+        raise ValueError(f'one benchmark goes straight into out_folder, got {benchmarks}')
+    record = folder_record_text(layout, num_class, dataset)
+    folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
+    folders = list(dict.fromkeys([out_folder, *folder_of.values()]))
     for folder in folders:
         with disk_space(folder):
             os.makedirs(folder, exist_ok=True)
@@ -212,7 +229,7 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
     skipped = list(already_skipped)
     pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
-        writers = {(b, p): PartWriter(os.path.join(out_folder, b), p, cap) for (b, p), cap in capacity.items()}
+        writers = {(b, p): PartWriter(folder_of[b], p, cap, layout) for (b, p), cap in capacity.items()}
         bar = tqdm(total=sum(len(t.samples) for t in tasks), unit='sample', disable=not progress, file=sys.stdout)
 
         def submit(batch):
@@ -233,7 +250,10 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
                     tqdm.write(f'skipping unreadable file: {payload}')
                     skipped.append(f'{task.source}\tunreadable: {payload}')
                     continue
-                for sample, (array, n_frame) in zip(task.samples, payload):
+                for sample, result in zip(task.samples, payload):
+                    array, n_frame = result[:2]
+                    if sample.label is None:
+                        sample = Sample(sample.name, result[2], sample.parts)
                     if not array.any():
                         tqdm.write(f'warning: skipping {sample.name}: no body in any frame')
                         skipped.append(f'{sample.name}\tno body in any frame')
@@ -243,10 +263,10 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
                     kept.append(sample)
             bar.update(sum(len(t.samples) for t in current))
             if kept:
-                block = np.zeros((len(kept),) + SAMPLE_SHAPE, dtype=np.float32)  # n x 3 x 300 x 25 x 2
+                block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
                 for i, array in enumerate(arrays):
                     block[i, :, :array.shape[1]] = array
-                block = normalize(block)
+                block = normalize(block, layout)
                 frames = np.asarray(frames, dtype=np.int64)
                 for b in benchmarks:
                     for p in ('train', 'val'):
@@ -260,14 +280,16 @@ def convert(tasks, out_folder, benchmarks, settings, workers=1, skip_bad=False, 
             raise ConversionError(f'no sample was converted: {len(skipped)} skipped{first}; nothing was written')
         for (b, p), w in writers.items():
             if w.count == 0:
-                tqdm.write(f'warning: {os.path.join(out_folder, b)} has no {p} sample; its {p} files are written '
+                tqdm.write(f'warning: {folder_of[b]} has no {p} sample; its {p} files are written '
                            f'empty, and loading that part will fail')
             w.finish()
-        summary = dict(settings, counts={f'{b}/{p}': w.count for (b, p), w in writers.items()},
+        summary = dict(settings, layout=layout.name, num_class=num_class,
+                       counts={f'{b}/{p}' if subfolders else p: w.count for (b, p), w in writers.items()},
                        skipped=len(skipped))
-        extras = {os.path.join(out_folder, name): write_temporary(os.path.join(out_folder, name), payload)
-                  for name, payload in (('skipped.txt', ''.join(line + '\n' for line in skipped).encode()),
-                                        ('settings.json', (json.dumps(summary, indent=2) + '\n').encode()))}
+        payloads = [(os.path.join(folder, LAYOUT_FILE), record.encode()) for folder in folder_of.values()]
+        payloads += [(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode()),
+                     (os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())]
+        extras = {final: write_temporary(final, payload) for final, payload in payloads}
     except BaseException:
         for folder in folders:
             remove_temporaries(folder, f'{TMP_PREFIX}{os.getpid()}-')
@@ -293,17 +315,20 @@ def add_conversion_options(parser):
     parser.add_argument('--no-progress', action='store_true')
 
 
-def run_conversion(tasks, out_folder, benchmarks, settings, workers, skip_bad, chunk, progress, already_skipped=()):
+def run_conversion(tasks, out_folder, benchmarks, settings, args, *, num_class, dataset, layout=NTU25,
+                   already_skipped=(), subfolders=True):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
-    A bad file (without --skip-bad), a full disk or a run that converts nothing ends the program with its
-    error (exit status 1).
+    ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), a full disk
+    or a run that converts nothing ends the program with its error (exit status 1).
     """
     for key, value in settings.items():
         print(f'{key}: {value}')
     try:
-        summary = convert(tasks, out_folder, benchmarks, settings, workers=workers, skip_bad=skip_bad,
-                          chunk=chunk, progress=progress, already_skipped=already_skipped)
+        summary = convert(tasks, out_folder, benchmarks, settings, num_class=num_class, dataset=dataset,
+                          layout=layout, workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk,
+                          progress=not args.no_progress, already_skipped=already_skipped,
+                          subfolders=subfolders)
     except ConversionError as exc:
         raise SystemExit(f'error: {exc}') from None
     for key, count in summary['counts'].items():

@@ -15,6 +15,7 @@ same fields to a JSON file and pass its path wherever a layout name is taken
 prints one to start from).
 """
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass
 
@@ -149,14 +150,22 @@ def get_layout(spec):
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
 
 
+def folder_record_text(layout, num_class, dataset=None):
+    """The text of a processed folder's `layout.json`: its layout, class count and dataset name."""
+    if isinstance(num_class, bool) or not isinstance(num_class, numbers.Integral) or num_class < 1:
+        raise LayoutError(f"num_class must be a positive integer, found {num_class!r}")
+    record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
+    return json.dumps(record, indent=1) + "\n"
+
+
 def write_folder_record(folder, layout, num_class, dataset=None):
     """Record in `folder/layout.json` the folder's layout, class count and dataset name (atomically)."""
-    record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
+    text = folder_record_text(layout, num_class, dataset)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, LAYOUT_FILE)
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{LAYOUT_FILE}")
     with open(tmp, "w") as f:
-        f.write(json.dumps(record, indent=1) + "\n")
+        f.write(text)
     os.replace(tmp, path)
     return path
 

@@ -10,6 +10,7 @@ import pytest
 from data_gen import ntu_gendata, writer
 from data_gen.normalize import normalize_loop
 from data_gen.ntu_reader import SkeletonFileError, body_energy, is_training, read_bodies, select_bodies
+from dataset.layouts import NTU25, read_folder_record
 from dataset.processed import load_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,7 +146,11 @@ def test_gendata_matches_independent_expectation(tmp_path):
         assert pickle.load(f)[0][0] == 'S001C001P001R001A002.skeleton'   # name keeps its extension
     assert os.path.getsize(os.path.join(out, 'skipped.txt')) == 0
     assert sorted(os.listdir(os.path.join(out, 'xsub'))) == sorted(
-        f'{p}_{k}' for p in ('train', 'val') for k in ('data_joint.npy', 'num_frame.npy', 'label.pkl'))
+        ['layout.json'] + [f'{p}_{k}' for p in ('train', 'val') for k in ('data_joint.npy', 'num_frame.npy',
+                                                                          'label.pkl')])
+    for bench in ('xsub', 'xview'):
+        layout, num_class, dataset = read_folder_record(os.path.join(out, bench))
+        assert (layout, num_class, dataset) == (NTU25, 60, 'ntu60')
 
 
 def test_script_entry_point_with_workers_and_ignore_list(tmp_path):
@@ -160,6 +165,7 @@ def test_script_entry_point_with_workers_and_ignore_list(tmp_path):
     assert xsetup == [['S002C003P002R001A051.skeleton'],
                       ['S001C001P001R001A002.skeleton', 'S001C001P003R002A001.skeleton']]
     assert os.path.isfile(os.path.join(out, 'settings.json'))
+    assert read_folder_record(os.path.join(out, 'xsetup')) == (NTU25, 120, 'ntu120')
 
 
 def _run(raw, out, *extra):
@@ -223,7 +229,7 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
     before = {f: open(os.path.join(out, 'xsub', f), 'rb').read() for f in os.listdir(os.path.join(out, 'xsub'))}
     _write(raw, 'S001C001P001R001A005.skeleton', [[_body([0, 0, 3], seed=7)]] * 5)
 
-    def interrupted(_):
+    def interrupted(*_):
         raise KeyboardInterrupt
     monkeypatch.setattr(writer, 'normalize', interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -7,6 +7,7 @@ import pytest
 from data_gen import pku_gendata
 from data_gen.normalize import normalize_loop
 from data_gen.ntu_reader import SkeletonFileError
+from dataset.layouts import NTU25, read_folder_record
 from dataset.processed import load_split
 
 
@@ -93,6 +94,8 @@ def test_gendata_end_to_end(tmp_path):
     expected = np.zeros((1, 3, 300, 25, 2), dtype=np.float32)
     expected[0, :, :18] = arrays['A01N01-L'][12:30].reshape(18, 2, 25, 3).transpose(3, 0, 2, 1)
     np.testing.assert_allclose(xsub_train.data[1], normalize_loop(expected)[0], rtol=0, atol=2e-6)
+    for bench in ('xsub', 'xview'):
+        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 51, 'pku_v2')
 
 
 def test_bad_label_file_skipped_with_skip_bad(tmp_path):
