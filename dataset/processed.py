@@ -1,17 +1,21 @@
 """The one reader of processed folders (docs/published-behaviour.md §1.3).
 
 A processed folder (e.g. ``data/NTU-RGB-D-60-AGCN/xsub``) holds, for part in {train, val}:
-``<part>_data_joint.npy`` float32 N x 3 x T x 25 x 2 (T = 300), ``<part>_num_frame.npy`` integer (N,)
-and ``<part>_label.pkl``, a pickled tuple (list of sample names, list of labels).  Folders written by the
-published tools load unchanged: their labels may be numpy floats (PKU-MMD) and their frame counts any
-integer dtype.  ``label.pkl`` is read by a restricted unpickler that builds only plain containers,
-strings and numbers (numpy numeric scalars and arrays included), so a crafted file cannot run code.
+``<part>_data_joint.npy`` float32 N x C x T x V x M (T = 300; C channels, V joints and M bodies of
+the folder's skeleton layout: 3 x 300 x 25 x 2 for ``ntu25``), ``<part>_num_frame.npy`` integer (N,)
+and ``<part>_label.pkl``, a pickled tuple (list of sample names, list of labels); and ``layout.json``,
+the folder's record of its layout, class count and dataset (``dataset.layouts``).  Folders written by
+the published tools load unchanged: without ``layout.json`` a folder is ``ntu25`` with no recorded
+class count, its labels may be numpy floats (PKU-MMD) and its frame counts any integer dtype.
+``label.pkl`` is read by a restricted unpickler that builds only plain containers, strings and numbers
+(numpy numeric scalars and arrays included), so a crafted file cannot run code.
 
 ``load_split`` checks a part when it is opened, so that bad data fails before any work with a
 ``ProcessedDataError`` naming the folder, the part and, for a bad sample, its index and name: the
-files and their shapes, an empty part, frame counts below 1, negative labels (and, given the class
-count, labels beyond it), and samples holding NaN or infinite values (the data array is scanned in
-blocks of ``SCAN_ROWS`` samples, at memory speed when the file is cached).
+layout record, the files and their shapes, an empty part, frame counts below 1, labels outside the
+classes (negative ones always; beyond the class count given or recorded), and samples holding NaN or
+infinite values (the data array is scanned in blocks of ``SCAN_ROWS`` samples, at memory speed when
+the file is cached).
 """
 import io
 import os
@@ -19,6 +23,8 @@ import pickle
 from dataclasses import dataclass
 
 import numpy as np
+
+from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
 DATASET_ROOTS = {
     'ntu60': './data/NTU-RGB-D-60-AGCN',
@@ -28,8 +34,7 @@ DATASET_ROOTS = {
 PROTOCOL_FOLDERS = {'cross_subject': 'xsub', 'cross_view': 'xview', 'cross_setup': 'xsetup'}
 _SEMI_PROTOCOLS = {'cross_subject_semi': 'cross_subject', 'cross_view_semi': 'cross_view'}
 PARTS = ('train', 'val')
-SAMPLE_SHAPE = (3, 300, 25, 2)
-MAX_FRAME = SAMPLE_SHAPE[1]
+MAX_FRAME = 300
 SCAN_ROWS = 256  # samples checked for non-finite values at a time (about 46 MB of NTU data)
 
 
@@ -93,7 +98,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a label file') from None
+            raise pickle.UnpicklingError(f'{module}.{name} is not allowed (only plain containers, strings, '
+                                         f'numbers and numeric numpy arrays are)') from None
+
+
+def restricted_load(file):
+    """The object pickled in the binary ``file``, built from plain containers, strings, numbers and
+    numeric numpy scalars and arrays only: anything else is a ``pickle.UnpicklingError`` raised before
+    it is called, so a crafted pickle cannot run code."""
+    return _RestrictedUnpickler(file).load()
 
 
 def _to_int_label(value, path, index):
@@ -114,7 +127,7 @@ def load_label_pkl(path):
     except FileNotFoundError:
         raise ProcessedDataError(f'{path}: no such file') from None
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw)).load()
+        obj = restricted_load(io.BytesIO(raw))
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise ProcessedDataError(f'{path}: not a readable label file ({exc})') from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
@@ -135,13 +148,15 @@ def load_label_pkl(path):
 
 @dataclass
 class Split:
-    """One part (train or val) of a processed folder."""
+    """One part (train or val) of a processed folder, with the folder's layout and recorded class count."""
     folder: str
     part: str
-    data: np.ndarray  # N x 3 x 300 x 25 x 2 float32
+    data: np.ndarray  # N x C x 300 x V x M float32
     num_frame: np.ndarray  # N int64
     names: list
     labels: np.ndarray  # N int64
+    layout: Layout = NTU25
+    num_class: object = None  # int from layout.json, None without one
 
     def __len__(self):
         return len(self.names)
@@ -175,26 +190,39 @@ def _sample_error(folder, part, names, bad, found, expected):
 def load_split(folder, part, mmap=True, num_class=None):
     """The ``part`` ('train' or 'val') of a processed folder, checked; data memory-mapped when ``mmap``.
 
-    ``num_class``: when given, labels must lie in [0, num_class); negative labels are always refused.
+    The data must have the shape of the layout in the folder's ``layout.json`` (``ntu25`` without one).
+    Labels must lie in [0, num_class) for ``num_class`` given or else recorded in ``layout.json``
+    (without either, negative labels only are refused); a ``num_class`` given that differs from the
+    recorded one is an error.
     """
     folder = str(folder)
     if part not in PARTS:
         raise ValueError(f'part must be one of {PARTS}, got {part!r}')
     if num_class is not None and num_class < 1:
         raise ValueError(f'num_class must be a positive integer, got {num_class!r}')
+    try:
+        layout, recorded_class, dataset = read_folder_record(folder)
+    except LayoutError as exc:
+        raise ProcessedDataError(f'processed folder {folder}: {exc}') from None
+    if num_class is not None and recorded_class is not None and num_class != recorded_class:
+        raise ProcessedDataError(f'processed folder {folder}: {num_class} classes were asked for, but its '
+                                 f'layout.json records {recorded_class} (dataset {dataset})')
+    if num_class is None:
+        num_class = recorded_class
     data_path, frame_path, label_path = split_paths(folder, part)
     missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
     if missing:
-        raise ProcessedDataError(f'processed folder {folder}: missing {", ".join(missing)} '
-                                 f'(make it with data_gen/ntu_gendata.py or data_gen/pku_gendata.py)')
+        raise ProcessedDataError(f'processed folder {folder}: missing {", ".join(missing)} (make it with '
+                                 f'data_gen/ntu_gendata.py, pku_gendata.py, ucla_gendata.py or pyskl_gendata.py)')
     try:
         data = np.load(data_path, mmap_mode='r' if mmap else None, allow_pickle=False)
         num_frame = np.load(frame_path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ProcessedDataError(f'processed folder {folder}: unreadable {part} array ({exc})') from None
-    if data.ndim != 5 or data.shape[1] != 3 or data.shape[3:] != (25, 2):
+    c, v, m = layout.channels, layout.num_joints, layout.bodies
+    if data.ndim != 5 or data.shape[1] != c or data.shape[3:] != (v, m):
         raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has shape '
-                                 f'{data.shape}; expected N x 3 x 300 x 25 x 2')
+                                 f'{data.shape}; expected N x {c} x {MAX_FRAME} x {v} x {m} (layout {layout.name})')
     if data.shape[2] != MAX_FRAME:
         raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has {data.shape[2]} '
                                  f'frames per sample (shape {data.shape}); expected {MAX_FRAME}, every sample '
@@ -229,11 +257,13 @@ def load_split(folder, part, mmap=True, num_class=None):
     bad = non_finite_samples(data)
     if bad.size:
         raise _sample_error(folder, part, names, bad, 'holds NaN or infinite values', 'finite values')
-    return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels)
+    return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels,
+                 layout=layout, num_class=recorded_class)
 
 
 def load_splits(folder, num_class=None, mmap=True):
-    """(train, val) parts of a processed folder, each checked by ``load_split``."""
+    """(train, val) parts of a processed folder, each checked by ``load_split`` (labels against
+    ``num_class``, or else the class count of the folder's ``layout.json``)."""
     return tuple(load_split(folder, part, mmap=mmap, num_class=num_class) for part in PARTS)
 
 

@@ -1,10 +1,12 @@
 """dataset/processed.py: restricted label unpickler, split validation, folder resolution."""
+import json
 import os
 import pickle
 
 import numpy as np
 import pytest
 
+from dataset.layouts import KINECT20, NTU25, Layout, write_folder_record
 from dataset.processed import (ProcessedDataError, load_label_pkl, load_split, load_splits, non_finite_samples,
                                resolve_data_dir)
 
@@ -160,4 +162,76 @@ def test_empty_part_short_time_axis_and_negative_frame_counts_fail_at_open(tmp_p
     _write_part(folder, 'train', 3)
     _edit(folder, 'train', **edit)
     with pytest.raises(ProcessedDataError, match=found):
+        load_split(folder, 'train')
+
+
+def test_folder_without_layout_record_is_ntu25_with_no_class_count(tmp_path):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'train', 2)
+    split = load_split(folder, 'train')
+    assert split.layout == NTU25 and split.num_class is None
+
+
+def _write_kinect20(folder, labels, num_class=10, dataset='nw_ucla', shape=(3, 300, 20, 1)):
+    """A 'train' part in the kinect20 layout, with its layout record."""
+    os.makedirs(folder, exist_ok=True)
+    np.save(os.path.join(folder, 'train_data_joint.npy'), np.zeros((len(labels),) + shape, np.float32))
+    np.save(os.path.join(folder, 'train_num_frame.npy'), np.full(len(labels), 30))
+    with open(os.path.join(folder, 'train_label.pkl'), 'wb') as f:
+        pickle.dump(([f's{i}' for i in range(len(labels))], labels), f)
+    write_folder_record(folder, 'kinect20', num_class, dataset)
+
+
+def test_layout_record_gives_the_shape_and_the_class_count(tmp_path):
+    folder = str(tmp_path / 'ucla')
+    _write_kinect20(folder, [0, 9, 4])
+    split = load_split(folder, 'train')
+    assert split.layout == KINECT20 and split.num_class == 10
+    assert split.data.shape == (3, 3, 300, 20, 1)
+    _write_kinect20(folder, [0, 10, 4])
+    with pytest.raises(ProcessedDataError, match=r'ucla: train sample 1 \(s1\) has label 10; '
+                                                 r'expected a label in 0..9 \(10 classes\)'):
+        load_split(folder, 'train')                                                 # no class count given
+    _write_kinect20(folder, [0, 1], shape=(3, 300, 25, 2))
+    with pytest.raises(ProcessedDataError, match=r'ucla: train_data_joint.npy has shape \(2, 3, 300, 25, 2\); '
+                                                 r'expected N x 3 x 300 x 20 x 1 \(layout kinect20\)'):
+        load_split(folder, 'train')
+
+
+def test_class_count_that_disagrees_with_the_record_names_both(tmp_path):
+    folder = str(tmp_path / 'ucla')
+    _write_kinect20(folder, [0, 1])
+    np.save(os.path.join(folder, 'val_data_joint.npy'), np.zeros((1, 3, 300, 20, 1), np.float32))
+    np.save(os.path.join(folder, 'val_num_frame.npy'), np.full(1, 30))
+    with open(os.path.join(folder, 'val_label.pkl'), 'wb') as f:
+        pickle.dump((['v0'], [9]), f)
+    assert [s.num_class for s in load_splits(folder, num_class=10)] == [10, 10]
+    with pytest.raises(ProcessedDataError, match=r'ucla: 60 classes were asked for, but its layout.json records '
+                                                 r'10 \(dataset nw_ucla\)'):
+        load_splits(folder, num_class=60)
+    with pytest.raises(ProcessedDataError, match=r'val sample 0 \(v0\) has label 9; expected a label in 0..4'):
+        _write_kinect20(folder, [0, 1], num_class=5)
+        load_splits(folder)
+
+
+def test_two_dimensional_layout_from_the_record(tmp_path):
+    folder = str(tmp_path / 'coco')
+    flat = Layout(name='tri2d', joints=('a', 'b', 'c'), parents=(0, 0, 1), centre=0, z_axis=(0, 1),
+                  x_axis=(1, 2), corrupted_joints=1, channels=2, bodies=2)
+    _write_part(folder, 'train', 2)
+    np.save(os.path.join(folder, 'train_data_joint.npy'), np.zeros((2, 2, 300, 3, 2), np.float32))
+    write_folder_record(folder, flat.to_dict(), 4, None)
+    split = load_split(folder, 'train')
+    assert split.layout == flat and split.num_class == 4 and split.data.shape == (2, 2, 300, 3, 2)
+
+
+@pytest.mark.parametrize('text, found', [('{"layout": ', 'not a readable layout record'),
+                                         ('{"layout": {"name": "x"}}', 'missing fields'),
+                                         (json.dumps({'layout': KINECT20.to_dict(), 'num_class': 0}),
+                                          'num_class must be a positive integer, found 0')])
+def test_unreadable_layout_record_names_the_folder(tmp_path, text, found):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'train', 2)
+    (tmp_path / 'xsub' / 'layout.json').write_text(text)
+    with pytest.raises(ProcessedDataError, match=rf'processed folder {folder}: .*layout.json.*{found}'):
         load_split(folder, 'train')
