@@ -17,7 +17,7 @@ from engine.checkpoint import CheckpointError
 from engine.evaluate import make_loader, save_subset, setup_downstream, subset_path, train_classifier
 from engine.pretrained import ENCODERS
 from engine.results import append_result, make_record
-from engine.runtime import make_writer, save_settings
+from engine.runtime import NoSpaceError, make_writer, save_settings
 from feeder.feeder_downstream import DownstreamFeeder, semi_subset
 from options.options_classification import parse_classification
 
@@ -45,8 +45,12 @@ def main(argv=None):
     train_loader = make_loader(train_set, args.batch_size, args.workers, True, args.seed, device)
     val_loader = make_loader(val_set, args.batch_size, args.workers, False, args.seed, device)
     writer = make_writer(out_dir)
-    best = train_classifier(model, train_loader, val_loader, views, vars(args), device, out_dir, writer)
-    writer.close()
+    try:
+        best = train_classifier(model, train_loader, val_loader, views, vars(args), device, out_dir, writer)
+    except (CheckpointError, NoSpaceError) as exc:
+        parser.exit(1, f"error: {exc}\n")
+    finally:
+        writer.close()
 
     for view, values in best.items():
         record = make_record(args.stage, args.finetune_dataset, args.protocol, view, "top1", values["top1"],

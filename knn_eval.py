@@ -22,7 +22,7 @@ from engine.checkpoint import CheckpointError
 from engine.evaluate import extract_features, make_loader, setup_downstream
 from engine.knn import knn_top1
 from engine.results import append_result, make_record
-from engine.runtime import atomic_output, save_settings
+from engine.runtime import NoSpaceError, atomic_output, save_settings
 from feeder.feeder_downstream import DownstreamFeeder
 from options.options_classification import parse_knn
 
@@ -59,17 +59,19 @@ def main(argv=None):
         loader = make_loader(dataset, args.batch_size, args.workers, False, args.seed, device)
         feats, labels, indices = extract_features(model, loader, args.view, device)  # N x 2H, N, N
         features[name] = (feats, labels, [dataset.split.names[int(i)] for i in indices])
-    if args.save_features:
-        save_features(args.save_features, args.view, args.pretrained,
-                      *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
-        print(f"features written to {args.save_features}")
-    top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
-                    k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
-
-    append_result(args.results, make_record("knn", args.finetune_dataset, args.protocol, args.view, "top1", top1,
-                                            args.pretrained or None, settings, seed=args.seed,
-                                            k=args.knn_neighbours, pretrain_dataset=args.pretrain_dataset,
-                                            run=args.checkpoint_path))
+    try:
+        if args.save_features:
+            save_features(args.save_features, args.view, args.pretrained,
+                          *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
+            print(f"features written to {args.save_features}")
+        top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
+                        k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
+        append_result(args.results, make_record("knn", args.finetune_dataset, args.protocol, args.view, "top1",
+                                                top1, args.pretrained or None, settings, seed=args.seed,
+                                                k=args.knn_neighbours, pretrain_dataset=args.pretrain_dataset,
+                                                run=args.checkpoint_path))
+    except (ValueError, NoSpaceError) as exc:  # non-finite features, a full disk: nothing recorded
+        parser.exit(1, f"error: {exc}\n")
     print(f"kNN (k={args.knn_neighbours}) {args.finetune_dataset} {args.protocol} {args.view}: "
           f"top-1 {top1:.2f}; results appended to {args.results}")
     return top1

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.processed import load_split, resolve_data_dir
-from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
+from engine.checkpoint import (check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
 from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
 from engine.runtime import adjust_learning_rate, atomic_write_text, plain, resolve_device, seed_everything, topk_correct

@@ -26,17 +26,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dataset.processed import resolve_data_dir
-from feeder.augmentations import pretraining_views
-from feeder.feeder_pretraining import PretrainingFeeder
-from feeder.seeding import epoch_generator, worker_init_fn
-from moco.builder import MoCo
 from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
 from engine.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
                               leave_together, unwrap, wrap_ddp)
-from moco.modalities import MODALITIES
 from engine.runtime import (adjust_learning_rate, append_jsonl, atomic_output, atomic_write_text, json_line,
                             make_writer, remove_stale_temporaries, save_settings, seed_everything, topk_correct)
+from feeder.augmentations import pretraining_views
+from feeder.feeder_pretraining import PretrainingFeeder
+from feeder.seeding import epoch_generator, worker_init_fn
+from moco.builder import MoCo
+from moco.modalities import MODALITIES
+from options.options_pretraining import RESUME_MAY_CHANGE
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ LAST_CHECKPOINT = "checkpoint_last.pth.tar"
 LOG = "log.jsonl"
 # Constructor arguments a resumed checkpoint must share with the model built from the options.
 ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp")
-# Settings a resumed run may give other values than its checkpoint's 'options'. Every other one (data
-# folder and its size, model, loss, seed, SGD momentum and weight decay, which the optimizer state
-# brings back anyway, and the global batch) must be the same, or the resume would mix two runs.
-RESUME_MAY_CHANGE = (
-    "epochs", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
-    "batch_size", "world_size", "steps_per_epoch",  # how the same global batch is split over processes
-    "resume", "start_epoch", "checkpoint_path", "workers", "print_freq", "local_rank", "device", "amp",
-    "augment_on",  # where and how the run computes, not what it trains
-)
 # How the settings without a flag of their own are named in messages.
 SETTING_NAMES = {"global_batch_size": "global batch (--batch-size x processes)",
                  "world_size": "number of processes", "steps_per_epoch": "steps per epoch",
@@ -267,15 +259,8 @@ def rewind_log(path, start_epoch, record=None):
 def _check_settings(args, world_size, dataset_size):
     """Raise SettingsError for options that cannot make a run of `world_size` processes."""
     global_batch = args.batch_size * world_size
-    if args.topk > args.contrast_k:
-        raise SettingsError(f"--topk {args.topk} is larger than the queue length --contrast-k {args.contrast_k}")
-    if args.contrast_k % global_batch:
-        raise SettingsError(f"--contrast-k {args.contrast_k} is not divisible by the global batch size "
-                            f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)")
     if not 1 <= args.corrupted_joints <= 25:
         raise SettingsError(f"--corrupted-joints must be between 1 and 25, found {args.corrupted_joints}")
-    if args.view_frames < 1:
-        raise SettingsError(f"--view-frames must be at least 1, found {args.view_frames}")
     if dataset_size // world_size < args.batch_size:
         raise SettingsError(f"the training set has {dataset_size} samples, fewer than one global batch of "
                             f"{global_batch}: no training step could run")

@@ -20,10 +20,10 @@ import statistics
 import sys
 
 from engine.runtime import append_jsonl
+from options.options_classification import DEFAULT_RESULTS
+from options.presets import base_protocol
 
 log = logging.getLogger(__name__)
-
-DEFAULT_RESULTS = "results/results.jsonl"
 
 BENCHMARKS = (("ntu60", "cross_subject"), ("ntu60", "cross_view"), ("ntu120", "cross_subject"),
               ("ntu120", "cross_setup"), ("pku_v2", "cross_subject"))
@@ -111,7 +111,7 @@ def _table(header, rows):
 
 
 def _columns(records):
-    present = {(r["dataset"], r["protocol"].replace("_semi", "")) for r in records}
+    present = {(r["dataset"], base_protocol(r["protocol"])) for r in records}
     return list(BENCHMARKS) + sorted(present - set(BENCHMARKS))
 
 
@@ -126,7 +126,7 @@ def _measured_rows(records, columns, label):
     for baseline in (False, True):
         for view, name in VIEW_NAMES.items():
             chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
-            cells = [_cell([r for r in chosen if (r["dataset"], r["protocol"].replace("_semi", "")) == c])
+            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c])
                      for c in columns]
             if any(cells):
                 rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
@@ -158,7 +158,7 @@ def report(records):
                         + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
     semi = [r for r in top1 if r["stage"] == "semi"]
     if semi:
-        columns = [c for c in _columns(semi) if any((r["dataset"], r["protocol"].replace("_semi", "")) == c
+        columns = [c for c in _columns(semi) if any((r["dataset"], base_protocol(r["protocol"])) == c
                                                     for r in semi)]
         rows = []
         for ratio in sorted({r.get("data_ratio") for r in semi}, key=float):

@@ -5,15 +5,20 @@ after parsing (options/presets.py); a flag given on the command line wins.
 """
 import os
 
-from options.parsing import at_least, check_rules, in_unit, make_parser, positive, resolve_preset
+from options.parsing import at_least, check_rules, flag_name, in_unit, make_parser, positive, resolve_preset
 from options.presets import PROTOCOLS
 
 AUGMENT_ON = ("auto", "loader", "device")
 
-# Settings a resumed run may change; every other setting that defines the run must equal the
-# checkpoint's (engine/pretrain.py compares them).
-RESUME_MAY_CHANGE = ("epochs", "schedule", "cos", "print_freq", "workers", "device", "checkpoint_path", "resume",
-                     "local_rank", "augment_on", "amp", "start_epoch", "data_dir")
+# Settings a resumed run may give other values than its checkpoint's 'options'. Every other one (data
+# folder and its size, model, loss, seed, SGD momentum and weight decay, which the optimizer state
+# brings back anyway, and the global batch) must be the same, or the resume would mix two runs.
+RESUME_MAY_CHANGE = (
+    "epochs", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
+    "batch_size", "world_size", "steps_per_epoch",  # how the same global batch is split over processes
+    "resume", "start_epoch", "checkpoint_path", "workers", "print_freq", "local_rank", "device", "amp",
+    "augment_on",  # where and how the run computes, not what it trains
+)
 
 RULES = {
     "epochs": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1), "contrast_dim": at_least(1),
@@ -44,7 +49,9 @@ def build_parser():
     p.add_argument("-p", "--print-freq", default=10, type=int, metavar="N", help="log step scalars every N steps")
     p.add_argument("--resume", default="", type=str, metavar="PATH",
                    help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
-                        "only these may change: " + ", ".join(RESUME_MAY_CHANGE))
+                        "only these may change: " + ", ".join(flag_name(name) for name in RESUME_MAY_CHANGE
+                                                              if name not in ("world_size", "steps_per_epoch"))
+                        + " (the global batch, batch size x processes, must stay)")
     p.add_argument("--local_rank", "--local-rank", default=-1, type=int, dest="local_rank",
                    help="local process rank (set by torch.distributed.launch; torchrun sets LOCAL_RANK)")
     p.add_argument("--seed", default=42, type=int, help="seed of weights, sample order and views")

@@ -10,8 +10,17 @@ import argparse
 from options.presets import preset
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default in --help when it has one (preset-held flags say "(preset)" instead)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, "", argparse.SUPPRESS) or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def make_parser(description):
-    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
 
 
 def fill_from_preset(args, settings):
