@@ -1,12 +1,14 @@
-"""Synthetic raw skeleton data in the real NTU RGB+D and PKU-MMD II file formats.
+"""Synthetic raw skeleton data in the real NTU RGB+D, PKU-MMD II and NW-UCLA file formats.
 
 The real datasets cannot be downloaded here, so the demo and the tests run the converters on files
 this module writes.  Usage::
 
     python -m data_gen.synthetic --format ntu --out data/raw_ntu --classes 10 --subjects 4 --seed 0
     python -m data_gen.synthetic --format pku --out data/raw_pku --classes 12 --subjects 3 --seed 0
+    python -m data_gen.synthetic --format ucla --out data/all_sqe --classes 10 --subjects 4 --seed 0
 
-or from Python: ``generate_ntu(out, classes=10, ...)`` and ``generate_pku(out, classes=12, ...)``.
+or from Python: ``generate_ntu(out, classes=10, ...)``, ``generate_pku(out, classes=12, ...)`` and
+``generate_ucla(out, classes=10, ...)``.
 
 Design
 ------
@@ -44,8 +46,14 @@ orientation quaternion from the body yaw, tracking states 2).  PKU-MMD II: ``ske
 several actions per video separated by idle gaps), and ``cross_subject_v2.txt`` /
 ``cross_view_v2.txt`` (training videos on line 2, validation videos on line 4).  Video names are
 ``A<subject>N<sequence>-<view>`` with views L, M, R; subjects not divisible by 3 and views M, R train.
+NW-UCLA: one ``aAA_sSS_eEE_vVV.json`` per sample in the ``all_sqe`` form (``{"file_name", "label",
+"skeletons": [T][20][3]}``, metres): the actor alone (no partner, ghost or missing frames), its NTU
+joints ``UCLA_JOINTS`` taken as the 20 Kinect v1 joints of the ``kinect20`` layout; label k
+(1..10) is NTU-style class k, written under NW-UCLA's action number ``UCLA_ACTIONS[k - 1]``; views 1..3
+are the camera ids (yaw 45 degrees apart), subjects ``sSS`` and repetitions ``eEE`` from 0.
 """
 import argparse
+import json
 import os
 
 import numpy as np
@@ -54,6 +62,9 @@ NTU_TWO_PERSON = frozenset(range(50, 61)) | frozenset(range(106, 121))
 PKU_CLASSES = 51
 PKU_TWO_PERSON = frozenset(range(42, 52))
 PKU_VIEWS = ('L', 'M', 'R')
+# Kinect v1 (kinect20) joints from the NTU joints: hip centre, spine, shoulder centre, head, the limbs.
+UCLA_JOINTS = [0, 1, 20, 3] + list(range(4, 20))
+UCLA_ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)  # NW-UCLA action numbers of labels 1..10
 
 # Rest pose, metres, body frame (y up, body faces -z, +x is the body's left), NTU joint order.
 REST_POSE = np.array([
@@ -358,16 +369,43 @@ def generate_pku(out, classes=12, subjects=3, cameras=3, replications=1, actions
     return [n for n, _, _ in videos]
 
 
+def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0, **knobs):
+    """Write NW-UCLA ``all_sqe`` JSON files for every action x subject x repetition x view; returns names."""
+    knobs = _knobs(knobs)
+    if not 1 <= classes <= len(UCLA_ACTIONS):
+        raise ValueError(f'NW-UCLA has {len(UCLA_ACTIONS)} classes; got classes={classes}')
+    if not 1 <= cameras <= 3:
+        raise ValueError(f'NW-UCLA has 3 views; got cameras={cameras}')
+    knobs.update(p_missing=0.0, p_third=0.0)
+    os.makedirs(out, exist_ok=True)
+    names = []
+    for label in range(1, classes + 1):
+        for p in range(1, subjects + 1):
+            size = _subject_size(p, knobs.get('shape_var', 0.1))
+            for e in range(replications):
+                for v in range(1, cameras + 1):
+                    rng = np.random.default_rng([seed, label, p, e, v, 7])
+                    bodies, _ = simulate(label, False, rng, yaw_deg=45.0 * (v - 2), subject_scale=size, **knobs)
+                    name = 'a%02d_s%02d_e%02d_v%02d' % (UCLA_ACTIONS[label - 1], p, e, v)
+                    skeletons = np.round(bodies[0][:, UCLA_JOINTS], 6).tolist()  # T x 20 x 3
+                    with open(os.path.join(out, name + '.json'), 'w') as f:
+                        json.dump({'file_name': name, 'skeletons': skeletons, 'label': label}, f)
+                    names.append(name + '.json')
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--format', choices=('ntu', 'pku'), required=True)
+    parser.add_argument('--format', choices=('ntu', 'pku', 'ucla'), required=True)
     parser.add_argument('--out', required=True, help='output folder for the raw files')
-    parser.add_argument('--classes', type=int, default=10, help='use action ids 1..N (N <= 120 NTU, <= 51 PKU)')
+    parser.add_argument('--classes', type=int, default=10,
+                        help='use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA)')
     parser.add_argument('--action-ids', type=int, nargs='+', help='explicit 1-based action ids (overrides --classes)')
     parser.add_argument('--subjects', type=int, default=4)
-    parser.add_argument('--cameras', type=int, default=3, help='camera ids (NTU) or views L, M, R (PKU)')
+    parser.add_argument('--cameras', type=int, default=3, help='camera ids (NTU), views L, M, R (PKU), views (UCLA)')
     parser.add_argument('--setups', type=int, default=2, help='NTU setups')
-    parser.add_argument('--replications', type=int, default=1, help='NTU replications / PKU sequences per subject')
+    parser.add_argument('--replications', type=int, default=1,
+                        help='NTU replications / PKU sequences / NW-UCLA repetitions per subject')
     parser.add_argument('--actions-per-video', type=int, default=5, help='PKU actions per video')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-yaw', type=float, default=10.0, help='yaw jitter (degrees) on top of the camera yaw')
@@ -388,6 +426,10 @@ def main(argv=None):
                              setups=args.setups, replications=args.replications, seed=args.seed,
                              action_ids=args.action_ids, **knobs)
         print(f'wrote {len(names)} NTU .skeleton files to {args.out}')
+    elif args.format == 'ucla':
+        names = generate_ucla(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
+                              replications=args.replications, seed=args.seed, **knobs)
+        print(f'wrote {len(names)} NW-UCLA all_sqe files to {args.out}')
     else:
         names = generate_pku(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
                              replications=args.replications, actions_per_video=args.actions_per_video,
