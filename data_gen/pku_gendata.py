@@ -7,9 +7,10 @@ RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.tx
 with ``layout.json``: layout ``ntu25``, 51 classes), ``settings.json`` and ``skipped.txt``.  Every
 action instance of a video is a sample named ``<video>.txt_<index>`` (index = its 0-based line in the
 label file); samples are ordered by video name, then index.  A video is in a benchmark's training
-part when its name is on line 2 of the split file.  A skeleton or label file is bad (an error naming the file and the line; skipped with
-``--skip-bad``) when it is not UTF-8 text, a line is not of the expected numbers, or a coordinate is not
-finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
+part when its name is on line 2 of the split file.  A skeleton or label file is bad (an error naming
+the file and the line; skipped with ``--skip-bad``) when it is not UTF-8 text, a line is not of the
+expected numbers, or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
+``data_gen.ntu_reader``).
 """
 import argparse
 import os
