@@ -178,22 +178,26 @@ def read_bodies(path):
 
 
 def body_energy(body):
-    """Energy of one body T x 25 x 3: std x + std y + std z over its frames that are not all zero."""
+    """Energy of one body T x V x C: the sum over channels (std x + std y [+ std z]) of the standard
+    deviations over its frames that are not all zero."""
     valid = body[(body != 0).any(axis=(1, 2))]
     if len(valid) == 0:
         return 0.0
-    return float(valid[..., 0].std() + valid[..., 1].std() + valid[..., 2].std())
+    return float(sum(valid[..., c].std() for c in range(body.shape[-1])))
 
 
-def select_bodies(xyz):
-    """The MAX_BODY highest-energy bodies of 4 x T x 25 x 3 data in descending energy, as C x T x V x M.
+def select_bodies(xyz, bodies=MAX_BODY):
+    """The ``bodies`` highest-energy bodies of B x T x V x C data in descending energy, as C x T x V x M
+    (M = ``bodies``; zero bodies fill the places when B is smaller).
 
     Ties keep the published order: a stable ascending sort reversed, so of equal energies the later body
     comes first.
     """
     energy = np.array([body_energy(b) for b in xyz])
-    order = np.argsort(energy, kind='stable')[::-1][:MAX_BODY]
-    return xyz[order].transpose(3, 1, 2, 0)  # C x T x V x M
+    order = np.argsort(energy, kind='stable')[::-1][:bodies]
+    kept = np.zeros((bodies,) + xyz.shape[1:], dtype=xyz.dtype)  # M x T x V x C
+    kept[:len(order)] = xyz[order]
+    return kept.transpose(3, 1, 2, 0)  # C x T x V x M
 
 
 def read_sample(path, max_frame=MAX_FRAME):

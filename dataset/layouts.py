@@ -86,7 +86,8 @@ class Layout:
     def from_dict(cls, record, source="layout"):
         """A Layout from its fields (as `to_dict` writes them); LayoutError names `source` otherwise."""
         if not isinstance(record, dict):
-            raise LayoutError(f"{source}: expected a JSON object with the layout's fields, found {type(record).__name__}")
+            raise LayoutError(f"{source}: expected a JSON object with the layout's fields, "
+                              f"found {type(record).__name__}")
         fields = set(cls.__dataclass_fields__)
         unknown, missing = set(record) - fields, fields - {"channels", "bodies"} - set(record)
         if unknown or missing:

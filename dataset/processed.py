@@ -42,39 +42,43 @@ class ProcessedDataError(ValueError):
     """A processed folder or one of its files is missing, malformed or inconsistent."""
 
 
+class ForbiddenPickleError(pickle.UnpicklingError):
+    """A pickle asked for something the restricted unpickler does not build (nothing of it was called)."""
+
+
 def _numeric_dtype(*args):
     """numpy.dtype, admitted only for booleans, integers and floats."""
     dtype = np.dtype(*args)
     if dtype.kind not in 'biuf':
-        raise pickle.UnpicklingError(f'numpy dtype {dtype} is not numeric')
+        raise ForbiddenPickleError(f'numpy dtype {dtype} is not numeric')
     return dtype
 
 
 def _numeric_scalar(dtype, data=None):
     """A numpy numeric scalar rebuilt from its dtype and raw bytes."""
     if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf' or not isinstance(data, bytes):
-        raise pickle.UnpicklingError('only numeric numpy scalars are allowed')
+        raise ForbiddenPickleError('only numeric numpy scalars are allowed')
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
 def _plain_reconstruct(subtype, shape, dtype_code):
     """An empty numpy array (filled in by its pickled state), admitted only for plain ndarrays."""
     if subtype is not np.ndarray:
-        raise pickle.UnpicklingError('only plain numpy arrays are allowed')
+        raise ForbiddenPickleError('only plain numpy arrays are allowed')
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
 def _numeric_frombuffer(buf, dtype, shape, order):
     """A numeric numpy array from raw bytes (how protocol-5 pickles store arrays)."""
     if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf':
-        raise pickle.UnpicklingError('only numeric numpy arrays are allowed')
+        raise ForbiddenPickleError('only numeric numpy arrays are allowed')
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
 
 
 def _codecs_encode(text, encoding='utf-8'):
     """bytes from text, as protocol-2 pickles of bytes objects spell it."""
     if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
-        raise pickle.UnpicklingError('only latin1 byte strings are allowed')
+        raise ForbiddenPickleError('only latin1 byte strings are allowed')
     return text.encode('latin1')
 
 
@@ -98,14 +102,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f'{module}.{name} is not allowed (only plain containers, strings, '
+            raise ForbiddenPickleError(f'{module}.{name} is not allowed (only plain containers, strings, '
                                          f'numbers and numeric numpy arrays are)') from None
 
 
 def restricted_load(file):
     """The object pickled in the binary ``file``, built from plain containers, strings, numbers and
-    numeric numpy scalars and arrays only: anything else is a ``pickle.UnpicklingError`` raised before
-    it is called, so a crafted pickle cannot run code."""
+    numeric numpy scalars and arrays only: anything else is a ``ForbiddenPickleError`` (an
+    ``UnpicklingError``) raised before it is called, so a crafted pickle cannot run code."""
     return _RestrictedUnpickler(file).load()
 
 

@@ -1,0 +1,200 @@
+"""Import skeletons from a pyskl / MMAction2 annotation pickle, in any skeleton layout.
+
+    python data_gen/pyskl_gendata.py --annotations FILE.pkl --layout NAME|FILE.json --train-split NAME
+        --val-split NAME --out-folder DIR [--num-class N] [--dataset NAME] [--workers N] [--skip-bad]
+
+FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir": str, "label": int,
+"keypoint": M x T x V x C array, ...}]}``; other keys (``total_frames``, ``keypoint_score``,
+``img_shape``, ...) are ignored.  It is read by a restricted unpickler that builds plain containers,
+strings, numbers and numeric numpy arrays only: a pickle that asks for anything else is refused before
+any of it runs.  The layout (``ntu25``, ``kinect20`` or the path of a JSON layout file, see
+``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept per sample: the most
+energetic ones first, as NTU's body selection, zero bodies filling in when a sample has fewer.
+
+DIR becomes one processed folder (``DIR/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}``,
+``DIR/layout.json`` with the layout, the class count and the dataset name, ``DIR/settings.json``,
+``DIR/skipped.txt``): the train part holds the samples of --train-split in its order, the val part
+those of --val-split; both named by their ``frame_dir``, labels as stored (0-based), samples longer than
+300 frames cut to 300 with their true frame count kept, the published normalisation run through the
+layout's joints.  The class count is --num-class, or the largest label + 1.
+
+A split that is missing, lists a frame_dir twice, or lists one that has no annotation or that the other
+split lists too, an annotation without a frame_dir, a frame_dir annotated twice, and a label that is not
+an integer in 0..N-1 are errors.  A sample is bad (an error naming it; skipped with ``--skip-bad``)
+when its keypoint is missing, not a numeric M x T x V x C array of the layout's V and C, has no frame,
+or holds a value that is not finite or lies beyond ``MAX_COORDINATE``.
+"""
+import argparse
+import numbers
+import os
+import pickle
+import sys
+
+import numpy as np
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies  # noqa: E402
+from data_gen.writer import MAX_FRAME, Sample, Task, add_conversion_options, run_conversion  # noqa: E402
+from dataset.layouts import LayoutError, get_layout  # noqa: E402
+from dataset.processed import ForbiddenPickleError, restricted_load  # noqa: E402
+
+BENCHMARK = 'split'
+
+
+class AnnotationError(ValueError):
+    """The annotation pickle cannot be read or its splits, names or labels are inconsistent."""
+
+
+def load_annotations(path):
+    """(split dict, annotations list) of a pyskl pickle, read by the restricted unpickler."""
+    try:
+        with open(path, 'rb') as f:
+            content = restricted_load(f)
+    except OSError as exc:
+        raise AnnotationError(f'--annotations {path}: {exc.strerror}') from None
+    except ForbiddenPickleError as exc:
+        raise AnnotationError(f'{path}: refused: {exc}; nothing in it was run') from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise AnnotationError(f'{path}: not a readable pickle ({type(exc).__name__}: {exc})') from None
+    if not isinstance(content, dict) or not isinstance(content.get('split'), dict) \
+            or not isinstance(content.get('annotations'), list):
+        found = f'keys {sorted(map(str, content))}' if isinstance(content, dict) else f'a {type(content).__name__}'
+        raise AnnotationError(f'{path}: expected a dict with "split" (a dict of lists of frame_dir) and '
+                              f'"annotations" (a list of dicts), found {found}')
+    return content['split'], content['annotations']
+
+
+def index_annotations(path, annotations):
+    """{frame_dir: annotation}; an annotation without a string frame_dir, or a frame_dir twice, is an error."""
+    by_name = {}
+    for i, item in enumerate(annotations):
+        name = item.get('frame_dir') if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            found = f'frame_dir {name!r}' if isinstance(item, dict) else f'a {type(item).__name__}'
+            raise AnnotationError(f'{path}: annotation {i}: expected a dict with a string "frame_dir", found {found}')
+        if name in by_name:
+            raise AnnotationError(f'{path}: frame_dir {name!r} is annotated twice (annotation {i} and an earlier one)')
+        by_name[name] = item
+    return by_name
+
+
+def split_members(path, split, train_split, val_split, by_name):
+    """{'train': [frame_dir, ...], 'val': [...]} of the two named splits, checked against each other and
+    against the annotations."""
+    if train_split == val_split:
+        raise AnnotationError(f'{path}: --train-split and --val-split are both {train_split!r}')
+    parts = {}
+    for part, name in (('train', train_split), ('val', val_split)):
+        if name not in split:
+            raise AnnotationError(f'{path}: no split {name!r}; its splits: {", ".join(map(repr, split))}')
+        members = split[name]
+        if not isinstance(members, (list, tuple)) or not all(isinstance(m, str) for m in members):
+            raise AnnotationError(f'{path}: split {name!r}: expected a list of frame_dir strings')
+        seen = set()
+        for member in members:
+            if member in seen:
+                raise AnnotationError(f'{path}: split {name!r} lists {member!r} twice')
+            seen.add(member)
+        missing = [m for m in members if m not in by_name]
+        if missing:
+            raise AnnotationError(f'{path}: split {name!r} lists {len(missing)} frame_dir without an annotation '
+                                  f'(the first: {missing[0]!r})')
+        parts[part] = list(members)
+    if not parts['train'] and not parts['val']:
+        raise AnnotationError(f'{path}: the splits {train_split!r} and {val_split!r} list no sample')
+    both = [m for m in parts['val'] if m in set(parts['train'])]
+    if both:
+        raise AnnotationError(f'{path}: {len(both)} frame_dir are in both {train_split!r} and {val_split!r} '
+                              f'(the first: {both[0]!r})')
+    return parts
+
+
+def sample_labels(path, names, by_name, num_class=None):
+    """{frame_dir: label} of the named samples; a label that is not an integer >= 0 (and below
+    ``num_class`` when given) is an error naming the sample."""
+    labels = {}
+    for name in names:
+        label = by_name[name].get('label')
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, numbers.Integral) or label < 0 \
+                or (num_class is not None and label >= num_class):
+            expected = 'an integer >= 0' if num_class is None else f'an integer in 0..{num_class - 1}'
+            raise AnnotationError(f'{path}: sample {name!r}: expected "label" {expected}, found {label!r}')
+        labels[name] = int(label)
+    return labels
+
+
+def read_keypoint(source, name, keypoint, layout):
+    """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C): the
+    layout's M bodies of highest energy, zero bodies filling in."""
+    where = f'{source}: sample {name!r}: "keypoint"'
+    v, c = layout.num_joints, layout.channels
+    if not isinstance(keypoint, np.ndarray) or keypoint.dtype.kind not in 'iuf' or keypoint.ndim != 4 \
+            or keypoint.shape[2:] != (v, c):
+        if isinstance(keypoint, np.ndarray):
+            found = f'{keypoint.dtype} array of shape {keypoint.shape}'
+        else:
+            found = 'no keypoint' if keypoint is None else f'a {type(keypoint).__name__}'
+        raise SkeletonFileError(f'{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), '
+                                f'found {found}')
+    if keypoint.shape[1] == 0:
+        raise SkeletonFileError(f'{where}: expected at least one frame, found shape {keypoint.shape}')
+    bodies = keypoint.astype(np.float64)  # M' x T x V x C
+    bad = first_bad_coordinate(bodies.reshape(-1, v * c))
+    if bad is not None:
+        raise SkeletonFileError(f'{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, '
+                                f'found {bad[1]:g}')
+    data = select_bodies(bodies, layout.bodies)[:, :MAX_FRAME]  # C x T' x V x M
+    return [(np.ascontiguousarray(data, dtype=np.float32), keypoint.shape[1])]
+
+
+def build_tasks(path, parts, by_name, labels, layout):
+    """One Task per sample: the train part's in its split's order, then the val part's."""
+    tasks = []
+    for part in ('train', 'val'):
+        for name in parts[part]:
+            source = f'{path}: {name}'
+            tasks.append(Task(source=source, reader=read_keypoint,
+                              args=(path, name, by_name[name].get('keypoint'), layout),
+                              samples=[Sample(name, labels[name], {BENCHMARK: part})]))
+    return tasks
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='pyskl / MMAction2 annotation pickle -> a processed folder')
+    parser.add_argument('--annotations', required=True, help='the annotation pickle (FILE.pkl)')
+    parser.add_argument('--layout', required=True, help='a layout name (ntu25, kinect20) or a JSON layout file')
+    parser.add_argument('--train-split', required=True, help='the split whose samples train')
+    parser.add_argument('--val-split', required=True, help='the split whose samples validate')
+    parser.add_argument('--out-folder', required=True, help='the processed folder to write')
+    parser.add_argument('--num-class', type=int, help='class count (default: the largest label + 1)')
+    parser.add_argument('--dataset', help="the dataset name recorded in layout.json (default: the pickle's stem)")
+    add_conversion_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        layout = get_layout(args.layout)
+    except LayoutError as exc:
+        parser.error(f'--layout: {exc}')
+    if args.num_class is not None and args.num_class < 1:
+        parser.error(f'--num-class must be at least 1, got {args.num_class}')
+    path = args.annotations
+    try:
+        split, annotations = load_annotations(path)
+        by_name = index_annotations(path, annotations)
+        parts = split_members(path, split, args.train_split, args.val_split, by_name)
+        labels = sample_labels(path, parts['train'] + parts['val'], by_name, args.num_class)
+    except AnnotationError as exc:
+        raise SystemExit(f'error: {exc}') from None
+    num_class = args.num_class or max(labels.values()) + 1
+    dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
+    settings = dict(dataset=dataset, annotations=os.path.abspath(path), out_folder=os.path.abspath(args.out_folder),
+                    train_split=args.train_split, val_split=args.val_split, samples=len(labels),
+                    unused_annotations=len(by_name) - len(labels), workers=args.workers, skip_bad=args.skip_bad,
+                    chunk=args.chunk, max_frame=MAX_FRAME, name_format='frame_dir', label='label as stored')
+    run_conversion(build_tasks(path, parts, by_name, labels, layout), args.out_folder, [BENCHMARK], settings, args,
+                   num_class=num_class, dataset=dataset, layout=layout, subfolders=False)
+
+
+if __name__ == '__main__':
+    main()
