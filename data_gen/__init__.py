@@ -1,9 +1,14 @@
-"""Raw skeleton datasets to the processed layout (docs/published-behaviour.md §1.3), and synthetic raw data.
+"""Raw skeleton datasets to processed folders (docs/published-behaviour.md §1.3), and synthetic raw data.
 
-- ``ntu_gendata.py`` / ``pku_gendata.py``: the converters (run as scripts or as ``python -m``).
+- ``ntu_gendata.py`` / ``pku_gendata.py``: the NTU RGB+D and PKU-MMD II converters (layout ``ntu25``).
+- ``ucla_gendata.py``: NW-UCLA ``all_sqe`` JSON files -> one ``kinect20`` folder (cross-view split).
+- ``pyskl_gendata.py``: a pyskl / MMAction2 annotation pickle -> one folder in any layout.
+  (All run as scripts or as ``python -m``.)
 - ``ntu_reader.py``: NTU file names, split rules, parsing with line-numbered errors, body selection.
-- ``normalize.py``: the normalisation (§1.4), vectorised across samples, plus the literal per-joint loop.
-- ``writer.py``: the shared pipeline (parallel parsing, chunked normalisation, atomic chunked writes).
-- ``synthetic.py``: NTU/PKU raw files in the real formats (``python -m data_gen.synthetic``).
+- ``normalize.py``: the normalisation (§1.4) through a layout's joints, vectorised across samples, plus
+  the literal per-joint loop.
+- ``writer.py``: the shared pipeline (parallel parsing, chunked normalisation, atomic chunked writes,
+  the folder's ``layout.json``).
+- ``synthetic.py``: NTU/PKU/NW-UCLA raw files in the real formats (``python -m data_gen.synthetic``).
 - ``bench.py``: speed and peak memory of the converter (``python -m data_gen.bench``).
 """
