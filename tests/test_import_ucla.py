@@ -1,4 +1,5 @@
 """NW-UCLA all_sqe importer on tiny hand-made JSON files, and the synthetic NW-UCLA generator."""
+import errno
 import json
 import os
 import subprocess
@@ -208,3 +209,18 @@ def test_synthetic_ucla_files(tmp_path):
     assert (len(train), len(val)) == (12, 6) and sorted(set(val.labels.tolist())) == [0, 1, 2]
     with pytest.raises(ValueError, match='NW-UCLA has 10 classes; got classes=11'):
         generate_ucla(str(tmp_path / 'c'), classes=11)
+
+
+def test_full_disk_names_the_file_and_keeps_earlier_outputs(tmp_path, monkeypatch):
+    raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
+    _raw(raw)
+    _run(raw, out)
+    before = _tree(out)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, 'posix_fallocate', full)
+    with pytest.raises(SystemExit, match=rf'error: no space left on {out}/train_data_joint.npy \(No space left on '
+                                         r'device\): the conversion stopped'):
+        _run(raw, out)
+    assert _tree(out) == before
