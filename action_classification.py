@@ -12,6 +12,7 @@ network. `--view all` trains the joint, motion and bone classifiers and also rep
 import os
 import sys
 
+from dataset.layouts import LayoutError
 from dataset.processed import ProcessedDataError
 from engine.checkpoint import CheckpointError
 from engine.evaluate import make_loader, save_subset, setup_downstream, subset_path, train_classifier
@@ -26,7 +27,7 @@ def main(argv=None):
     parser, args = parse_classification(argv)
     try:
         device, folder, train_split, val_split, model, info = setup_downstream(args)
-    except (ProcessedDataError, CheckpointError) as exc:
+    except (ProcessedDataError, LayoutError, CheckpointError) as exc:
         parser.exit(2, f"error: {exc}\n")
     out_dir = args.checkpoint_path
     os.makedirs(out_dir, exist_ok=True)
@@ -53,12 +54,12 @@ def main(argv=None):
         writer.close()
 
     for view, values in best.items():
-        record = make_record(args.stage, args.finetune_dataset, args.protocol, view, "top1", values["top1"],
+        record = make_record(args.stage, args.dataset_name, args.protocol, view, "top1", values["top1"],
                              args.pretrained or None, settings, top5=values["top5"], epoch=values["epoch"],
                              seed=args.seed, data_ratio=args.data_ratio, pretrain_dataset=args.pretrain_dataset,
                              run=out_dir)
         append_result(args.results, record)
-        print(f"{args.stage} {args.finetune_dataset} {args.protocol} {view}: best top-1 {values['top1']:.2f} "
+        print(f"{args.stage} {args.dataset_name} {args.protocol} {view}: best top-1 {values['top1']:.2f} "
               f"top-5 {values['top5']:.2f} (epoch {values['epoch']})")
     if best:
         print(f"{len(best)} results appended to {args.results}; run folder {out_dir}")

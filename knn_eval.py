@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import torch
 
+from dataset.layouts import LayoutError
 from dataset.processed import ProcessedDataError
 from engine.checkpoint import CheckpointError
 from engine.evaluate import extract_features, make_loader, setup_downstream
@@ -39,7 +40,7 @@ def main(argv=None):
     parser, args = parse_knn(argv)
     try:
         device, folder, train_split, val_split, model, info = setup_downstream(args)
-    except (ProcessedDataError, CheckpointError) as exc:
+    except (ProcessedDataError, LayoutError, CheckpointError) as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.knn_neighbours > len(train_split):
         parser.error(f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {folder} "
@@ -66,13 +67,13 @@ def main(argv=None):
             print(f"features written to {args.save_features}")
         top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
                         k=args.knn_neighbours, chunk_size=args.chunk_size, device=device)
-        append_result(args.results, make_record("knn", args.finetune_dataset, args.protocol, args.view, "top1",
+        append_result(args.results, make_record("knn", args.dataset_name, args.protocol, args.view, "top1",
                                                 top1, args.pretrained or None, settings, seed=args.seed,
                                                 k=args.knn_neighbours, pretrain_dataset=args.pretrain_dataset,
                                                 run=args.checkpoint_path))
     except (ValueError, NoSpaceError) as exc:  # non-finite features, a full disk: nothing recorded
         parser.exit(1, f"error: {exc}\n")
-    print(f"kNN (k={args.knn_neighbours}) {args.finetune_dataset} {args.protocol} {args.view}: "
+    print(f"kNN (k={args.knn_neighbours}) {args.dataset_name} {args.protocol} {args.view}: "
           f"top-1 {top1:.2f}; results appended to {args.results}")
     return top1
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset.processed import load_split, resolve_data_dir
+from dataset.layouts import read_folder_record
+from dataset.processed import load_splits, resolve_data_dir
 from engine.checkpoint import (check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
 from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
@@ -38,17 +39,26 @@ def setup_downstream(args):
     the processed folder's two splits (labels checked against the class count) and build the
     downstream model.
 
-    Raises ProcessedDataError or CheckpointError naming the folder or file. Fills in
-    `args.hidden_size`, `args.num_layers` (as read from the checkpoint) and `args.pretrain_dataset`
-    (from our checkpoints when not given).
+    The folder's layout record (`layout.json`; ntu25 without one) gives the skeleton layout and, when
+    it holds one, the class count and dataset name, which then replace the dataset preset's
+    (`args.num_class`, `args.dataset_name`); without a record the labels are checked against the
+    preset's class count. Raises ProcessedDataError, LayoutError or CheckpointError naming the folder
+    or file (a checkpoint pretrained on another layout is one). Fills in `args.hidden_size`,
+    `args.num_layers` (as read from the checkpoint), `args.layout` and `args.pretrain_dataset` (from
+    our checkpoints when not given).
     Returns (device, folder, train_split, val_split, model, checkpoint_info).
     """
     seed_everything(args.seed)
     device = resolve_device(args.device)
     folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    train_split = load_split(folder, "train", num_class=args.num_class)
-    val_split = load_split(folder, "val", num_class=args.num_class)
-    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers)
+    layout, recorded_classes, recorded_dataset = read_folder_record(folder)
+    if recorded_classes is not None:
+        args.num_class = recorded_classes
+    args.dataset_name = recorded_dataset or args.finetune_dataset
+    args.layout = layout.name
+    train_split, val_split = load_splits(folder, num_class=args.num_class)
+    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers,
+                                   layout)
     args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
     if args.pretrain_dataset is None and info.get("pretrain_dataset"):
         args.pretrain_dataset = info["pretrain_dataset"]

@@ -25,11 +25,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from dataset.layouts import NTU25
 from dataset.processed import resolve_data_dir
 from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
 from engine.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm, init_distributed,
                               leave_together, unwrap, wrap_ddp)
+from engine.pretrained import checkpoint_layout
 from engine.runtime import (adjust_learning_rate, append_jsonl, atomic_output, atomic_write_text, json_line,
                             make_writer, remove_stale_temporaries, save_settings, seed_everything, topk_correct)
 from feeder.augmentations import pretraining_views
@@ -45,7 +47,7 @@ CHECKPOINT_EVERY = 10
 LAST_CHECKPOINT = "checkpoint_last.pth.tar"
 LOG = "log.jsonl"
 # Constructor arguments a resumed checkpoint must share with the model built from the options.
-ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp")
+ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp", "layout")
 # How the settings without a flag of their own are named in messages.
 SETTING_NAMES = {"global_batch_size": "global batch (--batch-size x processes)",
                  "world_size": "number of processes", "steps_per_epoch": "steps per epoch",
@@ -60,13 +62,14 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops without writing a checkpoint."""
 
 
-def build_model(args):
-    """The three-modality MoCo (docs/published-behaviour.md §6) with the options' sizes and hyperparameters."""
-    args_bi_gru = {"en_input_size": 150, "en_hidden_size": args.hidden_size, "en_num_layers": args.num_layers,
-                   "num_class": args.contrast_dim}
+def build_model(args, layout=NTU25):
+    """The three-modality MoCo (docs/published-behaviour.md §6) with the options' sizes and hyperparameters,
+    for skeletons of `layout` (the processed folder's)."""
+    args_bi_gru = {"en_input_size": layout.input_size, "en_hidden_size": args.hidden_size,
+                   "en_num_layers": args.num_layers, "num_class": args.contrast_dim}
     return MoCo(args.skeleton_representation, args_bi_gru, dim=args.contrast_dim, K=args.contrast_k,
                 m=args.contrast_m, T=args.contrast_t, teacher_T=args.teacher_t, student_T=args.student_t,
-                cmd_weight=args.cmd_weight, topk=args.topk, mlp=args.mlp, pretrain=True)
+                cmd_weight=args.cmd_weight, topk=args.topk, mlp=args.mlp, pretrain=True, layout=layout)
 
 
 def build_optimizer(model, args):
@@ -193,9 +196,13 @@ def resume_from(path, model, optimizer, scaler=None, settings=None):
     for key in ("epoch", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path!r}: no {key!r} entry; found keys {sorted(ckpt)}")
+    model = unwrap(model)
+    recorded = checkpoint_layout(ckpt, path)
+    if recorded != model.layout:
+        raise CheckpointError(f"--resume {path}: the checkpoint was trained on skeletons of layout {recorded.name!r}, "
+                              f"the data folder holds layout {model.layout.name!r}")
     if settings is not None and isinstance(ckpt.get("options"), dict):
         check_same_run(path, ckpt["options"], settings, RESUME_MAY_CHANGE, paths=("data_dir",), names=SETTING_NAMES)
-    model = unwrap(model)
     if "arch" in ckpt:
         differ = [f"{k}: checkpoint {ckpt['arch'].get(k)!r}, options {model.arch.get(k)!r}"
                   for k in ARCH_KEYS if ckpt["arch"].get(k) != model.arch.get(k)]
@@ -256,11 +263,12 @@ def rewind_log(path, start_epoch, record=None):
         atomic_write_text(path, "".join(lines[epoch] for epoch in sorted(lines)))
 
 
-def _check_settings(args, world_size, dataset_size):
+def _check_settings(args, world_size, dataset_size, layout=NTU25):
     """Raise SettingsError for options that cannot make a run of `world_size` processes."""
     global_batch = args.batch_size * world_size
-    if not 1 <= args.corrupted_joints <= 25:
-        raise SettingsError(f"--corrupted-joints must be between 1 and 25, found {args.corrupted_joints}")
+    if args.corrupted_joints is not None and not 1 <= args.corrupted_joints <= layout.num_joints:
+        raise SettingsError(f"--corrupted-joints must be between 1 and the {layout.num_joints} joints of the "
+                            f"folder's layout {layout.name!r}, found {args.corrupted_joints}")
     if dataset_size // world_size < args.batch_size:
         raise SettingsError(f"the training set has {dataset_size} samples, fewer than one global batch of "
                             f"{global_batch}: no training step could run")
@@ -291,20 +299,22 @@ def _run(args, ctx):
     data_dir = resolve_data_dir(args.pre_dataset, args.protocol, args.data_dir)
     dataset = PretrainingFeeder(data_dir, mode="raw" if args.augment_on == "device" else "views", seed=args.seed,
                                 view_frames=args.view_frames, corrupted_joints=args.corrupted_joints)
-    _check_settings(args, ctx.world_size, len(dataset))
+    args.corrupted_joints = dataset.corrupted_joints  # the layout's unless given
+    layout = dataset.layout
+    _check_settings(args, ctx.world_size, len(dataset), layout)
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=args.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
                         pin_memory=ctx.device.type == "cuda", drop_last=True, worker_init_fn=worker_init_fn)
 
-    model = build_model(args).to(ctx.device)
+    model = build_model(args, layout).to(ctx.device)
     if ctx.distributed:
         model = convert_sync_batchnorm(model, ctx.device)
     optimizer = build_optimizer(model, args)
     scaler = torch.amp.GradScaler("cuda", enabled=bool(args.amp))
     settings = dict(vars(args), data_dir=data_dir, world_size=ctx.world_size,
                     global_batch_size=args.batch_size * ctx.world_size, device=str(ctx.device),
-                    train_samples=len(dataset), steps_per_epoch=len(loader))
+                    train_samples=len(dataset), steps_per_epoch=len(loader), layout=layout.name)
     log_path = os.path.join(args.checkpoint_path, LOG)
     if ctx.is_main:
         remove_stale_temporaries(args.checkpoint_path)

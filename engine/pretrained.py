@@ -1,9 +1,9 @@
 """Downstream models: the three query encoders of a pretrained checkpoint with fresh classifiers.
 
 One loader serves linear evaluation, fine-tuning and kNN. It reads released checkpoints
-(`checkpoint_0450.pth.tar`: {'epoch', 'state_dict', 'optimizer'} with the names of SPEC §3.3) and
+(`checkpoint_0450.pth.tar`: {'epoch', 'state_dict', 'optimizer'} with the names of docs/published-behaviour.md §3.3) and
 ours (which add 'arch', 'options', 'rng') with `torch.load(weights_only=True)`, accepts a `module.`
-prefix (DistributedDataParallel), keeps only `encoder_q*` keys without `.fc` (SPEC §3.3), infers
+prefix (DistributedDataParallel), keeps only `encoder_q*` keys without `.fc` (docs/published-behaviour.md §3.3), infers
 input size, hidden size, layer count and head type from the tensor shapes, and maps the weights
 onto `MoCo(pretrain=False)`. Exactly the three classifiers' `fc.weight`/`fc.bias` may be missing;
 anything else missing, unexpected or of another shape is an error naming the file and the keys.
@@ -14,22 +14,23 @@ import re
 
 import torch
 
-from moco.builder import MoCo
+from dataset.layouts import NTU25, LayoutError, get_layout
 from engine.checkpoint import CheckpointError, read_checkpoint
+from moco.builder import MoCo
 
 log = logging.getLogger(__name__)
 
-# view name -> query encoder attribute of MoCo (SPEC §3.3 names)
+# view name -> query encoder attribute of MoCo (docs/published-behaviour.md §3.3 names)
 ENCODERS = {"joint": "encoder_q", "motion": "encoder_q_motion", "bone": "encoder_q_bone"}
 CLASSIFIER_KEYS = frozenset(f"{prefix}.fc.{p}" for prefix in ENCODERS.values() for p in ("weight", "bias"))
 SKELETON_REPRESENTATION = "graph-based"
 
 
-def build_model(num_class, hidden_size=1024, num_layers=3, input_size=150):
-    """A randomly initialised MoCo(pretrain=False) with three encoders and fresh classifiers."""
-    args_bi_gru = {"en_input_size": input_size, "en_hidden_size": hidden_size,
+def build_model(num_class, hidden_size, num_layers, layout=NTU25):
+    """A randomly initialised MoCo(pretrain=False) for skeletons of `layout`, with fresh classifiers."""
+    args_bi_gru = {"en_input_size": layout.input_size, "en_hidden_size": hidden_size,
                    "en_num_layers": num_layers, "num_class": num_class}
-    model = MoCo(SKELETON_REPRESENTATION, args_bi_gru, pretrain=False)
+    model = MoCo(SKELETON_REPRESENTATION, args_bi_gru, pretrain=False, layout=layout)
     reset_classifiers(model)
     return model
 
@@ -65,7 +66,7 @@ def encoder_state(checkpoint, path):
     if not kept:
         raise CheckpointError(
             f"checkpoint {path!r} holds another architecture: no 'encoder_q*' weights of a CMD model "
-            f"(SPEC §3.3); its state_dict has {_short_list(state)}")
+            f"(docs/published-behaviour.md §3.3); its state_dict has {_short_list(state)}")
     return kept
 
 
@@ -76,7 +77,7 @@ def infer_arch(state, path):
         gru = f"{prefix}.encoder.gru."
         if gru + "weight_ih_l0" not in state or gru + "weight_hh_l0" not in state:
             raise CheckpointError(f"checkpoint {path!r} holds another architecture: the {view} encoder "
-                                  f"has no {gru}weight_ih_l0/weight_hh_l0 (a GRU encoder as in SPEC §3.1)")
+                                  f"has no {gru}weight_ih_l0/weight_hh_l0 (a GRU encoder as in docs/published-behaviour.md §3.1)")
         three_h, hidden = state[gru + "weight_hh_l0"].shape
         input_size = state[gru + "weight_ih_l0"].shape[1]
         if three_h != 3 * hidden:
@@ -103,21 +104,44 @@ def _check_declared_arch(checkpoint, arch, path):
                                   f"weights have {name}={arch[name]}")
 
 
-def load_pretrained(path, num_class, hidden_size=None, num_layers=None):
+def checkpoint_layout(checkpoint, path):
+    """The skeleton layout a checkpoint was pretrained on: recorded in our 'arch', else the published ntu25."""
+    declared = checkpoint.get("arch")
+    record = declared.get("layout") if isinstance(declared, dict) else None
+    if record is None:
+        return NTU25
+    try:
+        return get_layout(record)
+    except LayoutError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: unreadable layout record ({exc})") from None
+
+
+def load_pretrained(path, num_class, hidden_size=None, num_layers=None, layout=NTU25):
     """MoCo(pretrain=False) holding the query encoders of checkpoint `path` and fresh classifiers.
 
-    `hidden_size`/`num_layers`, when given, must match the checkpoint. Returns (model, info) where
-    info describes the checkpoint (epoch, inferred architecture, head type, format).
+    `hidden_size`/`num_layers`, when given, must match the checkpoint; so must `layout`, the skeleton
+    layout of the data it will see (CheckpointError naming both otherwise). Returns (model, info)
+    where info describes the checkpoint (epoch, inferred architecture, head type, format, layout).
     """
     checkpoint = read_checkpoint(path)
     state = encoder_state(checkpoint, path)
     arch = infer_arch(state, path)
+    pretrained_on = checkpoint_layout(checkpoint, path)
+    if pretrained_on != layout:
+        raise CheckpointError(f"checkpoint {path!r} was pretrained on skeletons of layout {pretrained_on.name!r} "
+                              f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
+                              f"folder holds layout {layout.name!r} ({layout.num_joints} joints, "
+                              f"{layout.bodies} bodies)")
+    if arch["input_size"] != layout.input_size:
+        raise CheckpointError(f"checkpoint {path!r} has encoders of input size {arch['input_size']}, but the data "
+                              f"folder's layout {layout.name!r} gives {layout.input_size} features per frame "
+                              f"({layout.num_joints} joints x {layout.channels} x {layout.bodies} bodies)")
     for name, wanted in (("hidden_size", hidden_size), ("num_layers", num_layers)):
         if wanted is not None and int(wanted) != arch[name]:
             raise CheckpointError(f"checkpoint {path!r} has {name}={arch[name]}, "
                                   f"but {name}={wanted} was requested")
     _check_declared_arch(checkpoint, arch, path)
-    model = build_model(num_class, arch["hidden_size"], arch["num_layers"], arch["input_size"])
+    model = build_model(num_class, arch["hidden_size"], arch["num_layers"], layout)
     expected = model.state_dict()
     wrong_shape = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
                    for k, v in state.items() if k in expected and v.shape != expected[k].shape]
@@ -144,18 +168,20 @@ def load_pretrained(path, num_class, hidden_size=None, num_layers=None):
                 epoch=checkpoint.get("epoch"),
                 mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
                 module_prefix=any(k.startswith("module.") for k in raw),
-                format="ours" if "arch" in checkpoint else "released")
+                format="ours" if "arch" in checkpoint else "released",
+                layout=layout.name)
     log.info("loaded %s: %s", path, info)
     return model, info
 
 
-def downstream_model(pretrained, num_class, hidden_size=None, num_layers=None):
+def downstream_model(pretrained, num_class, hidden_size=None, num_layers=None, layout=NTU25):
     """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is
-    None, randomly initialised encoders (hidden 1024, 3 layers unless given) as a baseline."""
+    None, randomly initialised encoders of the given sizes (a baseline)."""
     if pretrained:
-        return load_pretrained(pretrained, num_class, hidden_size, num_layers)
-    hidden_size = 1024 if hidden_size is None else int(hidden_size)
-    num_layers = 3 if num_layers is None else int(num_layers)
-    model = build_model(num_class, hidden_size, num_layers)
-    return model, {"path": None, "format": "random", "input_size": 150, "hidden_size": hidden_size,
-                   "num_layers": num_layers, "epoch": None, "mlp": False, "pretrain_dataset": None}
+        return load_pretrained(pretrained, num_class, hidden_size, num_layers, layout)
+    if hidden_size is None or num_layers is None:
+        raise ValueError("a randomly initialised encoder needs hidden_size and num_layers")
+    model = build_model(num_class, int(hidden_size), int(num_layers), layout)
+    return model, {"path": None, "format": "random", "input_size": layout.input_size, "hidden_size": int(hidden_size),
+                   "num_layers": int(num_layers), "epoch": None, "mlp": False, "pretrain_dataset": None,
+                   "layout": layout.name}

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dataset.processed import ProcessedDataError, load_split
-from feeder.augmentations import NUM_CORRUPTED_JOINTS, OUTPUT_FRAMES, pretraining_views
+from feeder.augmentations import OUTPUT_FRAMES, pretraining_views
 from feeder.seeding import sample_generator
 
 MODES = ("views", "raw")
@@ -28,11 +28,12 @@ class PretrainingFeeder(Dataset):
         part: 'train' (pretraining uses the training part).
         mmap: memory-map the data array instead of loading it.
         view_frames: frames of each view (64 in the paper).
-        corrupted_joints: joints a joint corruption picks (15 in the paper).
+        corrupted_joints: joints a joint corruption picks (default: the folder layout's; the paper's
+            15 of NTU's 25 joints).
     """
 
     def __init__(self, data_dir, mode="views", seed=42, part="train", mmap=True, view_frames=OUTPUT_FRAMES,
-                 corrupted_joints=NUM_CORRUPTED_JOINTS):
+                 corrupted_joints=None):
         if mode not in MODES:
             raise ValueError(f"unknown feeder mode {mode!r}; expected one of {MODES}")
         if not os.path.isdir(data_dir):
@@ -41,16 +42,12 @@ class PretrainingFeeder(Dataset):
         self.data_dir, self.part, self.mmap = data_dir, part, mmap
         self.split = load_split(data_dir, part, mmap=mmap)
         frames_cap = self.split.data.shape[2]
-        bad = np.flatnonzero(self.split.num_frame < 1)
-        if bad.size:
-            i = int(bad[0])
-            raise ProcessedDataError(f"processed folder {data_dir}: {part} sample {i} ({self.split.names[i]}) has "
-                                     f"{int(self.split.num_frame[i])} frames; expected at least 1 "
-                                     f"({bad.size} such samples)")
+        self.layout = self.split.layout
         self.num_frames = np.minimum(self.split.num_frame, frames_cap)  # N
         self.mode = mode
         self.seed = seed
-        self.view_frames, self.corrupted_joints = view_frames, corrupted_joints
+        self.view_frames = view_frames
+        self.corrupted_joints = self.layout.corrupted_joints if corrupted_joints is None else corrupted_joints
         self.epoch = 0
 
     def __getstate__(self):

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from dataset.layouts import NTU25, get_layout
 from moco.encoder import SkeletonGRUEncoder
 from moco.loss import cmd_loss
 from moco.modalities import MODALITIES, modality
@@ -66,7 +67,7 @@ class MoCo(nn.Module):
     """Three-modality MoCo with CMD.
 
     Args:
-        skeleton_representation: input representation; only 'graph-based' (N x 3 x T x 25 x 2) exists.
+        skeleton_representation: input representation; only 'graph-based' (N x C x T x V x M) exists.
         args_bi_gru: the published encoder arguments {'en_input_size', 'en_hidden_size', 'en_num_layers',
             'num_class'} (features per frame, GRU hidden size, GRU layers, head size). With pretrain=True
             the encoders' head size is the embedding size `dim` (num_class is not used).
@@ -80,19 +81,31 @@ class MoCo(nn.Module):
         mlp: use the Linear-ReLU-Linear projection head (pretraining only).
         pretrain: True builds query/key encoders and queues; False builds only the three query
             encoders with `num_class` outputs for downstream use.
+        layout: the skeleton layout (a `dataset.layouts.Layout`, its name or its fields; default the
+            published 'ntu25'): its parent table makes the bone modality, and its joints x channels
+            x bodies must equal en_input_size. Recorded in `arch` with the other arguments.
     """
 
     def __init__(self, skeleton_representation, args_bi_gru, dim=128, K=65536, m=0.999, T=0.07,
-                 teacher_T=0.05, student_T=0.1, cmd_weight=1.0, topk=1024, mlp=False, pretrain=True):
+                 teacher_T=0.05, student_T=0.1, cmd_weight=1.0, topk=1024, mlp=False, pretrain=True,
+                 layout=None):
         super().__init__()
         if skeleton_representation != 'graph-based':
             raise ValueError(f"unknown skeleton representation {skeleton_representation!r}; "
                              f"expected 'graph-based'")
+        self.layout = get_layout(NTU25 if layout is None else layout)
         self.arch = dict(skeleton_representation=skeleton_representation, args_bi_gru=dict(args_bi_gru),
                          dim=dim, K=K, m=m, T=T, teacher_T=teacher_T, student_T=student_T,
-                         cmd_weight=cmd_weight, topk=topk, mlp=mlp, pretrain=pretrain)
+                         cmd_weight=cmd_weight, topk=topk, mlp=mlp, pretrain=pretrain,
+                         layout=self.layout.to_dict())
         self.pretrain = pretrain
         sizes = encoder_sizes(args_bi_gru)
+        if sizes['input_size'] != self.layout.input_size:
+            raise ValueError(f"en_input_size {sizes['input_size']} does not fit the layout {self.layout.name!r} "
+                             f"({self.layout.num_joints} joints x {self.layout.channels} channels x "
+                             f"{self.layout.bodies} bodies = {self.layout.input_size})")
+        # not in the state dict: the layout is recorded in `arch`, and released checkpoints have no entry
+        self.register_buffer('bone_parents', torch.tensor(self.layout.parents, dtype=torch.long), persistent=False)
         if not pretrain:
             for name in MODALITIES:
                 setattr(self, f'encoder_q{_suffix(name)}', SkeletonGRUEncoder(**sizes))
@@ -160,7 +173,7 @@ class MoCo(nn.Module):
             ptr[0] = (start + k.shape[0]) % self.K
 
     def features(self, x: torch.Tensor, view: str = 'joint') -> torch.Tensor:
-        """2048-d encoder features of the query encoder(s): N x 3 x T x 25 x 2 -> N x 2H."""
+        """2H-d encoder features of the query encoder(s): N x C x T x V x M -> N x 2H."""
         return self._query_outputs(x, view, return_features=True)
 
     def _query_outputs(self, x: torch.Tensor, view: str, return_features: bool) -> torch.Tensor:
@@ -168,7 +181,7 @@ class MoCo(nn.Module):
         if view not in VIEWS:
             raise ValueError(f'unknown view {view!r}; expected one of {VIEWS}')
         names = MODALITIES if view == 'all' else (view,)
-        outputs = [self.query_encoder(name)(modality(x, name), return_features) for name in names]
+        outputs = [self.query_encoder(name)(modality(x, name, self.bone_parents), return_features) for name in names]
         return sum(outputs) / len(outputs)
 
     def forward(self, im_q, im_k=None, view='joint', knn_eval=False):
@@ -182,11 +195,11 @@ class MoCo(nn.Module):
             return self._query_outputs(im_q, view, return_features=knn_eval)
         if im_k is None:
             raise ValueError('pretraining forward needs two views: model(im_q, im_k)')
-        self.check_batch_size(im_q.shape[0] * (dist.get_world_size() if _distributed() else 1))
-        q = {name: self.query_encoder(name)(modality(im_q, name)) for name in MODALITIES}  # N x dim
+        q = {name: self.query_encoder(name)(modality(im_q, name, self.bone_parents)) for name in MODALITIES}  # N x dim
         with torch.no_grad():
             self._momentum_update_key_encoders()
-            k = {name: self.key_encoder(name)(modality(im_k, name)) for name in MODALITIES}  # N x dim
+            k = {name: self.key_encoder(name)(modality(im_k, name, self.bone_parents))
+                 for name in MODALITIES}  # N x dim
         # Similarities, logits and losses in float32, also under autocast.
         with torch.autocast(device_type=im_q.device.type, enabled=False):
             logits, student_sims, teacher_sims = {}, {}, {}

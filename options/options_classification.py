@@ -16,7 +16,7 @@ Stage of an `action_classification.py` run:
 import os
 
 from options.parsing import at_least, check_rules, fill_from_preset, in_unit, make_parser, positive
-from options.presets import NUM_CLASSES, SEMI_PROTOCOLS, preset
+from options.presets import ENCODER, NUM_CLASSES, SEMI_PROTOCOLS, preset
 
 VIEWS = ("joint", "motion", "bone", "all")
 PROTOCOL_CHOICES = ("cross_subject", "cross_view", "cross_setup") + SEMI_PROTOCOLS
@@ -114,6 +114,13 @@ def classification_stage(args):
     return "linear"
 
 
+def _encoder_defaults(args):
+    """Without a checkpoint (a random-encoder baseline) the encoder has the published sizes unless given;
+    with one, the sizes are read from it."""
+    if not args.pretrained:
+        fill_from_preset(args, ENCODER)
+
+
 def _default_out(args, stage, extra=""):
     return os.path.join("runs", stage, f"{args.finetune_dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}")
 
@@ -130,6 +137,7 @@ def resolve_classification(args):
     if not 0.0 < args.data_ratio <= 1.0:
         raise ValueError(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
     fill_from_preset(args, settings)
+    _encoder_defaults(args)
     args.num_class = settings["num_class"]
     if args.checkpoint_path is None:
         extra = f"_ratio{args.data_ratio:g}" if args.data_ratio < 1.0 else ""
@@ -144,6 +152,7 @@ def resolve_knn(args):
     args.stage = "knn"
     settings = preset("knn", args.finetune_dataset, args.protocol)
     fill_from_preset(args, settings)
+    _encoder_defaults(args)
     args.num_class = settings["num_class"]
     if args.checkpoint_path is None:
         args.checkpoint_path = _default_out(args, "knn")

@@ -24,7 +24,7 @@ RULES = {
     "epochs": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1), "contrast_dim": at_least(1),
     "topk": at_least(1), "hidden_size": at_least(1), "num_layers": at_least(1), "print_freq": at_least(1),
     "workers": at_least(0), "start_epoch": at_least(0), "schedule": at_least(0), "view_frames": at_least(1),
-    "corrupted_joints": at_least(0), "lr": positive(), "momentum": in_unit(closed_top=False),
+    "corrupted_joints": at_least(1), "lr": positive(), "momentum": in_unit(closed_top=False),
     "weight_decay": at_least(0), "contrast_m": in_unit(), "contrast_t": positive(), "teacher_t": positive(),
     "student_t": positive(), "cmd_weight": at_least(0),
 }
@@ -83,7 +83,8 @@ def build_parser():
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast + GradScaler) on CUDA")
     p.add_argument("--view-frames", type=int, help="frames of each pretraining view (preset: the paper's 64)")
     p.add_argument("--corrupted-joints", type=int,
-                   help="joints a joint corruption picks (preset: the paper's 15 of NTU's 25)")
+                   help="joints a joint corruption picks (default: the folder's layout's; ntu25: the paper's 15 "
+                        "of 25, kinect20: 12 of 20)")
     p.add_argument("--augment-on", default="auto", choices=AUGMENT_ON,
                    help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
                         "(batched on the training device), 'auto' (device on CUDA, else loader)")

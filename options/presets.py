@@ -43,7 +43,6 @@ _PRETRAIN = dict(
     cmd_weight=1.0,
     skeleton_representation="graph-based",
     view_frames=64,
-    corrupted_joints=15,
 )
 
 _LINEAR = dict(

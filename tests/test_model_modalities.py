@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from dataset.layouts import get_layout
 from moco.modalities import MODALITIES, bone, flatten, modality, motion
 
 # (child, parent), 1-based, typed again from docs/published-behaviour.md §2.3.
@@ -70,5 +71,22 @@ def test_modality_dispatch_and_errors():
     assert torch.equal(modality(x, 'bone'), flatten(bone(x)))
     with pytest.raises(ValueError, match='unknown modality'):
         modality(x, 'velocity')
-    with pytest.raises(ValueError, match=r'N x 3 x T x 25 x M.*\(2, 3, 25, 2\)'):
+    with pytest.raises(ValueError, match=r'N x C x T x V x M.*\(2, 3, 25, 2\)'):
         flatten(torch.zeros(2, 3, 25, 2))
+    with pytest.raises(ValueError, match=r'expected 25 joints'):
+        bone(torch.zeros(1, 3, 4, 20, 1))
+
+
+def test_kinect20_bones_by_hand():
+    # Joint v sits at (v, 10 v, 100 v) in frame 0 of body 0; a bone is the joint minus its parent.
+    x = torch.zeros(1, 3, 2, 20, 1)
+    v = torch.arange(20.0)
+    x[0, :, 0, :, 0] = torch.stack([v, 10 * v, 100 * v])
+    out = bone(x, torch.tensor(get_layout('kinect20').parents))
+    by_hand = {0: 0 - 1, 1: 1 - 2, 2: 0, 3: 3 - 2, 4: 4 - 2, 5: 5 - 4, 8: 8 - 2, 12: 12 - 0, 16: 16 - 0,
+               19: 19 - 18, 11: 11 - 10}
+    for joint, step in by_hand.items():
+        assert torch.equal(out[0, :, 0, joint, 0], torch.tensor([step, 10.0 * step, 100.0 * step])), joint
+    assert torch.equal(out[0, :, 1], torch.zeros(3, 20, 1))  # an empty frame has zero bones
+    flat = modality(x, 'bone', torch.tensor(get_layout('kinect20').parents))
+    assert flat.shape == (1, 2, 60) and torch.equal(flat[0, 0, 5 * 3:5 * 3 + 3], torch.tensor([1.0, 10.0, 100.0]))

@@ -124,8 +124,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path,
     build = engine.build_model
     calls = {"n": 0}
 
-    def poisoned(args):
-        model = build(args)
+    def poisoned(args, layout):
+        model = build(args, layout)
         forward = model.forward
 
         def forward_with_nan(im_q, im_k):
@@ -237,7 +237,8 @@ def test_view_frames_and_corrupted_joints_reach_the_views(data_dir, tmp_path, mo
     assert (settings["view_frames"], settings["corrupted_joints"]) == (24, 5)
     args = parse_args(["--data-dir", data_dir, "--checkpoint-path", str(tmp_path / "bad")] + TINY
                       + ["--corrupted-joints", "26"])
-    with pytest.raises(engine.SettingsError, match="--corrupted-joints must be between 1 and 25"):
+    with pytest.raises(engine.SettingsError, match="--corrupted-joints must be between 1 and the 25 joints of "
+                                                   "the folder's layout 'ntu25', found 26"):
         engine._check_settings(args, 1, 100)
 
 
