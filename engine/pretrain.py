@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from dataset.layouts import NTU25
+from dataset.layouts import NTU25, read_folder_record
 from dataset.processed import resolve_data_dir
 from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
@@ -301,6 +301,7 @@ def _run(args, ctx):
                                 view_frames=args.view_frames, corrupted_joints=args.corrupted_joints)
     args.corrupted_joints = dataset.corrupted_joints  # the layout's unless given
     layout = dataset.layout
+    dataset_name = read_folder_record(data_dir)[2] or args.pre_dataset
     _check_settings(args, ctx.world_size, len(dataset), layout)
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=args.seed, drop_last=True)
@@ -314,7 +315,8 @@ def _run(args, ctx):
     scaler = torch.amp.GradScaler("cuda", enabled=bool(args.amp))
     settings = dict(vars(args), data_dir=data_dir, world_size=ctx.world_size,
                     global_batch_size=args.batch_size * ctx.world_size, device=str(ctx.device),
-                    train_samples=len(dataset), steps_per_epoch=len(loader), layout=layout.name)
+                    train_samples=len(dataset), steps_per_epoch=len(loader), layout=layout.name,
+                    dataset_name=dataset_name)
     log_path = os.path.join(args.checkpoint_path, LOG)
     if ctx.is_main:
         remove_stale_temporaries(args.checkpoint_path)

@@ -163,7 +163,7 @@ def load_pretrained(path, num_class, hidden_size=None, num_layers=None, layout=N
     raw = checkpoint["state_dict"]
     options = checkpoint.get("options") if isinstance(checkpoint.get("options"), dict) else {}
     info = dict(arch,
-                pretrain_dataset=options.get("pre_dataset"),
+                pretrain_dataset=options.get("dataset_name") or options.get("pre_dataset"),
                 path=path,
                 epoch=checkpoint.get("epoch"),
                 mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
