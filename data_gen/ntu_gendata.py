@@ -8,7 +8,6 @@ order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes),
 ``OUT/settings.json`` and ``OUT/skipped.txt``.  Sample names are the file names with their
 ``.skeleton`` extension, as the published converter stored them; labels are the action number - 1.
 """
-import argparse
 import os
 import sys
 
@@ -17,7 +16,7 @@ if __package__ in (None, ''):
 
 from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, SkeletonFileError, is_training,  # noqa: E402
                                  parse_name, read_samples, read_text)
-from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion  # noqa: E402
 
 
 def read_ignored(path):
@@ -63,14 +62,12 @@ def build_tasks(data_path, names, dataset, benchmarks):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='NTU RGB+D raw .skeleton files -> processed arrays')
-    parser.add_argument('--data-path', required=True, help='folder of .skeleton files')
-    parser.add_argument('--out-folder', required=True, help='e.g. ./data/NTU-RGB-D-60-AGCN')
+    parser = conversion_parser('NTU RGB+D raw .skeleton files -> processed arrays', '--data-path',
+                               'folder of .skeleton files', 'e.g. ./data/NTU-RGB-D-60-AGCN')
     parser.add_argument('--dataset', choices=sorted(BENCHMARKS), required=True)
     parser.add_argument('--benchmark', nargs='+', choices=('xsub', 'xview', 'xsetup'),
                         help='default: xsub xview (ntu60), xsub xsetup (ntu120)')
     parser.add_argument('--ignored-sample-path', help='list of samples to exclude (the official missing-skeleton list)')
-    add_conversion_options(parser)
     args = parser.parse_args(argv)
     benchmarks = args.benchmark or list(BENCHMARKS[args.dataset])
     ignored = set()

@@ -12,7 +12,6 @@ the file and the line; skipped with ``--skip-bad``) when it is not UTF-8 text, a
 expected numbers, or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
 ``data_gen.ntu_reader``).
 """
-import argparse
 import os
 import sys
 
@@ -23,7 +22,7 @@ if __package__ in (None, ''):
 
 from data_gen.ntu_reader import (COORDINATE_RULE, MAX_FRAME, SkeletonFileError, first_bad_coordinate,  # noqa: E402
                                  number_block, read_text)
-from data_gen.writer import Sample, Task, add_conversion_options, run_conversion  # noqa: E402
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion  # noqa: E402
 
 NUM_CLASSES = 51
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
@@ -122,10 +121,8 @@ def build_tasks(data_path, skip_bad):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='PKU-MMD II raw files -> processed arrays')
-    parser.add_argument('--data-path', required=True, help='folder with skeleton/, label/ and the split files')
-    parser.add_argument('--out-folder', required=True, help='e.g. ./data/PKU-MMD-v2-AGCN')
-    add_conversion_options(parser)
+    parser = conversion_parser('PKU-MMD II raw files -> processed arrays', '--data-path',
+                               'folder with skeleton/, label/ and the split files', 'e.g. ./data/PKU-MMD-v2-AGCN')
     args = parser.parse_args(argv)
     benchmarks = list(SPLIT_FILES)
     try:

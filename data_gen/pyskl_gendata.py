@@ -24,7 +24,6 @@ an integer in 0..N-1 are errors.  A sample is bad (an error naming it; skipped w
 when its keypoint is missing, not a numeric M x T x V x C array of the layout's V and C, has no frame,
 or holds a value that is not finite or lies beyond ``MAX_COORDINATE``.
 """
-import argparse
 import numbers
 import os
 import pickle
@@ -36,7 +35,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies  # noqa: E402
-from data_gen.writer import MAX_FRAME, Sample, Task, add_conversion_options, run_conversion  # noqa: E402
+from data_gen.writer import MAX_FRAME, Sample, Task, conversion_parser, run_conversion  # noqa: E402
 from dataset.layouts import LayoutError, get_layout  # noqa: E402
 from dataset.processed import ForbiddenPickleError, restricted_load  # noqa: E402
 
@@ -162,15 +161,13 @@ def build_tasks(path, parts, by_name, labels, layout):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='pyskl / MMAction2 annotation pickle -> a processed folder')
-    parser.add_argument('--annotations', required=True, help='the annotation pickle (FILE.pkl)')
+    parser = conversion_parser('pyskl / MMAction2 annotation pickle -> a processed folder', '--annotations',
+                               'the annotation pickle (FILE.pkl)', 'the processed folder to write')
     parser.add_argument('--layout', required=True, help='a layout name (ntu25, kinect20) or a JSON layout file')
-    parser.add_argument('--train-split', required=True, help='the split whose samples train')
-    parser.add_argument('--val-split', required=True, help='the split whose samples validate')
-    parser.add_argument('--out-folder', required=True, help='the processed folder to write')
+    for part, role in (('train', 'train the model'), ('val', 'are evaluated')):
+        parser.add_argument(f'--{part}-split', required=True, help=f'the split whose samples {role}')
     parser.add_argument('--num-class', type=int, help='class count (default: the largest label + 1)')
     parser.add_argument('--dataset', help="the dataset name recorded in layout.json (default: the pickle's stem)")
-    add_conversion_options(parser)
     args = parser.parse_args(argv)
     try:
         layout = get_layout(args.layout)

@@ -17,7 +17,6 @@ its name is outside the pattern or its view outside 1..3, it is not UTF-8 JSON, 
 is missing, the label is not an integer in 1..10, it has no frame, a frame is not 20 joints of 3
 numbers, or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
-import argparse
 import json
 import os
 import re
@@ -29,7 +28,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text  # noqa: E402
-from data_gen.writer import MAX_FRAME, Sample, Task, add_conversion_options, run_conversion  # noqa: E402
+from data_gen.writer import MAX_FRAME, Sample, Task, conversion_parser, run_conversion  # noqa: E402
 from dataset.layouts import KINECT20  # noqa: E402
 
 NUM_CLASSES = 10
@@ -137,10 +136,9 @@ def build_tasks(data_path, names):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='NW-UCLA all_sqe JSON files -> a processed folder (kinect20)')
-    parser.add_argument('--data-path', required=True, help='the all_sqe folder of aAA_sSS_eEE_vVV.json files')
-    parser.add_argument('--out-folder', required=True, help='the processed folder to write, e.g. ./data/NW-UCLA')
-    add_conversion_options(parser)
+    parser = conversion_parser('NW-UCLA all_sqe JSON files -> a processed folder (kinect20)', '--data-path',
+                               'the all_sqe folder of aAA_sSS_eEE_vVV.json files',
+                               'the processed folder to write, e.g. ./data/NW-UCLA')
     args = parser.parse_args(argv)
     if os.path.realpath(args.out_folder) == os.path.realpath(args.data_path):
         parser.error('--out-folder must not be the --data-path folder')

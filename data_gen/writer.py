@@ -12,6 +12,7 @@ file, a full disk, an interrupt) removes its temporary files and leaves earlier 
 The data files are allocated on disk when they are created, so a disk too small for them fails at the
 start, and a disk or quota that fills up later is a ``ConversionError`` naming the file being written.
 """
+import argparse
 import contextlib
 import errno
 import json
@@ -303,6 +304,15 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
     for final, tmp in extras.items():
         os.replace(tmp, final)
     return summary
+
+
+def conversion_parser(description, source_flag, source_help, out_help):
+    """A converter's parser with its source flag (required), --out-folder and `add_conversion_options`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(source_flag, required=True, help=source_help)
+    parser.add_argument('--out-folder', required=True, help=out_help)
+    add_conversion_options(parser)
+    return parser
 
 
 def add_conversion_options(parser):

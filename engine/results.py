@@ -19,7 +19,7 @@ import logging
 import statistics
 import sys
 
-from engine.runtime import append_jsonl
+from engine.runtime import append_jsonl, atomic_write_text
 from options.options_classification import DEFAULT_RESULTS
 from options.presets import base_protocol
 
@@ -56,6 +56,23 @@ def append_result(path, record):
     """Append `record` as one JSON line to `path` (on a line of its own; a full disk raises
     engine.runtime.NoSpaceError naming `path` and leaves the file as it was)."""
     append_jsonl(path, record)
+
+
+def publish_summary(out, build, render, prog):
+    """The end of a report script: `build()` the summary, write it as OUT.json and `render(summary)` as
+    OUT.md (atomically), print the markdown. Returns the exit status: 1, with the error, when the
+    summary cannot be built from the runs' files."""
+    try:
+        summary = build()
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    text = render(summary)
+    atomic_write_text(out + ".json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out + ".md", text + "\n")
+    print(text)
+    print(f"written to {out}.json and {out}.md")
+    return 0
 
 
 def load_results(paths):

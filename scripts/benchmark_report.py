@@ -18,8 +18,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine.results import load_results  # noqa: E402
-from engine.runtime import atomic_write_text  # noqa: E402
+from engine.results import load_results, publish_summary  # noqa: E402
 
 METHODS = ("cmd", "cmd_weight0")
 LABELS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
@@ -128,17 +127,7 @@ def main(argv=None):
     parser.add_argument("--seeds", required=True, nargs="+", type=int, help="the model seeds of the runs")
     parser.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     args = parser.parse_args(argv)
-    try:
-        summary = collect(args.bench_dir, args.seeds)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"benchmark_report.py: error: {exc}", file=sys.stderr)
-        return 1
-    text = markdown(summary)
-    atomic_write_text(args.out + ".json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(args.out + ".md", text + "\n")
-    print(text)
-    print(f"written to {args.out}.json and {args.out}.md")
-    return 0
+    return publish_summary(args.out, lambda: collect(args.bench_dir, args.seeds), markdown, "benchmark_report.py")
 
 
 if __name__ == "__main__":

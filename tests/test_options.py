@@ -20,19 +20,27 @@ def usage_error(capsys, parse, argv):
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-b", "0"], "--batch-size must be at least 1, found 0"),
-    (["--lr", "-1"], "--lr must be positive, found -1.0"),
-    (["--momentum", "-1"], "--momentum must be in [0, 1), found -1.0"),
-    (["--contrast-m", "1.5"], "--contrast-m must be in [0, 1], found 1.5"),
-    (["--contrast-t", "-1"], "--contrast-t must be positive, found -1.0"),
-    (["--teacher-t", "0"], "--teacher-t must be positive, found 0.0"),
-    (["--cmd-weight", "-0.5"], "--cmd-weight must be at least 0, found -0.5"),
-    (["--epochs", "0"], "--epochs must be at least 1, found 0"),
-    (["--schedule", "10", "-3"], "--schedule must be at least 0, found [10, -3]"),
+@pytest.mark.parametrize("parse, argv, message", [
+    (parse_args, ["-b", "0"], "--batch-size must be at least 1, found 0"),
+    (parse_args, ["--lr", "-1"], "--lr must be positive, found -1.0"),
+    (parse_args, ["--momentum", "-1"], "--momentum must be in [0, 1), found -1.0"),
+    (parse_args, ["--contrast-m", "1.5"], "--contrast-m must be in [0, 1], found 1.5"),
+    (parse_args, ["--contrast-t", "-1"], "--contrast-t must be positive, found -1.0"),
+    (parse_args, ["--teacher-t", "0"], "--teacher-t must be positive, found 0.0"),
+    (parse_args, ["--cmd-weight", "-0.5"], "--cmd-weight must be at least 0, found -0.5"),
+    (parse_args, ["--epochs", "0"], "--epochs must be at least 1, found 0"),
+    (parse_args, ["--schedule", "10", "-3"], "--schedule must be at least 0, found [10, -3]"),
+    (parse_classification, ["--epochs", "0"], "--epochs must be at least 1, found 0"),
+    (parse_classification, ["--eval-freq", "0"], "--eval-freq must be at least 1, found 0"),
+    (parse_classification, ["-b", "0"], "--batch-size must be at least 1, found 0"),
+    (parse_classification, ["--lr", "-1"], "--lr must be positive, found -1.0"),
+    (parse_classification, ["--momentum", "1"], "--momentum must be in [0, 1), found 1.0"),
+    (parse_classification, ["--wd=-1e-4"], "--weight-decay must be at least 0, found -0.0001"),
+    (parse_classification, ["--protocol", "cross_view_semi"], "needs --data-ratio"),
+    (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1, found 0"),
 ])
-def test_pretraining_flags_out_of_range_are_usage_errors(capsys, argv, message):
-    assert message in usage_error(capsys, parse_args, argv)
+def test_flags_out_of_range_are_usage_errors(capsys, parse, argv, message):
+    assert message in usage_error(capsys, parse, argv)
 
 
 def test_global_batch_counts_the_processes(capsys, monkeypatch):
@@ -42,23 +50,6 @@ def test_global_batch_counts_the_processes(capsys, monkeypatch):
     assert parse_args(["--contrast-k", "256", "-b", "64", "--topk", "8"]).contrast_k == 256
     monkeypatch.setenv("WORLD_SIZE", "two")
     assert "WORLD_SIZE='two'" in usage_error(capsys, parse_args, [])
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be at least 1, found 0"),
-    (["--eval-freq", "0"], "--eval-freq must be at least 1, found 0"),
-    (["-b", "0"], "--batch-size must be at least 1, found 0"),
-    (["--lr", "-1"], "--lr must be positive, found -1.0"),
-    (["--momentum", "1"], "--momentum must be in [0, 1), found 1.0"),
-    (["--wd=-1e-4"], "--weight-decay must be at least 0, found -0.0001"),
-    (["--protocol", "cross_view_semi"], "needs --data-ratio"),
-])
-def test_classification_flags_out_of_range_are_usage_errors(capsys, argv, message):
-    assert message in usage_error(capsys, parse_classification, argv)
-
-
-def test_knn_flags_out_of_range_are_usage_errors(capsys):
-    assert "--knn-neighbours must be at least 1, found 0" in usage_error(capsys, parse_knn, ["--knn-neighbours", "0"])
 
 
 def test_flags_win_over_presets_and_presets_fill_the_rest():

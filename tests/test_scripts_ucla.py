@@ -81,6 +81,12 @@ def test_report_means_and_spreads_by_hand(tmp_path):
     assert summary["methods"]["random"]["knn_joint"]["per_seed"] == [39.0, 40.0, 41.0]
     assert summary["cmd_minus_weight0_linear_fusion"]["mean"] == pytest.approx(2.0)
     assert summary["coordinate_baseline"]["linear_joint"] == 76.5
+    out = tmp_path / "results" / "ucla"
+    assert ucla_report.main(["--work-dir", str(work), "--seeds", "0", "1", "2", "--seconds", "1800",
+                             "--out", str(out)]) == 0
+    written = json.loads((tmp_path / "results" / "ucla.json").read_text())
+    assert written["seconds"] == 1800 and written["methods"]["cmd"]["linear_fusion"]["mean"] == pytest.approx(87.0)
+    assert "| CMD | 80.0 ± 1.0 | 81.0 ± 1.0 |" in (tmp_path / "results" / "ucla.md").read_text()
     (work / "eval" / "random_seed2.jsonl").write_text("")
     with pytest.raises(ValueError, match="random_seed2.jsonl: no top-1 record for knn joint"):
         ucla_report.collect(str(work), [0, 1, 2])
