@@ -144,3 +144,23 @@ def test_bad_checkpoint_or_folder_stops_with_a_clear_message(tiny, tmp_path, cap
         knn_eval.main(["--data-dir", str(tmp_path / "missing"), "-j", "0", "--out", str(tmp_path / "y")])
     assert "missing train_data_joint.npy" in capsys.readouterr().err
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "x").exists()
+
+
+def test_knn_training_features_come_from_the_centre_crop_by_default(tiny, tmp_path):
+    # As the published kNN: both sides from the 0.95 centre crop resized to 64 frames. The expected
+    # features are computed here from the NumPy reference crop and the loaded encoder.
+    from engine.pretrained import load_pretrained
+    from reference_augmentations import centre_crop
+
+    npz = tmp_path / "features.npz"
+    knn_eval.main(_common(tiny, tmp_path / "knn", tmp_path / "r.jsonl") + ["--save-features", str(npz)])
+    model, _ = load_pretrained(tiny["checkpoint"], num_class=3)
+    model.eval()
+    folder = tiny["folder"]
+    data = np.load(os.path.join(folder, "train_data_joint.npy"))
+    frames = np.load(os.path.join(folder, "train_num_frame.npy"))
+    clips = np.stack([centre_crop(d, int(f), 0.95, 64) for d, f in zip(data, frames)]).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(clips), view="joint", knn_eval=True).numpy()
+    with np.load(npz) as saved:
+        np.testing.assert_allclose(saved["train_features"], expected, rtol=1e-4, atol=1e-5)
