@@ -28,12 +28,16 @@ import time
 import torch
 import torch.nn.functional as F
 
+from dataset.layouts import NTU25
 from moco.builder import MoCo
 from moco.encoder import SkeletonGRUEncoder
 from moco.modalities import MODALITIES
+from options.presets import preset
 
+_PAPER = preset('pretrain', 'ntu60')
 CONFIGS = {
-    'paper': dict(hidden=1024, layers=3, batch=64, K=16384, topk=8192, frames=64, mlp=True),
+    'paper': dict(hidden=_PAPER['hidden_size'], layers=_PAPER['num_layers'], batch=_PAPER['batch_size'],
+                  K=_PAPER['contrast_k'], topk=_PAPER['topk'], frames=_PAPER['view_frames'], mlp=_PAPER['mlp']),
     'small': dict(hidden=256, layers=3, batch=32, K=4096, topk=2048, frames=32, mlp=True),
 }
 VARIANTS = ('sequence', 'loop')
@@ -85,13 +89,13 @@ def _inference_step(forward, x, device, amp) -> None:
 
 def make_runs(cfg: dict, device: torch.device, amp: bool, variants=VARIANTS) -> dict:
     """{kind: {variant: callable}} for every kind of KINDS; every variant has the same weights."""
-    args_bi_gru = dict(en_input_size=150, en_hidden_size=cfg['hidden'], en_num_layers=cfg['layers'],
+    args_bi_gru = dict(en_input_size=NTU25.input_size, en_hidden_size=cfg['hidden'], en_num_layers=cfg['layers'],
                        num_class=128)
     torch.manual_seed(0)
     base = MoCo('graph-based', args_bi_gru, dim=128, K=cfg['K'], topk=cfg['topk'], mlp=cfg['mlp']).to(device)
-    shape = (cfg['batch'], 3, cfg['frames'], 25, 2)
-    im_q, im_k = torch.randn(shape, device=device), torch.randn(shape, device=device)
-    x = torch.randn(cfg['batch'], cfg['frames'], 150, device=device)  # N x T x 150
+    shape = (cfg['batch'], NTU25.channels, cfg['frames'], NTU25.num_joints, NTU25.bodies)
+    im_q, im_k = torch.randn(shape, device=device), torch.randn(shape, device=device)  # N x 3 x T x 25 x 2
+    x = torch.randn(cfg['batch'], cfg['frames'], NTU25.input_size, device=device)  # N x T x 150
     runs = {kind: {} for kind in KINDS}
     for i, variant in enumerate(variants):
         model = base if i == len(variants) - 1 else copy.deepcopy(base)
