@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
+from options.presets import SEMI_PROTOCOLS, base_protocol
 
 DATASET_ROOTS = {
     'ntu60': './data/NTU-RGB-D-60-AGCN',
@@ -32,7 +33,6 @@ DATASET_ROOTS = {
     'pku_v2': './data/PKU-MMD-v2-AGCN',
 }
 PROTOCOL_FOLDERS = {'cross_subject': 'xsub', 'cross_view': 'xview', 'cross_setup': 'xsetup'}
-_SEMI_PROTOCOLS = {'cross_subject_semi': 'cross_subject', 'cross_view_semi': 'cross_view'}
 PARTS = ('train', 'val')
 MAX_FRAME = 300
 SCAN_ROWS = 256  # samples checked for non-finite values at a time (about 46 MB of NTU data)
@@ -277,8 +277,8 @@ def resolve_data_dir(dataset, protocol, data_dir=None):
         return data_dir
     if dataset not in DATASET_ROOTS:
         raise ValueError(f'unknown dataset {dataset!r}; valid: {", ".join(DATASET_ROOTS)}')
-    base = _SEMI_PROTOCOLS.get(protocol, protocol)
+    base = base_protocol(protocol)
     if base not in PROTOCOL_FOLDERS:
-        valid = list(PROTOCOL_FOLDERS) + list(_SEMI_PROTOCOLS)
+        valid = list(PROTOCOL_FOLDERS) + list(SEMI_PROTOCOLS)
         raise ValueError(f'unknown protocol {protocol!r}; valid: {", ".join(valid)}')
     return os.path.join(DATASET_ROOTS[dataset], PROTOCOL_FOLDERS[base])
