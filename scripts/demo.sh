@@ -15,7 +15,7 @@
 # numbers printed at the end) and far from the paper's 451 epochs of a 1024-wide, 3-layer GRU.
 # scripts/synthetic_benchmark.sh measures whether CMD learns.
 #
-# Size (environment variables; the defaults take about 2 minutes on 2 idle CPU cores):
+# Size (environment variables; the defaults take about 3 minutes on 2 idle CPU cores):
 #   WORK_DIR            raw data, processed data, checkpoints and logs   (default ./runs/demo)
 #   RESULTS_DIR         where demo.json goes                             (default ./results)
 #   DEMO_CLASSES        action classes (NTU action ids 1..N)             (default 10)
