@@ -152,7 +152,8 @@ def load_label_pkl(path):
 
 @dataclass
 class Split:
-    """One part (train or val) of a processed folder, with the folder's layout and recorded class count."""
+    """One part (train or val) of a processed folder, with the folder's layout, recorded class count and
+    recorded dataset name."""
     folder: str
     part: str
     data: np.ndarray  # N x C x 300 x V x M float32
@@ -161,6 +162,7 @@ class Split:
     labels: np.ndarray  # N int64
     layout: Layout = NTU25
     num_class: object = None  # int from layout.json, None without one
+    dataset: object = None  # str from layout.json, None without one
 
     def __len__(self):
         return len(self.names)
@@ -262,7 +264,7 @@ def load_split(folder, part, mmap=True, num_class=None):
     if bad.size:
         raise _sample_error(folder, part, names, bad, 'holds NaN or infinite values', 'finite values')
     return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels,
-                 layout=layout, num_class=recorded_class)
+                 layout=layout, num_class=recorded_class, dataset=dataset)
 
 
 def load_splits(folder, num_class=None, mmap=True):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from dataset.layouts import NTU25, read_folder_record
+from dataset.layouts import NTU25
 from dataset.processed import resolve_data_dir
 from engine.checkpoint import (CheckpointError, check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
                                set_rng_state)
@@ -33,7 +33,7 @@ from engine.distributed import (all_reduce_min, all_reduce_sum, cleanup, convert
                               leave_together, unwrap, wrap_ddp)
 from engine.pretrained import checkpoint_layout
 from engine.runtime import (adjust_learning_rate, append_jsonl, atomic_output, atomic_write_text, json_line,
-                            make_writer, remove_stale_temporaries, save_settings, seed_everything, topk_correct)
+                            make_writer, save_settings, seed_everything, topk_correct)
 from feeder.augmentations import pretraining_views
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, worker_init_fn
@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY = 10
 LAST_CHECKPOINT = "checkpoint_last.pth.tar"
 LOG = "log.jsonl"
-# Constructor arguments a resumed checkpoint must share with the model built from the options.
-ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp", "layout")
+# Constructor arguments a resumed checkpoint must share with the model built from the options (its
+# layout is compared first, on its own, for a message that names both layouts).
+ARCH_KEYS = ("skeleton_representation", "args_bi_gru", "dim", "K", "mlp")
 # How the settings without a flag of their own are named in messages.
 SETTING_NAMES = {"global_batch_size": "global batch (--batch-size x processes)",
                  "world_size": "number of processes", "steps_per_epoch": "steps per epoch",
@@ -301,7 +302,7 @@ def _run(args, ctx):
                                 view_frames=args.view_frames, corrupted_joints=args.corrupted_joints)
     args.corrupted_joints = dataset.corrupted_joints  # the layout's unless given
     layout = dataset.layout
-    dataset_name = read_folder_record(data_dir)[2] or args.pre_dataset
+    dataset_name = dataset.split.dataset or args.pre_dataset  # the folder's record, else the preset's name
     _check_settings(args, ctx.world_size, len(dataset), layout)
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=args.seed, drop_last=True)
@@ -318,8 +319,6 @@ def _run(args, ctx):
                     train_samples=len(dataset), steps_per_epoch=len(loader), layout=layout.name,
                     dataset_name=dataset_name)
     log_path = os.path.join(args.checkpoint_path, LOG)
-    if ctx.is_main:
-        remove_stale_temporaries(args.checkpoint_path)
     start_epoch, saved_rng = args.start_epoch, None
     if args.resume:
         start_epoch, saved_rng, record = resume_from(args.resume, model, optimizer, scaler, settings)

@@ -51,6 +51,7 @@ def test_pretraining_follows_the_folder_layout(kinect):
     assert tuple(ckpt["state_dict"]["encoder_q_bone.encoder.gru.weight_ih_l0"].shape) == (3 * 8, 60)
     settings = json.loads((kinect["out"] / "settings.json").read_text())
     assert settings["corrupted_joints"] == 12 and settings["layout"] == "kinect20"
+    assert settings["dataset_name"] == "tiny_kinect"  # the folder's record, not the --pre-dataset preset
 
 
 def test_evaluations_take_layout_and_classes_from_the_folder(kinect, tmp_path):
