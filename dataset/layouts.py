@@ -19,6 +19,8 @@ import numbers
 import os
 from dataclasses import asdict, dataclass
 
+from dataset.files import write_text
+
 LAYOUT_FILE = "layout.json"
 
 
@@ -41,25 +43,52 @@ class Layout:
     bodies: int = 2
 
     def __post_init__(self):
-        object.__setattr__(self, "joints", tuple(str(j) for j in self.joints))
-        object.__setattr__(self, "parents", tuple(int(p) for p in self.parents))
-        object.__setattr__(self, "z_axis", tuple(int(j) for j in self.z_axis))
-        object.__setattr__(self, "x_axis", tuple(int(j) for j in self.x_axis))
-        v = len(self.joints)
+        if not isinstance(self.joints, (list, tuple)) or not all(isinstance(j, str) for j in self.joints):
+            raise LayoutError(f"layout {self.name!r}: joints must be a list of joint names, found {self.joints!r}")
+        object.__setattr__(self, "joints", tuple(self.joints))
+
+        def integer(value):  # an int (or numpy integer); not a bool, not a float (not even 3.0)
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
         problems = []
+        for field in ("parents", "z_axis", "x_axis"):
+            value = getattr(self, field)
+            if isinstance(value, (list, tuple)) and all(integer(j) for j in value):
+                object.__setattr__(self, field, tuple(int(j) for j in value))
+            else:
+                problems.append(f"{field} must be a list of integer joint indices, found {value!r}")
+        for field in ("centre", "corrupted_joints", "channels", "bodies"):
+            value = getattr(self, field)
+            if integer(value):
+                object.__setattr__(self, field, int(value))
+            else:
+                problems.append(f"{field} must be an integer, found {value!r}")
+        if problems:
+            raise LayoutError(f"layout {self.name!r}: " + "; ".join(problems))
+        v = len(self.joints)
         if v < 1:
             problems.append("no joints")
         if len(self.parents) != v:
             problems.append(f"{len(self.parents)} parents for {v} joints")
         if any(not 0 <= p < v for p in self.parents):
             problems.append(f"parents must be joint indices in [0, {v})")
+        elif len(self.parents) == v:
+            for j in range(v):  # follow each joint's parents until a joint repeats: it must be a root
+                chain = [j]
+                while self.parents[chain[-1]] not in chain:
+                    chain.append(self.parents[chain[-1]])
+                if self.parents[chain[-1]] != chain[-1]:
+                    cycle = " -> ".join(map(str, chain + [self.parents[chain[-1]]]))
+                    problems.append(f"parents must lead every joint to a root (a joint that is its own parent), "
+                                    f"found the cycle {cycle} in {self.parents}")
+                    break
         for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
             if len(pair) != 2 or any(not 0 <= j < v for j in pair):
                 problems.append(f"{field} must be two joint indices in [0, {v}), found {pair}")
         if not 0 <= self.centre < v:
             problems.append(f"centre must be a joint index in [0, {v}), found {self.centre}")
-        if not 0 <= self.corrupted_joints <= v:
-            problems.append(f"corrupted_joints must be in [0, {v}], found {self.corrupted_joints}")
+        if not 1 <= self.corrupted_joints <= v:
+            problems.append(f"corrupted_joints must be in [1, {v}], found {self.corrupted_joints}")
         if self.channels not in (2, 3):
             problems.append(f"channels must be 2 or 3, found {self.channels}")
         if self.bodies < 1:
@@ -161,13 +190,8 @@ def folder_record_text(layout, num_class, dataset=None):
 
 def write_folder_record(folder, layout, num_class, dataset=None):
     """Record in `folder/layout.json` the folder's layout, class count and dataset name (atomically)."""
-    text = folder_record_text(layout, num_class, dataset)
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, LAYOUT_FILE)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{LAYOUT_FILE}")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, folder_record_text(layout, num_class, dataset))
     return path
 
 
@@ -185,6 +209,6 @@ def read_folder_record(folder):
         raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")
     layout = Layout.from_dict(record["layout"], source=path)
     num_class = record.get("num_class")
-    if num_class is not None and (not isinstance(num_class, int) or num_class < 1):
+    if num_class is not None and (not isinstance(num_class, int) or isinstance(num_class, bool) or num_class < 1):
         raise LayoutError(f"{path}: num_class must be a positive integer, found {num_class!r}")
     return layout, num_class, record.get("dataset")

@@ -14,9 +14,10 @@ class count, its labels may be numpy floats (PKU-MMD) and its frame counts any i
 ``ProcessedDataError`` naming the folder, the part and, for a bad sample, its index and name: the
 layout record, the files and their shapes, an empty part, frame counts below 1, labels outside the
 classes (negative ones always; beyond the class count given or recorded), and samples holding NaN or
-infinite values (the data array is scanned in blocks of ``SCAN_ROWS`` samples, at memory speed when
-the file is cached).
+infinite values or values beyond +-``MAX_COORDINATE`` (the data array is scanned once, in blocks of
+``SCAN_ROWS`` samples, at memory speed when the file is cached).
 """
+import hashlib
 import io
 import os
 import pickle
@@ -25,17 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
-from options.presets import SEMI_PROTOCOLS, base_protocol
 
-DATASET_ROOTS = {
-    'ntu60': './data/NTU-RGB-D-60-AGCN',
-    'ntu120': './data/NTU-RGB-D-120-AGCN',
-    'pku_v2': './data/PKU-MMD-v2-AGCN',
-}
-PROTOCOL_FOLDERS = {'cross_subject': 'xsub', 'cross_view': 'xview', 'cross_setup': 'xsetup'}
 PARTS = ('train', 'val')
 MAX_FRAME = 300
-SCAN_ROWS = 256  # samples checked for non-finite values at a time (about 46 MB of NTU data)
+SCAN_ROWS = 256  # samples checked for non-finite or absurd values at a time (about 46 MB of NTU data)
+# Kinect v2 camera-space coordinates are metres within about 8 m of the camera; beyond 10 km a value is
+# garbage (a corrupted or mis-scaled file), even for data written in millimetres.  The converters refuse
+# such raw coordinates (data_gen.ntu_reader imports this limit) and load_split such processed values.
+MAX_COORDINATE = 1e4
 
 
 class ProcessedDataError(ValueError):
@@ -62,9 +60,16 @@ def _numeric_scalar(dtype, data=None):
 
 
 def _plain_reconstruct(subtype, shape, dtype_code):
-    """An empty numpy array (filled in by its pickled state), admitted only for plain ndarrays."""
+    """An empty numpy array (filled in by its pickled state), admitted only for plain ndarrays.
+
+    numpy pickles declare shape (0,) here and the real shape with the data in the state, which numpy
+    checks against the data; any other shape would be allocated here, before any data, so it is refused.
+    """
     if subtype is not np.ndarray:
         raise ForbiddenPickleError('only plain numpy arrays are allowed')
+    if not isinstance(shape, tuple) or 0 not in shape:
+        raise pickle.UnpicklingError(f'a numpy array declares shape {shape!r} before its data; expected an '
+                                     f'empty one (shape (0,)) that its state fills in')
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
@@ -109,8 +114,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def restricted_load(file):
     """The object pickled in the binary ``file``, built from plain containers, strings, numbers and
     numeric numpy scalars and arrays only: anything else is a ``ForbiddenPickleError`` (an
-    ``UnpicklingError``) raised before it is called, so a crafted pickle cannot run code."""
-    return _RestrictedUnpickler(file).load()
+    ``UnpicklingError``) raised before it is called, so a crafted pickle cannot run code.  An array
+    whose declared shape does not match its data, or a declared size too large for memory, is refused
+    before it is allocated (a ``ValueError`` or an ``UnpicklingError``)."""
+    try:
+        return _RestrictedUnpickler(file).load()
+    except MemoryError as exc:  # a size too large to allocate (numpy's for unaddressable array shapes)
+        detail = f': {exc}' if str(exc) else ''
+        raise pickle.UnpicklingError(f'an array shape or a byte count in it is too large for memory '
+                                     f'(MemoryError{detail})') from None
 
 
 def _to_int_label(value, path, index):
@@ -175,14 +187,16 @@ def split_paths(folder, part):
             os.path.join(folder, f'{part}_label.pkl'))
 
 
-def non_finite_samples(data, rows=SCAN_ROWS):
-    """Indices of the samples of ``data`` (N x ...) that hold a NaN or an infinity, read ``rows`` at a time."""
+def non_finite_samples(data, rows=SCAN_ROWS, limit=MAX_COORDINATE):
+    """Indices of the samples of ``data`` (N x ...) that hold a NaN, an infinity or a value beyond
+    +-``limit``, in one pass reading ``rows`` samples at a time: a sample is sound when its max and min
+    lie within +-``limit`` (a NaN makes both NaN, which compares False)."""
     bad = []
     for start in range(0, len(data), rows):
-        block = np.asarray(data[start:start + rows])  # rows x C x T x V x M
-        finite = np.isfinite(block)
-        if not finite.all():
-            bad.extend(start + np.flatnonzero(~finite.reshape(len(block), -1).all(axis=1)))
+        block = np.asarray(data[start:start + rows])
+        block = block.reshape(len(block), -1)  # rows x (C x T x V x M)
+        sound = (block.max(axis=1) <= limit) & (block.min(axis=1) >= -limit)  # rows; NaN compares False
+        bad.extend(start + np.flatnonzero(~sound))
     return np.asarray(bad, dtype=np.int64)
 
 
@@ -262,7 +276,10 @@ def load_split(folder, part, mmap=True, num_class=None):
         raise _sample_error(folder, part, names, bad, f'has label {labels[bad[0]]}', expected)
     bad = non_finite_samples(data)
     if bad.size:
-        raise _sample_error(folder, part, names, bad, 'holds NaN or infinite values', 'finite values')
+        first = np.asarray(data[bad[0]])  # C x T x V x M
+        values = first[~(np.abs(first) <= MAX_COORDINATE)]  # its NaN, infinite or absurd values
+        found = f'holds {values[0]:g}' if np.isfinite(values).all() else 'holds NaN or infinite values'
+        raise _sample_error(folder, part, names, bad, found, f'finite values within +-{MAX_COORDINATE:g}')
     return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels,
                  layout=layout, num_class=recorded_class, dataset=dataset)
 
@@ -273,14 +290,18 @@ def load_splits(folder, num_class=None, mmap=True):
     return tuple(load_split(folder, part, mmap=mmap, num_class=num_class) for part in PARTS)
 
 
-def resolve_data_dir(dataset, protocol, data_dir=None):
-    """The processed folder for ``dataset`` and ``protocol``; ``data_dir`` wins when given."""
-    if data_dir:
-        return data_dir
-    if dataset not in DATASET_ROOTS:
-        raise ValueError(f'unknown dataset {dataset!r}; valid: {", ".join(DATASET_ROOTS)}')
-    base = base_protocol(protocol)
-    if base not in PROTOCOL_FOLDERS:
-        valid = list(PROTOCOL_FOLDERS) + list(SEMI_PROTOCOLS)
-        raise ValueError(f'unknown protocol {protocol!r}; valid: {", ".join(valid)}')
-    return os.path.join(DATASET_ROOTS[dataset], PROTOCOL_FOLDERS[base])
+def fingerprint(folder, part="train", blocks=64, block_bytes=4096):
+    """A cheap identity of a part's files: SHA-256 of its names, labels and frame counts, the data file's
+    size and `blocks` evenly spaced blocks of its bytes. Re-converted data with other content gets another."""
+    digest = hashlib.sha256()
+    data_path, frame_path, label_path = split_paths(folder, part)
+    for path in (label_path, frame_path):
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    size = os.path.getsize(data_path)
+    digest.update(str(size).encode())
+    with open(data_path, 'rb') as f:
+        for i in range(blocks):
+            f.seek(size * i // blocks)
+            digest.update(f.read(block_bytes))
+    return digest.hexdigest()[:16]

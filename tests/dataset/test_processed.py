@@ -6,9 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
+from dataset.catalog import resolve_data_dir
 from dataset.layouts import KINECT20, NTU25, Layout, write_folder_record
-from dataset.processed import (ProcessedDataError, load_label_pkl, load_split, load_splits, non_finite_samples,
-                               resolve_data_dir)
+from dataset.processed import (ProcessedDataError, fingerprint, load_label_pkl, load_split, load_splits,
+                               non_finite_samples)
 
 
 def _write_part(folder, part, n, labels=None, n_frames=None, n_names=None, frame_dtype='int64'):
@@ -47,6 +48,23 @@ def test_malicious_pickle_is_rejected_without_running_code(tmp_path):
     assert not os.path.exists(marker)
     path.write_bytes(pickle.dumps((['a'], np.array([None], dtype=object))))
     with pytest.raises(ProcessedDataError, match='not numeric'):
+        load_label_pkl(path)
+
+
+class _Reduced:
+    def __init__(self, reduced):
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
+
+
+def test_array_declared_larger_than_its_data_is_refused_before_allocating(tmp_path):
+    reconstruct = np.zeros(1).__reduce__()[0]
+    path = tmp_path / 'l.pkl'
+    path.write_bytes(pickle.dumps((['a'], _Reduced((reconstruct, (np.ndarray, (10 ** 12, 10 ** 6), b'b'))))))
+    with pytest.raises(ProcessedDataError, match=rf'{path}: not a readable label file \(a numpy array declares shape '
+                                                 r'\(1000000000000, 1000000\) before its data'):
         load_label_pkl(path)
 
 
@@ -90,8 +108,11 @@ def test_resolve_data_dir():
     assert resolve_data_dir('ntu60', 'cross_view', data_dir='/x') == '/x'
     with pytest.raises(ValueError, match='ntu60, ntu120, pku_v2'):
         resolve_data_dir('kinetics', 'cross_subject')
-    with pytest.raises(ValueError, match='cross_setup'):
+    with pytest.raises(ValueError, match="protocol 'xsub' is not defined for ntu60; use one of cross_subject, "
+                                         "cross_view"):
         resolve_data_dir('ntu60', 'xsub')
+    with pytest.raises(ValueError, match='use one of cross_subject, cross_setup'):      # no xview in NTU-120
+        resolve_data_dir('ntu120', 'cross_view_semi')
 
 
 def _edit(folder, part, data=None, frames=None, labels=None):
@@ -113,8 +134,22 @@ def test_non_finite_samples_name_part_index_and_name(tmp_path):
     data[4, 0, 0, 0, 0] = -np.inf
     _edit(folder, 'train', data=data)
     with pytest.raises(ProcessedDataError, match=r'xsub: train sample 3 \(s3\) holds NaN or infinite values; '
-                                                 r'expected finite values \(2 such samples\)'):
+                                                 r'expected finite values within \+-10000 \(2 such samples\)'):
         load_split(folder, 'train')
+
+
+def test_absurd_finite_values_name_part_index_and_name(tmp_path):
+    folder = str(tmp_path / 'xsub')
+    _write_part(folder, 'val', 5)
+    data = np.zeros((5, 3, 300, 25, 2), np.float32)
+    data[1, 2, 7, 3, 0] = 1e4                                      # the limit itself is kept
+    data[2, 0, 10, 3, 0] = 1e30
+    data[4, 1, 299, 24, 1] = -10000.5
+    _edit(folder, 'val', data=data)
+    assert non_finite_samples(data, rows=2).tolist() == [2, 4]
+    with pytest.raises(ProcessedDataError, match=rf'processed folder {folder}: val sample 2 \(s2\) holds 1e\+30; '
+                                                 r'expected finite values within \+-10000 \(2 such samples\)'):
+        load_split(folder, 'val')
 
 
 def test_non_finite_scan_across_blocks_matches_a_per_sample_check():
@@ -228,10 +263,32 @@ def test_two_dimensional_layout_from_the_record(tmp_path):
 @pytest.mark.parametrize('text, found', [('{"layout": ', 'not a readable layout record'),
                                          ('{"layout": {"name": "x"}}', 'missing fields'),
                                          (json.dumps({'layout': KINECT20.to_dict(), 'num_class': 0}),
-                                          'num_class must be a positive integer, found 0')])
+                                          'num_class must be a positive integer, found 0'),
+                                         (json.dumps({'layout': KINECT20.to_dict(), 'num_class': True}),
+                                          'num_class must be a positive integer, found True')])
 def test_unreadable_layout_record_names_the_folder(tmp_path, text, found):
     folder = str(tmp_path / 'xsub')
     _write_part(folder, 'train', 2)
     (tmp_path / 'xsub' / 'layout.json').write_text(text)
     with pytest.raises(ProcessedDataError, match=rf'processed folder {folder}: .*layout.json.*{found}'):
         load_split(folder, 'train')
+
+
+def test_fingerprint_follows_the_content_of_a_part(tmp_path, processed):
+    a = processed(tmp_path / 'a', n=(6, 2), seed=1)
+    b = processed(tmp_path / 'b', n=(6, 2), seed=1)                              # the same content elsewhere
+    assert fingerprint(a, 'train') == fingerprint(b, 'train') != fingerprint(a, 'val')
+    assert len(fingerprint(a)) == 16 and fingerprint(a) == fingerprint(a, 'train')
+    before = fingerprint(b)
+    data = np.load(os.path.join(b, 'train_data_joint.npy'))
+    data[0, 0, 0, 0, 0] += 1                                                    # the first block of the data
+    np.save(os.path.join(b, 'train_data_joint.npy'), data)
+    assert fingerprint(b) != before
+    np.save(os.path.join(b, 'train_data_joint.npy'), np.load(os.path.join(a, 'train_data_joint.npy')))
+    assert fingerprint(b) == before
+    np.save(os.path.join(b, 'train_num_frame.npy'), np.full(6, 50))             # other frame counts
+    assert fingerprint(b) != before
+    processed(tmp_path / 'b', n=(6, 2), seed=1)
+    with open(os.path.join(b, 'train_label.pkl'), 'wb') as f:                   # other labels
+        pickle.dump(([f'train{i:03d}' for i in range(6)], [0] * 6), f)
+    assert fingerprint(b) != before

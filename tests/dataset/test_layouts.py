@@ -64,7 +64,8 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
     (dict(z_axis=(0, 3)), 'z_axis must be two joint indices in [0, 3), found (0, 3)'),
     (dict(centre=-1), 'centre must be a joint index in [0, 3), found -1'),
     (dict(channels=4), 'channels must be 2 or 3, found 4'),
-    (dict(corrupted_joints=4), 'corrupted_joints must be in [0, 3], found 4'),
+    (dict(corrupted_joints=4), 'corrupted_joints must be in [1, 3], found 4'),
+    (dict(corrupted_joints=0), 'corrupted_joints must be in [1, 3], found 0'),  # the augmentation needs one
     (dict(bodies=0), 'bodies must be at least 1, found 0'),
 ])
 def test_inconsistent_layout_is_refused(change, found):
@@ -73,6 +74,33 @@ def test_inconsistent_layout_is_refused(change, found):
     with pytest.raises(LayoutError) as info:
         Layout(**dict(fields, **change))
     assert str(info.value).startswith("layout 'tri': ") and found in str(info.value)
+
+
+@pytest.mark.parametrize('change, found', [
+    (dict(parents=(1, 2, 0)), 'parents must lead every joint to a root (a joint that is its own parent), found the '
+                              'cycle 0 -> 1 -> 2 -> 0 in (1, 2, 0)'),
+    (dict(parents=[0, 2, 1]), 'found the cycle 1 -> 2 -> 1 in (0, 2, 1)'),            # a root, but not for 1, 2
+    (dict(parents=[0, 0, 1.7]), 'parents must be a list of integer joint indices, found [0, 0, 1.7]'),
+    (dict(parents=[0, True, 1]), 'parents must be a list of integer joint indices, found [0, True, 1]'),
+    (dict(z_axis=[0, 1.0]), 'z_axis must be a list of integer joint indices, found [0, 1.0]'),
+    (dict(x_axis=3), 'x_axis must be a list of integer joint indices, found 3'),
+    (dict(centre=1.5), 'centre must be an integer, found 1.5'),
+    (dict(channels=3.0), 'channels must be an integer, found 3.0'),
+    (dict(bodies=True), 'bodies must be an integer, found True'),
+    (dict(corrupted_joints='1'), "corrupted_joints must be an integer, found '1'"),
+    (dict(joints='abc'), "joints must be a list of joint names, found 'abc'"),                  # not 3 joints
+    (dict(joints=['a', 2, 'c']), "joints must be a list of joint names, found ['a', 2, 'c']"),
+])
+def test_layout_json_with_a_parent_cycle_or_a_non_integer_is_refused(tmp_path, change, found):
+    fields = dict(name='tri', joints=['a', 'b', 'c'], parents=[0, 0, 1], centre=0, z_axis=[0, 1], x_axis=[1, 2],
+                  corrupted_joints=1, channels=3, bodies=1)
+    path = tmp_path / 'tri.json'
+    path.write_text(json.dumps(dict(fields, **change)))
+    with pytest.raises(LayoutError) as info:
+        get_layout(str(path))
+    assert str(info.value).startswith(f"layout file {path}: layout 'tri': ") and found in str(info.value)
+    path.write_text(json.dumps(fields))
+    assert get_layout(str(path)).parents == (0, 0, 1)                # lists from JSON become tuples
 
 
 def test_layout_from_name_dict_and_json_file(tmp_path):
@@ -100,3 +128,16 @@ def test_folder_record_round_trip_and_default(tmp_path):
     for bad in (0, 2.5, True, '10'):
         with pytest.raises(LayoutError, match='num_class must be a positive integer'):
             folder_record_text('kinect20', bad)
+    for bad in (0, 2.5, True, '10'):                                          # a record edited by hand
+        with open(path, 'w') as f:
+            json.dump({'layout': KINECT20.to_dict(), 'num_class': bad, 'dataset': 'nw_ucla'}, f)
+        with pytest.raises(LayoutError, match=rf'{path}: num_class must be a positive integer, found {bad!r}'):
+            read_folder_record(folder)
+    write_folder_record(folder, NTU25, 60, 'ntu60')                           # replaces the record
+    assert read_folder_record(folder) == (NTU25, 60, 'ntu60') and os.listdir(folder) == [LAYOUT_FILE]
+
+
+def test_joints_given_as_one_string_are_refused():
+    with pytest.raises(LayoutError, match=r"layout 'tri': joints must be a list of joint names, found 'abc'"):
+        Layout(name='tri', joints='abc', parents=(0, 0, 1), centre=0, z_axis=(0, 1), x_axis=(1, 2),
+               corrupted_joints=1)

@@ -1,0 +1,219 @@
+"""How every part of the project writes files: whole or not at all, only into folders it holds, and
+with one error for a full disk.
+
+- `atomic_output(path)` / `write_text(path, text)`: written under a temporary name beside `path` and
+  renamed over it when complete. A temporary name is `.<name>.<pid>-<token>.tmp<ext>`: its writer
+  removes it on any failure, and nothing else is ever removed by a writer.
+- `append_lines(path, records)`: JSON lines appended under an exclusive lock in one write, so the
+  records of one call are in the file all together or not at all.
+- `claim_folder(folder, what)`: an exclusive lock on `folder/.claim` held for the life of the process
+  (the kernel drops it when the process dies). A second claim is refused naming the holder. The
+  holder of a claim is the only writer in the folder, so it removes the temporary files that dead
+  writers left there (`remove_dead_temporaries`).
+- `NoSpaceError`: a write that met a full disk or quota names the path; partial files are removed and
+  what was written before is unchanged.
+"""
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+CLAIM_FILE = ".claim"
+_TEMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+
+
+class OutputError(OSError):
+    """An output cannot be written; the message names the path and the reason (shown without '[Errno N]')."""
+
+    def __str__(self):
+        return self.strerror
+
+
+class NoSpaceError(OutputError):
+    """A write failed because the file system is full or over quota; the message names the path."""
+
+    def __init__(self, message, code=errno.ENOSPC):
+        super().__init__(code, message)
+
+
+class FolderInUseError(RuntimeError):
+    """Another process holds the claim on a folder."""
+
+
+def out_of_space(exc):
+    """The errno (ENOSPC or EDQUOT) when `exc`, or an error it was raised from or while handling, says the
+    disk is full or over quota; else None."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc.errno
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def no_space_error(path, consequence="the partial file was removed and files written earlier are unchanged"):
+    """Turn a full-disk error met inside the block into a NoSpaceError naming `path`."""
+    try:
+        yield
+    except Exception as exc:  # torch reports a failed write as a RuntimeError raised while handling it
+        code = out_of_space(exc)
+        if code and not isinstance(exc, NoSpaceError):
+            raise NoSpaceError(f"no space left on {path}: {os.strerror(code)}; {consequence}", code) from exc
+        raise
+
+
+def temp_path(path):
+    """A temporary path beside `path` that only this call's writer uses (same extension as `path`)."""
+    name = os.path.basename(path)
+    return os.path.join(os.path.dirname(os.path.abspath(path)),
+                        f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp{os.path.splitext(name)[1]}")
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; renamed to `path` when the block succeeds, removed otherwise.
+
+    The new file gets the permissions the user's umask gives (mode 0o666 & ~umask, as open() does).
+    """
+    tmp = temp_path(path)
+    try:
+        with no_space_error(path):
+            os.makedirs(os.path.dirname(tmp), exist_ok=True)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path, text):
+    """Write `text` to `path` atomically (see `atomic_output`)."""
+    with atomic_output(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def json_line(record):
+    """`record` as one line of a JSON-lines file (keys sorted, other objects as their str)."""
+    return json.dumps(record, sort_keys=True, default=str) + "\n"
+
+
+def append_lines(path, records):
+    """Append `records` as JSON lines to `path` (created with its folder if missing), all or none.
+
+    Appenders hold an exclusive lock on the file, so lines never interleave, and write the records in
+    one write; after a fragment an interrupted append left, a newline comes first. A full disk raises
+    NoSpaceError with the file cut back to what it held before.
+    """
+    data = "".join(json_line(r) for r in records).encode()
+    with no_space_error(path, "nothing was appended and the file is as it was"):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+
+
+def check_writable(path, what):
+    """Raise OutputError naming `what` and `path` unless a file can be written at `path` (its folder is
+    made when missing; nothing else is left behind). Called before work whose result would otherwise be lost."""
+    if os.path.isdir(path):
+        raise OutputError(errno.EISDIR, f"{what} {path} is a folder; expected a file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    ancestor = folder
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise OutputError(errno.ENOTDIR, f"{what} {path}: {ancestor} is a file, not a folder")
+    tmp = temp_path(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(tmp)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "the file is read-only")
+    except OSError as exc:
+        raise OutputError(exc.errno, f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def is_temporary(name):
+    """Whether a file name is one of `temp_path`'s."""
+    return _TEMP_NAME.match(name) is not None
+
+
+class Claim:
+    """An exclusive claim on a folder (see the module docstring); `release()` or process exit ends it."""
+
+    def __init__(self, folder, fd):
+        self.folder, self._fd = folder, fd
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def claim_folder(folder, what):
+    """Claim `folder` (created if missing) for this process, recording who holds it and for `what`.
+
+    Raises FolderInUseError naming the holder when another process holds it. The holder then removes
+    the temporary files dead writers left in the folder.
+    """
+    with no_space_error(folder, "nothing was written"):
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, CLAIM_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise FolderInUseError(f"{folder} is in use by {holder}; wait for it to finish, or choose another "
+                               f"folder") from None
+    holder = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
+              f"({what}: {' '.join(sys.argv)[:300]})")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(errors="replace"), 0)
+    remove_dead_temporaries(folder)
+    return Claim(folder, fd)
+
+
+def remove_dead_temporaries(folder):
+    """Remove the temporary files of interrupted writes in `folder` (call only while holding its claim)."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if is_temporary(name) and os.path.isfile(path) and not os.path.islink(path):
+            log.warning("removed %s, left by an interrupted write", path)
+            os.unlink(path)
+
+
+def keep_aside(folder, names, label):
+    """Move the entries `names` of `folder` into a new subfolder `<label>-<date-time>`; returns its path."""
+    aside = os.path.join(folder, f"{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    suffix, candidate = 1, aside
+    while os.path.exists(candidate):
+        suffix += 1
+        candidate = f"{aside}-{suffix}"
+    os.makedirs(candidate)
+    for name in names:
+        os.replace(os.path.join(folder, name), os.path.join(candidate, name))
+    return candidate
