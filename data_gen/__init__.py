@@ -2,6 +2,7 @@
 
 - ``ntu_gendata.py`` / ``pku_gendata.py``: the NTU RGB+D and PKU-MMD II converters (layout ``ntu25``).
 - ``ucla_gendata.py``: NW-UCLA ``all_sqe`` JSON files -> one ``kinect20`` folder (cross-view split).
+- ``msr_gendata.py``: MSR-Action3D ``*_skeleton3D.txt`` files -> one ``kinect20`` folder (cross-subject split).
 - ``pyskl_gendata.py``: a pyskl / MMAction2 annotation pickle -> one folder in any layout.
   (All run as scripts or as ``python -m``.)
 - ``ntu_reader.py``: NTU file names, split rules, parsing with line-numbered errors, body selection.
@@ -9,6 +10,6 @@
   the literal per-joint loop.
 - ``writer.py``: the shared pipeline (parallel parsing, chunked normalisation, atomic chunked writes,
   the folder's ``layout.json``).
-- ``synthetic.py``: NTU/PKU/NW-UCLA raw files in the real formats (``python -m data_gen.synthetic``).
+- ``synthetic.py``: NTU/PKU/NW-UCLA/MSR-Action3D raw files in the real formats (``python -m data_gen.synthetic``).
 - ``bench.py``: speed and peak memory of the converter (``python -m data_gen.bench``).
 """

@@ -11,12 +11,17 @@ order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes),
 import os
 import sys
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import (BENCHMARKS, NUM_CLASSES, SkeletonFileError, is_training,  # noqa: E402
-                                 parse_name, read_samples, read_text)
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion  # noqa: E402
+from data_gen.ntu_reader import SkeletonFileError, is_training, parse_name, read_samples, read_text
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
+
+NTU = ('ntu60', 'ntu120')
+
+
+def benchmarks_of(dataset):
+    """The processed folders of a dataset's benchmarks: ('xsub', 'xview') for ntu60, ('xsub', 'xsetup') for ntu120."""
+    return [PROTOCOL_FOLDERS[p] for p in DATASETS[dataset].protocols]
 
 
 def read_ignored(path):
@@ -39,9 +44,9 @@ def list_samples(data_path, dataset, ignored=frozenset()):
             raise SystemExit(f'error: {data_path}: {exc}') from None
         if action < 1:
             raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action}; actions are numbered from 1')
-        if action > NUM_CLASSES[dataset]:
+        if action > DATASETS[dataset].num_class:
             raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action} exceeds the '
-                             f'{NUM_CLASSES[dataset]} classes of {dataset} (use --dataset ntu120, or point --data-path '
+                             f'{DATASETS[dataset].num_class} classes of {dataset} (use --dataset ntu120, or point --data-path '
                              f'at a folder holding only the NTU-60 files S001-S017)')
         if name not in ignored:
             samples.append(name)
@@ -64,12 +69,12 @@ def build_tasks(data_path, names, dataset, benchmarks):
 def main(argv=None):
     parser = conversion_parser('NTU RGB+D raw .skeleton files -> processed arrays', '--data-path',
                                'folder of .skeleton files', 'e.g. ./data/NTU-RGB-D-60-AGCN')
-    parser.add_argument('--dataset', choices=sorted(BENCHMARKS), required=True)
+    parser.add_argument('--dataset', choices=NTU, required=True)
     parser.add_argument('--benchmark', nargs='+', choices=('xsub', 'xview', 'xsetup'),
                         help='default: xsub xview (ntu60), xsub xsetup (ntu120)')
     parser.add_argument('--ignored-sample-path', help='list of samples to exclude (the official missing-skeleton list)')
     args = parser.parse_args(argv)
-    benchmarks = args.benchmark or list(BENCHMARKS[args.dataset])
+    benchmarks = args.benchmark or benchmarks_of(args.dataset)
     ignored = set()
     if args.ignored_sample_path:
         try:
@@ -85,7 +90,7 @@ def main(argv=None):
                     workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=300,
                     name_format='file name with .skeleton', label='action number - 1')
     tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
-    run_conversion(tasks, args.out_folder, benchmarks, settings, args, num_class=NUM_CLASSES[args.dataset],
+    run_conversion(tasks, args.out_folder, benchmarks, settings, args, num_class=DATASETS[args.dataset].num_class,
                    dataset=args.dataset)
 
 

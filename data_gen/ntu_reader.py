@@ -9,15 +9,14 @@ import re
 
 import numpy as np
 
+from dataset.processed import MAX_COORDINATE, MAX_FRAME
+
 MAX_BODY_KINECT = 4
 MAX_BODY = 2
 NUM_JOINT = 25
-MAX_FRAME = 300
 BODY_FIELDS = 10
 JOINT_FIELDS = 12
-# Kinect v2 camera-space coordinates are metres within about 8 m of the camera; beyond 10 km a value is
-# garbage (a corrupted or mis-scaled file), even for data written in millimetres.
-MAX_COORDINATE = 1e4
+# MAX_COORDINATE (dataset.processed, shared with the processed-folder checks): beyond it a coordinate is garbage.
 COORDINATE_RULE = f'x y z coordinates that are finite and within +-{MAX_COORDINATE:g} (metres)'
 
 NAME_PATTERN = re.compile(r'^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$')
@@ -26,8 +25,6 @@ NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset([
     45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92,
     93, 94, 95, 97, 98, 100, 103])
 XVIEW_TRAIN_CAMERAS = frozenset([2, 3])
-BENCHMARKS = {'ntu60': ('xsub', 'xview'), 'ntu120': ('xsub', 'xsetup')}
-NUM_CLASSES = {'ntu60': 60, 'ntu120': 120}
 
 
 class SkeletonFileError(ValueError):
@@ -141,16 +138,16 @@ def number_block(lines, fields, on_bad_line):
     `on_bad_line(k, line)` is called for the first line that is not exactly `fields` numbers and
     must raise (it names the file and the line number in the caller's terms).
     """
+    rows = [line.split() for line in lines]
     try:
-        values = np.array(' '.join(lines).split(), dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is None or values.size != len(lines) * fields:
-        for k, line in enumerate(lines):
-            parts = line.split()
-            if len(parts) != fields or not all(_is_number(p) for p in parts):
-                on_bad_line(k, line)
-    return values.reshape(len(lines), fields)
+        if all(len(row) == fields for row in rows):
+            return np.array(rows, dtype=np.float64).reshape(len(lines), fields)
+    except ValueError:  # a field that is not a number
+        pass
+    for k, (line, row) in enumerate(zip(lines, rows)):
+        if len(row) != fields or not all(_is_number(p) for p in row):
+            on_bad_line(k, line)
+    raise AssertionError('on_bad_line must raise')
 
 
 def read_bodies(path):

@@ -9,22 +9,22 @@ action instance of a video is a sample named ``<video>.txt_<index>`` (index = it
 label file); samples are ordered by video name, then index.  A video is in a benchmark's training
 part when its name is on line 2 of the split file.  A skeleton or label file is bad (an error naming
 the file and the line; skipped with ``--skip-bad``) when it is not UTF-8 text, a line is not of the
-expected numbers, or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
-``data_gen.ntu_reader``).
+expected numbers, a label file has no action line (empty or blank), or a coordinate is not finite or
+lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
 import os
 import sys
 
 import numpy as np
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import (COORDINATE_RULE, MAX_FRAME, SkeletonFileError, first_bad_coordinate,  # noqa: E402
+from data_gen.ntu_reader import (COORDINATE_RULE, SkeletonFileError, first_bad_coordinate,
                                  number_block, read_text)
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion  # noqa: E402
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from dataset.catalog import DATASETS
+from dataset.processed import MAX_FRAME
 
-NUM_CLASSES = 51
+NUM_CLASSES = DATASETS['pku_v2'].num_class
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x xyz
 SPLIT_FILES = {'xsub': 'cross_subject_v2.txt', 'xview': 'cross_view_v2.txt'}
 
@@ -39,9 +39,11 @@ def read_split(path):
 
 
 def read_labels(path):
-    """(label 1-based, start, end) per action of a PKU label file; one-line files included."""
+    """(label 1-based, start, end) per action of a PKU label file; one-line files included, a file without
+    an action line refused."""
     actions = []
-    for no, line in enumerate(read_text(path, 'utf-8').splitlines(), start=1):
+    text = read_text(path, 'utf-8')
+    for no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(',')]
@@ -57,6 +59,9 @@ def read_labels(path):
             raise SkeletonFileError(f'{path}: line {no}: expected a label in 1..{NUM_CLASSES} and 0 <= start < end, '
                                     f'found label {label}, start {start}, end {end}')
         actions.append((label, start, end, no))
+    if not actions:
+        raise SkeletonFileError(f'{path}: expected at least one action line "label,start,end,confidence", '
+                                f'found {"an empty file" if not text else "only blank lines"}')
     return actions
 
 

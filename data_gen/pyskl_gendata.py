@@ -16,7 +16,10 @@ DIR becomes one processed folder (``DIR/{train,val}_{data_joint.npy,num_frame.np
 ``DIR/skipped.txt``): the train part holds the samples of --train-split in its order, the val part
 those of --val-split; both named by their ``frame_dir``, labels as stored (0-based), samples longer than
 300 frames cut to 300 with their true frame count kept, the published normalisation run through the
-layout's joints.  The class count is --num-class, or the largest label + 1.
+layout's joints.  The class count is --num-class (every label must lie below it); without it, the
+largest label + 1, which must not exceed the number of samples in the two splits (a larger label is an
+error naming it: pass --num-class), and the classes in 0..N-1 that no sample has are counted in a
+warning.
 
 A split that is missing, lists a frame_dir twice, or lists one that has no annotation or that the other
 split lists too, an annotation without a frame_dir, a frame_dir annotated twice, and a label that is not
@@ -31,13 +34,11 @@ import sys
 
 import numpy as np
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies  # noqa: E402
-from data_gen.writer import MAX_FRAME, Sample, Task, conversion_parser, run_conversion  # noqa: E402
-from dataset.layouts import LayoutError, get_layout  # noqa: E402
-from dataset.processed import ForbiddenPickleError, restricted_load  # noqa: E402
+from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from dataset.layouts import LayoutError, get_layout
+from dataset.processed import ForbiddenPickleError, MAX_FRAME, restricted_load
 
 BENCHMARK = 'split'
 
@@ -124,6 +125,21 @@ def sample_labels(path, names, by_name, num_class=None):
     return labels
 
 
+def derived_class_count(path, labels):
+    """The class count without --num-class: the largest label + 1, at most the number of samples (an
+    error naming the largest label otherwise); the classes no sample has are counted in a warning."""
+    largest = max(labels, key=labels.get)
+    num_class = labels[largest] + 1
+    if num_class > len(labels):
+        raise AnnotationError(f'{path}: sample {largest!r} has label {labels[largest]}, which makes {num_class} '
+                              f'classes for {len(labels)} samples; expected at most one class per sample without '
+                              f'--num-class: pass --num-class (the class count) if the labels are right')
+    empty = num_class - len(set(labels.values()))
+    if empty:
+        print(f'warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample')
+    return num_class
+
+
 def read_keypoint(source, name, keypoint, layout):
     """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C): the
     layout's M bodies of highest energy, zero bodies filling in."""
@@ -166,7 +182,8 @@ def main(argv=None):
     parser.add_argument('--layout', required=True, help='a layout name (ntu25, kinect20) or a JSON layout file')
     for part, role in (('train', 'train the model'), ('val', 'are evaluated')):
         parser.add_argument(f'--{part}-split', required=True, help=f'the split whose samples {role}')
-    parser.add_argument('--num-class', type=int, help='class count (default: the largest label + 1)')
+    parser.add_argument('--num-class', type=int,
+                        help='class count (default: the largest label + 1, at most the number of samples)')
     parser.add_argument('--dataset', help="the dataset name recorded in layout.json (default: the pickle's stem)")
     args = parser.parse_args(argv)
     try:
@@ -181,9 +198,9 @@ def main(argv=None):
         by_name = index_annotations(path, annotations)
         parts = split_members(path, split, args.train_split, args.val_split, by_name)
         labels = sample_labels(path, parts['train'] + parts['val'], by_name, args.num_class)
+        num_class = args.num_class or derived_class_count(path, labels)
     except AnnotationError as exc:
         raise SystemExit(f'error: {exc}') from None
-    num_class = args.num_class or max(labels.values()) + 1
     dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
     settings = dict(dataset=dataset, annotations=os.path.abspath(path), out_folder=os.path.abspath(args.out_folder),
                     train_split=args.train_split, val_split=args.val_split, samples=len(labels),

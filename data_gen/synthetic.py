@@ -1,4 +1,4 @@
-"""Synthetic raw skeleton data in the real NTU RGB+D, PKU-MMD II and NW-UCLA file formats.
+"""Synthetic raw skeleton data in the real NTU RGB+D, PKU-MMD II, NW-UCLA and MSR-Action3D file formats.
 
 The real datasets cannot be downloaded here, so the demo and the tests run the converters on files
 this module writes.  Usage::
@@ -6,9 +6,10 @@ this module writes.  Usage::
     python -m data_gen.synthetic --format ntu --out data/raw_ntu --classes 10 --subjects 4 --seed 0
     python -m data_gen.synthetic --format pku --out data/raw_pku --classes 12 --subjects 3 --seed 0
     python -m data_gen.synthetic --format ucla --out data/all_sqe --classes 10 --subjects 4 --seed 0
+    python -m data_gen.synthetic --format msr --out data/msr_raw --classes 4 --subjects 4 --seed 0
 
-or from Python: ``generate_ntu(out, classes=10, ...)``, ``generate_pku(out, classes=12, ...)`` and
-``generate_ucla(out, classes=10, ...)``.
+or from Python: ``generate_ntu(out, classes=10, ...)``, ``generate_pku(out, classes=12, ...)``,
+``generate_ucla(out, classes=10, ...)`` and ``generate_msr(out, classes=4, ...)``.
 
 Design
 ------
@@ -51,6 +52,9 @@ NW-UCLA: one ``aAA_sSS_eEE_vVV.json`` per sample in the ``all_sqe`` form (``{"fi
 joints ``UCLA_JOINTS`` taken as the 20 Kinect v1 joints of the ``kinect20`` layout; label k
 (1..10) is NTU-style class k, written under NW-UCLA's action number ``UCLA_ACTIONS[k - 1]``; views 1..3
 are the camera ids (yaw 45 degrees apart), subjects ``sSS`` and repetitions ``eEE`` from 0.
+MSR-Action3D: one ``aAA_sSS_eEE_skeleton3D.txt`` per sample (subjects and repetitions from 1, one
+frontal view): 20 lines of ``x y z 1`` a frame, the actor's NTU joints ``MSR_JOINTS`` in MSR's joint
+order, and the frames where the actor is missing written as all zeros, as the tracker writes them.
 """
 import argparse
 import json
@@ -65,6 +69,10 @@ PKU_VIEWS = ('L', 'M', 'R')
 # Kinect v1 (kinect20) joints from the NTU joints: hip centre, spine, shoulder centre, head, the limbs.
 UCLA_JOINTS = [0, 1, 20, 3] + list(range(4, 20))
 UCLA_ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)  # NW-UCLA action numbers of labels 1..10
+# MSR-Action3D's joints from the NTU joints: shoulders, shoulder centre, spine, hips, hip centre, then the
+# limbs left before right (elbows, wrists, hands, knees, ankles, feet), head.
+MSR_JOINTS = [4, 8, 20, 1, 12, 16, 0, 5, 9, 6, 10, 7, 11, 13, 17, 14, 18, 15, 19, 3]
+MSR_CLASSES = 20
 
 # Rest pose, metres, body frame (y up, body faces -z, +x is the body's left), NTU joint order.
 REST_POSE = np.array([
@@ -394,18 +402,40 @@ def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0
     return names
 
 
+def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=None, **knobs):
+    """Write MSR-Action3D skeleton files for every action x subject x repetition; returns names."""
+    knobs = _knobs(knobs)
+    ids = _action_ids(classes, action_ids, MSR_CLASSES)
+    knobs['p_third'] = 0.0
+    os.makedirs(out, exist_ok=True)
+    names = []
+    for a in ids:
+        for p in range(1, subjects + 1):
+            size = _subject_size(p, knobs.get('shape_var', 0.1))
+            for e in range(1, replications + 1):
+                rng = np.random.default_rng([seed, a, p, e, 11])
+                bodies, present = simulate(a, False, rng, subject_scale=size, **knobs)
+                frames = np.ones((bodies.shape[1], 20, 4))  # T x 20 x 4: x y z confidence
+                frames[..., :3] = bodies[0][:, MSR_JOINTS]
+                frames[~present[0]] = 0
+                name = 'a%02d_s%02d_e%02d_skeleton3D.txt' % (a, p, e)
+                np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt='%.6f')
+                names.append(name)
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--format', choices=('ntu', 'pku', 'ucla'), required=True)
+    parser.add_argument('--format', choices=('ntu', 'pku', 'ucla', 'msr'), required=True)
     parser.add_argument('--out', required=True, help='output folder for the raw files')
     parser.add_argument('--classes', type=int, default=10,
-                        help='use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA)')
+                        help='use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA, <= 20 MSR)')
     parser.add_argument('--action-ids', type=int, nargs='+', help='explicit 1-based action ids (overrides --classes)')
     parser.add_argument('--subjects', type=int, default=4)
     parser.add_argument('--cameras', type=int, default=3, help='camera ids (NTU), views L, M, R (PKU), views (UCLA)')
     parser.add_argument('--setups', type=int, default=2, help='NTU setups')
     parser.add_argument('--replications', type=int, default=1,
-                        help='NTU replications / PKU sequences / NW-UCLA repetitions per subject')
+                        help='NTU replications / PKU sequences / NW-UCLA and MSR repetitions per subject')
     parser.add_argument('--actions-per-video', type=int, default=5, help='PKU actions per video')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-yaw', type=float, default=10.0, help='yaw jitter (degrees) on top of the camera yaw')
@@ -430,6 +460,10 @@ def main(argv=None):
         names = generate_ucla(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
                               replications=args.replications, seed=args.seed, **knobs)
         print(f'wrote {len(names)} NW-UCLA all_sqe files to {args.out}')
+    elif args.format == 'msr':
+        names = generate_msr(args.out, classes=args.classes, subjects=args.subjects,
+                             replications=args.replications, seed=args.seed, action_ids=args.action_ids, **knobs)
+        print(f'wrote {len(names)} MSR-Action3D skeleton files to {args.out}')
     else:
         names = generate_pku(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
                              replications=args.replications, actions_per_video=args.actions_per_video,

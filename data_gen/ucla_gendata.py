@@ -13,9 +13,10 @@ recordings longer than 300 frames are cut to 300 with their true frame count kep
 normalisation runs through the layout's joints.
 
 A file is bad (an error naming it; skipped with ``--skip-bad`` and listed in ``DIR/skipped.txt``) when
-its name is outside the pattern or its view outside 1..3, it is not UTF-8 JSON, "label" or "skeletons"
-is missing, the label is not an integer in 1..10, it has no frame, a frame is not 20 joints of 3
-numbers, or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
+its name is outside the pattern or its view outside 1..3, it is not UTF-8 JSON (or is nested too deep to
+parse), "label" or "skeletons" is missing, the label is not an integer in 1..10, it has no frame, a
+frame is not 20 joints of 3 numbers (``true`` and ``false`` are not numbers), or a coordinate is not
+finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
 import json
 import os
@@ -24,12 +25,11 @@ import sys
 
 import numpy as np
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text  # noqa: E402
-from data_gen.writer import MAX_FRAME, Sample, Task, conversion_parser, run_conversion  # noqa: E402
-from dataset.layouts import KINECT20  # noqa: E402
+from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text
+from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from dataset.processed import MAX_FRAME
+from dataset.layouts import KINECT20
 
 NUM_CLASSES = 10
 NAME_PATTERN = re.compile(r'^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})\.json$')
@@ -64,7 +64,8 @@ def skeleton_array(path, frames):
         coords = np.array(frames)
     except ValueError:  # ragged lists
         coords = None
-    if coords is not None and coords.dtype.kind in 'iuf' and coords.shape[1:] == (joints, 3):
+    if coords is not None and coords.dtype.kind in 'iuf' and coords.shape[1:] == (joints, 3) \
+            and not any(type(x) is bool for frame in frames for joint in frame for x in joint):  # true -> 1.0
         return coords.astype(np.float64)  # T x 20 x 3
     for t, frame in enumerate(frames, start=1):
         if not isinstance(frame, list) or len(frame) != joints:
@@ -83,6 +84,9 @@ def read_recording(path):
         record = json.loads(read_text(path, 'utf-8'))
     except json.JSONDecodeError as exc:
         raise SkeletonFileError(f'{path}: not JSON: {exc}') from None
+    except RecursionError:
+        raise SkeletonFileError(f'{path}: expected JSON nested 4 levels deep (an object of frames of joints of '
+                                f'numbers), found nesting too deep to read') from None
     missing = [k for k in ('label', 'skeletons') if not isinstance(record, dict) or k not in record]
     if missing:
         found = f'keys {sorted(record)}' if isinstance(record, dict) else f'a JSON {type(record).__name__}'

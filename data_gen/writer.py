@@ -10,11 +10,12 @@ count and the dataset name; see ``dataset.layouts``).  Everything is written und
 the destination folders and renamed only when the whole run has succeeded; a run that fails (a bad
 file, a full disk, an interrupt) removes its temporary files and leaves earlier outputs as they were.
 The data files are allocated on disk when they are created, so a disk too small for them fails at the
-start, and a disk or quota that fills up later is a ``ConversionError`` naming the file being written.
+start, and a disk or quota that fills up later is a ``NoSpaceError`` naming the file being written.
+The output folder is claimed for the run (``dataset.files.claim_folder``): a second converter into it
+is refused, naming the first; a converter removes only the temporary files it made (and, holding the
+claim, those that killed runs of its own left there).
 """
 import argparse
-import contextlib
-import errno
 import json
 import multiprocessing
 import os
@@ -26,11 +27,10 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
+from dataset.files import (FolderInUseError, claim_folder, no_space_error, out_of_space, remove_dead_temporaries,
+                           temp_path)
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
-
-TMP_PREFIX = '.tmp-'
-MAX_FRAME = 300
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+from dataset.processed import MAX_FRAME
 
 
 def sample_shape(layout):
@@ -61,27 +61,11 @@ class ConversionError(RuntimeError):
     """A raw file could not be read (and --skip-bad was not given), or the outputs could not be written."""
 
 
-@contextlib.contextmanager
-def disk_space(path):
-    """Turns a full disk or an exhausted quota met while writing ``path`` into a ConversionError naming it."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in DISK_FULL:
-            raise
-        raise ConversionError(f'no space left on {path} ({os.strerror(exc.errno)}): the conversion stopped, '
-                              f'removed its partial files and left earlier outputs as they were') from None
-
-
-def temporary_name(path):
-    """The name under which this process writes ``path`` before renaming it."""
-    return os.path.join(os.path.dirname(path) or '.', f'{TMP_PREFIX}{os.getpid()}-{os.path.basename(path)}')
-
-
-def write_temporary(path, payload):
-    """Write ``payload`` beside ``path`` under its temporary name; returns that name."""
-    tmp = temporary_name(path)
-    with disk_space(path), open(tmp, 'wb') as f:
+def write_temporary(path, payload, made):
+    """Write ``payload`` under a temporary name beside ``path`` (appended to the list ``made``); returns it."""
+    tmp = temp_path(path)
+    made.append(tmp)
+    with no_space_error(path), open(tmp, 'wb') as f:
         f.write(payload)
     return tmp
 
@@ -98,7 +82,7 @@ def reserve(f, nbytes):
         try:
             os.posix_fallocate(f.fileno(), start, nbytes)
         except OSError as exc:
-            if exc.errno in DISK_FULL:
+            if out_of_space(exc):
                 raise
 
 
@@ -132,16 +116,17 @@ def shrink_npy_rows(path, n_rows):
 class PartWriter:
     """Writes one part (train/val) of one processed folder under temporary names; ``commit`` renames."""
 
-    def __init__(self, folder, part, capacity, layout=NTU25):
+    def __init__(self, folder, part, capacity, made, layout=NTU25):
         self.folder, self.part, self.capacity, self.count = folder, part, capacity, 0
         self.shape = sample_shape(layout)
         self.row_bytes = 4 * int(np.prod(self.shape))
         self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
                                                                                  'label.pkl')}
-        self.tmp = {kind: temporary_name(p) for kind, p in self.final.items()}
+        self.tmp = {kind: temp_path(p) for kind, p in self.final.items()}
+        made.extend(self.tmp.values())
         header = {'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)), 'fortran_order': False,
                   'shape': (capacity,) + self.shape}  # N x C x 300 x V x M
-        with disk_space(self.final['data_joint.npy']), open(self.tmp['data_joint.npy'], 'wb') as f:
+        with no_space_error(self.final['data_joint.npy']), open(self.tmp['data_joint.npy'], 'wb') as f:
             np.lib.format.write_array_header_1_0(f, header)
             self.offset = f.tell()
             reserve(f, capacity * self.row_bytes)
@@ -151,7 +136,7 @@ class PartWriter:
     def add(self, data, num_frame, samples):
         """Append normalised samples (n x C x 300 x V x M), their frame counts and Sample records."""
         n = len(samples)
-        with disk_space(self.final['data_joint.npy']):
+        with no_space_error(self.final['data_joint.npy']):
             write_rows(self.tmp['data_joint.npy'], self.offset + self.count * self.row_bytes,
                        np.ascontiguousarray(data, dtype=np.float32))  # n x C x 300 x V x M
         self.num_frame[self.count:self.count + n] = num_frame
@@ -163,22 +148,14 @@ class PartWriter:
         """Complete the temporary files (still under temporary names)."""
         if self.count < self.capacity:
             shrink_npy_rows(self.tmp['data_joint.npy'], self.count)
-        with disk_space(self.final['num_frame.npy']), open(self.tmp['num_frame.npy'], 'wb') as f:
+        with no_space_error(self.final['num_frame.npy']), open(self.tmp['num_frame.npy'], 'wb') as f:
             np.save(f, self.num_frame[:self.count])
-        with disk_space(self.final['label.pkl']), open(self.tmp['label.pkl'], 'wb') as f:
+        with no_space_error(self.final['label.pkl']), open(self.tmp['label.pkl'], 'wb') as f:
             pickle.dump((self.names, self.labels), f)
 
     def commit(self):
         for kind, tmp in self.tmp.items():
             os.replace(tmp, self.final[kind])
-
-
-def remove_temporaries(folder, prefix=TMP_PREFIX):
-    """Delete the files in ``folder`` whose names start with ``prefix`` (by default, any run's temporaries)."""
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.startswith(prefix):
-                os.remove(os.path.join(folder, name))
 
 
 def _run_task(task):
@@ -217,20 +194,20 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
         raise ValueError(f'one benchmark goes straight into out_folder, got {benchmarks}')
     record = folder_record_text(layout, num_class, dataset)
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
-    folders = list(dict.fromkeys([out_folder, *folder_of.values()]))
-    for folder in folders:
-        with disk_space(folder):
+    claim = claim_folder(out_folder, 'conversion')  # also removes what killed conversions left there
+    for folder in set(folder_of.values()) - {out_folder}:
+        with no_space_error(folder):
             os.makedirs(folder, exist_ok=True)
-        remove_temporaries(folder)
+        remove_dead_temporaries(folder)
     capacity = {(b, p): 0 for b in benchmarks for p in ('train', 'val')}
     for task in tasks:
         for s in task.samples:
             for b in benchmarks:
                 capacity[(b, s.parts[b])] += 1
-    skipped = list(already_skipped)
+    skipped, made = list(already_skipped), []
     pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
-        writers = {(b, p): PartWriter(folder_of[b], p, cap, layout) for (b, p), cap in capacity.items()}
+        writers = {(b, p): PartWriter(folder_of[b], p, cap, made, layout) for (b, p), cap in capacity.items()}
         bar = tqdm(total=sum(len(t.samples) for t in tasks), unit='sample', disable=not progress, file=sys.stdout)
 
         def submit(batch):
@@ -290,19 +267,21 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
         payloads = [(os.path.join(folder, LAYOUT_FILE), record.encode()) for folder in folder_of.values()]
         payloads += [(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode()),
                      (os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())]
-        extras = {final: write_temporary(final, payload) for final, payload in payloads}
+        extras = {final: write_temporary(final, payload, made) for final, payload in payloads}
+        for w in writers.values():
+            w.commit()
+        for final, tmp in extras.items():
+            os.replace(tmp, final)
     except BaseException:
-        for folder in folders:
-            remove_temporaries(folder, f'{TMP_PREFIX}{os.getpid()}-')
+        for tmp in made:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
         raise
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
-    for w in writers.values():
-        w.commit()
-    for final, tmp in extras.items():
-        os.replace(tmp, final)
+        claim.release()
     return summary
 
 
@@ -315,13 +294,26 @@ def conversion_parser(description, source_flag, source_help, out_help):
     return parser
 
 
+def at_least_one(text):
+    """argparse type of a count flag: an integer >= 1 (otherwise a usage error naming the flag and the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, found {text!r}')
+    return value
+
+
 def add_conversion_options(parser):
-    """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`)."""
-    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='parsing processes')
+    """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`);
+    --workers and --chunk below 1 are usage errors (exit status 2) before any work."""
+    parser.add_argument('--workers', type=at_least_one, default=min(8, os.cpu_count() or 1),
+                        help='parsing processes')
     parser.add_argument('--skip-bad', action='store_true',
                         help='skip bad files: unreadable, malformed, or with non-finite or absurd values (listed in '
                              'OUT/skipped.txt)')
-    parser.add_argument('--chunk', type=int, default=128, help='samples normalised and written at a time')
+    parser.add_argument('--chunk', type=at_least_one, default=128, help='samples normalised and written at a time')
     parser.add_argument('--no-progress', action='store_true')
 
 
@@ -329,8 +321,9 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, *, num_class, 
                    already_skipped=(), subfolders=True):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
-    ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), a full disk
-    or a run that converts nothing ends the program with its error (exit status 1).
+    ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), an output
+    folder in use, an unwritable or full disk, or a run that converts nothing ends the program with its
+    error (exit status 1).
     """
     for key, value in settings.items():
         print(f'{key}: {value}')
@@ -339,7 +332,7 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, *, num_class, 
                           layout=layout, workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk,
                           progress=not args.no_progress, already_skipped=already_skipped,
                           subfolders=subfolders)
-    except ConversionError as exc:
+    except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f'error: {exc}') from None
     for key, count in summary['counts'].items():
         print(f'{key}: {count} samples')

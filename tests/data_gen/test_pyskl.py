@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -54,8 +55,8 @@ def _ntu_set():
     single = _body(5, 25, 3, 0.5, 4)
     long = _body(310, 25, 3, 0.3, 5)
     annotations = [_annotation('S001C001P001R001A001', 0, [quiet, busy, middle]),
-                   _annotation('S001C002P003R001A005', 4, [single]),
-                   _annotation('S002C001P002R001A003', np.int64(2), [long, long * 0]),
+                   _annotation('S001C002P003R001A005', 2, [single]),
+                   _annotation('S002C001P002R001A003', np.int64(1), [long, long * 0]),
                    _annotation('unused', 1, [single])]
     split = {'xsub_train': ['S002C001P002R001A003', 'S001C001P001R001A001'], 'xsub_val': ['S001C002P003R001A005']}
     expected = {'S001C001P001R001A001': [busy, middle], 'S001C002P003R001A005': [single],
@@ -71,9 +72,9 @@ def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
     _run(path, out, 'ntu25')
     train, val = load_splits(out)
     assert train.names == ['S002C001P002R001A003', 'S001C001P001R001A001'] and val.names == ['S001C002P003R001A005']
-    assert train.labels.tolist() == [2, 0] and val.labels.tolist() == [4]
+    assert train.labels.tolist() == [1, 0] and val.labels.tolist() == [2]
     assert train.num_frame.tolist() == [310, 6] and val.num_frame.tolist() == [5]
-    assert read_folder_record(out) == (NTU25, 5, 'ntu60_3d')          # largest label + 1, the pickle's stem
+    assert read_folder_record(out) == (NTU25, 3, 'ntu60_3d')          # largest label + 1, the pickle's stem
     for split_ in (train, val):
         for i, name in enumerate(split_.names):
             np.testing.assert_allclose(split_.data[i], _expected(expected[name], NTU25), rtol=0, atol=2e-6)
@@ -87,9 +88,27 @@ def test_class_count_and_dataset_from_flags(tmp_path):
     out = str(tmp_path / 'out')
     _run(path, out, 'ntu25', '--num-class', '60', '--dataset', 'ntu60')
     assert read_folder_record(out) == (NTU25, 60, 'ntu60')
-    with pytest.raises(SystemExit, match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..3, "
-                                         r"found 4"):
-        _run(path, out, 'ntu25', '--num-class', '4')
+    with pytest.raises(SystemExit, match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..1, "
+                                         r"found 2"):
+        _run(path, out, 'ntu25', '--num-class', '2')
+
+
+def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):
+    annotations, split, _ = _ntu_set()
+    annotations[1]['label'] = 10 ** 9                             # S001C002P003R001A005, of 3 samples
+    path = _pickle(tmp_path / 'a.pkl', annotations, split)
+    out = str(tmp_path / 'out')
+    with pytest.raises(SystemExit) as info:
+        _run(path, out, 'ntu25')
+    assert info.value.code == (f"error: {path}: sample 'S001C002P003R001A005' has label 1000000000, which makes "
+                               f"1000000001 classes for 3 samples; expected at most one class per sample without "
+                               f"--num-class: pass --num-class (the class count) if the labels are right")
+    assert not os.path.exists(out)                                 # a message: exit status 1, before any work
+    annotations[1]['label'] = 2
+    annotations[2]['label'] = 2                                    # labels 0, 2, 2: class 1 has no sample
+    _run(_pickle(tmp_path / 'a.pkl', annotations, split), out, 'ntu25')
+    assert 'warning: 1 of the 3 classes (labels 0..2) have no sample' in capsys.readouterr().out
+    assert read_folder_record(out) == (NTU25, 3, 'a')
 
 
 def test_two_dimensional_layout_from_a_json_file(tmp_path):
@@ -138,6 +157,39 @@ def test_booby_trapped_pickle_is_refused_and_nothing_runs(tmp_path):
     with open(path, 'rb') as f:                                   # the pickle does run when loaded plainly
         pickle.load(f)
     assert marker.exists()
+
+
+class _Reduced:
+    """Pickles as the given reduce tuple: arrays declared as numpy never writes them."""
+
+    def __init__(self, reduced):
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
+
+
+_RECONSTRUCT, _FROMBUFFER = np.zeros(1).__reduce__()[0], np.zeros(1).__reduce_ex__(5)[0]
+_F4 = np.dtype(np.float32)
+
+
+@pytest.mark.parametrize('reduced, found', [
+    ((_RECONSTRUCT, (np.ndarray, (10 ** 12, 10 ** 6), b'b'), (1, (2,), _F4, False, bytes(8))),
+     r'UnpicklingError: a numpy array declares shape \(1000000000000, 1000000\) before its data'),
+    ((_RECONSTRUCT, (np.ndarray, (0,), b'b'), (1, (10 ** 10, 10 ** 10), _F4, False, bytes(8))),
+     r'UnpicklingError: an array shape or a byte count in it is too large for memory'),
+    ((_RECONSTRUCT, (np.ndarray, (0,), b'b'), (1, (10 ** 12, 10 ** 6), _F4, False, bytes(8))),
+     r'ValueError: buffer size does not match array size'),
+    ((_FROMBUFFER, (bytes(8), _F4, (10 ** 12, 10 ** 6), 'C')), r'ValueError: cannot reshape array of size 2'),
+])
+def test_array_declared_larger_than_its_data_is_not_a_readable_pickle(tmp_path, reduced, found):
+    annotations, split, _ = _ntu_set()
+    annotations[0]['keypoint'] = _Reduced(reduced)
+    path = _pickle(tmp_path / 'a.pkl', annotations, split)
+    with pytest.raises(SystemExit) as info:
+        _run(path, str(tmp_path / 'out'), 'ntu25', '--skip-bad')
+    assert info.value.code.startswith(f'error: {path}: not a readable pickle (')   # a message: exit status 1
+    assert re.search(found, info.value.code) and not os.path.exists(tmp_path / 'out')
 
 
 @pytest.mark.parametrize('edit, found', [
@@ -208,12 +260,27 @@ def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
         _run(str(tmp_path / 'missing.pkl'), str(tmp_path / 'out'), 'ntu25')
 
 
+@pytest.mark.parametrize('change, found', [(dict(channels=3.0), 'channels must be an integer, found 3.0'),
+                                           (dict(centre=1.5), 'centre must be an integer, found 1.5'),
+                                           (dict(parents=list(NTU25.parents[:20]) + [1] + list(NTU25.parents[21:])),
+                                            'found the cycle 0 -> 1 -> 20 -> 1')])                  # no root
+def test_layout_file_with_a_float_or_a_parent_cycle_is_a_usage_error(tmp_path, capsys, change, found):
+    annotations, split, _ = _ntu_set()
+    path = _pickle(tmp_path / 'a.pkl', annotations, split)
+    layout_file = tmp_path / 'mine.json'
+    layout_file.write_text(json.dumps(dict(NTU25.to_dict(), name='mine', **change)))
+    with pytest.raises(SystemExit) as info:
+        _run(path, str(tmp_path / 'out'), str(layout_file))
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"--layout: layout file {layout_file}: layout 'mine': " in err and found in err
+    assert not os.path.exists(tmp_path / 'out')
+
+
 def test_runs_as_a_script(tmp_path):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / 'a.pkl', annotations, split)
     out = str(tmp_path / 'out')
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run([sys.executable, os.path.join(root, 'data_gen', 'pyskl_gendata.py'), '--annotations', path,
+    subprocess.run([sys.executable, pyskl_gendata.__file__, '--annotations', path,
                     '--layout', 'ntu25', '--train-split', 'xsub_train', '--val-split', 'xsub_val', '--out-folder', out,
                     '--workers', '2', '--no-progress'], check=True, capture_output=True, cwd=str(tmp_path))
     assert [s.names for s in load_splits(out)] == [['S002C001P002R001A003', 'S001C001P001R001A001'],

@@ -1,4 +1,5 @@
 """PKU-MMD II: label files (one action included), slicing, splits and pku_gendata end to end."""
+import json
 import os
 
 import numpy as np
@@ -140,3 +141,31 @@ def test_file_that_is_not_utf8_names_file_and_line_and_is_skipped(tmp_path, fold
     _main(raw, out, '--skip-bad')
     assert f'{path}: line 1: expected UTF-8 text' in open(os.path.join(out, 'skipped.txt')).read()
     assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+
+
+@pytest.mark.parametrize('text, found', [('', 'an empty file'), ('\n \n', 'only blank lines')])
+def test_label_file_without_an_action_is_a_bad_file(tmp_path, text, found):
+    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    _raw(raw, dict(LABELS, **{'A01N01-M': text}))
+    path = os.path.join(raw, 'label', 'A01N01-M.txt')
+    message = f'{path}: expected at least one action line "label,start,end,confidence", found {found}'
+    with pytest.raises(SystemExit) as info:
+        _main(raw, out)
+    assert info.value.code.startswith(f'error: {message}')         # a message: exit status 1
+    assert not os.path.exists(out)
+    _main(raw, out, '--skip-bad')
+    assert open(os.path.join(out, 'skipped.txt')).read() == f'{message}\tunreadable label file\n'
+    assert json.load(open(os.path.join(out, 'settings.json')))['skipped'] == 1
+    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+
+
+def test_frame_lines_with_too_few_and_too_many_values_are_a_bad_file(tmp_path):
+    # 149 values on one line and 151 on the next: 150 a line on average, yet both lines are bad
+    _raw(str(tmp_path), LABELS)
+    path = os.path.join(str(tmp_path), 'skeleton', 'A01N01-M.txt')
+    lines = open(path).read().splitlines()
+    lines[3], lines[4] = ' '.join(lines[3].split()[:-1]), lines[4] + ' 0.5'
+    assert [len(lines[k].split()) for k in (3, 4)] == [149, 151]
+    open(path, 'w').write('\n'.join(lines) + '\n')
+    with pytest.raises(SkeletonFileError, match=r'A01N01-M.txt: line 4: expected 150 numbers'):
+        pku_gendata.read_skeleton(path)

@@ -11,10 +11,9 @@ import pytest
 from data_gen import ucla_gendata
 from data_gen.normalize import normalize_loop
 from data_gen.synthetic import REST_POSE, UCLA_JOINTS, generate_ucla
+from dataset.files import NoSpaceError
 from dataset.layouts import KINECT20, read_folder_record
 from dataset.processed import load_splits
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _frames(n, seed):
@@ -81,7 +80,7 @@ def test_split_labels_names_frames_and_values(tmp_path):
     got = val.data[1][:, :, :, 0].transpose(1, 2, 0)              # 300 x V x C
     np.testing.assert_allclose(got[:4], aligned, atol=1e-6)
     np.testing.assert_allclose(got[4:8], aligned, atol=1e-6)
-    assert sorted(os.listdir(out)) == sorted(['layout.json', 'settings.json', 'skipped.txt'] + [
+    assert sorted(os.listdir(out)) == sorted(['.claim', 'layout.json', 'settings.json', 'skipped.txt'] + [
         f'{p}_{k}' for p in ('train', 'val') for k in ('data_joint.npy', 'num_frame.npy', 'label.pkl')])
     settings = json.load(open(os.path.join(out, 'settings.json')))
     assert settings['counts'] == {'train': 3, 'val': 2} and settings['layout'] == 'kinect20'
@@ -91,14 +90,10 @@ def test_split_labels_names_frames_and_values(tmp_path):
 def test_runs_as_a_script_and_as_a_module(tmp_path, module):
     raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
     _raw(raw)
-    command = ['-m', 'data_gen.ucla_gendata'] if module else [os.path.join(ROOT, 'data_gen', 'ucla_gendata.py')]
+    command = ['-m', 'data_gen.ucla_gendata'] if module else [ucla_gendata.__file__]
     subprocess.run([sys.executable, *command, '--data-path', raw, '--out-folder', out, '--workers', '2',
-                    '--no-progress'], check=True, capture_output=True, cwd=ROOT if module else str(tmp_path))
+                    '--no-progress'], check=True, capture_output=True, cwd=str(tmp_path))
     assert [len(s) for s in load_splits(out)] == [3, 2]
-
-
-def _tree(folder):
-    return {n: open(os.path.join(folder, n), 'rb').read() for n in sorted(os.listdir(folder))}
 
 
 @pytest.mark.parametrize('content, found', [
@@ -117,24 +112,31 @@ def _tree(folder):
     ('{"label": 3, "skeletons": [F, F, I]}', r'frame 3: expected x y z coordinates that are finite and within '
                                              r'\+-10000 \(metres\), found nan'),
     ('{"label": 3, "skeletons": [F, A]}', 'frame 2: expected x y z coordinates .* found 100000'),
+    ('{"label": 3, "skeletons": [F, T]}', r'frame 2, joint 20: expected 3 numbers \(x y z\), found \[0.5, true, 1\]'),
+    ('{"label": 3, "skeletons": [X, F]}', r'frame 1, joint 20: expected 3 numbers \(x y z\), found \[false, 0.5, 1\]'),
+    pytest.param(b'{"label": 3, "skeletons": ' + b'[' * 100000 + b']' * 100000 + b'}',
+                 'expected JSON nested 4 levels deep .*, found nesting too deep to read', id='nested 100000 deep'),
 ])
-def test_bad_file_names_the_file_and_is_skipped_with_skip_bad(tmp_path, content, found):
+def test_bad_file_names_the_file_and_is_skipped_with_skip_bad(tmp_path, content, found, tree):
     raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
     _raw(raw)
     _run(raw, out)
-    before = _tree(out)
+    before = tree(out)
     if isinstance(content, str):
         frame = json.dumps([[0.5, 0.5, 1]] * 20)
         content = content.replace('F', frame).replace('G', json.dumps([[0.5, 0.5, 1]] * 19)).replace(
             'H', frame.replace('[0.5, 0.5, 1]]', '[0.5, 0.5]]')).replace(
             'N', frame.replace('[0.5, 0.5, 1]]', '[0.5, null, 1]]')).replace(
             'I', frame.replace('[0.5, 0.5, 1]]', '[NaN, 0.5, 1]]')).replace(
-            'A', frame.replace('[0.5, 0.5, 1]]', '[0.5, 100000.0, 1]]')).encode()
+            'A', frame.replace('[0.5, 0.5, 1]]', '[0.5, 100000.0, 1]]')).replace(
+            'T', frame.replace('[0.5, 0.5, 1]]', '[0.5, true, 1]]')).replace(
+            'X', frame.replace('[0.5, 0.5, 1]]', '[false, 0.5, 1]]')).encode()
     bad = os.path.join(raw, 'a03_s02_e00_v01.json')
     open(bad, 'wb').write(content)
-    with pytest.raises(SystemExit, match=rf'{bad}: .*{found}'):
+    with pytest.raises(SystemExit, match=rf'{bad}: .*{found}') as info:
         _run(raw, out)
-    assert _tree(out) == before                                    # earlier outputs kept, no temporaries
+    assert info.value.code.startswith(f'error: {bad}: ')          # a message: exit status 1
+    assert tree(out) == before                                    # earlier outputs kept, no temporaries
     _run(raw, out, '--skip-bad')
     assert open(os.path.join(out, 'skipped.txt')).read().startswith(f'{bad}\tunreadable: {bad}: ')
     train, val = load_splits(out)
@@ -163,9 +165,11 @@ def test_stale_temporaries_are_removed_and_a_rerun_replaces_outputs(tmp_path):
     raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
     _raw(raw)
     os.makedirs(out)
-    open(os.path.join(out, '.tmp-999999-train_data_joint.npy'), 'wb').write(b'left by a killed run')
+    stale = os.path.join(out, '.train_data_joint.npy.999999-0123abcd.tmp.npy')   # a killed run's temp_path
+    open(stale, 'wb').write(b'left by a killed run')
     _run(raw, out)
-    assert not [n for n in os.listdir(out) if n.startswith('.')]
+    assert not os.path.exists(stale)
+    assert [n for n in os.listdir(out) if n.startswith('.')] == ['.claim']
     os.remove(os.path.join(raw, 'a01_s01_e00_v01.json'))
     _run(raw, out)
     assert load_splits(out)[0].names == ['a04_s01_e02_v02', 'a12_s02_e01_v02']
@@ -184,11 +188,24 @@ def test_data_path_that_is_not_the_all_sqe_folder(tmp_path):
     assert info.value.code == 2                                    # usage error: would write into the raw folder
 
 
-def test_synthetic_ucla_files(tmp_path):
+@pytest.mark.parametrize('flag', ['--workers', '--chunk'])
+@pytest.mark.parametrize('value', ['0', '-2', '-5', 'two'])
+def test_workers_and_chunk_below_one_are_usage_errors(tmp_path, capsys, flag, value):
+    # add_conversion_options: the parser every converter shares
+    raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
+    _raw(raw)
+    with pytest.raises(SystemExit) as info:
+        ucla_gendata.main(['--data-path', raw, '--out-folder', out, '--no-progress', flag, value])
+    assert info.value.code == 2                                    # usage error, before any work
+    assert f"argument {flag}: expected an integer >= 1, found '{value}'" in capsys.readouterr().err
+    assert not os.path.exists(out)
+
+
+def test_synthetic_ucla_files(tmp_path, tree):
     names = generate_ucla(str(tmp_path / 'a'), classes=3, subjects=2, cameras=3, seed=5)
     generate_ucla(str(tmp_path / 'b'), classes=3, subjects=2, cameras=3, seed=5)
     assert len(names) == 3 * 2 * 3 and names[0] == 'a01_s01_e00_v01.json' and 'a03_s02_e00_v03.json' in names
-    assert _tree(str(tmp_path / 'a')) == _tree(str(tmp_path / 'b'))           # deterministic
+    assert tree(str(tmp_path / 'a')) == tree(str(tmp_path / 'b'))           # deterministic
     record = json.load(open(tmp_path / 'a' / 'a02_s01_e00_v02.json'))
     assert set(record) == {'file_name', 'label', 'skeletons'} and record['file_name'] == 'a02_s01_e00_v02'
     assert record['label'] == 2
@@ -211,16 +228,17 @@ def test_synthetic_ucla_files(tmp_path):
         generate_ucla(str(tmp_path / 'c'), classes=11)
 
 
-def test_full_disk_names_the_file_and_keeps_earlier_outputs(tmp_path, monkeypatch):
+def test_full_disk_names_the_file_and_keeps_earlier_outputs(tmp_path, monkeypatch, tree):
     raw, out = str(tmp_path / 'all_sqe'), str(tmp_path / 'ucla')
     _raw(raw)
     _run(raw, out)
-    before = _tree(out)
+    before = tree(out)
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(os, 'posix_fallocate', full)
-    with pytest.raises(SystemExit, match=rf'error: no space left on {out}/train_data_joint.npy \(No space left on '
-                                         r'device\): the conversion stopped'):
+    with pytest.raises(SystemExit, match=rf'error: no space left on {out}/train_data_joint.npy: .*the partial file '
+                                         r'was removed and files written earlier are unchanged') as info:
         _run(raw, out)
-    assert _tree(out) == before
+    assert isinstance(info.value.__context__, NoSpaceError)
+    assert tree(out) == before
