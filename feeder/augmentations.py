@@ -13,12 +13,14 @@ maps new[c'] = Σ_c old[c]·A[c, c'], shear maps new[c'] = Σ_c S[c', c]·old[c]
 """
 import torch
 
+from dataset.layouts import NTU25
+
 PRETRAIN_L_RATIO = (0.1, 1.0)
 DOWNSTREAM_L_RATIO = (0.5, 1.0)
 CENTRE_CROP_RATIO = 0.95
 MIN_CROP_FRAMES = 64
 OUTPUT_FRAMES = 64
-NUM_CORRUPTED_JOINTS = 15
+NUM_CORRUPTED_JOINTS = NTU25.corrupted_joints  # the paper's 15 of 25
 
 
 def _check_batch(data, num_frames):
@@ -43,14 +45,15 @@ def crop_length(num_frames, scale, min_length=MIN_CROP_FRAMES):
     return torch.minimum(torch.clamp_min(torch.floor(num_frames * scale).long(), min_length), num_frames)
 
 
-def draw_crop(num_frames, l_ratio, generator=None):
+def draw_crop(num_frames, l_ratio, generator=None, min_length=MIN_CROP_FRAMES):
     """Random crops (start, length), each N long, of samples of `num_frames` (N) frames.
 
-    scale ~ U(l_ratio), length = crop_length(num_frames, scale), start uniform in [0, num_frames − length].
+    scale ~ U(l_ratio), length = crop_length(num_frames, scale, min_length), start uniform in
+    [0, num_frames − length].
     """
     frames = num_frames.long()  # N
     u = _uniform(generator, frames.device, 2, frames.shape[0], dtype=torch.float64)  # 2 x N
-    length = crop_length(frames, l_ratio[0] + (l_ratio[1] - l_ratio[0]) * u[0])  # N
+    length = crop_length(frames, l_ratio[0] + (l_ratio[1] - l_ratio[0]) * u[0], min_length)  # N
     room = frames - length + 1  # N
     return torch.minimum((u[1] * room).long(), room - 1), length
 
@@ -77,13 +80,14 @@ def crop_resize(data, start, length, output_size=OUTPUT_FRAMES):
     return resized.transpose(1, 2)  # N x C x out x V x M
 
 
-def random_crop_resize(data, num_frames, l_ratio=DOWNSTREAM_L_RATIO, generator=None, output_size=OUTPUT_FRAMES):
+def random_crop_resize(data, num_frames, l_ratio=DOWNSTREAM_L_RATIO, generator=None, output_size=OUTPUT_FRAMES,
+                       min_length=MIN_CROP_FRAMES):
     """A random crop (`draw_crop`) of frames [0, num_frames) of each sample, resized to `output_size`.
 
     data: N x C x T x V x M; num_frames: N. Returns N x C x output_size x V x M.
     """
     _check_batch(data, num_frames)
-    start, length = draw_crop(num_frames.to(data.device), l_ratio, generator)
+    start, length = draw_crop(num_frames.to(data.device), l_ratio, generator, min_length)
     return crop_resize(data, start, length, output_size)
 
 
@@ -99,7 +103,7 @@ def centre_crop_resize(data, num_frames, ratio=CENTRE_CROP_RATIO, output_size=OU
 
 
 def draw_view_params(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=25, channels=3,
-                     corrupted_joints=NUM_CORRUPTED_JOINTS):
+                     corrupted_joints=NUM_CORRUPTED_JOINTS, min_crop_frames=MIN_CROP_FRAMES):
     """Draw the parameters of one pretraining view of each sample, on `num_frames`' device.
 
     num_frames: N. Returns {'start': N, 'length': N (the crop), 'corrupt': N bool (joint corruption,
@@ -111,7 +115,7 @@ def draw_view_params(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_j
         raise ValueError(f"corrupted_joints must be between 1 and the {num_joints} joints, found {corrupted_joints}")
     frames = num_frames.long()  # N
     n, device = frames.shape[0], frames.device
-    start, length = draw_crop(frames, l_ratio, generator)
+    start, length = draw_crop(frames, l_ratio, generator, min_crop_frames)
     u = _uniform(generator, device, n, 2 + num_joints + channels * channels)  # N x (2 + V + C·C)
     chosen = u[:, 2:2 + num_joints].argsort(dim=1)[:, :corrupted_joints]  # N x corrupted, without replacement
     joints = torch.zeros(n, num_joints, dtype=torch.bool, device=device).scatter_(1, chosen, True)  # N x V
@@ -142,7 +146,7 @@ def apply_view(data, params, output_size=OUTPUT_FRAMES):
 
 
 def pretraining_views(data, num_frames, generator=None, output_size=OUTPUT_FRAMES,
-                      corrupted_joints=NUM_CORRUPTED_JOINTS):
+                      corrupted_joints=NUM_CORRUPTED_JOINTS, min_crop_frames=MIN_CROP_FRAMES):
     """Two independent pretraining views of every sample of `data` (N x C x T x V x M), on its device.
 
     num_frames: N (frames used: [0, num_frames)). Returns (im_q, im_k), each N x C x output_size x V x M.
@@ -153,6 +157,6 @@ def pretraining_views(data, num_frames, generator=None, output_size=OUTPUT_FRAME
     n, channels, _, num_joints, _ = data.shape
     frames = num_frames.to(data.device).long().repeat(2)  # 2N
     params = draw_view_params(frames, generator, num_joints=num_joints, channels=channels,
-                              corrupted_joints=corrupted_joints)
+                              corrupted_joints=corrupted_joints, min_crop_frames=min_crop_frames)
     views = apply_view(torch.cat([data, data]), params, output_size)  # 2N x C x out x V x M
     return views[:n], views[n:]

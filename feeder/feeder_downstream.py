@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dataset.processed import load_split
-from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, OUTPUT_FRAMES, centre_crop_resize,
-                                  random_crop_resize)
+from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, MIN_CROP_FRAMES, OUTPUT_FRAMES,
+                                  centre_crop_resize, random_crop_resize)
 from feeder.seeding import sample_generator
 
 
@@ -38,10 +38,13 @@ class DownstreamFeeder(Dataset):
         train: random crop with l_ratio [0.5, 1] if True, else the 0.95 centre crop.
         indices: optional subset of sample indices (the semi-supervised subset); all by default.
         seed: base seed of the random crops.
+        view_frames: frames of every crop (the pretraining views' length; the paper's 64).
+        min_crop_frames: a random crop keeps at least this many frames (the paper's 64).
     """
 
-    def __init__(self, split, train, indices=None, seed=0):
+    def __init__(self, split, train, indices=None, seed=0, view_frames=OUTPUT_FRAMES, min_crop_frames=MIN_CROP_FRAMES):
         self.split = split
+        self.view_frames, self.min_crop_frames = view_frames, min_crop_frames
         self.train = train
         self.indices = np.arange(len(split)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.seed = int(seed)
@@ -86,7 +89,8 @@ class DownstreamFeeder(Dataset):
         used = torch.from_numpy(np.array(self.split.data[index, :, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
         if self.train:
             generator = sample_generator(self.seed, self.epoch, index)
-            clip = random_crop_resize(used[None], torch.tensor([frames]), DOWNSTREAM_L_RATIO, generator, OUTPUT_FRAMES)
+            clip = random_crop_resize(used[None], torch.tensor([frames]), DOWNSTREAM_L_RATIO, generator,
+                                      self.view_frames, self.min_crop_frames)
         else:
-            clip = centre_crop_resize(used[None], torch.tensor([frames]), CENTRE_CROP_RATIO, OUTPUT_FRAMES)
-        return clip[0], int(self.split.labels[index]), index  # 3 x 64 x 25 x 2
+            clip = centre_crop_resize(used[None], torch.tensor([frames]), CENTRE_CROP_RATIO, self.view_frames)
+        return clip[0], int(self.split.labels[index]), index  # C x view_frames x V x M

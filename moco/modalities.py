@@ -2,16 +2,11 @@
 
 Every function takes a batch laid out as N x C x T x V x M (C coordinates, V joints, M bodies; NTU:
 3, 25, 2) and is written with tensor operations only. The bone modality needs the skeleton's parent
-table (`dataset.layouts.Layout.parents`); the default is the published NTU-25 one.
+table (`dataset.layouts.Layout.parents`: parents[v] is the 0-based parent of joint v).
 """
 import torch
 
-from dataset.layouts import NTU25
-
 MODALITIES = ('joint', 'motion', 'bone')
-
-# PARENT[v] is the 0-based parent of 0-based NTU joint v; bone[v] = x[v] - x[PARENT[v]].
-PARENT = torch.tensor(NTU25.parents, dtype=torch.long)
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -26,12 +21,12 @@ def motion(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([diff, torch.zeros_like(x[:, :, :1])], dim=2)  # N x C x T x V x M
 
 
-def bone(x: torch.Tensor, parents: torch.Tensor = PARENT) -> torch.Tensor:
+def bone(x: torch.Tensor, parents) -> torch.Tensor:
     """Bone vectors x[v] - x[parents[v]] (a joint that is its own parent gives 0). N x C x T x V x M."""
     _check_batch(x)
     if x.shape[3] != len(parents):
         raise ValueError(f'expected {len(parents)} joints (the skeleton layout), found shape {tuple(x.shape)}')
-    return x - x.index_select(3, parents.to(x.device))  # N x C x T x V x M
+    return x - x.index_select(3, torch.as_tensor(parents, device=x.device))  # N x C x T x V x M
 
 
 def flatten(x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +36,7 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1, 4).reshape(n, t, v * c * m)  # N x T x V*C*M
 
 
-def modality(x: torch.Tensor, name: str, parents: torch.Tensor = PARENT) -> torch.Tensor:
+def modality(x: torch.Tensor, name: str, parents) -> torch.Tensor:
     """The named modality ('joint', 'motion' or 'bone') of x, flattened to N x T x V*C*M."""
     if name == 'joint':
         return flatten(x)

@@ -46,9 +46,9 @@ def test_subset_record(tmp_path):
     split = _ramp_split([70] * 10)
     chosen = semi_subset(10, 0.3, seed=4)
     path = tmp_path / "train_subset.json"
-    save_subset(str(path), chosen, split.names, split.labels, 0.3, 4, "ramp")
+    save_subset(str(path), chosen, split, 0.3, 4)
     record = json.loads(path.read_text())
-    assert record["seed"] == 4 and record["size"] == 3
+    assert record["seed"] == 4 and record["size"] == 3 and record["folder"] == "ramp" and record["ratio"] == 0.3
     assert record["names"] == [f"s{i}" for i in chosen] and record["labels"] == [int(i % 4) for i in chosen]
 
 
@@ -88,6 +88,34 @@ def test_training_crops_are_random_within_the_rule_and_seeded():
             assert max(f // 2, 64) - 1e-2 <= length <= f + 1e-2
             assert ramp[0] >= -1e-4 and ramp[-1] <= f - 1 + 1e-4
             assert index == item + 1 and label == (item + 1) % 4
+
+
+def test_a_short_recording_is_cropped_only_below_the_published_minimum():
+    # 31 frames, l_ratio [0.5, 1]: length = min(max(floor(31 s), minimum), 31), floor(31 s) in 15..31.
+    # A crop of L < 64 ramp frames resized to 64 starts at its first frame and ends at its last.
+    split = _ramp_split([31] * 200)
+    published = DownstreamFeeder(split, train=True, seed=1)
+    smaller = DownstreamFeeder(split, train=True, seed=1, min_crop_frames=16)
+    lengths = []
+    for item in range(len(split)):
+        whole = published[item][0][0, :, 0, 0].numpy()
+        assert whole[0] == 0 and whole[-1] == 30  # the published minimum 64: never cropped
+        ramp = smaller[item][0][0, :, 0, 0].numpy()
+        assert ramp[0] == int(ramp[0]) and ramp[0] >= 0 and ramp[-1] <= 30
+        lengths.append(int(ramp[-1] - ramp[0]) + 1)
+    assert min(lengths) == 16 and max(lengths) <= 31 and len(set(lengths)) > 5
+    # P(length = 16) = P(floor(31 s) <= 16) = (17/31 - 0.5) / 0.5 = 0.097
+    assert abs(lengths.count(16) / len(lengths) - (17 / 31 - 0.5) / 0.5) < 0.07
+
+
+def test_view_frames_sets_the_clip_length():
+    split = _ramp_split([100, 300])
+    for train in (False, True):
+        clip, _, _ = DownstreamFeeder(split, train=train, view_frames=32)[0]
+        assert clip.shape == (3, 32, 25, 2)
+    # validation: the centre crop [2, 98) of 100 frames resized to 32: value 2 + 3 (j + 0.5) - 0.5
+    clip, _, _ = DownstreamFeeder(split, train=False, view_frames=32)[0]
+    assert np.allclose(clip[0, :, 0, 0].numpy(), 3.0 + 3 * np.arange(32), atol=1e-4)
 
 
 def test_memory_mapped_feeder_pickles_as_its_folder(tmp_path):

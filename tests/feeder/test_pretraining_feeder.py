@@ -6,19 +6,23 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from dataset.processed import load_split
 from feeder import augmentations as aug
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, sample_generator, worker_init_fn
-from tests.test_pretrain_engine import make_folder
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("feeder"), n_train=6, n_val=2, seed=1)
+def folder(tmp_path_factory, processed):
+    return processed(tmp_path_factory.mktemp("feeder"), n=(6, 2), seed=1)
+
+
+def train_part(folder):
+    return load_split(folder, "train")
 
 
 def test_views_are_the_views_of_the_sample_from_its_own_stream(folder):
-    feeder = PretrainingFeeder(folder, seed=7)
+    feeder = PretrainingFeeder(train_part(folder), seed=7)
     feeder.set_epoch(3)
     im_q, im_k = feeder[4]
     assert im_q.shape == im_k.shape == (3, 64, 25, 2) and im_q.dtype == torch.float32
@@ -33,17 +37,49 @@ def test_views_are_the_views_of_the_sample_from_its_own_stream(folder):
     assert not torch.equal(im_q, im_k)
 
 
+def test_view_settings_reach_the_views(folder):
+    # view length, minimum crop and corrupted joints are those given, drawn from the sample's stream
+    feeder = PretrainingFeeder(train_part(folder), seed=7, view_frames=32, min_crop_frames=16, corrupted_joints=5)
+    feeder.set_epoch(1)
+    im_q, im_k = feeder[3]
+    assert im_q.shape == im_k.shape == (3, 32, 25, 2)
+    data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[3:4])  # 1 x 3 x 300 x 25 x 2
+    frames = torch.from_numpy(np.load(f"{folder}/train_num_frame.npy")[3:4])  # 1
+    expected_q, expected_k = aug.pretraining_views(data, frames, sample_generator(7, 1, 3), output_size=32,
+                                                   corrupted_joints=5, min_crop_frames=16)
+    torch.testing.assert_close(im_q, expected_q[0], rtol=0, atol=0)
+    torch.testing.assert_close(im_k, expected_k[0], rtol=0, atol=0)
+
+
+def test_a_short_recording_is_cropped_only_below_the_published_minimum(tmp_path, processed):
+    # 31 frames: with the published minimum of 64 both views hold the whole recording, so every view's
+    # crop is (0, 31); with a minimum of 16 the crops are 16..31 frames (feeder.augmentations)
+    folder = processed(tmp_path / "short", n=(4, 1), frames=31)
+    for min_crop, allowed in ((64, {31}), (16, set(range(16, 32)))):
+        feeder = PretrainingFeeder(train_part(folder), seed=2, min_crop_frames=min_crop)
+        lengths = set()
+        for index in range(4):
+            params = aug.draw_view_params(torch.tensor([31, 31]), sample_generator(2, 0, index),
+                                          min_crop_frames=min_crop)
+            lengths |= set(params["length"].tolist())
+            data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[index:index + 1, :, :31])
+            expected = aug.apply_view(torch.cat([data, data]), params)  # 2 x 3 x 64 x 25 x 2
+            im_q, im_k = feeder[index]
+            torch.testing.assert_close(torch.stack([im_q, im_k]), expected, rtol=0, atol=0)
+        assert lengths <= allowed and (min_crop == 64 or min(lengths) < 31)  # 16: some views are cropped
+
+
 def test_views_change_with_epoch_and_seed_and_repeat_otherwise(folder):
-    feeder = PretrainingFeeder(folder, seed=7)
+    feeder = PretrainingFeeder(train_part(folder), seed=7)
     first = feeder[2][0]
     assert torch.equal(first, feeder[2][0])
     feeder.set_epoch(1)
     assert not torch.equal(first, feeder[2][0])
-    assert not torch.equal(first, PretrainingFeeder(folder, seed=8)[2][0])
+    assert not torch.equal(first, PretrainingFeeder(train_part(folder), seed=8)[2][0])
 
 
 def test_loader_batches_do_not_depend_on_workers(folder):
-    feeder = PretrainingFeeder(folder, seed=5)
+    feeder = PretrainingFeeder(train_part(folder), seed=5)
     feeder.set_epoch(2)
     batches = {}
     for workers in (0, 2):
@@ -56,16 +92,16 @@ def test_loader_batches_do_not_depend_on_workers(folder):
 
 
 def test_raw_mode_returns_the_sample_and_its_frame_count(folder):
-    feeder = PretrainingFeeder(folder, mode="raw")
+    feeder = PretrainingFeeder(train_part(folder), mode="raw")
     data, frames = feeder[1]
     np.testing.assert_array_equal(data.numpy(), np.load(f"{folder}/train_data_joint.npy")[1])
     assert frames == int(np.load(f"{folder}/train_num_frame.npy")[1])
 
 
-def test_frame_counts_above_the_array_length_are_capped(tmp_path):
-    folder = make_folder(tmp_path / "long", n_train=2, frames=412)
-    assert PretrainingFeeder(folder, mode="raw")[0][1] == 300
-    assert PretrainingFeeder(folder)[0][0].shape == (3, 64, 25, 2)
+def test_frame_counts_above_the_array_length_are_capped(tmp_path, processed):
+    folder = processed(tmp_path / "long", n=(2, 4), frames=412)
+    assert PretrainingFeeder(train_part(folder), mode="raw")[0][1] == 300
+    assert PretrainingFeeder(train_part(folder))[0][0].shape == (3, 64, 25, 2)
 
 
 def test_streams_are_distinct_and_reproducible():
@@ -82,7 +118,7 @@ def test_streams_are_distinct_and_reproducible():
 
 
 def test_pickled_feeder_reopens_its_folder_instead_of_copying_the_data(folder):
-    feeder = PretrainingFeeder(folder, seed=3)
+    feeder = PretrainingFeeder(train_part(folder), seed=3)
     feeder.set_epoch(4)
     blob = pickle.dumps(feeder)
     assert len(blob) < 20_000  # the data array alone is 6 x 180,000 bytes
@@ -92,4 +128,4 @@ def test_pickled_feeder_reopens_its_folder_instead_of_copying_the_data(folder):
 
 def test_unknown_mode_is_rejected(folder):
     with pytest.raises(ValueError, match="unknown feeder mode"):
-        PretrainingFeeder(folder, mode="both")
+        PretrainingFeeder(train_part(folder), mode="both")

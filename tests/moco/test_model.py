@@ -1,4 +1,5 @@
-"""MoCo with CMD (docs/published-behaviour.md §3.2, §3.3, §6) against direct computations from the definitions."""
+"""The CMD model (moco.model) and its published constructor (moco.builder.MoCo), docs/published-behaviour.md
+§3.2, §3.3, §6, against direct computations from the definitions."""
 import copy
 import math
 
@@ -6,14 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moco.builder import MoCo, encoder_sizes
+from dataset.layouts import NTU25
+from moco.builder import MoCo, PublishedClassifier
 from moco.encoder import SkeletonGRUEncoder
 from moco.loss import cmd_kl, cmd_loss
 from moco.modalities import MODALITIES, modality
+from moco.model import CMD, ThreeStreamClassifier
 
 HIDDEN, LAYERS, DIM = 4, 2, 3
 ARGS = {'en_input_size': 150, 'en_hidden_size': HIDDEN, 'en_num_layers': LAYERS, 'num_class': DIM}
 PREFIX = {'joint': '', 'motion': '_motion', 'bone': '_bone'}
+PARENTS = torch.tensor(NTU25.parents)  # the published NTU-25 bone table
 
 
 def tiny_moco(**kw):
@@ -86,8 +90,8 @@ def test_forward_logits_losses_queue_and_momentum(mlp):
 
     logits_j, logits_m, logits_b, labels, loss_cmd = model(im_q, im_k)
 
-    q = {n: F.normalize(ref.query_encoder(n)(modality(im_q, n)), dim=1) for n in MODALITIES}  # N x dim
-    k = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n)), dim=1).detach() for n in MODALITIES}
+    q = {n: F.normalize(ref.query_encoder(n)(modality(im_q, n, PARENTS)), dim=1) for n in MODALITIES}  # N x dim
+    k = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n, PARENTS)), dim=1).detach() for n in MODALITIES}
     queue = {n: getattr(before, 'queue' + PREFIX[n]) for n in MODALITIES}  # dim x K
     for n, logits in zip(MODALITIES, (logits_j, logits_m, logits_b)):
         assert logits.shape == (2, 9) and logits.dtype == torch.float64
@@ -158,7 +162,7 @@ def test_second_step_enqueues_after_the_first():
     ref = momentum_updated(model)
     im_q, im_k = views(seed=5)
     model(im_q, im_k)
-    k = F.normalize(ref.key_encoder('joint')(modality(im_k, 'joint')), dim=1).detach()
+    k = F.normalize(ref.key_encoder('joint')(modality(im_k, 'joint', PARENTS)), dim=1).detach()
     torch.testing.assert_close(model.queue[:, 2:4], k.T)
     assert torch.equal(model.queue[:, :2], first[:, :2])
     assert torch.equal(model.queue[:, 4:], first[:, 4:])
@@ -210,25 +214,109 @@ def test_downstream_model_state_dict_and_views():
     scores = {n: model(x, view=n) for n in MODALITIES}
     for n in MODALITIES:
         assert scores[n].shape == (3, 6)
-        torch.testing.assert_close(scores[n], model.query_encoder(n).fc(model.features(x, n)))
+        torch.testing.assert_close(scores[n], model.query_encoder(n).fc(model(x, view=n, knn_eval=True)))
     torch.testing.assert_close(model(x, view='all'), sum(scores.values()) / 3)
     features = model(x, view='bone', knn_eval=True)
     assert features.shape == (3, 2 * HIDDEN)
-    torch.testing.assert_close(features, model.query_encoder('bone')(modality(x, 'bone'), return_features=True))
+    expected = model.query_encoder('bone')(modality(x, 'bone', PARENTS), return_features=True)
+    torch.testing.assert_close(features, expected)
     with pytest.raises(ValueError, match='unknown view'):
         model(x, view='skeleton')
 
 
-def test_arch_rebuilds_the_same_model():
+def test_published_pretraining_state_dict_names():
+    # The released checkpoints' names (docs/published-behaviour.md §3.3), written out by hand: 3 GRU
+    # layers, MLP head, and the three queues with their pointers.
+    torch.manual_seed(0)
+    model = MoCo('graph-based', dict(ARGS, en_num_layers=3), dim=DIM, K=8, topk=5, mlp=True, pretrain=True)
+    expected = {'queue', 'queue_ptr', 'queue_motion', 'queue_ptr_motion', 'queue_bone', 'queue_ptr_bone'}
+    for prefix in ('encoder_q', 'encoder_k', 'encoder_q_motion', 'encoder_k_motion', 'encoder_q_bone',
+                   'encoder_k_bone'):
+        for kind in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'):
+            for layer in (0, 1, 2):
+                expected.add(f'{prefix}.encoder.gru.{kind}_l{layer}')
+                expected.add(f'{prefix}.encoder.gru.{kind}_l{layer}_reverse')
+        expected |= {f'{prefix}.fc.0.weight', f'{prefix}.fc.0.bias', f'{prefix}.fc.2.weight', f'{prefix}.fc.2.bias'}
+        for name in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'):
+            expected.add(f'{prefix}.input_norm.{name}')
+    assert len(expected) == 6 * (24 + 4 + 5) + 6
+    assert set(model.state_dict()) == expected
+
+
+def assert_same_state(a, b):
+    """Same state-dict names (in the same order), shapes and values."""
+    state_a, state_b = a.state_dict(), b.state_dict()
+    assert list(state_a) == list(state_b)
+    for key, value in state_a.items():
+        assert value.shape == state_b[key].shape and value.dtype == state_b[key].dtype, key
+        assert torch.equal(value, state_b[key]), key
+
+
+@pytest.mark.parametrize('mlp', [False, True])
+def test_published_builder_draws_the_weights_of_the_model(mlp):
+    settings = dict(dim=DIM, K=8, m=0.9, T=0.2, teacher_T=0.3, student_T=0.4, cmd_weight=0.5, topk=5, mlp=mlp)
+    torch.manual_seed(11)
+    published = MoCo('graph-based', ARGS, **settings)
+    rng_after_published = torch.get_rng_state()
+    torch.manual_seed(11)
+    model = CMD(150, HIDDEN, LAYERS, NTU25.parents, contrast_dim=DIM, contrast_k=8, contrast_m=0.9, contrast_t=0.2,
+                teacher_t=0.3, student_t=0.4, cmd_weight=0.5, topk=5, mlp=mlp)
+    assert type(published) is CMD
+    assert_same_state(published, model)
+    assert torch.equal(rng_after_published, torch.get_rng_state())  # the same random draws, no more
+    torch.manual_seed(12)
+    other = CMD(150, HIDDEN, LAYERS, NTU25.parents, contrast_dim=DIM, contrast_k=8, topk=5, mlp=mlp)
+    assert not torch.equal(other.encoder_q.encoder.gru.weight_ih_l0, model.encoder_q.encoder.gru.weight_ih_l0)
+
+
+def test_published_downstream_builder_draws_the_weights_of_the_classifier():
+    torch.manual_seed(13)
+    published = MoCo('graph-based', dict(ARGS, num_class=6), pretrain=False, mlp=True)
+    rng_after_published = torch.get_rng_state()
+    torch.manual_seed(13)
+    model = ThreeStreamClassifier(150, HIDDEN, LAYERS, 6, NTU25.parents)
+    assert type(published) is PublishedClassifier
+    assert_same_state(published, model)
+    assert torch.equal(rng_after_published, torch.get_rng_state())
+
+
+def test_published_classifier_features_are_its_knn_eval_output():
+    torch.manual_seed(0)
+    model = MoCo('graph-based', dict(ARGS, num_class=6), pretrain=False).double().eval()
+    x, _ = views(n=3)
+    for n in MODALITIES + ('all',):
+        torch.testing.assert_close(model.features(x, n), model(x, view=n, knn_eval=True), rtol=0, atol=0)
+
+
+def test_published_classifier_all_view_features_are_the_mean_of_the_three():
+    torch.manual_seed(0)
+    model = MoCo('graph-based', dict(ARGS, num_class=6), pretrain=False).double().eval()
+    x, _ = views(n=3)
+    features = model(x, view='all', knn_eval=True)
+    streams = [model.query_encoder(n)(modality(x, n, PARENTS), return_features=True) for n in MODALITIES]
+    assert features.shape == (3, 2 * HIDDEN)
+    torch.testing.assert_close(features, (streams[0] + streams[1] + streams[2]) / 3)
+    torch.testing.assert_close(model(x, None, 'all', True), features, rtol=0, atol=0)  # published positions
+
+
+def test_settings_are_kept_under_their_flag_names_and_rebuild_the_same_model():
     model = tiny_moco(mlp=True)
-    assert model.arch['K'] == 8 and model.arch['mlp'] is True and model.arch['args_bi_gru'] == ARGS
-    rebuilt = MoCo(**model.arch).double()
+    assert isinstance(model, CMD)
+    settings = (model.contrast_k, model.contrast_m, model.contrast_t, model.teacher_t, model.student_t,
+                model.cmd_weight, model.topk)
+    assert settings == (8, 0.9, 0.2, 0.3, 0.4, 0.5, 5)
+    rebuilt = CMD(150, HIDDEN, LAYERS, NTU25.parents, contrast_dim=DIM, contrast_k=8, topk=5, mlp=True).double()
     rebuilt.load_state_dict(model.state_dict())  # strict: same names and shapes
 
 
 def test_published_encoder_arguments_are_translated_once():
-    assert encoder_sizes(ARGS) == {'input_size': 150, 'hidden_size': HIDDEN, 'num_layers': LAYERS, 'out_dim': DIM}
+    pretraining = tiny_moco()
+    for n in MODALITIES:
+        for encoder in (pretraining.query_encoder(n), pretraining.key_encoder(n)):
+            sizes = (encoder.input_size, encoder.hidden_size, encoder.num_layers, encoder.fc.out_features)
+            assert sizes == (150, HIDDEN, LAYERS, DIM)  # pretraining: the head is the embedding, size dim
     model = MoCo('graph-based', dict(ARGS, num_class=6), pretrain=False)
+    assert isinstance(model, PublishedClassifier) and isinstance(model, ThreeStreamClassifier)
     encoder = model.query_encoder('motion')
     assert isinstance(encoder, SkeletonGRUEncoder)
     sizes = (encoder.input_size, encoder.hidden_size, encoder.num_layers, encoder.fc.out_features)
@@ -238,10 +326,10 @@ def test_published_encoder_arguments_are_translated_once():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match=r'topk.*K=8.*topk=9'):
+    with pytest.raises(ValueError, match=r'topk.*queue length 8, found 9'):
         tiny_moco(topk=9)
     model = tiny_moco(K=10, topk=4)
-    with pytest.raises(ValueError, match=r'K=10 must be a multiple of the global batch.*found 4'):
+    with pytest.raises(ValueError, match=r'queue length 10 must be a multiple of the global batch.*found 4'):
         model(*views(n=4))
     assert model.queue_ptr.tolist() == [0]
     with pytest.raises(ValueError, match='graph-based'):
@@ -266,7 +354,7 @@ def _distributed_worker(rank, world, init_file, out_dir, K):
         model = tiny_moco(K=K, topk=4)
         im_q, im_k = (v[2 * rank:2 * rank + 2] for v in views(n=4))
         ref = momentum_updated(model)
-        keys = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n)), dim=1).detach() for n in MODALITIES}
+        keys = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n, PARENTS)), dim=1).detach() for n in MODALITIES}
         try:
             model(im_q, im_k)
             error = None
@@ -298,5 +386,5 @@ def test_distributed_keys_gathered_before_enqueue(tmp_path):
 
 def test_distributed_queue_must_divide_global_batch(tmp_path):
     rank0, _ = _run_two_ranks(tmp_path, K=6)  # 6 is a multiple of the local batch 2, not of 2 x 2
-    assert 'K=6 must be a multiple of the global batch size' in rank0['error'] and 'found 4' in rank0['error']
+    assert 'queue length 6 must be a multiple of the global batch' in rank0['error'] and 'found 4' in rank0['error']
     assert rank0['state']['queue_ptr'].tolist() == [0]

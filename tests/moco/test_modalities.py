@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from dataset.layouts import get_layout
+from dataset.layouts import NTU25, get_layout
 from moco.modalities import MODALITIES, bone, flatten, modality, motion
+
+NTU_PARENTS = torch.tensor(NTU25.parents)  # the NTU-25 table, checked against PUBLISHED_BONES below
 
 # (child, parent), 1-based, typed again from docs/published-behaviour.md §2.3.
 PUBLISHED_BONES = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
@@ -31,7 +33,7 @@ def test_motion_hand_values():
 
 
 def test_bone_hand_values():
-    out = bone(skeleton())
+    out = bone(skeleton(), NTU_PARENTS)
     # Only v^2 differs between joints of the same (n, c, t, m).
     assert torch.all(out[:, :, :, 20] == 0)          # joint 21 is its own parent
     assert torch.all(out[:, :, :, 0] == 0 - 1)       # (1, 2): 0^2 - 1^2
@@ -46,7 +48,7 @@ def test_bone_matches_loop_over_published_pairs():
     expected = torch.zeros_like(x)
     for child, parent in PUBLISHED_BONES:
         expected[:, :, :, child - 1] = x[:, :, :, child - 1] - x[:, :, :, parent - 1]
-    assert torch.equal(bone(x), expected)
+    assert torch.equal(bone(x, NTU_PARENTS), expected)
 
 
 def test_flatten_index_order():
@@ -66,15 +68,15 @@ def test_flatten_index_order():
 
 def test_modality_dispatch_and_errors():
     x = skeleton()
-    assert torch.equal(modality(x, 'joint'), flatten(x))
-    assert torch.equal(modality(x, 'motion'), flatten(motion(x)))
-    assert torch.equal(modality(x, 'bone'), flatten(bone(x)))
+    assert torch.equal(modality(x, 'joint', NTU_PARENTS), flatten(x))
+    assert torch.equal(modality(x, 'motion', NTU_PARENTS), flatten(motion(x)))
+    assert torch.equal(modality(x, 'bone', NTU_PARENTS), flatten(bone(x, NTU_PARENTS)))
     with pytest.raises(ValueError, match='unknown modality'):
-        modality(x, 'velocity')
+        modality(x, 'velocity', NTU_PARENTS)
     with pytest.raises(ValueError, match=r'N x C x T x V x M.*\(2, 3, 25, 2\)'):
         flatten(torch.zeros(2, 3, 25, 2))
     with pytest.raises(ValueError, match=r'expected 25 joints'):
-        bone(torch.zeros(1, 3, 4, 20, 1))
+        bone(torch.zeros(1, 3, 4, 20, 1), NTU_PARENTS)
 
 
 def test_kinect20_bones_by_hand():
@@ -90,3 +92,17 @@ def test_kinect20_bones_by_hand():
     assert torch.equal(out[0, :, 1], torch.zeros(3, 20, 1))  # an empty frame has zero bones
     flat = modality(x, 'bone', torch.tensor(get_layout('kinect20').parents))
     assert flat.shape == (1, 2, 60) and torch.equal(flat[0, 0, 5 * 3:5 * 3 + 3], torch.tensor([1.0, 10.0, 100.0]))
+
+
+def test_the_bone_table_has_no_default():
+    x = skeleton()
+    with pytest.raises(TypeError):
+        bone(x)
+    with pytest.raises(TypeError):
+        modality(x, 'bone')
+
+
+def test_the_layout_parents_tuple_is_a_bone_table():
+    x = torch.randn(2, 3, 4, 25, 2, dtype=torch.float64)
+    assert torch.equal(bone(x, NTU25.parents), bone(x, NTU_PARENTS))
+    assert torch.equal(modality(x, 'bone', NTU25.parents), modality(x, 'bone', NTU_PARENTS))

@@ -1,11 +1,11 @@
-"""Augmentations against the published transforms (tests/reference_augmentations.py), F.interpolate and
+"""Augmentations against the published transforms (tests/feeder/reference_augmentations.py), F.interpolate and
 hand-built maps: the same results for the same draws, and the same distributions of random views."""
 import numpy as np
 import pytest
 import torch
 
 from feeder import augmentations as aug
-from tests import reference_augmentations as ref
+from tests.feeder import reference_augmentations as ref
 
 
 def _sample(frames=300, seed=0, shape=(3, 25, 2)):
@@ -43,6 +43,78 @@ def test_crop_length_rule():
     frames = torch.tensor([300, 300, 50, 100])
     scale = torch.tensor([0.5, 0.1, 0.9, 0.999], dtype=torch.float64)
     assert aug.crop_length(frames, scale).tolist() == [150, 64, 50, 99]
+
+
+def test_crop_length_rule_with_a_smaller_minimum():
+    # min(max(floor(frames*scale), min_length), frames) for a 31-frame recording, worked by hand:
+    # floor(31·scale) = 3, 15, 18, 30, 31
+    frames = torch.full((5,), 31)
+    scale = torch.tensor([0.1, 0.5, 0.6, 0.999, 1.0], dtype=torch.float64)
+    assert aug.crop_length(frames, scale, min_length=16).tolist() == [16, 16, 18, 30, 31]
+    assert aug.crop_length(frames, scale).tolist() == [31] * 5  # the published minimum 64: never cropped
+    assert aug.crop_length(frames, scale, 64).tolist() == [31] * 5
+
+
+def _crop_length_probabilities(frames, l_ratio, min_length):
+    """P(length = l) under the rule length = min(max(floor(frames·s), min_length), frames), s ~ U(l_ratio),
+    written out: floor(frames·s) = k on s in [k/frames, (k+1)/frames)."""
+    a, b = l_ratio
+    probabilities = {}
+    for k in range(frames + 1):
+        overlap = max(0.0, min(b, (k + 1) / frames) - max(a, k / frames))
+        length = min(max(k, min_length), frames)
+        probabilities[length] = probabilities.get(length, 0.0) + overlap / (b - a)
+    return probabilities
+
+
+@pytest.mark.parametrize("l_ratio", [aug.PRETRAIN_L_RATIO, aug.DOWNSTREAM_L_RATIO])
+def test_a_smaller_min_crop_is_honoured(l_ratio):
+    # a 31-frame recording with a minimum of 16 frames: crops of 16..31 frames, as often as the rule says
+    n, frames = 4000, 31
+    expected = _crop_length_probabilities(frames, l_ratio, 16)
+    assert min(expected) == 16 and max(expected) == 31 and abs(sum(expected.values()) - 1) < 1e-12
+    gen = torch.Generator().manual_seed(9)
+    views = aug.random_crop_resize(_repeat(_ramp(), n), torch.full((n,), frames), l_ratio, gen, min_length=16)
+    first, last = views[:, 0, 0, 0, 0].numpy(), views[:, 0, -1, 0, 0].numpy()
+    # a crop of L < 64 ramp frames resized to 64: output frame 0 is its first frame, frame 63 its last
+    assert np.array_equal(first, np.round(first)) and np.array_equal(last, np.round(last))
+    length = (last - first).astype(int) + 1
+    assert np.all(first >= 0) and np.all(first + length <= frames)
+    assert length.min() == 16 and length.max() <= 31
+    for value in range(16, 32):
+        assert abs(np.mean(length == value) - expected[value]) < 0.025, value
+
+
+def test_with_the_published_minimum_a_short_recording_is_never_cropped():
+    frames, n = 31, 50
+    data = _sample(frames=frames)
+    expected = ref.crop_resize(data, 0, frames, 64)  # the whole recording, resized
+    for min_length in ({}, {"min_length": 64}):
+        gen = torch.Generator().manual_seed(10)
+        views = aug.random_crop_resize(_repeat(data, n), torch.full((n,), frames), aug.PRETRAIN_L_RATIO, gen,
+                                       **min_length).numpy()
+        for view in views:
+            np.testing.assert_allclose(view, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("min_crop", [16, 64])
+def test_pretraining_views_honour_the_min_crop(min_crop):
+    frames, n = 31, 300
+    data = _sample(frames=frames, seed=11)
+    im_q, im_k = aug.pretraining_views(_repeat(data, n), torch.full((n,), frames), torch.Generator().manual_seed(12),
+                                       min_crop_frames=min_crop)
+    params = aug.draw_view_params(torch.full((2 * n,), frames), torch.Generator().manual_seed(12),
+                                  min_crop_frames=min_crop)
+    length, start = params["length"], params["start"]
+    if min_crop == 64:
+        assert torch.all(length == frames) and torch.all(start == 0)  # never cropped
+    else:
+        assert length.min() == 16 and length.max() <= frames and torch.all(start + length <= frames)
+        expected16 = _crop_length_probabilities(frames, aug.PRETRAIN_L_RATIO, 16)[16]  # 0.498
+        assert abs((length == 16).double().mean().item() - expected16) < 0.07
+    views = torch.cat([im_q, im_k]).numpy()
+    for i in list(range(10)) + list(range(n, n + 10)):
+        np.testing.assert_allclose(views[i], _published_view(data, params, i, 64), rtol=0, atol=1e-5)
 
 
 def test_random_crop_resize_uses_only_valid_frames():
