@@ -1,9 +1,10 @@
-"""Command lines of the evaluation scripts, with defaults from options/presets.py.
+"""Command lines of the evaluation scripts, resolved into one EvalSettings record.
 
-Every setting a preset holds defaults to None here and is filled from `preset(stage, dataset,
-protocol)` after parsing, so a flag given on the command line always wins. `parse_classification`
-and `parse_knn` are the entry points' one call: parse, resolve, check; any problem is a usage error
-(exit status 2) before work starts.
+An evaluation reads its settings in three steps, each a call of the entry point: `parse_*` (argv; flag
+rules), `open_data` + `choose_preset` (the processed folder and the preset it implies; a random
+encoder's sizes from the preset), then, once the checkpoint is loaded, `eval_settings` (the record,
+with the encoder's sizes and the views' length read from the checkpoint). Every problem with the
+command line is a usage error (exit status 2).
 
 Stage of an `action_classification.py` run:
 - 'linear' (frozen encoders) unless fine-tuning is asked for;
@@ -12,14 +13,22 @@ Stage of an `action_classification.py` run:
 - 'transfer' with `--transfer`, or with `--finetune` on `--finetune-dataset pku_v2` with a plain
   protocol: an encoder pretrained elsewhere (NTU-60/120) fine-tuned on PKU-MMD II with all labels.
   `--pretrain-dataset` names the source for the results table (ours record it in the checkpoint).
+The linear probe is the published SGD one (`--probe sgd`) under the published presets, and a logistic
+regression fitted to convergence (`--probe logistic`, engine/probe.py) under the small-data preset.
 """
 import os
+from dataclasses import replace
 
-from options.parsing import at_least, check_rules, fill_from_preset, in_unit, make_parser, positive
-from options.presets import ENCODER, NUM_CLASSES, SEMI_PROTOCOLS, preset
+from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, resolve_data_dir
+from dataset.layouts import read_folder_record
+from dataset.processed import load_splits
+from moco.model import VIEWS
+from options.parsing import (add_run_folder_flags, at_least, check_device, check_output_path, check_rules,
+                             data_settings, fill, in_unit, make_parser, positive, resolve_preset)
+from options.presets import ENCODER, PRESET_NAMES, SMALL, SMALL_ENCODER
+from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
-VIEWS = ("joint", "motion", "bone", "all")
-PROTOCOL_CHOICES = ("cross_subject", "cross_view", "cross_setup") + SEMI_PROTOCOLS
+PROBES = ("sgd", "logistic")
 DEFAULT_RESULTS = os.path.join("results", "results.jsonl")
 
 COMMON_RULES = {"batch_size": at_least(1), "workers": at_least(0), "hidden_size": at_least(1),
@@ -27,19 +36,25 @@ COMMON_RULES = {"batch_size": at_least(1), "workers": at_least(0), "hidden_size"
 CLASSIFICATION_RULES = dict(COMMON_RULES, epochs=at_least(1), schedule=at_least(0), eval_freq=at_least(1),
                             lr=positive(), momentum=in_unit(closed_top=False), weight_decay=at_least(0))
 KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
+# Settings a resumed linear evaluation may change (its schedule's length, where it runs and reports).
+RESUME_MAY_CHANGE = ("epochs", "lr", "schedule", "eval_freq", "resume", "fresh", "checkpoint_path", "results",
+                     "workers", "device", "pretrain_dataset", "data_dir", "pretrained")
 
 
-def _common_parser(description):
-    parser = make_parser(description + ". Flags marked (preset) default to the published setting of the stage.")
+def _common_parser(description, kind):
+    parser = make_parser(description + ". Flags marked (preset) default to the preset the data folder implies.")
     data = parser.add_argument_group("data")
-    data.add_argument("--finetune-dataset", default="ntu60", choices=sorted(NUM_CLASSES),
-                      help="downstream dataset")
-    data.add_argument("--protocol", default="cross_subject", choices=PROTOCOL_CHOICES,
+    data.add_argument("--finetune-dataset", default=None, choices=sorted(DATASETS),
+                      help="published dataset whose default folder and preset to use (default ntu60; a folder "
+                           "whose layout.json names its dataset chooses its own preset)")
+    data.add_argument("--protocol", default="cross_subject", choices=PROTOCOLS,
                       help="benchmark (the *_semi ones fine-tune on a labelled fraction, see --data-ratio)")
     data.add_argument("--finetune-skeleton-representation", default="graph-based", choices=["graph-based"],
                       help="input representation (published flag; CMD uses graph-based)")
     data.add_argument("--data-dir", default=None,
                       help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)")
+    data.add_argument("--preset", default=None, choices=PRESET_NAMES,
+                      help="use this preset whatever the folder's record says (default: chosen from the folder)")
     data.add_argument("-j", "--workers", default=8, type=int, help="data-loading workers")
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
@@ -49,25 +64,30 @@ def _common_parser(description):
     model.add_argument("--view", default="joint", choices=VIEWS,
                        help="encoder stream; 'all' evaluates joint, motion, bone and their fusion")
     model.add_argument("--hidden-size", default=None, type=int,
-                       help="GRU hidden size (default: the checkpoint's; the pretraining preset's without one)")
+                       help="GRU hidden size (default: the checkpoint's; the preset's without one)")
     model.add_argument("--num-layers", default=None, type=int,
-                       help="GRU layers (default: the checkpoint's; the pretraining preset's without one)")
+                       help="GRU layers (default: the checkpoint's; the preset's without one)")
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     run.add_argument("--seed", default=42, type=int, help="seed of initialisation, crops, order and subset")
     run.add_argument("--checkpoint-path", "--out", dest="checkpoint_path", default=None,
                      help="output folder of this run (default: runs/<stage>/<dataset>_<protocol>_<view>...)")
     run.add_argument("--results", default=DEFAULT_RESULTS, help="JSON-lines file the results are appended to")
-    run.add_argument("--pretrain-dataset", default=None, choices=sorted(NUM_CLASSES),
+    run.add_argument("--pretrain-dataset", default=None,
                      help="dataset the checkpoint was pretrained on, recorded with the results "
-                          "(default: from our checkpoints' options, else unknown)")
+                          "(default: from our checkpoints' settings, else unknown)")
+    add_run_folder_flags(run, kind)
     return parser
 
 
 def classification_parser():
     """Parser of action_classification.py (linear evaluation, semi-supervised, transfer)."""
-    parser = _common_parser("Linear evaluation, semi-supervised fine-tuning and transfer of CMD encoders")
+    parser = _common_parser("Linear evaluation, semi-supervised fine-tuning and transfer of CMD encoders",
+                            "classification run")
     train = parser.add_argument_group("training")
+    train.add_argument("--probe", default=None, choices=PROBES,
+                       help="linear probe: the published SGD one, or a logistic regression on frozen features "
+                            "fitted to convergence with its regularisation chosen by cross-validation (preset)")
     train.add_argument("--lr", default=None, type=float, help="base learning rate (preset)")
     train.add_argument("--epochs", default=None, type=int, help="epochs (preset)")
     train.add_argument("--schedule", default=None, type=int, nargs="*", help="epochs where lr x0.1 (preset)")
@@ -88,19 +108,22 @@ def classification_parser():
 
 def knn_parser():
     """Parser of knn_eval.py."""
-    parser = _common_parser("kNN evaluation of frozen CMD encoder features")
+    parser = _common_parser("kNN evaluation of frozen CMD encoder features", "kNN evaluation")
     knn = parser.add_argument_group("kNN")
     knn.add_argument("--knn-neighbours", default=None, type=int, help="neighbours k (preset)")
     knn.add_argument("--train-crop", default="centre", choices=["centre", "random"],
                      help="training features from the 0.95 centre crop, as the published kNN does for both "
                           "sides, or from the training feeder's random crop")
     knn.add_argument("--chunk-size", default=1024, type=int, help="queries per similarity block")
-    knn.add_argument("--save-features", default=None, help="write train/val features, labels and names to this .npz")
+    knn.add_argument("--save-features", default=None,
+                     help="write train/val features, labels and names to this .npz (an existing file is replaced)")
     return parser
 
 
 def classification_stage(args):
-    """'linear', 'semi' or 'transfer' for parsed classification arguments (see module docstring)."""
+    """'linear', 'semi', 'transfer' or 'knn' for parsed arguments (see the module docstring)."""
+    if not hasattr(args, "finetune"):
+        return "knn"
     semi = args.protocol in SEMI_PROTOCOLS
     if args.transfer:
         if semi or args.finetune_dataset != "pku_v2":
@@ -114,66 +137,86 @@ def classification_stage(args):
     return "linear"
 
 
-def _encoder_defaults(args):
-    """Without a checkpoint (a random-encoder baseline) the encoder has the published sizes unless given;
-    with one, the sizes are read from it."""
-    if not args.pretrained:
-        fill_from_preset(args, ENCODER)
-
-
-def _default_out(args, stage, extra=""):
-    return os.path.join("runs", stage, f"{args.finetune_dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}")
-
-
-def resolve_classification(args):
-    """Fill unset options of `args` from the stage's preset; adds stage and num_class. ValueError on
-    a combination that makes no run."""
-    args.stage = classification_stage(args)
-    settings = preset(args.stage, args.finetune_dataset, args.protocol)
-    if args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
-        raise ValueError(f"--protocol {args.protocol} needs --data-ratio (e.g. 0.01, 0.05, 0.1, 0.2)")
-    if args.data_ratio is None:
-        args.data_ratio = 1.0
-    if not 0.0 < args.data_ratio <= 1.0:
-        raise ValueError(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
-    fill_from_preset(args, settings)
-    _encoder_defaults(args)
-    args.num_class = settings["num_class"]
-    if args.checkpoint_path is None:
-        extra = f"_ratio{args.data_ratio:g}" if args.data_ratio < 1.0 else ""
-        args.checkpoint_path = _default_out(args, args.stage, extra)
-    return args
-
-
-def resolve_knn(args):
-    """Fill unset options of kNN `args` from the 'knn' preset; adds stage and num_class."""
-    if args.protocol in SEMI_PROTOCOLS:
-        raise ValueError(f"kNN evaluation uses the full training set; use a plain protocol, not {args.protocol}")
-    args.stage = "knn"
-    settings = preset("knn", args.finetune_dataset, args.protocol)
-    fill_from_preset(args, settings)
-    _encoder_defaults(args)
-    args.num_class = settings["num_class"]
-    if args.checkpoint_path is None:
-        args.checkpoint_path = _default_out(args, "knn")
-    return args
-
-
-def _parse(parser, resolve, rules, argv):
+def _parse(parser, rules, argv):
     args = parser.parse_args(argv)
     try:
-        resolve(args)
+        args.stage = classification_stage(args)
     except ValueError as exc:
         parser.error(str(exc))
-    check_rules(parser, args, rules)
+    if args.stage == "knn" and args.protocol in SEMI_PROTOCOLS:
+        parser.error(f"kNN evaluation uses the full training set; use a plain protocol, not {args.protocol}")
+    if getattr(args, "data_ratio", None) is not None and not 0.0 < args.data_ratio <= 1.0:
+        parser.error(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
+    if args.stage == "semi" and args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
+        parser.error(f"--protocol {args.protocol} needs --data-ratio (e.g. 0.01, 0.05, 0.1, 0.2)")
+    check_rules(parser, vars(args), rules)
+    args.device = check_device(parser, args.device)
+    for name in ("checkpoint_path", "results", "save_features"):
+        if getattr(args, name, None):
+            check_output_path(parser, name, getattr(args, name))
     return parser, args
 
 
 def parse_classification(argv=None):
-    """(parser, resolved args) of action_classification.py; usage errors exit with status 2."""
-    return _parse(classification_parser(), resolve_classification, CLASSIFICATION_RULES, argv)
+    """(parser, args) of action_classification.py; flag problems are usage errors (exit status 2)."""
+    return _parse(classification_parser(), CLASSIFICATION_RULES, argv)
 
 
 def parse_knn(argv=None):
-    """(parser, resolved args) of knn_eval.py; usage errors exit with status 2."""
-    return _parse(knn_parser(), resolve_knn, KNN_RULES, argv)
+    """(parser, args) of knn_eval.py; flag problems are usage errors (exit status 2)."""
+    return _parse(knn_parser(), KNN_RULES, argv)
+
+
+def open_data(parser, args):
+    """(train, val) Splits of the evaluation's processed folder (ProcessedDataError when bad)."""
+    try:
+        folder = resolve_data_dir(args.finetune_dataset or "ntu60", args.protocol, args.data_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not os.path.isdir(folder):
+        parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
+    _, recorded, _ = read_folder_record(folder)  # without a record: the published dataset's classes
+    num_class = None if recorded else DATASETS[args.finetune_dataset or "ntu60"].num_class
+    return tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))
+
+
+def choose_preset(parser, args, train):
+    """Choose the preset for the folder of `train` and fill unset flags from it (a random encoder's sizes
+    too); returns its name."""
+    name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
+    if not args.pretrained:
+        fill(args, SMALL_ENCODER if name == SMALL else ENCODER)
+    return name
+
+
+def eval_settings(parser, args, preset, train, info):
+    """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
+    dataset = args.finetune_dataset or "ntu60"
+    num_class = train.num_class or DATASETS[dataset].num_class
+    if args.stage == "knn" and args.knn_neighbours > len(train):
+        parser.error(f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "
+                     f"({len(train)} samples)")
+    extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
+    out = args.checkpoint_path or os.path.join(
+        "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}")
+    common = dict(preset=preset, stage=args.stage,
+                  data=data_settings(train, dataset, args.protocol, num_class),
+                  encoder=EncoderSettings(hidden_size=info["hidden_size"], num_layers=info["num_layers"]),
+                  view_frames=int(info["view_frames"]), min_crop_frames=int(info["min_crop_frames"]),
+                  run=EvalRunSettings(seed=args.seed, device=args.device, workers=args.workers, checkpoint_path=out,
+                                      results=args.results, resume=getattr(args, "resume", ""), fresh=args.fresh,
+                                      view=args.view, pretrained=args.pretrained,
+                                      pretrain_dataset=args.pretrain_dataset or info.get("pretrain_dataset")))
+    if args.stage == "knn":
+        return EvalSettings(**common, knn=KnnSettings(knn_neighbours=args.knn_neighbours, train_crop=args.train_crop,
+                                                      chunk_size=args.chunk_size, batch_size=args.batch_size,
+                                                      save_features=args.save_features))
+    if args.finetune and args.probe == "logistic":
+        parser.error("--probe logistic is a linear probe on frozen features; fine-tuning trains with SGD")
+    if args.resume and args.probe == "logistic" and not args.finetune:
+        parser.error("--resume continues an SGD run; the logistic probe is fitted in one go (use --fresh to redo it)")
+    probe = ProbeSettings(probe="sgd" if args.finetune else args.probe, finetune=bool(args.finetune),
+                          data_ratio=args.data_ratio or 1.0, lr=args.lr, momentum=args.momentum,
+                          weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
+                          schedule=tuple(args.schedule), eval_freq=args.eval_freq)
+    return EvalSettings(**common, probe=probe)

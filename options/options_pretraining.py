@@ -1,41 +1,52 @@
-"""Command-line options of `pretrain_cmd.py`: the published flags and ours.
+"""Command line of `pretrain_cmd.py`: the published flags and ours, resolved into one PretrainSettings.
 
-Every flag the 'pretrain' preset holds is filled from `preset('pretrain', --pre-dataset, --protocol)`
-after parsing (options/presets.py); a flag given on the command line wins.
+The preset comes from the processed folder's record (options.presets.choose_preset): a published
+dataset's for NTU and PKU-MMD folders, the small-data preset for any other; every flag it holds is
+filled from it after parsing, and a flag given on the command line wins.
 """
 import os
 
-from options.parsing import at_least, check_rules, flag_name, in_unit, make_parser, positive, resolve_preset
-from options.presets import PROTOCOLS
+from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, resolve_data_dir
+from dataset.processed import load_split
+from options.parsing import (add_run_folder_flags, at_least, check_device, check_output_path, check_rules,
+                             data_settings, in_unit, make_parser, positive, resolve_preset, world_size_from_env)
+from options.presets import PRESET_NAMES
+from options.settings import (ContrastSettings, EncoderSettings, OptimSettings, PretrainSettings, RunSettings,
+                              ViewSettings, flag)
 
 AUGMENT_ON = ("auto", "loader", "device")
 
-# Settings a resumed run may give other values than its checkpoint's 'options'. Every other one (data
-# folder and its size, model, loss, seed, SGD momentum and weight decay, which the optimizer state
-# brings back anyway, and the global batch) must be the same, or the resume would mix two runs.
+# Settings a resumed run may give other values than its checkpoint's. Every other one (the data's
+# fingerprint and size, model, loss, views, seed, SGD momentum and weight decay, the global batch)
+# must be the same, or the resume would mix two runs.
 RESUME_MAY_CHANGE = (
-    "epochs", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
-    "batch_size", "world_size", "steps_per_epoch",  # how the same global batch is split over processes
-    "resume", "start_epoch", "checkpoint_path", "workers", "print_freq", "local_rank", "device", "amp",
+    "epochs", "steps", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
+    "batch_size", "world_size", "local_rank",  # how the same global batch is split over processes
+    "data_dir",  # the same data (same fingerprint) may have moved
+    "resume", "fresh", "rewind", "start_epoch", "checkpoint_path", "workers", "print_freq", "device", "amp",
     "augment_on",  # where and how the run computes, not what it trains
 )
 
 RULES = {
-    "epochs": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1), "contrast_dim": at_least(1),
-    "topk": at_least(1), "hidden_size": at_least(1), "num_layers": at_least(1), "print_freq": at_least(1),
-    "workers": at_least(0), "start_epoch": at_least(0), "schedule": at_least(0), "view_frames": at_least(1),
-    "corrupted_joints": at_least(1), "lr": positive(), "momentum": in_unit(closed_top=False),
-    "weight_decay": at_least(0), "contrast_m": in_unit(), "contrast_t": positive(), "teacher_t": positive(),
-    "student_t": positive(), "cmd_weight": at_least(0),
+    "epochs": at_least(1), "steps": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1),
+    "contrast_dim": at_least(1), "topk": at_least(1), "hidden_size": at_least(1), "num_layers": at_least(1),
+    "print_freq": at_least(1), "workers": at_least(0), "start_epoch": at_least(0), "schedule": at_least(0),
+    "view_frames": at_least(1), "min_crop_frames": at_least(1), "corrupted_joints": at_least(1), "lr": positive(),
+    "momentum": in_unit(closed_top=False), "weight_decay": at_least(0), "contrast_m": in_unit(),
+    "contrast_t": positive(), "teacher_t": positive(), "student_t": positive(), "cmd_weight": at_least(0),
 }
 
 
 def build_parser():
-    """The argument parser; preset-held flags default to None (filled by `parse_args`)."""
+    """The argument parser; preset-held flags default to None (filled by `resolve`)."""
     p = make_parser("CMD pretraining: three-modality MoCo with cross-modal mutual distillation on skeleton "
-                    "sequences. Flags marked (preset) default to the published setting of --pre-dataset.")
+                    "sequences. Flags marked (preset) default to the preset the data folder implies: the "
+                    "published settings for NTU / PKU-MMD folders, the small-data rules for others.")
     p.add_argument("-j", "--workers", default=8, type=int, metavar="N", help="data loading workers")
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="training length in optimisation steps; the epochs follow from the folder's size "
+                        "(preset: the small-data preset's; published presets give --epochs)")
     p.add_argument("--start-epoch", default=0, type=int, metavar="N",
                    help="epoch number to start at (overridden by --resume)")
     p.add_argument("-b", "--batch-size", type=int, metavar="N",
@@ -49,9 +60,11 @@ def build_parser():
     p.add_argument("-p", "--print-freq", default=10, type=int, metavar="N", help="log step scalars every N steps")
     p.add_argument("--resume", default="", type=str, metavar="PATH",
                    help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
-                        "only these may change: " + ", ".join(flag_name(name) for name in RESUME_MAY_CHANGE
-                                                              if name not in ("world_size", "steps_per_epoch"))
-                        + " (the global batch, batch size x processes, must stay)")
+                        "only these may change: " + ", ".join(flag(name) for name in RESUME_MAY_CHANGE))
+    p.add_argument("--rewind", action="store_true",
+                   help="allow --resume from a checkpoint older than the run folder's newest; the newer files "
+                        "are moved to a subfolder rewound-<date-time>/")
+    add_run_folder_flags(p, "pretraining")
     p.add_argument("--local_rank", "--local-rank", default=-1, type=int, dest="local_rank",
                    help="local process rank (set by torch.distributed.launch; torchrun sets LOCAL_RANK)")
     p.add_argument("--seed", default=42, type=int, help="seed of weights, sample order and views")
@@ -59,10 +72,12 @@ def build_parser():
                    help="folder for checkpoints, settings and TensorBoard logs "
                         "(default ./checkpoints/<dataset>_<protocol>_pretrain)")
     p.add_argument("--skeleton-representation", type=str, choices=["graph-based"], help="input representation (preset)")
-    p.add_argument("--pre-dataset", default="ntu60", type=str, choices=sorted(PROTOCOLS),
-                   help="pretraining dataset (chooses the preset and the default folder)")
-    p.add_argument("--protocol", default="cross_subject", type=str,
-                   choices=["cross_subject", "cross_view", "cross_setup"], help="benchmark")
+    p.add_argument("--pre-dataset", default=None, type=str, choices=sorted(DATASETS),
+                   help="published dataset whose default folder and preset to use (default ntu60; a folder "
+                        "whose layout.json names its dataset chooses its own preset)")
+    p.add_argument("--preset", default=None, choices=PRESET_NAMES,
+                   help="use this preset whatever the folder's record says (default: chosen from the folder)")
+    p.add_argument("--protocol", default="cross_subject", type=str, choices=sorted(PROTOCOL_FOLDERS), help="benchmark")
     p.add_argument("--contrast-dim", type=int, help="embedding size (preset)")
     p.add_argument("--contrast-k", type=int, help="queue length K (preset)")
     p.add_argument("--contrast-m", type=float, help="key encoder momentum (preset)")
@@ -73,7 +88,7 @@ def build_parser():
     p.add_argument("--topk", type=int, help="queue entries compared by the CMD loss (preset)")
     p.add_argument("--mlp", default=None, action="store_true", help="MLP projection head (preset)")
     p.add_argument("--no-mlp", dest="mlp", action="store_false", help="linear projection head")
-    p.add_argument("--cos", default=None, action="store_true", help="cosine learning-rate schedule (preset: step)")
+    p.add_argument("--cos", default=None, action="store_true", help="cosine learning-rate schedule (preset)")
     p.add_argument("--no-cos", dest="cos", action="store_false", help="step learning-rate schedule")
     p.add_argument("--data-dir", default=None, type=str, metavar="DIR",
                    help="processed folder (default: the dataset's folder for the protocol)")
@@ -81,10 +96,12 @@ def build_parser():
     p.add_argument("--num-layers", type=int, help="GRU layers (preset)")
     p.add_argument("--device", default=None, type=str, help="torch device (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast + GradScaler) on CUDA")
-    p.add_argument("--view-frames", type=int, help="frames of each pretraining view (preset: the paper's 64)")
+    p.add_argument("--view-frames", type=int, help="frames of each pretraining view (preset)")
+    p.add_argument("--min-crop-frames", type=int,
+                   help="a view's random crop keeps at least this many frames, or all of a shorter recording "
+                        "(preset: the paper's 64)")
     p.add_argument("--corrupted-joints", type=int,
-                   help="joints a joint corruption picks (default: the folder's layout's; ntu25: the paper's 15 "
-                        "of 25, kinect20: 12 of 20)")
+                   help="joints a joint corruption picks (preset; published: the layout's, 15 of NTU's 25)")
     p.add_argument("--augment-on", default="auto", choices=AUGMENT_ON,
                    help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
                         "(batched on the training device), 'auto' (device on CUDA, else loader)")
@@ -92,38 +109,75 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    """Parse `argv`, fill unset flags from the preset of --pre-dataset/--protocol and check every rule.
-
-    Any problem is a usage error (exit status 2) before work starts. The global batch is the batch
-    size times the number of processes, WORLD_SIZE as torchrun sets it (1 without torchrun). Rules
-    that need the processed folder (a training set of at least one global batch, corrupted joints
-    within the skeleton) are checked by engine/pretrain.py once it is open.
-    """
+    """(parser, args): the command line parsed, nothing resolved yet."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    resolve_preset(parser, args, "pretrain", args.pre_dataset, args.protocol)
-    check_rules(parser, args, RULES)
+    return parser, parser.parse_args(argv)
+
+
+def resolve(parser, args):
+    """(PretrainSettings, training Split): open the processed folder, choose the preset, fill unset flags
+    from it and check every rule. Command-line problems are usage errors (exit 2); a bad folder raises
+    ProcessedDataError."""
+    world_size = world_size_from_env(parser)
+    device = check_device(parser, args.device)
+    try:
+        folder = resolve_data_dir(args.pre_dataset or "ntu60", args.protocol, args.data_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not os.path.isdir(folder):
+        parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
+    train = load_split(folder, "train")
+    if args.epochs is not None and args.steps is not None:
+        parser.error("give --epochs or --steps, not both")
+    epochs_given = args.epochs is not None
+    name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset")
+    layout = train.layout
+    if args.corrupted_joints is None:
+        args.corrupted_joints = layout.corrupted_joints
+    check_rules(parser, vars(args), RULES)
+    global_batch = args.batch_size * world_size
+    steps_per_epoch = len(train) // global_batch
     problems = []
+    if steps_per_epoch < 1:
+        problems.append(f"the training set of {folder} has {len(train)} samples, fewer than one global batch of "
+                        f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)")
+    elif epochs_given:
+        args.steps = None  # --epochs given: the preset's step count does not apply
+    elif args.steps is not None:
+        args.epochs = -(-args.steps // steps_per_epoch)
     if args.topk > args.contrast_k:
         problems.append(f"--topk {args.topk} is larger than the queue length --contrast-k {args.contrast_k}")
-    world_size = world_size_from_env(parser)
-    if args.contrast_k % (args.batch_size * world_size):
-        problems.append(f"--contrast-k {args.contrast_k} is not divisible by the global batch size "
-                        f"{args.batch_size * world_size} (--batch-size {args.batch_size} x {world_size} processes)")
+    if args.contrast_k % global_batch:
+        problems.append(f"--contrast-k {args.contrast_k} is not divisible by the global batch size {global_batch} "
+                        f"(--batch-size {args.batch_size} x {world_size} processes)")
     if not args.start_epoch < args.epochs:
         problems.append(f"--start-epoch {args.start_epoch} must be in [0, --epochs {args.epochs})")
+    if args.corrupted_joints > layout.num_joints:
+        problems.append(f"--corrupted-joints {args.corrupted_joints} is more than the {layout.num_joints} joints "
+                        f"of the folder's layout {layout.name!r}")
     if problems:
         parser.error("; ".join(problems))
+    if args.augment_on == "auto":
+        args.augment_on = "device" if device.startswith("cuda") else "loader"
+    if args.amp and not device.startswith("cuda"):
+        print(f"warning: --amp applies to CUDA only; running {device} in float32", flush=True)
+        args.amp = False
     if args.checkpoint_path is None:
-        args.checkpoint_path = f"./checkpoints/{args.pre_dataset}_{args.protocol}_pretrain"
-    return args
+        args.checkpoint_path = f"./checkpoints/{train.dataset or args.pre_dataset or 'ntu60'}_{args.protocol}_pretrain"
+    check_output_path(parser, "checkpoint_path", args.checkpoint_path)
+    settings = PretrainSettings(
+        preset=name,
+        skeleton_representation=args.skeleton_representation,
+        data=data_settings(train, args.pre_dataset or "ntu60", args.protocol, train.num_class),
+        encoder=_part(EncoderSettings, args),
+        contrast=_part(ContrastSettings, args),
+        views=_part(ViewSettings, args),
+        optim=_part(OptimSettings, args, schedule=tuple(args.schedule)),
+        run=_part(RunSettings, args, device=device, world_size=world_size),
+    )
+    return settings, train
 
 
-def world_size_from_env(parser):
-    """The number of processes torchrun starts (WORLD_SIZE), 1 when it is not set."""
-    value = os.environ.get("WORLD_SIZE", "")
-    if not value:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        parser.error(f"environment variable WORLD_SIZE={value!r}: expected a positive integer")
-    return int(value)
+def _part(cls, args, **given):
+    """An instance of settings part `cls` from the attributes of `args` named as its fields."""
+    return cls(**{name: given[name] if name in given else getattr(args, name) for name in cls.__dataclass_fields__})

@@ -1,13 +1,22 @@
-"""One way to read settings for every stage: parse once, fill unset flags from the stage's preset,
-check every rule on the resolved values, and report any problem as a usage error (exit status 2).
+"""Reading settings, shared by every stage: parse argv once, open the processed folder, pick the
+preset, fill unset flags from it, check every rule on the resolved values. Anything wrong with the
+command line is a usage error (exit status 2) before any work.
 
 A flag whose default lives in the preset table is declared with `default=None` and a help text that
-ends in "(preset)"; `fill_from_preset` then sets it from `options.presets.preset`. Rules are data:
-`check_rules(parser, args, RULES)` names the flag, the accepted range and the value found.
+ends in "(preset)". Rules are data: `check_rules(parser, values, RULES)` names the flag, the accepted
+range and the value found.
 """
 import argparse
+import math
+import os
+import re
 
-from options.presets import preset
+import numpy as np
+import torch
+
+from dataset.processed import MAX_FRAME, fingerprint
+from options.presets import FolderFacts, choose_preset, preset
+from options.settings import DataSettings, flag
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -23,26 +32,14 @@ def make_parser(description):
     return argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
 
 
-def fill_from_preset(args, settings):
-    """Set every attribute of `args` that is None and that `settings` holds."""
-    for key, value in settings.items():
-        if key in vars(args) and getattr(args, key) is None:
-            setattr(args, key, value)
+def add_run_folder_flags(parser, kind):
+    """--fresh: start a new run in a folder that holds one (its files are kept aside)."""
+    parser.add_argument("--fresh", action="store_true",
+                        help=f"start a new {kind} in an output folder that holds one: its files are moved to "
+                             "a subfolder previous-<date-time>/, never deleted")
 
 
-def resolve_preset(parser, args, stage, dataset, protocol):
-    """Fill `args` from the preset of (stage, dataset, protocol); an unknown combination is a usage error.
-
-    Returns the preset dict."""
-    try:
-        settings = preset(stage, dataset, protocol)
-    except ValueError as exc:
-        parser.error(str(exc))
-    fill_from_preset(args, settings)
-    return settings
-
-
-# (attribute, test, wording of the accepted range); the flag is derived from the attribute's name.
+# (test, wording of the accepted range); every number must also be finite.
 def at_least(low):
     return (lambda v: v >= low), f"at least {low}"
 
@@ -57,20 +54,80 @@ def in_unit(closed_top=True):
     return (lambda v: 0.0 <= v < 1.0), "in [0, 1)"
 
 
-def check_rules(parser, args, rules):
-    """`parser.error` (exit 2) listing every value of `args` outside its rule, before any work starts."""
+def check_rules(parser, values, rules):
+    """`parser.error` (exit 2) listing every value of the dict `values` outside its rule (or not finite)."""
     problems = []
     for name, (test, wording) in rules.items():
-        value = getattr(args, name, None)
+        value = values.get(name)
         if value is None:
             continue
-        values = value if isinstance(value, list) else [value]
-        if not all(test(v) for v in values):
-            problems.append(f"{flag_name(name)} must be {wording}, found {value}")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not all(math.isfinite(v) and test(v) for v in items):
+            problems.append(f"{flag(name)} must be {wording} and finite, found {value}")
     if problems:
         parser.error("; ".join(problems))
 
 
-def flag_name(attribute):
-    """The command-line flag of an options attribute: 'batch_size' -> '--batch-size'."""
-    return "--" + attribute.replace("_", "-")
+def check_output_path(parser, name, path):
+    """A usage error when an output path cannot be named on this file system (e.g. undecodable bytes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        parser.error(f"{flag(name)} {path!r}: the path holds bytes that are not UTF-8; choose another")
+    if os.path.isfile(path) and name == "checkpoint_path":
+        parser.error(f"{flag(name)} {path} is a file; expected a folder")
+
+
+def check_device(parser, name):
+    """The torch device `name` ('cpu', 'cuda' or 'cuda:N'; '' or 'auto': CUDA when available, else CPU);
+    usage error for any other, or for CUDA on a machine without it."""
+    if name in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        parser.error(f"--device {name}: this code runs on cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return name
+
+
+def world_size_from_env(parser):
+    """The number of processes torchrun starts (WORLD_SIZE), 1 when it is not set."""
+    value = os.environ.get("WORLD_SIZE", "")
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        parser.error(f"environment variable WORLD_SIZE={value!r}: expected a positive integer")
+    return int(value)
+
+
+def fill(args, settings):
+    """Set every attribute of `args` that is None and that `settings` holds."""
+    for key, value in settings.items():
+        if key in vars(args) and getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def folder_facts(split):
+    """The small-data preset's inputs from a training `Split`."""
+    return FolderFacts(train_samples=len(split), median_frames=int(np.median(np.minimum(split.num_frame, MAX_FRAME))),
+                       num_joints=split.layout.num_joints)
+
+
+def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option):
+    """Choose the preset for the folder of `split` and fill `args` from it; returns the preset's name.
+
+    Usage errors: an unknown preset for the stage, or a dataset flag that contradicts the folder's record."""
+    try:
+        name = choose_preset(split.dataset, dataset_flag, args.preset, dataset_option)
+        fill(args, preset(stage, name, folder_facts(split)))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return name
+
+
+def data_settings(split, dataset, protocol, num_class):
+    """The DataSettings of a run over the processed folder of training part `split`."""
+    return DataSettings(dataset=split.dataset or dataset, protocol=protocol, data_dir=split.folder,
+                        layout=split.layout, num_class=num_class, train_samples=len(split),
+                        median_frames=folder_facts(split).median_frames,
+                        fingerprint=fingerprint(split.folder, split.part))

@@ -1,26 +1,22 @@
-"""The published experiments' settings as data: the one source of every default.
+"""Every default setting, as data: the published experiments' presets and the small-data preset.
 
-`preset(stage, dataset, protocol)` returns the defaults of one experiment (see
-docs/published-behaviour.md §4). The entry points leave every flag that a preset holds unset
-(None) when parsing and fill it from the preset afterwards (`options.parsing.fill_from_preset`),
-so a flag given on the command line always wins, and the resolved values are printed and saved with
-the run. The bash scripts choose dataset, protocol and stage and pass only what differs.
+`preset(stage, name, folder)` gives the defaults of one stage ('pretrain', 'linear', 'semi',
+'transfer', 'knn') under preset `name`: a published dataset ('ntu60', 'ntu120', 'pku_v2';
+docs/published-behaviour.md §4), or 'small', whose values are rules computed from the processed
+folder (`FolderFacts`: training samples, median recording length, joints; docs/small-data.md).
+`choose_preset` picks the name from the folder's record and the flags. The entry points leave every
+preset-held flag unset (None) when parsing and fill it from here, so a flag given always wins.
 """
+import math
+from dataclasses import dataclass
 
-NUM_CLASSES = {"ntu60": 60, "ntu120": 120, "pku_v2": 51}
+from dataset.catalog import DATASETS
 
-PROTOCOLS = {
-    "ntu60": ("cross_subject", "cross_view"),
-    "ntu120": ("cross_subject", "cross_setup"),
-    "pku_v2": ("cross_subject", "cross_view"),
-}
-SEMI_SUFFIX = "_semi"
-SEMI_PROTOCOLS = ("cross_subject_semi", "cross_view_semi")
-
+SMALL = "small"
+PRESET_NAMES = tuple(DATASETS) + (SMALL,)
 STAGES = ("pretrain", "linear", "semi", "transfer", "knn")
 
-# The encoder of every published experiment; an evaluation without a checkpoint (a random encoder)
-# uses it too, and an evaluation with one reads the sizes from the checkpoint.
+# The encoder of every published experiment.
 ENCODER = {"hidden_size": 1024, "num_layers": 3}
 
 _PRETRAIN = dict(
@@ -31,6 +27,7 @@ _PRETRAIN = dict(
     batch_size=64,
     epochs=451,
     schedule=[351],
+    steps=None,
     mlp=True,
     cos=False,
     contrast_dim=128,
@@ -43,9 +40,12 @@ _PRETRAIN = dict(
     cmd_weight=1.0,
     skeleton_representation="graph-based",
     view_frames=64,
+    min_crop_frames=64,
+    corrupted_joints=None,  # the layout's: 15 of NTU's 25 joints
 )
 
 _LINEAR = dict(
+    probe="sgd",
     lr=0.1,
     momentum=0.9,
     weight_decay=0.0,
@@ -60,7 +60,7 @@ _FINETUNE = dict(_LINEAR, lr=0.01, finetune=True)
 
 _KNN = dict(batch_size=64, knn_neighbours=1)
 
-PRESETS = {
+PUBLISHED = {
     ("pretrain", "ntu60"): _PRETRAIN,
     ("pretrain", "ntu120"): _PRETRAIN,
     ("pretrain", "pku_v2"): dict(_PRETRAIN, epochs=1001, schedule=[801]),
@@ -78,27 +78,93 @@ PRESETS = {
 }
 
 
-def base_protocol(protocol):
-    """The benchmark a protocol runs on: 'cross_view_semi' -> 'cross_view'; others unchanged."""
-    if protocol and protocol.endswith(SEMI_SUFFIX):
-        return protocol[: -len(SEMI_SUFFIX)]
-    return protocol
+@dataclass(frozen=True)
+class FolderFacts:
+    """What the small-data rules read from a processed folder's training part."""
+
+    train_samples: int
+    median_frames: int
+    num_joints: int
 
 
-def preset(stage, dataset, protocol=None):
-    """The settings of `stage` on `dataset` (a fresh dict, with num_class, dataset and protocol).
+# The small-data preset (docs/small-data.md gives each rule's reason and the measurements behind it).
+SMALL_STEPS = 3000  # optimisation steps of a pretraining, whatever the folder's size
+SMALL_BATCH = 32
+SMALL_ENCODER = {"hidden_size": 64, "num_layers": 2}
 
-    Raises ValueError naming the valid choices for an unknown stage/dataset pair or a protocol the
-    dataset does not define.
-    """
-    if (stage, dataset) not in PRESETS:
-        known = sorted(f"{s}/{d}" for s, d in PRESETS)
-        raise ValueError(f"no preset for stage {stage!r} on dataset {dataset!r}; known: {', '.join(known)}")
-    base = base_protocol(protocol)
-    if base is not None and base not in PROTOCOLS[dataset]:
-        raise ValueError(
-            f"protocol {protocol!r} is not defined for {dataset}; use one of {', '.join(PROTOCOLS[dataset])}"
-        )
-    settings = {k: (list(v) if isinstance(v, list) else v) for k, v in PRESETS[(stage, dataset)].items()}
-    settings.update(dataset=dataset, protocol=protocol, num_class=NUM_CLASSES[dataset])
-    return settings
+
+def small_pretrain(facts):
+    """The small-data pretraining settings of a folder (the rules of docs/small-data.md)."""
+    batch = min(SMALL_BATCH, _power_of_two_at_most(facts.train_samples // 4))
+    queue = max(batch, batch * (facts.train_samples // 2 // batch))  # about half the training set
+    return dict(
+        _PRETRAIN,
+        **SMALL_ENCODER,
+        lr=0.05,
+        batch_size=batch,
+        steps=SMALL_STEPS,
+        epochs=None,  # from the steps: options.options_pretraining divides them by the steps per epoch
+        schedule=[],
+        cos=True,
+        contrast_k=queue,
+        topk=queue // 2,
+        contrast_m=key_momentum(SMALL_STEPS),
+        view_frames=view_frames(facts.median_frames),
+        min_crop_frames=16,
+        corrupted_joints=max(1, round(facts.num_joints * 0.15)),
+    )
+
+
+def key_momentum(steps):
+    """A key-encoder momentum whose time constant 1/(1 - m) is 1/40 of the run, within [100, 1000] steps:
+    0.99 for a few thousand steps, the published 0.999 from 40,000."""
+    return 1.0 - 1.0 / min(1000, max(100, steps // 40))
+
+
+def view_frames(median_frames):
+    """Frames of a view: the power of two nearest the median recording length, within [16, 64]."""
+    return int(min(64, max(16, 2 ** round(math.log2(max(1, median_frames))))))
+
+
+def _power_of_two_at_most(n):
+    return 2 ** int(math.log2(max(1, n)))
+
+
+SMALL_PRESETS = {
+    "pretrain": small_pretrain,
+    "linear": lambda facts: dict(_LINEAR, probe="logistic"),
+    "semi": lambda facts: _FINETUNE,
+    "transfer": lambda facts: dict(_FINETUNE, data_ratio=1.0),
+    "knn": lambda facts: _KNN,
+}
+
+
+def preset(stage, name, facts=None):
+    """The default settings (a fresh dict) of `stage` under preset `name`; ValueError naming the valid
+    choices otherwise. The small-data preset needs the folder's `facts`."""
+    if name == SMALL:
+        settings = SMALL_PRESETS[stage](facts)
+    elif (stage, name) in PUBLISHED:
+        settings = PUBLISHED[(stage, name)]
+    else:
+        known = sorted(f"{s}/{d}" for s, d in PUBLISHED)
+        raise ValueError(f"no preset for stage {stage!r} of {name!r}; known: {', '.join(known)} and {SMALL!r}")
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in settings.items()}
+
+
+def choose_preset(recorded_dataset, dataset_flag, preset_flag, dataset_option):
+    """The preset of a run: `preset_flag` when given; else the published preset of the dataset the
+    folder's record names, or 'small' for any other dataset; else (a folder without a record, as the
+    published tools write them) that of `dataset_flag` (default ntu60).
+
+    A `dataset_flag` that names another dataset than the folder's record is a ValueError: it would
+    silently apply that dataset's settings to this folder (`dataset_option` names the flag)."""
+    if preset_flag is not None:
+        return preset_flag
+    if recorded_dataset is None:
+        return dataset_flag or "ntu60"
+    if dataset_flag is not None and dataset_flag != recorded_dataset:
+        raise ValueError(f"the folder's layout.json records dataset {recorded_dataset!r}; {dataset_option} "
+                         f"{dataset_flag} would apply {dataset_flag}'s published settings to it. Drop "
+                         f"{dataset_option}, or pass --preset {dataset_flag} to use them deliberately")
+    return recorded_dataset if recorded_dataset in DATASETS else SMALL

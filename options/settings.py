@@ -1,0 +1,206 @@
+"""One resolved settings record per run: frozen dataclasses built once from argv, the processed
+folder and the preset (options.options_pretraining, options.options_classification), printed and
+saved once (`settings.json` and every checkpoint), and compared by `differences` on resume and when
+an evaluation meets its checkpoint. Loops and builders take the parts they need; nothing changes a
+record after it is built. Every field has the name of its command-line flag, and keeps it down to the
+module that uses it (`hidden_size` from `--hidden-size` to `nn.GRU`), so the names are unique across
+the parts and a record flattens without loss.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+from dataset.layouts import Layout
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The processed folder a run reads."""
+
+    dataset: str  # the folder's recorded name, else the published dataset chosen by flag
+    protocol: str
+    data_dir: str
+    layout: Layout
+    num_class: int
+    train_samples: int
+    median_frames: int  # of the training recordings
+    fingerprint: str  # of the training files (dataset.processed.fingerprint)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The GRU encoder of each modality (docs/published-behaviour.md §3.1)."""
+
+    hidden_size: int
+    num_layers: int
+
+
+@dataclass(frozen=True)
+class ContrastSettings:
+    """MoCo and CMD (docs/published-behaviour.md §3.2); the arguments of moco.model.CMD."""
+
+    contrast_dim: int
+    contrast_k: int
+    contrast_m: float
+    contrast_t: float
+    teacher_t: float
+    student_t: float
+    cmd_weight: float
+    topk: int
+    mlp: bool
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the pretraining views (and the evaluations' crops) are made (docs/published-behaviour.md §2)."""
+
+    view_frames: int  # frames of every view and crop
+    min_crop_frames: int  # a random crop keeps at least this many frames (or all of a shorter recording)
+    corrupted_joints: int  # joints a joint corruption picks
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """SGD and its schedule."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int  # per process
+    epochs: int
+    schedule: tuple  # epochs at which the rate is multiplied by 0.1
+    cos: bool
+    steps: object  # the training length the preset asked for in optimisation steps (epochs follow), or None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how a pretraining computes: nothing here changes what it trains, except the seed."""
+
+    seed: int
+    device: str
+    world_size: int
+    local_rank: int
+    workers: int
+    print_freq: int
+    checkpoint_path: str
+    resume: str
+    fresh: bool
+    rewind: bool
+    start_epoch: int
+    amp: bool
+    augment_on: str
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    preset: str  # 'ntu60', 'ntu120', 'pku_v2' (published) or 'small' (docs/small-data.md)
+    skeleton_representation: str
+    data: DataSettings
+    encoder: EncoderSettings
+    contrast: ContrastSettings
+    views: ViewSettings
+    optim: OptimSettings
+    run: RunSettings
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How action_classification.py trains its classifiers."""
+
+    probe: str  # 'sgd' (the published probe, or fine-tuning) or 'logistic' (docs/small-data.md)
+    finetune: bool
+    data_ratio: float
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    schedule: tuple
+    eval_freq: int
+
+
+@dataclass(frozen=True)
+class KnnSettings:
+    knn_neighbours: int
+    train_crop: str
+    chunk_size: int
+    batch_size: int
+    save_features: object  # a .npz path, or None
+
+
+@dataclass(frozen=True)
+class EvalRunSettings:
+    seed: int
+    device: str
+    workers: int
+    checkpoint_path: str
+    results: str
+    resume: str
+    fresh: bool
+    view: str
+    pretrained: str  # '' for a randomly initialised encoder
+    pretrain_dataset: object
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """An evaluation run: action_classification.py (`probe` set) or knn_eval.py (`knn` set)."""
+
+    preset: str
+    stage: str  # 'linear', 'semi', 'transfer' or 'knn'
+    data: DataSettings
+    encoder: EncoderSettings
+    view_frames: int  # frames of the evaluation crops: the pretraining views' length
+    min_crop_frames: int  # a random training crop keeps at least this many frames (the pretraining's)
+    run: EvalRunSettings
+    probe: object = None  # ProbeSettings
+    knn: object = None  # KnnSettings
+
+
+def to_dict(settings):
+    """The record as plain JSON-ready data (tuples as lists, the layout as its fields)."""
+    return _plain(dataclasses.asdict(settings))
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def flatten(record):
+    """{field: value} of a record's dict (`to_dict`), parts merged: names are unique across parts."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict) and key != "layout":
+            flat.update(flatten(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def differences(recorded, current, may_change=()):
+    """['name: recorded → current', ...] for every setting both flattened records hold that differs,
+    except those in `may_change`. Records are dicts as `to_dict` gives (older flat ones compare too)."""
+    old, new = flatten(recorded), flatten(current)
+    return [f"{flag(k)}: {old[k]!r} then, {new[k]!r} now" for k in sorted(set(old) & set(new) - set(may_change))
+            if _plain(old[k]) != _plain(new[k])]
+
+
+def describe(record):
+    """A run's settings (a `to_dict` record) as lines 'part: name=value, …' (the layout by its name)."""
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, dict):
+            items = {k: (v["name"] if k == "layout" else v) for k, v in value.items()}
+            lines.append(f"{key}: " + ", ".join(f"{k}={v}" for k, v in items.items()))
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def flag(name):
+    """The command-line flag of a setting: 'batch_size' -> '--batch-size'."""
+    return "--" + name.replace("_", "-")

@@ -1,0 +1,272 @@
+"""Settings: the published presets bit for bit, one parse and one resolution per stage, every rule a usage
+error (exit status 2) before any work, and flags winning over the preset."""
+import os
+
+import pytest
+
+import action_classification
+import knn_eval
+from dataset.catalog import DATASETS, base_protocol, resolve_data_dir
+from engine import evaluate
+from engine.pretrained import downstream_model
+from options.options_classification import choose_preset, eval_settings, open_data, parse_classification, parse_knn
+from options.options_pretraining import parse_args, resolve
+from options.presets import PUBLISHED, SMALL, SMALL_PRESETS, STAGES, FolderFacts, preset
+from options.settings import flatten, to_dict
+
+# The published settings (docs/published-behaviour.md §4), written out by hand, not imported, so that a
+# wrong preset table cannot hide behind itself.
+PRETRAIN_NTU = {
+    "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64, "epochs": 451, "schedule": [351],
+    "mlp": True, "cos": False, "contrast_dim": 128, "contrast_k": 16384, "contrast_t": 0.07, "contrast_m": 0.999,
+    "teacher_t": 0.05, "student_t": 0.1, "topk": 8192, "cmd_weight": 1.0, "hidden_size": 1024, "num_layers": 3,
+    "view_frames": 64, "min_crop_frames": 64, "corrupted_joints": None, "steps": None,
+    "skeleton_representation": "graph-based",
+}
+PRETRAIN_PKU = dict(PRETRAIN_NTU, epochs=1001, schedule=[801])
+LINEAR = {"probe": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 64, "epochs": 80,
+          "schedule": [50, 70], "eval_freq": 5, "finetune": False}
+SEMI = dict(LINEAR, lr=0.01, finetune=True)
+TRANSFER = dict(SEMI, data_ratio=1.0)
+KNN = {"batch_size": 64, "knn_neighbours": 1}
+PUBLISHED_BY_HAND = {
+    ("pretrain", "ntu60"): PRETRAIN_NTU, ("pretrain", "ntu120"): PRETRAIN_NTU, ("pretrain", "pku_v2"): PRETRAIN_PKU,
+    ("linear", "ntu60"): LINEAR, ("linear", "ntu120"): LINEAR, ("linear", "pku_v2"): LINEAR,
+    ("semi", "ntu60"): SEMI, ("semi", "ntu120"): SEMI, ("semi", "pku_v2"): SEMI,
+    ("transfer", "pku_v2"): TRANSFER,
+    ("knn", "ntu60"): KNN, ("knn", "ntu120"): KNN, ("knn", "pku_v2"): KNN,
+}
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
+        "--device", "cpu", "--contrast-dim", "16"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, processed):
+    """16 training and 4 validation recordings of ntu25 skeletons, 3 classes, no layout.json."""
+    return processed(tmp_path_factory.mktemp("data") / "xsub")
+
+
+def usage_error(capsys, call, argv):
+    """The stderr of a call that must stop with a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as stop:
+        call(argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+def pretrain(folder, *argv):
+    """The PretrainSettings of `pretrain_cmd.py --data-dir folder argv`."""
+    parser, args = parse_args(["--data-dir", folder, "--device", "cpu", *argv])
+    return resolve(parser, args)[0]
+
+
+def bits(value):
+    """A value compared bit for bit: floats by their exact binary representation, with every type."""
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [bits(v) for v in value])
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("stage, name", sorted(PUBLISHED_BY_HAND))
+def test_published_presets_are_bit_for_bit_the_published_values(stage, name):
+    got = preset(stage, name)
+    expected = PUBLISHED_BY_HAND[(stage, name)]
+    assert got == expected
+    assert {k: bits(v) for k, v in got.items()} == {k: bits(v) for k, v in expected.items()}
+
+
+def test_the_published_table_holds_exactly_the_published_stages():
+    assert set(PUBLISHED) == set(PUBLISHED_BY_HAND)
+    assert set(DATASETS) == {"ntu60", "ntu120", "pku_v2"}
+    for dataset, num_class in (("ntu60", 60), ("ntu120", 120), ("pku_v2", 51)):
+        assert DATASETS[dataset].num_class == num_class
+    with pytest.raises(ValueError, match="no preset for stage 'transfer' of 'ntu60'; known: .*'small'"):
+        preset("transfer", "ntu60")
+    # each call gives a fresh copy: a caller changing it changes no later run
+    preset("pretrain", "ntu60")["schedule"].append(5)
+    assert preset("pretrain", "ntu60")["schedule"] == [351]
+
+
+def test_preset_table_has_no_key_its_entry_point_does_not_read():
+    reads = {"pretrain": set(vars(parse_args([])[1])), "knn": set(vars(parse_knn([])[1]))}
+    for stage in ("linear", "semi", "transfer"):
+        reads[stage] = set(vars(parse_classification([])[1]))
+    facts = FolderFacts(train_samples=100, median_frames=40, num_joints=25)
+    tables = {key: PUBLISHED[key] for key in PUBLISHED}
+    tables.update({(stage, SMALL): SMALL_PRESETS[stage](facts) for stage in STAGES})
+    for (stage, name), settings in tables.items():
+        unused = set(settings) - reads[stage]
+        assert not unused, f"preset {stage}/{name} holds keys no entry point reads: {sorted(unused)}"
+    # the semi-supervised protocols run on the folder of their benchmark
+    assert base_protocol("cross_view_semi") == "cross_view" and base_protocol("cross_setup") == "cross_setup"
+    assert resolve_data_dir("ntu60", "cross_view_semi") == resolve_data_dir("ntu60", "cross_view")
+    with pytest.raises(ValueError, match="cross_setup"):
+        resolve_data_dir("ntu60", "cross_setup")
+
+
+PRETRAIN_RULES = [
+    (["-b", "0"], "--batch-size must be at least 1 and finite, found 0"),
+    (["--lr", "-1"], "--lr must be positive and finite, found -1.0"),
+    (["--lr", "nan"], "--lr must be positive and finite, found nan"),
+    (["--momentum", "-1"], "--momentum must be in [0, 1) and finite, found -1.0"),
+    (["--contrast-m", "1.5"], "--contrast-m must be in [0, 1] and finite, found 1.5"),
+    (["--contrast-t", "-1"], "--contrast-t must be positive and finite, found -1.0"),
+    (["--teacher-t", "0"], "--teacher-t must be positive and finite, found 0.0"),
+    (["--cmd-weight", "-0.5"], "--cmd-weight must be at least 0 and finite, found -0.5"),
+    (["--epochs", "0"], "--epochs must be at least 1 and finite, found 0"),
+    (["--steps", "0"], "--steps must be at least 1 and finite, found 0"),
+    (["--schedule", "10", "-3"], "--schedule must be at least 0 and finite, found [10, -3]"),
+    (["--min-crop-frames", "0"], "--min-crop-frames must be at least 1 and finite, found 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", PRETRAIN_RULES)
+def test_pretraining_flags_out_of_range_are_usage_errors(folder, capsys, argv, message):
+    assert message in usage_error(capsys, lambda a: pretrain(folder, *a), argv)
+
+
+@pytest.mark.parametrize("parse, argv, message", [
+    (parse_classification, ["--epochs", "0"], "--epochs must be at least 1 and finite, found 0"),
+    (parse_classification, ["--eval-freq", "0"], "--eval-freq must be at least 1 and finite, found 0"),
+    (parse_classification, ["-b", "0"], "--batch-size must be at least 1 and finite, found 0"),
+    (parse_classification, ["--lr", "-1"], "--lr must be positive and finite, found -1.0"),
+    (parse_classification, ["--momentum", "1"], "--momentum must be in [0, 1) and finite, found 1.0"),
+    (parse_classification, ["--wd=-1e-4"], "--weight-decay must be at least 0 and finite, found -0.0001"),
+    (parse_classification, ["--protocol", "cross_view_semi"], "--protocol cross_view_semi needs --data-ratio"),
+    (parse_classification, ["--data-ratio", "0"], "--data-ratio must be in (0, 1], found 0.0"),
+    (parse_classification, ["--transfer"], "--transfer fine-tunes on --finetune-dataset pku_v2"),
+    (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
+    (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
+])
+def test_evaluation_flags_out_of_range_are_usage_errors(capsys, parse, argv, message):
+    assert message in usage_error(capsys, parse, argv)
+
+
+def test_pretraining_rules_on_the_resolved_values_fail_before_any_output(folder, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    base = ["--checkpoint-path", out, "--epochs", "1"] + TINY
+
+    def check(*extra):
+        return usage_error(capsys, lambda a: pretrain(folder, *a), base + list(extra))
+
+    assert "--contrast-k 36 is not divisible by the global batch size 8" in check("--contrast-k", "36")
+    assert "--topk 64 is larger than the queue length --contrast-k 32" in check("--topk", "64")
+    assert ("the training set of " + folder + " has 16 samples, fewer than one global batch of 32"
+            in check("-b", "32"))
+    assert ("--corrupted-joints 26 is more than the 25 joints of the folder's layout 'ntu25'"
+            in check("--corrupted-joints", "26"))
+    assert "--start-epoch 1 must be in [0, --epochs 1)" in check("--start-epoch", "1")
+    assert "give --epochs or --steps, not both" in check("--steps", "10")
+    err = usage_error(capsys, parse_args, ["--checkpoint-path", out, "--fresh", "--rewind", "--bogus"])
+    assert "unrecognized arguments: --bogus" in err
+    assert "cross_setup" in usage_error(capsys, lambda a: resolve(*parse_args(a)),
+                                        ["--pre-dataset", "ntu60", "--protocol", "cross_setup", "--device", "cpu"])
+    assert "no such folder" in usage_error(capsys, lambda a: resolve(*parse_args(a)),
+                                           ["--data-dir", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert not os.path.exists(out)
+
+
+def test_global_batch_counts_the_processes(folder, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    err = usage_error(capsys, lambda a: pretrain(folder, *a), ["--contrast-k", "24", "-b", "8", "--topk", "8"])
+    assert "--contrast-k 24 is not divisible by the global batch size 16 (--batch-size 8 x 2 processes)" in err
+    settings = pretrain(folder, "--contrast-k", "32", "-b", "8", "--topk", "8")
+    assert (settings.contrast.contrast_k, settings.optim.batch_size, settings.run.world_size) == (32, 8, 2)
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert "WORLD_SIZE='two'" in usage_error(capsys, lambda a: pretrain(folder, *a), [])
+
+
+def test_pretraining_parses_every_published_flag():
+    _, published = parse_args(["-j", "3", "--epochs", "20", "--start-epoch", "2", "-b", "16", "--lr", "0.5",
+                               "--schedule", "5", "9", "--momentum", "0.8", "--wd", "0.5", "-p", "7",
+                               "--resume", "r.pth.tar", "--local_rank", "1", "--seed", "3", "--checkpoint-path", "c",
+                               "--skeleton-representation", "graph-based", "--pre-dataset", "ntu120",
+                               "--protocol", "cross_setup", "--contrast-dim", "64", "--contrast-k", "128",
+                               "--contrast-m", "0.99", "--contrast-t", "0.2", "--teacher-t", "0.3",
+                               "--student-t", "0.4", "--cmd-weight", "2", "--topk", "100", "--mlp", "--cos"])
+    assert (published.workers, published.epochs, published.start_epoch, published.batch_size) == (3, 20, 2, 16)
+    assert (published.lr, published.schedule, published.momentum, published.weight_decay) == (0.5, [5, 9], 0.8, 0.5)
+    assert (published.print_freq, published.resume, published.local_rank, published.seed) == (7, "r.pth.tar", 1, 3)
+    assert (published.pre_dataset, published.protocol, published.contrast_dim) == ("ntu120", "cross_setup", 64)
+    assert (published.contrast_k, published.contrast_m, published.contrast_t) == (128, 0.99, 0.2)
+    assert (published.teacher_t, published.student_t, published.cmd_weight, published.topk) == (0.3, 0.4, 2.0, 100)
+    assert published.mlp and published.cos and published.checkpoint_path == "c"
+    assert parse_args(["--local-rank", "2", "--no-mlp", "--weight-decay", "0"])[1].local_rank == 2
+    assert parse_args(["--no-mlp"])[1].mlp is False
+    _, ours = parse_args(["--steps", "100", "--fresh", "--rewind", "--preset", "small", "--min-crop-frames", "16"])
+    assert (ours.steps, ours.fresh, ours.rewind, ours.preset, ours.min_crop_frames) == (100, True, True, "small", 16)
+    # preset-held flags stay unset until the folder is known
+    _, plain = parse_args([])
+    assert plain.lr is None and plain.epochs is None and plain.mlp is None and plain.hidden_size is None
+
+
+def test_pretraining_flags_win_and_the_preset_fills_the_rest(folder):
+    # a folder without layout.json takes the published preset of --pre-dataset (default ntu60)
+    settings = pretrain(folder, "-b", "8")
+    flat = flatten(to_dict(settings))
+    expected = dict(preset("pretrain", "ntu60"), batch_size=8, corrupted_joints=15)
+    assert {k: flat[k] for k in expected} == expected
+    assert settings.preset == "ntu60" and settings.data.dataset == "ntu60"
+    assert settings.run.checkpoint_path == "./checkpoints/ntu60_cross_subject_pretrain"
+    pku = pretrain(folder, "--pre-dataset", "pku_v2", "--protocol", "cross_view", "--lr", "0.5", "--no-mlp", "-b", "8")
+    assert (pku.optim.lr, pku.contrast.mlp, pku.optim.epochs, pku.optim.schedule) == (0.5, False, 1001, (801,))
+    assert pku.contrast.contrast_k == 16384 and pku.preset == "pku_v2"
+    # --steps sets the length in steps: 16 samples, batch 8 -> 2 steps an epoch
+    steps = pretrain(folder, "-b", "8", "--steps", "5")
+    assert (steps.optim.steps, steps.optim.epochs) == (5, 3)
+
+
+def _classification(folder, *argv, parse=parse_classification):
+    """The EvalSettings of an evaluation of `folder` with a small random encoder."""
+    parser, args = parse(["--data-dir", folder, "--device", "cpu", "--hidden-size", "8", "--num-layers", "1", *argv])
+    train, _ = open_data(parser, args)
+    name = choose_preset(parser, args, train)
+    _, info = downstream_model(args.pretrained, train.num_class or 60, train.layout, args.hidden_size,
+                               args.num_layers)
+    return eval_settings(parser, args, name, train, info)
+
+
+def test_stage_resolution_and_presets(folder, capsys):
+    linear = _classification(folder, "--finetune-dataset", "ntu120", "--protocol", "cross_setup")
+    assert (linear.stage, linear.preset, linear.data.num_class) == ("linear", "ntu120", 120)
+    assert (linear.probe.probe, linear.probe.lr, linear.probe.finetune, linear.probe.schedule) == ("sgd", 0.1, False,
+                                                                                                   (50, 70))
+    semi = _classification(folder, "--protocol", "cross_view_semi", "--data-ratio", "0.1", "--lr", "0.02")
+    assert (semi.stage, semi.probe.lr, semi.probe.finetune, semi.probe.schedule) == ("semi", 0.02, True, (50, 70))
+    assert (semi.probe.data_ratio, semi.probe.eval_freq, semi.probe.epochs) == (0.1, 5, 80)
+    transfer = _classification(folder, "--finetune-dataset", "pku_v2", "--finetune")
+    assert (transfer.stage, transfer.data.num_class, transfer.probe.data_ratio, transfer.probe.lr) == (
+        "transfer", 51, 1.0, 0.01)
+    assert _classification(folder, "--finetune-dataset", "pku_v2", "--transfer").stage == "transfer"
+    assert _classification(folder, "--finetune-dataset", "pku_v2").stage == "linear"
+    knn = _classification(folder, "--finetune-dataset", "pku_v2", parse=parse_knn)
+    assert (knn.stage, knn.knn.knn_neighbours, knn.knn.batch_size, knn.data.num_class) == ("knn", 1, 64, 51)
+    # a random encoder's crops have the published views' length
+    assert (knn.view_frames, knn.min_crop_frames, knn.run.pretrained) == (64, 64, "")
+    assert "needs --data-ratio" in usage_error(capsys, parse_classification, ["--protocol", "cross_subject_semi"])
+    assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer"])
+
+
+def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features(tmp_path, processed, capsys,
+                                                                                  monkeypatch):
+    tiny = processed(tmp_path / "xsub", n=(3, 2), num_class=2, frames=80)
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features were extracted")
+
+    monkeypatch.setattr(evaluate, "extract_features", no_features)
+    argv = ["--data-dir", tiny, "--knn-neighbours", "4", "--hidden-size", "8", "--num-layers", "1",
+            "-j", "0", "--out", str(tmp_path / "run"), "--results", str(tmp_path / "r.jsonl")]
+    err = usage_error(capsys, knn_eval.main, argv)
+    assert f"--knn-neighbours 4 is larger than the training set of {tiny} (3 samples)" in err
+    assert not os.path.exists(tmp_path / "r.jsonl") and not os.path.exists(tmp_path / "run")
+
+
+def test_classification_with_zero_epochs_is_refused_before_any_output(tmp_path, processed, capsys):
+    tiny = processed(tmp_path / "xsub", n=(3, 2), num_class=2, frames=80)
+    argv = ["--data-dir", tiny, "--epochs", "0", "--hidden-size", "8", "--num-layers", "1", "-j", "0",
+            "--out", str(tmp_path / "run"), "--results", str(tmp_path / "r.jsonl")]
+    assert "--epochs must be at least 1 and finite, found 0" in usage_error(capsys, action_classification.main, argv)
+    assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "r.jsonl")
