@@ -1,29 +1,21 @@
 """CMD pretraining: three-modality MoCo with cross-modal mutual distillation (docs/published-behaviour.md §3.2, §6).
 
-    python pretrain_cmd.py --pre-dataset ntu60 --protocol cross_subject --checkpoint-path ./checkpoints/x
+    python pretrain_cmd.py --data-dir data/my_skeletons --checkpoint-path checkpoints/mine
+    python pretrain_cmd.py --pre-dataset ntu60 --protocol cross_subject --checkpoint-path checkpoints/ntu60_xsub
     torchrun --nproc_per_node 4 pretrain_cmd.py ...      (one process per GPU)
 
-Defaults are the published settings of the chosen dataset (options/presets.py); flags given win.
+Defaults come from the preset the data folder implies (options/presets.py); flags given win.
 """
-import logging
 import sys
 
-from dataset.processed import ProcessedDataError
-from engine.checkpoint import CheckpointError
-from engine.pretrain import NonFiniteLossError, SettingsError, run_pretraining
-from engine.runtime import NoSpaceError
-from options.options_pretraining import parse_args
+from engine.cli import main_guard
+from engine.pretrain import run_pretraining
+from options.options_pretraining import parse_args, resolve
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    try:
-        run_pretraining(args)
-    except (ProcessedDataError, CheckpointError, SettingsError, NonFiniteLossError, NoSpaceError) as exc:
-        print(f"pretrain_cmd.py: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    parser, args = parse_args(argv)
+    return main_guard("pretrain_cmd.py", lambda: run_pretraining(*resolve(parser, args)))
 
 
 if __name__ == "__main__":

@@ -1,78 +1,88 @@
-"""Checkpoint files: atomic writes, safe reads with clear errors, RNG state capture.
+"""Checkpoint files: atomic writes, safe reads with clear errors, RNG state, state-dict checks.
 
-A checkpoint is `torch.save` of a dict. The published keys are 'epoch' (the next epoch),
-'state_dict' and 'optimizer' (docs/published-behaviour.md §3.3); ours add 'arch' (the model's
-constructor arguments), 'options' (the run's resolved settings) and 'rng' (Python, NumPy and torch
-generator states) beside them, so released checkpoints and ours load through the same code.
+A checkpoint is `torch.save` of a dict. The published keys are 'epoch' (the next epoch), 'state_dict'
+and 'optimizer' (docs/published-behaviour.md §3.3); ours add 'settings' (the run's settings record,
+options.settings), 'rng' (Python, NumPy and torch generator states) and, per stage, 'log', 'best' or
+'scaler', so released checkpoints and ours load through the same code. Checkpoints of earlier
+versions of this code hold 'options' (flat settings) and 'arch' instead of 'settings'; they load too.
 """
+import ast
 import os
 import random
 
 import numpy as np
 import torch
 
-from engine.runtime import atomic_output, plain
+from dataset.files import atomic_output
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or not what the caller needs."""
 
 
-def save_checkpoint_atomic(obj, path):
-    """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written).
-
-    A full disk raises engine.runtime.NoSpaceError naming `path` (torch writes through a Python
-    file, so the system's error reaches us instead of torch's "enforce fail").
-    """
+def save_checkpoint(obj, path):
+    """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written; a full disk
+    raises dataset.files.NoSpaceError naming `path`)."""
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
 
 
-def check_same_run(path, recorded, current, may_change, paths=(), names=None):
-    """Raise CheckpointError when resuming checkpoint `path` would continue another run.
-
-    `recorded` (the checkpoint's settings) and `current` (this command's) are compared on every key
-    both hold, except those in `may_change`; keys in `paths` compare as the files they name. The
-    message names each differing setting (as `names[key]`, by default its flag) with both values.
-    """
-    names = names or {}
-
-    def name(key):
-        return names.get(key, "--" + key.replace("_", "-"))
-
-    def same(key, a, b):
-        if key in paths and isinstance(a, str) and isinstance(b, str) and a and b:
-            return os.path.realpath(a) == os.path.realpath(b)
-        return plain(a) == plain(b)
-
-    differ = [f"{name(key)}: {recorded[key]!r} in the checkpoint, {current[key]!r} now"
-              for key in sorted(set(recorded) & set(current) - set(may_change))
-              if not same(key, recorded[key], current[key])]
-    if differ:
-        raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ)
-                              + f". Only these may change on resume: {', '.join(name(k) for k in may_change)}; "
-                              "start a new run (another output folder, no --resume) to change the others")
-
-
-def read_checkpoint(path):
-    """Load a checkpoint dict with `torch.load(weights_only=True)` onto the CPU.
+def read_checkpoint(path, need=("state_dict",)):
+    """The checkpoint dict at `path`, loaded with `torch.load(weights_only=True)` onto the CPU.
 
     Raises CheckpointError naming the file when it is missing, truncated, not a torch file, holds
-    something other than a dict, or holds objects outside the weights-only allowlist.
+    something other than a dict or objects outside the weights-only allowlist, or lacks a key of `need`.
     """
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r}: no such file")
+        raise CheckpointError(f"checkpoint {path}: no such file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        size = os.path.getsize(path)
-        raise CheckpointError(
-            f"checkpoint {path!r} ({size} bytes) could not be read as a torch checkpoint "
-            f"(truncated, not a checkpoint, or holding non-tensor objects): {type(exc).__name__}: {exc}"
-        ) from exc
+        raise CheckpointError(f"checkpoint {path} ({os.path.getsize(path)} bytes) could not be read as a torch "
+                              f"checkpoint (truncated, not a checkpoint, or holding non-tensor objects): "
+                              f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, dict):
-        raise CheckpointError(f"checkpoint {path!r}: expected a dict, found {type(obj).__name__}")
+        raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(obj).__name__}")
+    missing = [key for key in need if key not in obj]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: no {', '.join(map(repr, missing))} entry; its keys are "
+                              f"{short_list(map(str, obj))}")
     return obj
+
+
+def recorded_settings(ckpt):
+    """The settings record a checkpoint of ours holds (older ones: their flat 'options'), else None."""
+    for key in ("settings", "options"):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    return None
+
+
+def short_list(keys, limit=8):
+    """'a, b, c … and N more' of sorted `keys`, for messages."""
+    keys = sorted(keys)
+    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def strip_module_prefix(state_dict):
+    """`state_dict` without the `module.` prefix DistributedDataParallel adds to every key."""
+    if state_dict and all(key.startswith("module.") for key in state_dict):
+        return {key[len("module."):]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def check_fits(path, state, expected, may_miss=frozenset()):
+    """Raise CheckpointError naming `path` and the keys unless the tensors of `state` have exactly the
+    names (but `may_miss`) and shapes of the `expected` state dict."""
+    missing = set(expected) - set(state) - set(may_miss)
+    unexpected = set(state) - set(expected)
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+             for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = [f"{what} {short_list(keys)}" for what, keys in
+                (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong)) if keys]
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
 
 
 def rng_state():
@@ -80,12 +90,8 @@ def rng_state():
     np_state = np.random.get_state()
     state = {
         "python": repr(random.getstate()),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -93,16 +99,28 @@ def rng_state():
     return state
 
 
-def set_rng_state(state):
-    """Restore RNG states captured by `rng_state`."""
-    import ast
+def parse_rng_state(state, path):
+    """A function restoring the RNG states `rng_state` captured; CheckpointError naming `path` when the
+    entry is malformed. Called before anything is written, so a bad entry stops a resume cleanly."""
+    try:
+        py = ast.literal_eval(state["python"])
+        python = (py[0], tuple(py[1]), py[2])
+        npst = state["numpy"]
+        numpy_state = ("MT19937", npst["keys"].numpy().astype(np.uint32), int(npst["pos"]), int(npst["has_gauss"]),
+                       float(npst["cached_gaussian"]))
+        torch_state = state["torch"]
+        random.Random().setstate(python)
+        np.random.RandomState().set_state(numpy_state)
+        torch.Generator().set_state(torch_state)
+    except Exception as exc:  # any malformed part: a wrong type, a bad literal, a wrong size
+        raise CheckpointError(f"checkpoint {path}: its 'rng' entry is malformed ({type(exc).__name__}: {exc}); "
+                              f"the run cannot continue exactly from it") from None
 
-    py = ast.literal_eval(state["python"])
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    npst = state["numpy"]
-    np.random.set_state(
-        ("MT19937", npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    def restore():
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    return restore

@@ -15,7 +15,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +53,20 @@ def _env_int(name, default):
         raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
 
 
-def init_distributed(device=None, local_rank=-1):
+def init_distributed(device="cpu", local_rank=-1, world_size=1):
     """Join the process group torchrun describes (or use one already initialised), else run alone.
 
-    device: the `--device` flag (None: CUDA when available). local_rank: the published
-    `--local_rank` flag, used when LOCAL_RANK is not in the environment.
+    device: the run's device ('cpu', 'cuda' or 'cuda:N'; options.parsing.check_device). local_rank: the
+    published `--local_rank` flag, used when LOCAL_RANK is not in the environment. world_size: the
+    number of processes (WORLD_SIZE as options.parsing read it).
     """
     owns_group = False
     if is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
     else:
-        world_size = _env_int("WORLD_SIZE", 1)
         rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", local_rank if local_rank is not None and local_rank >= 0 else 0)
-    base = resolve_device(device)
+    base = torch.device(device)
     if base.type == "cuda":
         index = local_rank if world_size > 1 or base.index is None else base.index
         base = torch.device("cuda", index)
@@ -78,6 +77,29 @@ def init_distributed(device=None, local_rank=-1):
         owns_group = True
         log.info("process %d of %d joined the %s group on %s", rank, world_size, backend, base)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=base, owns_group=owns_group)
+
+
+class PeerStoppedError(RuntimeError):
+    """Another process of a multi-process run stopped with an error (it printed the reason)."""
+
+
+def agree(ctx, fn):
+    """fn()'s result, with every rank learning whether it failed on any rank: the failing rank raises its
+    error, the others PeerStoppedError, so that no rank waits for a peer that has stopped."""
+    error = None
+    try:
+        result = fn()
+    except Exception as exc:
+        if not ctx.distributed:
+            raise
+        error, result = exc, None
+    if ctx.distributed:
+        ok = all_reduce_min(torch.tensor([0.0 if error else 1.0], device=ctx.device))
+        if error is not None:
+            raise error
+        if ok.item() < 1:
+            raise PeerStoppedError("another process of this run stopped before training (its message says why)")
+    return result
 
 
 def leave_together(ctx):

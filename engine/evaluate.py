@@ -1,68 +1,51 @@
-"""Evaluation loops: linear classification on frozen encoders, fine-tuning, feature extraction.
+"""Evaluation runs: linear probes (SGD or logistic regression), fine-tuning and kNN on CMD encoders.
 
-Linear evaluation (docs/published-behaviour.md §4) keeps every encoder in eval mode with
-`requires_grad=False`, puts only the classifiers of the evaluated views in the optimizer, and
-afterwards checks that every encoder weight and BatchNorm statistic is bit-for-bit unchanged
-(`FrozenEncoderError` otherwise).
-Fine-tuning trains the evaluated views' whole encoders in train mode. With several views the loss
-is the sum of the views' cross-entropies; their parameters are disjoint, so each classifier learns
-exactly as if trained alone on the same batches. The three-stream score is the sum of the three
-softmaxes (the paper's 3s-CMD).
+`run_classification(settings, model, train, val)` and `run_knn(…)` take an EvalSettings record, the
+downstream model (engine.pretrained) and the two Splits. Before any work they claim the output folder
+(engine.runfolder), read and check a checkpoint resumed from, and check that the results file (and
+`--save-features`) can be written; at the end one evaluation's result records are appended in one
+write, all or none.
+
+The SGD linear probe (docs/published-behaviour.md §4) keeps every encoder in eval mode with
+`requires_grad=False`, puts only the classifiers of the evaluated views in the optimizer, and checks
+afterwards that no encoder weight or BatchNorm statistic moved (FrozenEncoderError otherwise).
+Fine-tuning trains the evaluated views' whole encoders in train mode. With several views the loss is
+the sum of the views' cross-entropies; their parameters are disjoint, so each classifier learns exactly
+as if trained alone on the same batches. The three-stream score is the sum of the three softmaxes
+(the paper's 3s-CMD). The logistic probe (engine/probe.py) fits on frozen features of the 0.95 centre
+crops, as kNN takes them.
 """
 import json
 import logging
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset.layouts import read_folder_record
-from dataset.processed import load_splits, resolve_data_dir
-from engine.checkpoint import (check_same_run, read_checkpoint, rng_state, save_checkpoint_atomic,
-                               set_rng_state)
-from engine.pretrained import CLASSIFIER_KEYS, ENCODERS, downstream_model
-from engine.runtime import adjust_learning_rate, atomic_write_text, plain, resolve_device, seed_everything, topk_correct
+from dataset.files import atomic_output, check_writable, write_text
+from engine.checkpoint import (CheckpointError, parse_rng_state, read_checkpoint, rng_state, save_checkpoint,
+                               short_list)
+from engine.knn import knn_top1
+from engine.probe import logistic_probe
+from engine.results import append_results, make_record
+from engine.runfolder import open_run_folder
+from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, topk_correct
+from feeder.feeder_downstream import DownstreamFeeder, semi_subset
+from moco.modalities import MODALITIES
+from options.options_classification import RESUME_MAY_CHANGE
+from options.settings import differences, to_dict
 
 log = logging.getLogger(__name__)
 
 FUSION = "fusion"
+CHECKPOINT = "checkpoint.pth.tar"
 
 
-class FrozenEncoderError(RuntimeError):
+class FrozenEncoderError(RunError):
     """A frozen encoder's weights or BatchNorm statistics changed during linear evaluation."""
-
-
-def setup_downstream(args):
-    """The start shared by the evaluation scripts, from resolved options: seed, pick the device, open
-    the processed folder's two splits (labels checked against the class count) and build the
-    downstream model.
-
-    The folder's layout record (`layout.json`; ntu25 without one) gives the skeleton layout and, when
-    it holds one, the class count and dataset name, which then replace the dataset preset's
-    (`args.num_class`, `args.dataset_name`); without a record the labels are checked against the
-    preset's class count. Raises ProcessedDataError, LayoutError or CheckpointError naming the folder
-    or file (a checkpoint pretrained on another layout is one). Fills in `args.hidden_size`,
-    `args.num_layers` (as read from the checkpoint), `args.layout` and `args.pretrain_dataset` (from
-    our checkpoints when not given).
-    Returns (device, folder, train_split, val_split, model, checkpoint_info).
-    """
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
-    folder = resolve_data_dir(args.finetune_dataset, args.protocol, args.data_dir)
-    layout, recorded_classes, recorded_dataset = read_folder_record(folder)
-    if recorded_classes is not None:
-        args.num_class = recorded_classes
-    args.dataset_name = recorded_dataset or args.finetune_dataset
-    args.layout = layout.name
-    train_split, val_split = load_splits(folder, num_class=args.num_class)
-    model, info = downstream_model(args.pretrained or None, args.num_class, args.hidden_size, args.num_layers,
-                                   layout)
-    args.hidden_size, args.num_layers = info["hidden_size"], info["num_layers"]
-    if args.pretrain_dataset is None and info.get("pretrain_dataset"):
-        args.pretrain_dataset = info["pretrain_dataset"]
-    return device, folder, train_split, val_split, model, info
 
 
 def make_loader(dataset, batch_size, workers, train, seed, device):
@@ -74,7 +57,7 @@ def make_loader(dataset, batch_size, workers, train, seed, device):
 
 def frozen_snapshot(model):
     """Copies of every encoder parameter and buffer except the classifiers (name -> tensor)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in CLASSIFIER_KEYS}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in model.classifier_keys}
 
 
 def check_unchanged(model, snapshot):
@@ -82,26 +65,19 @@ def check_unchanged(model, snapshot):
     state = model.state_dict()
     changed = sorted(k for k, v in snapshot.items() if not torch.equal(state[k].to(v.device), v))
     if changed:
-        shown = ", ".join(changed[:10]) + (f" … and {len(changed) - 10} more" if len(changed) > 10 else "")
         raise FrozenEncoderError(f"linear evaluation changed {len(changed)} frozen encoder entries "
-                                 f"(weights or BatchNorm statistics): {shown}")
-
-
-def freeze_encoders(model):
-    """Linear evaluation: no gradient for anything but the classifiers. Returns the trainable names."""
-    trainable = []
-    for name, param in model.named_parameters():
-        param.requires_grad = name in CLASSIFIER_KEYS
-        if param.requires_grad:
-            trainable.append(name)
-    return trainable
+                                 f"(weights or BatchNorm statistics): {short_list(changed, 10)}")
 
 
 def trainable_parameters(model, views, finetune):
-    """The parameters the optimizer updates: the views' classifiers, or their whole encoders."""
+    """The parameters the optimizer updates: the views' classifiers (nothing else gets a gradient), or
+    their whole encoders."""
+    if not finetune:
+        for name, param in model.named_parameters():
+            param.requires_grad = name in model.classifier_keys
     params = []
     for view in views:
-        encoder = getattr(model, ENCODERS[view])
+        encoder = model.query_encoder(view)
         params.extend(encoder.parameters() if finetune else encoder.fc.parameters())
     return params
 
@@ -118,13 +94,13 @@ def evaluate(model, loader, views, device):
     scores = {view: [] for view in views}
     targets = []
     for clips, labels, _ in tqdm(loader, desc="validate", leave=False, dynamic_ncols=True):
-        clips = clips.to(device, non_blocking=True)  # N x 3 x T x V x M
+        clips = clips.to(device, non_blocking=True)  # N x C x T x V x M
         for view in views:
-            scores[view].append(model(clips, view=view).float().cpu())  # N x C
+            scores[view].append(model(clips, view=view).float().cpu())  # N x classes
         targets.append(labels)
     target = torch.cat(targets)  # N
-    merged = {view: torch.cat(s) for view, s in scores.items()}  # view -> N x C
-    if len(views) == len(ENCODERS):
+    merged = {view: torch.cat(s) for view, s in scores.items()}  # view -> N x classes
+    if len(views) == len(MODALITIES):
         merged[FUSION] = fuse_scores([merged[v] for v in views])
     return {name: dict(zip(("top1", "top5"), topk_correct(s, target, ks=(1, 5)))) for name, s in merged.items()}
 
@@ -147,11 +123,12 @@ def train_one_epoch(model, loader, optimizer, views, device, finetune, epoch, wr
     total, count = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
     for clips, labels, _ in bar:
-        clips = clips.to(device, non_blocking=True)  # N x 3 x T x V x M
+        clips = clips.to(device, non_blocking=True)  # N x C x T x V x M
         labels = labels.to(device, non_blocking=True)  # N
         loss = sum(F.cross_entropy(model(clips, view=view), labels) for view in views)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch}")
+            raise RunError(f"the classifier's loss became {loss.item()} at epoch {epoch} (a learning rate too "
+                           f"large, or non-finite weights in the checkpoint); nothing was recorded")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -163,55 +140,55 @@ def train_one_epoch(model, loader, optimizer, views, device, finetune, epoch, wr
     return mean
 
 
-def train_classifier(model, train_loader, val_loader, views, settings, device, out_dir, writer):
-    """Train the classifiers of `views` (linear or fine-tuning per settings['finetune']) and validate
-    every settings['eval_freq'] epochs and at the last; returns, for each view (and the fusion),
-    the best top-1, the top-5 of that epoch and the epoch.
+def read_probe_resume(path, record):
+    """The checkpoint of an SGD evaluation run to continue, checked against this run's `record`, with
+    its RNG restorer; CheckpointError naming the file when it is not one, or another run's."""
+    state = read_checkpoint(path, need=("epoch", "state_dict"))
+    if "best" not in state or "optimizer" not in state:
+        raise CheckpointError(f"--resume {path} is not an action_classification.py checkpoint (it has no 'best' "
+                              f"and 'optimizer' entries; a pretraining checkpoint goes to --pretrained)")
+    recorded = state.get("settings") or state.get("run")
+    if isinstance(recorded, dict):
+        differ = differences(recorded, record, RESUME_MAY_CHANGE)
+        if differ:
+            raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ))
+    return state, parse_rng_state(state["rng"], path)
 
-    A checkpoint of the run (weights, optimizer, epoch, best results, RNG, and as 'run' the views
-    and settings that define it) is written to `out_dir/checkpoint.pth.tar` at each validation;
-    settings['resume'] continues from one, refused with a CheckpointError naming both values when
-    the views or a setting outside `may_change` differ from the checkpoint's.
-    """
-    finetune = bool(settings["finetune"])
-    may_change = ("epochs", "lr", "schedule", "eval_freq", "resume", "checkpoint_path", "results", "workers",
-                  "device", "pretrain_dataset")
-    run = dict({k: v for k, v in plain(settings).items() if k not in may_change}, views=list(views),
-               finetune=finetune)
+
+def train_classifier(model, train_loader, val_loader, settings, device, out_dir, writer, resumed=None):
+    """Train the classifiers of the run's views with SGD (linear or fine-tuning) and validate every
+    eval_freq epochs and at the last; returns, for each view (and the fusion), the best top-1, the
+    top-5 of that epoch and the epoch. A checkpoint (weights, optimizer, epoch, best results, RNG,
+    settings) is written to `out_dir/checkpoint.pth.tar` at each validation; `resumed` is one read by
+    `read_probe_resume`, continued here."""
+    probe, views = settings.probe, _views(settings)
     model.to(device)
-    if not finetune:
-        freeze_encoders(model)
+    params = trainable_parameters(model, views, probe.finetune)
+    if not probe.finetune:
         snapshot = frozen_snapshot(model)
-    params = trainable_parameters(model, views, finetune)
-    if not finetune:  # only the evaluated views' fc.weight and fc.bias, and nothing frozen
-        assert len(params) == 2 * len(views) and all(p.requires_grad for p in params), "linear probe parameters"
-    optimizer = torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
+    optimizer = torch.optim.SGD(params, lr=probe.lr, momentum=probe.momentum, weight_decay=probe.weight_decay)
     best, start_epoch = {}, 0
-    if settings.get("resume"):
-        state = read_checkpoint(settings["resume"])
-        recorded = state.get("run", {k: state[k] for k in ("views", "finetune") if k in state})  # older: no 'run'
-        check_same_run(settings["resume"], recorded, run, may_change, paths=("data_dir", "pretrained"),
-                       names={"views": "evaluated views"})
+    if resumed is not None:
+        state, restore_rng = resumed
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]), dict(state["best"])
-        set_rng_state(state["rng"])
-        log.info("resumed %s at epoch %d", settings["resume"], start_epoch)
-        if not finetune:
+        restore_rng()
+        log.info("resumed %s at epoch %d", settings.run.resume, start_epoch)
+        if not probe.finetune:
             try:
                 check_unchanged(model, snapshot)
             except FrozenEncoderError as exc:
-                raise FrozenEncoderError(f"--resume {settings['resume']}: its frozen encoders are not those "
-                                         f"of the pretrained checkpoint given now ({exc})") from None
-    epochs = int(settings["epochs"])
-    for epoch in range(start_epoch, epochs):
-        lr = adjust_learning_rate(optimizer, epoch, settings["lr"], settings["schedule"])
+                raise FrozenEncoderError(f"--resume {settings.run.resume}: its frozen encoders are not those of "
+                                         f"the pretrained checkpoint given now ({exc})") from None
+    record = to_dict(settings)
+    for epoch in range(start_epoch, probe.epochs):
+        lr = adjust_learning_rate(optimizer, epoch, probe.lr, probe.schedule)
         writer.add_scalar("train/lr", lr, epoch)
         train_loader.dataset.set_epoch(epoch)
-        train_loader.generator.manual_seed(int(settings["seed"]) * 100_003 + epoch)  # batch order of this epoch
-        loss = train_one_epoch(model, train_loader, optimizer, views, device, finetune, epoch, writer)
-        if (epoch + 1) % int(settings["eval_freq"]) and epoch + 1 != epochs:
+        train_loader.generator.manual_seed(settings.run.seed * 100_003 + epoch)  # batch order of this epoch
+        loss = train_one_epoch(model, train_loader, optimizer, views, device, probe.finetune, epoch, writer)
+        if (epoch + 1) % probe.eval_freq and epoch + 1 != probe.epochs:
             continue
         metrics = evaluate(model, val_loader, views, device)
         for name, values in metrics.items():
@@ -221,30 +198,127 @@ def train_classifier(model, train_loader, val_loader, views, settings, device, o
                 best[name] = dict(values, epoch=epoch)
         tqdm.write(f"epoch {epoch}: loss {loss:.4f} lr {lr:g} " + " ".join(
             f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items()))
-        save_checkpoint_atomic({"epoch": epoch + 1, "state_dict": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "best": best, "rng": rng_state(),
-                                "run": run},
-                               os.path.join(out_dir, "checkpoint.pth.tar"))
-    if not finetune:
+        save_checkpoint({"epoch": epoch + 1, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "best": best, "rng": rng_state(), "settings": record}, os.path.join(out_dir, CHECKPOINT))
+    if not probe.finetune:
         check_unchanged(model, snapshot)
     writer.flush()
     return best
 
 
-def save_subset(path, indices, names, labels, ratio, seed, folder):
+def _views(settings):
+    return list(MODALITIES) if settings.run.view == "all" else [settings.run.view]
+
+
+def _start(settings, kind, resume_record=None):
+    """The device, the output folder claimed and the results file checked, before any work."""
+    run = settings.run
+    check_writable(run.results, "--results")
+    if settings.knn is not None and settings.knn.save_features:
+        check_writable(settings.knn.save_features, "--save-features")
+    resumable = settings.probe is not None and settings.probe.probe == "sgd"
+    claim = open_run_folder(run.checkpoint_path, kind, to_dict(settings), RESUME_MAY_CHANGE, run.resume, run.fresh,
+                            f"--resume {os.path.join(run.checkpoint_path, CHECKPOINT)}" if resumable else None)
+    return torch.device(run.device), claim
+
+
+def _feeder(settings, split, train, indices=None):
+    return DownstreamFeeder(split, train=train, indices=indices, seed=settings.run.seed,
+                            view_frames=settings.view_frames, min_crop_frames=settings.min_crop_frames)
+
+
+def run_classification(settings, model, train, val):
+    """A linear evaluation, semi-supervised fine-tuning or transfer run (see the module docstring);
+    returns {view: {'top1', 'top5', …}} and appends one record per view to the results file."""
+    run, probe = settings.run, settings.probe
+    resumed = read_probe_resume(run.resume, to_dict(settings)) if run.resume else None
+    device, claim = _start(settings, "classification")
+    try:
+        out = run.checkpoint_path
+        indices = None
+        if probe.data_ratio < 1.0:
+            indices = semi_subset(len(train), probe.data_ratio, run.seed)
+            save_subset(os.path.join(out, "train_subset.json"), indices, train, probe.data_ratio, run.seed)
+        save_settings(to_dict(settings), out)
+        model.to(device)
+        if probe.probe == "logistic":
+            best = _logistic(settings, model, train, val, device)
+        else:
+            writer = make_writer(os.path.join(out, "tensorboard"))
+            try:
+                loaders = [make_loader(_feeder(settings, split, is_train, indices if is_train else None),
+                                       probe.batch_size, run.workers, is_train, run.seed, device)
+                           for split, is_train in ((train, True), (val, False))]
+                best = train_classifier(model, *loaders, settings, device, out, writer, resumed)
+            finally:
+                writer.close()
+        records = [make_record(settings, view, values["top1"], top5=values["top5"], epoch=values.get("epoch"),
+                               C=values.get("C"), probe=probe.probe, data_ratio=probe.data_ratio)
+                   for view, values in best.items()]
+        append_results(run.results, records)
+    finally:
+        claim.release()
+    for view, values in best.items():
+        print(f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({probe.probe} probe): "
+              f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}")
+    print(f"{len(records)} results appended to {run.results}; run folder {out}")
+    return best
+
+
+def _logistic(settings, model, train, val, device):
+    """The logistic probe on frozen features of the run's views (engine/probe.py)."""
+    features = {}
+    for part, split in (("train", train), ("val", val)):
+        loader = make_loader(_feeder(settings, split, False), settings.probe.batch_size, settings.run.workers, False,
+                             settings.run.seed, device)
+        features[part] = {view: extract_features(model, loader, view, device)[0].numpy() for view in _views(settings)}
+    return logistic_probe((features["train"], np.asarray(train.labels)), (features["val"], np.asarray(val.labels)),
+                          seed=settings.run.seed)
+
+
+def save_features(path, view, checkpoint, train, val):
+    """Write train/val features (N x D float32), labels (N int64) and sample names to `path` (.npz)."""
+    with atomic_output(path) as tmp:
+        np.savez(tmp, view=np.array(view), checkpoint=np.array(checkpoint or ""),
+                 train_features=train[0], train_labels=train[1], train_names=np.array(train[2]),
+                 val_features=val[0], val_labels=val[1], val_names=np.array(val[2]))
+
+
+def run_knn(settings, model, train, val):
+    """kNN evaluation (engine/knn.py) of the run's view; returns the top-1 and appends its record."""
+    run, knn = settings.run, settings.knn
+    device, claim = _start(settings, "kNN evaluation")
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.allow_tf32 = False  # full float32 GRUs: exported features match the CPU's
+        save_settings(to_dict(settings), run.checkpoint_path)
+        model.to(device)
+        features = {}
+        for part, split, is_train in (("train", train, knn.train_crop == "random"), ("val", val, False)):
+            loader = make_loader(_feeder(settings, split, is_train), knn.batch_size, run.workers, False, run.seed,
+                                 device)
+            feats, labels, indices = extract_features(model, loader, run.view, device)  # N x 2H, N, N
+            features[part] = (feats, labels, [split.names[int(i)] for i in indices])
+        if knn.save_features:
+            save_features(knn.save_features, run.view, run.pretrained,
+                          *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
+            print(f"features written to {knn.save_features}")
+        try:
+            top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
+                            k=knn.knn_neighbours, chunk_size=knn.chunk_size, device=device)
+        except ValueError as exc:  # non-finite features
+            raise RunError(str(exc)) from None
+        append_results(run.results, [make_record(settings, run.view, top1, k=knn.knn_neighbours)])
+    finally:
+        claim.release()
+    print(f"kNN (k={knn.knn_neighbours}) {settings.data.dataset} {settings.data.protocol} {run.view}: top-1 "
+          f"{top1:.2f}; appended to {run.results}")
+    return top1
+
+
+def save_subset(path, indices, split, ratio, seed):
     """Record the chosen training subset (indices, names, labels, ratio, seed) as JSON at `path`."""
-    record = {
-        "folder": folder,
-        "ratio": ratio,
-        "seed": seed,
-        "size": len(indices),
-        "indices": [int(i) for i in indices],
-        "names": [names[int(i)] for i in indices],
-        "labels": [int(labels[int(i)]) for i in indices],
-    }
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-
-
-def subset_path(out_dir):
-    """Where a run records its semi-supervised subset."""
-    return os.path.join(out_dir, "train_subset.json")
+    record = {"folder": split.folder, "ratio": ratio, "seed": seed, "size": len(indices),
+              "indices": [int(i) for i in indices], "names": [split.names[int(i)] for i in indices],
+              "labels": [int(split.labels[int(i)]) for i in indices]}
+    write_text(path, json.dumps(record, indent=1) + "\n")

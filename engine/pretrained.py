@@ -1,187 +1,131 @@
-"""Downstream models: the three query encoders of a pretrained checkpoint with fresh classifiers.
+"""Downstream models: the three query encoders of a pretraining checkpoint with fresh classifiers.
 
 One loader serves linear evaluation, fine-tuning and kNN. It reads released checkpoints
-(`checkpoint_0450.pth.tar`: {'epoch', 'state_dict', 'optimizer'} with the names of docs/published-behaviour.md §3.3) and
-ours (which add 'arch', 'options', 'rng') with `torch.load(weights_only=True)`, accepts a `module.`
-prefix (DistributedDataParallel), keeps only `encoder_q*` keys without `.fc` (docs/published-behaviour.md §3.3), infers
-input size, hidden size, layer count and head type from the tensor shapes, and maps the weights
-onto `MoCo(pretrain=False)`. Exactly the three classifiers' `fc.weight`/`fc.bias` may be missing;
-anything else missing, unexpected or of another shape is an error naming the file and the keys.
-The fresh classifiers get `fc.weight` ~ N(0, 0.01) and `fc.bias` = 0.
+(`checkpoint_0450.pth.tar`: {'epoch', 'state_dict', 'optimizer'} with the names of
+docs/published-behaviour.md §3.3) and ours (which add 'settings') with `torch.load(weights_only=True)`,
+accepts a `module.` prefix (DistributedDataParallel), keeps only `encoder_q*` keys without `.fc`,
+reads the encoder's sizes from the tensor shapes (and checks them against our recorded settings), and
+loads them into a `ThreeStreamClassifier`. Exactly the three classifiers may be missing; anything else
+missing, unexpected or of another shape is an error naming the file and the keys. The fresh
+classifiers get `fc.weight` ~ N(0, 0.01) and `fc.bias` = 0.
 """
 import logging
 import re
 
-import torch
-
 from dataset.layouts import NTU25, LayoutError, get_layout
-from engine.checkpoint import CheckpointError, read_checkpoint
-from moco.builder import MoCo
+from engine.checkpoint import (CheckpointError, check_fits, read_checkpoint, recorded_settings, short_list,
+                               strip_module_prefix)
+from moco.model import ThreeStreamClassifier
+from options.settings import flatten
 
 log = logging.getLogger(__name__)
 
-# view name -> query encoder attribute of MoCo (docs/published-behaviour.md §3.3 names)
-ENCODERS = {"joint": "encoder_q", "motion": "encoder_q_motion", "bone": "encoder_q_bone"}
-CLASSIFIER_KEYS = frozenset(f"{prefix}.fc.{p}" for prefix in ENCODERS.values() for p in ("weight", "bias"))
-SKELETON_REPRESENTATION = "graph-based"
+PUBLISHED_VIEWS = {"view_frames": 64, "min_crop_frames": 64}  # a released checkpoint's views (the paper's)
 
 
-def build_model(num_class, hidden_size, num_layers, layout=NTU25):
-    """A randomly initialised MoCo(pretrain=False) for skeletons of `layout`, with fresh classifiers."""
-    args_bi_gru = {"en_input_size": layout.input_size, "en_hidden_size": hidden_size,
-                   "en_num_layers": num_layers, "num_class": num_class}
-    model = MoCo(SKELETON_REPRESENTATION, args_bi_gru, pretrain=False, layout=layout)
-    reset_classifiers(model)
+def build_classifier(num_class, hidden_size, num_layers, layout):
+    """A randomly initialised ThreeStreamClassifier for skeletons of `layout`, with fresh classifiers."""
+    model = ThreeStreamClassifier(layout.input_size, hidden_size, num_layers, num_class, layout.parents)
+    model.reset_classifiers()
     return model
-
-
-@torch.no_grad()
-def reset_classifiers(model):
-    """Re-initialise every encoder's classifier: weight ~ N(0, 0.01), bias = 0."""
-    for prefix in ENCODERS.values():
-        fc = getattr(model, prefix).fc
-        fc.weight.normal_(mean=0.0, std=0.01)
-        fc.bias.zero_()
-
-
-def _short_list(keys, limit=8):
-    keys = sorted(keys)
-    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
 
 
 def encoder_state(checkpoint, path):
     """The `encoder_q*` entries without `.fc` of a checkpoint dict, `module.` prefix removed."""
-    if "state_dict" not in checkpoint:
-        raise CheckpointError(f"checkpoint {path!r}: expected a dict with a 'state_dict' entry "
-                              f"(released or CMD checkpoint), found keys {_short_list(map(str, checkpoint))}")
     state = checkpoint["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"checkpoint {path!r}: 'state_dict' is not a mapping of names to tensors")
-    kept = {}
-    for key, value in state.items():
-        name = key[len("module."):] if key.startswith("module.") else key
-        if name.startswith("encoder_q") and ".fc" not in name:
-            kept[name] = value
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise CheckpointError(f"checkpoint {path}: 'state_dict' is not a mapping of names to tensors")
+    kept = {k: v for k, v in strip_module_prefix(state).items() if k.startswith("encoder_q") and ".fc" not in k}
     if not kept:
-        raise CheckpointError(
-            f"checkpoint {path!r} holds another architecture: no 'encoder_q*' weights of a CMD model "
-            f"(docs/published-behaviour.md §3.3); its state_dict has {_short_list(state)}")
+        raise CheckpointError(f"checkpoint {path} holds another architecture: no 'encoder_q*' weights of a CMD "
+                              f"model (docs/published-behaviour.md §3.3); its state_dict has {short_list(state)}")
     return kept
 
 
-def infer_arch(state, path):
-    """Input size, hidden size, layer count of the encoders in `state` (from tensor shapes)."""
+def encoder_sizes(state, path):
+    """{'input_size', 'hidden_size', 'num_layers'} of the encoders in `state` (from tensor shapes)."""
     found = {}
-    for view, prefix in ENCODERS.items():
+    for prefix in ("encoder_q", "encoder_q_motion", "encoder_q_bone"):
         gru = f"{prefix}.encoder.gru."
         if gru + "weight_ih_l0" not in state or gru + "weight_hh_l0" not in state:
-            raise CheckpointError(f"checkpoint {path!r} holds another architecture: the {view} encoder "
-                                  f"has no {gru}weight_ih_l0/weight_hh_l0 (a GRU encoder as in docs/published-behaviour.md §3.1)")
+            raise CheckpointError(f"checkpoint {path} holds another architecture: {prefix} has no "
+                                  f"{gru}weight_ih_l0/weight_hh_l0 (a GRU encoder, docs/published-behaviour.md §3.1)")
         three_h, hidden = state[gru + "weight_hh_l0"].shape
-        input_size = state[gru + "weight_ih_l0"].shape[1]
         if three_h != 3 * hidden:
-            raise CheckpointError(f"checkpoint {path!r} holds another architecture: {gru}weight_hh_l0 has "
-                                  f"shape {tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU")
-        layers = 1 + max(int(m.group(1)) for k in state
-                         if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
-        found[view] = {"input_size": int(input_size), "hidden_size": int(hidden), "num_layers": int(layers)}
-    if len({tuple(sorted(a.items())) for a in found.values()}) != 1:
-        raise CheckpointError(f"checkpoint {path!r}: the three encoders differ in shape: {found}")
-    return found["joint"]
-
-
-def _check_declared_arch(checkpoint, arch, path):
-    """Our checkpoints carry the constructor arguments; they must agree with the tensor shapes."""
-    declared = checkpoint.get("arch")
-    gru_args = declared.get("args_bi_gru") if isinstance(declared, dict) else None
-    if not isinstance(gru_args, dict):
-        return
-    for name, key in (("input_size", "en_input_size"), ("hidden_size", "en_hidden_size"),
-                      ("num_layers", "en_num_layers")):
-        if key in gru_args and int(gru_args[key]) != arch[name]:
-            raise CheckpointError(f"checkpoint {path!r}: its 'arch' says {key}={gru_args[key]} but the "
-                                  f"weights have {name}={arch[name]}")
+            raise CheckpointError(f"checkpoint {path} holds another architecture: {gru}weight_hh_l0 has shape "
+                                  f"{tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU")
+        layers = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
+        found[prefix] = {"input_size": int(state[gru + "weight_ih_l0"].shape[1]), "hidden_size": int(hidden),
+                         "num_layers": int(layers)}
+    if len({tuple(sorted(sizes.items())) for sizes in found.values()}) != 1:
+        raise CheckpointError(f"checkpoint {path}: the three encoders differ in shape: {found}")
+    return found["encoder_q"]
 
 
 def checkpoint_layout(checkpoint, path):
-    """The skeleton layout a checkpoint was pretrained on: recorded in our 'arch', else the published ntu25."""
-    declared = checkpoint.get("arch")
-    record = declared.get("layout") if isinstance(declared, dict) else None
+    """The skeleton layout a checkpoint was pretrained on: as its settings record it (or, in checkpoints
+    of earlier versions, its 'arch'), else the published ntu25."""
+    record = None
+    settings = recorded_settings(checkpoint)
+    if isinstance(settings, dict) and isinstance(settings.get("data"), dict):
+        record = settings["data"].get("layout")
+    elif isinstance(checkpoint.get("arch"), dict):
+        record = checkpoint["arch"].get("layout")
     if record is None:
         return NTU25
     try:
         return get_layout(record)
     except LayoutError as exc:
-        raise CheckpointError(f"checkpoint {path!r}: unreadable layout record ({exc})") from None
+        raise CheckpointError(f"checkpoint {path}: unreadable layout record ({exc})") from None
 
 
-def load_pretrained(path, num_class, hidden_size=None, num_layers=None, layout=NTU25):
-    """MoCo(pretrain=False) holding the query encoders of checkpoint `path` and fresh classifiers.
+def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
+    """A ThreeStreamClassifier holding the query encoders of checkpoint `path` and fresh classifiers.
 
-    `hidden_size`/`num_layers`, when given, must match the checkpoint; so must `layout`, the skeleton
-    layout of the data it will see (CheckpointError naming both otherwise). Returns (model, info)
-    where info describes the checkpoint (epoch, inferred architecture, head type, format, layout).
+    `layout` is the skeleton layout of the data the model will see; it, and `hidden_size`/`num_layers`
+    when given, must match the checkpoint (CheckpointError naming both otherwise). Returns (model, info):
+    info describes the checkpoint (sizes, epoch, head type, format, the dataset and views it was
+    pretrained with).
     """
     checkpoint = read_checkpoint(path)
     state = encoder_state(checkpoint, path)
-    arch = infer_arch(state, path)
+    sizes = encoder_sizes(state, path)
     pretrained_on = checkpoint_layout(checkpoint, path)
     if pretrained_on != layout:
-        raise CheckpointError(f"checkpoint {path!r} was pretrained on skeletons of layout {pretrained_on.name!r} "
+        raise CheckpointError(f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
                               f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
-                              f"folder holds layout {layout.name!r} ({layout.num_joints} joints, "
-                              f"{layout.bodies} bodies)")
-    if arch["input_size"] != layout.input_size:
-        raise CheckpointError(f"checkpoint {path!r} has encoders of input size {arch['input_size']}, but the data "
-                              f"folder's layout {layout.name!r} gives {layout.input_size} features per frame "
-                              f"({layout.num_joints} joints x {layout.channels} x {layout.bodies} bodies)")
-    for name, wanted in (("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if wanted is not None and int(wanted) != arch[name]:
-            raise CheckpointError(f"checkpoint {path!r} has {name}={arch[name]}, "
-                                  f"but {name}={wanted} was requested")
-    _check_declared_arch(checkpoint, arch, path)
-    model = build_model(num_class, arch["hidden_size"], arch["num_layers"], layout)
-    expected = model.state_dict()
-    wrong_shape = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
-                   for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    missing = set(expected) - set(state) - CLASSIFIER_KEYS
-    unexpected = set(state) - set(expected)
-    if wrong_shape or missing or unexpected:
-        problems = []
-        if missing:
-            problems.append(f"missing {_short_list(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {_short_list(unexpected)}")
-        if wrong_shape:
-            problems.append(f"other shapes {_short_list(wrong_shape)}")
-        raise CheckpointError(f"checkpoint {path!r} does not match a CMD encoder with {arch}: "
-                              + "; ".join(problems))
+                              f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies)")
+    if sizes["input_size"] != layout.input_size:
+        raise CheckpointError(f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the data "
+                              f"folder's layout {layout.name!r} gives {layout.input_size} features per frame")
+    recorded = flatten(recorded_settings(checkpoint) or {})
+    for name, wanted in (("hidden_size", hidden_size), ("num_layers", num_layers),
+                         ("hidden_size", recorded.get("hidden_size")), ("num_layers", recorded.get("num_layers"))):
+        if wanted is not None and int(wanted) != sizes[name]:
+            raise CheckpointError(f"checkpoint {path} has encoders with {name}={sizes[name]}, but "
+                                  f"{name}={wanted} was requested or recorded")
+    model = build_classifier(num_class, sizes["hidden_size"], sizes["num_layers"], layout)
+    check_fits(path, state, model.state_dict(), may_miss=model.classifier_keys)
     result = model.load_state_dict(state, strict=False)
-    assert set(result.missing_keys) == CLASSIFIER_KEYS and not result.unexpected_keys, result
-    reset_classifiers(model)
+    assert set(result.missing_keys) == model.classifier_keys and not result.unexpected_keys, result
     raw = checkpoint["state_dict"]
-    options = checkpoint.get("options") if isinstance(checkpoint.get("options"), dict) else {}
-    info = dict(arch,
-                pretrain_dataset=options.get("dataset_name") or options.get("pre_dataset"),
-                path=path,
-                epoch=checkpoint.get("epoch"),
+    info = dict(sizes, path=path, epoch=checkpoint.get("epoch"),
+                pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
+                view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
+                min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),
                 mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
                 module_prefix=any(k.startswith("module.") for k in raw),
-                format="ours" if "arch" in checkpoint else "released",
-                layout=layout.name)
+                format="ours" if recorded else "released", layout=layout.name)
     log.info("loaded %s: %s", path, info)
     return model, info
 
 
-def downstream_model(pretrained, num_class, hidden_size=None, num_layers=None, layout=NTU25):
-    """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is
-    None, randomly initialised encoders of the given sizes (a baseline)."""
+def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers=None):
+    """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is empty,
+    randomly initialised encoders of the given sizes (a baseline)."""
     if pretrained:
-        return load_pretrained(pretrained, num_class, hidden_size, num_layers, layout)
-    if hidden_size is None or num_layers is None:
-        raise ValueError("a randomly initialised encoder needs hidden_size and num_layers")
-    model = build_model(num_class, int(hidden_size), int(num_layers), layout)
-    return model, {"path": None, "format": "random", "input_size": layout.input_size, "hidden_size": int(hidden_size),
-                   "num_layers": int(num_layers), "epoch": None, "mlp": False, "pretrain_dataset": None,
-                   "layout": layout.name}
+        return load_pretrained(pretrained, num_class, layout, hidden_size, num_layers)
+    model = build_classifier(num_class, int(hidden_size), int(num_layers), layout)
+    return model, dict(path=None, format="random", input_size=layout.input_size, hidden_size=int(hidden_size),
+                       num_layers=int(num_layers), epoch=None, mlp=False, pretrain_dataset=None,
+                       layout=layout.name, **PUBLISHED_VIEWS)

@@ -1,86 +1,69 @@
-"""Evaluation results: one JSON line per evaluation, and a markdown report in the paper's layout.
+"""Evaluation results: one JSON line per result in a results file (`--results`, default
+results/results.jsonl), read back by the report (tools/report.py) and the benchmark scripts.
 
-A record holds stage ('linear', 'semi', 'transfer', 'knn'), dataset, protocol, view ('joint',
-'motion', 'bone' or 'fusion' for the three-stream score), metric, value (percent), checkpoint,
-settings and date, plus seed, data_ratio, top5, epoch and pretrain_dataset where they apply.
-
-    python -m engine.results report [FILE ...]      # default results/results.jsonl
-
-prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the measured
-ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different seeds)
-shows mean ± sample standard deviation over the latest record of each seed; a rerun with the same
-seed replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
-reported in rows of their own.
+A record holds stage ('linear', 'semi', 'transfer', 'knn', or 'baseline' for the scripts' no-learning
+baselines), dataset, protocol, view ('joint', 'motion', 'bone', 'all', or 'fusion' for the
+three-stream score), metric ('top1'), value (percent), checkpoint (None for a random encoder), preset,
+settings (the run's record) and date, plus seed, probe, data_ratio, top5, epoch, C, k and
+pretrain_dataset where they apply.
 """
-import argparse
 import datetime
 import json
 import logging
-import statistics
-import sys
+import math
+import numbers
 
-from engine.runtime import append_jsonl, atomic_write_text
-from options.options_classification import DEFAULT_RESULTS
-from options.presets import base_protocol
+from dataset.files import append_lines
+from options.settings import to_dict
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = (("ntu60", "cross_subject"), ("ntu60", "cross_view"), ("ntu120", "cross_subject"),
-              ("ntu120", "cross_setup"), ("pku_v2", "cross_subject"))
-DATASET_NAMES = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku_v2": "PKU-MMD II"}
-PROTOCOL_NAMES = {"cross_subject": "x-sub", "cross_view": "x-view", "cross_setup": "x-set"}
-VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD",
-              "all": "CMD (mean of the 3 encoders' features)"}
-
-# The published top-1 % (docs/published-behaviour.md §5) on BENCHMARKS, in order.
-PUBLISHED = {
-    ("linear", "joint"): (79.8, 86.9, 70.3, 71.5, 43.0),
-    ("linear", "fusion"): (84.1, 90.9, 74.7, 76.1, 52.6),
-}
-CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
-    "linear": (76.3, 85.2, 67.1, 67.9, None),
-    "knn": (62.5, 82.6, 50.6, 52.3, None),
-}
+TEXT_FIELDS = ("stage", "dataset", "protocol", "view", "metric")
 
 
-def make_record(stage, dataset, protocol, view, metric, value, checkpoint, settings, **extra):
-    """One result record (a dict ready for JSON) dated now (UTC)."""
-    record = dict(stage=stage, dataset=dataset, protocol=protocol, view=view, metric=metric,
-                  value=float(value), checkpoint=checkpoint, settings=settings,
-                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    record.update(extra)
+def new_record(stage, dataset, protocol, view, value, **extra):
+    """A top-1 record dated now (UTC); None values of `extra` are left out."""
+    record = dict(stage=stage, dataset=dataset, protocol=protocol, view=view, metric="top1", value=float(value),
+                  date=datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds"))
+    record.update({k: v for k, v in extra.items() if v is not None})
     return record
 
 
-def append_result(path, record):
-    """Append `record` as one JSON line to `path` (on a line of its own; a full disk raises
-    engine.runtime.NoSpaceError naming `path` and leaves the file as it was)."""
-    append_jsonl(path, record)
+def make_record(settings, view, value, **extra):
+    """The record of one result of an evaluation run with EvalSettings `settings`."""
+    run = settings.run
+    return new_record(settings.stage, settings.data.dataset, settings.data.protocol, view, value,
+                      checkpoint=run.pretrained or None, preset=settings.preset, seed=run.seed,
+                      pretrain_dataset=run.pretrain_dataset, run=run.checkpoint_path, settings=to_dict(settings),
+                      **extra)
 
 
-def publish_summary(out, build, render, prog):
-    """The end of a report script: `build()` the summary, write it as OUT.json and `render(summary)` as
-    OUT.md (atomically), print the markdown. Returns the exit status: 1, with the error, when the
-    summary cannot be built from the runs' files."""
-    try:
-        summary = build()
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
-    text = render(summary)
-    atomic_write_text(out + ".json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(out + ".md", text + "\n")
-    print(text)
-    print(f"written to {out}.json and {out}.md")
-    return 0
+def append_results(path, records):
+    """Append `records` to the results file `path`, all in one write or none (dataset.files.append_lines)."""
+    append_lines(path, records)
+
+
+def _check(record, where):
+    """Raise ValueError naming `where` unless `record` has what the report reads, of the right types."""
+    missing = {*TEXT_FIELDS, "value"} - set(record)
+    if missing:
+        raise ValueError(f"{where}: record lacks {', '.join(sorted(missing))}")
+    wrong = [k for k in TEXT_FIELDS if not isinstance(record[k], str)]
+    if wrong:
+        raise ValueError(f"{where}: {', '.join(wrong)} must be text, found {[record[k] for k in wrong]}")
+    for key in ("value", "data_ratio"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(value)):
+            raise ValueError(f"{where}: {key} must be a finite number, found {value!r}")
 
 
 def load_results(paths):
     """All records of the JSON-lines files `paths`, in file order.
 
-    A line cut short by an interrupted append (the last line without its newline, or a line that
-    begins a record but does not parse) is skipped with a warning naming the file and line; any
-    other line that is not a record is a ValueError naming them.
+    A line cut short by an interrupted append (the last line without its newline, or a line that begins a
+    record but does not parse) is skipped with a warning naming the file and line; any other line that
+    is not a record of the expected fields and types is a ValueError naming them.
     """
     records = []
     for path in paths:
@@ -96,124 +79,8 @@ def load_results(paths):
                                     path, number, exc)
                         continue
                     raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
-                missing = {"stage", "dataset", "protocol", "view", "metric", "value"} - set(record)
-                if missing:
-                    raise ValueError(f"{path}, line {number}: record lacks {', '.join(sorted(missing))}")
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}, line {number}: not a JSON object")
+                _check(record, f"{path}, line {number}")
                 records.append(record)
     return records
-
-
-def _cell(records):
-    """'mean ± std (n=k)' over the latest record of each seed, or the single value."""
-    latest = {}
-    for record in records:
-        latest[record.get("seed")] = record["value"]
-    values = list(latest.values())
-    if not values:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} (n={len(values)})"
-
-
-def _benchmark_name(benchmark):
-    dataset, protocol = benchmark
-    return f"{DATASET_NAMES.get(dataset, dataset)} {PROTOCOL_NAMES.get(protocol, protocol)}"
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _columns(records):
-    present = {(r["dataset"], base_protocol(r["protocol"])) for r in records}
-    return list(BENCHMARKS) + sorted(present - set(BENCHMARKS))
-
-
-def _published(values, columns):
-    return [f"{values[BENCHMARKS.index(c)]:.1f}" if c in BENCHMARKS and values[BENCHMARKS.index(c)] is not None
-            else "—" for c in columns]
-
-
-def _measured_rows(records, columns, label):
-    """Rows of measured cells per view; randomly initialised encoders (no checkpoint) get their own rows."""
-    rows = []
-    for baseline in (False, True):
-        for view, name in VIEW_NAMES.items():
-            chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
-            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c])
-                     for c in columns]
-            if any(cells):
-                rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
-    return rows
-
-
-def report(records):
-    """The markdown report of `records` (top-1 only), one table per stage that has records."""
-    top1 = [r for r in records if r["metric"] == "top1"]
-    sections = []
-    linear = [r for r in top1 if r["stage"] == "linear"]
-    if linear:
-        columns = _columns(linear)
-        rows = [["CMD (joint) — paper"] + _published(PUBLISHED[("linear", "joint")], columns),
-                ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
-                ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns)]
-        rows += _measured_rows(linear, columns, "— ours")
-        sections.append("### Linear evaluation (top-1 %)\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
-    knn = [r for r in top1 if r["stage"] == "knn"]
-    if knn:
-        columns = _columns(knn)
-        rows = [["ISC — paper (context)"] + _published(CONTEXT["knn"], columns)]
-        for k in sorted({int(r.get("k", 1)) for r in knn}):
-            label = "— ours" if k == 1 else f"— ours, k={k}"
-            rows += _measured_rows([r for r in knn if int(r.get("k", 1)) == k], columns, label)
-        sections.append("### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
-                        "(not restated here).\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
-    semi = [r for r in top1 if r["stage"] == "semi"]
-    if semi:
-        columns = [c for c in _columns(semi) if any((r["dataset"], base_protocol(r["protocol"])) == c
-                                                    for r in semi)]
-        rows = []
-        for ratio in sorted({r.get("data_ratio") for r in semi}, key=float):
-            subset = [r for r in semi if r.get("data_ratio") == ratio]
-            rows += _measured_rows(subset, columns, f"— ours, {float(ratio) * 100:g} % labels")
-        sections.append("### Semi-supervised fine-tuning (top-1 %, mean ± std over seeds)\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
-    transfer = [r for r in top1 if r["stage"] == "transfer"]
-    if transfer:
-        rows = []
-        sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
-        for source in sources:
-            for view, name in VIEW_NAMES.items():
-                cell = _cell([r for r in transfer if str(r.get("pretrain_dataset") or "unknown") == source
-                              and r["view"] == view])
-                if cell:
-                    rows.append([f"{name} — ours", DATASET_NAMES.get(source, source), cell])
-        sections.append("### Transfer to PKU-MMD II (top-1 %)\n\n"
-                        + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows))
-    return "\n\n".join(sections) if sections else "no results"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m engine.results", description="Results of CMD evaluations")
-    commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("report", help="print the markdown results tables")
-    show.add_argument("files", nargs="*", help=f"results files (default {DEFAULT_RESULTS})")
-    show.add_argument("--results", action="append", default=[], help="a results file (repeatable)")
-    args = parser.parse_args(argv)
-    paths = args.files + args.results or [DEFAULT_RESULTS]
-    try:
-        records = load_results(paths)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report(records))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""engine.bench: the ratios it prints (hand-worked) and a tiny configuration run end to end."""
+"""tools.bench (`python -m tools.bench`): the ratios it prints (hand-worked) and a tiny configuration run end to end."""
 import pytest
 import torch
 
-from engine import bench
+from tools import bench
 
 
 def test_report_prints_the_three_ratios(capsys):

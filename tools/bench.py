@@ -1,6 +1,6 @@
 """Speed of a CMD training step: whole-sequence encoder against the published per-frame loop.
 
-    python -m engine.bench [--device cpu|cuda] [--amp] [--config paper|small|both] [--steps N]
+    python -m tools.bench [--device cpu|cuda] [--amp] [--config paper|small|both] [--steps N]
                          [--kinds train,encoder,inference]
 
 For each configuration this times, in one process and on the same weights, (a) one full
@@ -150,7 +150,7 @@ def _rss_child(config: str, kind: str, variant: str, amp: bool) -> None:
 
 def cpu_peak_rss(config: str, kind: str, variant: str, amp: bool) -> str:
     """'peak RSS ... MiB (... before the call)' measured in a fresh process."""
-    command = [sys.executable, '-m', 'engine.bench', '--device', 'cpu', '--config', config,
+    command = [sys.executable, '-m', 'tools.bench', '--device', 'cpu', '--config', config,
                '--threads', str(torch.get_num_threads()), '--rss-child', f'{kind}:{variant}']
     command += ['--amp'] if amp else []
     result = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """Pictures of exported features (knn_eval.py --save-features FILE.npz).
 
-    python -m engine.visualize --features FILE.npz --out DIR [--part val] [--max-points 3000]
+    python -m tools.tsne --features FILE.npz --out DIR [--part val] [--max-points 3000]
 
 writes DIR/tsne_<part>.png (a 2-D t-SNE of the features, points coloured by class) and a TensorBoard
 projector export in DIR/projector (view with `tensorboard --logdir DIR/projector`, tab Projector).
@@ -73,7 +73,7 @@ def projector_export(features, labels, names, folder, tag="features"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m engine.visualize", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.tsne", description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", required=True, help="a .npz written by knn_eval.py --save-features")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--part", default="val", choices=["train", "val"])

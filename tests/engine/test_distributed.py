@@ -2,19 +2,29 @@
 
 Each rank builds the same model, synchronises BatchNorm statistics over the ranks and gathers keys
 into every queue; with the views fed directly, losses and updated weights (queues, BatchNorm
-statistics and key encoders included) must match one process that sees all samples.
+statistics and key encoders included) must match one process that sees all samples. Also: the
+torchrun environment, CPU BatchNorm conversion, and `agree` stopping every rank when one fails.
 """
-
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from moco.builder import MoCo
-from engine.distributed import (AllReduceBatchNorm1d, all_reduce_sum, convert_sync_batchnorm, init_distributed,
-                              leave_together, unwrap, wrap_ddp)
+from engine.distributed import (
+    AllReduceBatchNorm1d,
+    DistContext,
+    PeerStoppedError,
+    agree,
+    all_reduce_sum,
+    convert_sync_batchnorm,
+    init_distributed,
+    leave_together,
+    unwrap,
+    wrap_ddp,
+)
 from engine.pretrain import train_step
+from moco.builder import MoCo
 
 B, WORLD, STEPS = 4, 2, 2
 LOSSES = ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss")
@@ -62,6 +72,7 @@ def _worker(rank, init_file, out):
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow  # two processes started with spawn
 def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path):
     model = _model()
     optimizer = _optimizer(model)
@@ -99,3 +110,61 @@ def test_cpu_conversion_keeps_batchnorm_names_and_values():
     x = torch.randn(5, 150, 7)
     reference = nn.BatchNorm1d(150)
     assert torch.equal(AllReduceBatchNorm1d(150)(x), reference(x))
+
+
+def test_single_process_without_torchrun_environment(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = init_distributed("cpu", local_rank=3)
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.distributed, ctx.is_main) == (0, 1, 3, False, True)
+    assert (ctx.device, ctx.owns_group) == (torch.device("cpu"), False)
+    # WORLD_SIZE is read (and checked) with the options: tests/options/test_options.py; here LOCAL_RANK and RANK
+    monkeypatch.setenv("LOCAL_RANK", "two")
+    with pytest.raises(ValueError, match="LOCAL_RANK='two'"):
+        init_distributed("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert init_distributed("cpu", local_rank=3).local_rank == 1  # torchrun's environment wins over the flag
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(ValueError, match="RANK='x'"):
+        init_distributed("cpu")
+
+
+def test_agree_alone_returns_or_raises_as_the_call_does():
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    assert agree(ctx, lambda: 7) == 7
+    with pytest.raises(KeyError):
+        agree(ctx, lambda: {}["missing"])
+
+
+def _agree_worker(rank, init_file, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        ctx = init_distributed("cpu", world_size=WORLD)
+
+        def prepare():
+            if rank == 1:
+                raise RuntimeError("rank 1 cannot read its checkpoint")
+            return "ready"
+
+        try:
+            agree(ctx, prepare)
+            outcome = "returned"
+        except PeerStoppedError as exc:
+            outcome = f"peer stopped: {exc}"
+        except RuntimeError as exc:
+            outcome = f"own error: {exc}"
+        with open(f"{out}.{rank}", "w") as f:
+            f.write(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes started with spawn
+def test_a_rank_that_fails_before_training_stops_every_rank(tmp_path):
+    out = str(tmp_path / "outcome")
+    mp.spawn(_agree_worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
+    with open(f"{out}.0") as f:
+        assert f.read().startswith("peer stopped: another process of this run stopped before training")
+    with open(f"{out}.1") as f:
+        assert f.read() == "own error: rank 1 cannot read its checkpoint"

@@ -1,0 +1,74 @@
+"""Run folders: each run claims its output folder for as long as it runs, and never writes over another
+run's files.
+
+`open_run_folder` claims the folder (a second run into it is refused, naming the holder), then looks at
+what the folder holds: a fresh run (no resume) into a folder that holds a run is refused, saying what is
+there and which flag continues it (`--resume`) or starts afresh (`--fresh`, which moves the old files to
+a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
+different run (its settings.json differs) is refused the same way.
+"""
+import json
+import os
+import re
+
+from dataset.files import FolderInUseError, claim_folder, keep_aside
+from options.settings import differences
+
+SETTINGS = "settings.json"
+# What a run leaves in its folder (pretraining, linear probe, kNN).
+_RUN_FILE = re.compile(r"^(settings\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$")
+
+
+class RunFolderError(RuntimeError):
+    """An output folder is in use by another run, or holds a run this command would overwrite."""
+
+
+def run_files(folder):
+    """The names of the run files in `folder` (sorted)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name for name in os.listdir(folder) if _RUN_FILE.match(name))
+
+
+def recorded_settings(folder):
+    """The settings.json of the run in `folder` (a dict), or None without a readable one."""
+    try:
+        with open(os.path.join(folder, SETTINGS)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_flag=None):
+    """Claim `folder` for a run of `kind` (e.g. 'pretraining') with settings `settings` (a dict) and make
+    sure it holds nothing this run would overwrite (see the module docstring). Returns the Claim.
+
+    `resume_flag` says how to continue the run found there (None: it cannot be continued). Raises
+    RunFolderError naming the folder, what it holds and the flags that continue or restart it.
+    """
+    try:
+        claim = claim_folder(folder, kind)
+    except FolderInUseError as exc:
+        raise RunFolderError(str(exc)) from None
+    files = run_files(folder)
+    if not files:
+        return claim
+    problem = None
+    if not resume:
+        problem = f"{folder} holds a {kind} run ({', '.join(files)})"
+        if resume_flag:
+            problem += f"; continue it with {resume_flag}"
+    else:
+        recorded = recorded_settings(folder)
+        differ = differences(recorded, settings, may_change) if recorded is not None else []
+        if differ:
+            problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"
+    if problem is not None:
+        if not fresh:
+            claim.release()
+            raise RunFolderError(f"{problem}; start afresh with --fresh (its files are moved to "
+                                 f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)")
+        aside = keep_aside(folder, files, "previous")
+        print(f"--fresh: the files of the earlier run in {folder} were moved to {aside}/", flush=True)
+    return claim

@@ -1,0 +1,161 @@
+"""Checkpoint files: atomic writes, safe reads with errors naming the file, RNG state, state-dict checks."""
+import errno
+import io
+import os
+import random
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dataset.files import NoSpaceError, is_temporary
+from engine import checkpoint
+from engine.checkpoint import (
+    CheckpointError,
+    check_fits,
+    parse_rng_state,
+    read_checkpoint,
+    recorded_settings,
+    rng_state,
+    save_checkpoint,
+    strip_module_prefix,
+)
+from engine.runfolder import open_run_folder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_rng_state_roundtrip_through_a_checkpoint(tmp_path):
+    path = tmp_path / "c.pth.tar"
+    save_checkpoint({"rng": rng_state(), "epoch": 3}, str(path))
+    expected = _draws()
+    restore = parse_rng_state(read_checkpoint(str(path), need=("rng",))["rng"], str(path))
+    assert _draws() != expected  # parsing restores nothing yet
+    restore()
+    assert _draws() == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pth.tar"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda s: s.pop("python"),
+    lambda s: s.update(python="not a literal ("),
+    lambda s: s["numpy"].update(keys=torch.zeros(3, dtype=torch.int64)),
+    lambda s: s.update(torch=torch.zeros(3, dtype=torch.uint8)),
+])
+def test_a_malformed_rng_entry_is_refused_before_anything_is_restored(tmp_path, spoil):
+    state = rng_state()
+    spoil(state)
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
+    with pytest.raises(CheckpointError, match=r"checkpoint c\.pth\.tar: its 'rng' entry is malformed"):
+        parse_rng_state(state, "c.pth.tar")
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+
+
+def test_read_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_checkpoint(str(tmp_path / "missing.pth.tar"))
+    good = tmp_path / "good.pth.tar"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, good)
+    assert set(read_checkpoint(str(good))) == {"state_dict"}
+    with pytest.raises(CheckpointError, match=r"good\.pth\.tar: no 'epoch' entry; its keys are state_dict"):
+        read_checkpoint(str(good), need=("epoch", "state_dict"))
+    truncated = tmp_path / "truncated.pth.tar"
+    truncated.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r"truncated\.pth\.tar \(300 bytes\) could not be read"):
+        read_checkpoint(str(truncated))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="notes.txt"):
+        read_checkpoint(str(text))
+    arbitrary = tmp_path / "object.pth.tar"
+    torch.save({"obj": object.__new__(_Arbitrary)}, arbitrary)  # loading it would run code: refused
+    with pytest.raises(CheckpointError, match="object.pth.tar"):
+        read_checkpoint(str(arbitrary))
+    listed = tmp_path / "list.pth.tar"
+    torch.save([1, 2], listed)
+    with pytest.raises(CheckpointError, match=r"list\.pth\.tar: expected a dict, found list"):
+        read_checkpoint(str(listed))
+
+
+class _Arbitrary:
+    """A class outside the weights-only allowlist."""
+
+
+def test_state_dict_checks_and_recorded_settings():
+    state = {"module.a": torch.zeros(2), "module.b": torch.zeros(3)}
+    assert strip_module_prefix(state) == {"a": state["module.a"], "b": state["module.b"]}
+    mixed = {"module.a": torch.zeros(2), "b": torch.zeros(3)}
+    assert strip_module_prefix(mixed) is mixed  # only a prefix on every key is DDP's
+    expected = {"a": torch.zeros(2), "b": torch.zeros(3), "fc": torch.zeros(1)}
+    check_fits("p", {"a": torch.ones(2), "b": torch.ones(3)}, expected, may_miss={"fc"})
+    with pytest.raises(CheckpointError, match=r"checkpoint p does not fit the model: missing fc; unexpected c; "
+                                              r"other shapes a \(4,\) \(expected \(2,\)\)"):
+        check_fits("p", {"a": torch.ones(4), "b": torch.ones(3), "c": torch.ones(1)}, expected)
+    assert recorded_settings({"settings": {"preset": "ntu60"}, "options": {"lr": 1}}) == {"preset": "ntu60"}
+    assert recorded_settings({"options": {"lr": 1}}) == {"lr": 1}  # checkpoints of earlier versions
+    assert recorded_settings({"epoch": 1, "state_dict": {}}) is None  # released checkpoints
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkpoints_follow_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_checkpoint({"epoch": 1}, str(tmp_path / "c.pth.tar"))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "c.pth.tar").st_mode) == 0o666 & ~umask
+
+
+def test_full_disk_in_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint_last.pth.tar"
+    save_checkpoint({"epoch": 1}, str(path))
+    earlier = path.read_bytes()
+
+    class FullDisk(io.FileIO):
+        """A file on a disk that fills up after 100 bytes."""
+
+        def write(self, data):
+            if self.tell() + len(data) > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(checkpoint, "open", lambda p, mode: FullDisk(p, "w"), raising=False)
+    with pytest.raises(NoSpaceError, match=f"no space left on {path}"):
+        save_checkpoint({"epoch": 2, "w": torch.zeros(1000)}, str(path))
+    assert os.listdir(tmp_path) == ["checkpoint_last.pth.tar"] and path.read_bytes() == earlier
+
+
+@pytest.mark.slow  # a Python process that imports torch
+def test_a_killed_writers_temporary_file_is_removed_when_the_folder_is_next_claimed(tmp_path):
+    # A writer killed inside save_checkpoint (as by a kill -9 inside torch.save) leaves its temporary file.
+    target = tmp_path / "checkpoint_last.pth.tar"
+    code = ("import os, sys, torch\nfrom engine.checkpoint import save_checkpoint\n"
+            "def killed(obj, f):\n    f.write(b'x' * 4096)\n    f.flush()\n    os._exit(9)\n"
+            "torch.save = killed\nsave_checkpoint({'epoch': 1}, sys.argv[1])\n")
+    killed = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=ROOT)
+    assert killed.wait(timeout=120) == 9
+    (left,) = os.listdir(tmp_path)
+    assert left.startswith(f".checkpoint_last.pth.tar.{killed.pid}-") and left.endswith(".tmp.tar")
+    assert is_temporary(left) and (tmp_path / left).stat().st_size == 4096
+    kept = ["checkpoint_last.pth.tar.tmp", ".notes.txt", "results.tmp.tar", "settings.json"]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"y")
+    (tmp_path / left.replace("last", "0010")).mkdir()  # a folder, even one named like a temporary file, stays
+    kept.append(left.replace("last", "0010"))
+    # Writers no longer sweep their folder: a new write leaves the dead file ...
+    save_checkpoint({"epoch": 1}, str(tmp_path / "checkpoint_0000.pth.tar"))
+    assert left in os.listdir(tmp_path)
+    # ... the next run that claims the folder (a --resume, say) removes it.
+    claim = open_run_folder(str(tmp_path), "pretraining", {}, (), resume=str(target))
+    try:
+        assert sorted(os.listdir(tmp_path)) == sorted(kept + [".claim", "checkpoint_0000.pth.tar"])
+    finally:
+        claim.release()

@@ -1,0 +1,217 @@
+"""The linear-evaluation guard (frozen encoders), the three-stream fusion and the classifier training loop."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from dataset.layouts import NTU25
+from engine.checkpoint import CheckpointError
+from engine.evaluate import (
+    CHECKPOINT,
+    FUSION,
+    FrozenEncoderError,
+    check_unchanged,
+    evaluate,
+    frozen_snapshot,
+    fuse_scores,
+    make_loader,
+    read_probe_resume,
+    train_classifier,
+    trainable_parameters,
+)
+from engine.pretrained import build_classifier
+from engine.runtime import make_writer
+from options.settings import DataSettings, EncoderSettings, EvalRunSettings, EvalSettings, ProbeSettings, to_dict
+
+CPU = torch.device("cpu")
+
+
+class _Clips(Dataset):
+    """Tiny labelled clips N x 3 x 8 x 25 x 2 whose class shifts the mean (learnable)."""
+
+    def __init__(self, n=12, classes=3, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.arange(n) % classes
+        self.clips = torch.randn(n, 3, 8, 25, 2, generator=g) + self.labels.view(-1, 1, 1, 1, 1).float()
+        self.epochs = []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.clips[i], int(self.labels[i]), i
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return build_classifier(num_class=3, hidden_size=6, num_layers=1, layout=NTU25)
+
+
+def _settings(out, view="joint", data_dir="data/a", fingerprint="0123456789abcdef", resume="", **probe):
+    """The EvalSettings of an SGD run on `_Clips` (probe fields as keywords)."""
+    probe = dict(dict(probe="sgd", finetune=False, data_ratio=1.0, lr=0.1, momentum=0.9, weight_decay=0.0,
+                      batch_size=4, epochs=3, schedule=(2,), eval_freq=2), **probe)
+    return EvalSettings(
+        preset="ntu60", stage="semi" if probe["finetune"] else "linear",
+        data=DataSettings(dataset="ntu60", protocol="cross_subject", data_dir=data_dir, layout=NTU25, num_class=3,
+                          train_samples=12, median_frames=8, fingerprint=fingerprint),
+        encoder=EncoderSettings(hidden_size=6, num_layers=1), view_frames=8, min_crop_frames=8,
+        run=EvalRunSettings(seed=0, device="cpu", workers=0, checkpoint_path=str(out), results=str(out) + ".jsonl",
+                            resume=resume, fresh=False, view=view, pretrained="", pretrain_dataset=None),
+        probe=ProbeSettings(**probe))
+
+
+def _loaders(data):
+    return make_loader(data, 4, 0, True, 0, CPU), make_loader(data, 4, 0, False, 0, CPU)
+
+
+def _train(model, data, settings, resumed=None):
+    return train_classifier(model, *_loaders(data), settings, CPU, settings.run.checkpoint_path, make_writer(None),
+                            resumed)
+
+
+def test_frozen_check_catches_a_batchnorm_update():
+    model = _model()
+    trainable_parameters(model, ["joint"], finetune=False)
+    assert {name for name, p in model.named_parameters() if p.requires_grad} == model.classifier_keys
+    snapshot = frozen_snapshot(model)
+    x = torch.randn(4, 3, 8, 25, 2)
+    model.eval()
+    model(x, view="bone")
+    check_unchanged(model, snapshot)  # eval mode moves nothing
+    model.train()
+    with torch.no_grad():
+        model(x, view="motion")  # one batch in train mode: BatchNorm running statistics move
+    with pytest.raises(FrozenEncoderError, match="encoder_q_motion.input_norm.running_mean"):
+        check_unchanged(model, snapshot)
+
+
+def test_frozen_check_catches_a_weight_change():
+    model = _model()
+    snapshot = frozen_snapshot(model)
+    with torch.no_grad():
+        model.encoder_q.encoder.gru.weight_ih_l0[0, 0] += 1e-6
+    with pytest.raises(FrozenEncoderError, match=r"encoder_q\.encoder\.gru\.weight_ih_l0"):
+        check_unchanged(model, snapshot)
+
+
+def test_fusion_is_argmax_of_summed_softmaxes():
+    # Hand-made scores, 2 samples x 3 classes. Sample 0: the joint stream is sure of class 0 (raw
+    # score 10), motion and bone prefer class 1 (raw 3). Softmaxes: joint (e^10, 1, 1)/(e^10 + 2),
+    # motion = bone = (1, e^3, 1)/(e^3 + 2), so class 0 sums to ~1.09 and class 1 to ~1.82, while
+    # summed raw scores (10 vs 6) would pick class 0.
+    joint = torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    motion = torch.tensor([[0.0, 3.0, 0.0], [0.0, 2.0, 0.0]])
+    bone = torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+    fused = fuse_scores([joint, motion, bone])
+    e = np.e
+    c0 = e ** 10 / (e ** 10 + 2) + 2 / (e ** 3 + 2)
+    c1 = 1 / (e ** 10 + 2) + 2 * e ** 3 / (e ** 3 + 2)
+    assert fused[0, 0].item() == pytest.approx(c0, rel=1e-6) and fused[0, 1].item() == pytest.approx(c1, rel=1e-6)
+    # sample 1: class 1 gets 1/(e+2) + e^2/(e^2+2) + 1/3, class 2 gets e/(e+2) + 1/(e^2+2) + 1/3
+    c1 = 1 / (e + 2) + e ** 2 / (e ** 2 + 2) + 1 / 3
+    c2 = e / (e + 2) + 1 / (e ** 2 + 2) + 1 / 3
+    assert fused[1, 1].item() == pytest.approx(c1, rel=1e-6) and fused[1, 2].item() == pytest.approx(c2, rel=1e-6)
+    assert fused.argmax(dim=1).tolist() == [1, 1]
+    assert (joint + motion + bone).argmax(dim=1).tolist() == [0, 1]
+    assert torch.allclose(fused.sum(dim=1), torch.full((2,), 3.0))
+
+
+def test_evaluate_reports_views_and_fusion():
+    model = _model()
+    data = _Clips()
+    loader = make_loader(data, 5, 0, False, 0, CPU)
+    metrics = evaluate(model, loader, ["joint", "motion", "bone"], CPU)
+    assert set(metrics) == {"joint", "motion", "bone", FUSION}
+    with torch.no_grad():
+        scores = [model(data.clips, view=v) for v in ("joint", "motion", "bone")]
+    expected = (fuse_scores(scores).argmax(1) == data.labels).float().mean().item() * 100
+    assert metrics[FUSION]["top1"] == pytest.approx(expected)
+    assert metrics["joint"]["top5"] == 100.0  # 3 classes
+
+
+@pytest.mark.parametrize("view, trained", [("bone", {"bone"}), ("all", {"joint", "motion", "bone"})])
+def test_linear_training_changes_only_the_classifiers_of_its_views(tmp_path, view, trained):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = _Clips()
+    best = _train(model, data, _settings(tmp_path, view=view))
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    suffix = {"joint": "", "motion": "_motion", "bone": "_bone"}
+    assert changed == {f"encoder_q{suffix[v]}.fc.{p}" for v in trained for p in ("weight", "bias")}
+    assert changed <= model.classifier_keys
+    assert set(best) == (trained | {FUSION} if view == "all" else trained)
+    assert all(b["epoch"] in (1, 2) for b in best.values())  # validated after epochs 1 (eval_freq 2) and 2 (last)
+    assert data.epochs == [0, 1, 2]
+    saved = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert set(saved) == {"epoch", "state_dict", "optimizer", "best", "rng", "settings"}
+    assert saved["epoch"] == 3 and saved["settings"] == to_dict(_settings(tmp_path, view=view))
+
+
+def test_finetuning_trains_the_encoder_and_resume_continues(tmp_path):
+    data = _Clips()
+
+    def run(epochs, out, resume=""):
+        settings = _settings(tmp_path / out, finetune=True, lr=0.01, epochs=epochs, eval_freq=1, resume=resume)
+        resumed = read_probe_resume(resume, to_dict(settings)) if resume else None
+        model = _model()
+        best = _train(model, data, settings, resumed)
+        return model, best
+
+    initial = _model()
+    straight, best = run(2, "a")
+    assert not torch.equal(straight.encoder_q.encoder.gru.weight_ih_l0, initial.encoder_q.encoder.gru.weight_ih_l0)
+    assert not torch.equal(straight.encoder_q.input_norm.running_mean, initial.encoder_q.input_norm.running_mean)
+    run(1, "b")
+    resumed, best_resumed = run(2, "b", resume=str(tmp_path / "b" / CHECKPOINT))
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
+    assert best_resumed == best  # the best epoch so far comes from the checkpoint
+
+
+def test_linear_resume_refuses_a_run_of_other_encoders(tmp_path):
+    data = _Clips()
+    _train(_model(), data, _settings(tmp_path / "a", epochs=1))
+    resume = str(tmp_path / "a" / CHECKPOINT)
+    same = _settings(tmp_path / "b", epochs=2, resume=resume)
+    _train(_model(), data, same, read_probe_resume(resume, to_dict(same)))
+    other = _settings(tmp_path / "c", epochs=2, resume=resume)
+    with pytest.raises(FrozenEncoderError, match="--resume .*not those of the pretrained"):
+        _train(_model(seed=1), data, other, read_probe_resume(resume, to_dict(other)))
+
+
+def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
+    data = _Clips()
+    first = _settings(tmp_path / "a", epochs=1)
+    _train(_model(), data, first)
+    resume = str(tmp_path / "a" / CHECKPOINT)
+    later = _settings(tmp_path / "b", epochs=2, resume=resume)
+    for change, message in (
+            (dict(run=dataclasses.replace(later.run, view="bone")), "--view: 'joint' then, 'bone' now"),
+            # other data is told by its fingerprint; the folder's path may change (RESUME_MAY_CHANGE)
+            (dict(data=dataclasses.replace(later.data, fingerprint="fedcba9876543210")),
+             "--fingerprint: '0123456789abcdef' then, 'fedcba9876543210' now"),
+            (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
+            (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now")):
+        with pytest.raises(CheckpointError, match=f"--resume {resume} belongs to another run: {message}"):
+            read_probe_resume(resume, to_dict(dataclasses.replace(later, **change)))
+    assert not (tmp_path / "b").exists()
+    # The same data in another folder, and a longer run at another learning rate, continue it.
+    moved = _settings(tmp_path / "c", data_dir="elsewhere/a", epochs=2, lr=0.05, resume=resume)
+    best = _train(_model(), data, moved, read_probe_resume(resume, to_dict(moved)))
+    assert set(best) == {"joint"}
+
+
+def test_resume_refuses_what_is_not_an_evaluation_checkpoint(tmp_path):
+    pretraining = tmp_path / "checkpoint_0000.pth.tar"
+    torch.save({"epoch": 1, "state_dict": {}, "optimizer": {}}, pretraining)
+    with pytest.raises(CheckpointError, match="not an action_classification.py checkpoint .*--pretrained"):
+        read_probe_resume(str(pretraining), to_dict(_settings(tmp_path / "x")))
+    with pytest.raises(CheckpointError, match="no such file"):
+        read_probe_resume(str(tmp_path / "missing.pth.tar"), to_dict(_settings(tmp_path / "x")))

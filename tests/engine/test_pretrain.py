@@ -1,0 +1,367 @@
+"""Pretraining loop: checkpoints, exact resume, run folders, non-finite loss, bad input, faults (tiny CPU runs)."""
+import errno
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import pretrain_cmd
+from dataset.files import is_temporary
+from dataset.processed import ProcessedDataError
+from engine import checkpoint
+from engine import pretrain as engine
+from engine.checkpoint import CheckpointError, read_checkpoint
+from feeder import feeder_pretraining
+from options.options_pretraining import parse_args, resolve
+
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
+        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, processed):
+    """16 training recordings of ntu25 skeletons without layout.json: the published ntu60 preset, TINY sizes."""
+    return processed(tmp_path_factory.mktemp("processed"))
+
+
+def settings_of(data_dir, out, *extra):
+    return resolve(*parse_args(["--data-dir", data_dir, "--checkpoint-path", str(out)] + TINY + list(extra)))
+
+
+def run(data_dir, out, *extra):
+    return engine.run_pretraining(*settings_of(data_dir, out, *extra))
+
+
+def main(data_dir, out, *extra):
+    return pretrain_cmd.main(["--data-dir", data_dir, "--checkpoint-path", str(out)] + TINY + list(extra))
+
+
+def checkpoints(folder):
+    return sorted(n for n in os.listdir(folder) if n.endswith(".pth.tar"))
+
+
+@pytest.mark.slow  # several pretrainings
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on):
+    run(data_dir, tmp_path / "straight", "--epochs", "2", "--augment-on", augment_on)
+    run(data_dir, tmp_path / "split", "--epochs", "1", "--augment-on", augment_on)
+    run(data_dir, tmp_path / "split", "--epochs", "2", "--augment-on", augment_on,
+        "--resume", str(tmp_path / "split" / "checkpoint_last.pth.tar"))
+    a = read_checkpoint(str(tmp_path / "straight" / "checkpoint_last.pth.tar"))
+    b = read_checkpoint(str(tmp_path / "split" / "checkpoint_last.pth.tar"))
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert a["log"] == b["log"]
+    # training moved the weights and the queues
+    first = read_checkpoint(str(tmp_path / "split" / "checkpoint_0000.pth.tar"))
+    assert not torch.equal(first["state_dict"]["encoder_q.fc.0.weight"], a["state_dict"]["encoder_q.fc.0.weight"])
+    assert not torch.equal(first["state_dict"]["queue_bone"], a["state_dict"]["queue_bone"])
+
+
+def test_checkpoint_contents(data_dir, tmp_path):
+    history = run(data_dir, tmp_path, "--epochs", "2")
+    assert [h["epoch"] for h in history] == [0, 1]
+    names = sorted(os.listdir(tmp_path))
+    assert "checkpoint_0000.pth.tar" in names and "checkpoint_0001.pth.tar" not in names
+    assert {"checkpoint_last.pth.tar", "settings.json", "log.jsonl", "tensorboard"} <= set(names)
+    assert not [n for n in names if is_temporary(n)]
+    ckpt = read_checkpoint(str(tmp_path / "checkpoint_0000.pth.tar"))
+    assert ckpt["epoch"] == 1
+    # 'arch' and 'options' of earlier versions are gone: the settings record holds what they held
+    assert set(ckpt) == {"epoch", "state_dict", "optimizer", "settings", "rng", "log"}
+    state = ckpt["state_dict"]
+    assert not [k for k in state if k.startswith("module.")]
+    for prefix in ("encoder_q", "encoder_k", "encoder_q_motion", "encoder_k_motion", "encoder_q_bone",
+                   "encoder_k_bone"):
+        for name in ("encoder.gru.weight_ih_l0", "encoder.gru.bias_hh_l0_reverse", "fc.0.weight", "fc.2.bias",
+                     "input_norm.running_var", "input_norm.num_batches_tracked"):
+            assert f"{prefix}.{name}" in state
+    assert tuple(state["encoder_q.encoder.gru.weight_ih_l0"].shape) == (3 * 8, 150)  # 25 joints x 3 x 2 bodies
+    for name in ("queue", "queue_motion", "queue_bone"):
+        assert state[name].shape == (16, 32)
+    # 16 samples, batch 8: two steps per epoch move each queue pointer by 16 of K = 32
+    assert int(state["queue_ptr"]) == int(state["queue_ptr_bone"]) == 16
+    record = ckpt["settings"]
+    assert record["preset"] == "ntu60" and record["data"]["layout"]["name"] == "ntu25"
+    assert record["encoder"] == {"hidden_size": 8, "num_layers": 1}
+    assert (record["contrast"]["contrast_k"], record["contrast"]["topk"], record["contrast"]["contrast_dim"]) == (
+        32, 16, 16)
+    assert (record["views"]["view_frames"], record["views"]["min_crop_frames"]) == (64, 64)
+    assert ckpt["log"]["epoch"] == 0 and ckpt["log"]["lr"] == pytest.approx(0.01)
+    last = read_checkpoint(str(tmp_path / "checkpoint_last.pth.tar"))
+    assert last["epoch"] == 2 and int(last["state_dict"]["queue_ptr_motion"]) == 0
+    with open(tmp_path / "settings.json") as f:
+        settings = json.load(f)
+    assert settings == last["settings"]  # the same record in the folder and in every checkpoint
+    assert settings["contrast"]["contrast_k"] == 32 and settings["optim"]["batch_size"] == 8
+    assert settings["run"]["world_size"] == 1 and settings["run"]["augment_on"] == "loader"
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log == [ckpt["log"], last["log"]]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for name in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss", "top1_joint",
+                 "top1_motion", "top1_bone"):
+        assert f"train/{name}" in tags and f"step/{name}" in tags
+    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([0.01, 0.01])
+    total = [e.value for e in events.Scalars("train/loss")]
+    parts = [sum(events.Scalars(f"train/{k}")[i].value for k in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone",
+                                                                  "loss_cmd")) for i in range(2)]
+    assert total == pytest.approx(parts, rel=1e-5)
+    assert [line["loss"] for line in log] == pytest.approx(total, rel=1e-5)
+
+
+def _poison(monkeypatch, at_call):
+    """Make the model's CMD loss NaN at its `at_call`-th forward."""
+    build = engine.build_model
+    calls = {"n": 0}
+
+    def poisoned(settings):
+        model = build(settings)
+        forward = model.forward
+
+        def forward_with_nan(im_q, im_k):
+            out = forward(im_q, im_k)
+            calls["n"] += 1
+            return out[:-1] + (out[-1] * float("nan") if calls["n"] == at_call else out[-1],)
+
+        model.forward = forward_with_nan
+        return model
+
+    monkeypatch.setattr(engine, "build_model", poisoned)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch, capsys, sha256):
+    run(data_dir, tmp_path, "--epochs", "1")
+    last = tmp_path / "checkpoint_last.pth.tar"
+    before = {name: sha256(tmp_path / name) for name in ("checkpoint_last.pth.tar", "log.jsonl")}
+    _poison(monkeypatch, at_call=2)
+    with pytest.raises(engine.NonFiniteLossError, match="epoch 1, step 1 of 2"):
+        run(data_dir, tmp_path, "--epochs", "3", "--resume", str(last))
+    assert {name: sha256(tmp_path / name) for name in before} == before
+    assert checkpoints(tmp_path) == ["checkpoint_0000.pth.tar", "checkpoint_last.pth.tar"]
+    # through the entry point: exit status 1 and one line, no traceback; the folder is free again
+    _poison(monkeypatch, at_call=2)
+    capsys.readouterr()
+    assert main(data_dir, tmp_path, "--epochs", "3", "--resume", str(last)) == 1
+    err = capsys.readouterr().err  # the progress bar's output, then the one line
+    assert err.splitlines()[-1].startswith("pretrain_cmd.py: error: epoch 1, step 1 of 2: non-finite loss")
+    assert "Traceback" not in err
+    assert {name: sha256(tmp_path / name) for name in before} == before
+
+
+def test_bad_data_folders_fail_before_training(tmp_path, processed, capsys):
+    out = tmp_path / "out"
+    missing = str(tmp_path / "nowhere")
+    # a folder that does not exist is a usage error now (it was exit status 1)
+    with pytest.raises(SystemExit) as stop:
+        main(missing, out, "--epochs", "1")
+    assert stop.value.code == 2 and f"processed folder {missing}: no such folder" in capsys.readouterr().err
+    broken = processed(tmp_path / "broken", n=(4, 4))
+    np.save(os.path.join(broken, "train_data_joint.npy"), np.zeros((4, 3, 300, 25), dtype=np.float32))
+    with pytest.raises(ProcessedDataError, match="broken.*train_data_joint.npy has shape"):
+        run(broken, out, "--epochs", "1")
+    assert main(broken, out, "--epochs", "1") == 1
+    assert "pretrain_cmd.py: error: processed folder" in capsys.readouterr().err
+    # fewer samples than one batch: a usage error (it was a SettingsError from the engine)
+    small = processed(tmp_path / "small", n=(5, 4))
+    with pytest.raises(SystemExit) as stop:
+        run(small, out, "--epochs", "1")
+    assert stop.value.code == 2 and "5 samples, fewer than one global batch of 8" in capsys.readouterr().err
+    empty = processed(tmp_path / "empty_sample", n=(8, 4))
+    counts = np.load(os.path.join(empty, "train_num_frame.npy"))
+    counts[3] = 0
+    np.save(os.path.join(empty, "train_num_frame.npy"), counts)
+    with pytest.raises(ProcessedDataError, match="sample 3 .*has 0 frames"):
+        run(empty, out, "--epochs", "1")
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_view_settings_reach_the_views(data_dir, tmp_path, monkeypatch, augment_on):
+    seen, steps = [], []
+    original = feeder_pretraining.pretraining_views
+
+    def spy(data, num_frames, generator=None, output_size=64, corrupted_joints=15, min_crop_frames=64):
+        seen.append((output_size, corrupted_joints, min_crop_frames))
+        return original(data, num_frames, generator, output_size, corrupted_joints, min_crop_frames)
+
+    step = engine.train_step
+
+    def step_spy(model, optimizer, im_q, im_k, *args):
+        steps.append((tuple(im_q.shape), tuple(im_k.shape)))
+        return step(model, optimizer, im_q, im_k, *args)
+
+    monkeypatch.setattr(feeder_pretraining, "pretraining_views", spy)
+    monkeypatch.setattr(engine, "pretraining_views", spy)
+    monkeypatch.setattr(engine, "train_step", step_spy)
+    run(data_dir, tmp_path / "run", "--epochs", "1", "--augment-on", augment_on, "--view-frames", "24",
+        "--corrupted-joints", "5", "--min-crop-frames", "20")
+    assert seen and set(seen) == {(24, 5, 20)}
+    assert len(seen) == (2 if augment_on == "device" else 16)  # one call per batch, or per sample
+    assert steps == [((8, 3, 24, 25, 2),) * 2] * 2
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert settings["views"] == {"view_frames": 24, "min_crop_frames": 20, "corrupted_joints": 5}
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 at a chosen point: nothing in the run catches it."""
+
+
+def _log_epochs(folder):
+    return [json.loads(line)["epoch"] for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_periodic_checkpoint_is_written_first_and_restored_on_resume(data_dir, tmp_path, monkeypatch, sha256):
+    # A kill between the two writes of epoch 0 leaves the periodic file, not checkpoint_last.
+    save = engine.save_checkpoint
+    written = []
+
+    def killed_at_last(obj, path):
+        written.append(os.path.basename(path))
+        if path.endswith(engine.LAST_CHECKPOINT):
+            raise _Killed
+        save(obj, path)
+
+    monkeypatch.setattr(engine, "save_checkpoint", killed_at_last)
+    with pytest.raises(_Killed):
+        run(data_dir, tmp_path / "killed", "--epochs", "1")
+    monkeypatch.undo()
+    assert written == ["checkpoint_0000.pth.tar", "checkpoint_last.pth.tar"]
+    assert checkpoints(tmp_path / "killed") == ["checkpoint_0000.pth.tar"]
+    # A folder written with checkpoint_last first and killed before checkpoint_0000: a resume re-creates
+    # checkpoint_0000 as it was (both hold the same state).
+    out = tmp_path / "old"
+    run(data_dir, out, "--epochs", "1")
+    periodic, last = out / "checkpoint_0000.pth.tar", out / "checkpoint_last.pth.tar"
+    expected = sha256(periodic)
+    assert sha256(last) == expected
+    periodic.unlink()
+    run(data_dir, out, "--epochs", "2", "--resume", str(last))
+    assert sha256(periodic) == expected and read_checkpoint(str(last))["epoch"] == 2
+
+
+def test_a_resume_with_nothing_left_to_train_restores_the_periodic_checkpoint(data_dir, tmp_path, sha256):
+    out = tmp_path / "old"
+    run(data_dir, out, "--epochs", "1")
+    periodic, last = out / "checkpoint_0000.pth.tar", out / "checkpoint_last.pth.tar"
+    expected = sha256(periodic)
+    periodic.unlink()
+    assert run(data_dir, out, "--epochs", "1", "--resume", str(last)) == []
+    assert periodic.exists() and sha256(periodic) == expected
+
+
+@pytest.mark.slow  # several pretrainings
+def test_resume_leaves_one_log_line_per_epoch(data_dir, tmp_path, monkeypatch):
+    # Resuming from an earlier periodic checkpoint (now only with --rewind): epochs 1 and 2 are trained
+    # again, logged once.
+    out = tmp_path / "rewound"
+    run(data_dir, out, "--epochs", "3")
+    run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_0000.pth.tar"), "--rewind")
+    assert _log_epochs(out) == [0, 1, 2]
+    # A log from a run that appended before its checkpoint: epoch 1 twice, a fragment at the end.
+    lines = (out / "log.jsonl").read_text().splitlines(keepends=True)
+    (out / "log.jsonl").write_text("".join(lines[:2] + lines[1:2] + lines[2:]) + '{"epoch": 3, "lo')
+    run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_0000.pth.tar"), "--rewind")
+    assert _log_epochs(out) == [0, 1, 2]
+    # A kill after epoch 1's checkpoint but before its log line: the resume restores the line from
+    # the checkpoint, and the record of epoch 1 is the one the straight run logged.
+    killed = tmp_path / "killed"
+    append = engine.append_lines
+
+    def killed_at_epoch_1(path, records):
+        if any(r["epoch"] == 1 for r in records):
+            raise _Killed
+        append(path, records)
+
+    monkeypatch.setattr(engine, "append_lines", killed_at_epoch_1)
+    with pytest.raises(_Killed):
+        run(data_dir, killed, "--epochs", "3")
+    monkeypatch.undo()
+    assert _log_epochs(killed) == [0]
+    run(data_dir, killed, "--epochs", "3", "--resume", str(killed / "checkpoint_last.pth.tar"))
+    assert _log_epochs(killed) == [0, 1, 2]
+    straight = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    restored = [json.loads(line) for line in (killed / "log.jsonl").read_text().splitlines()]
+    assert restored == straight
+
+
+@pytest.mark.slow  # several pretrainings
+def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_path, processed, caplog, sha256):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "1")
+    last = str(out / "checkpoint_last.pth.tar")
+    for extra, message in ((["--topk", "8"], "--topk: 16 then, 8 now"),
+                           (["--cmd-weight", "2"], "--cmd-weight: 1.0 then, 2.0 now"),
+                           (["--seed", "7"], "--seed: 42 then, 7 now")):
+        with pytest.raises(CheckpointError, match=f"--resume {last} belongs to another run: {message}"):
+            run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
+    # other data is told by its fingerprint (the folder's path may change: the same data, moved)
+    other_data = processed(tmp_path / "other_data", seed=1)
+    with pytest.raises(CheckpointError, match="--fingerprint: '[0-9a-f]+' then, '[0-9a-f]+' now"):
+        run(other_data, out, "--epochs", "2", "--resume", last)
+    assert read_checkpoint(last)["epoch"] == 1  # nothing was trained or written
+    moved = shutil.copytree(data_dir, tmp_path / "moved")
+    # Settings listed as changeable may change: another learning rate, schedule, frequency, data path.
+    run(str(moved), out, "--epochs", "2", "--resume", last, "--lr", "0.02", "--schedule", "1", "-p", "2")
+    assert read_checkpoint(last)["settings"]["optim"]["lr"] == 0.02
+    # A checkpoint without 'settings' (the released ones) is not compared.
+    released = tmp_path / "released.pth.tar"
+    ckpt = read_checkpoint(last)
+    torch.save({k: ckpt[k] for k in ("epoch", "state_dict", "optimizer")}, released)
+    run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
+    assert read_checkpoint(str(tmp_path / "from_released" / "checkpoint_last.pth.tar"))["epoch"] == 3
+    # --epochs not beyond the checkpoint's epoch: nothing is written, and the log says so.
+    before = {name: sha256(out / name) for name in ("checkpoint_last.pth.tar", "settings.json", "log.jsonl")}
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        assert main(data_dir, out, "--epochs", "2", "--resume", last) == 0
+    assert f"nothing to do: checkpoint {last} is at epoch 2, --epochs 2" in caplog.text
+    assert {name: sha256(out / name) for name in before} == before
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_resume(data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "1")
+    left = out / f".checkpoint_last.pth.tar.{os.getpid() + 100000}-0123abcd.tmp.tar"  # what a kill -9 leaves
+    left.write_bytes(b"x" * 4096)
+    kept = out / "notes.tmp"
+    kept.write_text("mine")
+    run(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint_last.pth.tar"))
+    assert not left.exists() and kept.read_text() == "mine"
+
+
+def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, tmp_path, monkeypatch, capsys,
+                                                                      sha256):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "1")
+    before = {name: sha256(out / name) for name in ("checkpoint_0000.pth.tar", "checkpoint_last.pth.tar",
+                                                   "log.jsonl")}
+
+    class FullDisk(io.FileIO):
+        """A file on a disk that fills up after 1000 bytes."""
+
+        def write(self, data):
+            if self.tell() + len(data) > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(checkpoint, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
+    assert main(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
+    err = capsys.readouterr().err
+    assert f"pretrain_cmd.py: error: no space left on {out / 'checkpoint_last.pth.tar'}" in err
+    assert "enforce fail" not in err and "Traceback" not in err
+    # the log keeps epoch 0 only (settings.json is rewritten: the resumed run starts at epoch 1)
+    assert {name: sha256(out / name) for name in before} == before
+    assert sorted(os.listdir(out)) == [".claim", "checkpoint_0000.pth.tar", "checkpoint_last.pth.tar", "log.jsonl",
+                                       "settings.json", "tensorboard"]

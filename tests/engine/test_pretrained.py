@@ -1,0 +1,187 @@
+"""Loading released-format and our checkpoints onto the downstream model, and each loading error."""
+import os
+
+import pytest
+import torch
+
+from dataset.layouts import KINECT20, NTU25
+from engine.checkpoint import CheckpointError
+from engine.pretrained import (
+    PUBLISHED_VIEWS,
+    build_classifier,
+    checkpoint_layout,
+    downstream_model,
+    encoder_sizes,
+    encoder_state,
+    load_pretrained,
+)
+from moco.builder import MoCo
+from moco.modalities import MODALITIES, modality
+from moco.model import ThreeStreamClassifier
+
+HIDDEN, LAYERS = 8, 2
+
+
+def _pretrain_model(mlp=True, hidden=HIDDEN, layers=LAYERS):
+    torch.manual_seed(0)
+    model = MoCo("graph-based", {"en_input_size": 150, "en_hidden_size": hidden, "en_num_layers": layers,
+                                 "num_class": 128}, dim=16, K=32, topk=8, mlp=mlp, pretrain=True)
+    with torch.no_grad():  # BatchNorm statistics as after training, so that they matter
+        for name in MODALITIES:
+            norm = model.query_encoder(name).input_norm
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+            norm.num_batches_tracked.fill_(7)
+    return model
+
+
+def _save_released(tmp_path, state_dict, name="checkpoint_0450.pth.tar"):
+    path = os.path.join(tmp_path, name)
+    torch.save({"epoch": 451, "state_dict": state_dict, "optimizer": {"state": {}, "param_groups": []}}, path)
+    return path
+
+
+def _load(path, num_class=3, **sizes):
+    return load_pretrained(path, num_class, NTU25, **sizes)
+
+
+def test_released_checkpoint_gives_the_published_features(tmp_path):
+    source = _pretrain_model(mlp=True).eval()
+    path = _save_released(tmp_path, source.state_dict())
+    model, info = _load(path, num_class=5)
+    assert isinstance(model, ThreeStreamClassifier)
+    assert (info["hidden_size"], info["num_layers"], info["input_size"], info["mlp"]) == (HIDDEN, LAYERS, 150, True)
+    assert info["format"] == "released" and info["epoch"] == 451 and info["pretrain_dataset"] is None
+    # a released checkpoint's views are the paper's: evaluation crops of 64 frames
+    assert (info["view_frames"], info["min_crop_frames"]) == (64, 64) == tuple(PUBLISHED_VIEWS.values())
+    model.eval()
+    x = torch.randn(3, 3, 10, 25, 2)
+    for view in MODALITIES:
+        # the published per-frame computation with the source query encoder
+        expected = source.query_encoder(view).forward_loop(modality(x, view, NTU25.parents), return_features=True)
+        assert torch.allclose(model.features(x, view), expected, atol=1e-5)
+        fc = model.query_encoder(view).fc
+        assert fc.weight.shape == (5, 2 * HIDDEN)
+        assert torch.equal(fc.bias, torch.zeros(5))
+        assert 0.005 < fc.weight.std().item() < 0.015 and abs(fc.weight.mean().item()) < 0.005
+
+
+def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
+    source = _pretrain_model(mlp=False, hidden=6, layers=3)
+    state = {"module." + k: v for k, v in source.state_dict().items()}
+    model, info = _load(_save_released(tmp_path, state), num_class=4)
+    assert (info["hidden_size"], info["num_layers"], info["mlp"], info["module_prefix"]) == (6, 3, False, True)
+    expected = source.encoder_q_bone.encoder.gru.weight_hh_l2_reverse
+    assert torch.equal(model.encoder_q_bone.encoder.gru.weight_hh_l2_reverse, expected)
+    # checkpoints of earlier versions of this code: flat 'options' and 'arch'
+    older = os.path.join(tmp_path, "older.pth.tar")
+    arch = {"args_bi_gru": {"en_input_size": 150, "en_hidden_size": 6, "en_num_layers": 3, "num_class": 16},
+            "layout": NTU25.to_dict()}
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "optimizer": {}, "arch": arch,
+                "options": {"pre_dataset": "ntu120", "hidden_size": 6, "num_layers": 3}}, older)
+    _, info = _load(older, num_class=4)
+    assert info["format"] == "ours" and info["pretrain_dataset"] == "ntu120"
+    assert (info["view_frames"], info["min_crop_frames"]) == (64, 64)
+    # ours: the settings record; the views' length comes from it
+    ours = os.path.join(tmp_path, "ours.pth.tar")
+    record = {"preset": "small", "data": {"dataset": "my_set", "layout": NTU25.to_dict()},
+              "encoder": {"hidden_size": 6, "num_layers": 3},
+              "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 4}}
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "optimizer": {}, "settings": record}, ours)
+    _, info = _load(ours, num_class=4)
+    assert (info["format"], info["pretrain_dataset"], info["view_frames"], info["min_crop_frames"]) == (
+        "ours", "my_set", 32, 16)
+    # sizes recorded otherwise than the weights say: refused
+    bad = os.path.join(tmp_path, "bad_record.pth.tar")
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, encoder={"hidden_size": 7})},
+               bad)
+    with pytest.raises(CheckpointError, match="hidden_size=6, but hidden_size=7 was requested or recorded"):
+        _load(bad, num_class=4)
+
+
+def test_the_layout_of_a_checkpoint(tmp_path):
+    assert checkpoint_layout({"state_dict": {}}, "x") == NTU25  # released: the published layout
+    assert checkpoint_layout({"settings": {"data": {"layout": KINECT20.to_dict()}}}, "x") == KINECT20
+    assert checkpoint_layout({"arch": {"layout": KINECT20.to_dict()}}, "x") == KINECT20
+    with pytest.raises(CheckpointError, match="checkpoint x: unreadable layout record"):
+        checkpoint_layout({"settings": {"data": {"layout": {"name": "broken"}}}}, "x")
+    path = _save_released(tmp_path, _pretrain_model().state_dict())
+    with pytest.raises(CheckpointError, match=r"pretrained on skeletons of layout 'ntu25' \(25 joints, 2 bodies\), "
+                                              r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\)"):
+        load_pretrained(path, 3, KINECT20)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = os.path.join(tmp_path, "notes.pth.tar")
+    with open(path, "w") as f:
+        f.write("this is text, not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="notes.pth.tar"):
+        _load(path)
+    plain = os.path.join(tmp_path, "plain.pth.tar")
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match=r"plain\.pth\.tar.*'state_dict'"):
+        _load(plain)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = _save_released(tmp_path, _pretrain_model().state_dict())
+    with open(path, "rb") as f:
+        head = f.read(os.path.getsize(path) // 2)
+    with open(path, "wb") as f:
+        f.write(head)
+    with pytest.raises(CheckpointError, match="checkpoint_0450.pth.tar"):
+        _load(path)
+
+
+def test_other_architecture(tmp_path):
+    resnet = {"conv1.weight": torch.zeros(4, 3, 3, 3), "fc.weight": torch.zeros(10, 4)}
+    path = _save_released(tmp_path, resnet, "resnet.pth.tar")
+    with pytest.raises(CheckpointError, match=r"resnet\.pth\.tar.*another architecture.*conv1\.weight"):
+        _load(path)
+    # a unidirectional GRU encoder: the '_reverse' weights are missing
+    state = {k: v for k, v in _pretrain_model().state_dict().items() if "_reverse" not in k}
+    path = _save_released(tmp_path, state, "onedir.pth.tar")
+    with pytest.raises(CheckpointError, match=r"onedir\.pth\.tar.*missing .*weight_hh_l0_reverse"):
+        _load(path)
+
+
+def test_unexpected_missing_and_misshapen_keys(tmp_path):
+    state = _pretrain_model().state_dict()
+    extra = dict(state, **{"encoder_q.extra.weight": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match=r"unexpected encoder_q\.extra\.weight"):
+        _load(_save_released(tmp_path, extra, "extra.pth.tar"))
+    fewer = {k: v for k, v in state.items() if k != "encoder_q_motion.input_norm.running_var"}
+    with pytest.raises(CheckpointError, match=r"missing encoder_q_motion\.input_norm\.running_var"):
+        _load(_save_released(tmp_path, fewer, "fewer.pth.tar"))
+    bad = dict(state, **{"encoder_q.input_norm.weight": torch.ones(140)})
+    with pytest.raises(CheckpointError, match=r"other shapes encoder_q\.input_norm\.weight \(140,\)"):
+        _load(_save_released(tmp_path, bad, "bad.pth.tar"))
+    mixed = dict(state)
+    for key, value in _pretrain_model(hidden=4).state_dict().items():
+        if key.startswith("encoder_q_bone."):
+            mixed[key] = value
+    with pytest.raises(CheckpointError, match="encoders differ"):
+        _load(_save_released(tmp_path, mixed, "mixed.pth.tar"))
+
+
+def test_encoder_state_and_sizes_read_the_published_names():
+    state = encoder_state({"state_dict": {"module." + k: v for k, v in _pretrain_model().state_dict().items()}}, "x")
+    assert all(k.startswith("encoder_q") and ".fc" not in k for k in state)
+    assert not any(k.startswith("encoder_k") or k.startswith("queue") for k in state)
+    assert encoder_sizes(state, "x") == {"input_size": 150, "hidden_size": HIDDEN, "num_layers": LAYERS}
+
+
+def test_requested_size_must_match(tmp_path):
+    path = _save_released(tmp_path, _pretrain_model().state_dict())
+    with pytest.raises(CheckpointError, match="hidden_size=8.*hidden_size=16"):
+        _load(path, hidden_size=16)
+
+
+def test_random_baseline_without_checkpoint():
+    model, info = downstream_model("", num_class=7, layout=NTU25, hidden_size=5, num_layers=1)
+    assert info["format"] == "random" and model.encoder_q.encoder.gru.hidden_size == 5
+    assert (info["view_frames"], info["min_crop_frames"], info["path"]) == (64, 64, None)
+    assert torch.equal(model.encoder_q_motion.fc.bias, torch.zeros(7))
+    kinect, info = downstream_model(None, num_class=4, layout=KINECT20, hidden_size=5, num_layers=1)
+    assert info["input_size"] == 60 and kinect.encoder_q.encoder.gru.input_size == 60
+    assert build_classifier(4, 5, 1, KINECT20).state_dict().keys() == kinect.state_dict().keys()

@@ -1,0 +1,61 @@
+"""The logistic probe against scikit-learn on fixed features: the C it picks, its scores, the fusion."""
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from engine.probe import C_GRID, cv_folds, logistic_probe
+
+
+def features(seed, n_per_class=24, classes=4, dim=6):
+    """Three noisy streams of class-dependent features (N x dim each) and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    centres = rng.normal(size=(3, classes, dim))
+    streams = {name: centres[i][labels] + rng.normal(scale=2.0, size=(len(labels), dim)) * (i + 1)
+               for i, name in enumerate(("joint", "motion", "bone"))}
+    return streams, labels
+
+
+def reference(train_x, train_y, val_x, seed):
+    """Slow and plain: for every C the mean accuracy of a scaled logistic regression over the same folds,
+    the best C (the smallest on a tie) refitted on the whole training part, its validation probabilities."""
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+
+    def model(c):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, tol=1e-8))
+
+    scores = [cross_val_score(model(c), train_x, train_y, cv=folds).mean() for c in C_GRID]
+    best = C_GRID[int(np.argmax(scores))]
+    return best, model(best).fit(train_x, train_y).predict_proba(val_x)
+
+
+def test_probe_matches_scikit_learn_per_stream_and_fused():
+    train_x, train_y = features(0)
+    val_x, val_y = features(1)
+    found = logistic_probe((train_x, train_y), (val_x, val_y), seed=3)
+    probabilities = []
+    for name in ("joint", "motion", "bone"):
+        c, p = reference(train_x[name], train_y, val_x[name], seed=3)
+        probabilities.append(p)
+        assert found[name]["C"] == c
+        assert found[name]["top1"] == pytest.approx((p.argmax(1) == val_y).mean() * 100, abs=100 / len(val_y) + 1e-9)
+    fused = (sum(probabilities).argmax(1) == val_y).mean() * 100
+    assert found["fusion"]["top1"] == pytest.approx(fused, abs=100 / len(val_y) + 1e-9)
+    assert set(found) == {"joint", "motion", "bone", "fusion"}
+
+
+def test_top5_counts_the_label_among_the_five_most_probable():
+    train_x, train_y = features(0, classes=8)
+    val_x, val_y = features(1, classes=8)
+    found = logistic_probe(({"joint": train_x["joint"]}, train_y), ({"joint": val_x["joint"]}, val_y))
+    assert set(found) == {"joint"}  # no fusion of one stream
+    assert found["joint"]["top1"] <= found["joint"]["top5"] <= 100.0
+
+
+def test_folds_shrink_for_classes_with_few_samples():
+    assert cv_folds(np.repeat(np.arange(3), 10), seed=0).n_splits == 5
+    assert cv_folds(np.array([0, 0, 0, 1, 1, 1, 2, 2]), seed=0).n_splits == 2
+    assert cv_folds(np.array([0, 0, 0, 1]), seed=0).n_splits == 2  # at least 2

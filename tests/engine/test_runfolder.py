@@ -1,0 +1,284 @@
+"""Runs that cannot clobber each other: claimed output folders, --fresh, --rewind, outputs checked
+before work, the data's identity on resume, and the red-team's remaining defects (one test each)."""
+import errno
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import action_classification
+import knn_eval
+import pretrain_cmd
+from dataset.files import append_lines
+from engine.checkpoint import read_checkpoint
+
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
+        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+PROBE = ["-j", "0", "--device", "cpu", "--epochs", "2", "--schedule", "1", "--eval-freq", "1", "-b", "8"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from tests.conftest import write_processed  # the `processed` fixture's function, at module scope
+
+    return write_processed(tmp_path_factory.mktemp("processed"), n=(16, 6))
+
+
+def pretrain(data_dir, out, *extra):
+    return pretrain_cmd.main(["--data-dir", data_dir, "--checkpoint-path", str(out), *TINY, *extra])
+
+
+def snapshot(folder, sha256):
+    """{name: digest} of the files directly in `folder`."""
+    return {name: sha256(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name)) and name != ".claim"}
+
+
+@pytest.fixture(scope="module")
+def finished(data_dir, tmp_path_factory):
+    """A finished 3-epoch pretraining run (checkpoint_0000 and checkpoint_last at epoch 3)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert pretrain(data_dir, out, "--epochs", "3") == 0
+    return out
+
+
+def hold_claim(folder):
+    """A real other process that claims `folder` and sleeps; returns it once it holds the claim."""
+    ready = os.path.join(str(folder), "..", f"claimed-{os.getpid()}")
+    code = ("import sys, time; from dataset.files import claim_folder; claim_folder(sys.argv[1], 'a test run'); "
+            "open(sys.argv[2], 'w').close(); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder), ready])
+    for _ in range(200):
+        if os.path.exists(ready):
+            return holder
+        time.sleep(0.05)
+    holder.kill()
+    raise AssertionError("the claiming process did not start")
+
+
+def test_fresh_run_into_a_finished_run_is_refused_and_changes_nothing(finished, data_dir, sha256, capsys):
+    before = snapshot(finished, sha256)
+    assert pretrain(data_dir, finished, "--epochs", "3") == 1
+    err = capsys.readouterr().err
+    assert f"{finished} holds a pretraining run" in err and "checkpoint_last.pth.tar" in err
+    assert "--resume" in err and "--fresh" in err
+    assert snapshot(finished, sha256) == before
+
+
+def test_fresh_keeps_the_old_run_aside(data_dir, tmp_path, sha256, capsys):
+    out = tmp_path / "run"
+    assert pretrain(data_dir, out, "--epochs", "1") == 0
+    before = snapshot(out, sha256)
+    assert pretrain(data_dir, out, "--epochs", "1", "--seed", "7", "--fresh") == 0
+    aside = [d for d in os.listdir(out) if d.startswith("previous-")]
+    assert len(aside) == 1 and snapshot(out / aside[0], sha256) == before
+    assert "moved to" in capsys.readouterr().out
+
+
+def test_a_second_run_into_a_claimed_folder_is_refused_naming_the_holder(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = hold_claim(out)
+    try:
+        assert pretrain(data_dir, out, "--epochs", "1") == 1
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "in use" in err
+        assert not os.path.exists(out / "settings.json")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert pretrain(data_dir, out, "--epochs", "1") == 0  # the claim died with its process
+
+
+def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(finished, data_dir, tmp_path,
+                                                                               sha256, capsys):
+    out = tmp_path / "run"
+    assert pretrain(data_dir, out, "--epochs", "3") == 0
+    last = sha256(out / "checkpoint_last.pth.tar")
+    log = (out / "log.jsonl").read_text()
+    older = str(out / "checkpoint_0000.pth.tar")
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", older) == 1
+    err = capsys.readouterr().err
+    assert "newer state (epoch 3" in err and "--rewind" in err
+    assert sha256(out / "checkpoint_last.pth.tar") == last
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", older, "--rewind") == 0
+    aside = out / [d for d in os.listdir(out) if d.startswith("rewound-")][0]
+    assert sha256(aside / "checkpoint_last.pth.tar") == last and (aside / "log.jsonl").read_text() == log
+    # the rewound run redid epochs 1 and 2 from the same state: the same weights as the first time
+    redone = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
+    first = read_checkpoint(str(aside / "checkpoint_last.pth.tar"))
+    assert redone["epoch"] == 3
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, redone["state_dict"][key]), key
+
+
+def test_resume_refuses_data_reconverted_with_other_content(data_dir, tmp_path, capsys):
+    from tests.conftest import write_processed
+
+    folder = write_processed(tmp_path / "data", n=(16, 6), seed=1)
+    out = tmp_path / "run"
+    assert pretrain(folder, out, "--epochs", "1") == 0
+    write_processed(folder, n=(16, 6), seed=2)  # same path, same count, other recordings
+    assert pretrain(folder, out, "--epochs", "2", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
+    assert "--fingerprint" in capsys.readouterr().err
+
+
+def test_malformed_rng_is_refused_before_anything_is_written(data_dir, tmp_path, sha256, capsys):
+    out = tmp_path / "run"
+    assert pretrain(data_dir, out, "--epochs", "1") == 0
+    ckpt = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
+    ckpt["rng"]["python"] = "(3, (1, 2"  # not a literal
+    torch.save(ckpt, out / "bad.pth.tar")
+    before = snapshot(out, sha256)
+    assert pretrain(data_dir, out, "--epochs", "2", "--resume", str(out / "bad.pth.tar")) == 1
+    assert "'rng' entry is malformed" in capsys.readouterr().err
+    assert snapshot(out, sha256) == before
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "inf"], "--lr must be positive and finite"),
+    (["--contrast-t", "inf"], "--contrast-t must be positive and finite"),
+    (["--cmd-weight", "nan"], "--cmd-weight must be at least 0 and finite"),
+    (["--device", "tpu"], "--device tpu: this code runs on cpu, cuda or cuda:N"),
+    (["--device", "cuda:x"], "--device cuda:x: this code runs on cpu, cuda or cuda:N"),
+    pytest.param(["--device", "cuda"], "--device cuda: CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_impossible_settings_are_usage_errors(data_dir, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        pretrain(data_dir, tmp_path / "run", *flags)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_checkpoint_path_with_bytes_that_are_not_utf8_is_a_usage_error(data_dir, tmp_path, capsys):
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/run\xff")
+    with pytest.raises(SystemExit) as exit_:
+        pretrain(data_dir, bad)
+    assert exit_.value.code == 2 and "not UTF-8" in capsys.readouterr().err
+
+
+def test_checkpoint_path_naming_a_file_is_a_usage_error(data_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit) as exit_:
+        pretrain(data_dir, tmp_path / "file")
+    assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err
+
+
+def classify(data_dir, out, results, *extra):
+    return action_classification.main(["--data-dir", data_dir, "--checkpoint-path", str(out), "--results",
+                                       str(results), "--hidden-size", "8", "--num-layers", "1", *PROBE, *extra])
+
+
+def knn(data_dir, out, results, *extra):
+    return knn_eval.main(["--data-dir", data_dir, "--checkpoint-path", str(out), "--results", str(results),
+                          "--hidden-size", "8", "--num-layers", "1", "-j", "0", "--device", "cpu", *extra])
+
+
+def test_a_linear_probe_folder_is_not_reused_without_resume(data_dir, tmp_path, capsys):
+    out, results = tmp_path / "lin", tmp_path / "r.jsonl"
+    assert classify(data_dir, out, results) == 0
+    events = sorted(os.listdir(out / "tensorboard"))
+    assert classify(data_dir, out, results) == 1
+    err = capsys.readouterr().err
+    assert f"{out} holds a classification run" in err and "checkpoint.pth.tar" in err
+    assert "--resume" in err and "--fresh" in err
+    assert sorted(os.listdir(out / "tensorboard")) == events  # no second run's events mixed in
+    assert classify(data_dir, out, results, "--fresh") == 0
+
+
+def test_knn_folder_is_not_reused_without_fresh(data_dir, tmp_path, capsys):
+    out, results = tmp_path / "knn", tmp_path / "r.jsonl"
+    assert knn(data_dir, out, results) == 0
+    assert knn(data_dir, out, results) == 1
+    assert "--fresh" in capsys.readouterr().err
+    assert knn(data_dir, out, results, "--fresh") == 0
+
+
+@pytest.mark.parametrize("evaluate", [classify, knn])
+def test_unwritable_results_are_found_before_any_work(data_dir, tmp_path, capsys, monkeypatch, evaluate):
+    def no_work(*args, **kwargs):
+        raise AssertionError("features were extracted although the results could not be written")
+
+    monkeypatch.setattr("engine.evaluate.extract_features", no_work)
+    monkeypatch.setattr("engine.evaluate.train_one_epoch", no_work)
+    (tmp_path / "results_dir").mkdir()
+    assert evaluate(data_dir, tmp_path / "a", tmp_path / "results_dir") == 1
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert evaluate(data_dir, tmp_path / "b", tmp_path / "file" / "r.jsonl") == 1
+    assert "file is a file, not a folder" in capsys.readouterr().err
+
+
+def test_one_evaluations_records_are_appended_all_or_none(data_dir, tmp_path, capsys, monkeypatch):
+    results = tmp_path / "r.jsonl"
+    append_lines(str(results), [{"earlier": 1}])
+    before = results.read_bytes()
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if data.count(b"\n") > 1:  # the evaluation's records, written together
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    assert classify(data_dir, tmp_path / "lin", results, "--view", "all") == 1
+    assert "no space left on" in capsys.readouterr().err
+    assert results.read_bytes() == before  # neither the streams' records nor the fusion's
+
+
+def test_full_disk_at_settings_is_one_line(data_dir, tmp_path, capsys, monkeypatch):
+    import dataset.files
+
+    real = dataset.files.write_text
+
+    def full(path, text):
+        if path.endswith("settings.json"):
+            raise dataset.files.NoSpaceError(f"no space left on {path}: its file system is full")
+        return real(path, text)
+
+    monkeypatch.setattr("engine.runtime.write_text", full)
+    assert knn(data_dir, tmp_path / "knn", tmp_path / "r.jsonl") == 1
+    err = capsys.readouterr().err
+    assert "knn_eval.py: error: no space left on" in err and "Traceback" not in err
+
+
+def test_non_finite_weights_stop_the_probe_with_one_line(data_dir, tmp_path, capsys):
+    out = tmp_path / "pre"
+    assert pretrain(data_dir, out, "--epochs", "1") == 0
+    ckpt = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
+    for key, value in ckpt["state_dict"].items():
+        if key.startswith("encoder_q.encoder.gru.weight_ih_l0"):
+            value.fill_(float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pth.tar")
+    results = tmp_path / "r.jsonl"
+    assert action_classification.main(["--data-dir", data_dir, "--checkpoint-path", str(tmp_path / "lin"),
+                                       "--results", str(results), "--pretrained", str(tmp_path / "nan.pth.tar"),
+                                       *PROBE]) == 1
+    err = capsys.readouterr().err
+    assert "loss became nan" in err and "Traceback" not in err
+    assert not results.exists()
+
+
+def test_linear_resume_given_a_pretraining_checkpoint_says_what_it_is(data_dir, tmp_path, capsys):
+    out = tmp_path / "pre"
+    assert pretrain(data_dir, out, "--epochs", "1") == 0
+    assert classify(data_dir, tmp_path / "lin", tmp_path / "r.jsonl", "--resume",
+                    str(out / "checkpoint_last.pth.tar")) == 1
+    err = capsys.readouterr().err
+    assert "is not an action_classification.py checkpoint" in err and "--pretrained" in err
+
+
+def test_save_features_replaces_an_existing_file_whole(data_dir, tmp_path):
+    target = tmp_path / "f.npz"
+    target.write_text("an older export")
+    assert knn(data_dir, tmp_path / "knn", tmp_path / "r.jsonl", "--save-features", str(target)) == 0
+    with np.load(target) as data:
+        assert data["train_features"].shape == (16, 16) and data["val_features"].shape == (6, 16)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".f.npz")]

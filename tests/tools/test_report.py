@@ -1,0 +1,86 @@
+"""The results report (`python -m tools.report`): the published numbers beside ours, mean ± std over seeds."""
+import json
+
+import pytest
+
+from engine.results import append_results, load_results, new_record
+from tools.report import main, report
+
+
+def _write(path, records):
+    """Append result records (a 'metric' given replaces the default 'top1')."""
+    append_results(str(path), [new_record(checkpoint="c.pth.tar", settings={}, **r) for r in records])
+
+
+def test_report_layout_and_aggregation(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    _write(path, [
+        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=70.0, seed=1),
+        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=78.04, seed=1),
+        dict(stage="linear", dataset="ntu120", protocol="cross_setup", view="fusion", value=75.0, seed=1),
+        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", metric="top5", value=99.0,
+             seed=1),
+        # semi: 1 % labels, three seeds 60, 62, 64 -> mean 62.0, sample std 2.0; a rerun of seed 3 replaces 70
+        dict(stage="semi", dataset="ntu60", protocol="cross_view_semi", view="joint", value=70.0, seed=3,
+             data_ratio=0.01),
+        *[dict(stage="semi", dataset="ntu60", protocol="cross_view_semi", view="joint", value=v, seed=s,
+               data_ratio=0.01) for s, v in ((1, 60.0), (2, 62.0), (3, 64.0))],
+        dict(stage="knn", dataset="pku_v2", protocol="cross_subject", view="joint", value=40.0, seed=0, k=1),
+        dict(stage="transfer", dataset="pku_v2", protocol="cross_subject", view="joint", value=55.5, seed=0,
+             pretrain_dataset="ntu60"),
+    ])
+    # a randomly initialised baseline (no checkpoint), same cell
+    append_results(str(path), [new_record("knn", "pku_v2", "cross_subject", "joint", 12.5, settings={}, seed=0, k=1)])
+    record = json.loads(path.read_text().splitlines()[0])
+    assert {"stage", "dataset", "protocol", "view", "metric", "value", "checkpoint", "settings", "date"} <= set(record)
+    assert main([str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "| CMD (joint) — paper | 79.8 | 86.9 | 70.3 | 71.5 | 43.0 |" in table
+    assert "| CMD (joint) — ours | 78.0 |  |  |  |  |" in table  # the latest record of seed 1, top-1 only
+    assert "| 3s-CMD — ours |  |  |  | 75.0 |  |" in table
+    assert "| CMD (joint) — ours, 1 % labels | 62.0 ± 2.0 (n=3) |" in table
+    assert "| NTU-60 x-view |" in table.split("Semi-supervised")[1].splitlines()[2]
+    assert "| CMD (joint) — ours |  |  |  |  | 40.0 |" in table
+    assert "| CMD (joint) — ours, random encoder |  |  |  |  | 12.5 |" in table
+    assert "| CMD (joint) — ours | NTU-60 | 55.5 |" in table
+    assert report([]) == "no results"
+
+
+def test_datasets_beyond_the_published_benchmarks_get_columns_of_their_own(tmp_path):
+    path = tmp_path / "r.jsonl"
+    _write(path, [dict(stage="linear", dataset="nw_ucla", protocol="cross_view", view="joint", value=51.25, seed=0),
+                  dict(stage="knn", dataset="nw_ucla", protocol="cross_view", view="joint", value=40.0, seed=0, k=3)])
+    table = report(load_results([str(path)]))
+    header = ("| method | NTU-60 x-sub | NTU-60 x-view | NTU-120 x-sub | NTU-120 x-set | PKU-MMD II x-sub "
+              "| nw_ucla x-view |")
+    assert header in table
+    assert "| CMD (joint) — ours |  |  |  |  |  | 51.2 |" in table
+    assert "| CMD (joint) — ours, k=3 |  |  |  |  |  | 40.0 |" in table
+
+
+def test_a_record_cut_short_is_skipped_and_a_bad_one_named(tmp_path, caplog, capsys):
+    path = tmp_path / "r.jsonl"
+    record = dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint")
+    _write(path, [dict(record, value=70.0, seed=1), dict(record, value=72.0, seed=2)])
+    with open(path, "a") as f:  # an append stopped mid-line (a kill, or a full disk)
+        f.write('{"checkpoint": "c.pth.tar", "dataset": "ntu')
+    _write(path, [dict(record, value=74.0, seed=3)])  # the next append starts on a line of its own
+    assert path.read_text().splitlines()[2] == '{"checkpoint": "c.pth.tar", "dataset": "ntu'
+    with caplog.at_level("WARNING", logger="engine.results"):
+        assert main([str(path)]) == 0
+    assert f"{path}, line 3: skipped" in caplog.text
+    assert "| CMD (joint) — ours | 72.0 ± 2.0 (n=3) |" in capsys.readouterr().out  # 70, 72, 74
+    with open(path, "a") as f:
+        f.write(json.dumps(dict(record, metric="top1", value=float("nan"))) + "\n")
+    assert main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {path}, line 5: value must be a finite number, found nan\n"
+    assert main([str(tmp_path / "missing.jsonl")]) == 1
+    assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"]])
+def test_the_report_command_line(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 0 and "python -m tools.report" in capsys.readouterr().out

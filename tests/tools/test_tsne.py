@@ -1,0 +1,47 @@
+"""Pictures of exported features: `python -m tools.tsne` on a knn_eval.py --save-features file."""
+import os
+
+import numpy as np
+import pytest
+
+from engine.evaluate import save_features
+from tools import tsne
+
+
+@pytest.fixture
+def export(tmp_path):
+    """A feature export as knn_eval.py --save-features writes it: 12 train, 6 val samples of 3 classes."""
+    rng = np.random.default_rng(0)
+
+    def part(n, prefix):
+        labels = np.arange(n) % 3
+        features = (rng.normal(size=(n, 16)) + 3 * labels[:, None]).astype(np.float32)
+        return features, labels.astype(np.int64), [f"{prefix}{i:03d}" for i in range(n)]
+
+    path = tmp_path / "features.npz"
+    save_features(str(path), "joint", "c.pth.tar", part(12, "train"), part(6, "val"))
+    return path
+
+
+@pytest.mark.slow  # t-SNE and a TensorBoard export through the entry point
+def test_tsne_picture_and_projector_export(export, tmp_path, capsys):
+    pictures = tmp_path / "pictures"
+    assert tsne.main(["--features", str(export), "--out", str(pictures), "--part", "train"]) == 0
+    assert (pictures / "tsne_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    found = {name for _, _, files in os.walk(pictures / "projector") for name in files}
+    assert {"tensors.tsv", "metadata.tsv", "projector_config.pbtxt"} <= found
+    assert f"wrote {pictures / 'tsne_train.png'}" in capsys.readouterr().out
+    features, labels, names = tsne.load_features(str(export), "val")
+    assert features.shape == (6, 16) and list(labels) == [0, 1, 2, 0, 1, 2] and names[0] == "val000"
+
+
+def test_subsample_and_a_file_that_is_not_an_export(tmp_path, capsys):
+    assert list(tsne.subsample(5, 10, seed=0)) == [0, 1, 2, 3, 4]
+    chosen = tsne.subsample(100, 7, seed=1)
+    assert len(chosen) == 7 and list(chosen) == sorted(set(chosen)) and list(chosen) == list(tsne.subsample(100, 7, 1))
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(SystemExit) as stop:
+        tsne.main(["--features", str(other), "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert "not a feature export with val_features/_labels/_names" in capsys.readouterr().err

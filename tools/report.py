@@ -1,0 +1,148 @@
+"""The results report: the paper-layout tables of evaluation records, with the published numbers.
+
+    python -m tools.report [FILE ...]      # default results/results.jsonl
+
+prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the
+measured ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different
+seeds) shows mean ± sample standard deviation over the latest record of each seed; a rerun with the
+same seed replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
+reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
+fields of the wrong type) is an error naming the file and line.
+"""
+import argparse
+import statistics
+import sys
+
+from dataset.catalog import base_protocol
+from engine.results import load_results
+from options.options_classification import DEFAULT_RESULTS
+
+BENCHMARKS = (("ntu60", "cross_subject"), ("ntu60", "cross_view"), ("ntu120", "cross_subject"),
+              ("ntu120", "cross_setup"), ("pku_v2", "cross_subject"))
+DATASET_NAMES = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku_v2": "PKU-MMD II"}
+PROTOCOL_NAMES = {"cross_subject": "x-sub", "cross_view": "x-view", "cross_setup": "x-set"}
+VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD",
+              "all": "CMD (mean of the 3 encoders' features)"}
+
+# The published top-1 % (docs/published-behaviour.md §5) on BENCHMARKS, in order.
+PUBLISHED = {
+    ("linear", "joint"): (79.8, 86.9, 70.3, 71.5, 43.0),
+    ("linear", "fusion"): (84.1, 90.9, 74.7, 76.1, 52.6),
+}
+CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
+    "linear": (76.3, 85.2, 67.1, 67.9, None),
+    "knn": (62.5, 82.6, 50.6, 52.3, None),
+}
+
+
+def _cell(records):
+    """'mean ± std (n=k)' over the latest record of each seed, or the single value."""
+    latest = {}
+    for record in records:
+        latest[record.get("seed")] = record["value"]
+    values = list(latest.values())
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} (n={len(values)})"
+
+
+def _benchmark_name(benchmark):
+    dataset, protocol = benchmark
+    return f"{DATASET_NAMES.get(dataset, dataset)} {PROTOCOL_NAMES.get(protocol, protocol)}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _columns(records):
+    present = {(r["dataset"], base_protocol(r["protocol"])) for r in records}
+    return list(BENCHMARKS) + sorted(present - set(BENCHMARKS))
+
+
+def _published(values, columns):
+    return [f"{values[BENCHMARKS.index(c)]:.1f}" if c in BENCHMARKS and values[BENCHMARKS.index(c)] is not None
+            else "—" for c in columns]
+
+
+def _measured_rows(records, columns, label):
+    """Rows of measured cells per view; randomly initialised encoders (no checkpoint) get their own rows."""
+    rows = []
+    for baseline in (False, True):
+        for view, name in VIEW_NAMES.items():
+            chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
+            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c])
+                     for c in columns]
+            if any(cells):
+                rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
+    return rows
+
+
+def report(records):
+    """The markdown report of `records` (top-1 only), one table per stage that has records."""
+    top1 = [r for r in records if r["metric"] == "top1"]
+    sections = []
+    linear = [r for r in top1 if r["stage"] == "linear"]
+    if linear:
+        columns = _columns(linear)
+        rows = [["CMD (joint) — paper"] + _published(PUBLISHED[("linear", "joint")], columns),
+                ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
+                ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns)]
+        rows += _measured_rows(linear, columns, "— ours")
+        sections.append("### Linear evaluation (top-1 %)\n\n"
+                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+    knn = [r for r in top1 if r["stage"] == "knn"]
+    if knn:
+        columns = _columns(knn)
+        rows = [["ISC — paper (context)"] + _published(CONTEXT["knn"], columns)]
+        for k in sorted({int(r.get("k", 1)) for r in knn}):
+            label = "— ours" if k == 1 else f"— ours, k={k}"
+            rows += _measured_rows([r for r in knn if int(r.get("k", 1)) == k], columns, label)
+        sections.append("### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
+                        "(not restated here).\n\n"
+                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+    semi = [r for r in top1 if r["stage"] == "semi"]
+    if semi:
+        columns = [c for c in _columns(semi) if any((r["dataset"], base_protocol(r["protocol"])) == c
+                                                    for r in semi)]
+        rows = []
+        for ratio in sorted({r.get("data_ratio") for r in semi}, key=float):
+            subset = [r for r in semi if r.get("data_ratio") == ratio]
+            rows += _measured_rows(subset, columns, f"— ours, {float(ratio) * 100:g} % labels")
+        sections.append("### Semi-supervised fine-tuning (top-1 %, mean ± std over seeds)\n\n"
+                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+    transfer = [r for r in top1 if r["stage"] == "transfer"]
+    if transfer:
+        rows = []
+        sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
+        for source in sources:
+            for view, name in VIEW_NAMES.items():
+                cell = _cell([r for r in transfer if str(r.get("pretrain_dataset") or "unknown") == source
+                              and r["view"] == view])
+                if cell:
+                    rows.append([f"{name} — ours", DATASET_NAMES.get(source, source), cell])
+        sections.append("### Transfer to PKU-MMD II (top-1 %)\n\n"
+                        + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows))
+    return "\n\n".join(sections) if sections else "no results"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.report", description="The results tables of CMD evaluations")
+    parser.add_argument("files", nargs="*", help=f"results files (default {DEFAULT_RESULTS})")
+    args = parser.parse_args(argv)
+    paths = args.files or [DEFAULT_RESULTS]
+    try:
+        records = load_results(paths)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
