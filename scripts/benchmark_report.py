@@ -15,10 +15,9 @@ import re
 import statistics
 import sys
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine.results import load_results, publish_summary  # noqa: E402
+from engine.results import load_results
+from scripts.reporting import cell, publish_summary, run_settings, stats
 
 METHODS = ("cmd", "cmd_weight0")
 LABELS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
@@ -47,17 +46,11 @@ def curve(path):
     return points
 
 
-def stats(values):
-    """Mean and sample standard deviation (0 for one value) of a list."""
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": list(values)}
-
-
 def run_info(folder):
-    """Settings of a pretraining run and its logged epochs and final loss."""
-    with open(os.path.join(folder, "settings.json")) as f:
-        settings = json.load(f)
-    epochs = []
+    """Settings of a pretraining run (flat) and its logged epochs."""
+    settings = run_settings(os.path.join(folder, "settings.json"))
+    settings["steps_per_epoch"] = int(settings["train_samples"]) // (int(settings["batch_size"])
+                                                                      * int(settings["world_size"]))
     with open(os.path.join(folder, "log.jsonl")) as f:
         epochs = [json.loads(line) for line in f if line.strip()]
     return settings, epochs
@@ -90,10 +83,6 @@ def collect(bench_dir, seeds):
     return summary
 
 
-def _cell(s):
-    return f"{s['mean']:.1f} ± {s['std']:.1f}"
-
-
 def markdown(summary):
     """The summary as markdown: the final table, then the kNN curve."""
     seeds = summary["seeds"]
@@ -105,19 +94,19 @@ def markdown(summary):
              "", "| encoder | epochs | steps | kNN top-1 % | per seed | gap vs random |", "|---|---|---|---|---|---|"]
     for method, result in summary["methods"].items():
         final = result["final"]
-        lines.append(f"| {LABELS[method]} | {final['epochs']} | {final['steps']} | {_cell(final)} | "
+        lines.append(f"| {LABELS[method]} | {final['epochs']} | {final['steps']} | {cell(final)} | "
                      f"{', '.join(f'{v:.1f}' for v in final['per_seed'])} | {result['gap_vs_random']:+.1f} |")
     random = summary["random"]
-    lines.append(f"| {LABELS['random']} | 0 | 0 | {_cell(random)} | "
+    lines.append(f"| {LABELS['random']} | 0 | 0 | {cell(random)} | "
                  f"{', '.join(f'{v:.1f}' for v in random['per_seed'])} | |")
     lines += ["", "kNN top-1 % over training (mean ± std over seeds):", "",
               "| epochs | steps | " + " | ".join(LABELS[m] for m in summary["methods"]) + " |",
               "|---|---|" + "---|" * len(summary["methods"])]
     curves = {m: {p["epochs"]: p for p in r["curve"]} for m, r in summary["methods"].items()}
-    lines.append("| 0 | 0 | " + " | ".join(_cell(random) + " (random)" for _ in summary["methods"]) + " |")
+    lines.append("| 0 | 0 | " + " | ".join(cell(random) + " (random)" for _ in summary["methods"]) + " |")
     for epochs in sorted(set.intersection(*(set(c) for c in curves.values()))):
         steps = next(iter(curves.values()))[epochs]["steps"]
-        lines.append(f"| {epochs} | {steps} | " + " | ".join(_cell(c[epochs]) for c in curves.values()) + " |")
+        lines.append(f"| {epochs} | {steps} | " + " | ".join(cell(c[epochs]) for c in curves.values()) + " |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@
 #   WORKERS     data-loading workers, -j (default 8)
 #   NPROC       pretraining processes; above 1 the pretraining runs under
 #               `torchrun --nproc_per_node NPROC` (one per GPU)
+#   FRESH=1     start again in output folders that hold an earlier run (each entry point then moves
+#               the old files to a subfolder previous-<date-time>/; nothing is deleted)
 #
 # Every command is printed as one shell-quoted line starting with "+ " before it runs, so a log
 # (or a dry run) can be replayed by copying the line.
@@ -114,6 +116,20 @@ DEVICE_ARGS=()
 if [ -n "${DEVICE:-}" ]; then
     DEVICE_ARGS=(--device "$DEVICE")
 fi
+# FRESH_ARGS: (--fresh) when FRESH=1, else empty.
+FRESH_ARGS=()
+if [ "${FRESH:-0}" = 1 ]; then
+    FRESH_ARGS=(--fresh)
+fi
+
+# check_free DIR CONTINUE: fail, saying how to go on, when the output folder DIR holds a run and
+# FRESH=1 is not set; CONTINUE names how to continue it instead (e.g. "RESUME=1 continues it").
+check_free() {
+    if [ -f "$1/settings.json" ] && [ "${FRESH:-0}" != 1 ] && [ "$DRY_RUN" != 1 ]; then
+        echo "$1 holds an earlier run: ${2}FRESH=1 starts afresh (its files are moved to $1/previous-<date-time>/)" >&2
+        exit 2
+    fi
+}
 
 # finish WHAT...: print the elapsed time and where the results are.
 finish() {

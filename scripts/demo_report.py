@@ -14,11 +14,9 @@ import json
 import os
 import sys
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from engine.results import load_results  # noqa: E402
-from engine.runtime import atomic_write_text  # noqa: E402
+from dataset.files import write_text
+from engine.results import load_results
+from scripts.reporting import run_settings
 
 ENCODERS = ("cmd", "cmd_weight0", "random")
 LABELS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
@@ -37,8 +35,7 @@ def last_top1(path):
 
 def pretraining_summary(folder):
     """Epochs, steps, samples and model size of the pretraining run in `folder` (settings.json, log.jsonl)."""
-    with open(os.path.join(folder, "settings.json")) as f:
-        settings = json.load(f)
+    settings = run_settings(os.path.join(folder, "settings.json"))
     epochs_done = 0
     last = {}
     log_path = os.path.join(folder, "log.jsonl")
@@ -50,7 +47,8 @@ def pretraining_summary(folder):
                     epochs_done += 1
     return {
         "epochs": epochs_done,
-        "steps": epochs_done * int(settings["steps_per_epoch"]),
+        "steps": epochs_done * (int(settings["train_samples"]) // (int(settings["batch_size"])
+                                                                   * int(settings["world_size"]))),
         "train_samples": int(settings["train_samples"]),
         "batch_size": int(settings["batch_size"]),
         "hidden_size": int(settings["hidden_size"]),
@@ -104,7 +102,7 @@ def main(argv=None):
     except (OSError, ValueError, KeyError) as exc:
         print(f"demo_report.py: error: {exc}", file=sys.stderr)
         return 1
-    atomic_write_text(args.out, json.dumps(summary, indent=2) + "\n")
+    write_text(args.out, json.dumps(summary, indent=2) + "\n")
     print(table(summary))
     print(f"written to {args.out}")
     return 0

@@ -20,11 +20,12 @@ results=results/knn.jsonl
 
 for name in "${runs[@]}"; do
     check_run "$name"
+    check_free "./runs/knn/$name" ""
     run "$PYTHON" knn_eval.py \
         --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-        --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+        --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
         --checkpoint-path "./runs/knn/$name" --results "$results"
 done
-run "$PYTHON" -m engine.results report "$results"
+run "$PYTHON" -m tools.report "$results"
 
 finish "$results"

@@ -25,13 +25,14 @@ results=results/linear.jsonl
 for name in "${runs[@]}"; do
     check_run "$name"
     for view in "${views[@]}"; do
+        check_free "./runs/linear/${name}_${view}" ""
         run "$PYTHON" action_classification.py \
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \
-            --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+            --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
             --checkpoint-path "./runs/linear/${name}_${view}" --results "$results"
     done
 done
-run "$PYTHON" -m engine.results report "$results"
+run "$PYTHON" -m tools.report "$results"
 
 finish "$results"

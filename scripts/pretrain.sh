@@ -7,7 +7,9 @@
 #   NPROC=4 bash scripts/pretrain.sh ntu60_xsub   # four GPUs with torchrun
 #
 # Each run writes checkpoint_%04d.pth.tar every 10 epochs (and checkpoint_last.pth.tar) to
-# ./checkpoints/<run>/; an interrupted run continues with RESUME=1.
+# ./checkpoints/<run>/; an interrupted run continues with RESUME=1, and FRESH=1 starts a run again in
+# a folder that holds one (the old files are moved to previous-<date-time>/). Without either, a
+# folder that holds a run is left alone and the script says so.
 # Settings: the 'pretrain' preset of each dataset (options/presets.py; printed and saved in
 # settings.json by every run; docs/published-behaviour.md §4). Only the choices are passed here.
 source "$(dirname "$0")/common.sh"
@@ -22,10 +24,12 @@ for name in "${runs[@]}"; do
     resume=()
     if [ "${RESUME:-0}" = 1 ]; then
         resume=(--resume "./checkpoints/$name/checkpoint_last.pth.tar")
+    else
+        check_free "./checkpoints/$name" "RESUME=1 continues it, "
     fi
     run "${PRETRAIN_LAUNCH[@]}" \
         --pre-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${resume[@]}" \
+        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" "${resume[@]}" \
         --checkpoint-path "./checkpoints/$name"
 done
 

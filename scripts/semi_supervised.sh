@@ -27,14 +27,15 @@ for name in "${runs[@]}"; do
     check_run "$name"
     for ratio in "${ratios[@]}"; do
         for seed in "${seeds[@]}"; do
+            check_free "./runs/semi/${name}_ratio${ratio}_seed${seed}" ""
             run "$PYTHON" action_classification.py \
                 --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
                 --pretrained "$(pretrained_checkpoint "$name")" --view joint --data-ratio "$ratio" \
-                --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+                --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
                 --checkpoint-path "./runs/semi/${name}_ratio${ratio}_seed${seed}" --results "$results"
         done
     done
 done
-run "$PYTHON" -m engine.results report "$results"
+run "$PYTHON" -m tools.report "$results"
 
 finish "$results"

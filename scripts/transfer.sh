@@ -20,13 +20,14 @@ results=results/transfer.jsonl
 
 for name in "${runs[@]}"; do
     check_run "$name"
+    check_free "./runs/transfer/${name}_to_pku_v2_xsub" ""
     run "$PYTHON" action_classification.py \
         --finetune-dataset pku_v2 --protocol cross_subject \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \
         --transfer --pretrain-dataset "${RUN_DATASET[$name]}" \
-        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" \
+        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
         --checkpoint-path "./runs/transfer/${name}_to_pku_v2_xsub" --results "$results"
 done
-run "$PYTHON" -m engine.results report "$results"
+run "$PYTHON" -m tools.report "$results"
 
 finish "$results"

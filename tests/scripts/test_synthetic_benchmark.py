@@ -7,12 +7,13 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import benchmark_report  # noqa: E402
-from options.options_classification import parse_knn  # noqa: E402
-from options.options_pretraining import parse_args  # noqa: E402
+from scripts import benchmark_report
+from options.options_classification import parse_knn
+from options.options_pretraining import parse_args
+from options.parsing import fill
+from options.presets import preset
 
 
 def dry_run(**env):
@@ -48,7 +49,8 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
                 value(words, "--batch-size"), value(words, "--contrast-k"), value(words, "--topk")) == (
             epochs, hidden, layers, batch, k, topk)
         assert (value(words, "--contrast-m"), value(words, "--lr")) == ("0.99", "0.05")
-        resolved = parse_args(words[words.index("pretrain_cmd.py") + 1:])  # the rest from the preset
+        resolved = parse_args(words[words.index("pretrain_cmd.py") + 1:])[1]
+        fill(resolved, preset("pretrain", "ntu60"))  # the rest from the preset of the converter's ntu60 folder
         assert (resolved.contrast_t, resolved.teacher_t, resolved.student_t, resolved.mlp) == (0.07, 0.05, 0.1, True)
         assert words[-4:] == ["--corrupted-joints", "5", "--view-frames", "32"]
 
@@ -59,7 +61,7 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
     assert sum(c.endswith("checkpoint_%04d.pth.tar" % (int(epochs) - 1)) for c in checkpoints) == 6
     random = [c for c in knn if "--pretrained" not in c]
     assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
-    assert all(parse_knn(c[c.index("knn_eval.py") + 1:])[1].knn_neighbours == 1 for c in knn)
+    assert all(parse_knn(c[c.index("knn_eval.py") + 1:])[1].knn_neighbours is None for c in knn)  # the preset's 1
     assert commands[-1][1] == "scripts/benchmark_report.py"
 
 
@@ -83,7 +85,8 @@ def test_benchmark_report_curves_and_gap(tmp_path):
                    [_knn(str(run / "checkpoint_0000.pth.tar"), 30.0 + seed),
                     _knn(str(run / "checkpoint_0010.pth.tar"), values[seed])])
             _jsonl(run / "log.jsonl", [{"epoch": e, "loss": 9.0 - e} for e in range(11)])
-            (run / "settings.json").write_text(json.dumps({"steps_per_epoch": 45, "hidden_size": 48}))
+            (run / "settings.json").write_text(json.dumps({"data": {"train_samples": 1440}, "optim": {"batch_size": 32},
+                                                          "run": {"world_size": 1}, "encoder": {"hidden_size": 48}}))
     out = tmp_path / "out" / "bench"
     assert benchmark_report.main(["--bench-dir", str(tmp_path), "--seeds", "0", "1", "--out", str(out)]) == 0
     summary = json.loads((tmp_path / "out" / "bench.json").read_text())

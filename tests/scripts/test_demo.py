@@ -8,10 +8,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import demo_report  # noqa: E402
+from scripts import demo_report
 
 # 3 classes x 4 subjects x 1 camera x 1 setup = 12 samples; x-sub trains on subjects 1, 2, 4 (9 samples)
 # and validates on subject 3 (3 samples). Batch 4 with drop_last: 9 // 4 = 2 steps per epoch.
@@ -90,8 +89,8 @@ def test_report_takes_the_last_joint_top1_and_the_pretraining_done(tmp_path):
     ckpt = tmp_path / "checkpoints" / "cmd"
     ckpt.mkdir(parents=True)
     (ckpt / "settings.json").write_text(json.dumps(
-        {"steps_per_epoch": 7, "train_samples": 230, "batch_size": 32, "hidden_size": 48, "num_layers": 2,
-         "contrast_k": 256}))
+        {"data": {"train_samples": 230}, "optim": {"batch_size": 32}, "run": {"world_size": 1},
+         "encoder": {"hidden_size": 48, "num_layers": 2}, "contrast": {"contrast_k": 256}}))
     _write_jsonl(ckpt / "log.jsonl", [{"epoch": e, "loss": 10.0 - e} for e in range(5)])
     data = tmp_path / "data" / "xsub"
     data.mkdir(parents=True)

@@ -11,7 +11,7 @@ import shlex
 import subprocess
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # docs/published-behaviour.md §4, written out by hand: flag -> the value it must resolve to.
 PRETRAIN_COMMON = {
@@ -66,18 +66,25 @@ ATTRIBUTES = {"--wd": "weight_decay", "--finetune-skeleton-representation": "fin
 
 
 def resolved(words):
-    """The options an entry point resolves from the command line `words` (flags, then presets)."""
+    """The options an entry point resolves from the command line `words`: its flags, then the preset of the
+    dataset it names (as for a folder the published tools wrote; tests/options/test_presets.py checks
+    that the entry points choose that preset from the folder)."""
     from options.options_classification import parse_classification, parse_knn
     from options.options_pretraining import parse_args
+    from options.parsing import fill
+    from options.presets import preset
 
     argv = words[words.index(entry_point(words)) + 1:]
     script = entry_point(words)
     if script == "pretrain_cmd.py":
-        return parse_args(argv)
-    if script == "knn_eval.py":
-        return parse_knn(argv)[1]
-    assert script == "action_classification.py", words
-    return parse_classification(argv)[1]
+        args, stage, dataset = parse_args(argv)[1], "pretrain", None
+        dataset = args.pre_dataset
+    else:
+        assert script in ("knn_eval.py", "action_classification.py"), words
+        args = (parse_knn if script == "knn_eval.py" else parse_classification)(argv)[1]
+        stage, dataset = args.stage, args.finetune_dataset
+    fill(args, preset(stage, args.preset or dataset or "ntu60"))
+    return args
 
 
 def assert_has(parsed, expected, words):
@@ -161,7 +168,7 @@ def test_linear_eval_joint_and_three_streams():
         assert "--finetune" not in parsed and "--data-ratio" not in parsed
         pairs.add((parsed["--pretrained"][0].split("/")[-2], parsed["--view"][0]))
     assert pairs == {(name, view) for name in RUNS for view in ("joint", "all")}
-    assert entry_point(commands[-1]) == "engine.results"
+    assert entry_point(commands[-1]) == "tools.report"
 
 
 def test_knn_eval():
@@ -186,7 +193,7 @@ def test_semi_supervised_four_ratios_five_repeats():
     assert settings == {(p, r, s) for p in ("cross_subject", "cross_view")
                         for r in (0.01, 0.05, 0.1, 0.2) for s in "12345"}
     report = commands[-1]
-    assert entry_point(report) == "engine.results" and "results/semi.jsonl" in report
+    assert entry_point(report) == "tools.report" and "results/semi.jsonl" in report
 
 
 def test_transfer_to_pku_mmd_ii():
@@ -252,14 +259,8 @@ def test_every_evaluation_writes_its_own_run_folder():
 def test_entry_points_accept_the_scripts_command_lines():
     # The printed command lines parse with the entry points' own parsers and resolve to the stage
     # the script means; the resolved values are those of docs/published-behaviour.md §4.
-    from options.options_classification import parse_classification, parse_knn
-    from options.options_pretraining import parse_args
-
-    def argv_of(words):
-        return words[words.index(entry_point(words)) + 1:]
-
     for words in dry_run("pretrain.sh"):
-        args = parse_args(argv_of(words))
+        args = resolved(words)
         assert (args.lr, args.batch_size, args.contrast_k, args.topk, args.mlp) == (0.01, 64, 16384, 8192, True)
         assert {451: [351], 1001: [801]}[args.epochs] == args.schedule
     stages = {"linear_eval.sh": "linear", "semi_supervised.sh": "semi", "transfer.sh": "transfer"}
@@ -267,14 +268,14 @@ def test_entry_points_accept_the_scripts_command_lines():
         for words in dry_run(script):
             if entry_point(words) != "action_classification.py":
                 continue
-            args = parse_classification(argv_of(words))[1]
+            args = resolved(words)
             assert args.stage == stage
             assert args.finetune == (stage != "linear")
             assert (args.epochs, args.schedule, args.weight_decay) == (80, [50, 70], 0.0)
             assert args.lr == (0.1 if stage == "linear" else 0.01)
     for words in dry_run("knn_eval.sh"):
         if entry_point(words) == "knn_eval.py":
-            args = parse_knn(argv_of(words))[1]
+            args = resolved(words)
             assert args.knn_neighbours == 1 and args.view == "joint"
 
 
@@ -282,9 +283,9 @@ def test_published_scripts_pass_only_choices_and_no_preset_value():
     # Settings come from the preset table; a script retyping one could drift from it unseen.
     choices = {"--pre-dataset", "--protocol", "--finetune-dataset", "--pretrained", "--view", "--data-ratio",
                "--transfer", "--pretrain-dataset", "--seed", "-j", "--device", "--resume", "--checkpoint-path",
-               "--results"}
+               "--results", "--fresh"}
     for script in ("pretrain.sh", "linear_eval.sh", "knn_eval.sh", "semi_supervised.sh", "transfer.sh"):
-        for words in dry_run(script, DEVICE="cpu", RESUME="1"):
+        for words in dry_run(script, DEVICE="cpu", RESUME="1", FRESH="1"):
             if entry_point(words) in ("pretrain_cmd.py", "action_classification.py", "knn_eval.py"):
                 extra = set(flags(words)) - choices
                 assert not extra, f"{script} passes preset settings {sorted(extra)}: {shlex.join(words)}"

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# CMD on real recordings with the small-data defaults, the same for every data set, on a CPU.
+#
+#   bash scripts/real_data_benchmark.sh nw_ucla=../shared/data/nw_ucla_all_sqe.tar.gz \
+#                                       msr_action3d=../shared/data/msr_action3d_skeleton3D.tar.gz
+#   bash scripts/real_data_benchmark.sh mine=data/my_processed_folder       # any processed folder
+#   DRY_RUN=1 bash scripts/real_data_benchmark.sh nw_ucla=all_sqe/          # print the commands only
+#
+# Each argument is NAME=SOURCE. SOURCE is NW-UCLA's all_sqe JSON files (NAME nw_ucla; cross-view:
+# views 1-2 train, view 3 evaluates), MSR-Action3D's skeleton3D text files (NAME msr_action3d;
+# cross-subject: odd subjects train, even ones evaluate) — a folder or an archive (.tar.gz, .tgz,
+# .zip) holding it — or, for any other data set, a processed folder (data_gen/ importers).
+#
+# For every data set and every seed in SEEDS it pretrains CMD and the same run with --cmd-weight 0
+# (three independent MoCo models) with nothing but --data-dir, --seed and an output folder: every
+# other setting is the small-data preset the folder implies (docs/small-data.md). Each encoder, and a
+# randomly initialised one of the same size, is evaluated by kNN on the mean of the three encoders'
+# features and by the linear probe of all three streams (the logistic regression of the preset; joint,
+# motion, bone and their fusion). Beside them, no-learning baselines on the normalised coordinates:
+# logistic regression and 1-NN (scripts/coordinate_baseline.py). scripts/real_data_report.py prints
+# one table (mean ± std over seeds, minutes per data set) and writes results/real_data_benchmark.json
+# and .md.
+#
+# Environment: WORK_DIR (./runs/real_data_benchmark; emptied first), RESULTS_DIR (./results),
+# SEEDS ("0 1 2"), MAX_JOBS (2 runs side by side, one CPU thread each), DEVICE, PYTHON.
+MAX_JOBS="${MAX_JOBS:-2}"
+source "$(dirname "$0")/common.sh"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+if [ $# -eq 0 ]; then
+    echo "usage: bash scripts/real_data_benchmark.sh NAME=SOURCE ... (see the top of this script)" >&2
+    exit 2
+fi
+WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
+RESULTS_DIR="${RESULTS_DIR:-./results}"
+read -r -a seeds <<< "${SEEDS:-0 1 2}"
+names=()
+for spec in "$@"; do
+    name="${spec%%=*}" source_path="${spec#*=}"
+    if [ "$name" = "$spec" ] || [ -z "$name" ] || [ -z "$source_path" ]; then
+        echo "argument '$spec': expected NAME=SOURCE" >&2
+        exit 2
+    fi
+    if [ ! -e "$source_path" ] && [ "$DRY_RUN" != 1 ]; then
+        echo "$spec: no such file or folder" >&2
+        exit 2
+    fi
+    names+=("$name")
+done
+run rm -rf "$WORK_DIR"
+
+# raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
+raw_folder() {
+    find "$1" -name "$2" -type f -print -quit | xargs -r dirname
+}
+
+for spec in "$@"; do
+    name="${spec%%=*}" source_path="${spec#*=}"
+    root="$WORK_DIR/$name" data="$WORK_DIR/$name/data" start=$SECONDS
+    echo "== $name: data from $source_path"
+    protocol=cross_subject
+    case "$name" in
+        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen/ucla_gendata.py protocol=cross_view ;;
+        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen/msr_gendata.py ;;
+        *) pattern='' importer='' ;;
+    esac
+    if [ -z "$importer" ]; then
+        data="$source_path"
+    else
+        raw="$source_path"
+        case "$source_path" in
+            *.tar.gz | *.tgz | *.zip)
+                run mkdir -p "$root/raw"
+                run "$PYTHON" -c "import shutil, sys; shutil.unpack_archive(sys.argv[1], sys.argv[2])" \
+                    "$source_path" "$root/raw"
+                raw="$root/raw"
+                ;;
+        esac
+        if [ "$DRY_RUN" != 1 ]; then
+            raw="$(raw_folder "$raw" "$pattern")"
+            if [ -z "$raw" ]; then
+                echo "$spec: no files named $pattern in it" >&2
+                exit 2
+            fi
+        fi
+        run "$PYTHON" "$importer" --data-path "$raw" --out-folder "$data" --skip-bad --workers 2 --no-progress
+    fi
+
+    echo "== $name: pretraining CMD and CMD-weight-0 for seeds ${seeds[*]} (the small-data preset)"
+    for seed in "${seeds[@]}"; do
+        for method in cmd cmd_weight0; do
+            weight=()
+            if [ "$method" = cmd_weight0 ]; then
+                weight=(--cmd-weight 0)
+            fi
+            job "$root/logs/pretrain_${method}_seed$seed.log" \
+                "$PYTHON" pretrain_cmd.py --data-dir "$data" --protocol "$protocol" --seed "$seed" "${weight[@]}" \
+                -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/checkpoints/${method}_seed$seed"
+        done
+    done
+    wait_jobs
+
+    echo "== $name: kNN and linear probes (pretrained and random encoders), coordinate baselines"
+    for seed in "${seeds[@]}"; do
+        for method in cmd cmd_weight0 random; do
+            model=()
+            if [ "$method" != random ]; then
+                model=(--pretrained "$root/checkpoints/${method}_seed$seed/checkpoint_last.pth.tar")
+            fi
+            run_name="${method}_seed$seed"
+            job "$root/logs/knn_$run_name.log" \
+                "$PYTHON" knn_eval.py --data-dir "$data" --protocol "$protocol" --view all --seed "$seed" "${model[@]}" \
+                -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/eval/knn_$run_name" --results "$root/eval/$run_name.jsonl"
+            job "$root/logs/linear_$run_name.log" \
+                "$PYTHON" action_classification.py --data-dir "$data" --protocol "$protocol" --view all --seed "$seed" \
+                "${model[@]}" -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/eval/linear_$run_name" \
+                --results "$root/eval/$run_name.jsonl"
+        done
+    done
+    job "$root/logs/coordinate_baseline.log" \
+        "$PYTHON" scripts/coordinate_baseline.py --data-dir "$data" --protocol "$protocol" \
+        --results "$root/eval/baseline.jsonl"
+    wait_jobs
+    if [ "$DRY_RUN" != 1 ]; then
+        echo "$((SECONDS - start))" > "$root/seconds"
+    fi
+done
+
+echo "== report"
+run "$PYTHON" scripts/real_data_report.py --work-dir "$WORK_DIR" --datasets "${names[@]}" --seeds "${seeds[@]}" \
+    --out "$RESULTS_DIR/real_data_benchmark"
+
+finish "$RESULTS_DIR/real_data_benchmark.json and .md; checkpoints and logs in $WORK_DIR/"

@@ -1,0 +1,42 @@
+"""What the experiment scripts' report steps share: mean ± std over seeds, reading a run's settings,
+and publishing a summary as OUT.json and OUT.md."""
+import json
+import statistics
+import sys
+
+from dataset.files import write_text
+from options.settings import flatten
+
+
+def stats(values):
+    """Mean, sample standard deviation (0 for one value) and the values themselves."""
+    values = [float(v) for v in values]
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "per_seed": values}
+
+
+def cell(s):
+    """'mean ± std' of `stats`."""
+    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def run_settings(path):
+    """The flat settings of a run's settings.json (the record's parts merged)."""
+    with open(path) as f:
+        return flatten(json.load(f))
+
+
+def publish_summary(out, build, render, prog):
+    """`build()` the summary, write it as OUT.json and `render(summary)` as OUT.md (atomically), print the
+    markdown. Returns the exit status: 1, with the error, when the runs' files cannot make the summary."""
+    try:
+        summary = build()
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    text = render(summary)
+    write_text(out + ".json", json.dumps(summary, indent=2) + "\n")
+    write_text(out + ".md", text + "\n")
+    print(text)
+    print(f"written to {out}.json and {out}.md")
+    return 0

@@ -1,0 +1,120 @@
+"""scripts/real_data_benchmark.sh (dry run), its report (by hand) and the coordinate baselines."""
+import json
+import os
+import shlex
+import subprocess
+
+import numpy as np
+import pytest
+
+from dataset.layouts import KINECT20
+from scripts import coordinate_baseline, real_data_report
+from tests.conftest import write_processed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def benchmark(*args, **env):
+    proc = subprocess.run(["bash", "scripts/real_data_benchmark.sh", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "DRY_RUN": "1", **env}, timeout=30)
+    return proc, [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+
+
+def test_arguments_are_checked():
+    proc, _ = benchmark()
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+    proc, _ = benchmark("nw_ucla")
+    assert proc.returncode == 2 and "expected NAME=SOURCE" in proc.stderr
+    proc, _ = benchmark("nw_ucla=/nowhere/all_sqe", DRY_RUN="0")
+    assert proc.returncode == 2 and "/nowhere/all_sqe: no such file or folder" in proc.stderr
+
+
+def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
+    proc, commands = benchmark("nw_ucla=ucla.tar.gz", "msr_action3d=msr/", "mine=data/mine",
+                               WORK_DIR=str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "w").exists()
+    scripts = [next((w for w in c if w.endswith(".py")), None) for c in commands]
+    assert scripts.count("data_gen/ucla_gendata.py") == 1 and scripts.count("data_gen/msr_gendata.py") == 1
+    pretrain = [c for c in commands if "pretrain_cmd.py" in c]
+    assert len(pretrain) == 3 * 2 * 3  # data sets x (CMD, CMD-weight-0) x seeds
+    for words in pretrain:
+        flags = {w for w in words if w.startswith("--")}
+        # nothing but the folder, the seed, the method and where things go: the preset decides the rest
+        assert flags <= {"--data-dir", "--protocol", "--seed", "--cmd-weight", "--checkpoint-path"}, flags
+        assert ("--cmd-weight" in words) == ("cmd_weight0" in words[words.index("--checkpoint-path") + 1])
+    mine = [c for c in pretrain if c[c.index("--data-dir") + 1] == "data/mine"]
+    assert len(mine) == 6  # a processed folder is used as it is
+    ucla = [c for c in pretrain if "nw_ucla" in c[c.index("--data-dir") + 1]]
+    assert {c[c.index("--protocol") + 1] for c in ucla} == {"cross_view"}
+    for entry in ("knn_eval.py", "action_classification.py"):
+        runs = [c for c in commands if entry in c]
+        assert len(runs) == 3 * 3 * 3  # data sets x (CMD, CMD-weight-0, random) x seeds
+        assert all(c[c.index("--view") + 1] == "all" for c in runs)
+        assert sum("--pretrained" not in c for c in runs) == 9
+        assert not any(w in c for c in runs for w in ("--hidden-size", "--probe", "--epochs"))
+    assert scripts.count("scripts/coordinate_baseline.py") == 3
+    assert commands[-1][1] == "scripts/real_data_report.py"
+    assert commands[-1][commands[-1].index("--datasets") + 1:commands[-1].index("--seeds")] == [
+        "nw_ucla", "msr_action3d", "mine"]
+
+
+def write_records(path, records, **extra):
+    with open(path, "w") as f:
+        for stage, view, value in records:
+            f.write(json.dumps({"stage": stage, "dataset": "d", "protocol": "cross_subject", "view": view,
+                                "metric": "top1", "value": value, **extra}) + "\n")
+
+
+def test_report_means_and_spreads_by_hand(tmp_path):
+    root = tmp_path / "w" / "d"
+    (root / "eval").mkdir(parents=True)
+    base = {"cmd": 80.0, "cmd_weight0": 78.0, "random": 40.0}
+    for method, level in base.items():
+        for seed, shift in zip((0, 1, 2), (-1.0, 0.0, 1.0)):
+            write_records(root / "eval" / f"{method}_seed{seed}.jsonl",
+                          [(s, v, level + shift + i) for i, (s, v) in enumerate(real_data_report.COLUMNS)])
+    write_records(root / "eval" / "baseline.jsonl", [("baseline", "coordinates_logistic", 76.5),
+                                                     ("baseline", "coordinates_1nn", 61.0)], val_samples=12)
+    (root / "checkpoints" / "cmd_seed0").mkdir(parents=True)
+    settings = {"preset": "small", "data": {"train_samples": 200, "median_frames": 31, "num_class": 10},
+                "encoder": {"hidden_size": 64, "num_layers": 2}, "optim": {"batch_size": 32, "steps": 3000,
+                "epochs": 500, "lr": 0.05}, "contrast": {"contrast_k": 96, "topk": 48, "contrast_m": 0.99},
+                "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 3}}
+    (root / "checkpoints" / "cmd_seed0" / "settings.json").write_text(json.dumps(settings))
+    (root / "seconds").write_text("1800")
+    summary = real_data_report.collect(str(tmp_path / "w"), ["d"], [0, 1, 2])["datasets"]["d"]
+    fusion = summary["methods"]["cmd"]["linear_fusion"]
+    assert fusion["mean"] == pytest.approx(84.0) and fusion["std"] == pytest.approx(1.0)  # 83, 84, 85
+    assert summary["methods"]["random"]["knn_all"]["per_seed"] == [39.0, 40.0, 41.0]
+    assert summary["cmd_minus_weight0_linear_fusion"]["mean"] == pytest.approx(2.0)
+    assert (summary["coordinates"]["logistic"], summary["coordinates"]["1nn"]) == (76.5, 61.0)
+    assert summary["minutes"] == 30 and summary["settings"]["contrast_k"] == 96
+    out = tmp_path / "results" / "real"
+    assert real_data_report.main(["--work-dir", str(tmp_path / "w"), "--datasets", "d", "--seeds", "0", "1", "2",
+                                  "--out", str(out)]) == 0
+    text = (tmp_path / "results" / "real.md").read_text()
+    assert "| d | CMD | 80.0 ± 1.0 | 81.0 ± 1.0 |" in text and "30 minutes" in text and "12 evaluated" in text
+    (root / "eval" / "random_seed2.jsonl").write_text("")
+    with pytest.raises(ValueError, match="random_seed2.jsonl: no top-1 record for knn all"):
+        real_data_report.collect(str(tmp_path / "w"), ["d"], [0, 1, 2])
+
+
+def test_coordinate_baselines_against_a_separable_folder(tmp_path):
+    # Two classes whose coordinates differ in sign: a linear model and 1-NN both separate them.
+    folder = write_processed(tmp_path / "d", n=(40, 10), layout=KINECT20, num_class=2, dataset="separable", frames=50)
+    for part in ("train", "val"):
+        data = np.load(os.path.join(folder, f"{part}_data_joint.npy"))
+        data = np.abs(data) * 0.1 + 0.05
+        data[1::2] *= -1  # label i % 2
+        np.save(os.path.join(folder, f"{part}_data_joint.npy"), data)
+    results = tmp_path / "r.jsonl"
+    found = coordinate_baseline.main(["--data-dir", folder, "--results", str(results)])
+    assert found["logistic"] == 100.0 and found["1nn"] == 100.0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["stage"], r["view"], r["value"]) for r in records] == [
+        ("baseline", "coordinates_logistic", 100.0), ("baseline", "coordinates_1nn", 100.0)]
+    assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
+    with pytest.raises(SystemExit) as stop:
+        coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
+    assert stop.value.code == 1
