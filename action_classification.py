@@ -6,10 +6,12 @@ or under the small-data preset a logistic regression fitted to convergence (`--p
 pku_v2 --finetune`, or `--transfer`) fine-tune the whole network. `--view all` trains the joint,
 motion and bone classifiers and also reports their fusion (3s-CMD). `--help` lists every flag.
 
-    python action_classification.py --data-dir data/my_skeletons --pretrained checkpoints/mine/checkpoint_last.pth.tar --view all
+    python action_classification.py --data-dir data/my_skeletons --view all \
+        --pretrained checkpoints/mine/checkpoint_last.pth.tar
     python action_classification.py --finetune-dataset ntu60 --protocol cross_subject \
         --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --view all
 """
+
 import sys
 
 from engine.cli import main_guard

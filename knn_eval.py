@@ -12,6 +12,7 @@ training side from the training feeder's random crop instead). On CUDA the GRUs 
     python knn_eval.py --finetune-dataset ntu60 --protocol cross_subject \
         --pretrained checkpoints/ntu60_xsub/checkpoint_0450.pth.tar --save-features runs/ntu60_xsub.npz
 """
+
 import sys
 
 from engine.cli import main_guard

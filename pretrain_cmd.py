@@ -6,6 +6,7 @@
 
 Defaults come from the preset the data folder implies (options/presets.py); flags given win.
 """
+
 import sys
 
 from engine.cli import main_guard

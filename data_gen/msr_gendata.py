@@ -25,24 +25,22 @@ its name is outside the pattern, its action outside 1..20 or its subject outside
 not ASCII, a line is not 4 numbers, a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
 ``data_gen.ntu_reader``), its line count is not a multiple of 20, or every frame is all zeros.
 """
+
 import os
 import re
-import sys
 
 import numpy as np
 from tqdm import tqdm
 
-
-from data_gen.ntu_reader import (COORDINATE_RULE, SkeletonFileError, first_bad_coordinate,
-                                 number_block, read_text)
+from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, number_block, read_text
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
-from dataset.processed import MAX_FRAME
 from dataset.layouts import KINECT20
+from dataset.processed import MAX_FRAME
 
 NUM_CLASSES, NUM_SUBJECTS = 20, 10
-SUFFIX = '_skeleton3D.txt'
-NAME_PATTERN = re.compile(r'^a(\d{2})_s(\d{2})_e(\d{2})_skeleton3D\.txt$')
-BENCHMARK = 'xsub'
+SUFFIX = "_skeleton3D.txt"
+NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_skeleton3D\.txt$")
+BENCHMARK = "xsub"
 FIELDS = 4  # x y z confidence
 # MSR-Action3D's 20 joints (1-based: 1/2 left/right shoulder, 3 shoulder centre, 4 spine, 5/6 left/right
 # hip, 7 hip centre, 8/9 elbows, 10/11 wrists, 12/13 hands, 14/15 knees, 16/17 ankles, 18/19 feet, 20 head)
@@ -57,13 +55,15 @@ def parse_name(name):
     """(action, subject) of an MSR-Action3D file name; ValueError outside the pattern or the ranges."""
     match = NAME_PATTERN.match(name)
     if match is None:
-        raise ValueError(f'{name!r} is not an MSR-Action3D skeleton file name; expected aAA_sSS_eEE{SUFFIX} '
-                         f'(e.g. a01_s01_e01{SUFFIX})')
+        raise ValueError(
+            f"{name!r} is not an MSR-Action3D skeleton file name; expected aAA_sSS_eEE{SUFFIX} "
+            f"(e.g. a01_s01_e01{SUFFIX})"
+        )
     action, subject = int(match.group(1)), int(match.group(2))
     if not 1 <= action <= NUM_CLASSES:
-        raise ValueError(f'{name!r}: action {action}; MSR-Action3D has actions 1..{NUM_CLASSES}')
+        raise ValueError(f"{name!r}: action {action}; MSR-Action3D has actions 1..{NUM_CLASSES}")
     if not 1 <= subject <= NUM_SUBJECTS:
-        raise ValueError(f'{name!r}: subject {subject}; MSR-Action3D has subjects 1..{NUM_SUBJECTS}')
+        raise ValueError(f"{name!r}: subject {subject}; MSR-Action3D has subjects 1..{NUM_SUBJECTS}")
     return action, subject
 
 
@@ -73,21 +73,26 @@ def read_skeletons(path):
     lines = read_text(path).rstrip().splitlines()
     joints = KINECT20.num_joints
     if not lines:
-        raise SkeletonFileError(f'{path}: empty file: expected frames of {joints} lines of {FIELDS} numbers')
+        raise SkeletonFileError(f"{path}: empty file: expected frames of {joints} lines of {FIELDS} numbers")
 
     def bad_line(k, line):
-        raise SkeletonFileError(f'{path}: line {k + 1}: expected a joint line of {FIELDS} numbers '
-                                f'(x y z confidence), found {line[:80]!r}')
+        raise SkeletonFileError(
+            f"{path}: line {k + 1}: expected a joint line of {FIELDS} numbers (x y z confidence), found {line[:80]!r}"
+        )
+
     values = number_block(lines, FIELDS, bad_line)  # lines x 4
     bad = first_bad_coordinate(values[:, :3])
     if bad is not None:
         k, value = bad
-        raise SkeletonFileError(f'{path}: line {k + 1}: expected {COORDINATE_RULE}, found {value:g} in '
-                                f'{lines[k][:80]!r}')
+        raise SkeletonFileError(
+            f"{path}: line {k + 1}: expected {COORDINATE_RULE}, found {value:g} in {lines[k][:80]!r}"
+        )
     if len(lines) % joints:
         start = len(lines) - len(lines) % joints + 1
-        raise SkeletonFileError(f'{path}: {len(lines)} lines: expected a multiple of {joints} ({joints} joint '
-                                f'lines a frame); the last frame, from line {start}, has {len(lines) % joints}')
+        raise SkeletonFileError(
+            f"{path}: {len(lines)} lines: expected a multiple of {joints} ({joints} joint "
+            f"lines a frame); the last frame, from line {start}, has {len(lines) % joints}"
+        )
     return values[:, :3].reshape(-1, joints, 3)[:, KINECT20_FROM_MSR]  # T x 20 x 3
 
 
@@ -96,10 +101,9 @@ def read_recording(path):
     coords = read_skeletons(path)  # T x 20 x 3
     empty = ~coords.any(axis=(1, 2))  # T
     if empty.all():
-        raise SkeletonFileError(f'{path}: all {len(coords)} frames are all zeros (no skeleton tracked)')
+        raise SkeletonFileError(f"{path}: all {len(coords)} frames are all zeros (no skeleton tracked)")
     if empty.any():
-        tqdm.write(f'warning: {path}: removed {empty.sum()} of {len(coords)} frames, all zeros (no skeleton '
-                   f'tracked)')
+        tqdm.write(f"warning: {path}: removed {empty.sum()} of {len(coords)} frames, all zeros (no skeleton tracked)")
         coords = coords[~empty]
     data = coords[:MAX_FRAME].transpose(2, 0, 1)[..., None]  # C x T' x V x 1
     return [(np.ascontiguousarray(data, dtype=np.float32), len(coords))]
@@ -110,26 +114,29 @@ def list_files(data_path, file_list, skip_bad):
     name outside the pattern is an error (SystemExit) unless ``skip_bad``, a listed name without its file
     always is."""
     if not os.path.isdir(data_path):
-        hint = ' (extract the archive first)' if re.search(r'\.(tar|tgz|tar\.gz|zip|rar)$', data_path) else ''
-        raise SystemExit(f'error: --data-path {data_path} is not a folder{hint}')
-    entries = sorted(n for n in os.listdir(data_path) if not n.startswith('.'))
+        hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip|rar)$", data_path) else ""
+        raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
+    entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
     names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
     if not any(n.endswith(SUFFIX) for n in names):
         folders = [n for n in entries if n not in names]
-        hint = f'; it holds the folders {", ".join(folders[:3])}: point --data-path at the one holding them' \
-            if folders else ''
-        raise SystemExit(f'error: no MSR-Action3D *{SUFFIX} files in {data_path}{hint}')
+        hint = (
+            f"; it holds the folders {', '.join(folders[:3])}: point --data-path at the one holding them"
+            if folders
+            else ""
+        )
+        raise SystemExit(f"error: no MSR-Action3D *{SUFFIX} files in {data_path}{hint}")
     left_out = 0
     if file_list is not None:
         try:
             wanted = sorted(set(read_text(file_list).split()))
         except (OSError, SkeletonFileError) as exc:
-            raise SystemExit(f'error: --file-list {file_list}: {getattr(exc, "strerror", None) or exc}') from None
+            raise SystemExit(f"error: --file-list {file_list}: {getattr(exc, 'strerror', None) or exc}") from None
         missing = [s for s in wanted if s + SUFFIX not in names]
         if missing or not wanted:
-            found = f'names {missing[0]}, but {data_path} has no {missing[0]}{SUFFIX}' if missing else 'is empty'
-            more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
-            raise SystemExit(f'error: --file-list {file_list} {found}{more}')
+            found = f"names {missing[0]}, but {data_path} has no {missing[0]}{SUFFIX}" if missing else "is empty"
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise SystemExit(f"error: --file-list {file_list} {found}{more}")
         left_out = len(names) - len(wanted)
         names = [s + SUFFIX for s in wanted]
     kept, skipped = [], []
@@ -138,9 +145,9 @@ def list_files(data_path, file_list, skip_bad):
             kept.append((name, *parse_name(name)))
         except ValueError as exc:
             if not skip_bad:
-                raise SystemExit(f'error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)') from None
-            print(f'skipping: {exc}')
-            skipped.append(f'{os.path.join(data_path, name)}\tfile name: {exc}')
+                raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
+            print(f"skipping: {exc}")
+            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
     return kept, skipped, left_out
 
 
@@ -149,31 +156,56 @@ def build_tasks(data_path, names):
     tasks = []
     for name, action, subject in names:
         path = os.path.join(data_path, name)
-        sample = Sample(name[:-len(SUFFIX)], action - 1, {BENCHMARK: 'train' if subject % 2 else 'val'})
+        sample = Sample(name[: -len(SUFFIX)], action - 1, {BENCHMARK: "train" if subject % 2 else "val"})
         tasks.append(Task(source=path, reader=read_recording, args=(path,), samples=[sample]))
     return tasks
 
 
 def main(argv=None):
-    parser = conversion_parser('MSR-Action3D skeleton files -> a processed folder (kinect20)', '--data-path',
-                               f'the folder of aAA_sSS_eEE{SUFFIX} files (msr_action3d_real3d)',
-                               'the processed folder to write, e.g. ./data/MSR-Action3D')
-    parser.add_argument('--file-list', help='convert only the recordings this file names (whitespace-separated '
-                                            'aAA_sSS_eEE), e.g. msr_action3d_real3d_files_used_in_cvpr12_paper.txt')
+    parser = conversion_parser(
+        "MSR-Action3D skeleton files -> a processed folder (kinect20)",
+        "--data-path",
+        f"the folder of aAA_sSS_eEE{SUFFIX} files (msr_action3d_real3d)",
+        "the processed folder to write, e.g. ./data/MSR-Action3D",
+    )
+    parser.add_argument(
+        "--file-list",
+        help="convert only the recordings this file names (whitespace-separated "
+        "aAA_sSS_eEE), e.g. msr_action3d_real3d_files_used_in_cvpr12_paper.txt",
+    )
     args = parser.parse_args(argv)
     if os.path.realpath(args.out_folder) == os.path.realpath(args.data_path):
-        parser.error('--out-folder must not be the --data-path folder')
+        parser.error("--out-folder must not be the --data-path folder")
     names, skipped, left_out = list_files(args.data_path, args.file_list, args.skip_bad)
-    settings = dict(dataset='msr_action3d', data_path=os.path.abspath(args.data_path),
-                    out_folder=os.path.abspath(args.out_folder),
-                    file_list=args.file_list and os.path.abspath(args.file_list), not_in_file_list=left_out,
-                    split='cross-subject: subjects 1, 3, 5, 7, 9 train; 2, 4, 6, 8, 10 val', files=len(names),
-                    workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=MAX_FRAME,
-                    name_format='file stem', label='action - 1', zero_frames='removed')
-    run_conversion(build_tasks(args.data_path, names), args.out_folder, [BENCHMARK], settings, args,
-                   num_class=NUM_CLASSES, dataset='msr_action3d', layout=KINECT20, already_skipped=skipped,
-                   subfolders=False)
+    settings = dict(
+        dataset="msr_action3d",
+        data_path=os.path.abspath(args.data_path),
+        out_folder=os.path.abspath(args.out_folder),
+        file_list=args.file_list and os.path.abspath(args.file_list),
+        not_in_file_list=left_out,
+        split="cross-subject: subjects 1, 3, 5, 7, 9 train; 2, 4, 6, 8, 10 val",
+        files=len(names),
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        chunk=args.chunk,
+        max_frame=MAX_FRAME,
+        name_format="file stem",
+        label="action - 1",
+        zero_frames="removed",
+    )
+    run_conversion(
+        build_tasks(args.data_path, names),
+        args.out_folder,
+        [BENCHMARK],
+        settings,
+        args,
+        num_class=NUM_CLASSES,
+        dataset="msr_action3d",
+        layout=KINECT20,
+        already_skipped=skipped,
+        subfolders=False,
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

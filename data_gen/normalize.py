@@ -17,6 +17,7 @@ in four steps whose joints the layout names (``dataset.layouts``; for ``ntu25``,
 on all samples of the chunk at once; rotation matrices are computed in float64 from the float32
 coordinates and each step's result is stored as float32, as the published per-joint loop does.
 """
+
 import math
 
 import numpy as np
@@ -32,7 +33,7 @@ def pad_null_frames(s):
     person_nonzero = frame_nonzero.any(axis=2)  # N x M
     shift = np.nonzero(person_nonzero & ~frame_nonzero[:, :, 0])  # persons whose first frame is empty
     if len(shift[0]):
-        order = np.argsort(~frame_nonzero[shift], axis=1, kind='stable')  # P x T, non-zero frames first
+        order = np.argsort(~frame_nonzero[shift], axis=1, kind="stable")  # P x T, non-zero frames first
         keep = np.take_along_axis(frame_nonzero[shift], order, axis=1)  # P x T
         moved = s[shift[0][:, None], shift[1][:, None], order]  # P x T x V x C
         s[shift] = moved * keep[:, :, None, None]
@@ -63,10 +64,14 @@ def _rotation_to(v, target):
     b, c, d = (-u * np.sin(theta / 2)[:, None]).T
     aa, bb, cc, dd = a * a, b * b, c * c, d * d
     bc, ad, ac, ab, bd, cd = b * c, a * d, a * c, a * b, b * d, c * d
-    rot = np.stack([
-        np.stack([aa + bb - cc - dd, 2 * (bc + ad), 2 * (bd - ac)], -1),
-        np.stack([2 * (bc - ad), aa + cc - bb - dd, 2 * (cd + ab)], -1),
-        np.stack([2 * (bd + ac), 2 * (cd - ab), aa + dd - bb - cc], -1)], 1)  # N x 3 x 3
+    rot = np.stack(
+        [
+            np.stack([aa + bb - cc - dd, 2 * (bc + ad), 2 * (bd - ac)], -1),
+            np.stack([2 * (bc - ad), aa + cc - bb - dd, 2 * (cd + ab)], -1),
+            np.stack([2 * (bd + ac), 2 * (cd - ab), aa + dd - bb - cc], -1),
+        ],
+        1,
+    )  # N x 3 x 3
     rot[identity] = np.eye(3)
     return rot
 
@@ -80,8 +85,10 @@ def _rotate(s, rot):
 def _check_shape(data, layout):
     """ValueError unless ``data`` is N x layout.channels x T x layout.num_joints x M."""
     if data.ndim != 5 or data.shape[1] != layout.channels or data.shape[3] != layout.num_joints:
-        raise ValueError(f'layout {layout.name}: expected data of shape N x {layout.channels} x T x '
-                         f'{layout.num_joints} x M, found {data.shape}')
+        raise ValueError(
+            f"layout {layout.name}: expected data of shape N x {layout.channels} x T x "
+            f"{layout.num_joints} x M, found {data.shape}"
+        )
 
 
 def normalize(data, layout=NTU25):
@@ -96,7 +103,7 @@ def normalize(data, layout=NTU25):
             out[active] = normalize(out[active], layout)
         return out
     s = pad_null_frames(s)
-    centre = s[:, 0:1, :, layout.centre:layout.centre + 1, :]  # N x 1 x T x 1 x C
+    centre = s[:, 0:1, :, layout.centre : layout.centre + 1, :]  # N x 1 x T x 1 x C
     total = s[..., 0]
     for k in range(1, layout.channels):
         total = total + s[..., k]  # N x M x T x V, x + y (+ z) in float32
@@ -166,6 +173,10 @@ def _rotation_literal(vec, target):
     axis = axis / math.sqrt(float(axis @ axis))
     a = math.cos(theta / 2)
     b, c, d = -axis * math.sin(theta / 2)
-    return np.array([[a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
-                     [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
-                     [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c]])
+    return np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
+            [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
+            [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c],
+        ]
+    )

@@ -8,15 +8,14 @@ order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes),
 ``OUT/settings.json`` and ``OUT/skipped.txt``.  Sample names are the file names with their
 ``.skeleton`` extension, as the published converter stored them; labels are the action number - 1.
 """
-import os
-import sys
 
+import os
 
 from data_gen.ntu_reader import SkeletonFileError, is_training, parse_name, read_samples, read_text
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 
-NTU = ('ntu60', 'ntu120')
+NTU = ("ntu60", "ntu120")
 
 
 def benchmarks_of(dataset):
@@ -26,32 +25,35 @@ def benchmarks_of(dataset):
 
 def read_ignored(path):
     """Sample names (with .skeleton) listed in an ignore file, one per line, extension optional."""
-    names = [line.strip() for line in read_text(path, 'utf-8').splitlines() if line.strip()]
-    return {n if n.endswith('.skeleton') else n + '.skeleton' for n in names}
+    names = [line.strip() for line in read_text(path, "utf-8").splitlines() if line.strip()]
+    return {n if n.endswith(".skeleton") else n + ".skeleton" for n in names}
 
 
 def list_samples(data_path, dataset, ignored=frozenset()):
     """Sorted NTU file names in ``data_path``, minus ``ignored``; errors on names outside the pattern."""
     if not os.path.isdir(data_path):
-        raise SystemExit(f'error: --data-path {data_path} is not a folder')
-    names = sorted(n for n in os.listdir(data_path)
-                   if not n.startswith('.') and os.path.isfile(os.path.join(data_path, n)))
+        raise SystemExit(f"error: --data-path {data_path} is not a folder")
+    names = sorted(
+        n for n in os.listdir(data_path) if not n.startswith(".") and os.path.isfile(os.path.join(data_path, n))
+    )
     samples = []
     for name in names:
         try:
             setup, _, _, _, action = parse_name(name)
         except ValueError as exc:
-            raise SystemExit(f'error: {data_path}: {exc}') from None
+            raise SystemExit(f"error: {data_path}: {exc}") from None
         if action < 1:
-            raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action}; actions are numbered from 1')
+            raise SystemExit(f"error: {os.path.join(data_path, name)}: action {action}; actions are numbered from 1")
         if action > DATASETS[dataset].num_class:
-            raise SystemExit(f'error: {os.path.join(data_path, name)}: action {action} exceeds the '
-                             f'{DATASETS[dataset].num_class} classes of {dataset} (use --dataset ntu120, or point --data-path '
-                             f'at a folder holding only the NTU-60 files S001-S017)')
+            raise SystemExit(
+                f"error: {os.path.join(data_path, name)}: action {action} exceeds the "
+                f"{DATASETS[dataset].num_class} classes of {dataset} (use --dataset ntu120, or point --data-path "
+                f"at a folder holding only the NTU-60 files S001-S017)"
+            )
         if name not in ignored:
             samples.append(name)
     if not samples:
-        raise SystemExit(f'error: no NTU .skeleton files in {data_path}')
+        raise SystemExit(f"error: no NTU .skeleton files in {data_path}")
     return samples
 
 
@@ -60,19 +62,27 @@ def build_tasks(data_path, names, dataset, benchmarks):
     tasks = []
     for name in names:
         label = parse_name(name)[4] - 1
-        parts = {b: 'train' if is_training(name, dataset, b) else 'val' for b in benchmarks}
+        parts = {b: "train" if is_training(name, dataset, b) else "val" for b in benchmarks}
         path = os.path.join(data_path, name)
         tasks.append(Task(source=path, reader=read_samples, args=(path,), samples=[Sample(name, label, parts)]))
     return tasks
 
 
 def main(argv=None):
-    parser = conversion_parser('NTU RGB+D raw .skeleton files -> processed arrays', '--data-path',
-                               'folder of .skeleton files', 'e.g. ./data/NTU-RGB-D-60-AGCN')
-    parser.add_argument('--dataset', choices=NTU, required=True)
-    parser.add_argument('--benchmark', nargs='+', choices=('xsub', 'xview', 'xsetup'),
-                        help='default: xsub xview (ntu60), xsub xsetup (ntu120)')
-    parser.add_argument('--ignored-sample-path', help='list of samples to exclude (the official missing-skeleton list)')
+    parser = conversion_parser(
+        "NTU RGB+D raw .skeleton files -> processed arrays",
+        "--data-path",
+        "folder of .skeleton files",
+        "e.g. ./data/NTU-RGB-D-60-AGCN",
+    )
+    parser.add_argument("--dataset", choices=NTU, required=True)
+    parser.add_argument(
+        "--benchmark",
+        nargs="+",
+        choices=("xsub", "xview", "xsetup"),
+        help="default: xsub xview (ntu60), xsub xsetup (ntu120)",
+    )
+    parser.add_argument("--ignored-sample-path", help="list of samples to exclude (the official missing-skeleton list)")
     args = parser.parse_args(argv)
     benchmarks = args.benchmark or benchmarks_of(args.dataset)
     ignored = set()
@@ -80,19 +90,36 @@ def main(argv=None):
         try:
             ignored = read_ignored(args.ignored_sample_path)
         except OSError as exc:
-            parser.error(f'--ignored-sample-path {args.ignored_sample_path}: {exc.strerror}')
+            parser.error(f"--ignored-sample-path {args.ignored_sample_path}: {exc.strerror}")
         except SkeletonFileError as exc:
-            parser.error(f'--ignored-sample-path {exc}')
+            parser.error(f"--ignored-sample-path {exc}")
     names = list_samples(args.data_path, args.dataset, ignored)
-    settings = dict(dataset=args.dataset, data_path=os.path.abspath(args.data_path),
-                    out_folder=os.path.abspath(args.out_folder), benchmarks=benchmarks,
-                    ignored_sample_path=args.ignored_sample_path, ignored=len(ignored), samples=len(names),
-                    workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk, max_frame=300,
-                    name_format='file name with .skeleton', label='action number - 1')
+    settings = dict(
+        dataset=args.dataset,
+        data_path=os.path.abspath(args.data_path),
+        out_folder=os.path.abspath(args.out_folder),
+        benchmarks=benchmarks,
+        ignored_sample_path=args.ignored_sample_path,
+        ignored=len(ignored),
+        samples=len(names),
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        chunk=args.chunk,
+        max_frame=300,
+        name_format="file name with .skeleton",
+        label="action number - 1",
+    )
     tasks = build_tasks(args.data_path, names, args.dataset, benchmarks)
-    run_conversion(tasks, args.out_folder, benchmarks, settings, args, num_class=DATASETS[args.dataset].num_class,
-                   dataset=args.dataset)
+    run_conversion(
+        tasks,
+        args.out_folder,
+        benchmarks,
+        settings,
+        args,
+        num_class=DATASETS[args.dataset].num_class,
+        dataset=args.dataset,
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ bad (a ``SkeletonFileError`` naming the file and the line) when it is not ASCII 
 the layout, declares more frames than it has lines, has a body with other than 25 joints, or has a
 coordinate that is not finite or lies beyond ``MAX_COORDINATE``.
 """
+
 import re
 
 import numpy as np
@@ -17,13 +18,47 @@ NUM_JOINT = 25
 BODY_FIELDS = 10
 JOINT_FIELDS = 12
 # MAX_COORDINATE (dataset.processed, shared with the processed-folder checks): beyond it a coordinate is garbage.
-COORDINATE_RULE = f'x y z coordinates that are finite and within +-{MAX_COORDINATE:g} (metres)'
+COORDINATE_RULE = f"x y z coordinates that are finite and within +-{MAX_COORDINATE:g} (metres)"
 
-NAME_PATTERN = re.compile(r'^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$')
+NAME_PATTERN = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$")
 NTU60_XSUB_TRAIN = frozenset([1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
-NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset([
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92,
-    93, 94, 95, 97, 98, 100, 103])
+NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset(
+    [
+        45,
+        46,
+        47,
+        49,
+        50,
+        52,
+        53,
+        54,
+        55,
+        56,
+        57,
+        58,
+        59,
+        70,
+        74,
+        78,
+        80,
+        81,
+        82,
+        83,
+        84,
+        85,
+        86,
+        89,
+        91,
+        92,
+        93,
+        94,
+        95,
+        97,
+        98,
+        100,
+        103,
+    ]
+)
 XVIEW_TRAIN_CAMERAS = frozenset([2, 3])
 
 
@@ -35,21 +70,23 @@ def parse_name(name):
     """(setup, camera, subject, replication, action) of an NTU file name; ValueError outside the pattern."""
     match = NAME_PATTERN.match(name)
     if match is None:
-        raise ValueError(f'{name!r} is not an NTU RGB+D sample file name; expected SsssCcccPpppRrrrAaaa.skeleton '
-                         f'(e.g. S001C002P003R002A013.skeleton)')
+        raise ValueError(
+            f"{name!r} is not an NTU RGB+D sample file name; expected SsssCcccPpppRrrrAaaa.skeleton "
+            f"(e.g. S001C002P003R002A013.skeleton)"
+        )
     return tuple(int(g) for g in match.groups())
 
 
 def is_training(name, dataset, benchmark):
     """Whether sample ``name`` is in the training part of ``benchmark`` (docs/published-behaviour.md §1.1)."""
     setup, camera, subject, _, _ = parse_name(name)
-    if benchmark == 'xsub':
-        return subject in (NTU60_XSUB_TRAIN if dataset == 'ntu60' else NTU120_XSUB_TRAIN)
-    if benchmark == 'xview':
+    if benchmark == "xsub":
+        return subject in (NTU60_XSUB_TRAIN if dataset == "ntu60" else NTU120_XSUB_TRAIN)
+    if benchmark == "xview":
         return camera in XVIEW_TRAIN_CAMERAS
-    if benchmark == 'xsetup':
+    if benchmark == "xsetup":
         return setup % 2 == 0
-    raise ValueError(f'unknown benchmark {benchmark!r}; valid: xsub, xview, xsetup')
+    raise ValueError(f"unknown benchmark {benchmark!r}; valid: xsub, xview, xsetup")
 
 
 class _Lines:
@@ -59,11 +96,11 @@ class _Lines:
         self.path, self.lines, self.pos = path, text.splitlines(), 0
 
     def fail(self, line_no, expected, found):
-        raise SkeletonFileError(f'{self.path}: line {line_no}: expected {expected}, found {found}')
+        raise SkeletonFileError(f"{self.path}: line {line_no}: expected {expected}, found {found}")
 
     def take(self, expected):
         if self.pos >= len(self.lines):
-            self.fail(self.pos + 1, expected, 'end of file (truncated file?)')
+            self.fail(self.pos + 1, expected, "end of file (truncated file?)")
         self.pos += 1
         return self.lines[self.pos - 1]
 
@@ -81,23 +118,27 @@ class _Lines:
         line = self.take(expected)
         parts = line.split()
         if len(parts) != n:
-            self.fail(self.pos, expected, f'{len(parts)} fields: {line[:60]!r}')
+            self.fail(self.pos, expected, f"{len(parts)} fields: {line[:60]!r}")
         return parts
 
     def joints(self, n):
         """n joint lines as an n x 12 float array."""
         start = self.pos
         if start + n > len(self.lines):
-            self.fail(len(self.lines) + 1, f'{n} joint lines of {JOINT_FIELDS} numbers',
-                      'end of file (truncated file?)')
-        block = self.lines[start:start + n]
+            self.fail(
+                len(self.lines) + 1, f"{n} joint lines of {JOINT_FIELDS} numbers", "end of file (truncated file?)"
+            )
+        block = self.lines[start : start + n]
         self.pos += n
-        values = number_block(block, JOINT_FIELDS, lambda k, line: self.fail(
-            start + k + 1, f'a joint line of {JOINT_FIELDS} numbers', repr(line[:80])))
+        values = number_block(
+            block,
+            JOINT_FIELDS,
+            lambda k, line: self.fail(start + k + 1, f"a joint line of {JOINT_FIELDS} numbers", repr(line[:80])),
+        )
         bad = first_bad_coordinate(values[:, :3])
         if bad is not None:
             k, value = bad
-            self.fail(start + k + 1, COORDINATE_RULE, f'{value:g} in {block[k][:80]!r}')
+            self.fail(start + k + 1, COORDINATE_RULE, f"{value:g} in {block[k][:80]!r}")
         return values
 
 
@@ -111,17 +152,18 @@ def first_bad_coordinate(coords):
     return k, float(coords[k][bad[k]][0])
 
 
-def read_text(path, encoding='ascii'):
+def read_text(path, encoding="ascii"):
     """The text of the file at `path`; a SkeletonFileError names the line of the first byte that is not
     `encoding` ('ascii' or 'utf-8')."""
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
         raw = f.read()
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line_no = raw[:exc.start].count(b'\n') + 1
-        raise SkeletonFileError(f'{path}: line {line_no}: expected {encoding.upper()} text, '
-                                f'found byte {raw[exc.start]:#04x}') from None
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise SkeletonFileError(
+            f"{path}: line {line_no}: expected {encoding.upper()} text, found byte {raw[exc.start]:#04x}"
+        ) from None
 
 
 def _is_number(text):
@@ -147,30 +189,30 @@ def number_block(lines, fields, on_bad_line):
     for k, (line, row) in enumerate(zip(lines, rows)):
         if len(row) != fields or not all(_is_number(p) for p in row):
             on_bad_line(k, line)
-    raise AssertionError('on_bad_line must raise')
+    raise AssertionError("on_bad_line must raise")
 
 
 def read_bodies(path):
     """All bodies of an NTU file as (4 x T x 25 x 3 float64 xyz, T): its first 4 bodies."""
     lines = _Lines(path, read_text(path))
-    n_frame = lines.count('the number of frames (a non-negative integer)')
+    n_frame = lines.count("the number of frames (a non-negative integer)")
     room = len(lines.lines) - lines.pos  # every frame takes at least its body-count line
     if n_frame > room:
-        lines.fail(lines.pos, f'the number of frames (at most {room}, the lines that follow)', n_frame)
+        lines.fail(lines.pos, f"the number of frames (at most {room}, the lines that follow)", n_frame)
     xyz = np.zeros((MAX_BODY_KINECT, n_frame, NUM_JOINT, 3))  # 4 x T x 25 x 3
     for t in range(n_frame):
-        n_body = lines.count(f'the number of bodies of frame {t + 1} (a non-negative integer)')
+        n_body = lines.count(f"the number of bodies of frame {t + 1} (a non-negative integer)")
         for m in range(n_body):
-            lines.fields(BODY_FIELDS, f'the {BODY_FIELDS} body fields of body {m + 1} in frame {t + 1}')
-            n_joint = lines.count(f'the number of joints of body {m + 1} in frame {t + 1}')
+            lines.fields(BODY_FIELDS, f"the {BODY_FIELDS} body fields of body {m + 1} in frame {t + 1}")
+            n_joint = lines.count(f"the number of joints of body {m + 1} in frame {t + 1}")
             if n_joint != NUM_JOINT:
-                lines.fail(lines.pos, f'{NUM_JOINT} joints in body {m + 1} of frame {t + 1}', n_joint)
+                lines.fail(lines.pos, f"{NUM_JOINT} joints in body {m + 1} of frame {t + 1}", n_joint)
             joints = lines.joints(n_joint)  # 25 x 12
             if m < MAX_BODY_KINECT:
                 xyz[m, t] = joints[:, :3]
     for k in range(lines.pos, len(lines.lines)):
         if lines.lines[k].strip():
-            lines.fail(k + 1, f'end of file after {n_frame} frames', repr(lines.lines[k][:60]))
+            lines.fail(k + 1, f"end of file after {n_frame} frames", repr(lines.lines[k][:60]))
     return xyz, n_frame
 
 
@@ -191,9 +233,9 @@ def select_bodies(xyz, bodies=MAX_BODY):
     comes first.
     """
     energy = np.array([body_energy(b) for b in xyz])
-    order = np.argsort(energy, kind='stable')[::-1][:bodies]
+    order = np.argsort(energy, kind="stable")[::-1][:bodies]
     kept = np.zeros((bodies,) + xyz.shape[1:], dtype=xyz.dtype)  # M x T x V x C
-    kept[:len(order)] = xyz[order]
+    kept[: len(order)] = xyz[order]
     return kept.transpose(3, 1, 2, 0)  # C x T x V x M
 
 

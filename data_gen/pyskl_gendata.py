@@ -27,20 +27,19 @@ an integer in 0..N-1 are errors.  A sample is bad (an error naming it; skipped w
 when its keypoint is missing, not a numeric M x T x V x C array of the layout's V and C, has no frame,
 or holds a value that is not finite or lies beyond ``MAX_COORDINATE``.
 """
+
 import numbers
 import os
 import pickle
-import sys
 
 import numpy as np
-
 
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
 from dataset.layouts import LayoutError, get_layout
-from dataset.processed import ForbiddenPickleError, MAX_FRAME, restricted_load
+from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
-BENCHMARK = 'split'
+BENCHMARK = "split"
 
 
 class AnnotationError(ValueError):
@@ -50,32 +49,37 @@ class AnnotationError(ValueError):
 def load_annotations(path):
     """(split dict, annotations list) of a pyskl pickle, read by the restricted unpickler."""
     try:
-        with open(path, 'rb') as f:
+        with open(path, "rb") as f:
             content = restricted_load(f)
     except OSError as exc:
-        raise AnnotationError(f'--annotations {path}: {exc.strerror}') from None
+        raise AnnotationError(f"--annotations {path}: {exc.strerror}") from None
     except ForbiddenPickleError as exc:
-        raise AnnotationError(f'{path}: refused: {exc}; nothing in it was run') from None
+        raise AnnotationError(f"{path}: refused: {exc}; nothing in it was run") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise AnnotationError(f'{path}: not a readable pickle ({type(exc).__name__}: {exc})') from None
-    if not isinstance(content, dict) or not isinstance(content.get('split'), dict) \
-            or not isinstance(content.get('annotations'), list):
-        found = f'keys {sorted(map(str, content))}' if isinstance(content, dict) else f'a {type(content).__name__}'
-        raise AnnotationError(f'{path}: expected a dict with "split" (a dict of lists of frame_dir) and '
-                              f'"annotations" (a list of dicts), found {found}')
-    return content['split'], content['annotations']
+        raise AnnotationError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    if (
+        not isinstance(content, dict)
+        or not isinstance(content.get("split"), dict)
+        or not isinstance(content.get("annotations"), list)
+    ):
+        found = f"keys {sorted(map(str, content))}" if isinstance(content, dict) else f"a {type(content).__name__}"
+        raise AnnotationError(
+            f'{path}: expected a dict with "split" (a dict of lists of frame_dir) and '
+            f'"annotations" (a list of dicts), found {found}'
+        )
+    return content["split"], content["annotations"]
 
 
 def index_annotations(path, annotations):
     """{frame_dir: annotation}; an annotation without a string frame_dir, or a frame_dir twice, is an error."""
     by_name = {}
     for i, item in enumerate(annotations):
-        name = item.get('frame_dir') if isinstance(item, dict) else None
+        name = item.get("frame_dir") if isinstance(item, dict) else None
         if not isinstance(name, str):
-            found = f'frame_dir {name!r}' if isinstance(item, dict) else f'a {type(item).__name__}'
+            found = f"frame_dir {name!r}" if isinstance(item, dict) else f"a {type(item).__name__}"
             raise AnnotationError(f'{path}: annotation {i}: expected a dict with a string "frame_dir", found {found}')
         if name in by_name:
-            raise AnnotationError(f'{path}: frame_dir {name!r} is annotated twice (annotation {i} and an earlier one)')
+            raise AnnotationError(f"{path}: frame_dir {name!r} is annotated twice (annotation {i} and an earlier one)")
         by_name[name] = item
     return by_name
 
@@ -84,30 +88,33 @@ def split_members(path, split, train_split, val_split, by_name):
     """{'train': [frame_dir, ...], 'val': [...]} of the two named splits, checked against each other and
     against the annotations."""
     if train_split == val_split:
-        raise AnnotationError(f'{path}: --train-split and --val-split are both {train_split!r}')
+        raise AnnotationError(f"{path}: --train-split and --val-split are both {train_split!r}")
     parts = {}
-    for part, name in (('train', train_split), ('val', val_split)):
+    for part, name in (("train", train_split), ("val", val_split)):
         if name not in split:
-            raise AnnotationError(f'{path}: no split {name!r}; its splits: {", ".join(map(repr, split))}')
+            raise AnnotationError(f"{path}: no split {name!r}; its splits: {', '.join(map(repr, split))}")
         members = split[name]
         if not isinstance(members, (list, tuple)) or not all(isinstance(m, str) for m in members):
-            raise AnnotationError(f'{path}: split {name!r}: expected a list of frame_dir strings')
+            raise AnnotationError(f"{path}: split {name!r}: expected a list of frame_dir strings")
         seen = set()
         for member in members:
             if member in seen:
-                raise AnnotationError(f'{path}: split {name!r} lists {member!r} twice')
+                raise AnnotationError(f"{path}: split {name!r} lists {member!r} twice")
             seen.add(member)
         missing = [m for m in members if m not in by_name]
         if missing:
-            raise AnnotationError(f'{path}: split {name!r} lists {len(missing)} frame_dir without an annotation '
-                                  f'(the first: {missing[0]!r})')
+            raise AnnotationError(
+                f"{path}: split {name!r} lists {len(missing)} frame_dir without an annotation "
+                f"(the first: {missing[0]!r})"
+            )
         parts[part] = list(members)
-    if not parts['train'] and not parts['val']:
-        raise AnnotationError(f'{path}: the splits {train_split!r} and {val_split!r} list no sample')
-    both = [m for m in parts['val'] if m in set(parts['train'])]
+    if not parts["train"] and not parts["val"]:
+        raise AnnotationError(f"{path}: the splits {train_split!r} and {val_split!r} list no sample")
+    both = [m for m in parts["val"] if m in set(parts["train"])]
     if both:
-        raise AnnotationError(f'{path}: {len(both)} frame_dir are in both {train_split!r} and {val_split!r} '
-                              f'(the first: {both[0]!r})')
+        raise AnnotationError(
+            f"{path}: {len(both)} frame_dir are in both {train_split!r} and {val_split!r} (the first: {both[0]!r})"
+        )
     return parts
 
 
@@ -116,10 +123,14 @@ def sample_labels(path, names, by_name, num_class=None):
     ``num_class`` when given) is an error naming the sample."""
     labels = {}
     for name in names:
-        label = by_name[name].get('label')
-        if isinstance(label, (bool, np.bool_)) or not isinstance(label, numbers.Integral) or label < 0 \
-                or (num_class is not None and label >= num_class):
-            expected = 'an integer >= 0' if num_class is None else f'an integer in 0..{num_class - 1}'
+        label = by_name[name].get("label")
+        if (
+            isinstance(label, (bool, np.bool_))
+            or not isinstance(label, numbers.Integral)
+            or label < 0
+            or (num_class is not None and label >= num_class)
+        ):
+            expected = "an integer >= 0" if num_class is None else f"an integer in 0..{num_class - 1}"
             raise AnnotationError(f'{path}: sample {name!r}: expected "label" {expected}, found {label!r}')
         labels[name] = int(label)
     return labels
@@ -131,12 +142,14 @@ def derived_class_count(path, labels):
     largest = max(labels, key=labels.get)
     num_class = labels[largest] + 1
     if num_class > len(labels):
-        raise AnnotationError(f'{path}: sample {largest!r} has label {labels[largest]}, which makes {num_class} '
-                              f'classes for {len(labels)} samples; expected at most one class per sample without '
-                              f'--num-class: pass --num-class (the class count) if the labels are right')
+        raise AnnotationError(
+            f"{path}: sample {largest!r} has label {labels[largest]}, which makes {num_class} "
+            f"classes for {len(labels)} samples; expected at most one class per sample without "
+            f"--num-class: pass --num-class (the class count) if the labels are right"
+        )
     empty = num_class - len(set(labels.values()))
     if empty:
-        print(f'warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample')
+        print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample")
     return num_class
 
 
@@ -145,21 +158,27 @@ def read_keypoint(source, name, keypoint, layout):
     layout's M bodies of highest energy, zero bodies filling in."""
     where = f'{source}: sample {name!r}: "keypoint"'
     v, c = layout.num_joints, layout.channels
-    if not isinstance(keypoint, np.ndarray) or keypoint.dtype.kind not in 'iuf' or keypoint.ndim != 4 \
-            or keypoint.shape[2:] != (v, c):
+    if (
+        not isinstance(keypoint, np.ndarray)
+        or keypoint.dtype.kind not in "iuf"
+        or keypoint.ndim != 4
+        or keypoint.shape[2:] != (v, c)
+    ):
         if isinstance(keypoint, np.ndarray):
-            found = f'{keypoint.dtype} array of shape {keypoint.shape}'
+            found = f"{keypoint.dtype} array of shape {keypoint.shape}"
         else:
-            found = 'no keypoint' if keypoint is None else f'a {type(keypoint).__name__}'
-        raise SkeletonFileError(f'{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), '
-                                f'found {found}')
+            found = "no keypoint" if keypoint is None else f"a {type(keypoint).__name__}"
+        raise SkeletonFileError(
+            f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}"
+        )
     if keypoint.shape[1] == 0:
-        raise SkeletonFileError(f'{where}: expected at least one frame, found shape {keypoint.shape}')
+        raise SkeletonFileError(f"{where}: expected at least one frame, found shape {keypoint.shape}")
     bodies = keypoint.astype(np.float64)  # M' x T x V x C
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
-        raise SkeletonFileError(f'{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, '
-                                f'found {bad[1]:g}')
+        raise SkeletonFileError(
+            f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}"
+        )
     data = select_bodies(bodies, layout.bodies)[:, :MAX_FRAME]  # C x T' x V x M
     return [(np.ascontiguousarray(data, dtype=np.float32), keypoint.shape[1])]
 
@@ -167,48 +186,78 @@ def read_keypoint(source, name, keypoint, layout):
 def build_tasks(path, parts, by_name, labels, layout):
     """One Task per sample: the train part's in its split's order, then the val part's."""
     tasks = []
-    for part in ('train', 'val'):
+    for part in ("train", "val"):
         for name in parts[part]:
-            source = f'{path}: {name}'
-            tasks.append(Task(source=source, reader=read_keypoint,
-                              args=(path, name, by_name[name].get('keypoint'), layout),
-                              samples=[Sample(name, labels[name], {BENCHMARK: part})]))
+            source = f"{path}: {name}"
+            tasks.append(
+                Task(
+                    source=source,
+                    reader=read_keypoint,
+                    args=(path, name, by_name[name].get("keypoint"), layout),
+                    samples=[Sample(name, labels[name], {BENCHMARK: part})],
+                )
+            )
     return tasks
 
 
 def main(argv=None):
-    parser = conversion_parser('pyskl / MMAction2 annotation pickle -> a processed folder', '--annotations',
-                               'the annotation pickle (FILE.pkl)', 'the processed folder to write')
-    parser.add_argument('--layout', required=True, help='a layout name (ntu25, kinect20) or a JSON layout file')
-    for part, role in (('train', 'train the model'), ('val', 'are evaluated')):
-        parser.add_argument(f'--{part}-split', required=True, help=f'the split whose samples {role}')
-    parser.add_argument('--num-class', type=int,
-                        help='class count (default: the largest label + 1, at most the number of samples)')
-    parser.add_argument('--dataset', help="the dataset name recorded in layout.json (default: the pickle's stem)")
+    parser = conversion_parser(
+        "pyskl / MMAction2 annotation pickle -> a processed folder",
+        "--annotations",
+        "the annotation pickle (FILE.pkl)",
+        "the processed folder to write",
+    )
+    parser.add_argument("--layout", required=True, help="a layout name (ntu25, kinect20) or a JSON layout file")
+    for part, role in (("train", "train the model"), ("val", "are evaluated")):
+        parser.add_argument(f"--{part}-split", required=True, help=f"the split whose samples {role}")
+    parser.add_argument(
+        "--num-class", type=int, help="class count (default: the largest label + 1, at most the number of samples)"
+    )
+    parser.add_argument("--dataset", help="the dataset name recorded in layout.json (default: the pickle's stem)")
     args = parser.parse_args(argv)
     try:
         layout = get_layout(args.layout)
     except LayoutError as exc:
-        parser.error(f'--layout: {exc}')
+        parser.error(f"--layout: {exc}")
     if args.num_class is not None and args.num_class < 1:
-        parser.error(f'--num-class must be at least 1, got {args.num_class}')
+        parser.error(f"--num-class must be at least 1, got {args.num_class}")
     path = args.annotations
     try:
         split, annotations = load_annotations(path)
         by_name = index_annotations(path, annotations)
         parts = split_members(path, split, args.train_split, args.val_split, by_name)
-        labels = sample_labels(path, parts['train'] + parts['val'], by_name, args.num_class)
+        labels = sample_labels(path, parts["train"] + parts["val"], by_name, args.num_class)
         num_class = args.num_class or derived_class_count(path, labels)
     except AnnotationError as exc:
-        raise SystemExit(f'error: {exc}') from None
+        raise SystemExit(f"error: {exc}") from None
     dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
-    settings = dict(dataset=dataset, annotations=os.path.abspath(path), out_folder=os.path.abspath(args.out_folder),
-                    train_split=args.train_split, val_split=args.val_split, samples=len(labels),
-                    unused_annotations=len(by_name) - len(labels), workers=args.workers, skip_bad=args.skip_bad,
-                    chunk=args.chunk, max_frame=MAX_FRAME, name_format='frame_dir', label='label as stored')
-    run_conversion(build_tasks(path, parts, by_name, labels, layout), args.out_folder, [BENCHMARK], settings, args,
-                   num_class=num_class, dataset=dataset, layout=layout, subfolders=False)
+    settings = dict(
+        dataset=dataset,
+        annotations=os.path.abspath(path),
+        out_folder=os.path.abspath(args.out_folder),
+        train_split=args.train_split,
+        val_split=args.val_split,
+        samples=len(labels),
+        unused_annotations=len(by_name) - len(labels),
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        chunk=args.chunk,
+        max_frame=MAX_FRAME,
+        name_format="frame_dir",
+        label="label as stored",
+    )
+    run_conversion(
+        build_tasks(path, parts, by_name, labels, layout),
+        args.out_folder,
+        [BENCHMARK],
+        settings,
+        args,
+        num_class=num_class,
+        dataset=dataset,
+        layout=layout,
+        subfolders=False,
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -56,6 +56,7 @@ MSR-Action3D: one ``aAA_sSS_eEE_skeleton3D.txt`` per sample (subjects and repeti
 frontal view): 20 lines of ``x y z 1`` a frame, the actor's NTU joints ``MSR_JOINTS`` in MSR's joint
 order, and the frames where the actor is missing written as all zeros, as the tracker writes them.
 """
+
 import argparse
 import json
 import os
@@ -65,7 +66,7 @@ import numpy as np
 NTU_TWO_PERSON = frozenset(range(50, 61)) | frozenset(range(106, 121))
 PKU_CLASSES = 51
 PKU_TWO_PERSON = frozenset(range(42, 52))
-PKU_VIEWS = ('L', 'M', 'R')
+PKU_VIEWS = ("L", "M", "R")
 # Kinect v1 (kinect20) joints from the NTU joints: hip centre, spine, shoulder centre, head, the limbs.
 UCLA_JOINTS = [0, 1, 20, 3] + list(range(4, 20))
 UCLA_ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)  # NW-UCLA action numbers of labels 1..10
@@ -75,14 +76,35 @@ MSR_JOINTS = [4, 8, 20, 1, 12, 16, 0, 5, 9, 6, 10, 7, 11, 13, 17, 14, 18, 15, 19
 MSR_CLASSES = 20
 
 # Rest pose, metres, body frame (y up, body faces -z, +x is the body's left), NTU joint order.
-REST_POSE = np.array([
-    [0.00, 0.00, 0.00], [0.00, 0.27, 0.00], [0.00, 0.57, 0.00], [0.00, 0.72, 0.00],      # 1-4
-    [0.18, 0.47, 0.00], [0.20, 0.20, 0.02], [0.21, -0.03, 0.02], [0.21, -0.10, 0.02],    # 5-8
-    [-0.18, 0.47, 0.00], [-0.20, 0.20, 0.02], [-0.21, -0.03, 0.02], [-0.21, -0.10, 0.02],  # 9-12
-    [0.08, -0.02, 0.00], [0.09, -0.42, 0.01], [0.09, -0.80, 0.00], [0.09, -0.85, -0.10],  # 13-16
-    [-0.08, -0.02, 0.00], [-0.09, -0.42, 0.01], [-0.09, -0.80, 0.00], [-0.09, -0.85, -0.10],  # 17-20
-    [0.00, 0.50, 0.00], [0.21, -0.16, 0.02], [0.18, -0.08, -0.02],                        # 21-23
-    [-0.21, -0.16, 0.02], [-0.18, -0.08, -0.02]])                                         # 24-25
+REST_POSE = np.array(
+    [
+        [0.00, 0.00, 0.00],
+        [0.00, 0.27, 0.00],
+        [0.00, 0.57, 0.00],
+        [0.00, 0.72, 0.00],  # 1-4
+        [0.18, 0.47, 0.00],
+        [0.20, 0.20, 0.02],
+        [0.21, -0.03, 0.02],
+        [0.21, -0.10, 0.02],  # 5-8
+        [-0.18, 0.47, 0.00],
+        [-0.20, 0.20, 0.02],
+        [-0.21, -0.03, 0.02],
+        [-0.21, -0.10, 0.02],  # 9-12
+        [0.08, -0.02, 0.00],
+        [0.09, -0.42, 0.01],
+        [0.09, -0.80, 0.00],
+        [0.09, -0.85, -0.10],  # 13-16
+        [-0.08, -0.02, 0.00],
+        [-0.09, -0.42, 0.01],
+        [-0.09, -0.80, 0.00],
+        [-0.09, -0.85, -0.10],  # 17-20
+        [0.00, 0.50, 0.00],
+        [0.21, -0.16, 0.02],
+        [0.18, -0.08, -0.02],  # 21-23
+        [-0.21, -0.16, 0.02],
+        [-0.18, -0.08, -0.02],
+    ]
+)  # 24-25
 
 _UPPER = [1, 2, 3, 20, 4, 5, 6, 7, 21, 22, 8, 9, 10, 11, 23, 24]
 _L_ARM, _L_FORE = [5, 6, 7, 21, 22], [6, 7, 21, 22]
@@ -91,24 +113,31 @@ _L_LEG, _L_SHIN = [13, 14, 15], [14, 15]
 _R_LEG, _R_SHIN = [17, 18, 19], [18, 19]
 # (axis, pivot joint index, moved joint indices) for the 12 angles, applied distal first.
 _ANGLES = [
-    ('x', 5, _L_FORE), ('x', 4, _L_ARM), ('z', 4, _L_ARM),        # 0 l-elbow, 1 l-sh flex, 2 l-sh abd
-    ('x', 9, _R_FORE), ('x', 8, _R_ARM), ('z', 8, _R_ARM),        # 3 r-elbow, 4 r-sh flex, 5 r-sh abd
-    ('x', 13, _L_SHIN), ('x', 12, _L_LEG),                          # 6 l-knee, 7 l-hip
-    ('x', 17, _R_SHIN), ('x', 16, _R_LEG),                          # 8 r-knee, 9 r-hip
-    ('x', 0, _UPPER), ('y', 0, _UPPER),                             # 10 torso flex, 11 torso twist
+    ("x", 5, _L_FORE),
+    ("x", 4, _L_ARM),
+    ("z", 4, _L_ARM),  # 0 l-elbow, 1 l-sh flex, 2 l-sh abd
+    ("x", 9, _R_FORE),
+    ("x", 8, _R_ARM),
+    ("z", 8, _R_ARM),  # 3 r-elbow, 4 r-sh flex, 5 r-sh abd
+    ("x", 13, _L_SHIN),
+    ("x", 12, _L_LEG),  # 6 l-knee, 7 l-hip
+    ("x", 17, _R_SHIN),
+    ("x", 16, _R_LEG),  # 8 r-knee, 9 r-hip
+    ("x", 0, _UPPER),
+    ("y", 0, _UPPER),  # 10 torso flex, 11 torso twist
 ]
 N_DOF = len(_ANGLES) + 3  # + root translation x, y, z
 _DOF_WEIGHTS = np.array([3, 3, 3, 3, 3, 3, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1, 1, 1], dtype=float)
-_WAVES = ('sine', 'sharp', 'bump', 'ramp')
+_WAVES = ("sine", "sharp", "bump", "ramp")
 
 
 def _rot(axis, angle):
     """Rotation matrices about a principal axis: T -> T x 3 x 3."""
     c, s = np.cos(angle), np.sin(angle)
     o, z = np.ones_like(angle), np.zeros_like(angle)
-    if axis == 'x':
+    if axis == "x":
         m = [[o, z, z], [z, c, -s], [z, s, c]]
-    elif axis == 'y':
+    elif axis == "y":
         m = [[c, z, s], [z, o, z], [-s, z, c]]
     else:
         m = [[c, -s, z], [s, c, z], [z, z, o]]
@@ -146,11 +175,11 @@ def class_base_length(action_id):
 def _waveform(wave, cycles, phase, tau):
     """Unit-amplitude waveform values at normalised times ``tau`` (T,)."""
     arg = 2 * np.pi * cycles * tau + phase
-    if wave == 'sine':
+    if wave == "sine":
         return np.sin(arg)
-    if wave == 'sharp':
+    if wave == "sharp":
         return np.sign(np.sin(arg)) * np.abs(np.sin(arg)) ** 3
-    if wave == 'bump':
+    if wave == "bump":
         return np.sin(np.pi * np.clip(tau, 0, 1)) ** 2 * np.sin(phase / 2 + 1.0)
     return np.clip(tau * 1.5, 0, 1) ** 2 * (3 - 2 * np.clip(tau * 1.5, 0, 1)) * np.cos(phase / 2)
 
@@ -159,14 +188,14 @@ def pose_sequence(recipe, tau, amp_scale, phase_shift, proportions):
     """Body-frame joint positions T x 25 x 3 for a recipe at normalised times ``tau`` (T,)."""
     dof_values = np.zeros((N_DOF, len(tau)))  # DOF x T
     for dof, wave, cycles, amplitude, phase in recipe:
-        shift = phase_shift * 2 * np.pi if wave in ('sine', 'sharp') else 0.0
+        shift = phase_shift * 2 * np.pi if wave in ("sine", "sharp") else 0.0
         dof_values[dof] += amp_scale * amplitude * _waveform(wave, cycles, phase + shift, tau)
     pos = np.broadcast_to(REST_POSE * proportions, (len(tau), 25, 3)).copy()  # T x 25 x 3
-    for (axis, pivot, moved), angle in zip(_ANGLES, dof_values[:len(_ANGLES)]):
+    for (axis, pivot, moved), angle in zip(_ANGLES, dof_values[: len(_ANGLES)]):
         rot = _rot(axis, angle)  # T x 3 x 3
-        centre = pos[:, pivot:pivot + 1]  # T x 1 x 3
-        pos[:, moved] = np.einsum('tij,tvj->tvi', rot, pos[:, moved] - centre) + centre
-    pos += dof_values[len(_ANGLES):].T[:, None, :]
+        centre = pos[:, pivot : pivot + 1]  # T x 1 x 3
+        pos[:, moved] = np.einsum("tij,tvj->tvi", rot, pos[:, moved] - centre) + centre
+    pos += dof_values[len(_ANGLES) :].T[:, None, :]
     return pos
 
 
@@ -185,12 +214,30 @@ def _subject_size(subject, shape_var):
 
 def _place(body, yaw, offset):
     """Body-frame positions T x 25 x 3 turned by ``yaw`` about y and moved by ``offset`` (3,)."""
-    return np.einsum('ij,tvj->tvi', _rot('y', np.array(yaw)), body) + offset
+    return np.einsum("ij,tvj->tvi", _rot("y", np.array(yaw)), body) + offset
 
 
-def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_scale=1.0,
-             shape_var=0.1, tempo_var=0.25, phase_var=0.25, amp_var=0.2, noise=0.01, p_partial=0.1,
-             p_missing=0.1, p_third=0.1, cam_height=0.8, cam_distance=3.0, min_len=40, max_len=300):
+def simulate(
+    action_id,
+    two_person,
+    rng,
+    *,
+    yaw_deg=0.0,
+    max_yaw=10.0,
+    subject_scale=1.0,
+    shape_var=0.1,
+    tempo_var=0.25,
+    phase_var=0.25,
+    amp_var=0.2,
+    noise=0.01,
+    p_partial=0.1,
+    p_missing=0.1,
+    p_third=0.1,
+    cam_height=0.8,
+    cam_distance=3.0,
+    min_len=40,
+    max_len=300,
+):
     """Camera-space bodies B x T x 25 x 3 (metres) and their presence B x T (bool) for one sample."""
     tempo = np.exp(rng.uniform(-np.log1p(tempo_var), np.log1p(tempo_var)))
     length = int(np.clip(round(class_base_length(action_id) * tempo), min_len, max_len))
@@ -202,8 +249,11 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
     tau = np.linspace(start, stop, length)
     phase_shift = rng.uniform(-phase_var, phase_var)
     recipes = [class_recipe(action_id)] + ([class_recipe(action_id, partner=True)] if two_person else [])
-    layout = [(0.0, np.zeros(3))] if not two_person else [(-np.pi / 2, np.array([-0.5, 0, 0])),
-                                                          (np.pi / 2, np.array([0.5, 0, 0]))]
+    layout = (
+        [(0.0, np.zeros(3))]
+        if not two_person
+        else [(-np.pi / 2, np.array([-0.5, 0, 0])), (np.pi / 2, np.array([0.5, 0, 0]))]
+    )
     bodies = []
     for recipe, (facing, offset) in zip(recipes, layout):
         size = subject_scale * rng.uniform(0.97, 1.03)
@@ -228,7 +278,7 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
         if where == len(bodies) - 1:
             ghost_present[:] = False
             g0 = int(rng.integers(0, length // 2))
-            ghost_present[g0:g0 + int(rng.integers(length // 4, length))] = True
+            ghost_present[g0 : g0 + int(rng.integers(length // 4, length))] = True
         present = np.insert(present, where, ghost_present, axis=0)
     out = np.stack(bodies)  # B x T x 25 x 3
     out = out + rng.normal(0, noise, size=out.shape)
@@ -237,12 +287,12 @@ def simulate(action_id, two_person, rng, *, yaw_deg=0.0, max_yaw=10.0, subject_s
         if rng.random() < 0.5:
             present[:, :cut] = False
         else:
-            present[:, length - cut:] = False
+            present[:, length - cut :] = False
     return out, present
 
 
 def _body_line(body_id, lean):
-    return '%d 0 1 1 1 1 0 %.7g %.7g 2' % (body_id, lean[0], lean[1])
+    return "%d 0 1 1 1 1 0 %.7g %.7g 2" % (body_id, lean[0], lean[1])
 
 
 def ntu_file_text(bodies, present, body_ids):
@@ -254,27 +304,39 @@ def ntu_file_text(bodies, present, body_ids):
     color = np.stack([960 + 1081.4 * xyz[..., 0] / z, 540 - 1081.4 * xyz[..., 1] / z], -1)
     shoulders = xyz[..., 4, :] - xyz[..., 8, :]  # B x T x 3
     half_yaw = np.arctan2(shoulders[..., 2], shoulders[..., 0])[..., None] / 2  # B x T x 1
-    quat = np.concatenate([np.cos(half_yaw), np.zeros_like(half_yaw), np.sin(half_yaw),
-                           np.zeros_like(half_yaw)], -1)  # B x T x 4
+    quat = np.concatenate(
+        [np.cos(half_yaw), np.zeros_like(half_yaw), np.sin(half_yaw), np.zeros_like(half_yaw)], -1
+    )  # B x T x 4
     fields = np.concatenate([xyz, depth, color, np.broadcast_to(quat[..., None, :], xyz.shape[:-1] + (4,))], -1)
-    joint_fmt = '%.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g 2\r\n' * 25
-    lines = ['%d\r\n' % n_frame]
+    joint_fmt = "%.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g 2\r\n" * 25
+    lines = ["%d\r\n" % n_frame]
     for t in range(n_frame):
         here = np.flatnonzero(present[:, t])
-        lines.append('%d\r\n' % len(here))
+        lines.append("%d\r\n" % len(here))
         for b in here:
             lean = (xyz[b, t, 20, 0] - xyz[b, t, 0, 0], xyz[b, t, 20, 2] - xyz[b, t, 0, 2])
-            lines.append(_body_line(body_ids[b], lean) + '\r\n25\r\n')
+            lines.append(_body_line(body_ids[b], lean) + "\r\n25\r\n")
             lines.append(joint_fmt % tuple(fields[b, t].ravel()))
-    return ''.join(lines)
+    return "".join(lines)
 
 
 def _knobs(kwargs):
-    allowed = {'max_yaw', 'shape_var', 'tempo_var', 'phase_var', 'amp_var', 'noise', 'p_partial',
-               'p_missing', 'p_third', 'min_len', 'max_len'}
+    allowed = {
+        "max_yaw",
+        "shape_var",
+        "tempo_var",
+        "phase_var",
+        "amp_var",
+        "noise",
+        "p_partial",
+        "p_missing",
+        "p_third",
+        "min_len",
+        "max_len",
+    }
     unknown = set(kwargs) - allowed
     if unknown:
-        raise TypeError(f'unknown options {sorted(unknown)}; valid: {sorted(allowed)}')
+        raise TypeError(f"unknown options {sorted(unknown)}; valid: {sorted(allowed)}")
     return kwargs
 
 
@@ -287,12 +349,11 @@ def _setup_geometry(setup):
 def _action_ids(classes, action_ids, limit):
     ids = list(action_ids) if action_ids else list(range(1, classes + 1))
     if not ids or min(ids) < 1 or max(ids) > limit:
-        raise ValueError(f'action ids must lie in 1..{limit}, got {ids[:5]}{"..." if len(ids) > 5 else ""}')
+        raise ValueError(f"action ids must lie in 1..{limit}, got {ids[:5]}{'...' if len(ids) > 5 else ''}")
     return ids
 
 
-def generate_ntu(out, classes=10, subjects=4, cameras=3, setups=2, replications=1, seed=0, action_ids=None,
-                 **knobs):
+def generate_ntu(out, classes=10, subjects=4, cameras=3, setups=2, replications=1, seed=0, action_ids=None, **knobs):
     """Write NTU ``.skeleton`` files for every setup x camera x subject x replication x action; returns names."""
     knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, 120)
@@ -302,16 +363,23 @@ def generate_ntu(out, classes=10, subjects=4, cameras=3, setups=2, replications=
         cam_height, cam_distance = _setup_geometry(s)
         for c in range(1, cameras + 1):
             for p in range(1, subjects + 1):
-                size = _subject_size(p, knobs.get('shape_var', 0.1))
+                size = _subject_size(p, knobs.get("shape_var", 0.1))
                 for r in range(1, replications + 1):
                     for a in ids:
                         rng = np.random.default_rng([seed, s, c, p, r, a])
                         bodies, present = simulate(
-                            a, a in NTU_TWO_PERSON, rng, yaw_deg=45.0 * (c - 2) + 20.0 * (r - 1),
-                            subject_scale=size, cam_height=cam_height, cam_distance=cam_distance, **knobs)
+                            a,
+                            a in NTU_TWO_PERSON,
+                            rng,
+                            yaw_deg=45.0 * (c - 2) + 20.0 * (r - 1),
+                            subject_scale=size,
+                            cam_height=cam_height,
+                            cam_distance=cam_distance,
+                            **knobs,
+                        )
                         body_ids = 72057594037927936 + rng.integers(1000, 9999, size=len(bodies))
-                        name = 'S%03dC%03dP%03dR%03dA%03d.skeleton' % (s, c, p, r, a)
-                        with open(os.path.join(out, name), 'w', newline='') as f:
+                        name = "S%03dC%03dP%03dR%03dA%03d.skeleton" % (s, c, p, r, a)
+                        with open(os.path.join(out, name), "w", newline="") as f:
                             f.write(ntu_file_text(bodies, present, body_ids))
                         names.append(name)
     return names
@@ -324,10 +392,16 @@ def _pku_video(actions, rng, knobs, yaw_deg, size, gap=(10, 40)):
         idle = int(rng.integers(*gap))
         frames.append(np.zeros((idle, 2, 25, 3)))
         t += idle
-        bodies, present = simulate(a, a in PKU_TWO_PERSON, rng, yaw_deg=yaw_deg, subject_scale=size,
-                                   **{**knobs, 'p_missing': 0.0, 'p_third': 0.0})
+        bodies, present = simulate(
+            a,
+            a in PKU_TWO_PERSON,
+            rng,
+            yaw_deg=yaw_deg,
+            subject_scale=size,
+            **{**knobs, "p_missing": 0.0, "p_third": 0.0},
+        )
         seq = np.zeros((bodies.shape[1], 2, 25, 3))
-        seq[:, :min(2, len(bodies))] = bodies[:2].transpose(1, 0, 2, 3)
+        seq[:, : min(2, len(bodies))] = bodies[:2].transpose(1, 0, 2, 3)
         frames.append(seq)
         spans.append((a, t, t + len(seq)))
         t += len(seq)
@@ -345,35 +419,38 @@ def _pku_video(actions, rng, knobs, yaw_deg, size, gap=(10, 40)):
     return video.reshape(len(video), 150), spans
 
 
-def generate_pku(out, classes=12, subjects=3, cameras=3, replications=1, actions_per_video=5, seed=0,
-                 action_ids=None, **knobs):
+def generate_pku(
+    out, classes=12, subjects=3, cameras=3, replications=1, actions_per_video=5, seed=0, action_ids=None, **knobs
+):
     """Write a PKU-MMD II folder (skeleton/, label/, split files); returns the video names."""
     knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, PKU_CLASSES)
     if not 1 <= cameras <= len(PKU_VIEWS):
-        raise ValueError(f'PKU-MMD has {len(PKU_VIEWS)} views; got cameras={cameras}')
-    os.makedirs(os.path.join(out, 'skeleton'), exist_ok=True)
-    os.makedirs(os.path.join(out, 'label'), exist_ok=True)
+        raise ValueError(f"PKU-MMD has {len(PKU_VIEWS)} views; got cameras={cameras}")
+    os.makedirs(os.path.join(out, "skeleton"), exist_ok=True)
+    os.makedirs(os.path.join(out, "label"), exist_ok=True)
     videos, video_index = [], 0
     for p in range(1, subjects + 1):
-        size = _subject_size(p, knobs.get('shape_var', 0.1))
+        size = _subject_size(p, knobs.get("shape_var", 0.1))
         for r in range(1, replications + 1):
             actions = [ids[(video_index * actions_per_video + i) % len(ids)] for i in range(actions_per_video)]
             video_index += 1
             for v, view in enumerate(PKU_VIEWS[:cameras]):
                 rng = np.random.default_rng([seed, p, r, v])
                 frames, spans = _pku_video(actions, rng, knobs, 45.0 * (v - 1), size)
-                name = 'A%02dN%02d-%s' % (p, r, view)
-                np.savetxt(os.path.join(out, 'skeleton', name + '.txt'), frames, fmt='%.6f')
-                with open(os.path.join(out, 'label', name + '.txt'), 'w') as f:
-                    f.write(''.join('%d,%d,%d,1\n' % span for span in spans))
+                name = "A%02dN%02d-%s" % (p, r, view)
+                np.savetxt(os.path.join(out, "skeleton", name + ".txt"), frames, fmt="%.6f")
+                with open(os.path.join(out, "label", name + ".txt"), "w") as f:
+                    f.write("".join("%d,%d,%d,1\n" % span for span in spans))
                 videos.append((name, p, view))
-    for split, is_train in (('cross_subject_v2.txt', lambda p, view: p % 3 != 0),
-                            ('cross_view_v2.txt', lambda p, view: view != 'L')):
+    for split, is_train in (
+        ("cross_subject_v2.txt", lambda p, view: p % 3 != 0),
+        ("cross_view_v2.txt", lambda p, view: view != "L"),
+    ):
         train = [n for n, p, view in videos if is_train(p, view)]
         val = [n for n, p, view in videos if not is_train(p, view)]
-        with open(os.path.join(out, split), 'w') as f:
-            f.write('Training videos: \n%s\nValidataion videos: \n%s\n' % (', '.join(train), ', '.join(val)))
+        with open(os.path.join(out, split), "w") as f:
+            f.write("Training videos: \n%s\nValidataion videos: \n%s\n" % (", ".join(train), ", ".join(val)))
     return [n for n, _, _ in videos]
 
 
@@ -381,24 +458,24 @@ def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0
     """Write NW-UCLA ``all_sqe`` JSON files for every action x subject x repetition x view; returns names."""
     knobs = _knobs(knobs)
     if not 1 <= classes <= len(UCLA_ACTIONS):
-        raise ValueError(f'NW-UCLA has {len(UCLA_ACTIONS)} classes; got classes={classes}')
+        raise ValueError(f"NW-UCLA has {len(UCLA_ACTIONS)} classes; got classes={classes}")
     if not 1 <= cameras <= 3:
-        raise ValueError(f'NW-UCLA has 3 views; got cameras={cameras}')
+        raise ValueError(f"NW-UCLA has 3 views; got cameras={cameras}")
     knobs.update(p_missing=0.0, p_third=0.0)
     os.makedirs(out, exist_ok=True)
     names = []
     for label in range(1, classes + 1):
         for p in range(1, subjects + 1):
-            size = _subject_size(p, knobs.get('shape_var', 0.1))
+            size = _subject_size(p, knobs.get("shape_var", 0.1))
             for e in range(replications):
                 for v in range(1, cameras + 1):
                     rng = np.random.default_rng([seed, label, p, e, v, 7])
                     bodies, _ = simulate(label, False, rng, yaw_deg=45.0 * (v - 2), subject_scale=size, **knobs)
-                    name = 'a%02d_s%02d_e%02d_v%02d' % (UCLA_ACTIONS[label - 1], p, e, v)
+                    name = "a%02d_s%02d_e%02d_v%02d" % (UCLA_ACTIONS[label - 1], p, e, v)
                     skeletons = np.round(bodies[0][:, UCLA_JOINTS], 6).tolist()  # T x 20 x 3
-                    with open(os.path.join(out, name + '.json'), 'w') as f:
-                        json.dump({'file_name': name, 'skeletons': skeletons, 'label': label}, f)
-                    names.append(name + '.json')
+                    with open(os.path.join(out, name + ".json"), "w") as f:
+                        json.dump({"file_name": name, "skeletons": skeletons, "label": label}, f)
+                    names.append(name + ".json")
     return names
 
 
@@ -406,70 +483,116 @@ def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=
     """Write MSR-Action3D skeleton files for every action x subject x repetition; returns names."""
     knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, MSR_CLASSES)
-    knobs['p_third'] = 0.0
+    knobs["p_third"] = 0.0
     os.makedirs(out, exist_ok=True)
     names = []
     for a in ids:
         for p in range(1, subjects + 1):
-            size = _subject_size(p, knobs.get('shape_var', 0.1))
+            size = _subject_size(p, knobs.get("shape_var", 0.1))
             for e in range(1, replications + 1):
                 rng = np.random.default_rng([seed, a, p, e, 11])
                 bodies, present = simulate(a, False, rng, subject_scale=size, **knobs)
                 frames = np.ones((bodies.shape[1], 20, 4))  # T x 20 x 4: x y z confidence
                 frames[..., :3] = bodies[0][:, MSR_JOINTS]
                 frames[~present[0]] = 0
-                name = 'a%02d_s%02d_e%02d_skeleton3D.txt' % (a, p, e)
-                np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt='%.6f')
+                name = "a%02d_s%02d_e%02d_skeleton3D.txt" % (a, p, e)
+                np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt="%.6f")
                 names.append(name)
     return names
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--format', choices=('ntu', 'pku', 'ucla', 'msr'), required=True)
-    parser.add_argument('--out', required=True, help='output folder for the raw files')
-    parser.add_argument('--classes', type=int, default=10,
-                        help='use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA, <= 20 MSR)')
-    parser.add_argument('--action-ids', type=int, nargs='+', help='explicit 1-based action ids (overrides --classes)')
-    parser.add_argument('--subjects', type=int, default=4)
-    parser.add_argument('--cameras', type=int, default=3, help='camera ids (NTU), views L, M, R (PKU), views (UCLA)')
-    parser.add_argument('--setups', type=int, default=2, help='NTU setups')
-    parser.add_argument('--replications', type=int, default=1,
-                        help='NTU replications / PKU sequences / NW-UCLA and MSR repetitions per subject')
-    parser.add_argument('--actions-per-video', type=int, default=5, help='PKU actions per video')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--max-yaw', type=float, default=10.0, help='yaw jitter (degrees) on top of the camera yaw')
-    parser.add_argument('--shape-var', type=float, default=0.1, help='body size / proportion variation')
-    parser.add_argument('--tempo-var', type=float, default=0.25, help='speed variation (0.25: x0.8 .. x1.25)')
-    parser.add_argument('--phase-var', type=float, default=0.25, help='phase jitter, in cycles')
-    parser.add_argument('--amp-var', type=float, default=0.2, help='amplitude variation')
-    parser.add_argument('--noise', type=float, default=0.01, help='joint noise std (metres)')
-    parser.add_argument('--p-partial', type=float, default=0.1, help='probability of a partial action')
-    parser.add_argument('--p-missing', type=float, default=0.1, help='probability of missing first/last frames')
-    parser.add_argument('--p-third', type=float, default=0.1, help='probability of a low-energy third body')
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--format", choices=("ntu", "pku", "ucla", "msr"), required=True)
+    parser.add_argument("--out", required=True, help="output folder for the raw files")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=10,
+        help="use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA, <= 20 MSR)",
+    )
+    parser.add_argument("--action-ids", type=int, nargs="+", help="explicit 1-based action ids (overrides --classes)")
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--cameras", type=int, default=3, help="camera ids (NTU), views L, M, R (PKU), views (UCLA)")
+    parser.add_argument("--setups", type=int, default=2, help="NTU setups")
+    parser.add_argument(
+        "--replications",
+        type=int,
+        default=1,
+        help="NTU replications / PKU sequences / NW-UCLA and MSR repetitions per subject",
+    )
+    parser.add_argument("--actions-per-video", type=int, default=5, help="PKU actions per video")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-yaw", type=float, default=10.0, help="yaw jitter (degrees) on top of the camera yaw")
+    parser.add_argument("--shape-var", type=float, default=0.1, help="body size / proportion variation")
+    parser.add_argument("--tempo-var", type=float, default=0.25, help="speed variation (0.25: x0.8 .. x1.25)")
+    parser.add_argument("--phase-var", type=float, default=0.25, help="phase jitter, in cycles")
+    parser.add_argument("--amp-var", type=float, default=0.2, help="amplitude variation")
+    parser.add_argument("--noise", type=float, default=0.01, help="joint noise std (metres)")
+    parser.add_argument("--p-partial", type=float, default=0.1, help="probability of a partial action")
+    parser.add_argument("--p-missing", type=float, default=0.1, help="probability of missing first/last frames")
+    parser.add_argument("--p-third", type=float, default=0.1, help="probability of a low-energy third body")
     args = parser.parse_args(argv)
-    knobs = dict(max_yaw=args.max_yaw, shape_var=args.shape_var, tempo_var=args.tempo_var,
-                 phase_var=args.phase_var, amp_var=args.amp_var, noise=args.noise, p_partial=args.p_partial,
-                 p_missing=args.p_missing, p_third=args.p_third)
-    if args.format == 'ntu':
-        names = generate_ntu(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
-                             setups=args.setups, replications=args.replications, seed=args.seed,
-                             action_ids=args.action_ids, **knobs)
-        print(f'wrote {len(names)} NTU .skeleton files to {args.out}')
-    elif args.format == 'ucla':
-        names = generate_ucla(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
-                              replications=args.replications, seed=args.seed, **knobs)
-        print(f'wrote {len(names)} NW-UCLA all_sqe files to {args.out}')
-    elif args.format == 'msr':
-        names = generate_msr(args.out, classes=args.classes, subjects=args.subjects,
-                             replications=args.replications, seed=args.seed, action_ids=args.action_ids, **knobs)
-        print(f'wrote {len(names)} MSR-Action3D skeleton files to {args.out}')
+    knobs = dict(
+        max_yaw=args.max_yaw,
+        shape_var=args.shape_var,
+        tempo_var=args.tempo_var,
+        phase_var=args.phase_var,
+        amp_var=args.amp_var,
+        noise=args.noise,
+        p_partial=args.p_partial,
+        p_missing=args.p_missing,
+        p_third=args.p_third,
+    )
+    if args.format == "ntu":
+        names = generate_ntu(
+            args.out,
+            classes=args.classes,
+            subjects=args.subjects,
+            cameras=args.cameras,
+            setups=args.setups,
+            replications=args.replications,
+            seed=args.seed,
+            action_ids=args.action_ids,
+            **knobs,
+        )
+        print(f"wrote {len(names)} NTU .skeleton files to {args.out}")
+    elif args.format == "ucla":
+        names = generate_ucla(
+            args.out,
+            classes=args.classes,
+            subjects=args.subjects,
+            cameras=args.cameras,
+            replications=args.replications,
+            seed=args.seed,
+            **knobs,
+        )
+        print(f"wrote {len(names)} NW-UCLA all_sqe files to {args.out}")
+    elif args.format == "msr":
+        names = generate_msr(
+            args.out,
+            classes=args.classes,
+            subjects=args.subjects,
+            replications=args.replications,
+            seed=args.seed,
+            action_ids=args.action_ids,
+            **knobs,
+        )
+        print(f"wrote {len(names)} MSR-Action3D skeleton files to {args.out}")
     else:
-        names = generate_pku(args.out, classes=args.classes, subjects=args.subjects, cameras=args.cameras,
-                             replications=args.replications, actions_per_video=args.actions_per_video,
-                             seed=args.seed, action_ids=args.action_ids, **knobs)
-        print(f'wrote {len(names)} PKU-MMD II videos to {args.out}')
+        names = generate_pku(
+            args.out,
+            classes=args.classes,
+            subjects=args.subjects,
+            cameras=args.cameras,
+            replications=args.replications,
+            actions_per_video=args.actions_per_video,
+            seed=args.seed,
+            action_ids=args.action_ids,
+            **knobs,
+        )
+        print(f"wrote {len(names)} PKU-MMD II videos to {args.out}")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -18,34 +18,34 @@ parse), "label" or "skeletons" is missing, the label is not an integer in 1..10,
 frame is not 20 joints of 3 numbers (``true`` and ``false`` are not numbers), or a coordinate is not
 finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
+
 import json
 import os
 import re
-import sys
 
 import numpy as np
 
-
 from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
-from dataset.processed import MAX_FRAME
 from dataset.layouts import KINECT20
+from dataset.processed import MAX_FRAME
 
 NUM_CLASSES = 10
-NAME_PATTERN = re.compile(r'^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})\.json$')
+NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})\.json$")
 TRAIN_VIEWS, VAL_VIEWS = (1, 2), (3,)
-BENCHMARK = 'xview'
+BENCHMARK = "xview"
 
 
 def view_of(name):
     """The view (1..3) of an ``all_sqe`` file name; ValueError outside the pattern."""
     match = NAME_PATTERN.match(name)
     if match is None:
-        raise ValueError(f'{name!r} is not an NW-UCLA all_sqe file name; expected aAA_sSS_eEE_vVV.json '
-                         f'(e.g. a01_s01_e00_v01.json)')
+        raise ValueError(
+            f"{name!r} is not an NW-UCLA all_sqe file name; expected aAA_sSS_eEE_vVV.json (e.g. a01_s01_e00_v01.json)"
+        )
     view = int(match.group(4))
     if view not in TRAIN_VIEWS + VAL_VIEWS:
-        raise ValueError(f'{name!r}: view {view}; NW-UCLA has views 1, 2 and 3')
+        raise ValueError(f"{name!r}: view {view}; NW-UCLA has views 1, 2 and 3")
     return view
 
 
@@ -58,44 +58,53 @@ def skeleton_array(path, frames):
     the frame and the joint (1-based) that is not 20 joints of 3 numbers."""
     joints = KINECT20.num_joints
     if not isinstance(frames, list) or not frames:
-        found = 'no frame' if frames == [] else f'a {type(frames).__name__}'
+        found = "no frame" if frames == [] else f"a {type(frames).__name__}"
         raise SkeletonFileError(f'{path}: "skeletons": expected a list of frames of {joints} joints, found {found}')
     try:
         coords = np.array(frames)
     except ValueError:  # ragged lists
         coords = None
-    if coords is not None and coords.dtype.kind in 'iuf' and coords.shape[1:] == (joints, 3) \
-            and not any(type(x) is bool for frame in frames for joint in frame for x in joint):  # true -> 1.0
+    if (
+        coords is not None
+        and coords.dtype.kind in "iuf"
+        and coords.shape[1:] == (joints, 3)
+        and not any(type(x) is bool for frame in frames for joint in frame for x in joint)
+    ):  # true -> 1.0
         return coords.astype(np.float64)  # T x 20 x 3
     for t, frame in enumerate(frames, start=1):
         if not isinstance(frame, list) or len(frame) != joints:
-            found = f'{len(frame)} joints' if isinstance(frame, list) else json.dumps(frame)[:60]
+            found = f"{len(frame)} joints" if isinstance(frame, list) else json.dumps(frame)[:60]
             raise SkeletonFileError(f'{path}: "skeletons": frame {t}: expected {joints} joints, found {found}')
         for j, joint in enumerate(frame, start=1):
             if not isinstance(joint, list) or len(joint) != 3 or not all(_is_number(x) for x in joint):
-                raise SkeletonFileError(f'{path}: "skeletons": frame {t}, joint {j}: expected 3 numbers (x y z), '
-                                        f'found {json.dumps(joint)[:60]}')
+                raise SkeletonFileError(
+                    f'{path}: "skeletons": frame {t}, joint {j}: expected 3 numbers (x y z), '
+                    f"found {json.dumps(joint)[:60]}"
+                )
     raise SkeletonFileError(f'{path}: "skeletons": expected frames of {joints} joints of 3 numbers')
 
 
 def read_recording(path):
     """[(3 x min(T, 300) x 20 x 1 float32, T, label - 1)] for one ``all_sqe`` JSON file."""
     try:
-        record = json.loads(read_text(path, 'utf-8'))
+        record = json.loads(read_text(path, "utf-8"))
     except json.JSONDecodeError as exc:
-        raise SkeletonFileError(f'{path}: not JSON: {exc}') from None
+        raise SkeletonFileError(f"{path}: not JSON: {exc}") from None
     except RecursionError:
-        raise SkeletonFileError(f'{path}: expected JSON nested 4 levels deep (an object of frames of joints of '
-                                f'numbers), found nesting too deep to read') from None
-    missing = [k for k in ('label', 'skeletons') if not isinstance(record, dict) or k not in record]
+        raise SkeletonFileError(
+            f"{path}: expected JSON nested 4 levels deep (an object of frames of joints of "
+            f"numbers), found nesting too deep to read"
+        ) from None
+    missing = [k for k in ("label", "skeletons") if not isinstance(record, dict) or k not in record]
     if missing:
-        found = f'keys {sorted(record)}' if isinstance(record, dict) else f'a JSON {type(record).__name__}'
+        found = f"keys {sorted(record)}" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
         raise SkeletonFileError(f'{path}: expected a JSON object with "label" and "skeletons", found {found}')
-    label = record['label']
+    label = record["label"]
     if not isinstance(label, int) or isinstance(label, bool) or not 1 <= label <= NUM_CLASSES:
-        raise SkeletonFileError(f'{path}: "label": expected an action label, an integer in 1..{NUM_CLASSES}, '
-                                f'found {json.dumps(label)[:60]}')
-    coords = skeleton_array(path, record['skeletons'])  # T x 20 x 3
+        raise SkeletonFileError(
+            f'{path}: "label": expected an action label, an integer in 1..{NUM_CLASSES}, found {json.dumps(label)[:60]}'
+        )
+    coords = skeleton_array(path, record["skeletons"])  # T x 20 x 3
     bad = first_bad_coordinate(coords.reshape(len(coords), -1))
     if bad is not None:
         t, value = bad
@@ -108,23 +117,23 @@ def list_files(data_path, skip_bad):
     """(names with their views, skipped lines) of the files in ``data_path``, sorted; a name outside the
     pattern is an error (SystemExit) unless ``skip_bad``."""
     if not os.path.isdir(data_path):
-        hint = ' (extract the archive first)' if re.search(r'\.(tar|tgz|tar\.gz|zip)$', data_path) else ''
-        raise SystemExit(f'error: --data-path {data_path} is not a folder{hint}')
-    entries = sorted(n for n in os.listdir(data_path) if not n.startswith('.'))
+        hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip)$", data_path) else ""
+        raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
+    entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
     names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
     if not names:
         folders = [n for n in entries if n not in names]
-        hint = f'; it holds the folders {", ".join(folders[:3])}: point --data-path at all_sqe' if folders else ''
-        raise SystemExit(f'error: no NW-UCLA .json files in {data_path}{hint}')
+        hint = f"; it holds the folders {', '.join(folders[:3])}: point --data-path at all_sqe" if folders else ""
+        raise SystemExit(f"error: no NW-UCLA .json files in {data_path}{hint}")
     kept, skipped = [], []
     for name in names:
         try:
             kept.append((name, view_of(name)))
         except ValueError as exc:
             if not skip_bad:
-                raise SystemExit(f'error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)') from None
-            print(f'skipping: {exc}')
-            skipped.append(f'{os.path.join(data_path, name)}\tfile name: {exc}')
+                raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
+            print(f"skipping: {exc}")
+            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
     return kept, skipped
 
 
@@ -133,28 +142,49 @@ def build_tasks(data_path, names):
     tasks = []
     for name, view in names:
         path = os.path.join(data_path, name)
-        part = 'train' if view in TRAIN_VIEWS else 'val'
-        sample = Sample(name[:-len('.json')], None, {BENCHMARK: part})
+        part = "train" if view in TRAIN_VIEWS else "val"
+        sample = Sample(name[: -len(".json")], None, {BENCHMARK: part})
         tasks.append(Task(source=path, reader=read_recording, args=(path,), samples=[sample]))
     return tasks
 
 
 def main(argv=None):
-    parser = conversion_parser('NW-UCLA all_sqe JSON files -> a processed folder (kinect20)', '--data-path',
-                               'the all_sqe folder of aAA_sSS_eEE_vVV.json files',
-                               'the processed folder to write, e.g. ./data/NW-UCLA')
+    parser = conversion_parser(
+        "NW-UCLA all_sqe JSON files -> a processed folder (kinect20)",
+        "--data-path",
+        "the all_sqe folder of aAA_sSS_eEE_vVV.json files",
+        "the processed folder to write, e.g. ./data/NW-UCLA",
+    )
     args = parser.parse_args(argv)
     if os.path.realpath(args.out_folder) == os.path.realpath(args.data_path):
-        parser.error('--out-folder must not be the --data-path folder')
+        parser.error("--out-folder must not be the --data-path folder")
     names, skipped = list_files(args.data_path, args.skip_bad)
-    settings = dict(dataset='nw_ucla', data_path=os.path.abspath(args.data_path),
-                    out_folder=os.path.abspath(args.out_folder), split='cross-view: views 1, 2 train; view 3 val',
-                    files=len(names), workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk,
-                    max_frame=MAX_FRAME, name_format='file stem', label='JSON label - 1')
-    run_conversion(build_tasks(args.data_path, names), args.out_folder, [BENCHMARK], settings, args,
-                   num_class=NUM_CLASSES, dataset='nw_ucla', layout=KINECT20, already_skipped=skipped,
-                   subfolders=False)
+    settings = dict(
+        dataset="nw_ucla",
+        data_path=os.path.abspath(args.data_path),
+        out_folder=os.path.abspath(args.out_folder),
+        split="cross-view: views 1, 2 train; view 3 val",
+        files=len(names),
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        chunk=args.chunk,
+        max_frame=MAX_FRAME,
+        name_format="file stem",
+        label="JSON label - 1",
+    )
+    run_conversion(
+        build_tasks(args.data_path, names),
+        args.out_folder,
+        [BENCHMARK],
+        settings,
+        args,
+        num_class=NUM_CLASSES,
+        dataset="nw_ucla",
+        layout=KINECT20,
+        already_skipped=skipped,
+        subfolders=False,
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

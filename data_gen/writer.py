@@ -15,6 +15,7 @@ The output folder is claimed for the run (``dataset.files.claim_folder``): a sec
 is refused, naming the first; a converter removes only the temporary files it made (and, holding the
 claim, those that killed runs of its own left there).
 """
+
 import argparse
 import json
 import multiprocessing
@@ -27,8 +28,14 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
-from dataset.files import (FolderInUseError, claim_folder, no_space_error, out_of_space, remove_dead_temporaries,
-                           temp_path)
+from dataset.files import (
+    FolderInUseError,
+    claim_folder,
+    no_space_error,
+    out_of_space,
+    remove_dead_temporaries,
+    temp_path,
+)
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
 from dataset.processed import MAX_FRAME
 
@@ -42,6 +49,7 @@ def sample_shape(layout):
 class Sample:
     """One output sample: its name, 0-based label (None: the reader reads it) and part ('train'/'val')
     in each benchmark."""
+
     name: str
     label: object
     parts: dict
@@ -51,6 +59,7 @@ class Sample:
 class Task:
     """One raw file to read: ``reader(*args)`` returns, per sample, (C x T' x V x M array, T) with
     T' = min(T, 300) in the layout's shape, or (array, T, label) for a Sample whose label is None."""
+
     source: str
     reader: object
     args: tuple
@@ -65,7 +74,7 @@ def write_temporary(path, payload, made):
     """Write ``payload`` under a temporary name beside ``path`` (appended to the list ``made``); returns it."""
     tmp = temp_path(path)
     made.append(tmp)
-    with no_space_error(path), open(tmp, 'wb') as f:
+    with no_space_error(path), open(tmp, "wb") as f:
         f.write(payload)
     return tmp
 
@@ -78,7 +87,7 @@ def reserve(f, nbytes):
     """
     start = f.seek(0, os.SEEK_END)
     f.truncate(start + nbytes)
-    if nbytes and hasattr(os, 'posix_fallocate'):
+    if nbytes and hasattr(os, "posix_fallocate"):
         try:
             os.posix_fallocate(f.fileno(), start, nbytes)
         except OSError as exc:
@@ -88,28 +97,33 @@ def reserve(f, nbytes):
 
 def write_rows(path, offset, rows):
     """Write the C-contiguous array ``rows`` into the file at ``path`` from byte ``offset``."""
-    with open(path, 'r+b') as f:
+    with open(path, "r+b") as f:
         f.seek(offset)
         f.write(rows)
 
 
 def shrink_npy_rows(path, n_rows):
     """Cut a .npy file on disk to its first ``n_rows`` rows, rewriting the header in place."""
-    with open(path, 'r+b') as f:
+    with open(path, "r+b") as f:
         major, minor = np.lib.format.read_magic(f)
         if (major, minor) == (1, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         offset = f.tell()
-        header = repr({'descr': np.lib.format.dtype_to_descr(dtype), 'fortran_order': fortran,
-                       'shape': (n_rows,) + tuple(shape[1:])})
+        header = repr(
+            {
+                "descr": np.lib.format.dtype_to_descr(dtype),
+                "fortran_order": fortran,
+                "shape": (n_rows,) + tuple(shape[1:]),
+            }
+        )
         start = 10 if major == 1 else 12
         room = offset - start - 1
         if len(header) > room:
-            raise ValueError(f'{path}: no room to rewrite the .npy header')
+            raise ValueError(f"{path}: no room to rewrite the .npy header")
         f.seek(start)
-        f.write((header + ' ' * (room - len(header)) + '\n').encode('latin1'))
+        f.write((header + " " * (room - len(header)) + "\n").encode("latin1"))
         f.truncate(offset + n_rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
 
 
@@ -120,13 +134,17 @@ class PartWriter:
         self.folder, self.part, self.capacity, self.count = folder, part, capacity, 0
         self.shape = sample_shape(layout)
         self.row_bytes = 4 * int(np.prod(self.shape))
-        self.final = {kind: os.path.join(folder, f'{part}_{kind}') for kind in ('data_joint.npy', 'num_frame.npy',
-                                                                                 'label.pkl')}
+        self.final = {
+            kind: os.path.join(folder, f"{part}_{kind}") for kind in ("data_joint.npy", "num_frame.npy", "label.pkl")
+        }
         self.tmp = {kind: temp_path(p) for kind, p in self.final.items()}
         made.extend(self.tmp.values())
-        header = {'descr': np.lib.format.dtype_to_descr(np.dtype(np.float32)), 'fortran_order': False,
-                  'shape': (capacity,) + self.shape}  # N x C x 300 x V x M
-        with no_space_error(self.final['data_joint.npy']), open(self.tmp['data_joint.npy'], 'wb') as f:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+            "fortran_order": False,
+            "shape": (capacity,) + self.shape,
+        }  # N x C x 300 x V x M
+        with no_space_error(self.final["data_joint.npy"]), open(self.tmp["data_joint.npy"], "wb") as f:
             np.lib.format.write_array_header_1_0(f, header)
             self.offset = f.tell()
             reserve(f, capacity * self.row_bytes)
@@ -136,10 +154,13 @@ class PartWriter:
     def add(self, data, num_frame, samples):
         """Append normalised samples (n x C x 300 x V x M), their frame counts and Sample records."""
         n = len(samples)
-        with no_space_error(self.final['data_joint.npy']):
-            write_rows(self.tmp['data_joint.npy'], self.offset + self.count * self.row_bytes,
-                       np.ascontiguousarray(data, dtype=np.float32))  # n x C x 300 x V x M
-        self.num_frame[self.count:self.count + n] = num_frame
+        with no_space_error(self.final["data_joint.npy"]):
+            write_rows(
+                self.tmp["data_joint.npy"],
+                self.offset + self.count * self.row_bytes,
+                np.ascontiguousarray(data, dtype=np.float32),
+            )  # n x C x 300 x V x M
+        self.num_frame[self.count : self.count + n] = num_frame
         self.names.extend(s.name for s in samples)
         self.labels.extend(int(s.label) for s in samples)
         self.count += n
@@ -147,10 +168,10 @@ class PartWriter:
     def finish(self):
         """Complete the temporary files (still under temporary names)."""
         if self.count < self.capacity:
-            shrink_npy_rows(self.tmp['data_joint.npy'], self.count)
-        with no_space_error(self.final['num_frame.npy']), open(self.tmp['num_frame.npy'], 'wb') as f:
-            np.save(f, self.num_frame[:self.count])
-        with no_space_error(self.final['label.pkl']), open(self.tmp['label.pkl'], 'wb') as f:
+            shrink_npy_rows(self.tmp["data_joint.npy"], self.count)
+        with no_space_error(self.final["num_frame.npy"]), open(self.tmp["num_frame.npy"], "wb") as f:
+            np.save(f, self.num_frame[: self.count])
+        with no_space_error(self.final["label.pkl"]), open(self.tmp["label.pkl"], "wb") as f:
             pickle.dump((self.names, self.labels), f)
 
     def commit(self):
@@ -161,9 +182,9 @@ class PartWriter:
 def _run_task(task):
     """Worker: ('ok', [(array, T), ...]) or ('bad', message) for one task."""
     try:
-        return 'ok', task.reader(*task.args)
+        return "ok", task.reader(*task.args)
     except (ValueError, OSError) as exc:
-        return 'bad', str(exc)
+        return "bad", str(exc)
 
 
 def _batches(tasks, chunk):
@@ -179,8 +200,22 @@ def _batches(tasks, chunk):
         yield batch
 
 
-def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layout=NTU25, workers=1,
-            skip_bad=False, chunk=128, progress=True, already_skipped=(), subfolders=True):
+def convert(
+    tasks,
+    out_folder,
+    benchmarks,
+    settings,
+    *,
+    num_class,
+    dataset,
+    layout=NTU25,
+    workers=1,
+    skip_bad=False,
+    chunk=128,
+    progress=True,
+    already_skipped=(),
+    subfolders=True,
+):
     """Read, normalise and write ``tasks`` (in order) into ``out_folder/<benchmark>/``; returns a summary.
 
     With ``subfolders=False`` the one benchmark's processed folder is ``out_folder`` itself.  Every
@@ -191,15 +226,15 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
     written empty with a warning; a run that converts no sample at all is a ConversionError.
     """
     if not subfolders and len(benchmarks) != 1:
-        raise ValueError(f'one benchmark goes straight into out_folder, got {benchmarks}')
+        raise ValueError(f"one benchmark goes straight into out_folder, got {benchmarks}")
     record = folder_record_text(layout, num_class, dataset)
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
-    claim = claim_folder(out_folder, 'conversion')  # also removes what killed conversions left there
+    claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     for folder in set(folder_of.values()) - {out_folder}:
         with no_space_error(folder):
             os.makedirs(folder, exist_ok=True)
         remove_dead_temporaries(folder)
-    capacity = {(b, p): 0 for b in benchmarks for p in ('train', 'val')}
+    capacity = {(b, p): 0 for b in benchmarks for p in ("train", "val")}
     for task in tasks:
         for s in task.samples:
             for b in benchmarks:
@@ -208,7 +243,7 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
     pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
         writers = {(b, p): PartWriter(folder_of[b], p, cap, made, layout) for (b, p), cap in capacity.items()}
-        bar = tqdm(total=sum(len(t.samples) for t in tasks), unit='sample', disable=not progress, file=sys.stdout)
+        bar = tqdm(total=sum(len(t.samples) for t in tasks), unit="sample", disable=not progress, file=sys.stdout)
 
         def submit(batch):
             return pool.imap(_run_task, batch, chunksize=4) if pool else map(_run_task, batch)
@@ -222,19 +257,19 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
             pending = submit(following) if following else None
             arrays, frames, kept = [], [], []
             for task, (status, payload) in zip(current, results):
-                if status == 'bad':
+                if status == "bad":
                     if not skip_bad:
-                        raise ConversionError(payload + '\n(rerun with --skip-bad to skip unreadable files)')
-                    tqdm.write(f'skipping unreadable file: {payload}')
-                    skipped.append(f'{task.source}\tunreadable: {payload}')
+                        raise ConversionError(payload + "\n(rerun with --skip-bad to skip unreadable files)")
+                    tqdm.write(f"skipping unreadable file: {payload}")
+                    skipped.append(f"{task.source}\tunreadable: {payload}")
                     continue
                 for sample, result in zip(task.samples, payload):
                     array, n_frame = result[:2]
                     if sample.label is None:
                         sample = Sample(sample.name, result[2], sample.parts)
                     if not array.any():
-                        tqdm.write(f'warning: skipping {sample.name}: no body in any frame')
-                        skipped.append(f'{sample.name}\tno body in any frame')
+                        tqdm.write(f"warning: skipping {sample.name}: no body in any frame")
+                        skipped.append(f"{sample.name}\tno body in any frame")
                         continue
                     arrays.append(array)
                     frames.append(n_frame)
@@ -243,30 +278,38 @@ def convert(tasks, out_folder, benchmarks, settings, *, num_class, dataset, layo
             if kept:
                 block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
                 for i, array in enumerate(arrays):
-                    block[i, :, :array.shape[1]] = array
+                    block[i, :, : array.shape[1]] = array
                 block = normalize(block, layout)
                 frames = np.asarray(frames, dtype=np.int64)
                 for b in benchmarks:
-                    for p in ('train', 'val'):
+                    for p in ("train", "val"):
                         idx = [i for i, s in enumerate(kept) if s.parts[b] == p]
                         if idx:
                             writers[(b, p)].add(block[idx], frames[idx], [kept[i] for i in idx])
             current = following
         bar.close()
         if not any(w.count for w in writers.values()):
-            first = f' (the first: {skipped[0].replace(chr(9), " ")})' if skipped else ''
-            raise ConversionError(f'no sample was converted: {len(skipped)} skipped{first}; nothing was written')
+            first = f" (the first: {skipped[0].replace(chr(9), ' ')})" if skipped else ""
+            raise ConversionError(f"no sample was converted: {len(skipped)} skipped{first}; nothing was written")
         for (b, p), w in writers.items():
             if w.count == 0:
-                tqdm.write(f'warning: {folder_of[b]} has no {p} sample; its {p} files are written '
-                           f'empty, and loading that part will fail')
+                tqdm.write(
+                    f"warning: {folder_of[b]} has no {p} sample; its {p} files are written "
+                    f"empty, and loading that part will fail"
+                )
             w.finish()
-        summary = dict(settings, layout=layout.name, num_class=num_class,
-                       counts={f'{b}/{p}' if subfolders else p: w.count for (b, p), w in writers.items()},
-                       skipped=len(skipped))
+        summary = dict(
+            settings,
+            layout=layout.name,
+            num_class=num_class,
+            counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
+            skipped=len(skipped),
+        )
         payloads = [(os.path.join(folder, LAYOUT_FILE), record.encode()) for folder in folder_of.values()]
-        payloads += [(os.path.join(out_folder, 'skipped.txt'), ''.join(line + '\n' for line in skipped).encode()),
-                     (os.path.join(out_folder, 'settings.json'), (json.dumps(summary, indent=2) + '\n').encode())]
+        payloads += [
+            (os.path.join(out_folder, "skipped.txt"), "".join(line + "\n" for line in skipped).encode()),
+            (os.path.join(out_folder, "settings.json"), (json.dumps(summary, indent=2) + "\n").encode()),
+        ]
         extras = {final: write_temporary(final, payload, made) for final, payload in payloads}
         for w in writers.values():
             w.commit()
@@ -289,7 +332,7 @@ def conversion_parser(description, source_flag, source_help, out_help):
     """A converter's parser with its source flag (required), --out-folder and `add_conversion_options`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(source_flag, required=True, help=source_help)
-    parser.add_argument('--out-folder', required=True, help=out_help)
+    parser.add_argument("--out-folder", required=True, help=out_help)
     add_conversion_options(parser)
     return parser
 
@@ -301,24 +344,36 @@ def at_least_one(text):
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 1, found {text!r}')
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
     return value
 
 
 def add_conversion_options(parser):
     """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`);
     --workers and --chunk below 1 are usage errors (exit status 2) before any work."""
-    parser.add_argument('--workers', type=at_least_one, default=min(8, os.cpu_count() or 1),
-                        help='parsing processes')
-    parser.add_argument('--skip-bad', action='store_true',
-                        help='skip bad files: unreadable, malformed, or with non-finite or absurd values (listed in '
-                             'OUT/skipped.txt)')
-    parser.add_argument('--chunk', type=at_least_one, default=128, help='samples normalised and written at a time')
-    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument("--workers", type=at_least_one, default=min(8, os.cpu_count() or 1), help="parsing processes")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip bad files: unreadable, malformed, or with non-finite or absurd values (listed in OUT/skipped.txt)",
+    )
+    parser.add_argument("--chunk", type=at_least_one, default=128, help="samples normalised and written at a time")
+    parser.add_argument("--no-progress", action="store_true")
 
 
-def run_conversion(tasks, out_folder, benchmarks, settings, args, *, num_class, dataset, layout=NTU25,
-                   already_skipped=(), subfolders=True):
+def run_conversion(
+    tasks,
+    out_folder,
+    benchmarks,
+    settings,
+    args,
+    *,
+    num_class,
+    dataset,
+    layout=NTU25,
+    already_skipped=(),
+    subfolders=True,
+):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
     ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), an output
@@ -326,15 +381,26 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, *, num_class, 
     error (exit status 1).
     """
     for key, value in settings.items():
-        print(f'{key}: {value}')
+        print(f"{key}: {value}")
     try:
-        summary = convert(tasks, out_folder, benchmarks, settings, num_class=num_class, dataset=dataset,
-                          layout=layout, workers=args.workers, skip_bad=args.skip_bad, chunk=args.chunk,
-                          progress=not args.no_progress, already_skipped=already_skipped,
-                          subfolders=subfolders)
+        summary = convert(
+            tasks,
+            out_folder,
+            benchmarks,
+            settings,
+            num_class=num_class,
+            dataset=dataset,
+            layout=layout,
+            workers=args.workers,
+            skip_bad=args.skip_bad,
+            chunk=args.chunk,
+            progress=not args.no_progress,
+            already_skipped=already_skipped,
+            subfolders=subfolders,
+        )
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
-        raise SystemExit(f'error: {exc}') from None
-    for key, count in summary['counts'].items():
-        print(f'{key}: {count} samples')
-    print(f'skipped: {summary["skipped"]} (see {os.path.join(out_folder, "skipped.txt")})')
+        raise SystemExit(f"error: {exc}") from None
+    for key, count in summary["counts"].items():
+        print(f"{key}: {count} samples")
+    print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
     return summary

@@ -4,6 +4,7 @@
 A protocol names a benchmark (`cross_subject` -> folder `xsub`); the semi-supervised protocols
 (`cross_subject_semi`, `cross_view_semi`) run on the folder of their base protocol.
 """
+
 import os
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ def resolve_data_dir(dataset, protocol, data_dir=None):
         raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)} (or pass --data-dir)")
     base = base_protocol(protocol)
     if base not in DATASETS[dataset].protocols:
-        raise ValueError(f"protocol {protocol!r} is not defined for {dataset}; use one of "
-                         f"{', '.join(DATASETS[dataset].protocols)}")
+        raise ValueError(
+            f"protocol {protocol!r} is not defined for {dataset}; use one of {', '.join(DATASETS[dataset].protocols)}"
+        )
     return os.path.join(DATASETS[dataset].root, PROTOCOL_FOLDERS[base])

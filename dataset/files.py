@@ -13,6 +13,7 @@ with one error for a full disk.
 - `NoSpaceError`: a write that met a full disk or quota names the path; partial files are removed and
   what was written before is unchanged.
 """
+
 import contextlib
 import errno
 import fcntl
@@ -74,8 +75,10 @@ def no_space_error(path, consequence="the partial file was removed and files wri
 def temp_path(path):
     """A temporary path beside `path` that only this call's writer uses (same extension as `path`)."""
     name = os.path.basename(path)
-    return os.path.join(os.path.dirname(os.path.abspath(path)),
-                        f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp{os.path.splitext(name)[1]}")
+    return os.path.join(
+        os.path.dirname(os.path.abspath(path)),
+        f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp{os.path.splitext(name)[1]}",
+    )
 
 
 @contextlib.contextmanager
@@ -125,7 +128,7 @@ def append_lines(path, records):
                 data = b"\n" + data
             try:
                 while data:
-                    data = data[os.write(fd, data):]
+                    data = data[os.write(fd, data) :]
             except OSError:
                 os.ftruncate(fd, size)
                 raise
@@ -187,10 +190,13 @@ def claim_folder(folder, what):
     except BlockingIOError:
         holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise FolderInUseError(f"{folder} is in use by {holder}; wait for it to finish, or choose another "
-                               f"folder") from None
-    holder = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
-              f"({what}: {' '.join(sys.argv)[:300]})")
+        raise FolderInUseError(
+            f"{folder} is in use by {holder}; wait for it to finish, or choose another folder"
+        ) from None
+    holder = (
+        f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
+        f"({what}: {' '.join(sys.argv)[:300]})"
+    )
     os.ftruncate(fd, 0)
     os.pwrite(fd, holder.encode(errors="replace"), 0)
     remove_dead_temporaries(folder)

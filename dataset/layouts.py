@@ -14,6 +14,7 @@ same fields to a JSON file and pass its path wherever a layout name is taken
 (`python -c "from dataset.layouts import get_layout; print(get_layout('kinect20').to_json())"`
 prints one to start from).
 """
+
 import json
 import numbers
 import os
@@ -79,8 +80,10 @@ class Layout:
                     chain.append(self.parents[chain[-1]])
                 if self.parents[chain[-1]] != chain[-1]:
                     cycle = " -> ".join(map(str, chain + [self.parents[chain[-1]]]))
-                    problems.append(f"parents must lead every joint to a root (a joint that is its own parent), "
-                                    f"found the cycle {cycle} in {self.parents}")
+                    problems.append(
+                        f"parents must lead every joint to a root (a joint that is its own parent), "
+                        f"found the cycle {cycle} in {self.parents}"
+                    )
                     break
         for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
             if len(pair) != 2 or any(not 0 <= j < v for j in pair):
@@ -115,8 +118,9 @@ class Layout:
     def from_dict(cls, record, source="layout"):
         """A Layout from its fields (as `to_dict` writes them); LayoutError names `source` otherwise."""
         if not isinstance(record, dict):
-            raise LayoutError(f"{source}: expected a JSON object with the layout's fields, "
-                              f"found {type(record).__name__}")
+            raise LayoutError(
+                f"{source}: expected a JSON object with the layout's fields, found {type(record).__name__}"
+            )
         fields = set(cls.__dataclass_fields__)
         unknown, missing = set(record) - fields, fields - {"channels", "bodies"} - set(record)
         if unknown or missing:
@@ -135,14 +139,68 @@ def _parents_from_pairs(pairs):
 # NTU RGB+D (Kinect v2), the published layout: docs/published-behaviour.md §1.1, §1.4, §2.3.
 NTU25 = Layout(
     name="ntu25",
-    joints=("spine base", "spine middle", "neck", "head", "left shoulder", "left elbow", "left wrist",
-            "left hand", "right shoulder", "right elbow", "right wrist", "right hand", "left hip", "left knee",
-            "left ankle", "left foot", "right hip", "right knee", "right ankle", "right foot", "spine shoulder",
-            "left hand tip", "left thumb", "right hand tip", "right thumb"),
-    parents=_parents_from_pairs(((1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
-                                 (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
-                                 (18, 17), (19, 18), (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12))),
-    centre=1, z_axis=(0, 1), x_axis=(4, 8), corrupted_joints=15, channels=3, bodies=2,
+    joints=(
+        "spine base",
+        "spine middle",
+        "neck",
+        "head",
+        "left shoulder",
+        "left elbow",
+        "left wrist",
+        "left hand",
+        "right shoulder",
+        "right elbow",
+        "right wrist",
+        "right hand",
+        "left hip",
+        "left knee",
+        "left ankle",
+        "left foot",
+        "right hip",
+        "right knee",
+        "right ankle",
+        "right foot",
+        "spine shoulder",
+        "left hand tip",
+        "left thumb",
+        "right hand tip",
+        "right thumb",
+    ),
+    parents=_parents_from_pairs(
+        (
+            (1, 2),
+            (2, 21),
+            (3, 21),
+            (4, 3),
+            (5, 21),
+            (6, 5),
+            (7, 6),
+            (8, 7),
+            (9, 21),
+            (10, 9),
+            (11, 10),
+            (12, 11),
+            (13, 1),
+            (14, 13),
+            (15, 14),
+            (16, 15),
+            (17, 1),
+            (18, 17),
+            (19, 18),
+            (20, 19),
+            (21, 21),
+            (22, 23),
+            (23, 8),
+            (24, 25),
+            (25, 12),
+        )
+    ),
+    centre=1,
+    z_axis=(0, 1),
+    x_axis=(4, 8),
+    corrupted_joints=15,
+    channels=3,
+    bodies=2,
 )
 
 # Kinect v1 (20 joints), the order of NW-UCLA, MSR-Action3D, UTKinect and others. The normalisation
@@ -151,11 +209,35 @@ NTU25 = Layout(
 # shoulder is; hips hang from the hip centre); 12 of 20 corrupted joints keeps the published 15 of 25.
 KINECT20 = Layout(
     name="kinect20",
-    joints=("hip centre", "spine", "shoulder centre", "head", "left shoulder", "left elbow", "left wrist",
-            "left hand", "right shoulder", "right elbow", "right wrist", "right hand", "left hip", "left knee",
-            "left ankle", "left foot", "right hip", "right knee", "right ankle", "right foot"),
+    joints=(
+        "hip centre",
+        "spine",
+        "shoulder centre",
+        "head",
+        "left shoulder",
+        "left elbow",
+        "left wrist",
+        "left hand",
+        "right shoulder",
+        "right elbow",
+        "right wrist",
+        "right hand",
+        "left hip",
+        "left knee",
+        "left ankle",
+        "left foot",
+        "right hip",
+        "right knee",
+        "right ankle",
+        "right foot",
+    ),
     parents=(1, 2, 2, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18),
-    centre=1, z_axis=(0, 1), x_axis=(4, 8), corrupted_joints=12, channels=3, bodies=1,
+    centre=1,
+    z_axis=(0, 1),
+    x_axis=(4, 8),
+    corrupted_joints=12,
+    channels=3,
+    bodies=1,
 )
 
 LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20)}

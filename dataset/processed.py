@@ -17,6 +17,7 @@ classes (negative ones always; beyond the class count given or recorded), and sa
 infinite values or values beyond +-``MAX_COORDINATE`` (the data array is scanned once, in blocks of
 ``SCAN_ROWS`` samples, at memory speed when the file is cached).
 """
+
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ import numpy as np
 
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
-PARTS = ('train', 'val')
+PARTS = ("train", "val")
 MAX_FRAME = 300
 SCAN_ROWS = 256  # samples checked for non-finite or absurd values at a time (about 46 MB of NTU data)
 # Kinect v2 camera-space coordinates are metres within about 8 m of the camera; beyond 10 km a value is
@@ -47,15 +48,15 @@ class ForbiddenPickleError(pickle.UnpicklingError):
 def _numeric_dtype(*args):
     """numpy.dtype, admitted only for booleans, integers and floats."""
     dtype = np.dtype(*args)
-    if dtype.kind not in 'biuf':
-        raise ForbiddenPickleError(f'numpy dtype {dtype} is not numeric')
+    if dtype.kind not in "biuf":
+        raise ForbiddenPickleError(f"numpy dtype {dtype} is not numeric")
     return dtype
 
 
 def _numeric_scalar(dtype, data=None):
     """A numpy numeric scalar rebuilt from its dtype and raw bytes."""
-    if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf' or not isinstance(data, bytes):
-        raise ForbiddenPickleError('only numeric numpy scalars are allowed')
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or not isinstance(data, bytes):
+        raise ForbiddenPickleError("only numeric numpy scalars are allowed")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
@@ -66,37 +67,39 @@ def _plain_reconstruct(subtype, shape, dtype_code):
     checks against the data; any other shape would be allocated here, before any data, so it is refused.
     """
     if subtype is not np.ndarray:
-        raise ForbiddenPickleError('only plain numpy arrays are allowed')
+        raise ForbiddenPickleError("only plain numpy arrays are allowed")
     if not isinstance(shape, tuple) or 0 not in shape:
-        raise pickle.UnpicklingError(f'a numpy array declares shape {shape!r} before its data; expected an '
-                                     f'empty one (shape (0,)) that its state fills in')
+        raise pickle.UnpicklingError(
+            f"a numpy array declares shape {shape!r} before its data; expected an "
+            f"empty one (shape (0,)) that its state fills in"
+        )
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
 def _numeric_frombuffer(buf, dtype, shape, order):
     """A numeric numpy array from raw bytes (how protocol-5 pickles store arrays)."""
-    if not isinstance(dtype, np.dtype) or dtype.kind not in 'biuf':
-        raise ForbiddenPickleError('only numeric numpy arrays are allowed')
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
+        raise ForbiddenPickleError("only numeric numpy arrays are allowed")
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
 
 
-def _codecs_encode(text, encoding='utf-8'):
+def _codecs_encode(text, encoding="utf-8"):
     """bytes from text, as protocol-2 pickles of bytes objects spell it."""
-    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
-        raise ForbiddenPickleError('only latin1 byte strings are allowed')
-    return text.encode('latin1')
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise ForbiddenPickleError("only latin1 byte strings are allowed")
+    return text.encode("latin1")
 
 
 _ALLOWED = {
-    ('numpy', 'dtype'): _numeric_dtype,
-    ('numpy.core.multiarray', 'scalar'): _numeric_scalar,
-    ('numpy._core.multiarray', 'scalar'): _numeric_scalar,
-    ('numpy.core.multiarray', '_reconstruct'): _plain_reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _plain_reconstruct,
-    ('numpy', 'ndarray'): np.ndarray,
-    ('numpy.core.numeric', '_frombuffer'): _numeric_frombuffer,
-    ('numpy._core.numeric', '_frombuffer'): _numeric_frombuffer,
-    ('_codecs', 'encode'): _codecs_encode,
+    ("numpy", "dtype"): _numeric_dtype,
+    ("numpy.core.multiarray", "scalar"): _numeric_scalar,
+    ("numpy._core.multiarray", "scalar"): _numeric_scalar,
+    ("numpy.core.multiarray", "_reconstruct"): _plain_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _plain_reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.numeric", "_frombuffer"): _numeric_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numeric_frombuffer,
+    ("_codecs", "encode"): _codecs_encode,
 }
 
 
@@ -107,8 +110,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise ForbiddenPickleError(f'{module}.{name} is not allowed (only plain containers, strings, '
-                                         f'numbers and numeric numpy arrays are)') from None
+            raise ForbiddenPickleError(
+                f"{module}.{name} is not allowed (only plain containers, strings, numbers and numeric numpy arrays are)"
+            ) from None
 
 
 def restricted_load(file):
@@ -120,17 +124,18 @@ def restricted_load(file):
     try:
         return _RestrictedUnpickler(file).load()
     except MemoryError as exc:  # a size too large to allocate (numpy's for unaddressable array shapes)
-        detail = f': {exc}' if str(exc) else ''
-        raise pickle.UnpicklingError(f'an array shape or a byte count in it is too large for memory '
-                                     f'(MemoryError{detail})') from None
+        detail = f": {exc}" if str(exc) else ""
+        raise pickle.UnpicklingError(
+            f"an array shape or a byte count in it is too large for memory (MemoryError{detail})"
+        ) from None
 
 
 def _to_int_label(value, path, index):
     """An int from an int/float label that holds an integral value."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ProcessedDataError(f'{path}: label {index} is {value!r}; expected an integer class number')
+        raise ProcessedDataError(f"{path}: label {index} is {value!r}; expected an integer class number")
     if not float(value).is_integer():
-        raise ProcessedDataError(f'{path}: label {index} is {value!r}; expected an integral value')
+        raise ProcessedDataError(f"{path}: label {index} is {value!r}; expected an integral value")
     return int(value)
 
 
@@ -138,27 +143,27 @@ def load_label_pkl(path):
     """(names, labels) from a ``<part>_label.pkl``: names as str, labels as int (float labels admitted)."""
     path = str(path)
     try:
-        with open(path, 'rb') as f:
+        with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise ProcessedDataError(f'{path}: no such file') from None
+        raise ProcessedDataError(f"{path}: no such file") from None
     try:
         obj = restricted_load(io.BytesIO(raw))
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise ProcessedDataError(f'{path}: not a readable label file ({exc})') from None
+        raise ProcessedDataError(f"{path}: not a readable label file ({exc})") from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
-        raise ProcessedDataError(f'{path}: expected a pickled (names, labels) pair, found {type(obj).__name__}')
+        raise ProcessedDataError(f"{path}: expected a pickled (names, labels) pair, found {type(obj).__name__}")
     names, labels = obj
     if isinstance(names, np.ndarray) or isinstance(labels, np.ndarray):
         names = names.tolist() if isinstance(names, np.ndarray) else names
         labels = labels.tolist() if isinstance(labels, np.ndarray) else labels
     if not isinstance(names, (list, tuple)) or not isinstance(labels, (list, tuple)):
-        raise ProcessedDataError(f'{path}: names and labels must be lists')
+        raise ProcessedDataError(f"{path}: names and labels must be lists")
     if len(names) != len(labels):
-        raise ProcessedDataError(f'{path}: {len(names)} names but {len(labels)} labels')
+        raise ProcessedDataError(f"{path}: {len(names)} names but {len(labels)} labels")
     for i, name in enumerate(names):
         if not isinstance(name, str):
-            raise ProcessedDataError(f'{path}: name {i} is {name!r}; expected a string')
+            raise ProcessedDataError(f"{path}: name {i} is {name!r}; expected a string")
     return list(names), [_to_int_label(v, path, i) for i, v in enumerate(labels)]
 
 
@@ -166,6 +171,7 @@ def load_label_pkl(path):
 class Split:
     """One part (train or val) of a processed folder, with the folder's layout, recorded class count and
     recorded dataset name."""
+
     folder: str
     part: str
     data: np.ndarray  # N x C x 300 x V x M float32
@@ -182,9 +188,11 @@ class Split:
 
 def split_paths(folder, part):
     """The three file paths of one part of a processed folder: data, num_frame, label."""
-    return (os.path.join(folder, f'{part}_data_joint.npy'),
-            os.path.join(folder, f'{part}_num_frame.npy'),
-            os.path.join(folder, f'{part}_label.pkl'))
+    return (
+        os.path.join(folder, f"{part}_data_joint.npy"),
+        os.path.join(folder, f"{part}_num_frame.npy"),
+        os.path.join(folder, f"{part}_label.pkl"),
+    )
 
 
 def non_finite_samples(data, rows=SCAN_ROWS, limit=MAX_COORDINATE):
@@ -193,7 +201,7 @@ def non_finite_samples(data, rows=SCAN_ROWS, limit=MAX_COORDINATE):
     lie within +-``limit`` (a NaN makes both NaN, which compares False)."""
     bad = []
     for start in range(0, len(data), rows):
-        block = np.asarray(data[start:start + rows])
+        block = np.asarray(data[start : start + rows])
         block = block.reshape(len(block), -1)  # rows x (C x T x V x M)
         sound = (block.max(axis=1) <= limit) & (block.min(axis=1) >= -limit)  # rows; NaN compares False
         bad.extend(start + np.flatnonzero(~sound))
@@ -203,8 +211,10 @@ def non_finite_samples(data, rows=SCAN_ROWS, limit=MAX_COORDINATE):
 def _sample_error(folder, part, names, bad, found, expected):
     """The ProcessedDataError for the samples at indices ``bad``: the first, what it has, what was expected."""
     i = int(bad[0])
-    return ProcessedDataError(f'processed folder {folder}: {part} sample {i} ({names[i]}) {found}; expected '
-                              f'{expected} ({len(bad)} such sample{"s" if len(bad) > 1 else ""})')
+    return ProcessedDataError(
+        f"processed folder {folder}: {part} sample {i} ({names[i]}) {found}; expected "
+        f"{expected} ({len(bad)} such sample{'s' if len(bad) > 1 else ''})"
+    )
 
 
 def load_split(folder, part, mmap=True, num_class=None):
@@ -217,71 +227,93 @@ def load_split(folder, part, mmap=True, num_class=None):
     """
     folder = str(folder)
     if part not in PARTS:
-        raise ValueError(f'part must be one of {PARTS}, got {part!r}')
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if num_class is not None and num_class < 1:
-        raise ValueError(f'num_class must be a positive integer, got {num_class!r}')
+        raise ValueError(f"num_class must be a positive integer, got {num_class!r}")
     try:
         layout, recorded_class, dataset = read_folder_record(folder)
     except LayoutError as exc:
-        raise ProcessedDataError(f'processed folder {folder}: {exc}') from None
+        raise ProcessedDataError(f"processed folder {folder}: {exc}") from None
     if num_class is not None and recorded_class is not None and num_class != recorded_class:
-        raise ProcessedDataError(f'processed folder {folder}: {num_class} classes were asked for, but its '
-                                 f'layout.json records {recorded_class} (dataset {dataset})')
+        raise ProcessedDataError(
+            f"processed folder {folder}: {num_class} classes were asked for, but its "
+            f"layout.json records {recorded_class} (dataset {dataset})"
+        )
     if num_class is None:
         num_class = recorded_class
     data_path, frame_path, label_path = split_paths(folder, part)
     missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
     if missing:
-        raise ProcessedDataError(f'processed folder {folder}: missing {", ".join(missing)} (make it with '
-                                 f'data_gen/ntu_gendata.py, pku_gendata.py, ucla_gendata.py or pyskl_gendata.py)')
+        raise ProcessedDataError(
+            f"processed folder {folder}: missing {', '.join(missing)} (make it with "
+            f"data_gen/ntu_gendata.py, pku_gendata.py, ucla_gendata.py or pyskl_gendata.py)"
+        )
     try:
-        data = np.load(data_path, mmap_mode='r' if mmap else None, allow_pickle=False)
+        data = np.load(data_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         num_frame = np.load(frame_path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ProcessedDataError(f'processed folder {folder}: unreadable {part} array ({exc})') from None
+        raise ProcessedDataError(f"processed folder {folder}: unreadable {part} array ({exc})") from None
     c, v, m = layout.channels, layout.num_joints, layout.bodies
     if data.ndim != 5 or data.shape[1] != c or data.shape[3:] != (v, m):
-        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has shape '
-                                 f'{data.shape}; expected N x {c} x {MAX_FRAME} x {v} x {m} (layout {layout.name})')
+        raise ProcessedDataError(
+            f"processed folder {folder}: {os.path.basename(data_path)} has shape "
+            f"{data.shape}; expected N x {c} x {MAX_FRAME} x {v} x {m} (layout {layout.name})"
+        )
     if data.shape[2] != MAX_FRAME:
-        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} has {data.shape[2]} '
-                                 f'frames per sample (shape {data.shape}); expected {MAX_FRAME}, every sample '
-                                 f'padded or cut to {MAX_FRAME} frames')
+        raise ProcessedDataError(
+            f"processed folder {folder}: {os.path.basename(data_path)} has {data.shape[2]} "
+            f"frames per sample (shape {data.shape}); expected {MAX_FRAME}, every sample "
+            f"padded or cut to {MAX_FRAME} frames"
+        )
     if data.dtype != np.float32:
-        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(data_path)} is {data.dtype}; '
-                                 f'expected float32')
-    if num_frame.ndim != 1 or num_frame.dtype.kind not in 'iu':
-        raise ProcessedDataError(f'processed folder {folder}: {os.path.basename(frame_path)} is '
-                                 f'{num_frame.dtype} of shape {num_frame.shape}; expected integers of shape (N,)')
+        raise ProcessedDataError(
+            f"processed folder {folder}: {os.path.basename(data_path)} is {data.dtype}; expected float32"
+        )
+    if num_frame.ndim != 1 or num_frame.dtype.kind not in "iu":
+        raise ProcessedDataError(
+            f"processed folder {folder}: {os.path.basename(frame_path)} is "
+            f"{num_frame.dtype} of shape {num_frame.shape}; expected integers of shape (N,)"
+        )
     try:
         names, labels = load_label_pkl(label_path)
     except ProcessedDataError as exc:
-        raise ProcessedDataError(f'processed folder {folder}: {exc}') from None
+        raise ProcessedDataError(f"processed folder {folder}: {exc}") from None
     if not (len(data) == len(num_frame) == len(names)):
-        raise ProcessedDataError(f'processed folder {folder}: {part} files disagree on the sample count: '
-                                 f'{len(data)} arrays, {len(num_frame)} frame counts, {len(names)} labels')
+        raise ProcessedDataError(
+            f"processed folder {folder}: {part} files disagree on the sample count: "
+            f"{len(data)} arrays, {len(num_frame)} frame counts, {len(names)} labels"
+        )
     if len(names) == 0:
-        raise ProcessedDataError(f'processed folder {folder}: the {part} part holds no samples')
+        raise ProcessedDataError(f"processed folder {folder}: the {part} part holds no samples")
     num_frame = num_frame.astype(np.int64)  # N
     labels = np.asarray(labels, dtype=np.int64)  # N
     bad = np.flatnonzero(num_frame < 1)
     if bad.size:
-        raise _sample_error(folder, part, names, bad, f'has {num_frame[bad[0]]} frames', 'at least 1')
+        raise _sample_error(folder, part, names, bad, f"has {num_frame[bad[0]]} frames", "at least 1")
     out_of_range = labels < 0  # N
     if num_class is not None:
         out_of_range |= labels >= num_class
     bad = np.flatnonzero(out_of_range)
     if bad.size:
-        expected = 'a label >= 0' if num_class is None else f'a label in 0..{num_class - 1} ({num_class} classes)'
-        raise _sample_error(folder, part, names, bad, f'has label {labels[bad[0]]}', expected)
+        expected = "a label >= 0" if num_class is None else f"a label in 0..{num_class - 1} ({num_class} classes)"
+        raise _sample_error(folder, part, names, bad, f"has label {labels[bad[0]]}", expected)
     bad = non_finite_samples(data)
     if bad.size:
         first = np.asarray(data[bad[0]])  # C x T x V x M
         values = first[~(np.abs(first) <= MAX_COORDINATE)]  # its NaN, infinite or absurd values
-        found = f'holds {values[0]:g}' if np.isfinite(values).all() else 'holds NaN or infinite values'
-        raise _sample_error(folder, part, names, bad, found, f'finite values within +-{MAX_COORDINATE:g}')
-    return Split(folder=folder, part=part, data=data, num_frame=num_frame, names=names, labels=labels,
-                 layout=layout, num_class=recorded_class, dataset=dataset)
+        found = f"holds {values[0]:g}" if np.isfinite(values).all() else "holds NaN or infinite values"
+        raise _sample_error(folder, part, names, bad, found, f"finite values within +-{MAX_COORDINATE:g}")
+    return Split(
+        folder=folder,
+        part=part,
+        data=data,
+        num_frame=num_frame,
+        names=names,
+        labels=labels,
+        layout=layout,
+        num_class=recorded_class,
+        dataset=dataset,
+    )
 
 
 def load_splits(folder, num_class=None, mmap=True):
@@ -296,11 +328,11 @@ def fingerprint(folder, part="train", blocks=64, block_bytes=4096):
     digest = hashlib.sha256()
     data_path, frame_path, label_path = split_paths(folder, part)
     for path in (label_path, frame_path):
-        with open(path, 'rb') as f:
+        with open(path, "rb") as f:
             digest.update(f.read())
     size = os.path.getsize(data_path)
     digest.update(str(size).encode())
-    with open(data_path, 'rb') as f:
+    with open(data_path, "rb") as f:
         for i in range(blocks):
             f.seek(size * i // blocks)
             digest.update(f.read(block_bytes))

@@ -6,6 +6,7 @@ options.settings), 'rng' (Python, NumPy and torch generator states) and, per sta
 'scaler', so released checkpoints and ours load through the same code. Checkpoints of earlier
 versions of this code hold 'options' (flat settings) and 'arch' instead of 'settings'; they load too.
 """
+
 import ast
 import os
 import random
@@ -38,15 +39,18 @@ def read_checkpoint(path, need=("state_dict",)):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f"checkpoint {path} ({os.path.getsize(path)} bytes) could not be read as a torch "
-                              f"checkpoint (truncated, not a checkpoint, or holding non-tensor objects): "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} ({os.path.getsize(path)} bytes) could not be read as a torch "
+            f"checkpoint (truncated, not a checkpoint, or holding non-tensor objects): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(obj).__name__}")
     missing = [key for key in need if key not in obj]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: no {', '.join(map(repr, missing))} entry; its keys are "
-                              f"{short_list(map(str, obj))}")
+        raise CheckpointError(
+            f"checkpoint {path}: no {', '.join(map(repr, missing))} entry; its keys are {short_list(map(str, obj))}"
+        )
     return obj
 
 
@@ -68,7 +72,7 @@ def short_list(keys, limit=8):
 def strip_module_prefix(state_dict):
     """`state_dict` without the `module.` prefix DistributedDataParallel adds to every key."""
     if state_dict and all(key.startswith("module.") for key in state_dict):
-        return {key[len("module."):]: value for key, value in state_dict.items()}
+        return {key[len("module.") :]: value for key, value in state_dict.items()}
     return state_dict
 
 
@@ -77,10 +81,16 @@ def check_fits(path, state, expected, may_miss=frozenset()):
     names (but `may_miss`) and shapes of the `expected` state dict."""
     missing = set(expected) - set(state) - set(may_miss)
     unexpected = set(state) - set(expected)
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-             for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = [f"{what} {short_list(keys)}" for what, keys in
-                (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong)) if keys]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+        for k in set(state) & set(expected)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = [
+        f"{what} {short_list(keys)}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong))
+        if keys
+    ]
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
 
@@ -90,8 +100,12 @@ def rng_state():
     np_state = np.random.get_state()
     state = {
         "python": repr(random.getstate()),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -106,15 +120,22 @@ def parse_rng_state(state, path):
         py = ast.literal_eval(state["python"])
         python = (py[0], tuple(py[1]), py[2])
         npst = state["numpy"]
-        numpy_state = ("MT19937", npst["keys"].numpy().astype(np.uint32), int(npst["pos"]), int(npst["has_gauss"]),
-                       float(npst["cached_gaussian"]))
+        numpy_state = (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            int(npst["pos"]),
+            int(npst["has_gauss"]),
+            float(npst["cached_gaussian"]),
+        )
         torch_state = state["torch"]
         random.Random().setstate(python)
         np.random.RandomState().set_state(numpy_state)
         torch.Generator().set_state(torch_state)
     except Exception as exc:  # any malformed part: a wrong type, a bad literal, a wrong size
-        raise CheckpointError(f"checkpoint {path}: its 'rng' entry is malformed ({type(exc).__name__}: {exc}); "
-                              f"the run cannot continue exactly from it") from None
+        raise CheckpointError(
+            f"checkpoint {path}: its 'rng' entry is malformed ({type(exc).__name__}: {exc}); "
+            f"the run cannot continue exactly from it"
+        ) from None
 
     def restore():
         random.setstate(python)

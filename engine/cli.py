@@ -2,6 +2,7 @@
 options/); anything else the code anticipates — bad data, a bad checkpoint, an output that cannot be
 written, a folder in use, a full disk, a diverging loss — exits with status 1 and one line naming the
 file and what was wrong, no traceback. Only a bug shows a traceback."""
+
 import logging
 import sys
 
@@ -14,8 +15,15 @@ from engine.runfolder import RunFolderError
 from engine.runtime import RunError
 
 # OSError covers unwritable outputs (read-only file systems, missing permissions) and NoSpaceError.
-ANTICIPATED = (ProcessedDataError, LayoutError, CheckpointError, FolderInUseError, RunFolderError, PeerStoppedError,
-               OSError)
+ANTICIPATED = (
+    ProcessedDataError,
+    LayoutError,
+    CheckpointError,
+    FolderInUseError,
+    RunFolderError,
+    PeerStoppedError,
+    OSError,
+)
 
 
 def main_guard(prog, fn, *args):

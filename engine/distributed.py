@@ -5,6 +5,7 @@ One process per device. Under `torchrun` (or the older `torch.distributed.launch
 a single process. CUDA uses NCCL and torch's SyncBatchNorm; CPU uses gloo and
 `AllReduceBatchNorm1d`, which computes the same batch statistics over all ranks.
 """
+
 import inspect
 import logging
 import os
@@ -14,7 +15,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,9 @@ class AllReduceBatchNorm1d(nn.BatchNorm1d):
 def _convert_cpu(module):
     """`module` with every BatchNorm1d replaced by an AllReduceBatchNorm1d holding the same state."""
     if isinstance(module, nn.BatchNorm1d) and not isinstance(module, AllReduceBatchNorm1d):
-        synced = AllReduceBatchNorm1d(module.num_features, module.eps, module.momentum, module.affine,
-                                      module.track_running_stats)
+        synced = AllReduceBatchNorm1d(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         synced.load_state_dict(module.state_dict())
         synced.train(module.training)
         if module.affine:

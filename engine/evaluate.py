@@ -15,6 +15,7 @@ as if trained alone on the same batches. The three-stream score is the sum of th
 (the paper's 3s-CMD). The logistic probe (engine/probe.py) fits on frozen features of the 0.95 centre
 crops, as kNN takes them.
 """
+
 import json
 import logging
 import os
@@ -26,8 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.files import atomic_output, check_writable, write_text
-from engine.checkpoint import (CheckpointError, parse_rng_state, read_checkpoint, rng_state, save_checkpoint,
-                               short_list)
+from engine.checkpoint import CheckpointError, parse_rng_state, read_checkpoint, rng_state, save_checkpoint, short_list
 from engine.knn import knn_top1
 from engine.probe import logistic_probe
 from engine.results import append_results, make_record
@@ -51,8 +51,15 @@ class FrozenEncoderError(RunError):
 def make_loader(dataset, batch_size, workers, train, seed, device):
     """A DataLoader over `dataset`: shuffled with a seeded generator when `train`, in order otherwise."""
     generator = torch.Generator().manual_seed(seed) if train else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
-                      pin_memory=device.type == "cuda", drop_last=False, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        generator=generator,
+    )
 
 
 def frozen_snapshot(model):
@@ -65,8 +72,10 @@ def check_unchanged(model, snapshot):
     state = model.state_dict()
     changed = sorted(k for k, v in snapshot.items() if not torch.equal(state[k].to(v.device), v))
     if changed:
-        raise FrozenEncoderError(f"linear evaluation changed {len(changed)} frozen encoder entries "
-                                 f"(weights or BatchNorm statistics): {short_list(changed, 10)}")
+        raise FrozenEncoderError(
+            f"linear evaluation changed {len(changed)} frozen encoder entries "
+            f"(weights or BatchNorm statistics): {short_list(changed, 10)}"
+        )
 
 
 def trainable_parameters(model, views, finetune):
@@ -127,8 +136,10 @@ def train_one_epoch(model, loader, optimizer, views, device, finetune, epoch, wr
         labels = labels.to(device, non_blocking=True)  # N
         loss = sum(F.cross_entropy(model(clips, view=view), labels) for view in views)
         if not torch.isfinite(loss):
-            raise RunError(f"the classifier's loss became {loss.item()} at epoch {epoch} (a learning rate too "
-                           f"large, or non-finite weights in the checkpoint); nothing was recorded")
+            raise RunError(
+                f"the classifier's loss became {loss.item()} at epoch {epoch} (a learning rate too "
+                f"large, or non-finite weights in the checkpoint); nothing was recorded"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -145,8 +156,10 @@ def read_probe_resume(path, record):
     its RNG restorer; CheckpointError naming the file when it is not one, or another run's."""
     state = read_checkpoint(path, need=("epoch", "state_dict"))
     if "best" not in state or "optimizer" not in state:
-        raise CheckpointError(f"--resume {path} is not an action_classification.py checkpoint (it has no 'best' "
-                              f"and 'optimizer' entries; a pretraining checkpoint goes to --pretrained)")
+        raise CheckpointError(
+            f"--resume {path} is not an action_classification.py checkpoint (it has no 'best' "
+            f"and 'optimizer' entries; a pretraining checkpoint goes to --pretrained)"
+        )
     recorded = state.get("settings") or state.get("run")
     if isinstance(recorded, dict):
         differ = differences(recorded, record, RESUME_MAY_CHANGE)
@@ -179,8 +192,10 @@ def train_classifier(model, train_loader, val_loader, settings, device, out_dir,
             try:
                 check_unchanged(model, snapshot)
             except FrozenEncoderError as exc:
-                raise FrozenEncoderError(f"--resume {settings.run.resume}: its frozen encoders are not those of "
-                                         f"the pretrained checkpoint given now ({exc})") from None
+                raise FrozenEncoderError(
+                    f"--resume {settings.run.resume}: its frozen encoders are not those of "
+                    f"the pretrained checkpoint given now ({exc})"
+                ) from None
     record = to_dict(settings)
     for epoch in range(start_epoch, probe.epochs):
         lr = adjust_learning_rate(optimizer, epoch, probe.lr, probe.schedule)
@@ -196,10 +211,21 @@ def train_classifier(model, train_loader, val_loader, settings, device, out_dir,
             writer.add_scalar(f"val/top5_{name}", values["top5"], epoch)
             if name not in best or values["top1"] > best[name]["top1"]:
                 best[name] = dict(values, epoch=epoch)
-        tqdm.write(f"epoch {epoch}: loss {loss:.4f} lr {lr:g} " + " ".join(
-            f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items()))
-        save_checkpoint({"epoch": epoch + 1, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "best": best, "rng": rng_state(), "settings": record}, os.path.join(out_dir, CHECKPOINT))
+        tqdm.write(
+            f"epoch {epoch}: loss {loss:.4f} lr {lr:g} "
+            + " ".join(f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items())
+        )
+        save_checkpoint(
+            {
+                "epoch": epoch + 1,
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best": best,
+                "rng": rng_state(),
+                "settings": record,
+            },
+            os.path.join(out_dir, CHECKPOINT),
+        )
     if not probe.finetune:
         check_unchanged(model, snapshot)
     writer.flush()
@@ -217,14 +243,27 @@ def _start(settings, kind, resume_record=None):
     if settings.knn is not None and settings.knn.save_features:
         check_writable(settings.knn.save_features, "--save-features")
     resumable = settings.probe is not None and settings.probe.probe == "sgd"
-    claim = open_run_folder(run.checkpoint_path, kind, to_dict(settings), RESUME_MAY_CHANGE, run.resume, run.fresh,
-                            f"--resume {os.path.join(run.checkpoint_path, CHECKPOINT)}" if resumable else None)
+    claim = open_run_folder(
+        run.checkpoint_path,
+        kind,
+        to_dict(settings),
+        RESUME_MAY_CHANGE,
+        run.resume,
+        run.fresh,
+        f"--resume {os.path.join(run.checkpoint_path, CHECKPOINT)}" if resumable else None,
+    )
     return torch.device(run.device), claim
 
 
 def _feeder(settings, split, train, indices=None):
-    return DownstreamFeeder(split, train=train, indices=indices, seed=settings.run.seed,
-                            view_frames=settings.view_frames, min_crop_frames=settings.min_crop_frames)
+    return DownstreamFeeder(
+        split,
+        train=train,
+        indices=indices,
+        seed=settings.run.seed,
+        view_frames=settings.view_frames,
+        min_crop_frames=settings.min_crop_frames,
+    )
 
 
 def run_classification(settings, model, train, val):
@@ -246,21 +285,41 @@ def run_classification(settings, model, train, val):
         else:
             writer = make_writer(os.path.join(out, "tensorboard"))
             try:
-                loaders = [make_loader(_feeder(settings, split, is_train, indices if is_train else None),
-                                       probe.batch_size, run.workers, is_train, run.seed, device)
-                           for split, is_train in ((train, True), (val, False))]
+                loaders = [
+                    make_loader(
+                        _feeder(settings, split, is_train, indices if is_train else None),
+                        probe.batch_size,
+                        run.workers,
+                        is_train,
+                        run.seed,
+                        device,
+                    )
+                    for split, is_train in ((train, True), (val, False))
+                ]
                 best = train_classifier(model, *loaders, settings, device, out, writer, resumed)
             finally:
                 writer.close()
-        records = [make_record(settings, view, values["top1"], top5=values["top5"], epoch=values.get("epoch"),
-                               C=values.get("C"), probe=probe.probe, data_ratio=probe.data_ratio)
-                   for view, values in best.items()]
+        records = [
+            make_record(
+                settings,
+                view,
+                values["top1"],
+                top5=values["top5"],
+                epoch=values.get("epoch"),
+                C=values.get("C"),
+                probe=probe.probe,
+                data_ratio=probe.data_ratio,
+            )
+            for view, values in best.items()
+        ]
         append_results(run.results, records)
     finally:
         claim.release()
     for view, values in best.items():
-        print(f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({probe.probe} probe): "
-              f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}")
+        print(
+            f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({probe.probe} probe): "
+            f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}"
+        )
     print(f"{len(records)} results appended to {run.results}; run folder {out}")
     return best
 
@@ -269,19 +328,34 @@ def _logistic(settings, model, train, val, device):
     """The logistic probe on frozen features of the run's views (engine/probe.py)."""
     features = {}
     for part, split in (("train", train), ("val", val)):
-        loader = make_loader(_feeder(settings, split, False), settings.probe.batch_size, settings.run.workers, False,
-                             settings.run.seed, device)
+        loader = make_loader(
+            _feeder(settings, split, False),
+            settings.probe.batch_size,
+            settings.run.workers,
+            False,
+            settings.run.seed,
+            device,
+        )
         features[part] = {view: extract_features(model, loader, view, device)[0].numpy() for view in _views(settings)}
-    return logistic_probe((features["train"], np.asarray(train.labels)), (features["val"], np.asarray(val.labels)),
-                          seed=settings.run.seed)
+    return logistic_probe(
+        (features["train"], np.asarray(train.labels)), (features["val"], np.asarray(val.labels)), seed=settings.run.seed
+    )
 
 
 def save_features(path, view, checkpoint, train, val):
     """Write train/val features (N x D float32), labels (N int64) and sample names to `path` (.npz)."""
     with atomic_output(path) as tmp:
-        np.savez(tmp, view=np.array(view), checkpoint=np.array(checkpoint or ""),
-                 train_features=train[0], train_labels=train[1], train_names=np.array(train[2]),
-                 val_features=val[0], val_labels=val[1], val_names=np.array(val[2]))
+        np.savez(
+            tmp,
+            view=np.array(view),
+            checkpoint=np.array(checkpoint or ""),
+            train_features=train[0],
+            train_labels=train[1],
+            train_names=np.array(train[2]),
+            val_features=val[0],
+            val_labels=val[1],
+            val_names=np.array(val[2]),
+        )
 
 
 def run_knn(settings, model, train, val):
@@ -295,30 +369,53 @@ def run_knn(settings, model, train, val):
         model.to(device)
         features = {}
         for part, split, is_train in (("train", train, knn.train_crop == "random"), ("val", val, False)):
-            loader = make_loader(_feeder(settings, split, is_train), knn.batch_size, run.workers, False, run.seed,
-                                 device)
+            loader = make_loader(
+                _feeder(settings, split, is_train), knn.batch_size, run.workers, False, run.seed, device
+            )
             feats, labels, indices = extract_features(model, loader, run.view, device)  # N x 2H, N, N
             features[part] = (feats, labels, [split.names[int(i)] for i in indices])
         if knn.save_features:
-            save_features(knn.save_features, run.view, run.pretrained,
-                          *[(f.numpy(), l.numpy(), n) for f, l, n in (features["train"], features["val"])])
+            save_features(
+                knn.save_features,
+                run.view,
+                run.pretrained,
+                *[
+                    (feats.numpy(), labels.numpy(), names)
+                    for feats, labels, names in (features["train"], features["val"])
+                ],
+            )
             print(f"features written to {knn.save_features}")
         try:
-            top1 = knn_top1(features["train"][0], features["train"][1], features["val"][0], features["val"][1],
-                            k=knn.knn_neighbours, chunk_size=knn.chunk_size, device=device)
+            top1 = knn_top1(
+                features["train"][0],
+                features["train"][1],
+                features["val"][0],
+                features["val"][1],
+                k=knn.knn_neighbours,
+                chunk_size=knn.chunk_size,
+                device=device,
+            )
         except ValueError as exc:  # non-finite features
             raise RunError(str(exc)) from None
         append_results(run.results, [make_record(settings, run.view, top1, k=knn.knn_neighbours)])
     finally:
         claim.release()
-    print(f"kNN (k={knn.knn_neighbours}) {settings.data.dataset} {settings.data.protocol} {run.view}: top-1 "
-          f"{top1:.2f}; appended to {run.results}")
+    print(
+        f"kNN (k={knn.knn_neighbours}) {settings.data.dataset} {settings.data.protocol} {run.view}: top-1 "
+        f"{top1:.2f}; appended to {run.results}"
+    )
     return top1
 
 
 def save_subset(path, indices, split, ratio, seed):
     """Record the chosen training subset (indices, names, labels, ratio, seed) as JSON at `path`."""
-    record = {"folder": split.folder, "ratio": ratio, "seed": seed, "size": len(indices),
-              "indices": [int(i) for i in indices], "names": [split.names[int(i)] for i in indices],
-              "labels": [int(split.labels[int(i)]) for i in indices]}
+    record = {
+        "folder": split.folder,
+        "ratio": ratio,
+        "seed": seed,
+        "size": len(indices),
+        "indices": [int(i) for i in indices],
+        "names": [split.names[int(i)] for i in indices],
+        "labels": [int(split.labels[int(i)]) for i in indices],
+    }
     write_text(path, json.dumps(record, indent=1) + "\n")

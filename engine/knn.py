@@ -8,6 +8,7 @@ chunk x M similarity block exists at any time, never the full N x M matrix.
 Votes for k > 1: each of the k neighbours gives one vote to its class; a tie between classes is won
 by the tied class whose best-ranked neighbour is nearest to the query.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -16,8 +17,10 @@ def check_finite(features, name):
     """Raise ValueError naming `name`, how many rows and the first row when `features` (N x D) hold NaN or inf."""
     bad = torch.nonzero(~torch.isfinite(features).all(dim=1)).flatten()  # rows with a NaN or inf
     if bad.numel():
-        raise ValueError(f"{name} features are not finite (NaN or inf) in {bad.numel()} of {features.shape[0]} "
-                         f"rows, the first at row {int(bad[0])}; no kNN result is computed from them")
+        raise ValueError(
+            f"{name} features are not finite (NaN or inf) in {bad.numel()} of {features.shape[0]} "
+            f"rows, the first at row {int(bad[0])}; no kNN result is computed from them"
+        )
 
 
 @torch.no_grad()
@@ -29,8 +32,9 @@ def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=10
     if train_features.shape[0] < k:
         raise ValueError(f"{k} neighbours requested but only {train_features.shape[0]} training features")
     if train_features.shape[1] != query_features.shape[1]:
-        raise ValueError(f"feature sizes differ: train {tuple(train_features.shape)}, "
-                         f"query {tuple(query_features.shape)}")
+        raise ValueError(
+            f"feature sizes differ: train {tuple(train_features.shape)}, query {tuple(query_features.shape)}"
+        )
     check_finite(train_features, "training")
     check_finite(query_features, "query")
     device = device or train_features.device
@@ -39,7 +43,7 @@ def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=10
     num_classes = int(bank_labels.max().item()) + 1
     predictions = []
     for start in range(0, query_features.shape[0], chunk_size):
-        query = F.normalize(query_features[start:start + chunk_size].to(device, torch.float32), dim=1)  # B x D
+        query = F.normalize(query_features[start : start + chunk_size].to(device, torch.float32), dim=1)  # B x D
         similarity = query @ bank.T  # B x M
         if k == 1:
             predictions.append(bank_labels[similarity.argmax(dim=1)].cpu())

@@ -17,6 +17,7 @@ older than the folder's newest unless --rewind (the newer files are then kept as
 the periodic checkpoint of the resumed epoch when missing and cuts log.jsonl back to the epochs before
 the resumed one.
 """
+
 import dataclasses
 import json
 import logging
@@ -30,18 +31,35 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dataset.files import append_lines, atomic_output, json_line, keep_aside, write_text
-from engine.checkpoint import (CheckpointError, check_fits, parse_rng_state, read_checkpoint, recorded_settings,
-                               rng_state, save_checkpoint, strip_module_prefix)
-from engine.distributed import (agree, all_reduce_min, all_reduce_sum, cleanup, convert_sync_batchnorm,
-                                init_distributed, leave_together, unwrap, wrap_ddp)
+from engine.checkpoint import (
+    CheckpointError,
+    check_fits,
+    parse_rng_state,
+    read_checkpoint,
+    recorded_settings,
+    rng_state,
+    save_checkpoint,
+    strip_module_prefix,
+)
+from engine.distributed import (
+    agree,
+    all_reduce_min,
+    all_reduce_sum,
+    cleanup,
+    convert_sync_batchnorm,
+    init_distributed,
+    leave_together,
+    unwrap,
+    wrap_ddp,
+)
 from engine.pretrained import checkpoint_layout
 from engine.runfolder import RunFolderError, open_run_folder
 from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, seed_everything, topk_correct
 from feeder.augmentations import pretraining_views
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, worker_init_fn
-from moco.model import CMD
 from moco.modalities import MODALITIES
+from moco.model import CMD
 from options.options_pretraining import RESUME_MAY_CHANGE
 from options.settings import differences, to_dict
 
@@ -60,8 +78,12 @@ class NonFiniteLossError(RunError):
 def build_model(settings):
     """The CMD model of a PretrainSettings record, for the skeletons of its data's layout."""
     layout = settings.data.layout
-    return CMD(layout.input_size, parents=layout.parents, **dataclasses.asdict(settings.encoder),
-               **dataclasses.asdict(settings.contrast))
+    return CMD(
+        layout.input_size,
+        parents=layout.parents,
+        **dataclasses.asdict(settings.encoder),
+        **dataclasses.asdict(settings.contrast),
+    )
 
 
 def build_optimizer(model, optim):
@@ -113,15 +135,18 @@ def train_one_epoch(model, loader, optimizer, epoch, settings, ctx, writer, scal
     for step, batch in enumerate(bar):
         if on_device:
             data, frames = (t.to(ctx.device, non_blocking=True) for t in batch)  # N x C x T x V x M, N
-            im_q, im_k = pretraining_views(data, frames, generator, views.view_frames, views.corrupted_joints,
-                                           views.min_crop_frames)
+            im_q, im_k = pretraining_views(
+                data, frames, generator, views.view_frames, views.corrupted_joints, views.min_crop_frames
+            )
         else:
             im_q, im_k = (t.to(ctx.device, non_blocking=True) for t in batch)
         try:
             stats = train_step(model, optimizer, im_q, im_k, scaler, run.amp)
         except NonFiniteLossError as exc:
-            raise NonFiniteLossError(f"epoch {epoch}, step {step} of {len(loader)}: {exc}; stopping, the last "
-                                     f"checkpoint written before this epoch is left as it was") from None
+            raise NonFiniteLossError(
+                f"epoch {epoch}, step {step} of {len(loader)}: {exc}; stopping, the last "
+                f"checkpoint written before this epoch is left as it was"
+            ) from None
         for key, value in stats.items():
             totals[key] = totals.get(key, 0.0) + value  # summed where it lives (no device sync)
         steps += 1
@@ -130,8 +155,9 @@ def train_one_epoch(model, loader, optimizer, epoch, settings, ctx, writer, scal
                 writer.add_scalar(f"step/{key}", float(value), epoch * len(loader) + step)
             bar.set_postfix(loss=f"{float(stats['loss']):.4f}", top1=f"{stats['top1_joint']:.1f}")
     bar.close()
-    packed = all_reduce_sum(torch.tensor([float(totals[k]) for k in sorted(totals)] + [steps],
-                                         dtype=torch.float64, device=ctx.device))
+    packed = all_reduce_sum(
+        torch.tensor([float(totals[k]) for k in sorted(totals)] + [steps], dtype=torch.float64, device=ctx.device)
+    )
     return {k: (packed[i] / packed[-1]).item() for i, k in enumerate(sorted(totals))}
 
 
@@ -144,8 +170,13 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, scaler=
     """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every CHECKPOINT_EVERY
     epochs, then `checkpoint_last`, so a resume from the latter finds the former. `record` is the run's
     settings (a dict), `log_line` the epoch's log record. Returns the paths written."""
-    state = {"epoch": epoch + 1, "state_dict": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-             "settings": record, "rng": rng_state()}
+    state = {
+        "epoch": epoch + 1,
+        "state_dict": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "settings": record,
+        "rng": rng_state(),
+    }
     if log_line is not None:
         state["log"] = log_line
     if scaler is not None and scaler.is_enabled():
@@ -170,14 +201,18 @@ def read_resume(path, model, settings):
     recorded = checkpoint_layout(ckpt, path)
     layout = settings.data.layout
     if recorded != layout:
-        raise CheckpointError(f"--resume {path}: the checkpoint was trained on skeletons of layout {recorded.name!r}, "
-                              f"the data folder holds layout {layout.name!r}")
+        raise CheckpointError(
+            f"--resume {path}: the checkpoint was trained on skeletons of layout {recorded.name!r}, "
+            f"the data folder holds layout {layout.name!r}"
+        )
     before = recorded_settings(ckpt)
     if before is not None:
         differ = differences(before, to_dict(settings), RESUME_MAY_CHANGE)
         if differ:
-            raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ) + ". Start a new "
-                                  "run (another output folder, no --resume) to change these")
+            raise CheckpointError(
+                f"--resume {path} belongs to another run: " + "; ".join(differ) + ". Start a new "
+                "run (another output folder, no --resume) to change these"
+            )
     state = strip_module_prefix(ckpt["state_dict"])
     check_fits(path, state, unwrap(model).state_dict())
     ckpt["state_dict"] = state
@@ -211,13 +246,18 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     if newest <= epoch:
         return
     if not rewind:
-        raise RunFolderError(f"--resume {resumed_path} continues after epoch {epoch}, but {folder} holds a newer state "
-                             f"(epoch {newest}, {source}); resuming would replace it. Resume from "
-                             f"{os.path.join(folder, LAST_CHECKPOINT)}, or pass --rewind to continue from this "
-                             f"checkpoint (the newer files are then moved to rewound-<date-time>/, not deleted)")
-    newer = [name for name in os.listdir(folder)
-             if (_PERIODIC.match(name) and int(_PERIODIC.match(name).group(1)) >= epoch)
-             or (name == LAST_CHECKPOINT and not os.path.samefile(os.path.join(folder, name), resumed_path))]
+        raise RunFolderError(
+            f"--resume {resumed_path} continues after epoch {epoch}, but {folder} holds a newer state "
+            f"(epoch {newest}, {source}); resuming would replace it. Resume from "
+            f"{os.path.join(folder, LAST_CHECKPOINT)}, or pass --rewind to continue from this "
+            f"checkpoint (the newer files are then moved to rewound-<date-time>/, not deleted)"
+        )
+    newer = [
+        name
+        for name in os.listdir(folder)
+        if (_PERIODIC.match(name) and int(_PERIODIC.match(name).group(1)) >= epoch)
+        or (name == LAST_CHECKPOINT and not os.path.samefile(os.path.join(folder, name), resumed_path))
+    ]
     aside = keep_aside(folder, newer, "rewound")
     if os.path.exists(os.path.join(folder, LOG)):
         shutil.copy2(os.path.join(folder, LOG), aside)  # rewind_log then cuts the folder's copy back
@@ -280,9 +320,15 @@ def _prepare(settings, model, ctx):
     if run.resume:
         ckpt, restore_rng = read_resume(run.resume, model, settings)
     if ctx.is_main:
-        claim = open_run_folder(run.checkpoint_path, "pretraining", to_dict(settings), RESUME_MAY_CHANGE,
-                                run.resume, run.fresh,
-                                f"--resume {os.path.join(run.checkpoint_path, LAST_CHECKPOINT)}")
+        claim = open_run_folder(
+            run.checkpoint_path,
+            "pretraining",
+            to_dict(settings),
+            RESUME_MAY_CHANGE,
+            run.resume,
+            run.fresh,
+            f"--resume {os.path.join(run.checkpoint_path, LAST_CHECKPOINT)}",
+        )
         if ckpt is not None:
             try:
                 rewind_folder(run.checkpoint_path, run.resume, int(ckpt["epoch"]), run.rewind)
@@ -296,13 +342,26 @@ def _run(settings, train, ctx):
     run, optim = settings.run, settings.optim
     seed_everything(run.seed)
     views = settings.views
-    dataset = PretrainingFeeder(train, mode="raw" if run.augment_on == "device" else "views", seed=run.seed,
-                                view_frames=views.view_frames, min_crop_frames=views.min_crop_frames,
-                                corrupted_joints=views.corrupted_joints)
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=run.seed,
-                                 drop_last=True)
-    loader = DataLoader(dataset, batch_size=optim.batch_size, sampler=sampler, num_workers=run.workers,
-                        pin_memory=ctx.device.type == "cuda", drop_last=True, worker_init_fn=worker_init_fn)
+    dataset = PretrainingFeeder(
+        train,
+        mode="raw" if run.augment_on == "device" else "views",
+        seed=run.seed,
+        view_frames=views.view_frames,
+        min_crop_frames=views.min_crop_frames,
+        corrupted_joints=views.corrupted_joints,
+    )
+    sampler = DistributedSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=run.seed, drop_last=True
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=optim.batch_size,
+        sampler=sampler,
+        num_workers=run.workers,
+        pin_memory=ctx.device.type == "cuda",
+        drop_last=True,
+        worker_init_fn=worker_init_fn,
+    )
     model = build_model(settings).to(ctx.device)
     if ctx.distributed:
         model = convert_sync_batchnorm(model, ctx.device)
@@ -333,8 +392,12 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             restore_periodic_checkpoint(folder, run.resume, start_epoch)
         if start_epoch >= optim.epochs:
             if ctx.is_main:
-                log.warning("nothing to do: checkpoint %s is at epoch %d, --epochs %d (a larger --epochs "
-                            "continues it)", run.resume, start_epoch, optim.epochs)
+                log.warning(
+                    "nothing to do: checkpoint %s is at epoch %d, --epochs %d (a larger --epochs continues it)",
+                    run.resume,
+                    start_epoch,
+                    optim.epochs,
+                )
             leave_together(ctx)
             return []
         if ctx.is_main:
@@ -361,9 +424,11 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                 writer.flush()
                 save_pretraining_checkpoint(folder, epoch, model, optimizer, record, scaler, line)
                 append_lines(log_path, [line])
-                tqdm.write(f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "
-                           f"top1 joint/motion/bone {stats['top1_joint']:.1f}/{stats['top1_motion']:.1f}/"
-                           f"{stats['top1_bone']:.1f}  lr {lr:.3g}")
+                tqdm.write(
+                    f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "
+                    f"top1 joint/motion/bone {stats['top1_joint']:.1f}/{stats['top1_motion']:.1f}/"
+                    f"{stats['top1_bone']:.1f}  lr {lr:.3g}"
+                )
         leave_together(ctx)
     finally:
         writer.close()

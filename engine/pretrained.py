@@ -9,12 +9,19 @@ loads them into a `ThreeStreamClassifier`. Exactly the three classifiers may be 
 missing, unexpected or of another shape is an error naming the file and the keys. The fresh
 classifiers get `fc.weight` ~ N(0, 0.01) and `fc.bias` = 0.
 """
+
 import logging
 import re
 
 from dataset.layouts import NTU25, LayoutError, get_layout
-from engine.checkpoint import (CheckpointError, check_fits, read_checkpoint, recorded_settings, short_list,
-                               strip_module_prefix)
+from engine.checkpoint import (
+    CheckpointError,
+    check_fits,
+    read_checkpoint,
+    recorded_settings,
+    short_list,
+    strip_module_prefix,
+)
 from moco.model import ThreeStreamClassifier
 from options.settings import flatten
 
@@ -37,8 +44,10 @@ def encoder_state(checkpoint, path):
         raise CheckpointError(f"checkpoint {path}: 'state_dict' is not a mapping of names to tensors")
     kept = {k: v for k, v in strip_module_prefix(state).items() if k.startswith("encoder_q") and ".fc" not in k}
     if not kept:
-        raise CheckpointError(f"checkpoint {path} holds another architecture: no 'encoder_q*' weights of a CMD "
-                              f"model (docs/published-behaviour.md §3.3); its state_dict has {short_list(state)}")
+        raise CheckpointError(
+            f"checkpoint {path} holds another architecture: no 'encoder_q*' weights of a CMD "
+            f"model (docs/published-behaviour.md §3.3); its state_dict has {short_list(state)}"
+        )
     return kept
 
 
@@ -48,15 +57,22 @@ def encoder_sizes(state, path):
     for prefix in ("encoder_q", "encoder_q_motion", "encoder_q_bone"):
         gru = f"{prefix}.encoder.gru."
         if gru + "weight_ih_l0" not in state or gru + "weight_hh_l0" not in state:
-            raise CheckpointError(f"checkpoint {path} holds another architecture: {prefix} has no "
-                                  f"{gru}weight_ih_l0/weight_hh_l0 (a GRU encoder, docs/published-behaviour.md §3.1)")
+            raise CheckpointError(
+                f"checkpoint {path} holds another architecture: {prefix} has no "
+                f"{gru}weight_ih_l0/weight_hh_l0 (a GRU encoder, docs/published-behaviour.md §3.1)"
+            )
         three_h, hidden = state[gru + "weight_hh_l0"].shape
         if three_h != 3 * hidden:
-            raise CheckpointError(f"checkpoint {path} holds another architecture: {gru}weight_hh_l0 has shape "
-                                  f"{tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU")
+            raise CheckpointError(
+                f"checkpoint {path} holds another architecture: {gru}weight_hh_l0 has shape "
+                f"{tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU"
+            )
         layers = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
-        found[prefix] = {"input_size": int(state[gru + "weight_ih_l0"].shape[1]), "hidden_size": int(hidden),
-                         "num_layers": int(layers)}
+        found[prefix] = {
+            "input_size": int(state[gru + "weight_ih_l0"].shape[1]),
+            "hidden_size": int(hidden),
+            "num_layers": int(layers),
+        }
     if len({tuple(sorted(sizes.items())) for sizes in found.values()}) != 1:
         raise CheckpointError(f"checkpoint {path}: the three encoders differ in shape: {found}")
     return found["encoder_q"]
@@ -92,30 +108,45 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     sizes = encoder_sizes(state, path)
     pretrained_on = checkpoint_layout(checkpoint, path)
     if pretrained_on != layout:
-        raise CheckpointError(f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
-                              f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
-                              f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies)")
+        raise CheckpointError(
+            f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
+            f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
+            f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies)"
+        )
     if sizes["input_size"] != layout.input_size:
-        raise CheckpointError(f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the data "
-                              f"folder's layout {layout.name!r} gives {layout.input_size} features per frame")
+        raise CheckpointError(
+            f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the data "
+            f"folder's layout {layout.name!r} gives {layout.input_size} features per frame"
+        )
     recorded = flatten(recorded_settings(checkpoint) or {})
-    for name, wanted in (("hidden_size", hidden_size), ("num_layers", num_layers),
-                         ("hidden_size", recorded.get("hidden_size")), ("num_layers", recorded.get("num_layers"))):
+    for name, wanted in (
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+        ("hidden_size", recorded.get("hidden_size")),
+        ("num_layers", recorded.get("num_layers")),
+    ):
         if wanted is not None and int(wanted) != sizes[name]:
-            raise CheckpointError(f"checkpoint {path} has encoders with {name}={sizes[name]}, but "
-                                  f"{name}={wanted} was requested or recorded")
+            raise CheckpointError(
+                f"checkpoint {path} has encoders with {name}={sizes[name]}, but "
+                f"{name}={wanted} was requested or recorded"
+            )
     model = build_classifier(num_class, sizes["hidden_size"], sizes["num_layers"], layout)
     check_fits(path, state, model.state_dict(), may_miss=model.classifier_keys)
     result = model.load_state_dict(state, strict=False)
     assert set(result.missing_keys) == model.classifier_keys and not result.unexpected_keys, result
     raw = checkpoint["state_dict"]
-    info = dict(sizes, path=path, epoch=checkpoint.get("epoch"),
-                pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
-                view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
-                min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),
-                mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
-                module_prefix=any(k.startswith("module.") for k in raw),
-                format="ours" if recorded else "released", layout=layout.name)
+    info = dict(
+        sizes,
+        path=path,
+        epoch=checkpoint.get("epoch"),
+        pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
+        view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
+        min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),
+        mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),
+        module_prefix=any(k.startswith("module.") for k in raw),
+        format="ours" if recorded else "released",
+        layout=layout.name,
+    )
     log.info("loaded %s: %s", path, info)
     return model, info
 
@@ -126,6 +157,15 @@ def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers
     if pretrained:
         return load_pretrained(pretrained, num_class, layout, hidden_size, num_layers)
     model = build_classifier(num_class, int(hidden_size), int(num_layers), layout)
-    return model, dict(path=None, format="random", input_size=layout.input_size, hidden_size=int(hidden_size),
-                       num_layers=int(num_layers), epoch=None, mlp=False, pretrain_dataset=None,
-                       layout=layout.name, **PUBLISHED_VIEWS)
+    return model, dict(
+        path=None,
+        format="random",
+        input_size=layout.input_size,
+        hidden_size=int(hidden_size),
+        num_layers=int(num_layers),
+        epoch=None,
+        mlp=False,
+        pretrain_dataset=None,
+        layout=layout.name,
+        **PUBLISHED_VIEWS,
+    )

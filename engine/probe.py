@@ -8,6 +8,7 @@ best mean accuracy (the strongest regularisation on a tie) is refitted on the wh
 scored on the validation part. The three-stream score sums
 the three streams' class probabilities, as the SGD probe's fusion sums their softmaxes.
 """
+
 import warnings
 
 import numpy as np
@@ -45,8 +46,10 @@ def fit_stream(train_x, train_y, seed=0, c_grid=C_GRID):
 def _accuracy(probabilities, classes, labels):
     """Top-1 and top-5 (percent) of class probabilities (N x C over `classes`) against `labels` (N)."""
     ranked = classes[np.argsort(-probabilities, axis=1)]  # N x C, most probable first
-    return {"top1": float((ranked[:, 0] == labels).mean() * 100.0),
-            "top5": float((ranked[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0)}
+    return {
+        "top1": float((ranked[:, 0] == labels).mean() * 100.0),
+        "top5": float((ranked[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0),
+    }
 
 
 def logistic_probe(train, val, seed=0):

@@ -7,6 +7,7 @@ three-stream score), metric ('top1'), value (percent), checkpoint (None for a ra
 settings (the run's record) and date, plus seed, probe, data_ratio, top5, epoch, C, k and
 pretrain_dataset where they apply.
 """
+
 import datetime
 import json
 import logging
@@ -23,8 +24,15 @@ TEXT_FIELDS = ("stage", "dataset", "protocol", "view", "metric")
 
 def new_record(stage, dataset, protocol, view, value, **extra):
     """A top-1 record dated now (UTC); None values of `extra` are left out."""
-    record = dict(stage=stage, dataset=dataset, protocol=protocol, view=view, metric="top1", value=float(value),
-                  date=datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds"))
+    record = dict(
+        stage=stage,
+        dataset=dataset,
+        protocol=protocol,
+        view=view,
+        metric="top1",
+        value=float(value),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds"),
+    )
     record.update({k: v for k, v in extra.items() if v is not None})
     return record
 
@@ -32,10 +40,20 @@ def new_record(stage, dataset, protocol, view, value, **extra):
 def make_record(settings, view, value, **extra):
     """The record of one result of an evaluation run with EvalSettings `settings`."""
     run = settings.run
-    return new_record(settings.stage, settings.data.dataset, settings.data.protocol, view, value,
-                      checkpoint=run.pretrained or None, preset=settings.preset, seed=run.seed,
-                      pretrain_dataset=run.pretrain_dataset, run=run.checkpoint_path, settings=to_dict(settings),
-                      **extra)
+    return new_record(
+        settings.stage,
+        settings.data.dataset,
+        settings.data.protocol,
+        view,
+        value,
+        checkpoint=run.pretrained or None,
+        preset=settings.preset,
+        seed=run.seed,
+        pretrain_dataset=run.pretrain_dataset,
+        run=run.checkpoint_path,
+        settings=to_dict(settings),
+        **extra,
+    )
 
 
 def append_results(path, records):
@@ -53,8 +71,9 @@ def _check(record, where):
         raise ValueError(f"{where}: {', '.join(wrong)} must be text, found {[record[k] for k in wrong]}")
     for key in ("value", "data_ratio"):
         value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or not math.isfinite(value)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+        ):
             raise ValueError(f"{where}: {key} must be a finite number, found {value!r}")
 
 
@@ -75,8 +94,9 @@ def load_results(paths):
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     if not line.endswith("\n") or line.startswith("{"):
-                        log.warning("%s, line %d: skipped, a record cut short by an interrupted append (%s)",
-                                    path, number, exc)
+                        log.warning(
+                            "%s, line %d: skipped, a record cut short by an interrupted append (%s)", path, number, exc
+                        )
                         continue
                     raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
                 if not isinstance(record, dict):

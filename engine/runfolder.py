@@ -7,6 +7,7 @@ there and which flag continues it (`--resume`) or starts afresh (`--fresh`, whic
 a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
 different run (its settings.json differs) is refused the same way.
 """
+
 import json
 import os
 import re
@@ -16,7 +17,9 @@ from options.settings import differences
 
 SETTINGS = "settings.json"
 # What a run leaves in its folder (pretraining, linear probe, kNN).
-_RUN_FILE = re.compile(r"^(settings\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$")
+_RUN_FILE = re.compile(
+    r"^(settings\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$"
+)
 
 
 class RunFolderError(RuntimeError):
@@ -67,8 +70,10 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     if problem is not None:
         if not fresh:
             claim.release()
-            raise RunFolderError(f"{problem}; start afresh with --fresh (its files are moved to "
-                                 f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)")
+            raise RunFolderError(
+                f"{problem}; start afresh with --fresh (its files are moved to "
+                f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)"
+            )
         aside = keep_aside(folder, files, "previous")
         print(f"--fresh: the files of the earlier run in {folder} were moved to {aside}/", flush=True)
     return claim

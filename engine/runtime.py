@@ -1,4 +1,5 @@
 """Run-time helpers shared by every stage: seeding, settings, TensorBoard, learning rate, accuracy."""
+
 import json
 import math
 import os
@@ -18,7 +19,7 @@ class RunError(RuntimeError):
 def seed_everything(seed):
     """Seed Python, NumPy and torch (all devices) with `seed`."""
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 

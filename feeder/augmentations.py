@@ -11,6 +11,7 @@ Conventions (the published code's): time crops keep at least `MIN_CROP_FRAMES` f
 shorter sample) and are resized by linear interpolation with align_corners=False; joint corruption
 maps new[c'] = Σ_c old[c]·A[c, c'], shear maps new[c'] = Σ_c S[c', c]·old[c].
 """
+
 import torch
 
 from dataset.layouts import NTU25
@@ -26,13 +27,17 @@ NUM_CORRUPTED_JOINTS = NTU25.corrupted_joints  # the paper's 15 of 25
 def _check_batch(data, num_frames):
     """Raise ValueError unless data is N x C x T x V x M and num_frames holds N counts in [1, T]."""
     if data.dim() != 5 or num_frames.dim() != 1 or data.shape[0] != num_frames.shape[0]:
-        raise ValueError(f"expected a skeleton batch N x C x T x V x M and N frame counts, found shapes "
-                         f"{tuple(data.shape)} and {tuple(num_frames.shape)}")
+        raise ValueError(
+            f"expected a skeleton batch N x C x T x V x M and N frame counts, found shapes "
+            f"{tuple(data.shape)} and {tuple(num_frames.shape)}"
+        )
     bad = (num_frames < 1) | (num_frames > data.shape[2])  # N
     if bad.any():
         i = int(torch.nonzero(bad)[0])
-        raise ValueError(f"num_frames must be in [1, {data.shape[2]}] for a batch of shape {tuple(data.shape)}, "
-                         f"found {int(num_frames[i])} for sample {i} of the batch")
+        raise ValueError(
+            f"num_frames must be in [1, {data.shape[2]}] for a batch of shape {tuple(data.shape)}, "
+            f"found {int(num_frames[i])} for sample {i} of the batch"
+        )
 
 
 def _uniform(generator, device, *shape, dtype=torch.float32):
@@ -80,8 +85,9 @@ def crop_resize(data, start, length, output_size=OUTPUT_FRAMES):
     return resized.transpose(1, 2)  # N x C x out x V x M
 
 
-def random_crop_resize(data, num_frames, l_ratio=DOWNSTREAM_L_RATIO, generator=None, output_size=OUTPUT_FRAMES,
-                       min_length=MIN_CROP_FRAMES):
+def random_crop_resize(
+    data, num_frames, l_ratio=DOWNSTREAM_L_RATIO, generator=None, output_size=OUTPUT_FRAMES, min_length=MIN_CROP_FRAMES
+):
     """A random crop (`draw_crop`) of frames [0, num_frames) of each sample, resized to `output_size`.
 
     data: N x C x T x V x M; num_frames: N. Returns N x C x output_size x V x M.
@@ -102,8 +108,15 @@ def centre_crop_resize(data, num_frames, ratio=CENTRE_CROP_RATIO, output_size=OU
     return crop_resize(data, start, frames - 2 * start, output_size)
 
 
-def draw_view_params(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_joints=25, channels=3,
-                     corrupted_joints=NUM_CORRUPTED_JOINTS, min_crop_frames=MIN_CROP_FRAMES):
+def draw_view_params(
+    num_frames,
+    generator=None,
+    l_ratio=PRETRAIN_L_RATIO,
+    num_joints=25,
+    channels=3,
+    corrupted_joints=NUM_CORRUPTED_JOINTS,
+    min_crop_frames=MIN_CROP_FRAMES,
+):
     """Draw the parameters of one pretraining view of each sample, on `num_frames`' device.
 
     num_frames: N. Returns {'start': N, 'length': N (the crop), 'corrupt': N bool (joint corruption,
@@ -117,14 +130,20 @@ def draw_view_params(num_frames, generator=None, l_ratio=PRETRAIN_L_RATIO, num_j
     n, device = frames.shape[0], frames.device
     start, length = draw_crop(frames, l_ratio, generator, min_crop_frames)
     u = _uniform(generator, device, n, 2 + num_joints + channels * channels)  # N x (2 + V + C·C)
-    chosen = u[:, 2:2 + num_joints].argsort(dim=1)[:, :corrupted_joints]  # N x corrupted, without replacement
+    chosen = u[:, 2 : 2 + num_joints].argsort(dim=1)[:, :corrupted_joints]  # N x corrupted, without replacement
     joints = torch.zeros(n, num_joints, dtype=torch.bool, device=device).scatter_(1, chosen, True)  # N x V
     corrupt = u[:, 0] < 0.5  # N
-    entries = u[:, 2 + num_joints:].reshape(n, channels, channels) * 2.0 - 1.0  # N x C x C, U(-1, 1)
+    entries = u[:, 2 + num_joints :].reshape(n, channels, channels) * 2.0 - 1.0  # N x C x C, U(-1, 1)
     diagonal = torch.eye(channels, dtype=torch.bool, device=device)  # C x C
     matrix = torch.where(diagonal & ~corrupt.view(n, 1, 1), 1.0, entries)  # N x C x C
-    return {"start": start, "length": length, "corrupt": corrupt, "joints": joints, "zero": u[:, 1] < 0.5,
-            "matrix": matrix}
+    return {
+        "start": start,
+        "length": length,
+        "corrupt": corrupt,
+        "joints": joints,
+        "zero": u[:, 1] < 0.5,
+        "matrix": matrix,
+    }
 
 
 def joint_maps(params):
@@ -145,8 +164,14 @@ def apply_view(data, params, output_size=OUTPUT_FRAMES):
     return torch.einsum("nctvm,nvcd->ndtvm", view, joint_maps(params).to(view.dtype))  # N x C x out x V x M
 
 
-def pretraining_views(data, num_frames, generator=None, output_size=OUTPUT_FRAMES,
-                      corrupted_joints=NUM_CORRUPTED_JOINTS, min_crop_frames=MIN_CROP_FRAMES):
+def pretraining_views(
+    data,
+    num_frames,
+    generator=None,
+    output_size=OUTPUT_FRAMES,
+    corrupted_joints=NUM_CORRUPTED_JOINTS,
+    min_crop_frames=MIN_CROP_FRAMES,
+):
     """Two independent pretraining views of every sample of `data` (N x C x T x V x M), on its device.
 
     num_frames: N (frames used: [0, num_frames)). Returns (im_q, im_k), each N x C x output_size x V x M.
@@ -156,7 +181,13 @@ def pretraining_views(data, num_frames, generator=None, output_size=OUTPUT_FRAME
     _check_batch(data, num_frames)
     n, channels, _, num_joints, _ = data.shape
     frames = num_frames.to(data.device).long().repeat(2)  # 2N
-    params = draw_view_params(frames, generator, num_joints=num_joints, channels=channels,
-                              corrupted_joints=corrupted_joints, min_crop_frames=min_crop_frames)
+    params = draw_view_params(
+        frames,
+        generator,
+        num_joints=num_joints,
+        channels=channels,
+        corrupted_joints=corrupted_joints,
+        min_crop_frames=min_crop_frames,
+    )
     views = apply_view(torch.cat([data, data]), params, output_size)  # 2N x C x out x V x M
     return views[:n], views[n:]

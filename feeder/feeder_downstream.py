@@ -9,13 +9,20 @@ inputs do not depend on the number of DataLoader workers and are reproduced by t
 so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles as
 its folder and part, so spawned workers map the file instead of receiving a copy of it.
 """
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from dataset.processed import load_split
-from feeder.augmentations import (CENTRE_CROP_RATIO, DOWNSTREAM_L_RATIO, MIN_CROP_FRAMES, OUTPUT_FRAMES,
-                                  centre_crop_resize, random_crop_resize)
+from feeder.augmentations import (
+    CENTRE_CROP_RATIO,
+    DOWNSTREAM_L_RATIO,
+    MIN_CROP_FRAMES,
+    OUTPUT_FRAMES,
+    centre_crop_resize,
+    random_crop_resize,
+)
 from feeder.seeding import sample_generator
 
 
@@ -84,13 +91,21 @@ class DownstreamFeeder(Dataset):
         index = int(self.indices[item])
         frames = int(min(self.split.num_frame[index], self.split.data.shape[2]))
         if frames < 1:
-            raise ValueError(f"{self.split.folder} ({self.split.part}): sample {index} "
-                             f"({self.split.names[index]!r}) has {frames} frames; expected at least 1")
+            raise ValueError(
+                f"{self.split.folder} ({self.split.part}): sample {index} "
+                f"({self.split.names[index]!r}) has {frames} frames; expected at least 1"
+            )
         used = torch.from_numpy(np.array(self.split.data[index, :, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
         if self.train:
             generator = sample_generator(self.seed, self.epoch, index)
-            clip = random_crop_resize(used[None], torch.tensor([frames]), DOWNSTREAM_L_RATIO, generator,
-                                      self.view_frames, self.min_crop_frames)
+            clip = random_crop_resize(
+                used[None],
+                torch.tensor([frames]),
+                DOWNSTREAM_L_RATIO,
+                generator,
+                self.view_frames,
+                self.min_crop_frames,
+            )
         else:
             clip = centre_crop_resize(used[None], torch.tensor([frames]), CENTRE_CROP_RATIO, self.view_frames)
         return clip[0], int(self.split.labels[index]), index  # C x view_frames x V x M

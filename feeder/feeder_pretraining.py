@@ -5,6 +5,7 @@ mode 'views' returns (im_q, im_k), each 3 x 64 x 25 x 2 float32, made in the Dat
 index)` (call `set_epoch` before each epoch's iterator is made). mode 'raw' returns (data 3 x T x 25 x 2
 float32, num_frames) for `pretraining_views` on the training device.
 """
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -26,8 +27,15 @@ class PretrainingFeeder(Dataset):
         view_frames, min_crop_frames, corrupted_joints: how views are made (feeder.augmentations).
     """
 
-    def __init__(self, split, mode="views", seed=42, view_frames=OUTPUT_FRAMES, min_crop_frames=MIN_CROP_FRAMES,
-                 corrupted_joints=NUM_CORRUPTED_JOINTS):
+    def __init__(
+        self,
+        split,
+        mode="views",
+        seed=42,
+        view_frames=OUTPUT_FRAMES,
+        min_crop_frames=MIN_CROP_FRAMES,
+        corrupted_joints=NUM_CORRUPTED_JOINTS,
+    ):
         if mode not in MODES:
             raise ValueError(f"unknown feeder mode {mode!r}; expected one of {MODES}")
         self.split = split
@@ -62,6 +70,7 @@ class PretrainingFeeder(Dataset):
             return torch.from_numpy(np.array(data, dtype=np.float32)), frames
         used = torch.from_numpy(np.array(data[:, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
         generator = sample_generator(self.seed, self.epoch, index)
-        im_q, im_k = pretraining_views(used[None], torch.tensor([frames]), generator, self.view_frames,
-                                       self.corrupted_joints, self.min_crop_frames)  # each 1 x 3 x 64 x 25 x 2
+        im_q, im_k = pretraining_views(
+            used[None], torch.tensor([frames]), generator, self.view_frames, self.corrupted_joints, self.min_crop_frames
+        )  # each 1 x 3 x 64 x 25 x 2
         return im_q[0], im_k[0]

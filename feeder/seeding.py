@@ -4,6 +4,7 @@ Views and crops drawn from these streams depend only on the run's seed, the epoc
 (or the rank, for augmentation on the training device), never on which DataLoader worker made them
 or on how many there are, so a resumed run draws exactly the views the uninterrupted run would have.
 """
+
 import random
 
 import numpy as np
@@ -12,14 +13,14 @@ import torch
 
 def _entropy(*values):
     """Non-negative integers for a SeedSequence from `values` (negatives wrapped to 64 bits)."""
-    return [int(v) % 2 ** 64 for v in values]
+    return [int(v) % 2**64 for v in values]
 
 
 def _generator(entropy, device="cpu"):
     """A torch generator on `device` seeded from a SeedSequence of `entropy`."""
     state = np.random.SeedSequence(_entropy(*entropy)).generate_state(1, dtype=np.uint64)[0]
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(state) & (2 ** 63 - 1))
+    generator.manual_seed(int(state) & (2**63 - 1))
     return generator
 
 
@@ -39,6 +40,6 @@ def worker_init_fn(worker_id):
     torch gives each worker of each epoch's iterator its own seed; this extends it to the global
     generators so nothing a worker draws repeats across workers or epochs.
     """
-    seed = torch.initial_seed() % 2 ** 32
+    seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -14,10 +14,11 @@ benchmark. The weights stay in the `nn.GRU` (stack 0 = its forward direction, st
 
 `BIGRU` is the published name, arguments and `knn_eval` flag of the same encoder.
 """
+
 import torch
 from torch import nn
 
-STACK_SUFFIXES = ('', '_reverse')  # nn.GRU parameter suffixes of stack 0 and stack 1
+STACK_SUFFIXES = ("", "_reverse")  # nn.GRU parameter suffixes of stack 0 and stack 1
 
 
 class GRUStacks(nn.Module):
@@ -48,7 +49,7 @@ class SkeletonGRUEncoder(nn.Module):
         self.encoder = GRUStacks(input_size, hidden_size, num_layers)
         self.fc = nn.Linear(2 * hidden_size, out_dim)
         for name, param in self.named_parameters():
-            if param.dim() == 2 and (name.startswith('encoder.gru.') or name == 'fc.weight'):
+            if param.dim() == 2 and (name.startswith("encoder.gru.") or name == "fc.weight"):
                 nn.init.xavier_uniform_(param)
 
     @property
@@ -65,15 +66,13 @@ class SkeletonGRUEncoder(nn.Module):
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Input BatchNorm over N and T for each of the features. N x T x F -> N x T x F."""
         if x.dim() != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f'expected an input sequence N x T x {self.input_size}, '
-                             f'found shape {tuple(x.shape)}')
+            raise ValueError(f"expected an input sequence N x T x {self.input_size}, found shape {tuple(x.shape)}")
         return self.input_norm(x.transpose(1, 2)).transpose(1, 2)  # N x T x F
 
     def _stack_weights(self, layer: int, suffix: str) -> list:
         """[w_ih, w_hh, b_ih, b_hh] of one layer of one stack."""
         gru = self.encoder.gru
-        return [getattr(gru, f'{kind}_l{layer}{suffix}')
-                for kind in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
+        return [getattr(gru, f"{kind}_l{layer}{suffix}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The published 2H-d feature of each sequence. x: N x T x F -> N x 2H."""
@@ -84,8 +83,9 @@ class SkeletonGRUEncoder(nn.Module):
             outputs, last = [], []
             for suffix in STACK_SUFFIXES:
                 # One forward-in-time, single-direction GRU over the whole sequence.
-                out, h_n = torch.gru(seq, h0, self._stack_weights(layer, suffix), True, 1, 0.0,
-                                     self.training, False, False)  # T x N x H, 1 x N x H
+                out, h_n = torch.gru(
+                    seq, h0, self._stack_weights(layer, suffix), True, 1, 0.0, self.training, False, False
+                )  # T x N x H, 1 x N x H
                 outputs.append(out)
                 last.append(h_n[0])  # N x H
             if layer + 1 < self.num_layers:
@@ -97,7 +97,7 @@ class SkeletonGRUEncoder(nn.Module):
         seq = self._normalise(x)  # N x T x F
         hidden = None
         for t in range(seq.shape[1]):
-            out, hidden = self.encoder.gru(seq[:, t:t + 1], hidden)  # N x 1 x 2H, 2L x N x H
+            out, hidden = self.encoder.gru(seq[:, t : t + 1], hidden)  # N x 1 x 2H, 2L x N x H
         return out[:, 0]  # N x 2H
 
     def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
@@ -115,8 +115,9 @@ class BIGRU(SkeletonGRUEncoder):
     """`SkeletonGRUEncoder` under its published name and arguments: en_input_size, en_hidden_size,
     en_num_layers, num_class (the head's output size), and `knn_eval=True` to return the feature."""
 
-    def __init__(self, en_input_size: int = 150, en_hidden_size: int = 1024, en_num_layers: int = 3,
-                 num_class: int = 128):
+    def __init__(
+        self, en_input_size: int = 150, en_hidden_size: int = 1024, en_num_layers: int = 3, num_class: int = 128
+    ):
         super().__init__(en_input_size, en_hidden_size, en_num_layers, num_class)
 
     def forward(self, x: torch.Tensor, knn_eval: bool = False) -> torch.Tensor:

@@ -4,14 +4,15 @@ Every function takes a batch laid out as N x C x T x V x M (C coordinates, V joi
 3, 25, 2) and is written with tensor operations only. The bone modality needs the skeleton's parent
 table (`dataset.layouts.Layout.parents`: parents[v] is the 0-based parent of joint v).
 """
+
 import torch
 
-MODALITIES = ('joint', 'motion', 'bone')
+MODALITIES = ("joint", "motion", "bone")
 
 
 def _check_batch(x: torch.Tensor) -> None:
     if x.dim() != 5:
-        raise ValueError(f'expected a skeleton batch N x C x T x V x M, found shape {tuple(x.shape)}')
+        raise ValueError(f"expected a skeleton batch N x C x T x V x M, found shape {tuple(x.shape)}")
 
 
 def motion(x: torch.Tensor) -> torch.Tensor:
@@ -25,7 +26,7 @@ def bone(x: torch.Tensor, parents) -> torch.Tensor:
     """Bone vectors x[v] - x[parents[v]] (a joint that is its own parent gives 0). N x C x T x V x M."""
     _check_batch(x)
     if x.shape[3] != len(parents):
-        raise ValueError(f'expected {len(parents)} joints (the skeleton layout), found shape {tuple(x.shape)}')
+        raise ValueError(f"expected {len(parents)} joints (the skeleton layout), found shape {tuple(x.shape)}")
     return x - x.index_select(3, torch.as_tensor(parents, device=x.device))  # N x C x T x V x M
 
 
@@ -38,10 +39,10 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
 
 def modality(x: torch.Tensor, name: str, parents) -> torch.Tensor:
     """The named modality ('joint', 'motion' or 'bone') of x, flattened to N x T x V*C*M."""
-    if name == 'joint':
+    if name == "joint":
         return flatten(x)
-    if name == 'motion':
+    if name == "motion":
         return flatten(motion(x))
-    if name == 'bone':
+    if name == "bone":
         return flatten(bone(x, parents))
-    raise ValueError(f'unknown modality {name!r}; expected one of {MODALITIES}')
+    raise ValueError(f"unknown modality {name!r}; expected one of {MODALITIES}")

@@ -12,6 +12,7 @@ Every constructor argument has the name of its command-line flag (`hidden_size`,
 the skeleton enters as `input_size` (joints x channels x bodies) and `parents` (its bone table).
 `moco.builder.MoCo` is the published constructor of the same modules.
 """
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -111,9 +112,22 @@ class CMD(ThreeStreamEncoder):
     enqueueing, so every rank holds the same queues.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers, parents, contrast_dim=128, contrast_k=16384,
-                 contrast_m=0.999, contrast_t=0.07, teacher_t=0.05, student_t=0.1, cmd_weight=1.0, topk=8192,
-                 mlp=False):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers,
+        parents,
+        contrast_dim=128,
+        contrast_k=16384,
+        contrast_m=0.999,
+        contrast_t=0.07,
+        teacher_t=0.05,
+        student_t=0.1,
+        cmd_weight=1.0,
+        topk=8192,
+        mlp=False,
+    ):
         super().__init__(parents)
         if not 0 < topk <= contrast_k:
             raise ValueError(f"topk must be between 1 and the queue length {contrast_k}, found {topk}")
@@ -155,11 +169,13 @@ class CMD(ThreeStreamEncoder):
         for name in MODALITIES:
             k = concat_all_gather(keys[name])  # B x dim (B = global batch)
             if self.contrast_k % k.shape[0]:
-                raise ValueError(f"the queue length {self.contrast_k} must be a multiple of the global batch "
-                                 f"(batch size x processes), found {k.shape[0]}")
+                raise ValueError(
+                    f"the queue length {self.contrast_k} must be a multiple of the global batch "
+                    f"(batch size x processes), found {k.shape[0]}"
+                )
             queue, ptr = self.queue_of(name), getattr(self, "queue_ptr" + SUFFIX[name])
             start = int(ptr)
-            queue[:, start:start + k.shape[0]] = k.T.to(queue.dtype)  # dim x B
+            queue[:, start : start + k.shape[0]] = k.T.to(queue.dtype)  # dim x B
             ptr[0] = (start + k.shape[0]) % self.contrast_k
 
     def forward(self, im_q: torch.Tensor, im_k: torch.Tensor):

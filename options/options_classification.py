@@ -16,6 +16,7 @@ Stage of an `action_classification.py` run:
 The linear probe is the published SGD one (`--probe sgd`) under the published presets, and a logistic
 regression fitted to convergence (`--probe logistic`, engine/probe.py) under the small-data preset.
 """
+
 import os
 from dataclasses import replace
 
@@ -23,86 +24,176 @@ from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, resolve_data_di
 from dataset.layouts import read_folder_record
 from dataset.processed import load_splits
 from moco.model import VIEWS
-from options.parsing import (add_run_folder_flags, at_least, check_device, check_output_path, check_rules,
-                             data_settings, fill, in_unit, make_parser, positive, resolve_preset)
+from options.parsing import (
+    add_run_folder_flags,
+    at_least,
+    check_device,
+    check_output_path,
+    check_rules,
+    data_settings,
+    fill,
+    in_unit,
+    make_parser,
+    positive,
+    resolve_preset,
+)
 from options.presets import ENCODER, PRESET_NAMES, SMALL, SMALL_ENCODER
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
 PROBES = ("sgd", "logistic")
 DEFAULT_RESULTS = os.path.join("results", "results.jsonl")
 
-COMMON_RULES = {"batch_size": at_least(1), "workers": at_least(0), "hidden_size": at_least(1),
-                "num_layers": at_least(1)}
-CLASSIFICATION_RULES = dict(COMMON_RULES, epochs=at_least(1), schedule=at_least(0), eval_freq=at_least(1),
-                            lr=positive(), momentum=in_unit(closed_top=False), weight_decay=at_least(0))
+COMMON_RULES = {
+    "batch_size": at_least(1),
+    "workers": at_least(0),
+    "hidden_size": at_least(1),
+    "num_layers": at_least(1),
+}
+CLASSIFICATION_RULES = dict(
+    COMMON_RULES,
+    epochs=at_least(1),
+    schedule=at_least(0),
+    eval_freq=at_least(1),
+    lr=positive(),
+    momentum=in_unit(closed_top=False),
+    weight_decay=at_least(0),
+)
 KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
 # Settings a resumed linear evaluation may change (its schedule's length, where it runs and reports).
-RESUME_MAY_CHANGE = ("epochs", "lr", "schedule", "eval_freq", "resume", "fresh", "checkpoint_path", "results",
-                     "workers", "device", "pretrain_dataset", "data_dir", "pretrained")
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "lr",
+    "schedule",
+    "eval_freq",
+    "resume",
+    "fresh",
+    "checkpoint_path",
+    "results",
+    "workers",
+    "device",
+    "pretrain_dataset",
+    "data_dir",
+    "pretrained",
+)
 
 
 def _common_parser(description, kind):
     parser = make_parser(description + ". Flags marked (preset) default to the preset the data folder implies.")
     data = parser.add_argument_group("data")
-    data.add_argument("--finetune-dataset", default=None, choices=sorted(DATASETS),
-                      help="published dataset whose default folder and preset to use (default ntu60; a folder "
-                           "whose layout.json names its dataset chooses its own preset)")
-    data.add_argument("--protocol", default="cross_subject", choices=PROTOCOLS,
-                      help="benchmark (the *_semi ones fine-tune on a labelled fraction, see --data-ratio)")
-    data.add_argument("--finetune-skeleton-representation", default="graph-based", choices=["graph-based"],
-                      help="input representation (published flag; CMD uses graph-based)")
-    data.add_argument("--data-dir", default=None,
-                      help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)")
-    data.add_argument("--preset", default=None, choices=PRESET_NAMES,
-                      help="use this preset whatever the folder's record says (default: chosen from the folder)")
+    data.add_argument(
+        "--finetune-dataset",
+        default=None,
+        choices=sorted(DATASETS),
+        help="published dataset whose default folder and preset to use (default ntu60; a folder "
+        "whose layout.json names its dataset chooses its own preset)",
+    )
+    data.add_argument(
+        "--protocol",
+        default="cross_subject",
+        choices=PROTOCOLS,
+        help="benchmark (the *_semi ones fine-tune on a labelled fraction, see --data-ratio)",
+    )
+    data.add_argument(
+        "--finetune-skeleton-representation",
+        default="graph-based",
+        choices=["graph-based"],
+        help="input representation (published flag; CMD uses graph-based)",
+    )
+    data.add_argument(
+        "--data-dir", default=None, help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)"
+    )
+    data.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESET_NAMES,
+        help="use this preset whatever the folder's record says (default: chosen from the folder)",
+    )
     data.add_argument("-j", "--workers", default=8, type=int, help="data-loading workers")
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
-    model.add_argument("--pretrained", default="",
-                       help="pretraining checkpoint (released checkpoint_0450.pth.tar or ours); "
-                            "none: randomly initialised encoders (a baseline)")
-    model.add_argument("--view", default="joint", choices=VIEWS,
-                       help="encoder stream; 'all' evaluates joint, motion, bone and their fusion")
-    model.add_argument("--hidden-size", default=None, type=int,
-                       help="GRU hidden size (default: the checkpoint's; the preset's without one)")
-    model.add_argument("--num-layers", default=None, type=int,
-                       help="GRU layers (default: the checkpoint's; the preset's without one)")
+    model.add_argument(
+        "--pretrained",
+        default="",
+        help="pretraining checkpoint (released checkpoint_0450.pth.tar or ours); "
+        "none: randomly initialised encoders (a baseline)",
+    )
+    model.add_argument(
+        "--view",
+        default="joint",
+        choices=VIEWS,
+        help="encoder stream; 'all' evaluates joint, motion, bone and their fusion",
+    )
+    model.add_argument(
+        "--hidden-size",
+        default=None,
+        type=int,
+        help="GRU hidden size (default: the checkpoint's; the preset's without one)",
+    )
+    model.add_argument(
+        "--num-layers", default=None, type=int, help="GRU layers (default: the checkpoint's; the preset's without one)"
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     run.add_argument("--seed", default=42, type=int, help="seed of initialisation, crops, order and subset")
-    run.add_argument("--checkpoint-path", "--out", dest="checkpoint_path", default=None,
-                     help="output folder of this run (default: runs/<stage>/<dataset>_<protocol>_<view>...)")
+    run.add_argument(
+        "--checkpoint-path",
+        "--out",
+        dest="checkpoint_path",
+        default=None,
+        help="output folder of this run (default: runs/<stage>/<dataset>_<protocol>_<view>...)",
+    )
     run.add_argument("--results", default=DEFAULT_RESULTS, help="JSON-lines file the results are appended to")
-    run.add_argument("--pretrain-dataset", default=None,
-                     help="dataset the checkpoint was pretrained on, recorded with the results "
-                          "(default: from our checkpoints' settings, else unknown)")
+    run.add_argument(
+        "--pretrain-dataset",
+        default=None,
+        help="dataset the checkpoint was pretrained on, recorded with the results "
+        "(default: from our checkpoints' settings, else unknown)",
+    )
     add_run_folder_flags(run, kind)
     return parser
 
 
 def classification_parser():
     """Parser of action_classification.py (linear evaluation, semi-supervised, transfer)."""
-    parser = _common_parser("Linear evaluation, semi-supervised fine-tuning and transfer of CMD encoders",
-                            "classification run")
+    parser = _common_parser(
+        "Linear evaluation, semi-supervised fine-tuning and transfer of CMD encoders", "classification run"
+    )
     train = parser.add_argument_group("training")
-    train.add_argument("--probe", default=None, choices=PROBES,
-                       help="linear probe: the published SGD one, or a logistic regression on frozen features "
-                            "fitted to convergence with its regularisation chosen by cross-validation (preset)")
+    train.add_argument(
+        "--probe",
+        default=None,
+        choices=PROBES,
+        help="linear probe: the published SGD one, or a logistic regression on frozen features "
+        "fitted to convergence with its regularisation chosen by cross-validation (preset)",
+    )
     train.add_argument("--lr", default=None, type=float, help="base learning rate (preset)")
     train.add_argument("--epochs", default=None, type=int, help="epochs (preset)")
     train.add_argument("--schedule", default=None, type=int, nargs="*", help="epochs where lr x0.1 (preset)")
     train.add_argument("--momentum", default=None, type=float, help="SGD momentum (preset)")
-    train.add_argument("--wd", "--weight-decay", dest="weight_decay", default=None, type=float,
-                       help="weight decay (preset)")
+    train.add_argument(
+        "--wd", "--weight-decay", dest="weight_decay", default=None, type=float, help="weight decay (preset)"
+    )
     train.add_argument("--eval-freq", default=None, type=int, help="validate every this many epochs (preset)")
-    train.add_argument("--resume", default="",
-                       help="continue from this run's checkpoint.pth.tar (the same views, folder and checkpoint)")
-    train.add_argument("--data-ratio", default=None, type=float,
-                       help="labelled fraction of the training set (required for *_semi protocols; else 1)")
-    train.add_argument("--finetune", default=None, action="store_true",
-                       help="fine-tune the whole network in train mode instead of a linear probe (preset)")
-    train.add_argument("--transfer", action="store_true",
-                       help="transfer protocol: fine-tune on PKU-MMD II (pku_v2) with all labels")
+    train.add_argument(
+        "--resume",
+        default="",
+        help="continue from this run's checkpoint.pth.tar (the same views, folder and checkpoint)",
+    )
+    train.add_argument(
+        "--data-ratio",
+        default=None,
+        type=float,
+        help="labelled fraction of the training set (required for *_semi protocols; else 1)",
+    )
+    train.add_argument(
+        "--finetune",
+        default=None,
+        action="store_true",
+        help="fine-tune the whole network in train mode instead of a linear probe (preset)",
+    )
+    train.add_argument(
+        "--transfer", action="store_true", help="transfer protocol: fine-tune on PKU-MMD II (pku_v2) with all labels"
+    )
     return parser
 
 
@@ -111,12 +202,19 @@ def knn_parser():
     parser = _common_parser("kNN evaluation of frozen CMD encoder features", "kNN evaluation")
     knn = parser.add_argument_group("kNN")
     knn.add_argument("--knn-neighbours", default=None, type=int, help="neighbours k (preset)")
-    knn.add_argument("--train-crop", default="centre", choices=["centre", "random"],
-                     help="training features from the 0.95 centre crop, as the published kNN does for both "
-                          "sides, or from the training feeder's random crop")
+    knn.add_argument(
+        "--train-crop",
+        default="centre",
+        choices=["centre", "random"],
+        help="training features from the 0.95 centre crop, as the published kNN does for both "
+        "sides, or from the training feeder's random crop",
+    )
     knn.add_argument("--chunk-size", default=1024, type=int, help="queries per similarity block")
-    knn.add_argument("--save-features", default=None,
-                     help="write train/val features, labels and names to this .npz (an existing file is replaced)")
+    knn.add_argument(
+        "--save-features",
+        default=None,
+        help="write train/val features, labels and names to this .npz (an existing file is replaced)",
+    )
     return parser
 
 
@@ -127,8 +225,10 @@ def classification_stage(args):
     semi = args.protocol in SEMI_PROTOCOLS
     if args.transfer:
         if semi or args.finetune_dataset != "pku_v2":
-            raise ValueError("--transfer fine-tunes on --finetune-dataset pku_v2 with a plain protocol "
-                             f"(cross_subject); found {args.finetune_dataset} {args.protocol}")
+            raise ValueError(
+                "--transfer fine-tunes on --finetune-dataset pku_v2 with a plain protocol "
+                f"(cross_subject); found {args.finetune_dataset} {args.protocol}"
+            )
         return "transfer"
     if args.finetune and args.finetune_dataset == "pku_v2" and not semi:
         return "transfer"
@@ -194,29 +294,59 @@ def eval_settings(parser, args, preset, train, info):
     dataset = args.finetune_dataset or "ntu60"
     num_class = train.num_class or DATASETS[dataset].num_class
     if args.stage == "knn" and args.knn_neighbours > len(train):
-        parser.error(f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "
-                     f"({len(train)} samples)")
+        parser.error(
+            f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "
+            f"({len(train)} samples)"
+        )
     extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
     out = args.checkpoint_path or os.path.join(
-        "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}")
-    common = dict(preset=preset, stage=args.stage,
-                  data=data_settings(train, dataset, args.protocol, num_class),
-                  encoder=EncoderSettings(hidden_size=info["hidden_size"], num_layers=info["num_layers"]),
-                  view_frames=int(info["view_frames"]), min_crop_frames=int(info["min_crop_frames"]),
-                  run=EvalRunSettings(seed=args.seed, device=args.device, workers=args.workers, checkpoint_path=out,
-                                      results=args.results, resume=getattr(args, "resume", ""), fresh=args.fresh,
-                                      view=args.view, pretrained=args.pretrained,
-                                      pretrain_dataset=args.pretrain_dataset or info.get("pretrain_dataset")))
+        "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
+    )
+    common = dict(
+        preset=preset,
+        stage=args.stage,
+        data=data_settings(train, dataset, args.protocol, num_class),
+        encoder=EncoderSettings(hidden_size=info["hidden_size"], num_layers=info["num_layers"]),
+        view_frames=int(info["view_frames"]),
+        min_crop_frames=int(info["min_crop_frames"]),
+        run=EvalRunSettings(
+            seed=args.seed,
+            device=args.device,
+            workers=args.workers,
+            checkpoint_path=out,
+            results=args.results,
+            resume=getattr(args, "resume", ""),
+            fresh=args.fresh,
+            view=args.view,
+            pretrained=args.pretrained,
+            pretrain_dataset=args.pretrain_dataset or info.get("pretrain_dataset"),
+        ),
+    )
     if args.stage == "knn":
-        return EvalSettings(**common, knn=KnnSettings(knn_neighbours=args.knn_neighbours, train_crop=args.train_crop,
-                                                      chunk_size=args.chunk_size, batch_size=args.batch_size,
-                                                      save_features=args.save_features))
+        return EvalSettings(
+            **common,
+            knn=KnnSettings(
+                knn_neighbours=args.knn_neighbours,
+                train_crop=args.train_crop,
+                chunk_size=args.chunk_size,
+                batch_size=args.batch_size,
+                save_features=args.save_features,
+            ),
+        )
     if args.finetune and args.probe == "logistic":
         parser.error("--probe logistic is a linear probe on frozen features; fine-tuning trains with SGD")
     if args.resume and args.probe == "logistic" and not args.finetune:
         parser.error("--resume continues an SGD run; the logistic probe is fitted in one go (use --fresh to redo it)")
-    probe = ProbeSettings(probe="sgd" if args.finetune else args.probe, finetune=bool(args.finetune),
-                          data_ratio=args.data_ratio or 1.0, lr=args.lr, momentum=args.momentum,
-                          weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
-                          schedule=tuple(args.schedule), eval_freq=args.eval_freq)
+    probe = ProbeSettings(
+        probe="sgd" if args.finetune else args.probe,
+        finetune=bool(args.finetune),
+        data_ratio=args.data_ratio or 1.0,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        schedule=tuple(args.schedule),
+        eval_freq=args.eval_freq,
+    )
     return EvalSettings(**common, probe=probe)

@@ -4,15 +4,34 @@ The preset comes from the processed folder's record (options.presets.choose_pres
 dataset's for NTU and PKU-MMD folders, the small-data preset for any other; every flag it holds is
 filled from it after parsing, and a flag given on the command line wins.
 """
+
 import os
 
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, resolve_data_dir
 from dataset.processed import load_split
-from options.parsing import (add_run_folder_flags, at_least, check_device, check_output_path, check_rules,
-                             data_settings, in_unit, make_parser, positive, resolve_preset, world_size_from_env)
+from options.parsing import (
+    add_run_folder_flags,
+    at_least,
+    check_device,
+    check_output_path,
+    check_rules,
+    data_settings,
+    in_unit,
+    make_parser,
+    positive,
+    resolve_preset,
+    world_size_from_env,
+)
 from options.presets import PRESET_NAMES
-from options.settings import (ContrastSettings, EncoderSettings, OptimSettings, PretrainSettings, RunSettings,
-                              ViewSettings, flag)
+from options.settings import (
+    ContrastSettings,
+    EncoderSettings,
+    OptimSettings,
+    PretrainSettings,
+    RunSettings,
+    ViewSettings,
+    flag,
+)
 
 AUGMENT_ON = ("auto", "loader", "device")
 
@@ -20,63 +39,140 @@ AUGMENT_ON = ("auto", "loader", "device")
 # fingerprint and size, model, loss, views, seed, SGD momentum and weight decay, the global batch)
 # must be the same, or the resume would mix two runs.
 RESUME_MAY_CHANGE = (
-    "epochs", "steps", "lr", "schedule", "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
-    "batch_size", "world_size", "local_rank",  # how the same global batch is split over processes
+    "epochs",
+    "steps",
+    "lr",
+    "schedule",
+    "cos",  # the learning-rate schedule; each epoch's rate is in log.jsonl
+    "batch_size",
+    "world_size",
+    "local_rank",  # how the same global batch is split over processes
     "data_dir",  # the same data (same fingerprint) may have moved
-    "resume", "fresh", "rewind", "start_epoch", "checkpoint_path", "workers", "print_freq", "device", "amp",
+    "resume",
+    "fresh",
+    "rewind",
+    "start_epoch",
+    "checkpoint_path",
+    "workers",
+    "print_freq",
+    "device",
+    "amp",
     "augment_on",  # where and how the run computes, not what it trains
 )
 
 RULES = {
-    "epochs": at_least(1), "steps": at_least(1), "batch_size": at_least(1), "contrast_k": at_least(1),
-    "contrast_dim": at_least(1), "topk": at_least(1), "hidden_size": at_least(1), "num_layers": at_least(1),
-    "print_freq": at_least(1), "workers": at_least(0), "start_epoch": at_least(0), "schedule": at_least(0),
-    "view_frames": at_least(1), "min_crop_frames": at_least(1), "corrupted_joints": at_least(1), "lr": positive(),
-    "momentum": in_unit(closed_top=False), "weight_decay": at_least(0), "contrast_m": in_unit(),
-    "contrast_t": positive(), "teacher_t": positive(), "student_t": positive(), "cmd_weight": at_least(0),
+    "epochs": at_least(1),
+    "steps": at_least(1),
+    "batch_size": at_least(1),
+    "contrast_k": at_least(1),
+    "contrast_dim": at_least(1),
+    "topk": at_least(1),
+    "hidden_size": at_least(1),
+    "num_layers": at_least(1),
+    "print_freq": at_least(1),
+    "workers": at_least(0),
+    "start_epoch": at_least(0),
+    "schedule": at_least(0),
+    "view_frames": at_least(1),
+    "min_crop_frames": at_least(1),
+    "corrupted_joints": at_least(1),
+    "lr": positive(),
+    "momentum": in_unit(closed_top=False),
+    "weight_decay": at_least(0),
+    "contrast_m": in_unit(),
+    "contrast_t": positive(),
+    "teacher_t": positive(),
+    "student_t": positive(),
+    "cmd_weight": at_least(0),
 }
 
 
 def build_parser():
     """The argument parser; preset-held flags default to None (filled by `resolve`)."""
-    p = make_parser("CMD pretraining: three-modality MoCo with cross-modal mutual distillation on skeleton "
-                    "sequences. Flags marked (preset) default to the preset the data folder implies: the "
-                    "published settings for NTU / PKU-MMD folders, the small-data rules for others.")
+    p = make_parser(
+        "CMD pretraining: three-modality MoCo with cross-modal mutual distillation on skeleton "
+        "sequences. Flags marked (preset) default to the preset the data folder implies: the "
+        "published settings for NTU / PKU-MMD folders, the small-data rules for others."
+    )
     p.add_argument("-j", "--workers", default=8, type=int, metavar="N", help="data loading workers")
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
-    p.add_argument("--steps", type=int, metavar="N",
-                   help="training length in optimisation steps; the epochs follow from the folder's size "
-                        "(preset: the small-data preset's; published presets give --epochs)")
-    p.add_argument("--start-epoch", default=0, type=int, metavar="N",
-                   help="epoch number to start at (overridden by --resume)")
-    p.add_argument("-b", "--batch-size", type=int, metavar="N",
-                   help="batch size per process; the global batch is this x the number of processes (preset)")
-    p.add_argument("--lr", "--learning-rate", type=float, metavar="LR", dest="lr", help="initial learning rate (preset)")
-    p.add_argument("--schedule", type=int, nargs="*", metavar="EPOCH",
-                   help="epochs at which the learning rate is multiplied by 0.1 (preset)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="training length in optimisation steps; the epochs follow from the folder's size "
+        "(preset: the small-data preset's; published presets give --epochs)",
+    )
+    p.add_argument(
+        "--start-epoch", default=0, type=int, metavar="N", help="epoch number to start at (overridden by --resume)"
+    )
+    p.add_argument(
+        "-b",
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="batch size per process; the global batch is this x the number of processes (preset)",
+    )
+    p.add_argument(
+        "--lr", "--learning-rate", type=float, metavar="LR", dest="lr", help="initial learning rate (preset)"
+    )
+    p.add_argument(
+        "--schedule",
+        type=int,
+        nargs="*",
+        metavar="EPOCH",
+        help="epochs at which the learning rate is multiplied by 0.1 (preset)",
+    )
     p.add_argument("--momentum", type=float, metavar="M", help="SGD momentum (preset)")
-    p.add_argument("--wd", "--weight-decay", type=float, metavar="W", dest="weight_decay",
-                   help="weight decay (preset)")
+    p.add_argument("--wd", "--weight-decay", type=float, metavar="W", dest="weight_decay", help="weight decay (preset)")
     p.add_argument("-p", "--print-freq", default=10, type=int, metavar="N", help="log step scalars every N steps")
-    p.add_argument("--resume", default="", type=str, metavar="PATH",
-                   help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
-                        "only these may change: " + ", ".join(flag(name) for name in RESUME_MAY_CHANGE))
-    p.add_argument("--rewind", action="store_true",
-                   help="allow --resume from a checkpoint older than the run folder's newest; the newer files "
-                        "are moved to a subfolder rewound-<date-time>/")
+    p.add_argument(
+        "--resume",
+        default="",
+        type=str,
+        metavar="PATH",
+        help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
+        "only these may change: " + ", ".join(flag(name) for name in RESUME_MAY_CHANGE),
+    )
+    p.add_argument(
+        "--rewind",
+        action="store_true",
+        help="allow --resume from a checkpoint older than the run folder's newest; the newer files "
+        "are moved to a subfolder rewound-<date-time>/",
+    )
     add_run_folder_flags(p, "pretraining")
-    p.add_argument("--local_rank", "--local-rank", default=-1, type=int, dest="local_rank",
-                   help="local process rank (set by torch.distributed.launch; torchrun sets LOCAL_RANK)")
+    p.add_argument(
+        "--local_rank",
+        "--local-rank",
+        default=-1,
+        type=int,
+        dest="local_rank",
+        help="local process rank (set by torch.distributed.launch; torchrun sets LOCAL_RANK)",
+    )
     p.add_argument("--seed", default=42, type=int, help="seed of weights, sample order and views")
-    p.add_argument("--checkpoint-path", default=None, type=str, metavar="DIR",
-                   help="folder for checkpoints, settings and TensorBoard logs "
-                        "(default ./checkpoints/<dataset>_<protocol>_pretrain)")
+    p.add_argument(
+        "--checkpoint-path",
+        default=None,
+        type=str,
+        metavar="DIR",
+        help="folder for checkpoints, settings and TensorBoard logs "
+        "(default ./checkpoints/<dataset>_<protocol>_pretrain)",
+    )
     p.add_argument("--skeleton-representation", type=str, choices=["graph-based"], help="input representation (preset)")
-    p.add_argument("--pre-dataset", default=None, type=str, choices=sorted(DATASETS),
-                   help="published dataset whose default folder and preset to use (default ntu60; a folder "
-                        "whose layout.json names its dataset chooses its own preset)")
-    p.add_argument("--preset", default=None, choices=PRESET_NAMES,
-                   help="use this preset whatever the folder's record says (default: chosen from the folder)")
+    p.add_argument(
+        "--pre-dataset",
+        default=None,
+        type=str,
+        choices=sorted(DATASETS),
+        help="published dataset whose default folder and preset to use (default ntu60; a folder "
+        "whose layout.json names its dataset chooses its own preset)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESET_NAMES,
+        help="use this preset whatever the folder's record says (default: chosen from the folder)",
+    )
     p.add_argument("--protocol", default="cross_subject", type=str, choices=sorted(PROTOCOL_FOLDERS), help="benchmark")
     p.add_argument("--contrast-dim", type=int, help="embedding size (preset)")
     p.add_argument("--contrast-k", type=int, help="queue length K (preset)")
@@ -90,21 +186,36 @@ def build_parser():
     p.add_argument("--no-mlp", dest="mlp", action="store_false", help="linear projection head")
     p.add_argument("--cos", default=None, action="store_true", help="cosine learning-rate schedule (preset)")
     p.add_argument("--no-cos", dest="cos", action="store_false", help="step learning-rate schedule")
-    p.add_argument("--data-dir", default=None, type=str, metavar="DIR",
-                   help="processed folder (default: the dataset's folder for the protocol)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        type=str,
+        metavar="DIR",
+        help="processed folder (default: the dataset's folder for the protocol)",
+    )
     p.add_argument("--hidden-size", type=int, help="GRU hidden size per direction (preset)")
     p.add_argument("--num-layers", type=int, help="GRU layers (preset)")
     p.add_argument("--device", default=None, type=str, help="torch device (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (autocast + GradScaler) on CUDA")
     p.add_argument("--view-frames", type=int, help="frames of each pretraining view (preset)")
-    p.add_argument("--min-crop-frames", type=int,
-                   help="a view's random crop keeps at least this many frames, or all of a shorter recording "
-                        "(preset: the paper's 64)")
-    p.add_argument("--corrupted-joints", type=int,
-                   help="joints a joint corruption picks (preset; published: the layout's, 15 of NTU's 25)")
-    p.add_argument("--augment-on", default="auto", choices=AUGMENT_ON,
-                   help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
-                        "(batched on the training device), 'auto' (device on CUDA, else loader)")
+    p.add_argument(
+        "--min-crop-frames",
+        type=int,
+        help="a view's random crop keeps at least this many frames, or all of a shorter recording "
+        "(preset: the paper's 64)",
+    )
+    p.add_argument(
+        "--corrupted-joints",
+        type=int,
+        help="joints a joint corruption picks (preset; published: the layout's, 15 of NTU's 25)",
+    )
+    p.add_argument(
+        "--augment-on",
+        default="auto",
+        choices=AUGMENT_ON,
+        help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
+        "(batched on the training device), 'auto' (device on CUDA, else loader)",
+    )
     return p
 
 
@@ -139,8 +250,10 @@ def resolve(parser, args):
     steps_per_epoch = len(train) // global_batch
     problems = []
     if steps_per_epoch < 1:
-        problems.append(f"the training set of {folder} has {len(train)} samples, fewer than one global batch of "
-                        f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)")
+        problems.append(
+            f"the training set of {folder} has {len(train)} samples, fewer than one global batch of "
+            f"{global_batch} (--batch-size {args.batch_size} x {world_size} processes)"
+        )
     elif epochs_given:
         args.steps = None  # --epochs given: the preset's step count does not apply
     elif args.steps is not None:
@@ -148,13 +261,17 @@ def resolve(parser, args):
     if args.topk > args.contrast_k:
         problems.append(f"--topk {args.topk} is larger than the queue length --contrast-k {args.contrast_k}")
     if args.contrast_k % global_batch:
-        problems.append(f"--contrast-k {args.contrast_k} is not divisible by the global batch size {global_batch} "
-                        f"(--batch-size {args.batch_size} x {world_size} processes)")
+        problems.append(
+            f"--contrast-k {args.contrast_k} is not divisible by the global batch size {global_batch} "
+            f"(--batch-size {args.batch_size} x {world_size} processes)"
+        )
     if not args.start_epoch < args.epochs:
         problems.append(f"--start-epoch {args.start_epoch} must be in [0, --epochs {args.epochs})")
     if args.corrupted_joints > layout.num_joints:
-        problems.append(f"--corrupted-joints {args.corrupted_joints} is more than the {layout.num_joints} joints "
-                        f"of the folder's layout {layout.name!r}")
+        problems.append(
+            f"--corrupted-joints {args.corrupted_joints} is more than the {layout.num_joints} joints "
+            f"of the folder's layout {layout.name!r}"
+        )
     if problems:
         parser.error("; ".join(problems))
     if args.augment_on == "auto":

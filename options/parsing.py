@@ -6,6 +6,7 @@ A flag whose default lives in the preset table is declared with `default=None` a
 ends in "(preset)". Rules are data: `check_rules(parser, values, RULES)` names the flag, the accepted
 range and the value found.
 """
+
 import argparse
 import math
 import os
@@ -34,9 +35,12 @@ def make_parser(description):
 
 def add_run_folder_flags(parser, kind):
     """--fresh: start a new run in a folder that holds one (its files are kept aside)."""
-    parser.add_argument("--fresh", action="store_true",
-                        help=f"start a new {kind} in an output folder that holds one: its files are moved to "
-                             "a subfolder previous-<date-time>/, never deleted")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help=f"start a new {kind} in an output folder that holds one: its files are moved to "
+        "a subfolder previous-<date-time>/, never deleted",
+    )
 
 
 # (test, wording of the accepted range); every number must also be finite.
@@ -109,8 +113,11 @@ def fill(args, settings):
 
 def folder_facts(split):
     """The small-data preset's inputs from a training `Split`."""
-    return FolderFacts(train_samples=len(split), median_frames=int(np.median(np.minimum(split.num_frame, MAX_FRAME))),
-                       num_joints=split.layout.num_joints)
+    return FolderFacts(
+        train_samples=len(split),
+        median_frames=int(np.median(np.minimum(split.num_frame, MAX_FRAME))),
+        num_joints=split.layout.num_joints,
+    )
 
 
 def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option):
@@ -127,7 +134,13 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option):
 
 def data_settings(split, dataset, protocol, num_class):
     """The DataSettings of a run over the processed folder of training part `split`."""
-    return DataSettings(dataset=split.dataset or dataset, protocol=protocol, data_dir=split.folder,
-                        layout=split.layout, num_class=num_class, train_samples=len(split),
-                        median_frames=folder_facts(split).median_frames,
-                        fingerprint=fingerprint(split.folder, split.part))
+    return DataSettings(
+        dataset=split.dataset or dataset,
+        protocol=protocol,
+        data_dir=split.folder,
+        layout=split.layout,
+        num_class=num_class,
+        train_samples=len(split),
+        median_frames=folder_facts(split).median_frames,
+        fingerprint=fingerprint(split.folder, split.part),
+    )

@@ -7,6 +7,7 @@ folder (`FolderFacts`: training samples, median recording length, joints; docs/s
 `choose_preset` picks the name from the folder's record and the flags. The entry points leave every
 preset-held flag unset (None) when parsing and fill it from here, so a flag given always wins.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -164,7 +165,9 @@ def choose_preset(recorded_dataset, dataset_flag, preset_flag, dataset_option):
     if recorded_dataset is None:
         return dataset_flag or "ntu60"
     if dataset_flag is not None and dataset_flag != recorded_dataset:
-        raise ValueError(f"the folder's layout.json records dataset {recorded_dataset!r}; {dataset_option} "
-                         f"{dataset_flag} would apply {dataset_flag}'s published settings to it. Drop "
-                         f"{dataset_option}, or pass --preset {dataset_flag} to use them deliberately")
+        raise ValueError(
+            f"the folder's layout.json records dataset {recorded_dataset!r}; {dataset_option} "
+            f"{dataset_flag} would apply {dataset_flag}'s published settings to it. Drop "
+            f"{dataset_option}, or pass --preset {dataset_flag} to use them deliberately"
+        )
     return recorded_dataset if recorded_dataset in DATASETS else SMALL

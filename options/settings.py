@@ -6,6 +6,7 @@ record after it is built. Every field has the name of its command-line flag, and
 module that uses it (`hidden_size` from `--hidden-size` to `nn.GRU`), so the names are unique across
 the parts and a record flattens without loss.
 """
+
 import dataclasses
 from dataclasses import dataclass
 
@@ -185,8 +186,11 @@ def differences(recorded, current, may_change=()):
     """['name: recorded → current', ...] for every setting both flattened records hold that differs,
     except those in `may_change`. Records are dicts as `to_dict` gives (older flat ones compare too)."""
     old, new = flatten(recorded), flatten(current)
-    return [f"{flag(k)}: {old[k]!r} then, {new[k]!r} now" for k in sorted(set(old) & set(new) - set(may_change))
-            if _plain(old[k]) != _plain(new[k])]
+    return [
+        f"{flag(k)}: {old[k]!r} then, {new[k]!r} now"
+        for k in sorted(set(old) & set(new) - set(may_change))
+        if _plain(old[k]) != _plain(new[k])
+    ]
 
 
 def describe(record):

@@ -8,13 +8,13 @@ per checkpoint_%04d.pth.tar of the run; `random_seed<s>.jsonl` holds the random 
 runs' `checkpoints/<method>_seed<s>/settings.json` and `log.jsonl`. Writes OUT.json and OUT.md and
 prints the markdown. A checkpoint_%04d (0-based epoch e) counts as e + 1 epochs of training.
 """
+
 import argparse
 import json
 import os
 import re
 import statistics
 import sys
-
 
 from engine.results import load_results
 from scripts.reporting import cell, publish_summary, run_settings, stats
@@ -28,8 +28,11 @@ def knn_records(path):
     """{checkpoint path or None: top-1} of the joint-stream kNN records of a results file (last wins)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: results file missing (did the kNN evaluations run?)")
-    values = {record.get("checkpoint"): float(record["value"]) for record in load_results([path])
-              if record["stage"] == "knn" and record["view"] == "joint" and record["metric"] == "top1"}
+    values = {
+        record.get("checkpoint"): float(record["value"])
+        for record in load_results([path])
+        if record["stage"] == "knn" and record["view"] == "joint" and record["metric"] == "top1"
+    }
     if not values:
         raise ValueError(f"{path}: no joint-stream kNN top1 record")
     return values
@@ -49,8 +52,9 @@ def curve(path):
 def run_info(folder):
     """Settings of a pretraining run (flat) and its logged epochs."""
     settings = run_settings(os.path.join(folder, "settings.json"))
-    settings["steps_per_epoch"] = int(settings["train_samples"]) // (int(settings["batch_size"])
-                                                                      * int(settings["world_size"]))
+    settings["steps_per_epoch"] = int(settings["train_samples"]) // (
+        int(settings["batch_size"]) * int(settings["world_size"])
+    )
     with open(os.path.join(folder, "log.jsonl")) as f:
         epochs = [json.loads(line) for line in f if line.strip()]
     return settings, epochs
@@ -58,8 +62,7 @@ def run_info(folder):
 
 def collect(bench_dir, seeds):
     """The benchmark summary dict (see the module docstring)."""
-    random = [list(knn_records(os.path.join(bench_dir, "eval", f"random_seed{s}.jsonl")).values())[-1]
-              for s in seeds]
+    random = [list(knn_records(os.path.join(bench_dir, "eval", f"random_seed{s}.jsonl")).values())[-1] for s in seeds]
     summary = {"seeds": list(seeds), "random": stats(random), "methods": {}}
     for method in METHODS:
         curves, finals, losses = [], [], []
@@ -77,9 +80,23 @@ def collect(bench_dir, seeds):
             "gap_vs_random": statistics.mean(finals) - statistics.mean(random),
             "final_loss": losses,
         }
-        summary["settings"] = {k: settings.get(k) for k in (
-            "hidden_size", "num_layers", "batch_size", "contrast_k", "topk", "contrast_m", "lr", "epochs",
-            "train_samples", "steps_per_epoch", "mlp", "device")}
+        summary["settings"] = {
+            k: settings.get(k)
+            for k in (
+                "hidden_size",
+                "num_layers",
+                "batch_size",
+                "contrast_k",
+                "topk",
+                "contrast_m",
+                "lr",
+                "epochs",
+                "train_samples",
+                "steps_per_epoch",
+                "mlp",
+                "device",
+            )
+        }
     return summary
 
 
@@ -87,21 +104,32 @@ def markdown(summary):
     """The summary as markdown: the final table, then the kNN curve."""
     seeds = summary["seeds"]
     s = summary["settings"]
-    lines = [f"kNN top-1 % (cosine 1-NN on frozen joint-encoder features), mean ± std over seeds "
-             f"{', '.join(map(str, seeds))}. GRU {s['hidden_size']} x {s['num_layers']}, batch {s['batch_size']}, "
-             f"K {s['contrast_k']}, top-k {s['topk']}, m {s['contrast_m']}, lr {s['lr']}, "
-             f"{s['train_samples']} training samples ({s['steps_per_epoch']} steps per epoch), device {s['device']}.",
-             "", "| encoder | epochs | steps | kNN top-1 % | per seed | gap vs random |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"kNN top-1 % (cosine 1-NN on frozen joint-encoder features), mean ± std over seeds "
+        f"{', '.join(map(str, seeds))}. GRU {s['hidden_size']} x {s['num_layers']}, batch {s['batch_size']}, "
+        f"K {s['contrast_k']}, top-k {s['topk']}, m {s['contrast_m']}, lr {s['lr']}, "
+        f"{s['train_samples']} training samples ({s['steps_per_epoch']} steps per epoch), device {s['device']}.",
+        "",
+        "| encoder | epochs | steps | kNN top-1 % | per seed | gap vs random |",
+        "|---|---|---|---|---|---|",
+    ]
     for method, result in summary["methods"].items():
         final = result["final"]
-        lines.append(f"| {LABELS[method]} | {final['epochs']} | {final['steps']} | {cell(final)} | "
-                     f"{', '.join(f'{v:.1f}' for v in final['per_seed'])} | {result['gap_vs_random']:+.1f} |")
+        lines.append(
+            f"| {LABELS[method]} | {final['epochs']} | {final['steps']} | {cell(final)} | "
+            f"{', '.join(f'{v:.1f}' for v in final['per_seed'])} | {result['gap_vs_random']:+.1f} |"
+        )
     random = summary["random"]
-    lines.append(f"| {LABELS['random']} | 0 | 0 | {cell(random)} | "
-                 f"{', '.join(f'{v:.1f}' for v in random['per_seed'])} | |")
-    lines += ["", "kNN top-1 % over training (mean ± std over seeds):", "",
-              "| epochs | steps | " + " | ".join(LABELS[m] for m in summary["methods"]) + " |",
-              "|---|---|" + "---|" * len(summary["methods"])]
+    lines.append(
+        f"| {LABELS['random']} | 0 | 0 | {cell(random)} | {', '.join(f'{v:.1f}' for v in random['per_seed'])} | |"
+    )
+    lines += [
+        "",
+        "kNN top-1 % over training (mean ± std over seeds):",
+        "",
+        "| epochs | steps | " + " | ".join(LABELS[m] for m in summary["methods"]) + " |",
+        "|---|---|" + "---|" * len(summary["methods"]),
+    ]
     curves = {m: {p["epochs"]: p for p in r["curve"]} for m, r in summary["methods"].items()}
     lines.append("| 0 | 0 | " + " | ".join(cell(random) + " (random)" for _ in summary["methods"]) + " |")
     for epochs in sorted(set.intersection(*(set(c) for c in curves.values()))):

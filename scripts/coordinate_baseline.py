@@ -9,6 +9,7 @@ training part alone, from a grid reaching stronger regularisation, as thousands 
 the 1-NN is the kNN evaluation of engine/knn.py (cosine similarity). Two records are appended to
 --results: stage 'baseline', view 'coordinates_logistic' and 'coordinates_1nn', no checkpoint.
 """
+
 import argparse
 import os
 import sys
@@ -37,8 +38,9 @@ def baselines(train, val, seed=0):
     x_train, x_val = centre_crops(train), centre_crops(val)
     model, c = fit_stream(x_train, train.labels, seed, C_GRID)
     logistic = float((model.predict(x_val) == val.labels).mean() * 100.0)
-    nearest = knn_top1(torch.from_numpy(x_train), torch.from_numpy(train.labels), torch.from_numpy(x_val),
-                       torch.from_numpy(val.labels))
+    nearest = knn_top1(
+        torch.from_numpy(x_train), torch.from_numpy(train.labels), torch.from_numpy(x_val), torch.from_numpy(val.labels)
+    )
     return {"logistic": logistic, "C": c, "1nn": nearest}
 
 
@@ -57,12 +59,26 @@ def main(argv=None):
     found = baselines(train, val)
     dataset = dataset or os.path.basename(os.path.normpath(args.data_dir))
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
-    append_results(args.results, [
-        new_record("baseline", dataset, args.protocol, "coordinates_logistic", found["logistic"], C=found["C"],
-                   C_grid=list(C_GRID), **common),
-        new_record("baseline", dataset, args.protocol, "coordinates_1nn", found["1nn"], **common)])
-    print(f"coordinates: logistic regression top-1 {found['logistic']:.2f} (C={found['C']:g} by cross-validation on "
-          f"the {len(train)} training samples), 1-NN top-1 {found['1nn']:.2f}; appended to {args.results}")
+    append_results(
+        args.results,
+        [
+            new_record(
+                "baseline",
+                dataset,
+                args.protocol,
+                "coordinates_logistic",
+                found["logistic"],
+                C=found["C"],
+                C_grid=list(C_GRID),
+                **common,
+            ),
+            new_record("baseline", dataset, args.protocol, "coordinates_1nn", found["1nn"], **common),
+        ],
+    )
+    print(
+        f"coordinates: logistic regression top-1 {found['logistic']:.2f} (C={found['C']:g} by cross-validation on "
+        f"the {len(train)} training samples), 1-NN top-1 {found['1nn']:.2f}; appended to {args.results}"
+    )
     return found
 
 

@@ -9,6 +9,7 @@ each counts) for the encoders cmd, cmd_weight0 and random, and `checkpoints/cmd/
 {"seconds": ..., "runs": [{"encoder", "knn_top1", "linear_top1"}, ...], "pretraining": {...},
 "chance_top1": ...} with top-1 in percent.
 """
+
 import argparse
 import json
 import os
@@ -26,8 +27,11 @@ def last_top1(path):
     """The value of the last joint-stream top-1 record of a results JSON-lines file."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: results file missing (did the evaluation run?)")
-    values = [float(record["value"]) for record in load_results([path])
-              if record["metric"] == "top1" and record["view"] == "joint"]
+    values = [
+        float(record["value"])
+        for record in load_results([path])
+        if record["metric"] == "top1" and record["view"] == "joint"
+    ]
     if not values:
         raise ValueError(f"{path}: no joint-stream top1 record")
     return values[-1]
@@ -47,8 +51,8 @@ def pretraining_summary(folder):
                     epochs_done += 1
     return {
         "epochs": epochs_done,
-        "steps": epochs_done * (int(settings["train_samples"]) // (int(settings["batch_size"])
-                                                                   * int(settings["world_size"]))),
+        "steps": epochs_done
+        * (int(settings["train_samples"]) // (int(settings["batch_size"]) * int(settings["world_size"]))),
         "train_samples": int(settings["train_samples"]),
         "batch_size": int(settings["batch_size"]),
         "hidden_size": int(settings["hidden_size"]),
@@ -68,13 +72,20 @@ def num_classes(work_dir):
 
 def collect(work_dir, seconds):
     """The demo.json dict for the runs under `work_dir`."""
-    runs = [{"encoder": name,
-             "knn_top1": last_top1(os.path.join(work_dir, "eval", f"{name}_knn.jsonl")),
-             "linear_top1": last_top1(os.path.join(work_dir, "eval", f"{name}_linear.jsonl"))}
-            for name in ENCODERS]
-    return {"seconds": float(seconds), "runs": runs,
-            "pretraining": pretraining_summary(os.path.join(work_dir, "checkpoints", "cmd")),
-            "chance_top1": 100.0 / num_classes(work_dir)}
+    runs = [
+        {
+            "encoder": name,
+            "knn_top1": last_top1(os.path.join(work_dir, "eval", f"{name}_knn.jsonl")),
+            "linear_top1": last_top1(os.path.join(work_dir, "eval", f"{name}_linear.jsonl")),
+        }
+        for name in ENCODERS
+    ]
+    return {
+        "seconds": float(seconds),
+        "runs": runs,
+        "pretraining": pretraining_summary(os.path.join(work_dir, "checkpoints", "cmd")),
+        "chance_top1": 100.0 / num_classes(work_dir),
+    }
 
 
 def table(summary):
@@ -84,10 +95,12 @@ def table(summary):
         lines.append(f"| {LABELS[run['encoder']]} | {run['knn_top1']:.1f} | {run['linear_top1']:.1f} |")
     p = summary["pretraining"]
     lines.append("")
-    lines.append(f"Pretraining (each of CMD and CMD-weight-0): {p['epochs']} epochs = {p['steps']} steps of "
-                 f"batch {p['batch_size']} over {p['train_samples']} training samples; GRU hidden "
-                 f"{p['hidden_size']} x {p['num_layers']} layers, queue K {p['contrast_k']}. "
-                 f"Chance level {summary['chance_top1']:.1f} %. Whole demo: {summary['seconds']:.0f} s.")
+    lines.append(
+        f"Pretraining (each of CMD and CMD-weight-0): {p['epochs']} epochs = {p['steps']} steps of "
+        f"batch {p['batch_size']} over {p['train_samples']} training samples; GRU hidden "
+        f"{p['hidden_size']} x {p['num_layers']} layers, queue K {p['contrast_k']}. "
+        f"Chance level {summary['chance_top1']:.1f} %. Whole demo: {summary['seconds']:.0f} s."
+    )
     return "\n".join(lines)
 
 

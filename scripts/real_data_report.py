@@ -8,6 +8,7 @@ cmd, cmd_weight0 and random (knn_eval.py's 'all' record: kNN on the mean feature
 joint, motion, bone and fusion records), `NAME/eval/baseline.jsonl` (scripts/coordinate_baseline.py),
 `NAME/seconds` and the CMD runs' settings.json. Writes OUT.json and OUT.md and prints the markdown.
 """
+
 import argparse
 import os
 import sys
@@ -18,8 +19,23 @@ from scripts.reporting import cell, publish_summary, run_settings, stats
 METHODS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
 COLUMNS = (("knn", "all"), ("linear", "joint"), ("linear", "motion"), ("linear", "bone"), ("linear", "fusion"))
 HEADER = ("kNN, mean feature", "linear joint", "linear motion", "linear bone", "**linear 3-stream**")
-SETTINGS = ("preset", "train_samples", "median_frames", "hidden_size", "num_layers", "batch_size", "steps", "epochs",
-            "lr", "contrast_k", "topk", "contrast_m", "view_frames", "min_crop_frames", "corrupted_joints")
+SETTINGS = (
+    "preset",
+    "train_samples",
+    "median_frames",
+    "hidden_size",
+    "num_layers",
+    "batch_size",
+    "steps",
+    "epochs",
+    "lr",
+    "contrast_k",
+    "topk",
+    "contrast_m",
+    "view_frames",
+    "min_crop_frames",
+    "corrupted_joints",
+)
 
 
 def run_values(path):
@@ -40,12 +56,19 @@ def collect_dataset(root, seeds):
         runs = [run_values(os.path.join(root, "eval", f"{method}_seed{seed}.jsonl")) for seed in seeds]
         summary["methods"][method] = {f"{s}_{v}": stats([r[(s, v)] for r in runs]) for s, v in COLUMNS}
     baseline = {r["view"]: r for r in load_results([os.path.join(root, "eval", "baseline.jsonl")])}
-    summary["coordinates"] = {"logistic": baseline["coordinates_logistic"]["value"],
-                              "C": baseline["coordinates_logistic"].get("C"),
-                              "1nn": baseline["coordinates_1nn"]["value"],
-                              "val_samples": baseline["coordinates_1nn"].get("val_samples")}
-    gap = [a - b for a, b in zip(summary["methods"]["cmd"]["linear_fusion"]["per_seed"],
-                                 summary["methods"]["cmd_weight0"]["linear_fusion"]["per_seed"])]
+    summary["coordinates"] = {
+        "logistic": baseline["coordinates_logistic"]["value"],
+        "C": baseline["coordinates_logistic"].get("C"),
+        "1nn": baseline["coordinates_1nn"]["value"],
+        "val_samples": baseline["coordinates_1nn"].get("val_samples"),
+    }
+    gap = [
+        a - b
+        for a, b in zip(
+            summary["methods"]["cmd"]["linear_fusion"]["per_seed"],
+            summary["methods"]["cmd_weight0"]["linear_fusion"]["per_seed"],
+        )
+    ]
     summary["cmd_minus_weight0_linear_fusion"] = stats(gap)
     settings = run_settings(os.path.join(root, "checkpoints", f"cmd_seed{seeds[0]}", "settings.json"))
     summary["settings"] = {k: settings.get(k) for k in SETTINGS}
@@ -56,33 +79,41 @@ def collect_dataset(root, seeds):
 
 
 def collect(work_dir, datasets, seeds):
-    return {"seeds": list(seeds),
-            "datasets": {name: collect_dataset(os.path.join(work_dir, name), seeds) for name in datasets}}
+    return {
+        "seeds": list(seeds),
+        "datasets": {name: collect_dataset(os.path.join(work_dir, name), seeds) for name in datasets},
+    }
 
 
 def markdown(summary):
-    lines = [f"Top-1 % on each data set's evaluation part, mean ± std over seeds "
-             f"{', '.join(map(str, summary['seeds']))}; every run with the small-data preset the folder implies "
-             "(docs/small-data.md), the same for all data sets.", "",
-             "| data set | encoder | " + " | ".join(HEADER) + " |", "|---|---|" + "---|" * len(HEADER)]
+    lines = [
+        f"Top-1 % on each data set's evaluation part, mean ± std over seeds "
+        f"{', '.join(map(str, summary['seeds']))}; every run with the small-data preset the folder implies "
+        "(docs/small-data.md), the same for all data sets.",
+        "",
+        "| data set | encoder | " + " | ".join(HEADER) + " |",
+        "|---|---|" + "---|" * len(HEADER),
+    ]
     for name, d in summary["datasets"].items():
         for method, label in METHODS.items():
             cells = d["methods"][method]
-            lines.append(f"| {name} | {label} | " + " | ".join(cell(cells[f'{s}_{v}']) for s, v in COLUMNS) + " |")
+            lines.append(f"| {name} | {label} | " + " | ".join(cell(cells[f"{s}_{v}"]) for s, v in COLUMNS) + " |")
         c = d["coordinates"]
         lines.append(f"| {name} | coordinates, logistic regression (no learning) | | | | | {c['logistic']:.1f} |")
         lines.append(f"| {name} | coordinates, 1-NN (no learning) | {c['1nn']:.1f} | | | | |")
     lines.append("")
     for name, d in summary["datasets"].items():
         s, gap = d["settings"], d["cmd_minus_weight0_linear_fusion"]
-        lines.append(f"- **{name}**: {s['train_samples']} training recordings (median {s['median_frames']} frames), "
-                     f"{d['coordinates']['val_samples']} evaluated, {s['num_class']} classes; {d['minutes']:.0f} "
-                     f"minutes for the whole data set. Preset: GRU {s['hidden_size']} x {s['num_layers']}, "
-                     f"{s['steps']} steps of batch {s['batch_size']} ({s['epochs']} epochs), lr {s['lr']:g}, "
-                     f"K {s['contrast_k']}, top-k {s['topk']}, key momentum {s['contrast_m']:g}, views of "
-                     f"{s['view_frames']} frames (crops of at least {s['min_crop_frames']}), "
-                     f"{s['corrupted_joints']} corrupted joints. CMD − CMD-weight-0, linear 3-stream: "
-                     f"{gap['mean']:+.1f} ± {gap['std']:.1f} (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])}).")
+        lines.append(
+            f"- **{name}**: {s['train_samples']} training recordings (median {s['median_frames']} frames), "
+            f"{d['coordinates']['val_samples']} evaluated, {s['num_class']} classes; {d['minutes']:.0f} "
+            f"minutes for the whole data set. Preset: GRU {s['hidden_size']} x {s['num_layers']}, "
+            f"{s['steps']} steps of batch {s['batch_size']} ({s['epochs']} epochs), lr {s['lr']:g}, "
+            f"K {s['contrast_k']}, top-k {s['topk']}, key momentum {s['contrast_m']:g}, views of "
+            f"{s['view_frames']} frames (crops of at least {s['min_crop_frames']}), "
+            f"{s['corrupted_joints']} corrupted joints. CMD − CMD-weight-0, linear 3-stream: "
+            f"{gap['mean']:+.1f} ± {gap['std']:.1f} (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])})."
+        )
     return "\n".join(lines)
 
 
@@ -93,8 +124,9 @@ def main(argv=None):
     parser.add_argument("--seeds", required=True, nargs="+", type=int, help="the model seeds of the runs")
     parser.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     args = parser.parse_args(argv)
-    return publish_summary(args.out, lambda: collect(args.work_dir, args.datasets, args.seeds), markdown,
-                           "real_data_report.py")
+    return publish_summary(
+        args.out, lambda: collect(args.work_dir, args.datasets, args.seeds), markdown, "real_data_report.py"
+    )
 
 
 if __name__ == "__main__":

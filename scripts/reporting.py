@@ -1,5 +1,6 @@
 """What the experiment scripts' report steps share: mean ± std over seeds, reading a run's settings,
 and publishing a summary as OUT.json and OUT.md."""
+
 import json
 import statistics
 import sys
@@ -11,8 +12,11 @@ from options.settings import flatten
 def stats(values):
     """Mean, sample standard deviation (0 for one value) and the values themselves."""
     values = [float(v) for v in values]
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": values}
+    return {
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": values,
+    }
 
 
 def cell(s):

@@ -3,6 +3,7 @@
 Tests are arranged by the package they check (tests/<package>/); end-to-end runs of the entry points
 and scripts are marked `slow` (`python -m pytest -m "not slow" tests` leaves them out).
 """
+
 import hashlib
 import os
 import pickle
@@ -53,7 +54,9 @@ def processed():
 @pytest.fixture(scope="session")
 def sha256():
     """The SHA-256 hex digest of a file's bytes."""
+
     def digest(path):
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
+
     return digest

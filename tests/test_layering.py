@@ -1,4 +1,5 @@
 """The packages' order (ARCHITECTURE.md): each imports only the packages below it."""
+
 import ast
 import os
 
@@ -49,7 +50,9 @@ def modules():
 @pytest.mark.parametrize("part, path", list(modules()), ids=lambda v: os.path.relpath(v, ROOT) if "/" in str(v) else v)
 def test_each_module_imports_only_the_layers_below(part, path):
     wrong = (imported(path) & OURS) - ALLOWED[part] - ({part} if part != "entry points" else set())
-    assert not wrong, f"{os.path.relpath(path, ROOT)} ({part}) imports {sorted(wrong)}; it may import {sorted(ALLOWED[part])}"
+    assert not wrong, (
+        f"{os.path.relpath(path, ROOT)} ({part}) imports {sorted(wrong)}; it may import {sorted(ALLOWED[part])}"
+    )
 
 
 def test_every_package_is_placed():

@@ -9,6 +9,7 @@ same seed replaces the earlier one. Runs without a checkpoint (randomly initiali
 reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
 fields of the wrong type) is an error naming the file and line.
 """
+
 import argparse
 import statistics
 import sys
@@ -17,12 +18,22 @@ from dataset.catalog import base_protocol
 from engine.results import load_results
 from options.options_classification import DEFAULT_RESULTS
 
-BENCHMARKS = (("ntu60", "cross_subject"), ("ntu60", "cross_view"), ("ntu120", "cross_subject"),
-              ("ntu120", "cross_setup"), ("pku_v2", "cross_subject"))
+BENCHMARKS = (
+    ("ntu60", "cross_subject"),
+    ("ntu60", "cross_view"),
+    ("ntu120", "cross_subject"),
+    ("ntu120", "cross_setup"),
+    ("pku_v2", "cross_subject"),
+)
 DATASET_NAMES = {"ntu60": "NTU-60", "ntu120": "NTU-120", "pku_v2": "PKU-MMD II"}
 PROTOCOL_NAMES = {"cross_subject": "x-sub", "cross_view": "x-view", "cross_setup": "x-set"}
-VIEW_NAMES = {"joint": "CMD (joint)", "motion": "CMD (motion)", "bone": "CMD (bone)", "fusion": "3s-CMD",
-              "all": "CMD (mean of the 3 encoders' features)"}
+VIEW_NAMES = {
+    "joint": "CMD (joint)",
+    "motion": "CMD (motion)",
+    "bone": "CMD (bone)",
+    "fusion": "3s-CMD",
+    "all": "CMD (mean of the 3 encoders' features)",
+}
 
 # The published top-1 % (docs/published-behaviour.md §5) on BENCHMARKS, in order.
 PUBLISHED = {
@@ -65,8 +76,10 @@ def _columns(records):
 
 
 def _published(values, columns):
-    return [f"{values[BENCHMARKS.index(c)]:.1f}" if c in BENCHMARKS and values[BENCHMARKS.index(c)] is not None
-            else "—" for c in columns]
+    return [
+        f"{values[BENCHMARKS.index(c)]:.1f}" if c in BENCHMARKS and values[BENCHMARKS.index(c)] is not None else "—"
+        for c in columns
+    ]
 
 
 def _measured_rows(records, columns, label):
@@ -75,8 +88,7 @@ def _measured_rows(records, columns, label):
     for baseline in (False, True):
         for view, name in VIEW_NAMES.items():
             chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
-            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c])
-                     for c in columns]
+            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c]) for c in columns]
             if any(cells):
                 rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
     return rows
@@ -89,12 +101,15 @@ def report(records):
     linear = [r for r in top1 if r["stage"] == "linear"]
     if linear:
         columns = _columns(linear)
-        rows = [["CMD (joint) — paper"] + _published(PUBLISHED[("linear", "joint")], columns),
-                ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
-                ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns)]
+        rows = [
+            ["CMD (joint) — paper"] + _published(PUBLISHED[("linear", "joint")], columns),
+            ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
+            ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns),
+        ]
         rows += _measured_rows(linear, columns, "— ours")
-        sections.append("### Linear evaluation (top-1 %)\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+        sections.append(
+            "### Linear evaluation (top-1 %)\n\n" + _table(["method"] + [_benchmark_name(c) for c in columns], rows)
+        )
     knn = [r for r in top1 if r["stage"] == "knn"]
     if knn:
         columns = _columns(knn)
@@ -102,31 +117,35 @@ def report(records):
         for k in sorted({int(r.get("k", 1)) for r in knn}):
             label = "— ours" if k == 1 else f"— ours, k={k}"
             rows += _measured_rows([r for r in knn if int(r.get("k", 1)) == k], columns, label)
-        sections.append("### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
-                        "(not restated here).\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+        sections.append(
+            "### kNN evaluation (top-1 %)\n\nThe paper's CMD kNN numbers are in its table "
+            "(not restated here).\n\n" + _table(["method"] + [_benchmark_name(c) for c in columns], rows)
+        )
     semi = [r for r in top1 if r["stage"] == "semi"]
     if semi:
-        columns = [c for c in _columns(semi) if any((r["dataset"], base_protocol(r["protocol"])) == c
-                                                    for r in semi)]
+        columns = [c for c in _columns(semi) if any((r["dataset"], base_protocol(r["protocol"])) == c for r in semi)]
         rows = []
         for ratio in sorted({r.get("data_ratio") for r in semi}, key=float):
             subset = [r for r in semi if r.get("data_ratio") == ratio]
             rows += _measured_rows(subset, columns, f"— ours, {float(ratio) * 100:g} % labels")
-        sections.append("### Semi-supervised fine-tuning (top-1 %, mean ± std over seeds)\n\n"
-                        + _table(["method"] + [_benchmark_name(c) for c in columns], rows))
+        sections.append(
+            "### Semi-supervised fine-tuning (top-1 %, mean ± std over seeds)\n\n"
+            + _table(["method"] + [_benchmark_name(c) for c in columns], rows)
+        )
     transfer = [r for r in top1 if r["stage"] == "transfer"]
     if transfer:
         rows = []
         sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
         for source in sources:
             for view, name in VIEW_NAMES.items():
-                cell = _cell([r for r in transfer if str(r.get("pretrain_dataset") or "unknown") == source
-                              and r["view"] == view])
+                cell = _cell(
+                    [r for r in transfer if str(r.get("pretrain_dataset") or "unknown") == source and r["view"] == view]
+                )
                 if cell:
                     rows.append([f"{name} — ours", DATASET_NAMES.get(source, source), cell])
-        sections.append("### Transfer to PKU-MMD II (top-1 %)\n\n"
-                        + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows))
+        sections.append(
+            "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
+        )
     return "\n\n".join(sections) if sections else "no results"
 
 

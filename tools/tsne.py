@@ -6,6 +6,7 @@ writes DIR/tsne_<part>.png (a 2-D t-SNE of the features, points coloured by clas
 projector export in DIR/projector (view with `tensorboard --logdir DIR/projector`, tab Projector).
 At most --max-points samples are drawn (a seeded random subset) to keep t-SNE fast.
 """
+
 import argparse
 import os
 import sys
@@ -19,12 +20,16 @@ def load_features(path, part):
     """(features N x D float32, labels N int64, names N) of `part` ('train' or 'val') in an export."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (np.asarray(data[f"{part}_features"], dtype=np.float32),
-                    np.asarray(data[f"{part}_labels"], dtype=np.int64),
-                    [str(n) for n in data[f"{part}_names"]])
+            return (
+                np.asarray(data[f"{part}_features"], dtype=np.float32),
+                np.asarray(data[f"{part}_labels"], dtype=np.int64),
+                [str(n) for n in data[f"{part}_names"]],
+            )
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a feature export with {part}_features/_labels/_names "
-                         f"(written by knn_eval.py --save-features): {exc}") from None
+        raise ValueError(
+            f"{path}: not a feature export with {part}_features/_labels/_names "
+            f"(written by knn_eval.py --save-features): {exc}"
+        ) from None
 
 
 def subsample(count, max_points, seed):
@@ -43,7 +48,9 @@ def tsne_plot(features, labels, path, seed=0, title=""):
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3.0)))
-    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)  # N x 2
+    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        features
+    )  # N x 2
     classes = np.unique(labels)
     colours = plt.get_cmap("turbo")(np.linspace(0.0, 1.0, max(len(classes), 2)))
     fig, ax = plt.subplots(figsize=(8, 8), dpi=120)

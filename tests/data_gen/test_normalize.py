@@ -1,4 +1,5 @@
 """The normalisation (docs/published-behaviour.md §1.4) on hand-worked arrays and against the literal loop."""
+
 import numpy as np
 import pytest
 
@@ -21,13 +22,13 @@ def test_centring_subtracts_first_persons_spine_middle_per_frame():
     shift = np.array([[10, 20, 30], [11, 20, 30]], dtype=np.float32)  # the body moves by +1 in x
     for t in range(2):
         s[0, t, :] = shift[t] + [5, 5, 5]
-        s[0, t, 0] = shift[t] + [1, 2, 3]       # spine base
-        s[0, t, 1] = shift[t] + [1, 2, 4]       # spine middle: spine vector (0, 0, 1) -> no z-rotation
-        s[0, t, 4] = shift[t] + [0, 2, 4]       # left shoulder
-        s[0, t, 8] = shift[t] + [2, 2, 4]       # right shoulder: (2, 0, 0) -> no x-rotation
-        s[1, t, :] = shift[t] + [1, 2, 6]       # second person
-        s[1, t, 3] = 0                          # one of its joints untracked
-    s[0, 0, 10] = [1, -1, 0]                    # x + y + z == 0: stays 0
+        s[0, t, 0] = shift[t] + [1, 2, 3]  # spine base
+        s[0, t, 1] = shift[t] + [1, 2, 4]  # spine middle: spine vector (0, 0, 1) -> no z-rotation
+        s[0, t, 4] = shift[t] + [0, 2, 4]  # left shoulder
+        s[0, t, 8] = shift[t] + [2, 2, 4]  # right shoulder: (2, 0, 0) -> no x-rotation
+        s[1, t, :] = shift[t] + [1, 2, 6]  # second person
+        s[1, t, 3] = 0  # one of its joints untracked
+    s[0, 0, 10] = [1, -1, 0]  # x + y + z == 0: stays 0
     out = _mtvc(normalize(data))
     for t in range(2):
         np.testing.assert_allclose(out[0, t, 0], [0, 0, -1], atol=1e-6)
@@ -44,11 +45,11 @@ def test_centring_subtracts_first_persons_spine_middle_per_frame():
 def test_spine_is_turned_onto_plus_z():
     data, s = _sample(frames=1)
     base = np.array([10, 20, 30], dtype=np.float32)
-    s[0, 0, :] = base + [0, 1, 0]               # every other joint sits on the spine middle
-    s[0, 0, 0] = base                           # spine vector (0, 1, 0): needs +90 degrees about x
-    s[0, 0, 2] = base + [0, 2, 0]               # up the spine: ends on +z
-    s[0, 0, 3] = base + [0, 1, 1]               # in front (+z): ends on -y
-    s[0, 0, 4] = base + [-1, 1, 0]              # shoulders already along x
+    s[0, 0, :] = base + [0, 1, 0]  # every other joint sits on the spine middle
+    s[0, 0, 0] = base  # spine vector (0, 1, 0): needs +90 degrees about x
+    s[0, 0, 2] = base + [0, 2, 0]  # up the spine: ends on +z
+    s[0, 0, 3] = base + [0, 1, 1]  # in front (+z): ends on -y
+    s[0, 0, 4] = base + [-1, 1, 0]  # shoulders already along x
     s[0, 0, 8] = base + [1, 1, 0]
     out = _mtvc(normalize(data))[0, 0]
     np.testing.assert_allclose(out[0], [0, 0, -1], atol=1e-6)
@@ -62,10 +63,10 @@ def test_shoulders_are_turned_onto_plus_x():
     data, s = _sample(frames=1)
     base = np.array([10, 20, 30], dtype=np.float32)
     s[0, 0, :] = base
-    s[0, 0, 0] = base - [0, 0, 1]               # spine along +z already
-    s[0, 0, 4] = base - [0, 1, 0]               # shoulder vector (0, 2, 0): -90 degrees about z
+    s[0, 0, 0] = base - [0, 0, 1]  # spine along +z already
+    s[0, 0, 4] = base - [0, 1, 0]  # shoulder vector (0, 2, 0): -90 degrees about z
     s[0, 0, 8] = base + [0, 1, 0]
-    s[0, 0, 5] = base + [1, 0, 0]               # +x ends on -y
+    s[0, 0, 5] = base + [1, 0, 0]  # +x ends on -y
     out = _mtvc(normalize(data))[0, 0]
     np.testing.assert_allclose(out[0], [0, 0, -1], atol=1e-6)
     np.testing.assert_allclose(out[4], [-1, 0, 0], atol=1e-6)
@@ -78,13 +79,16 @@ def _frames(values):
     return np.array(values, dtype=np.float32)[None, None, :, None, None] * np.ones((1, 1, 1, 25, 3), np.float32)
 
 
-@pytest.mark.parametrize('before, after', [
-    ([0, 0, 1, 2, 0, 3, 0, 0], [1, 2, 3, 1, 2, 3, 1, 2]),   # first frames missing: front-aligned, gap closed
-    ([1, 2, 0, 0, 0], [1, 2, 1, 2, 1]),                      # tail missing: looped
-    ([1, 0, 2, 0, 0], [1, 0, 2, 1, 0]),                      # middle gap stays (and is looped with the rest)
-    ([1, 2, 3], [1, 2, 3]),                                  # nothing to pad
-    ([0, 0, 0], [0, 0, 0]),                                  # empty person stays empty
-])
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ([0, 0, 1, 2, 0, 3, 0, 0], [1, 2, 3, 1, 2, 3, 1, 2]),  # first frames missing: front-aligned, gap closed
+        ([1, 2, 0, 0, 0], [1, 2, 1, 2, 1]),  # tail missing: looped
+        ([1, 0, 2, 0, 0], [1, 0, 2, 1, 0]),  # middle gap stays (and is looped with the rest)
+        ([1, 2, 3], [1, 2, 3]),  # nothing to pad
+        ([0, 0, 0], [0, 0, 0]),  # empty person stays empty
+    ],
+)
 def test_padding_of_null_frames(before, after):
     out = pad_null_frames(_frames(before))
     np.testing.assert_array_equal(out, _frames(after))
@@ -100,12 +104,12 @@ def test_padding_is_per_person():
 def test_all_zero_sample_is_left_alone_and_matches_loop_on_awkward_batch():
     rng = np.random.default_rng(0)
     data = rng.normal(size=(7, 3, 40, 25, 2)).astype(np.float32)
-    data[0] = 0                                 # all-zero sample
-    data[1, :, :5] = 0                          # first frames missing (both persons)
-    data[2, :, 30:] = 0                         # tail missing
-    data[3, :, 10:15, :, 0] = 0                 # middle gap, first person only
-    data[4, :, :, :, 1] = 0                     # single person
-    data[5, :, :, :, 0] = 0                     # first person empty: no centre, no rotation
+    data[0] = 0  # all-zero sample
+    data[1, :, :5] = 0  # first frames missing (both persons)
+    data[2, :, 30:] = 0  # tail missing
+    data[3, :, 10:15, :, 0] = 0  # middle gap, first person only
+    data[4, :, :, :, 1] = 0  # single person
+    data[5, :, :, :, 0] = 0  # first person empty: no centre, no rotation
     data[6, :, :3, :, 1] = 0
     data[6, :, 20:, :, 1] = 0
     out = normalize(data)
@@ -116,31 +120,55 @@ def test_all_zero_sample_is_left_alone_and_matches_loop_on_awkward_batch():
 
 # Layouts other than ntu25: the joints of every step come from the layout.
 
+
 def test_kinect20_centring_and_both_rotations_by_hand():
     # Frame 0, relative to the spine (joint 1): spine vector x[1] - x[0] = (1, 0, 0), so the first turn
     # is 90 degrees about -y, (x, y, z) -> (-z, y, x); it leaves the shoulder vector x[8] - x[4] on
     # (0, 2, 0), so the second is 90 degrees about -z, (x, y, z) -> (y, -x, z). Together: (y, z, x).
     data = np.zeros((1, 3, 2, 20, 1), dtype=np.float32)
-    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
-    relative = {0: (-1, 0, 0), 1: (0, 0, 0), 3: (2, 0, 0), 4: (0, -1, 0), 8: (0, 1, 0), 5: (0, 0, 1),
-                12: (0.5, 0.25, -2)}
+    s = np.transpose(data[0], (3, 1, 2, 0))  # M x T x V x C view
+    relative = {
+        0: (-1, 0, 0),
+        1: (0, 0, 0),
+        3: (2, 0, 0),
+        4: (0, -1, 0),
+        8: (0, 1, 0),
+        5: (0, 0, 1),
+        12: (0.5, 0.25, -2),
+    }
     for t, centre in enumerate(([10, 20, 30], [13, 19, 32])):
         for j, offset in relative.items():
             s[0, t, j] = np.add(centre, offset)
-    s[0, 1, 5] += [0, 0, 1]                      # frame 1: joint 5 at (0, 0, 2) from that frame's spine
+    s[0, 1, 5] += [0, 0, 1]  # frame 1: joint 5 at (0, 0, 2) from that frame's spine
     out = _mtvc(normalize(data, KINECT20))[0]
-    expected = {0: (0, 0, -1), 1: (0, 0, 0), 3: (0, 0, 2), 4: (-1, 0, 0), 8: (1, 0, 0), 5: (0, 1, 0),
-                12: (0.25, -2, 0.5)}
+    expected = {
+        0: (0, 0, -1),
+        1: (0, 0, 0),
+        3: (0, 0, 2),
+        4: (-1, 0, 0),
+        8: (1, 0, 0),
+        5: (0, 1, 0),
+        12: (0.25, -2, 0.5),
+    }
     for t in range(2):
         for j, value in expected.items():
             if t == 1 and j == 5:
                 value = (0, 2, 0)
-            np.testing.assert_allclose(out[t, j], value, atol=1e-6, err_msg=f'frame {t} joint {j}')
-        np.testing.assert_array_equal(out[t, 19], [0, 0, 0])   # untracked joint stays at 0
+            np.testing.assert_allclose(out[t, j], value, atol=1e-6, err_msg=f"frame {t} joint {j}")
+        np.testing.assert_array_equal(out[t, 19], [0, 0, 0])  # untracked joint stays at 0
 
 
-QUAD = Layout(name='quad', joints=('a', 'b', 'c', 'd'), parents=(0, 0, 1, 2), centre=3, z_axis=(2, 0),
-              x_axis=(3, 1), corrupted_joints=1, channels=3, bodies=2)
+QUAD = Layout(
+    name="quad",
+    joints=("a", "b", "c", "d"),
+    parents=(0, 0, 1, 2),
+    centre=3,
+    z_axis=(2, 0),
+    x_axis=(3, 1),
+    corrupted_joints=1,
+    channels=3,
+    bodies=2,
+)
 
 
 def test_centre_and_axes_are_the_layouts_joints():
@@ -148,10 +176,10 @@ def test_centre_and_axes_are_the_layouts_joints():
     # (x, y, z) -> (x, -z, y); x[1] - x[3] = (0, 0, -1) is then on +y, turned to +x by (x, y, z) ->
     # (y, -x, z). Together: (x, y, z) -> (-z, -x, y).
     data = np.zeros((1, 3, 1, 4, 2), dtype=np.float32)
-    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
+    s = np.transpose(data[0], (3, 1, 2, 0))  # M x T x V x C view
     centre = np.array([5, 5, 5], dtype=np.float32)
     s[0, 0] = centre + np.array([(1, 1, 0), (0, 0, -1), (1, 0, 0), (0, 0, 0)])
-    s[1, 0] = centre + np.array([(0, 0, 2), (1, 2, 3), (2, 1, 2), (-1, 0, 0)])   # second person
+    s[1, 0] = centre + np.array([(0, 0, 2), (1, 2, 3), (2, 1, 2), (-1, 0, 0)])  # second person
     out = _mtvc(normalize(data, QUAD))
     np.testing.assert_allclose(out[0, 0], [(0, -1, 1), (1, 0, 0), (0, -1, 0), (0, 0, 0)], atol=1e-6)
     np.testing.assert_allclose(out[1, 0], [(-2, 0, 0), (-3, -1, 2), (-2, -2, 1), (0, 1, 0)], atol=1e-6)
@@ -159,35 +187,51 @@ def test_centre_and_axes_are_the_layouts_joints():
 
 
 def test_two_dimensional_layout_is_padded_and_centred_only():
-    flat = Layout(name='quad2d', joints=('a', 'b', 'c', 'd'), parents=(0, 0, 1, 2), centre=3, z_axis=(2, 0),
-                  x_axis=(3, 1), corrupted_joints=1, channels=2, bodies=1)
+    flat = Layout(
+        name="quad2d",
+        joints=("a", "b", "c", "d"),
+        parents=(0, 0, 1, 2),
+        centre=3,
+        z_axis=(2, 0),
+        x_axis=(3, 1),
+        corrupted_joints=1,
+        channels=2,
+        bodies=1,
+    )
     data = np.zeros((1, 2, 3, 4, 1), dtype=np.float32)
-    s = np.transpose(data[0], (3, 1, 2, 0))       # M x T x V x C view
-    s[0, 1] = [(5, 8), (1, -1), (0, 0), (4, 6)]   # frame 0 empty; joint 1 sums to 0: untracked
+    s = np.transpose(data[0], (3, 1, 2, 0))  # M x T x V x C view
+    s[0, 1] = [(5, 8), (1, -1), (0, 0), (4, 6)]  # frame 0 empty; joint 1 sums to 0: untracked
     s[0, 2] = [(3, 5), (7, 7), (0, 0), (3, 3)]
-    expected = np.array([[(1, 2), (0, 0), (0, 0), (0, 0)],      # front-aligned, centred on joint 3
-                         [(0, 2), (4, 4), (0, 0), (0, 0)],
-                         [(1, 2), (0, 0), (0, 0), (0, 0)]])     # the empty tail repeats frame 0
+    expected = np.array(
+        [
+            [(1, 2), (0, 0), (0, 0), (0, 0)],  # front-aligned, centred on joint 3
+            [(0, 2), (4, 4), (0, 0), (0, 0)],
+            [(1, 2), (0, 0), (0, 0), (0, 0)],
+        ]
+    )  # the empty tail repeats frame 0
     for normaliser in (normalize, normalize_loop):
         out = _mtvc(normaliser(data, flat))[0]
         np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize('layout', [KINECT20, QUAD])
+@pytest.mark.parametrize("layout", [KINECT20, QUAD])
 def test_other_layouts_match_the_loop_on_an_awkward_batch(layout):
     rng = np.random.default_rng(1)
     v, m = layout.num_joints, layout.bodies
     data = rng.normal(size=(5, 3, 30, v, m)).astype(np.float32)
-    data[0] = 0                                   # all-zero sample
-    data[1, :, :4] = 0                            # first frames missing
-    data[2, :, 20:] = 0                           # tail missing
-    data[3, :, 5:9, :, 0] = 0                     # middle gap
+    data[0] = 0  # all-zero sample
+    data[1, :, :4] = 0  # first frames missing
+    data[2, :, 20:] = 0  # tail missing
+    data[3, :, 5:9, :, 0] = 0  # middle gap
     out = normalize(data, layout)
     np.testing.assert_array_equal(out[0], 0)
     np.testing.assert_allclose(out, normalize_loop(data, layout), rtol=0, atol=2e-6)
 
 
 def test_data_that_does_not_fit_the_layout_is_refused():
-    with pytest.raises(ValueError, match=r'layout kinect20: expected data of shape N x 3 x T x 20 x M, '
-                                         r'found \(1, 3, 4, 25, 2\)'):
+    with pytest.raises(
+        ValueError,
+        match=r"layout kinect20: expected data of shape N x 3 x T x 20 x M, "
+        r"found \(1, 3, 4, 25, 2\)",
+    ):
         normalize(np.ones((1, 3, 4, 25, 2), np.float32), KINECT20)

@@ -1,4 +1,5 @@
 """PKU-MMD II: label files (one action included), slicing, splits and pku_gendata end to end."""
+
 import json
 import os
 
@@ -22,36 +23,41 @@ def _video(frames, seed):
 
 def _raw(folder, labels):
     """Write a PKU folder; labels = {video: label file text}; returns the skeleton arrays."""
-    os.makedirs(os.path.join(folder, 'skeleton'))
-    os.makedirs(os.path.join(folder, 'label'))
+    os.makedirs(os.path.join(folder, "skeleton"))
+    os.makedirs(os.path.join(folder, "label"))
     arrays = {}
     for k, (video, text) in enumerate(sorted(labels.items())):
         arrays[video] = _video(30, k)
-        np.savetxt(os.path.join(folder, 'skeleton', video + '.txt'), arrays[video], fmt='%.4f')
-        with open(os.path.join(folder, 'label', video + '.txt'), 'w') as f:
+        np.savetxt(os.path.join(folder, "skeleton", video + ".txt"), arrays[video], fmt="%.4f")
+        with open(os.path.join(folder, "label", video + ".txt"), "w") as f:
             f.write(text)
-    with open(os.path.join(folder, 'cross_subject_v2.txt'), 'w') as f:
-        f.write('Training videos: \nA01N01-L, A01N01-M\nValidataion videos: \nA02N01-L\n')
-    with open(os.path.join(folder, 'cross_view_v2.txt'), 'w') as f:
-        f.write('Training videos: \nA01N01-M, A02N01-L\nValidataion videos: \nA01N01-L\n')
+    with open(os.path.join(folder, "cross_subject_v2.txt"), "w") as f:
+        f.write("Training videos: \nA01N01-L, A01N01-M\nValidataion videos: \nA02N01-L\n")
+    with open(os.path.join(folder, "cross_view_v2.txt"), "w") as f:
+        f.write("Training videos: \nA01N01-M, A02N01-L\nValidataion videos: \nA01N01-L\n")
     return arrays
 
 
-LABELS = {'A01N01-L': '3,2,10,1\n51,12,30,2\n', 'A01N01-M': '7,0,5,1', 'A02N01-L': '1,5,25,1\n\n'}
+LABELS = {"A01N01-L": "3,2,10,1\n51,12,30,2\n", "A01N01-M": "7,0,5,1", "A02N01-L": "1,5,25,1\n\n"}
 
 
 def test_label_file_with_a_single_action(tmp_path):
-    path = tmp_path / 'one.txt'
-    path.write_text('7,0,5,1')
+    path = tmp_path / "one.txt"
+    path.write_text("7,0,5,1")
     assert [a[:3] for a in pku_gendata.read_labels(str(path))] == [(7, 0, 5)]
 
 
-@pytest.mark.parametrize('text, found', [('3,2\n', 'line 1: expected "label,start,end'),
-                                         ('3,2,10,1\n0,1,4,1\n', 'line 2: expected a label in 1..51'),
-                                         ('3,9,9,1\n', 'start < end'),
-                                         ('x,1,2,1\n', 'line 1')])
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("3,2\n", 'line 1: expected "label,start,end'),
+        ("3,2,10,1\n0,1,4,1\n", "line 2: expected a label in 1..51"),
+        ("3,9,9,1\n", "start < end"),
+        ("x,1,2,1\n", "line 1"),
+    ],
+)
 def test_bad_label_lines(tmp_path, text, found):
-    path = tmp_path / 'bad.txt'
+    path = tmp_path / "bad.txt"
     path.write_text(text)
     with pytest.raises(SkeletonFileError, match=found):
         pku_gendata.read_labels(str(path))
@@ -60,112 +66,115 @@ def test_bad_label_lines(tmp_path, text, found):
 def test_slicing_and_layout(tmp_path):
     arrays = _raw(str(tmp_path), LABELS)
     root = str(tmp_path)
-    actions = pku_gendata.read_labels(os.path.join(root, 'label', 'A01N01-L.txt'))
-    out = pku_gendata.read_video_samples(os.path.join(root, 'skeleton', 'A01N01-L.txt'),
-                                         os.path.join(root, 'label', 'A01N01-L.txt'), actions)
+    actions = pku_gendata.read_labels(os.path.join(root, "label", "A01N01-L.txt"))
+    out = pku_gendata.read_video_samples(
+        os.path.join(root, "skeleton", "A01N01-L.txt"), os.path.join(root, "label", "A01N01-L.txt"), actions
+    )
     assert [n for _, n in out] == [8, 18]
-    data, _ = out[1]                                     # frames [12, 30): C x T x V x M
-    raw = arrays['A01N01-L']
+    data, _ = out[1]  # frames [12, 30): C x T x V x M
+    raw = arrays["A01N01-L"]
     for t, f in ((0, 12), (17, 29)):
         for m in range(2):
             for v in (0, 24):
-                np.testing.assert_allclose(data[:, t, v, m], raw[f, m * 75 + v * 3: m * 75 + v * 3 + 3], atol=1e-6)
+                np.testing.assert_allclose(data[:, t, v, m], raw[f, m * 75 + v * 3 : m * 75 + v * 3 + 3], atol=1e-6)
 
 
 def test_action_past_the_end_of_the_video(tmp_path):
-    _raw(str(tmp_path), {'A01N01-L': '3,20,31,1\n'})
+    _raw(str(tmp_path), {"A01N01-L": "3,20,31,1\n"})
     root = str(tmp_path)
-    with pytest.raises(SkeletonFileError, match=r'A01N01-L.txt: line 1: expected end <= 30'):
-        pku_gendata.read_video_samples(os.path.join(root, 'skeleton', 'A01N01-L.txt'),
-                                       os.path.join(root, 'label', 'A01N01-L.txt'),
-                                       pku_gendata.read_labels(os.path.join(root, 'label', 'A01N01-L.txt')))
+    with pytest.raises(SkeletonFileError, match=r"A01N01-L.txt: line 1: expected end <= 30"):
+        pku_gendata.read_video_samples(
+            os.path.join(root, "skeleton", "A01N01-L.txt"),
+            os.path.join(root, "label", "A01N01-L.txt"),
+            pku_gendata.read_labels(os.path.join(root, "label", "A01N01-L.txt")),
+        )
 
 
 def test_gendata_end_to_end(tmp_path):
-    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     arrays = _raw(raw, LABELS)
-    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress'])
-    xsub_train = load_split(os.path.join(out, 'xsub'), 'train')
-    assert xsub_train.names == ['A01N01-L.txt_0', 'A01N01-L.txt_1', 'A01N01-M.txt_0']
+    pku_gendata.main(["--data-path", raw, "--out-folder", out, "--workers", "1", "--no-progress"])
+    xsub_train = load_split(os.path.join(out, "xsub"), "train")
+    assert xsub_train.names == ["A01N01-L.txt_0", "A01N01-L.txt_1", "A01N01-M.txt_0"]
     assert xsub_train.labels.tolist() == [2, 50, 6]
     assert xsub_train.num_frame.tolist() == [8, 18, 5]
-    assert load_split(os.path.join(out, 'xsub'), 'val').names == ['A02N01-L.txt_0']
-    assert load_split(os.path.join(out, 'xview'), 'train').names == ['A01N01-M.txt_0', 'A02N01-L.txt_0']
-    assert load_split(os.path.join(out, 'xview'), 'val').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    assert load_split(os.path.join(out, "xsub"), "val").names == ["A02N01-L.txt_0"]
+    assert load_split(os.path.join(out, "xview"), "train").names == ["A01N01-M.txt_0", "A02N01-L.txt_0"]
+    assert load_split(os.path.join(out, "xview"), "val").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
     expected = np.zeros((1, 3, 300, 25, 2), dtype=np.float32)
-    expected[0, :, :18] = arrays['A01N01-L'][12:30].reshape(18, 2, 25, 3).transpose(3, 0, 2, 1)
+    expected[0, :, :18] = arrays["A01N01-L"][12:30].reshape(18, 2, 25, 3).transpose(3, 0, 2, 1)
     np.testing.assert_allclose(xsub_train.data[1], normalize_loop(expected)[0], rtol=0, atol=2e-6)
-    for bench in ('xsub', 'xview'):
-        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 51, 'pku_v2')
+    for bench in ("xsub", "xview"):
+        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 51, "pku_v2")
 
 
 def test_bad_label_file_skipped_with_skip_bad(tmp_path):
-    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
-    _raw(raw, dict(LABELS, **{'A01N01-M': '7,0,5\n7\n'}))
-    with pytest.raises(SystemExit, match='A01N01-M.txt: line 2'):
-        pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress'])
-    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress', '--skip-bad'])
-    assert 'A01N01-M.txt: line 2' in open(os.path.join(out, 'skipped.txt')).read()
-    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, dict(LABELS, **{"A01N01-M": "7,0,5\n7\n"}))
+    with pytest.raises(SystemExit, match="A01N01-M.txt: line 2"):
+        pku_gendata.main(["--data-path", raw, "--out-folder", out, "--workers", "1", "--no-progress"])
+    pku_gendata.main(["--data-path", raw, "--out-folder", out, "--workers", "1", "--no-progress", "--skip-bad"])
+    assert "A01N01-M.txt: line 2" in open(os.path.join(out, "skipped.txt")).read()
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
 
 def _main(raw, out, *extra):
-    pku_gendata.main(['--data-path', raw, '--out-folder', out, '--workers', '1', '--no-progress', *extra])
+    pku_gendata.main(["--data-path", raw, "--out-folder", out, "--workers", "1", "--no-progress", *extra])
 
 
-@pytest.mark.parametrize('value', ['nan', '-inf', '3e+38', '-10000.5'])
+@pytest.mark.parametrize("value", ["nan", "-inf", "3e+38", "-10000.5"])
 def test_non_finite_or_absurd_coordinate_names_file_and_line(tmp_path, value):
-    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _raw(raw, LABELS)
-    path = os.path.join(raw, 'skeleton', 'A01N01-M.txt')
+    path = os.path.join(raw, "skeleton", "A01N01-M.txt")
     lines = open(path).read().splitlines()
-    lines[5] = ' '.join(lines[5].split()[:77] + [value] + lines[5].split()[78:])   # frame 6, body 2 joint 1 z
-    open(path, 'w').write('\n'.join(lines[:2] + [''] + lines[2:]) + '\n')          # a blank line 3
-    with pytest.raises(SystemExit, match=r'A01N01-M.txt: line 7: expected x y z coordinates that are finite'):
+    lines[5] = " ".join(lines[5].split()[:77] + [value] + lines[5].split()[78:])  # frame 6, body 2 joint 1 z
+    open(path, "w").write("\n".join(lines[:2] + [""] + lines[2:]) + "\n")  # a blank line 3
+    with pytest.raises(SystemExit, match=r"A01N01-M.txt: line 7: expected x y z coordinates that are finite"):
         _main(raw, out)
-    _main(raw, out, '--skip-bad')
-    assert f'{path}: line 7' in open(os.path.join(out, 'skipped.txt')).read()
-    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    _main(raw, out, "--skip-bad")
+    assert f"{path}: line 7" in open(os.path.join(out, "skipped.txt")).read()
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
 
-@pytest.mark.parametrize('folder', ['skeleton', 'label'])
+@pytest.mark.parametrize("folder", ["skeleton", "label"])
 def test_file_that_is_not_utf8_names_file_and_line_and_is_skipped(tmp_path, folder):
-    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _raw(raw, LABELS)
-    path = os.path.join(raw, folder, 'A01N01-M.txt')
-    text = open(path, 'rb').read().split(b'\n')
-    text[0] = b'\xe9' + text[0]                                                     # latin-1 e-acute on line 1
-    open(path, 'wb').write(b'\n'.join(text))
-    with pytest.raises(SystemExit, match=r'A01N01-M.txt: line 1: expected UTF-8 text, found byte 0xe9'):
+    path = os.path.join(raw, folder, "A01N01-M.txt")
+    text = open(path, "rb").read().split(b"\n")
+    text[0] = b"\xe9" + text[0]  # latin-1 e-acute on line 1
+    open(path, "wb").write(b"\n".join(text))
+    with pytest.raises(SystemExit, match=r"A01N01-M.txt: line 1: expected UTF-8 text, found byte 0xe9"):
         _main(raw, out)
-    _main(raw, out, '--skip-bad')
-    assert f'{path}: line 1: expected UTF-8 text' in open(os.path.join(out, 'skipped.txt')).read()
-    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    _main(raw, out, "--skip-bad")
+    assert f"{path}: line 1: expected UTF-8 text" in open(os.path.join(out, "skipped.txt")).read()
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
 
-@pytest.mark.parametrize('text, found', [('', 'an empty file'), ('\n \n', 'only blank lines')])
+@pytest.mark.parametrize("text, found", [("", "an empty file"), ("\n \n", "only blank lines")])
 def test_label_file_without_an_action_is_a_bad_file(tmp_path, text, found):
-    raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
-    _raw(raw, dict(LABELS, **{'A01N01-M': text}))
-    path = os.path.join(raw, 'label', 'A01N01-M.txt')
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, dict(LABELS, **{"A01N01-M": text}))
+    path = os.path.join(raw, "label", "A01N01-M.txt")
     message = f'{path}: expected at least one action line "label,start,end,confidence", found {found}'
     with pytest.raises(SystemExit) as info:
         _main(raw, out)
-    assert info.value.code.startswith(f'error: {message}')         # a message: exit status 1
+    assert info.value.code.startswith(f"error: {message}")  # a message: exit status 1
     assert not os.path.exists(out)
-    _main(raw, out, '--skip-bad')
-    assert open(os.path.join(out, 'skipped.txt')).read() == f'{message}\tunreadable label file\n'
-    assert json.load(open(os.path.join(out, 'settings.json')))['skipped'] == 1
-    assert load_split(os.path.join(out, 'xsub'), 'train').names == ['A01N01-L.txt_0', 'A01N01-L.txt_1']
+    _main(raw, out, "--skip-bad")
+    assert open(os.path.join(out, "skipped.txt")).read() == f"{message}\tunreadable label file\n"
+    assert json.load(open(os.path.join(out, "settings.json")))["skipped"] == 1
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
 
 def test_frame_lines_with_too_few_and_too_many_values_are_a_bad_file(tmp_path):
     # 149 values on one line and 151 on the next: 150 a line on average, yet both lines are bad
     _raw(str(tmp_path), LABELS)
-    path = os.path.join(str(tmp_path), 'skeleton', 'A01N01-M.txt')
+    path = os.path.join(str(tmp_path), "skeleton", "A01N01-M.txt")
     lines = open(path).read().splitlines()
-    lines[3], lines[4] = ' '.join(lines[3].split()[:-1]), lines[4] + ' 0.5'
+    lines[3], lines[4] = " ".join(lines[3].split()[:-1]), lines[4] + " 0.5"
     assert [len(lines[k].split()) for k in (3, 4)] == [149, 151]
-    open(path, 'w').write('\n'.join(lines) + '\n')
-    with pytest.raises(SkeletonFileError, match=r'A01N01-M.txt: line 4: expected 150 numbers'):
+    open(path, "w").write("\n".join(lines) + "\n")
+    with pytest.raises(SkeletonFileError, match=r"A01N01-M.txt: line 4: expected 150 numbers"):
         pku_gendata.read_skeleton(path)

@@ -1,4 +1,5 @@
 """pyskl / MMAction2 annotation-pickle importer: body selection, layouts, splits, labels, a booby-trapped pickle."""
+
 import json
 import os
 import pickle
@@ -24,107 +25,149 @@ def _body(frames, joints, channels, spread, seed):
 
 def _annotation(name, label, bodies, **extra):
     keypoint = np.stack(bodies)  # M x T x V x C
-    return dict(frame_dir=name, label=label, keypoint=keypoint, total_frames=keypoint.shape[1],
-                keypoint_score=np.ones(keypoint.shape[:3], np.float32), img_shape=(1080, 1920), **extra)
+    return dict(
+        frame_dir=name,
+        label=label,
+        keypoint=keypoint,
+        total_frames=keypoint.shape[1],
+        keypoint_score=np.ones(keypoint.shape[:3], np.float32),
+        img_shape=(1080, 1920),
+        **extra,
+    )
 
 
 def _pickle(path, annotations, split, protocol=4):
-    with open(path, 'wb') as f:
-        pickle.dump({'split': split, 'annotations': annotations}, f, protocol=protocol)
+    with open(path, "wb") as f:
+        pickle.dump({"split": split, "annotations": annotations}, f, protocol=protocol)
     return str(path)
 
 
 def _run(path, out, layout, *extra):
-    pyskl_gendata.main(['--annotations', path, '--layout', layout, '--train-split', 'xsub_train', '--val-split',
-                        'xsub_val', '--out-folder', out, '--workers', '1', '--no-progress', *extra])
+    pyskl_gendata.main(
+        [
+            "--annotations",
+            path,
+            "--layout",
+            layout,
+            "--train-split",
+            "xsub_train",
+            "--val-split",
+            "xsub_val",
+            "--out-folder",
+            out,
+            "--workers",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _expected(bodies, layout, frames=300):
     """Literal expectation: the given bodies in the given order, zero-padded, per-joint-loop normalised."""
     data = np.zeros((1, layout.channels, frames, layout.num_joints, layout.bodies), dtype=np.float32)
     for m, body in enumerate(bodies):
-        clip = body[:frames].transpose(2, 0, 1)                 # C x T x V
-        data[0, :, :clip.shape[1], :, m] = clip
+        clip = body[:frames].transpose(2, 0, 1)  # C x T x V
+        data[0, :, : clip.shape[1], :, m] = clip
     return normalize_loop(data, layout)[0]
 
 
 def _ntu_set():
     """Three samples in ntu25: one with 3 bodies of known energies, one with 1 body, one of 310 frames."""
     quiet, busy, middle = (_body(6, 25, 3, s, seed) for s, seed in ((0.05, 1), (1.0, 2), (0.4, 3)))
-    busy[4] = 0                                                 # an empty frame does not count in the energy
+    busy[4] = 0  # an empty frame does not count in the energy
     single = _body(5, 25, 3, 0.5, 4)
     long = _body(310, 25, 3, 0.3, 5)
-    annotations = [_annotation('S001C001P001R001A001', 0, [quiet, busy, middle]),
-                   _annotation('S001C002P003R001A005', 2, [single]),
-                   _annotation('S002C001P002R001A003', np.int64(1), [long, long * 0]),
-                   _annotation('unused', 1, [single])]
-    split = {'xsub_train': ['S002C001P002R001A003', 'S001C001P001R001A001'], 'xsub_val': ['S001C002P003R001A005']}
-    expected = {'S001C001P001R001A001': [busy, middle], 'S001C002P003R001A005': [single],
-                'S002C001P002R001A003': [long]}
+    annotations = [
+        _annotation("S001C001P001R001A001", 0, [quiet, busy, middle]),
+        _annotation("S001C002P003R001A005", 2, [single]),
+        _annotation("S002C001P002R001A003", np.int64(1), [long, long * 0]),
+        _annotation("unused", 1, [single]),
+    ]
+    split = {"xsub_train": ["S002C001P002R001A003", "S001C001P001R001A001"], "xsub_val": ["S001C002P003R001A005"]}
+    expected = {
+        "S001C001P001R001A001": [busy, middle],
+        "S001C002P003R001A005": [single],
+        "S002C001P002R001A003": [long],
+    }
     return annotations, split, expected
 
 
-@pytest.mark.parametrize('protocol', [2, 4, 5])
+@pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
     annotations, split, expected = _ntu_set()
-    path = _pickle(tmp_path / 'ntu60_3d.pkl', annotations, split, protocol)
-    out = str(tmp_path / 'out')
-    _run(path, out, 'ntu25')
+    path = _pickle(tmp_path / "ntu60_3d.pkl", annotations, split, protocol)
+    out = str(tmp_path / "out")
+    _run(path, out, "ntu25")
     train, val = load_splits(out)
-    assert train.names == ['S002C001P002R001A003', 'S001C001P001R001A001'] and val.names == ['S001C002P003R001A005']
+    assert train.names == ["S002C001P002R001A003", "S001C001P001R001A001"] and val.names == ["S001C002P003R001A005"]
     assert train.labels.tolist() == [1, 0] and val.labels.tolist() == [2]
     assert train.num_frame.tolist() == [310, 6] and val.num_frame.tolist() == [5]
-    assert read_folder_record(out) == (NTU25, 3, 'ntu60_3d')          # largest label + 1, the pickle's stem
+    assert read_folder_record(out) == (NTU25, 3, "ntu60_3d")  # largest label + 1, the pickle's stem
     for split_ in (train, val):
         for i, name in enumerate(split_.names):
             np.testing.assert_allclose(split_.data[i], _expected(expected[name], NTU25), rtol=0, atol=2e-6)
-    settings = json.load(open(os.path.join(out, 'settings.json')))
-    assert settings['unused_annotations'] == 1 and settings['counts'] == {'train': 2, 'val': 1}
+    settings = json.load(open(os.path.join(out, "settings.json")))
+    assert settings["unused_annotations"] == 1 and settings["counts"] == {"train": 2, "val": 1}
 
 
 def test_class_count_and_dataset_from_flags(tmp_path):
     annotations, split, _ = _ntu_set()
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    out = str(tmp_path / 'out')
-    _run(path, out, 'ntu25', '--num-class', '60', '--dataset', 'ntu60')
-    assert read_folder_record(out) == (NTU25, 60, 'ntu60')
-    with pytest.raises(SystemExit, match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..1, "
-                                         r"found 2"):
-        _run(path, out, 'ntu25', '--num-class', '2')
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    out = str(tmp_path / "out")
+    _run(path, out, "ntu25", "--num-class", "60", "--dataset", "ntu60")
+    assert read_folder_record(out) == (NTU25, 60, "ntu60")
+    with pytest.raises(
+        SystemExit,
+        match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..1, "
+        r"found 2",
+    ):
+        _run(path, out, "ntu25", "--num-class", "2")
 
 
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
-    annotations[1]['label'] = 10 ** 9                             # S001C002P003R001A005, of 3 samples
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    out = str(tmp_path / 'out')
+    annotations[1]["label"] = 10**9  # S001C002P003R001A005, of 3 samples
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    out = str(tmp_path / "out")
     with pytest.raises(SystemExit) as info:
-        _run(path, out, 'ntu25')
-    assert info.value.code == (f"error: {path}: sample 'S001C002P003R001A005' has label 1000000000, which makes "
-                               f"1000000001 classes for 3 samples; expected at most one class per sample without "
-                               f"--num-class: pass --num-class (the class count) if the labels are right")
-    assert not os.path.exists(out)                                 # a message: exit status 1, before any work
-    annotations[1]['label'] = 2
-    annotations[2]['label'] = 2                                    # labels 0, 2, 2: class 1 has no sample
-    _run(_pickle(tmp_path / 'a.pkl', annotations, split), out, 'ntu25')
-    assert 'warning: 1 of the 3 classes (labels 0..2) have no sample' in capsys.readouterr().out
-    assert read_folder_record(out) == (NTU25, 3, 'a')
+        _run(path, out, "ntu25")
+    assert info.value.code == (
+        f"error: {path}: sample 'S001C002P003R001A005' has label 1000000000, which makes "
+        f"1000000001 classes for 3 samples; expected at most one class per sample without "
+        f"--num-class: pass --num-class (the class count) if the labels are right"
+    )
+    assert not os.path.exists(out)  # a message: exit status 1, before any work
+    annotations[1]["label"] = 2
+    annotations[2]["label"] = 2  # labels 0, 2, 2: class 1 has no sample
+    _run(_pickle(tmp_path / "a.pkl", annotations, split), out, "ntu25")
+    assert "warning: 1 of the 3 classes (labels 0..2) have no sample" in capsys.readouterr().out
+    assert read_folder_record(out) == (NTU25, 3, "a")
 
 
 def test_two_dimensional_layout_from_a_json_file(tmp_path):
-    flat = Layout(name='tri2d', joints=('hip', 'neck', 'head'), parents=(1, 1, 1), centre=1, z_axis=(0, 1),
-                  x_axis=(1, 2), corrupted_joints=1, channels=2, bodies=1)
-    layout_file = tmp_path / 'tri2d.json'
+    flat = Layout(
+        name="tri2d",
+        joints=("hip", "neck", "head"),
+        parents=(1, 1, 1),
+        centre=1,
+        z_axis=(0, 1),
+        x_axis=(1, 2),
+        corrupted_joints=1,
+        channels=2,
+        bodies=1,
+    )
+    layout_file = tmp_path / "tri2d.json"
     layout_file.write_text(flat.to_json())
     first = np.array([[[0, 0], [0, 0], [0, 0]], [[3, 9], [4, 7], [5, 2]], [[1, 1], [2, 2], [3, 1]]], np.float32)
-    second = np.full((3, 3, 2), 0.5, np.float32)                  # std 0: the less energetic body
-    annotations = [_annotation('clip0', 1, [second, first]), _annotation('clip1', 0, [first[1:]])]
-    path = _pickle(tmp_path / 'coco.pkl', annotations, {'xsub_train': ['clip0'], 'xsub_val': ['clip1']})
-    out = str(tmp_path / 'out')
+    second = np.full((3, 3, 2), 0.5, np.float32)  # std 0: the less energetic body
+    annotations = [_annotation("clip0", 1, [second, first]), _annotation("clip1", 0, [first[1:]])]
+    path = _pickle(tmp_path / "coco.pkl", annotations, {"xsub_train": ["clip0"], "xsub_val": ["clip1"]})
+    out = str(tmp_path / "out")
     _run(path, out, str(layout_file))
     train, val = load_splits(out)
     assert train.layout == flat and train.num_class == 2 and train.data.shape == (1, 2, 300, 3, 1)
-    got = train.data[0, :, :, :, 0].transpose(1, 2, 0)           # 300 x V x C
+    got = train.data[0, :, :, :, 0].transpose(1, 2, 0)  # 300 x V x C
     # clip0 keeps `first`: frame 0 empty, so frames 1, 2 come first, centred on the neck, then repeat.
     np.testing.assert_array_equal(got[0], [[-1, 2], [0, 0], [1, -5]])
     np.testing.assert_array_equal(got[1], [[-1, -1], [0, 0], [1, -1]])
@@ -140,21 +183,23 @@ class _Payload:
         self.marker = marker
 
     def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_booby_trapped_pickle_is_refused_and_nothing_runs(tmp_path):
-    marker = tmp_path / 'pwned'
+    marker = tmp_path / "pwned"
     annotations, split, _ = _ntu_set()
-    annotations[1]['label'] = _Payload(marker)
-    path = _pickle(tmp_path / 'trap.pkl', annotations, split)
-    out = str(tmp_path / 'out')
-    refusal = (rf'error: {path}: refused: {os.system.__module__}.system is not allowed \(only plain containers, '
-               r'strings, numbers and numeric numpy arrays are\); nothing in it was run')
+    annotations[1]["label"] = _Payload(marker)
+    path = _pickle(tmp_path / "trap.pkl", annotations, split)
+    out = str(tmp_path / "out")
+    refusal = (
+        rf"error: {path}: refused: {os.system.__module__}.system is not allowed \(only plain containers, "
+        r"strings, numbers and numeric numpy arrays are\); nothing in it was run"
+    )
     with pytest.raises(SystemExit, match=refusal):
-        _run(path, out, 'ntu25')
+        _run(path, out, "ntu25")
     assert not marker.exists() and not os.path.exists(out)
-    with open(path, 'rb') as f:                                   # the pickle does run when loaded plainly
+    with open(path, "rb") as f:  # the pickle does run when loaded plainly
         pickle.load(f)
     assert marker.exists()
 
@@ -173,115 +218,176 @@ _RECONSTRUCT, _FROMBUFFER = np.zeros(1).__reduce__()[0], np.zeros(1).__reduce_ex
 _F4 = np.dtype(np.float32)
 
 
-@pytest.mark.parametrize('reduced, found', [
-    ((_RECONSTRUCT, (np.ndarray, (10 ** 12, 10 ** 6), b'b'), (1, (2,), _F4, False, bytes(8))),
-     r'UnpicklingError: a numpy array declares shape \(1000000000000, 1000000\) before its data'),
-    ((_RECONSTRUCT, (np.ndarray, (0,), b'b'), (1, (10 ** 10, 10 ** 10), _F4, False, bytes(8))),
-     r'UnpicklingError: an array shape or a byte count in it is too large for memory'),
-    ((_RECONSTRUCT, (np.ndarray, (0,), b'b'), (1, (10 ** 12, 10 ** 6), _F4, False, bytes(8))),
-     r'ValueError: buffer size does not match array size'),
-    ((_FROMBUFFER, (bytes(8), _F4, (10 ** 12, 10 ** 6), 'C')), r'ValueError: cannot reshape array of size 2'),
-])
+@pytest.mark.parametrize(
+    "reduced, found",
+    [
+        (
+            (_RECONSTRUCT, (np.ndarray, (10**12, 10**6), b"b"), (1, (2,), _F4, False, bytes(8))),
+            r"UnpicklingError: a numpy array declares shape \(1000000000000, 1000000\) before its data",
+        ),
+        (
+            (_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**10, 10**10), _F4, False, bytes(8))),
+            r"UnpicklingError: an array shape or a byte count in it is too large for memory",
+        ),
+        (
+            (_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**12, 10**6), _F4, False, bytes(8))),
+            r"ValueError: buffer size does not match array size",
+        ),
+        ((_FROMBUFFER, (bytes(8), _F4, (10**12, 10**6), "C")), r"ValueError: cannot reshape array of size 2"),
+    ],
+)
 def test_array_declared_larger_than_its_data_is_not_a_readable_pickle(tmp_path, reduced, found):
     annotations, split, _ = _ntu_set()
-    annotations[0]['keypoint'] = _Reduced(reduced)
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
+    annotations[0]["keypoint"] = _Reduced(reduced)
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
     with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / 'out'), 'ntu25', '--skip-bad')
-    assert info.value.code.startswith(f'error: {path}: not a readable pickle (')   # a message: exit status 1
-    assert re.search(found, info.value.code) and not os.path.exists(tmp_path / 'out')
+        _run(path, str(tmp_path / "out"), "ntu25", "--skip-bad")
+    assert info.value.code.startswith(f"error: {path}: not a readable pickle (")  # a message: exit status 1
+    assert re.search(found, info.value.code) and not os.path.exists(tmp_path / "out")
 
 
-@pytest.mark.parametrize('edit, found', [
-    (lambda a, s: s.pop('xsub_val'), "no split 'xsub_val'; its splits: 'xsub_train'"),
-    (lambda a, s: s['xsub_val'].append('S009C001P001R001A001'),
-     "split 'xsub_val' lists 1 frame_dir without an annotation \\(the first: 'S009C001P001R001A001'\\)"),
-    (lambda a, s: s['xsub_val'].append('S001C001P001R001A001'),
-     "1 frame_dir are in both 'xsub_train' and 'xsub_val' \\(the first: 'S001C001P001R001A001'\\)"),
-    (lambda a, s: s['xsub_train'].append('S001C001P001R001A001'),
-     "split 'xsub_train' lists 'S001C001P001R001A001' twice"),
-    (lambda a, s: a.append(dict(a[0])), "frame_dir 'S001C001P001R001A001' is annotated twice"),
-    (lambda a, s: a[1].pop('frame_dir'),
-     'annotation 1: expected a dict with a string "frame_dir", found frame_dir None'),
-    (lambda a, s: a[0].update(label=-1),
-     "sample 'S001C001P001R001A001': expected \"label\" an integer >= 0, found -1"),
-    (lambda a, s: a[0].update(label=2.5),
-     "sample 'S001C001P001R001A001': expected \"label\" an integer >= 0, found 2.5"),
-])
+@pytest.mark.parametrize(
+    "edit, found",
+    [
+        (lambda a, s: s.pop("xsub_val"), "no split 'xsub_val'; its splits: 'xsub_train'"),
+        (
+            lambda a, s: s["xsub_val"].append("S009C001P001R001A001"),
+            "split 'xsub_val' lists 1 frame_dir without an annotation \\(the first: 'S009C001P001R001A001'\\)",
+        ),
+        (
+            lambda a, s: s["xsub_val"].append("S001C001P001R001A001"),
+            "1 frame_dir are in both 'xsub_train' and 'xsub_val' \\(the first: 'S001C001P001R001A001'\\)",
+        ),
+        (
+            lambda a, s: s["xsub_train"].append("S001C001P001R001A001"),
+            "split 'xsub_train' lists 'S001C001P001R001A001' twice",
+        ),
+        (lambda a, s: a.append(dict(a[0])), "frame_dir 'S001C001P001R001A001' is annotated twice"),
+        (
+            lambda a, s: a[1].pop("frame_dir"),
+            'annotation 1: expected a dict with a string "frame_dir", found frame_dir None',
+        ),
+        (
+            lambda a, s: a[0].update(label=-1),
+            "sample 'S001C001P001R001A001': expected \"label\" an integer >= 0, found -1",
+        ),
+        (
+            lambda a, s: a[0].update(label=2.5),
+            "sample 'S001C001P001R001A001': expected \"label\" an integer >= 0, found 2.5",
+        ),
+    ],
+)
 def test_inconsistent_annotations_are_errors(tmp_path, edit, found):
     annotations, split, _ = _ntu_set()
     edit(annotations, split)
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    with pytest.raises(SystemExit, match=f'error: {path}: {found}'):
-        _run(path, str(tmp_path / 'out'), 'ntu25', '--skip-bad')
-    assert not os.path.exists(tmp_path / 'out')
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    with pytest.raises(SystemExit, match=f"error: {path}: {found}"):
+        _run(path, str(tmp_path / "out"), "ntu25", "--skip-bad")
+    assert not os.path.exists(tmp_path / "out")
 
 
-@pytest.mark.parametrize('keypoint, found', [
-    (np.zeros((1, 5, 20, 3), np.float32), 'expected a numeric M x T x 25 x 3 array \\(layout ntu25\\), found float32 '
-                                          'array of shape \\(1, 5, 20, 3\\)'),
-    (np.zeros((1, 5, 25, 2), np.float32), 'M x T x 25 x 3 array .* shape \\(1, 5, 25, 2\\)'),
-    (np.zeros((5, 25, 3), np.float32), 'M x T x 25 x 3 array .* shape \\(5, 25, 3\\)'),
-    (None, 'found no keypoint'),
-    (np.zeros((1, 0, 25, 3), np.float32), 'expected at least one frame'),
-    (np.full((1, 2, 25, 3), np.inf, np.float32), 'expected values that are finite and within \\+-10000, found inf'),
-])
+@pytest.mark.parametrize(
+    "keypoint, found",
+    [
+        (
+            np.zeros((1, 5, 20, 3), np.float32),
+            "expected a numeric M x T x 25 x 3 array \\(layout ntu25\\), found float32 "
+            "array of shape \\(1, 5, 20, 3\\)",
+        ),
+        (np.zeros((1, 5, 25, 2), np.float32), "M x T x 25 x 3 array .* shape \\(1, 5, 25, 2\\)"),
+        (np.zeros((5, 25, 3), np.float32), "M x T x 25 x 3 array .* shape \\(5, 25, 3\\)"),
+        (None, "found no keypoint"),
+        (np.zeros((1, 0, 25, 3), np.float32), "expected at least one frame"),
+        (np.full((1, 2, 25, 3), np.inf, np.float32), "expected values that are finite and within \\+-10000, found inf"),
+    ],
+)
 def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, keypoint, found):
     annotations, split, _ = _ntu_set()
-    annotations[0]['keypoint'] = keypoint
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    out = str(tmp_path / 'out')
+    annotations[0]["keypoint"] = keypoint
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    out = str(tmp_path / "out")
     with pytest.raises(SystemExit, match=f"error: {path}: sample 'S001C001P001R001A001': \"keypoint\": .*{found}"):
-        _run(path, out, 'ntu25')
-    assert not os.path.exists(os.path.join(out, 'train_data_joint.npy'))
-    _run(path, out, 'ntu25', '--skip-bad')
-    assert open(os.path.join(out, 'skipped.txt')).read().startswith(
-        f"{path}: S001C001P001R001A001\tunreadable: {path}: sample 'S001C001P001R001A001'")
+        _run(path, out, "ntu25")
+    assert not os.path.exists(os.path.join(out, "train_data_joint.npy"))
+    _run(path, out, "ntu25", "--skip-bad")
+    assert (
+        open(os.path.join(out, "skipped.txt"))
+        .read()
+        .startswith(f"{path}: S001C001P001R001A001\tunreadable: {path}: sample 'S001C001P001R001A001'")
+    )
     train, val = load_splits(out)
-    assert train.names == ['S002C001P002R001A003'] and val.names == ['S001C002P003R001A005']
+    assert train.names == ["S002C001P002R001A003"] and val.names == ["S001C002P003R001A005"]
 
 
 def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
     with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / 'out'), 'coco17')
+        _run(path, str(tmp_path / "out"), "coco17")
     assert info.value.code == 2 and "--layout: unknown layout 'coco17'" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match=r"sample 'S002C001P002R001A003': \"keypoint\": expected a numeric "
-                                         r"M x T x 20 x 3 array \(layout kinect20\)"):
-        _run(path, str(tmp_path / 'out'), KINECT20.name)
-    (tmp_path / 'b.pkl').write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(
+        SystemExit,
+        match=r"sample 'S002C001P002R001A003': \"keypoint\": expected a numeric "
+        r"M x T x 20 x 3 array \(layout kinect20\)",
+    ):
+        _run(path, str(tmp_path / "out"), KINECT20.name)
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(SystemExit, match=r'b.pkl: expected a dict with "split" .* found a list'):
-        _run(str(tmp_path / 'b.pkl'), str(tmp_path / 'out'), 'ntu25')
-    (tmp_path / 'c.pkl').write_bytes(pickle.dumps({'split': {}, 'annotations': []})[:-3])
-    with pytest.raises(SystemExit, match=r'c.pkl: not a readable pickle'):
-        _run(str(tmp_path / 'c.pkl'), str(tmp_path / 'out'), 'ntu25')
-    with pytest.raises(SystemExit, match=r'--annotations .*missing.pkl: No such file'):
-        _run(str(tmp_path / 'missing.pkl'), str(tmp_path / 'out'), 'ntu25')
+        _run(str(tmp_path / "b.pkl"), str(tmp_path / "out"), "ntu25")
+    (tmp_path / "c.pkl").write_bytes(pickle.dumps({"split": {}, "annotations": []})[:-3])
+    with pytest.raises(SystemExit, match=r"c.pkl: not a readable pickle"):
+        _run(str(tmp_path / "c.pkl"), str(tmp_path / "out"), "ntu25")
+    with pytest.raises(SystemExit, match=r"--annotations .*missing.pkl: No such file"):
+        _run(str(tmp_path / "missing.pkl"), str(tmp_path / "out"), "ntu25")
 
 
-@pytest.mark.parametrize('change, found', [(dict(channels=3.0), 'channels must be an integer, found 3.0'),
-                                           (dict(centre=1.5), 'centre must be an integer, found 1.5'),
-                                           (dict(parents=list(NTU25.parents[:20]) + [1] + list(NTU25.parents[21:])),
-                                            'found the cycle 0 -> 1 -> 20 -> 1')])                  # no root
+@pytest.mark.parametrize(
+    "change, found",
+    [
+        (dict(channels=3.0), "channels must be an integer, found 3.0"),
+        (dict(centre=1.5), "centre must be an integer, found 1.5"),
+        (dict(parents=list(NTU25.parents[:20]) + [1] + list(NTU25.parents[21:])), "found the cycle 0 -> 1 -> 20 -> 1"),
+    ],
+)  # no root
 def test_layout_file_with_a_float_or_a_parent_cycle_is_a_usage_error(tmp_path, capsys, change, found):
     annotations, split, _ = _ntu_set()
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    layout_file = tmp_path / 'mine.json'
-    layout_file.write_text(json.dumps(dict(NTU25.to_dict(), name='mine', **change)))
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    layout_file = tmp_path / "mine.json"
+    layout_file.write_text(json.dumps(dict(NTU25.to_dict(), name="mine", **change)))
     with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / 'out'), str(layout_file))
+        _run(path, str(tmp_path / "out"), str(layout_file))
     err = capsys.readouterr().err
     assert info.value.code == 2 and f"--layout: layout file {layout_file}: layout 'mine': " in err and found in err
-    assert not os.path.exists(tmp_path / 'out')
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_runs_as_a_script(tmp_path):
     annotations, split, _ = _ntu_set()
-    path = _pickle(tmp_path / 'a.pkl', annotations, split)
-    out = str(tmp_path / 'out')
-    subprocess.run([sys.executable, pyskl_gendata.__file__, '--annotations', path,
-                    '--layout', 'ntu25', '--train-split', 'xsub_train', '--val-split', 'xsub_val', '--out-folder', out,
-                    '--workers', '2', '--no-progress'], check=True, capture_output=True, cwd=str(tmp_path))
-    assert [s.names for s in load_splits(out)] == [['S002C001P002R001A003', 'S001C001P001R001A001'],
-                                                   ['S001C002P003R001A005']]
+    path = _pickle(tmp_path / "a.pkl", annotations, split)
+    out = str(tmp_path / "out")
+    subprocess.run(
+        [
+            sys.executable,
+            pyskl_gendata.__file__,
+            "--annotations",
+            path,
+            "--layout",
+            "ntu25",
+            "--train-split",
+            "xsub_train",
+            "--val-split",
+            "xsub_val",
+            "--out-folder",
+            out,
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=str(tmp_path),
+    )
+    assert [s.names for s in load_splits(out)] == [
+        ["S002C001P002R001A003", "S001C001P001R001A001"],
+        ["S001C002P003R001A005"],
+    ]

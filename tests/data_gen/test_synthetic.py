@@ -1,4 +1,5 @@
 """The synthetic raw-data generator: real file formats, determinism, bodies, lengths, PKU folders."""
+
 import os
 
 import numpy as np
@@ -12,26 +13,26 @@ QUIET = dict(p_missing=0.0, p_third=0.0)
 
 
 def _files(folder):
-    return {n: open(os.path.join(folder, n), 'rb').read() for n in sorted(os.listdir(folder))}
+    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))}
 
 
 def test_deterministic_per_seed(tmp_path):
     kw = dict(classes=2, subjects=2, cameras=1, setups=1)
-    generate_ntu(str(tmp_path / 'a'), seed=3, **kw)
-    generate_ntu(str(tmp_path / 'b'), seed=3, **kw)
-    generate_ntu(str(tmp_path / 'c'), seed=4, **kw)
-    a, b, c = (_files(str(tmp_path / k)) for k in 'abc')
+    generate_ntu(str(tmp_path / "a"), seed=3, **kw)
+    generate_ntu(str(tmp_path / "b"), seed=3, **kw)
+    generate_ntu(str(tmp_path / "c"), seed=4, **kw)
+    a, b, c = (_files(str(tmp_path / k)) for k in "abc")
     assert a == b and list(a) == list(c) and a != c
 
 
 def test_ntu_files_have_every_field_and_crlf(tmp_path):
     names = generate_ntu(str(tmp_path), classes=3, subjects=1, cameras=2, setups=1, seed=0)
     assert len(names) == 6 and all(parse_name(n) for n in names)
-    text = open(tmp_path / names[0], 'rb').read().decode()
-    lines = text.split('\r\n')
-    assert lines[-1] == '' and '\n' not in ''.join(lines)
+    text = open(tmp_path / names[0], "rb").read().decode()
+    lines = text.split("\r\n")
+    assert lines[-1] == "" and "\n" not in "".join(lines)
     n_frame, n_body = int(lines[0]), int(lines[1])
-    assert n_body >= 1 and len(lines[2].split()) == 10 and lines[3] == '25'
+    assert n_body >= 1 and len(lines[2].split()) == 10 and lines[3] == "25"
     assert all(len(line.split()) == 12 for line in lines[4:29])
     xyz, frames = read_bodies(str(tmp_path / names[0]))
     assert frames == n_frame and 40 <= frames <= 300
@@ -55,12 +56,12 @@ def test_lengths_missing_frames_and_ghost_bodies(tmp_path):
         xyz, frames = read_bodies(str(tmp_path / n))
         lengths.append(frames)
         present = (xyz != 0).any(axis=(2, 3))  # 4 x T
-        assert not present[:, 0].any() or not present[:, -1].any()           # first or last frames missing
+        assert not present[:, 0].any() or not present[:, -1].any()  # first or last frames missing
         energy = sorted(body_energy(b) for b in xyz)
         assert present.any(axis=1).sum() == (3 if parse_name(n)[4] >= 50 else 2)
         kept = select_bodies(xyz)
         ghost = min(range(4), key=lambda k: body_energy(xyz[k]) if present[k].any() else np.inf)
-        if parse_name(n)[4] >= 50:                                            # the ghost loses to both actors
+        if parse_name(n)[4] >= 50:  # the ghost loses to both actors
             assert energy[-2] > body_energy(xyz[ghost])
             assert not any(np.array_equal(kept[..., m], xyz[ghost].transpose(2, 0, 1)) for m in range(2))
     assert min(lengths) >= 40 and max(lengths) <= 300 and len(set(lengths)) > 20
@@ -69,34 +70,52 @@ def test_lengths_missing_frames_and_ghost_bodies(tmp_path):
 def test_classes_are_motions_not_poses():
     """Classes 1 and 2 visit the same poses in opposite time order; classes 1 and 3 move other joints."""
     kw = dict(noise=0.0, p_missing=0.0, p_third=0.0, p_partial=0.0)
-    one, _ = simulate(1, False, np.random.default_rng(5), **kw)               # B x T x 25 x 3
+    one, _ = simulate(1, False, np.random.default_rng(5), **kw)  # B x T x 25 x 3
     two, _ = simulate(2, False, np.random.default_rng(5), **kw)
     three, _ = simulate(3, False, np.random.default_rng(5), **kw)
-    np.testing.assert_allclose(two, one[:, ::-1], atol=1e-9)                  # same poses, reversed order
-    assert np.abs(one - one[:, ::-1]).max() > 0.05                            # yet a different motion
-    speed = lambda b: np.abs(np.diff(b[0], axis=0)).mean(axis=(0, 2))        # noqa: E731  per-joint speed
+    np.testing.assert_allclose(two, one[:, ::-1], atol=1e-9)  # same poses, reversed order
+    assert np.abs(one - one[:, ::-1]).max() > 0.05  # yet a different motion
+    speed = lambda b: np.abs(np.diff(b[0], axis=0)).mean(axis=(0, 2))  # noqa: E731  per-joint speed
     assert np.abs(speed(one) - speed(three)).max() > 0.002
 
 
 def test_action_ids_out_of_range(tmp_path):
-    with pytest.raises(ValueError, match='1..120'):
+    with pytest.raises(ValueError, match="1..120"):
         generate_ntu(str(tmp_path), classes=121)
-    with pytest.raises(ValueError, match='1..51'):
+    with pytest.raises(ValueError, match="1..51"):
         generate_pku(str(tmp_path), classes=52)
 
 
 def test_pku_folder(tmp_path):
-    main(['--format', 'pku', '--out', str(tmp_path), '--classes', '6', '--subjects', '3', '--cameras', '2',
-          '--actions-per-video', '3'])
-    videos = sorted(n[:-4] for n in os.listdir(tmp_path / 'skeleton'))
-    assert videos == ['A01N01-L', 'A01N01-M', 'A02N01-L', 'A02N01-M', 'A03N01-L', 'A03N01-M']
-    assert pku_gendata.read_split(str(tmp_path / 'cross_subject_v2.txt')) == {'A01N01-L', 'A01N01-M', 'A02N01-L',
-                                                                               'A02N01-M'}
-    assert pku_gendata.read_split(str(tmp_path / 'cross_view_v2.txt')) == {'A01N01-M', 'A02N01-M', 'A03N01-M'}
+    main(
+        [
+            "--format",
+            "pku",
+            "--out",
+            str(tmp_path),
+            "--classes",
+            "6",
+            "--subjects",
+            "3",
+            "--cameras",
+            "2",
+            "--actions-per-video",
+            "3",
+        ]
+    )
+    videos = sorted(n[:-4] for n in os.listdir(tmp_path / "skeleton"))
+    assert videos == ["A01N01-L", "A01N01-M", "A02N01-L", "A02N01-M", "A03N01-L", "A03N01-M"]
+    assert pku_gendata.read_split(str(tmp_path / "cross_subject_v2.txt")) == {
+        "A01N01-L",
+        "A01N01-M",
+        "A02N01-L",
+        "A02N01-M",
+    }
+    assert pku_gendata.read_split(str(tmp_path / "cross_view_v2.txt")) == {"A01N01-M", "A02N01-M", "A03N01-M"}
     labels = set()
     for v in videos:
-        frames = pku_gendata.read_skeleton(str(tmp_path / 'skeleton' / f'{v}.txt'))
-        actions = pku_gendata.read_labels(str(tmp_path / 'label' / f'{v}.txt'))
+        frames = pku_gendata.read_skeleton(str(tmp_path / "skeleton" / f"{v}.txt"))
+        actions = pku_gendata.read_labels(str(tmp_path / "label" / f"{v}.txt"))
         assert len(actions) == 3 and all(0 <= s < e <= len(frames) for _, s, e, _ in actions)
         labels.update(a[0] for a in actions)
     assert labels == set(range(1, 7))

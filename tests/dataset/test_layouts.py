@@ -1,30 +1,71 @@
 """Skeleton layouts: the bone tables and normalisation joints by name, checks, files and folder records."""
+
 import json
 import os
 
 import pytest
 
-from dataset.layouts import (KINECT20, LAYOUT_FILE, NTU25, Layout, LayoutError, folder_record_text, get_layout,
-                             read_folder_record, write_folder_record)
+from dataset.layouts import (
+    KINECT20,
+    LAYOUT_FILE,
+    NTU25,
+    Layout,
+    LayoutError,
+    folder_record_text,
+    get_layout,
+    read_folder_record,
+    write_folder_record,
+)
 
 # Each joint's parent, by name, as the published bone pairs (NTU) and the Kinect v1 skeleton draw them.
 NTU25_PARENTS = {
-    'spine base': 'spine middle', 'spine middle': 'spine shoulder', 'neck': 'spine shoulder', 'head': 'neck',
-    'left shoulder': 'spine shoulder', 'left elbow': 'left shoulder', 'left wrist': 'left elbow',
-    'left hand': 'left wrist', 'right shoulder': 'spine shoulder', 'right elbow': 'right shoulder',
-    'right wrist': 'right elbow', 'right hand': 'right wrist', 'left hip': 'spine base', 'left knee': 'left hip',
-    'left ankle': 'left knee', 'left foot': 'left ankle', 'right hip': 'spine base', 'right knee': 'right hip',
-    'right ankle': 'right knee', 'right foot': 'right ankle', 'spine shoulder': 'spine shoulder',
-    'left hand tip': 'left thumb', 'left thumb': 'left hand', 'right hand tip': 'right thumb',
-    'right thumb': 'right hand',
+    "spine base": "spine middle",
+    "spine middle": "spine shoulder",
+    "neck": "spine shoulder",
+    "head": "neck",
+    "left shoulder": "spine shoulder",
+    "left elbow": "left shoulder",
+    "left wrist": "left elbow",
+    "left hand": "left wrist",
+    "right shoulder": "spine shoulder",
+    "right elbow": "right shoulder",
+    "right wrist": "right elbow",
+    "right hand": "right wrist",
+    "left hip": "spine base",
+    "left knee": "left hip",
+    "left ankle": "left knee",
+    "left foot": "left ankle",
+    "right hip": "spine base",
+    "right knee": "right hip",
+    "right ankle": "right knee",
+    "right foot": "right ankle",
+    "spine shoulder": "spine shoulder",
+    "left hand tip": "left thumb",
+    "left thumb": "left hand",
+    "right hand tip": "right thumb",
+    "right thumb": "right hand",
 }
 KINECT20_PARENTS = {
-    'hip centre': 'spine', 'spine': 'shoulder centre', 'shoulder centre': 'shoulder centre',
-    'head': 'shoulder centre', 'left shoulder': 'shoulder centre', 'left elbow': 'left shoulder',
-    'left wrist': 'left elbow', 'left hand': 'left wrist', 'right shoulder': 'shoulder centre',
-    'right elbow': 'right shoulder', 'right wrist': 'right elbow', 'right hand': 'right wrist',
-    'left hip': 'hip centre', 'left knee': 'left hip', 'left ankle': 'left knee', 'left foot': 'left ankle',
-    'right hip': 'hip centre', 'right knee': 'right hip', 'right ankle': 'right knee', 'right foot': 'right ankle',
+    "hip centre": "spine",
+    "spine": "shoulder centre",
+    "shoulder centre": "shoulder centre",
+    "head": "shoulder centre",
+    "left shoulder": "shoulder centre",
+    "left elbow": "left shoulder",
+    "left wrist": "left elbow",
+    "left hand": "left wrist",
+    "right shoulder": "shoulder centre",
+    "right elbow": "right shoulder",
+    "right wrist": "right elbow",
+    "right hand": "right wrist",
+    "left hip": "hip centre",
+    "left knee": "left hip",
+    "left ankle": "left knee",
+    "left foot": "left ankle",
+    "right hip": "hip centre",
+    "right knee": "right hip",
+    "right ankle": "right knee",
+    "right foot": "right ankle",
 }
 
 
@@ -32,13 +73,13 @@ def _named(layout, index):
     return layout.joints[index]
 
 
-@pytest.mark.parametrize('layout, parents, size', [(NTU25, NTU25_PARENTS, 150), (KINECT20, KINECT20_PARENTS, 60)])
+@pytest.mark.parametrize("layout, parents, size", [(NTU25, NTU25_PARENTS, 150), (KINECT20, KINECT20_PARENTS, 60)])
 def test_bones_by_name(layout, parents, size):
     assert {layout.joints[j]: layout.joints[p] for j, p in enumerate(layout.parents)} == parents
     assert len(layout.joints) == len(parents) and layout.input_size == size
     roots = [j for j, p in enumerate(layout.parents) if j == p]
-    assert len(roots) == 1                              # one zero bone
-    for j in range(layout.num_joints):                  # a tree: every joint reaches the root
+    assert len(roots) == 1  # one zero bone
+    for j in range(layout.num_joints):  # a tree: every joint reaches the root
         seen = set()
         while layout.parents[j] != j:
             assert j not in seen
@@ -47,10 +88,13 @@ def test_bones_by_name(layout, parents, size):
         assert j == roots[0]
 
 
-@pytest.mark.parametrize('layout, centre, z_axis, x_axis, bodies, corrupted', [
-    (NTU25, 'spine middle', ('spine base', 'spine middle'), ('left shoulder', 'right shoulder'), 2, 15),
-    (KINECT20, 'spine', ('hip centre', 'spine'), ('left shoulder', 'right shoulder'), 1, 12),
-])
+@pytest.mark.parametrize(
+    "layout, centre, z_axis, x_axis, bodies, corrupted",
+    [
+        (NTU25, "spine middle", ("spine base", "spine middle"), ("left shoulder", "right shoulder"), 2, 15),
+        (KINECT20, "spine", ("hip centre", "spine"), ("left shoulder", "right shoulder"), 1, 12),
+    ],
+)
 def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, corrupted):
     assert _named(layout, layout.centre) == centre
     assert tuple(_named(layout, j) for j in layout.z_axis) == z_axis
@@ -58,86 +102,110 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
     assert (layout.channels, layout.bodies, layout.corrupted_joints) == (3, bodies, corrupted)
 
 
-@pytest.mark.parametrize('change, found', [
-    (dict(parents=(0, 0, 5)), 'parents must be joint indices in [0, 3)'),
-    (dict(parents=(0, 0)), '2 parents for 3 joints'),
-    (dict(z_axis=(0, 3)), 'z_axis must be two joint indices in [0, 3), found (0, 3)'),
-    (dict(centre=-1), 'centre must be a joint index in [0, 3), found -1'),
-    (dict(channels=4), 'channels must be 2 or 3, found 4'),
-    (dict(corrupted_joints=4), 'corrupted_joints must be in [1, 3], found 4'),
-    (dict(corrupted_joints=0), 'corrupted_joints must be in [1, 3], found 0'),  # the augmentation needs one
-    (dict(bodies=0), 'bodies must be at least 1, found 0'),
-])
+@pytest.mark.parametrize(
+    "change, found",
+    [
+        (dict(parents=(0, 0, 5)), "parents must be joint indices in [0, 3)"),
+        (dict(parents=(0, 0)), "2 parents for 3 joints"),
+        (dict(z_axis=(0, 3)), "z_axis must be two joint indices in [0, 3), found (0, 3)"),
+        (dict(centre=-1), "centre must be a joint index in [0, 3), found -1"),
+        (dict(channels=4), "channels must be 2 or 3, found 4"),
+        (dict(corrupted_joints=4), "corrupted_joints must be in [1, 3], found 4"),
+        (dict(corrupted_joints=0), "corrupted_joints must be in [1, 3], found 0"),  # the augmentation needs one
+        (dict(bodies=0), "bodies must be at least 1, found 0"),
+    ],
+)
 def test_inconsistent_layout_is_refused(change, found):
-    fields = dict(name='tri', joints=('a', 'b', 'c'), parents=(0, 0, 1), centre=0, z_axis=(0, 1), x_axis=(1, 2),
-                  corrupted_joints=1)
+    fields = dict(
+        name="tri",
+        joints=("a", "b", "c"),
+        parents=(0, 0, 1),
+        centre=0,
+        z_axis=(0, 1),
+        x_axis=(1, 2),
+        corrupted_joints=1,
+    )
     with pytest.raises(LayoutError) as info:
         Layout(**dict(fields, **change))
     assert str(info.value).startswith("layout 'tri': ") and found in str(info.value)
 
 
-@pytest.mark.parametrize('change, found', [
-    (dict(parents=(1, 2, 0)), 'parents must lead every joint to a root (a joint that is its own parent), found the '
-                              'cycle 0 -> 1 -> 2 -> 0 in (1, 2, 0)'),
-    (dict(parents=[0, 2, 1]), 'found the cycle 1 -> 2 -> 1 in (0, 2, 1)'),            # a root, but not for 1, 2
-    (dict(parents=[0, 0, 1.7]), 'parents must be a list of integer joint indices, found [0, 0, 1.7]'),
-    (dict(parents=[0, True, 1]), 'parents must be a list of integer joint indices, found [0, True, 1]'),
-    (dict(z_axis=[0, 1.0]), 'z_axis must be a list of integer joint indices, found [0, 1.0]'),
-    (dict(x_axis=3), 'x_axis must be a list of integer joint indices, found 3'),
-    (dict(centre=1.5), 'centre must be an integer, found 1.5'),
-    (dict(channels=3.0), 'channels must be an integer, found 3.0'),
-    (dict(bodies=True), 'bodies must be an integer, found True'),
-    (dict(corrupted_joints='1'), "corrupted_joints must be an integer, found '1'"),
-    (dict(joints='abc'), "joints must be a list of joint names, found 'abc'"),                  # not 3 joints
-    (dict(joints=['a', 2, 'c']), "joints must be a list of joint names, found ['a', 2, 'c']"),
-])
+@pytest.mark.parametrize(
+    "change, found",
+    [
+        (
+            dict(parents=(1, 2, 0)),
+            "parents must lead every joint to a root (a joint that is its own parent), found the "
+            "cycle 0 -> 1 -> 2 -> 0 in (1, 2, 0)",
+        ),
+        (dict(parents=[0, 2, 1]), "found the cycle 1 -> 2 -> 1 in (0, 2, 1)"),  # a root, but not for 1, 2
+        (dict(parents=[0, 0, 1.7]), "parents must be a list of integer joint indices, found [0, 0, 1.7]"),
+        (dict(parents=[0, True, 1]), "parents must be a list of integer joint indices, found [0, True, 1]"),
+        (dict(z_axis=[0, 1.0]), "z_axis must be a list of integer joint indices, found [0, 1.0]"),
+        (dict(x_axis=3), "x_axis must be a list of integer joint indices, found 3"),
+        (dict(centre=1.5), "centre must be an integer, found 1.5"),
+        (dict(channels=3.0), "channels must be an integer, found 3.0"),
+        (dict(bodies=True), "bodies must be an integer, found True"),
+        (dict(corrupted_joints="1"), "corrupted_joints must be an integer, found '1'"),
+        (dict(joints="abc"), "joints must be a list of joint names, found 'abc'"),  # not 3 joints
+        (dict(joints=["a", 2, "c"]), "joints must be a list of joint names, found ['a', 2, 'c']"),
+    ],
+)
 def test_layout_json_with_a_parent_cycle_or_a_non_integer_is_refused(tmp_path, change, found):
-    fields = dict(name='tri', joints=['a', 'b', 'c'], parents=[0, 0, 1], centre=0, z_axis=[0, 1], x_axis=[1, 2],
-                  corrupted_joints=1, channels=3, bodies=1)
-    path = tmp_path / 'tri.json'
+    fields = dict(
+        name="tri",
+        joints=["a", "b", "c"],
+        parents=[0, 0, 1],
+        centre=0,
+        z_axis=[0, 1],
+        x_axis=[1, 2],
+        corrupted_joints=1,
+        channels=3,
+        bodies=1,
+    )
+    path = tmp_path / "tri.json"
     path.write_text(json.dumps(dict(fields, **change)))
     with pytest.raises(LayoutError) as info:
         get_layout(str(path))
     assert str(info.value).startswith(f"layout file {path}: layout 'tri': ") and found in str(info.value)
     path.write_text(json.dumps(fields))
-    assert get_layout(str(path)).parents == (0, 0, 1)                # lists from JSON become tuples
+    assert get_layout(str(path)).parents == (0, 0, 1)  # lists from JSON become tuples
 
 
 def test_layout_from_name_dict_and_json_file(tmp_path):
-    assert get_layout('kinect20') is KINECT20 and get_layout(NTU25) is NTU25
-    path = tmp_path / 'mine.json'
-    record = dict(KINECT20.to_dict(), name='mine', bodies=2)
+    assert get_layout("kinect20") is KINECT20 and get_layout(NTU25) is NTU25
+    path = tmp_path / "mine.json"
+    record = dict(KINECT20.to_dict(), name="mine", bodies=2)
     path.write_text(json.dumps(record))
     mine = get_layout(str(path))
-    assert mine.name == 'mine' and mine.bodies == 2 and mine.parents == KINECT20.parents
+    assert mine.name == "mine" and mine.bodies == 2 and mine.parents == KINECT20.parents
     assert get_layout(record) == mine
     with pytest.raises(LayoutError, match=r"unknown layout 'coco17'; known: ntu25, kinect20"):
-        get_layout('coco17')
+        get_layout("coco17")
     path.write_text(json.dumps(dict(record, hands=2)))
     with pytest.raises(LayoutError, match=rf"layout file {path}: unknown fields \['hands'\]"):
         get_layout(str(path))
 
 
 def test_folder_record_round_trip_and_default(tmp_path):
-    folder = str(tmp_path / 'ucla')
-    assert read_folder_record(folder) == (NTU25, None, None)                 # no record: the published layout
-    path = write_folder_record(folder, 'kinect20', 10, 'nw_ucla')
+    folder = str(tmp_path / "ucla")
+    assert read_folder_record(folder) == (NTU25, None, None)  # no record: the published layout
+    path = write_folder_record(folder, "kinect20", 10, "nw_ucla")
     assert path == os.path.join(folder, LAYOUT_FILE) and os.listdir(folder) == [LAYOUT_FILE]
-    assert read_folder_record(folder) == (KINECT20, 10, 'nw_ucla')
-    assert json.loads(open(path).read())['num_class'] == 10
-    for bad in (0, 2.5, True, '10'):
-        with pytest.raises(LayoutError, match='num_class must be a positive integer'):
-            folder_record_text('kinect20', bad)
-    for bad in (0, 2.5, True, '10'):                                          # a record edited by hand
-        with open(path, 'w') as f:
-            json.dump({'layout': KINECT20.to_dict(), 'num_class': bad, 'dataset': 'nw_ucla'}, f)
-        with pytest.raises(LayoutError, match=rf'{path}: num_class must be a positive integer, found {bad!r}'):
+    assert read_folder_record(folder) == (KINECT20, 10, "nw_ucla")
+    assert json.loads(open(path).read())["num_class"] == 10
+    for bad in (0, 2.5, True, "10"):
+        with pytest.raises(LayoutError, match="num_class must be a positive integer"):
+            folder_record_text("kinect20", bad)
+    for bad in (0, 2.5, True, "10"):  # a record edited by hand
+        with open(path, "w") as f:
+            json.dump({"layout": KINECT20.to_dict(), "num_class": bad, "dataset": "nw_ucla"}, f)
+        with pytest.raises(LayoutError, match=rf"{path}: num_class must be a positive integer, found {bad!r}"):
             read_folder_record(folder)
-    write_folder_record(folder, NTU25, 60, 'ntu60')                           # replaces the record
-    assert read_folder_record(folder) == (NTU25, 60, 'ntu60') and os.listdir(folder) == [LAYOUT_FILE]
+    write_folder_record(folder, NTU25, 60, "ntu60")  # replaces the record
+    assert read_folder_record(folder) == (NTU25, 60, "ntu60") and os.listdir(folder) == [LAYOUT_FILE]
 
 
 def test_joints_given_as_one_string_are_refused():
     with pytest.raises(LayoutError, match=r"layout 'tri': joints must be a list of joint names, found 'abc'"):
-        Layout(name='tri', joints='abc', parents=(0, 0, 1), centre=0, z_axis=(0, 1), x_axis=(1, 2),
-               corrupted_joints=1)
+        Layout(name="tri", joints="abc", parents=(0, 0, 1), centre=0, z_axis=(0, 1), x_axis=(1, 2), corrupted_joints=1)

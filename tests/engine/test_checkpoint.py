@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes, safe reads with errors naming the file, RNG state, state-dict checks."""
+
 import errno
 import io
 import os
@@ -43,12 +44,15 @@ def test_rng_state_roundtrip_through_a_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pth.tar"]  # no temp file left behind
 
 
-@pytest.mark.parametrize("spoil", [
-    lambda s: s.pop("python"),
-    lambda s: s.update(python="not a literal ("),
-    lambda s: s["numpy"].update(keys=torch.zeros(3, dtype=torch.int64)),
-    lambda s: s.update(torch=torch.zeros(3, dtype=torch.uint8)),
-])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda s: s.pop("python"),
+        lambda s: s.update(python="not a literal ("),
+        lambda s: s["numpy"].update(keys=torch.zeros(3, dtype=torch.int64)),
+        lambda s: s.update(torch=torch.zeros(3, dtype=torch.uint8)),
+    ],
+)
 def test_a_malformed_rng_entry_is_refused_before_anything_is_restored(tmp_path, spoil):
     state = rng_state()
     spoil(state)
@@ -96,8 +100,11 @@ def test_state_dict_checks_and_recorded_settings():
     assert strip_module_prefix(mixed) is mixed  # only a prefix on every key is DDP's
     expected = {"a": torch.zeros(2), "b": torch.zeros(3), "fc": torch.zeros(1)}
     check_fits("p", {"a": torch.ones(2), "b": torch.ones(3)}, expected, may_miss={"fc"})
-    with pytest.raises(CheckpointError, match=r"checkpoint p does not fit the model: missing fc; unexpected c; "
-                                              r"other shapes a \(4,\) \(expected \(2,\)\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoint p does not fit the model: missing fc; unexpected c; "
+        r"other shapes a \(4,\) \(expected \(2,\)\)",
+    ):
         check_fits("p", {"a": torch.ones(4), "b": torch.ones(3), "c": torch.ones(1)}, expected)
     assert recorded_settings({"settings": {"preset": "ntu60"}, "options": {"lr": 1}}) == {"preset": "ntu60"}
     assert recorded_settings({"options": {"lr": 1}}) == {"lr": 1}  # checkpoints of earlier versions
@@ -137,9 +144,11 @@ def test_full_disk_in_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch)
 def test_a_killed_writers_temporary_file_is_removed_when_the_folder_is_next_claimed(tmp_path):
     # A writer killed inside save_checkpoint (as by a kill -9 inside torch.save) leaves its temporary file.
     target = tmp_path / "checkpoint_last.pth.tar"
-    code = ("import os, sys, torch\nfrom engine.checkpoint import save_checkpoint\n"
-            "def killed(obj, f):\n    f.write(b'x' * 4096)\n    f.flush()\n    os._exit(9)\n"
-            "torch.save = killed\nsave_checkpoint({'epoch': 1}, sys.argv[1])\n")
+    code = (
+        "import os, sys, torch\nfrom engine.checkpoint import save_checkpoint\n"
+        "def killed(obj, f):\n    f.write(b'x' * 4096)\n    f.flush()\n    os._exit(9)\n"
+        "torch.save = killed\nsave_checkpoint({'epoch': 1}, sys.argv[1])\n"
+    )
     killed = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=ROOT)
     assert killed.wait(timeout=120) == 9
     (left,) = os.listdir(tmp_path)

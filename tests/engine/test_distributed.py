@@ -5,6 +5,7 @@ into every queue; with the views fed directly, losses and updated weights (queue
 statistics and key encoders included) must match one process that sees all samples. Also: the
 torchrun environment, CPU BatchNorm conversion, and `agree` stopping every rank when one fails.
 """
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -58,7 +59,7 @@ def _worker(rank, init_file, out):
         ddp = wrap_ddp(model, ctx)
         losses = []
         for step in range(STEPS):
-            im_q, im_k = (v[rank * B:(rank + 1) * B] for v in _views(step))
+            im_q, im_k = (v[rank * B : (rank + 1) * B] for v in _views(step))
             stats = train_step(ddp, optimizer, im_q, im_k)
             losses.append({k: (all_reduce_sum(stats[k]) / WORLD).item() for k in LOSSES})
         if rank == 0:
@@ -92,8 +93,12 @@ def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path):
         torch.testing.assert_close(result["state"][key], value, rtol=0, atol=1e-5, msg=key)
     # the steps moved weights, BatchNorm statistics and every queue
     fresh = _model().state_dict()
-    for key in ("encoder_q.fc.2.weight", "encoder_q_bone.input_norm.running_mean", "queue_motion",
-                "encoder_k.encoder.gru.weight_hh_l0_reverse"):
+    for key in (
+        "encoder_q.fc.2.weight",
+        "encoder_q_bone.input_norm.running_mean",
+        "queue_motion",
+        "encoder_k.encoder.gru.weight_hh_l0_reverse",
+    ):
         assert not torch.allclose(fresh[key], expected[key]), key
     assert int(expected["queue_ptr"]) == STEPS * WORLD * B
 

@@ -1,6 +1,7 @@
 """End to end on a tiny processed folder (as the published tools write it: no layout.json) with a
 released-format checkpoint: action_classification.py and knn_eval.py, their results, run folders and
 errors. The option resolution of both is in tests/options/test_options.py."""
+
 import json
 import os
 
@@ -30,16 +31,35 @@ def tiny(tmp_path_factory, processed):
     root = tmp_path_factory.mktemp("tiny")
     folder = processed(root / "xsub", n=(8, 4))
     torch.manual_seed(0)
-    model = MoCo("graph-based", {"en_input_size": 150, "en_hidden_size": HIDDEN, "en_num_layers": 1,
-                                 "num_class": 128}, dim=16, K=16, topk=4, mlp=True, pretrain=True)
+    model = MoCo(
+        "graph-based",
+        {"en_input_size": 150, "en_hidden_size": HIDDEN, "en_num_layers": 1, "num_class": 128},
+        dim=16,
+        K=16,
+        topk=4,
+        mlp=True,
+        pretrain=True,
+    )
     checkpoint = root / "checkpoint_0450.pth.tar"
     torch.save({"epoch": 451, "state_dict": model.state_dict(), "optimizer": {}}, checkpoint)
     return {"root": root, "folder": folder, "checkpoint": str(checkpoint), "state": model.state_dict()}
 
 
 def _common(tiny, out, results_file):
-    return ["--data-dir", tiny["folder"], "--pretrained", tiny["checkpoint"], "-j", "0", "--device", "cpu",
-            "--out", str(out), "--results", str(results_file)]
+    return [
+        "--data-dir",
+        tiny["folder"],
+        "--pretrained",
+        tiny["checkpoint"],
+        "-j",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--results",
+        str(results_file),
+    ]
 
 
 def _records(path):
@@ -50,8 +70,12 @@ def _records(path):
 def test_linear_all_views_end_to_end(tiny, tmp_path):
     results_file = tmp_path / "results.jsonl"
     out = tmp_path / "linear"
-    assert action_classification.main(_common(tiny, out, results_file) + [
-        "--view", "all", "--epochs", "2", "--batch-size", "4"]) == 0
+    assert (
+        action_classification.main(
+            _common(tiny, out, results_file) + ["--view", "all", "--epochs", "2", "--batch-size", "4"]
+        )
+        == 0
+    )
     records = _records(results_file)
     assert [r["view"] for r in records] == ["joint", "motion", "bone", "fusion"]
     for record in records:
@@ -106,9 +130,26 @@ def test_semi_supervised_records_its_subset_and_validates_on_all_samples(tiny, t
         return validate(model, loader, views, device)
 
     monkeypatch.setattr(evaluate, "evaluate", spy)
-    assert action_classification.main(_common(tiny, out, results_file) + [
-        "--data-dir", folder, "--protocol", "cross_subject_semi", "--data-ratio", "0.5", "--epochs", "1",
-        "--batch-size", "4", "--seed", "3"]) == 0
+    assert (
+        action_classification.main(
+            _common(tiny, out, results_file)
+            + [
+                "--data-dir",
+                folder,
+                "--protocol",
+                "cross_subject_semi",
+                "--data-ratio",
+                "0.5",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert validated == [6]  # the whole validation part, not the labelled subset of the training part
     subset = json.loads((out / "train_subset.json").read_text())
     assert subset["size"] == 4 and subset["seed"] == 3 and len(set(subset["names"])) == 4
@@ -122,17 +163,26 @@ def test_semi_supervised_records_its_subset_and_validates_on_all_samples(tiny, t
 def test_knn_end_to_end_with_feature_export(tiny, tmp_path):
     results_file = tmp_path / "knn.jsonl"
     npz = tmp_path / "features.npz"
-    assert knn_eval.main(_common(tiny, tmp_path / "knn", results_file) + [
-        "--save-features", str(npz), "--train-crop", "centre"]) == 0
+    assert (
+        knn_eval.main(
+            _common(tiny, tmp_path / "knn", results_file) + ["--save-features", str(npz), "--train-crop", "centre"]
+        )
+        == 0
+    )
     with np.load(npz) as data:
-        train_x, train_y, val_x, val_y = (data["train_features"], data["train_labels"], data["val_features"],
-                                          data["val_labels"])
+        train_x, train_y, val_x, val_y = (
+            data["train_features"],
+            data["train_labels"],
+            data["val_features"],
+            data["val_labels"],
+        )
         assert train_x.shape == (8, 2 * HIDDEN) and val_x.shape == (4, 2 * HIDDEN)
         assert list(data["val_names"]) == [f"val{i:03d}" for i in range(4)]
         assert list(data["train_labels"]) == [i % 3 for i in range(8)]
         assert str(data["checkpoint"]) == tiny["checkpoint"] and str(data["view"]) == "joint"
-    expected = (KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(train_x, train_y).predict(val_x)
-                == val_y).mean() * 100
+    expected = (
+        KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(train_x, train_y).predict(val_x) == val_y
+    ).mean() * 100
     (record,) = _records(results_file)
     assert record["stage"] == "knn" and record["view"] == "joint" and record["k"] == 1
     assert record["value"] == pytest.approx(expected)
@@ -143,8 +193,20 @@ def test_knn_end_to_end_with_feature_export(tiny, tmp_path):
 def test_bad_checkpoint_or_folder_stops_with_a_clear_message(tiny, tmp_path, capsys):
     bogus = tmp_path / "bogus.pth.tar"
     bogus.write_text("not a checkpoint")
-    argv = ["--data-dir", tiny["folder"], "--pretrained", str(bogus), "-j", "0", "--device", "cpu",
-            "--out", str(tmp_path / "x"), "--results", str(tmp_path / "r.jsonl")]
+    argv = [
+        "--data-dir",
+        tiny["folder"],
+        "--pretrained",
+        str(bogus),
+        "-j",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "x"),
+        "--results",
+        str(tmp_path / "r.jsonl"),
+    ]
     # a bad checkpoint is an anticipated error now: exit status 1 (it was a usage error, 2)
     for main, prog in ((action_classification.main, "action_classification.py"), (knn_eval.main, "knn_eval.py")):
         assert main(argv) == 1

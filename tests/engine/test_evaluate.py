@@ -1,4 +1,5 @@
 """The linear-evaluation guard (frozen encoders), the three-stream fusion and the classifier training loop."""
+
 import dataclasses
 
 import numpy as np
@@ -54,16 +55,51 @@ def _model(seed=0):
 
 def _settings(out, view="joint", data_dir="data/a", fingerprint="0123456789abcdef", resume="", **probe):
     """The EvalSettings of an SGD run on `_Clips` (probe fields as keywords)."""
-    probe = dict(dict(probe="sgd", finetune=False, data_ratio=1.0, lr=0.1, momentum=0.9, weight_decay=0.0,
-                      batch_size=4, epochs=3, schedule=(2,), eval_freq=2), **probe)
+    probe = dict(
+        dict(
+            probe="sgd",
+            finetune=False,
+            data_ratio=1.0,
+            lr=0.1,
+            momentum=0.9,
+            weight_decay=0.0,
+            batch_size=4,
+            epochs=3,
+            schedule=(2,),
+            eval_freq=2,
+        ),
+        **probe,
+    )
     return EvalSettings(
-        preset="ntu60", stage="semi" if probe["finetune"] else "linear",
-        data=DataSettings(dataset="ntu60", protocol="cross_subject", data_dir=data_dir, layout=NTU25, num_class=3,
-                          train_samples=12, median_frames=8, fingerprint=fingerprint),
-        encoder=EncoderSettings(hidden_size=6, num_layers=1), view_frames=8, min_crop_frames=8,
-        run=EvalRunSettings(seed=0, device="cpu", workers=0, checkpoint_path=str(out), results=str(out) + ".jsonl",
-                            resume=resume, fresh=False, view=view, pretrained="", pretrain_dataset=None),
-        probe=ProbeSettings(**probe))
+        preset="ntu60",
+        stage="semi" if probe["finetune"] else "linear",
+        data=DataSettings(
+            dataset="ntu60",
+            protocol="cross_subject",
+            data_dir=data_dir,
+            layout=NTU25,
+            num_class=3,
+            train_samples=12,
+            median_frames=8,
+            fingerprint=fingerprint,
+        ),
+        encoder=EncoderSettings(hidden_size=6, num_layers=1),
+        view_frames=8,
+        min_crop_frames=8,
+        run=EvalRunSettings(
+            seed=0,
+            device="cpu",
+            workers=0,
+            checkpoint_path=str(out),
+            results=str(out) + ".jsonl",
+            resume=resume,
+            fresh=False,
+            view=view,
+            pretrained="",
+            pretrain_dataset=None,
+        ),
+        probe=ProbeSettings(**probe),
+    )
 
 
 def _loaders(data):
@@ -71,8 +107,9 @@ def _loaders(data):
 
 
 def _train(model, data, settings, resumed=None):
-    return train_classifier(model, *_loaders(data), settings, CPU, settings.run.checkpoint_path, make_writer(None),
-                            resumed)
+    return train_classifier(
+        model, *_loaders(data), settings, CPU, settings.run.checkpoint_path, make_writer(None), resumed
+    )
 
 
 def test_frozen_check_catches_a_batchnorm_update():
@@ -110,12 +147,12 @@ def test_fusion_is_argmax_of_summed_softmaxes():
     bone = torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
     fused = fuse_scores([joint, motion, bone])
     e = np.e
-    c0 = e ** 10 / (e ** 10 + 2) + 2 / (e ** 3 + 2)
-    c1 = 1 / (e ** 10 + 2) + 2 * e ** 3 / (e ** 3 + 2)
+    c0 = e**10 / (e**10 + 2) + 2 / (e**3 + 2)
+    c1 = 1 / (e**10 + 2) + 2 * e**3 / (e**3 + 2)
     assert fused[0, 0].item() == pytest.approx(c0, rel=1e-6) and fused[0, 1].item() == pytest.approx(c1, rel=1e-6)
     # sample 1: class 1 gets 1/(e+2) + e^2/(e^2+2) + 1/3, class 2 gets e/(e+2) + 1/(e^2+2) + 1/3
-    c1 = 1 / (e + 2) + e ** 2 / (e ** 2 + 2) + 1 / 3
-    c2 = e / (e + 2) + 1 / (e ** 2 + 2) + 1 / 3
+    c1 = 1 / (e + 2) + e**2 / (e**2 + 2) + 1 / 3
+    c2 = e / (e + 2) + 1 / (e**2 + 2) + 1 / 3
     assert fused[1, 1].item() == pytest.approx(c1, rel=1e-6) and fused[1, 2].item() == pytest.approx(c2, rel=1e-6)
     assert fused.argmax(dim=1).tolist() == [1, 1]
     assert (joint + motion + bone).argmax(dim=1).tolist() == [0, 1]
@@ -193,12 +230,15 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
     resume = str(tmp_path / "a" / CHECKPOINT)
     later = _settings(tmp_path / "b", epochs=2, resume=resume)
     for change, message in (
-            (dict(run=dataclasses.replace(later.run, view="bone")), "--view: 'joint' then, 'bone' now"),
-            # other data is told by its fingerprint; the folder's path may change (RESUME_MAY_CHANGE)
-            (dict(data=dataclasses.replace(later.data, fingerprint="fedcba9876543210")),
-             "--fingerprint: '0123456789abcdef' then, 'fedcba9876543210' now"),
-            (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
-            (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now")):
+        (dict(run=dataclasses.replace(later.run, view="bone")), "--view: 'joint' then, 'bone' now"),
+        # other data is told by its fingerprint; the folder's path may change (RESUME_MAY_CHANGE)
+        (
+            dict(data=dataclasses.replace(later.data, fingerprint="fedcba9876543210")),
+            "--fingerprint: '0123456789abcdef' then, 'fedcba9876543210' now",
+        ),
+        (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
+        (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now"),
+    ):
         with pytest.raises(CheckpointError, match=f"--resume {resume} belongs to another run: {message}"):
             read_probe_resume(resume, to_dict(dataclasses.replace(later, **change)))
     assert not (tmp_path / "b").exists()

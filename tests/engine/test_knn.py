@@ -1,4 +1,5 @@
 """Chunked cosine kNN against scikit-learn and a hand-worked vote."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,12 +24,19 @@ def _data(seed, train=300, query=120, dim=24, classes=7):
 def test_one_nn_agrees_with_sklearn_cosine(chunk_size):
     train_x, train_y, query_x, query_y = _data(0)
     reference = KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(train_x, train_y).predict(query_x)
-    predicted = knn_predict(torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x),
-                            k=1, chunk_size=chunk_size)
+    predicted = knn_predict(
+        torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x), k=1, chunk_size=chunk_size
+    )
     assert np.array_equal(predicted.numpy(), reference)
     expected_top1 = (reference == query_y).mean() * 100.0
-    top1 = knn_top1(torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x),
-                    torch.from_numpy(query_y), k=1, chunk_size=chunk_size)
+    top1 = knn_top1(
+        torch.from_numpy(train_x),
+        torch.from_numpy(train_y),
+        torch.from_numpy(query_x),
+        torch.from_numpy(query_y),
+        k=1,
+        chunk_size=chunk_size,
+    )
     assert top1 == pytest.approx(expected_top1)
     assert 0 < top1 < 100  # the data are neither trivial nor hopeless
 
@@ -39,8 +47,9 @@ def test_k_five_majority_agrees_with_sklearn_where_no_tie():
     neighbours = sk.kneighbors(query_x, return_distance=False)  # Q x 5
     counts = np.stack([np.bincount(train_y[n], minlength=7) for n in neighbours])  # Q x 7
     clear = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) == 1  # a single majority class
-    predicted = knn_predict(torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x),
-                            k=5, chunk_size=13).numpy()
+    predicted = knn_predict(
+        torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x), k=5, chunk_size=13
+    ).numpy()
     assert clear.sum() > 50
     assert np.array_equal(predicted[clear], sk.predict(query_x)[clear])
 

@@ -1,5 +1,6 @@
 """A processed folder of another skeleton layout (kinect20: 20 joints, 1 body) through pretraining,
 kNN and linear evaluation with nothing but --data-dir; checkpoints refuse folders of another layout."""
+
 import json
 import os
 
@@ -13,8 +14,26 @@ from engine.checkpoint import CheckpointError, read_checkpoint
 from options.options_pretraining import parse_args, resolve
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
-TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
-        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+TINY = [
+    "--hidden-size",
+    "8",
+    "--num-layers",
+    "1",
+    "--contrast-k",
+    "32",
+    "--topk",
+    "16",
+    "-b",
+    "8",
+    "-j",
+    "0",
+    "--device",
+    "cpu",
+    "--contrast-dim",
+    "16",
+    "--print-freq",
+    "1",
+]
 
 
 def pretrain(*argv):
@@ -51,9 +70,26 @@ def test_evaluations_take_layout_and_classes_from_the_folder(kinect, tmp_path):
     common = ["--data-dir", kinect["folder"], "--pretrained", kinect["checkpoint"], "-j", "0", "--device", "cpu"]
     assert knn_eval.main(common + ["--out", str(tmp_path / "knn"), "--results", str(tmp_path / "knn.jsonl")]) == 0
     # the SGD probe, to see its classifiers (the small-data preset's default is the logistic probe)
-    assert action_classification.main(common + ["--view", "all", "--epochs", "2", "--batch-size", "4", "--probe",
-                                                "sgd", "--out", str(tmp_path / "lin"),
-                                                "--results", str(tmp_path / "l.jsonl")]) == 0
+    assert (
+        action_classification.main(
+            common
+            + [
+                "--view",
+                "all",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--probe",
+                "sgd",
+                "--out",
+                str(tmp_path / "lin"),
+                "--results",
+                str(tmp_path / "l.jsonl"),
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
     assert [r["view"] for r in records] == ["joint", "motion", "bone", "fusion"]
     assert {r["dataset"] for r in records} == {"tiny_kinect"} and {r["preset"] for r in records} == {"small"}
@@ -70,8 +106,25 @@ def test_evaluations_take_layout_and_classes_from_the_folder(kinect, tmp_path):
 def test_a_checkpoint_refuses_a_folder_of_another_layout(kinect, tmp_path, processed, capsys):
     ntu = processed(tmp_path / "ntu")  # no record: the published ntu25
     # an anticipated error now: exit status 1 (it was a usage error, 2)
-    assert knn_eval.main(["--data-dir", ntu, "--pretrained", kinect["checkpoint"], "-j", "0", "--device", "cpu",
-                          "--out", str(tmp_path / "k"), "--results", str(tmp_path / "r.jsonl")]) == 1
+    assert (
+        knn_eval.main(
+            [
+                "--data-dir",
+                ntu,
+                "--pretrained",
+                kinect["checkpoint"],
+                "-j",
+                "0",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "k"),
+                "--results",
+                str(tmp_path / "r.jsonl"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("knn_eval.py: error: ")
     assert "pretrained on skeletons of layout 'kinect20'" in err and "holds layout 'ntu25'" in err
@@ -80,16 +133,44 @@ def test_a_checkpoint_refuses_a_folder_of_another_layout(kinect, tmp_path, proce
 
 def test_resume_on_a_folder_of_another_layout_is_refused(kinect, tmp_path, processed):
     other = processed(tmp_path / "ntu")
-    with pytest.raises(CheckpointError, match="trained on skeletons of layout 'kinect20', the data folder holds "
-                                              "layout 'ntu25'"):
-        pretrain("--data-dir", other, "--checkpoint-path", str(tmp_path / "p"), "--epochs", "2",
-                 "--resume", kinect["checkpoint"])
+    with pytest.raises(
+        CheckpointError, match="trained on skeletons of layout 'kinect20', the data folder holds layout 'ntu25'"
+    ):
+        pretrain(
+            "--data-dir",
+            other,
+            "--checkpoint-path",
+            str(tmp_path / "p"),
+            "--epochs",
+            "2",
+            "--resume",
+            kinect["checkpoint"],
+        )
     assert not os.path.exists(tmp_path / "p")
 
 
 def test_random_encoder_baseline_on_a_kinect_folder(kinect, tmp_path):
-    assert knn_eval.main(["--data-dir", kinect["folder"], "--hidden-size", "8", "--num-layers", "1", "-j", "0",
-                          "--device", "cpu", "--out", str(tmp_path / "r"), "--results", str(tmp_path / "r.jsonl")]) == 0
+    assert (
+        knn_eval.main(
+            [
+                "--data-dir",
+                kinect["folder"],
+                "--hidden-size",
+                "8",
+                "--num-layers",
+                "1",
+                "-j",
+                "0",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "r"),
+                "--results",
+                str(tmp_path / "r.jsonl"),
+            ]
+        )
+        == 0
+    )
     settings = json.loads((tmp_path / "r" / "settings.json").read_text())
     data = settings["data"]
     assert (data["layout"]["name"], data["num_class"], settings["encoder"]["hidden_size"]) == ("kinect20", 4, 8)
@@ -117,9 +198,24 @@ def test_synthetic_kinect_recordings_through_importer_pretraining_and_evaluation
     assert knn_eval.main(common + ["--out", str(tmp_path / "knn"), "--results", str(tmp_path / "r.jsonl")]) == 0
     # the SGD probe for one epoch: the small-data preset's logistic probe is tested in tests/engine/test_probe.py
     # and takes seconds more here
-    assert action_classification.main(common + ["--view", "all", "--probe", "sgd", "--epochs", "1",
-                                                "--out", str(tmp_path / "lin"),
-                                                "--results", str(tmp_path / "r.jsonl")]) == 0
+    assert (
+        action_classification.main(
+            common
+            + [
+                "--view",
+                "all",
+                "--probe",
+                "sgd",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "lin"),
+                "--results",
+                str(tmp_path / "r.jsonl"),
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(records) == 5 and {r["dataset"] for r in records} == {"nw_ucla"}
     assert [r["view"] for r in records[1:]] == ["joint", "motion", "bone", "fusion"]

@@ -1,4 +1,5 @@
 """Pretraining loop: checkpoints, exact resume, run folders, non-finite loss, bad input, faults (tiny CPU runs)."""
+
 import errno
 import io
 import json
@@ -19,8 +20,26 @@ from engine.checkpoint import CheckpointError, read_checkpoint
 from feeder import feeder_pretraining
 from options.options_pretraining import parse_args, resolve
 
-TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
-        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+TINY = [
+    "--hidden-size",
+    "8",
+    "--num-layers",
+    "1",
+    "--contrast-k",
+    "32",
+    "--topk",
+    "16",
+    "-b",
+    "8",
+    "-j",
+    "0",
+    "--device",
+    "cpu",
+    "--contrast-dim",
+    "16",
+    "--print-freq",
+    "1",
+]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,8 +71,16 @@ def checkpoints(folder):
 def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on):
     run(data_dir, tmp_path / "straight", "--epochs", "2", "--augment-on", augment_on)
     run(data_dir, tmp_path / "split", "--epochs", "1", "--augment-on", augment_on)
-    run(data_dir, tmp_path / "split", "--epochs", "2", "--augment-on", augment_on,
-        "--resume", str(tmp_path / "split" / "checkpoint_last.pth.tar"))
+    run(
+        data_dir,
+        tmp_path / "split",
+        "--epochs",
+        "2",
+        "--augment-on",
+        augment_on,
+        "--resume",
+        str(tmp_path / "split" / "checkpoint_last.pth.tar"),
+    )
     a = read_checkpoint(str(tmp_path / "straight" / "checkpoint_last.pth.tar"))
     b = read_checkpoint(str(tmp_path / "split" / "checkpoint_last.pth.tar"))
     assert a["epoch"] == b["epoch"] == 2
@@ -82,10 +109,22 @@ def test_checkpoint_contents(data_dir, tmp_path):
     assert set(ckpt) == {"epoch", "state_dict", "optimizer", "settings", "rng", "log"}
     state = ckpt["state_dict"]
     assert not [k for k in state if k.startswith("module.")]
-    for prefix in ("encoder_q", "encoder_k", "encoder_q_motion", "encoder_k_motion", "encoder_q_bone",
-                   "encoder_k_bone"):
-        for name in ("encoder.gru.weight_ih_l0", "encoder.gru.bias_hh_l0_reverse", "fc.0.weight", "fc.2.bias",
-                     "input_norm.running_var", "input_norm.num_batches_tracked"):
+    for prefix in (
+        "encoder_q",
+        "encoder_k",
+        "encoder_q_motion",
+        "encoder_k_motion",
+        "encoder_q_bone",
+        "encoder_k_bone",
+    ):
+        for name in (
+            "encoder.gru.weight_ih_l0",
+            "encoder.gru.bias_hh_l0_reverse",
+            "fc.0.weight",
+            "fc.2.bias",
+            "input_norm.running_var",
+            "input_norm.num_batches_tracked",
+        ):
             assert f"{prefix}.{name}" in state
     assert tuple(state["encoder_q.encoder.gru.weight_ih_l0"].shape) == (3 * 8, 150)  # 25 joints x 3 x 2 bodies
     for name in ("queue", "queue_motion", "queue_bone"):
@@ -96,7 +135,10 @@ def test_checkpoint_contents(data_dir, tmp_path):
     assert record["preset"] == "ntu60" and record["data"]["layout"]["name"] == "ntu25"
     assert record["encoder"] == {"hidden_size": 8, "num_layers": 1}
     assert (record["contrast"]["contrast_k"], record["contrast"]["topk"], record["contrast"]["contrast_dim"]) == (
-        32, 16, 16)
+        32,
+        16,
+        16,
+    )
     assert (record["views"]["view_frames"], record["views"]["min_crop_frames"]) == (64, 64)
     assert ckpt["log"]["epoch"] == 0 and ckpt["log"]["lr"] == pytest.approx(0.01)
     last = read_checkpoint(str(tmp_path / "checkpoint_last.pth.tar"))
@@ -111,13 +153,26 @@ def test_checkpoint_contents(data_dir, tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for name in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd", "loss", "top1_joint",
-                 "top1_motion", "top1_bone"):
+    for name in (
+        "loss_ce_joint",
+        "loss_ce_motion",
+        "loss_ce_bone",
+        "loss_cmd",
+        "loss",
+        "top1_joint",
+        "top1_motion",
+        "top1_bone",
+    ):
         assert f"train/{name}" in tags and f"step/{name}" in tags
     assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([0.01, 0.01])
     total = [e.value for e in events.Scalars("train/loss")]
-    parts = [sum(events.Scalars(f"train/{k}")[i].value for k in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone",
-                                                                  "loss_cmd")) for i in range(2)]
+    parts = [
+        sum(
+            events.Scalars(f"train/{k}")[i].value
+            for k in ("loss_ce_joint", "loss_ce_motion", "loss_ce_bone", "loss_cmd")
+        )
+        for i in range(2)
+    ]
     assert total == pytest.approx(parts, rel=1e-5)
     assert [line["loss"] for line in log] == pytest.approx(total, rel=1e-5)
 
@@ -206,8 +261,20 @@ def test_view_settings_reach_the_views(data_dir, tmp_path, monkeypatch, augment_
     monkeypatch.setattr(feeder_pretraining, "pretraining_views", spy)
     monkeypatch.setattr(engine, "pretraining_views", spy)
     monkeypatch.setattr(engine, "train_step", step_spy)
-    run(data_dir, tmp_path / "run", "--epochs", "1", "--augment-on", augment_on, "--view-frames", "24",
-        "--corrupted-joints", "5", "--min-crop-frames", "20")
+    run(
+        data_dir,
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--augment-on",
+        augment_on,
+        "--view-frames",
+        "24",
+        "--corrupted-joints",
+        "5",
+        "--min-crop-frames",
+        "20",
+    )
     assert seen and set(seen) == {(24, 5, 20)}
     assert len(seen) == (2 if augment_on == "device" else 16)  # one call per batch, or per sample
     assert steps == [((8, 3, 24, 25, 2),) * 2] * 2
@@ -302,9 +369,11 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     out = tmp_path / "run"
     run(data_dir, out, "--epochs", "1")
     last = str(out / "checkpoint_last.pth.tar")
-    for extra, message in ((["--topk", "8"], "--topk: 16 then, 8 now"),
-                           (["--cmd-weight", "2"], "--cmd-weight: 1.0 then, 2.0 now"),
-                           (["--seed", "7"], "--seed: 42 then, 7 now")):
+    for extra, message in (
+        (["--topk", "8"], "--topk: 16 then, 8 now"),
+        (["--cmd-weight", "2"], "--cmd-weight: 1.0 then, 2.0 now"),
+        (["--seed", "7"], "--seed: 42 then, 7 now"),
+    ):
         with pytest.raises(CheckpointError, match=f"--resume {last} belongs to another run: {message}"):
             run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
     # other data is told by its fingerprint (the folder's path may change: the same data, moved)
@@ -341,12 +410,10 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_resume(data_dir, tmp_
     assert not left.exists() and kept.read_text() == "mine"
 
 
-def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, tmp_path, monkeypatch, capsys,
-                                                                      sha256):
+def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, tmp_path, monkeypatch, capsys, sha256):
     out = tmp_path / "run"
     run(data_dir, out, "--epochs", "1")
-    before = {name: sha256(out / name) for name in ("checkpoint_0000.pth.tar", "checkpoint_last.pth.tar",
-                                                   "log.jsonl")}
+    before = {name: sha256(out / name) for name in ("checkpoint_0000.pth.tar", "checkpoint_last.pth.tar", "log.jsonl")}
 
     class FullDisk(io.FileIO):
         """A file on a disk that fills up after 1000 bytes."""
@@ -363,5 +430,11 @@ def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, 
     assert "enforce fail" not in err and "Traceback" not in err
     # the log keeps epoch 0 only (settings.json is rewritten: the resumed run starts at epoch 1)
     assert {name: sha256(out / name) for name in before} == before
-    assert sorted(os.listdir(out)) == [".claim", "checkpoint_0000.pth.tar", "checkpoint_last.pth.tar", "log.jsonl",
-                                       "settings.json", "tensorboard"]
+    assert sorted(os.listdir(out)) == [
+        ".claim",
+        "checkpoint_0000.pth.tar",
+        "checkpoint_last.pth.tar",
+        "log.jsonl",
+        "settings.json",
+        "tensorboard",
+    ]

@@ -1,4 +1,5 @@
 """Loading released-format and our checkpoints onto the downstream model, and each loading error."""
+
 import os
 
 import pytest
@@ -24,8 +25,15 @@ HIDDEN, LAYERS = 8, 2
 
 def _pretrain_model(mlp=True, hidden=HIDDEN, layers=LAYERS):
     torch.manual_seed(0)
-    model = MoCo("graph-based", {"en_input_size": 150, "en_hidden_size": hidden, "en_num_layers": layers,
-                                 "num_class": 128}, dim=16, K=32, topk=8, mlp=mlp, pretrain=True)
+    model = MoCo(
+        "graph-based",
+        {"en_input_size": 150, "en_hidden_size": hidden, "en_num_layers": layers, "num_class": 128},
+        dim=16,
+        K=32,
+        topk=8,
+        mlp=mlp,
+        pretrain=True,
+    )
     with torch.no_grad():  # BatchNorm statistics as after training, so that they matter
         for name in MODALITIES:
             norm = model.query_encoder(name).input_norm
@@ -75,26 +83,44 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
     assert torch.equal(model.encoder_q_bone.encoder.gru.weight_hh_l2_reverse, expected)
     # checkpoints of earlier versions of this code: flat 'options' and 'arch'
     older = os.path.join(tmp_path, "older.pth.tar")
-    arch = {"args_bi_gru": {"en_input_size": 150, "en_hidden_size": 6, "en_num_layers": 3, "num_class": 16},
-            "layout": NTU25.to_dict()}
-    torch.save({"epoch": 3, "state_dict": source.state_dict(), "optimizer": {}, "arch": arch,
-                "options": {"pre_dataset": "ntu120", "hidden_size": 6, "num_layers": 3}}, older)
+    arch = {
+        "args_bi_gru": {"en_input_size": 150, "en_hidden_size": 6, "en_num_layers": 3, "num_class": 16},
+        "layout": NTU25.to_dict(),
+    }
+    torch.save(
+        {
+            "epoch": 3,
+            "state_dict": source.state_dict(),
+            "optimizer": {},
+            "arch": arch,
+            "options": {"pre_dataset": "ntu120", "hidden_size": 6, "num_layers": 3},
+        },
+        older,
+    )
     _, info = _load(older, num_class=4)
     assert info["format"] == "ours" and info["pretrain_dataset"] == "ntu120"
     assert (info["view_frames"], info["min_crop_frames"]) == (64, 64)
     # ours: the settings record; the views' length comes from it
     ours = os.path.join(tmp_path, "ours.pth.tar")
-    record = {"preset": "small", "data": {"dataset": "my_set", "layout": NTU25.to_dict()},
-              "encoder": {"hidden_size": 6, "num_layers": 3},
-              "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 4}}
+    record = {
+        "preset": "small",
+        "data": {"dataset": "my_set", "layout": NTU25.to_dict()},
+        "encoder": {"hidden_size": 6, "num_layers": 3},
+        "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 4},
+    }
     torch.save({"epoch": 3, "state_dict": source.state_dict(), "optimizer": {}, "settings": record}, ours)
     _, info = _load(ours, num_class=4)
     assert (info["format"], info["pretrain_dataset"], info["view_frames"], info["min_crop_frames"]) == (
-        "ours", "my_set", 32, 16)
+        "ours",
+        "my_set",
+        32,
+        16,
+    )
     # sizes recorded otherwise than the weights say: refused
     bad = os.path.join(tmp_path, "bad_record.pth.tar")
-    torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, encoder={"hidden_size": 7})},
-               bad)
+    torch.save(
+        {"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, encoder={"hidden_size": 7})}, bad
+    )
     with pytest.raises(CheckpointError, match="hidden_size=6, but hidden_size=7 was requested or recorded"):
         _load(bad, num_class=4)
 
@@ -106,8 +132,11 @@ def test_the_layout_of_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint x: unreadable layout record"):
         checkpoint_layout({"settings": {"data": {"layout": {"name": "broken"}}}}, "x")
     path = _save_released(tmp_path, _pretrain_model().state_dict())
-    with pytest.raises(CheckpointError, match=r"pretrained on skeletons of layout 'ntu25' \(25 joints, 2 bodies\), "
-                                              r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"pretrained on skeletons of layout 'ntu25' \(25 joints, 2 bodies\), "
+        r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\)",
+    ):
         load_pretrained(path, 3, KINECT20)
 
 

@@ -1,4 +1,5 @@
 """The logistic probe against scikit-learn on fixed features: the C it picks, its scores, the fusion."""
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -14,8 +15,10 @@ def features(seed, n_per_class=24, classes=4, dim=6):
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(classes), n_per_class)
     centres = rng.normal(size=(3, classes, dim))
-    streams = {name: centres[i][labels] + rng.normal(scale=2.0, size=(len(labels), dim)) * (i + 1)
-               for i, name in enumerate(("joint", "motion", "bone"))}
+    streams = {
+        name: centres[i][labels] + rng.normal(scale=2.0, size=(len(labels), dim)) * (i + 1)
+        for i, name in enumerate(("joint", "motion", "bone"))
+    }
     return streams, labels
 
 

@@ -1,4 +1,5 @@
 """The results file: the records an evaluation appends, and reading them back with errors naming file and line."""
+
 import json
 import re
 
@@ -13,23 +14,49 @@ BASE = dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joi
 
 def _knn_settings(pretrained="c.pth.tar", pretrain_dataset="ntu120"):
     return EvalSettings(
-        preset="ntu60", stage="knn",
-        data=DataSettings(dataset="ntu60", protocol="cross_view", data_dir="d", layout=NTU25, num_class=60,
-                          train_samples=8, median_frames=100, fingerprint="f"),
-        encoder=EncoderSettings(hidden_size=8, num_layers=1), view_frames=64, min_crop_frames=64,
-        run=EvalRunSettings(seed=4, device="cpu", workers=0, checkpoint_path="runs/knn", results="r.jsonl",
-                            resume="", fresh=False, view="motion", pretrained=pretrained,
-                            pretrain_dataset=pretrain_dataset),
-        knn=KnnSettings(knn_neighbours=1, train_crop="centre", chunk_size=1024, batch_size=64, save_features=None))
+        preset="ntu60",
+        stage="knn",
+        data=DataSettings(
+            dataset="ntu60",
+            protocol="cross_view",
+            data_dir="d",
+            layout=NTU25,
+            num_class=60,
+            train_samples=8,
+            median_frames=100,
+            fingerprint="f",
+        ),
+        encoder=EncoderSettings(hidden_size=8, num_layers=1),
+        view_frames=64,
+        min_crop_frames=64,
+        run=EvalRunSettings(
+            seed=4,
+            device="cpu",
+            workers=0,
+            checkpoint_path="runs/knn",
+            results="r.jsonl",
+            resume="",
+            fresh=False,
+            view="motion",
+            pretrained=pretrained,
+            pretrain_dataset=pretrain_dataset,
+        ),
+        knn=KnnSettings(knn_neighbours=1, train_crop="centre", chunk_size=1024, batch_size=64, save_features=None),
+    )
 
 
 def test_an_evaluations_record_names_its_run_and_settings():
     settings = _knn_settings()
     record = make_record(settings, "motion", 61.5, k=1, top5=None)
     assert {k: record[k] for k in ("stage", "dataset", "protocol", "view", "metric", "value")} == dict(
-        stage="knn", dataset="ntu60", protocol="cross_view", view="motion", metric="top1", value=61.5)
+        stage="knn", dataset="ntu60", protocol="cross_view", view="motion", metric="top1", value=61.5
+    )
     assert (record["checkpoint"], record["preset"], record["seed"], record["pretrain_dataset"]) == (
-        "c.pth.tar", "ntu60", 4, "ntu120")
+        "c.pth.tar",
+        "ntu60",
+        4,
+        "ntu120",
+    )
     assert record["run"] == "runs/knn" and record["k"] == 1 and "top5" not in record  # None values left out
     assert record["settings"] == to_dict(settings) and record["date"].endswith("+00:00")
     random_encoder = make_record(_knn_settings(pretrained="", pretrain_dataset=None), "joint", 10.0)
@@ -39,26 +66,34 @@ def test_an_evaluations_record_names_its_run_and_settings():
 
 def test_records_are_appended_and_read_back_in_order(tmp_path):
     path = tmp_path / "results" / "r.jsonl"  # the folder is made
-    append_results(str(path), [new_record("linear", "ntu60", "cross_subject", v, 70.0 + i, seed=1)
-                               for i, v in enumerate(("joint", "motion", "bone", "fusion"))])
+    append_results(
+        str(path),
+        [
+            new_record("linear", "ntu60", "cross_subject", v, 70.0 + i, seed=1)
+            for i, v in enumerate(("joint", "motion", "bone", "fusion"))
+        ],
+    )
     append_results(str(path), [new_record("knn", "ntu60", "cross_subject", "joint", 50.0, k=1)])
     records = load_results([str(path), str(path)])
     assert [r["view"] for r in records] == ["joint", "motion", "bone", "fusion", "joint"] * 2
     assert [r["value"] for r in records[:5]] == [70.0, 71.0, 72.0, 73.0, 50.0]
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"stage": "knn"}', "record lacks dataset, metric, protocol, value, view"),
-    ("not json", "not a JSON record"),
-    ("[1, 2]", "not a JSON object"),
-    (json.dumps(dict(BASE, value=float("nan"))), "value must be a finite number, found nan"),
-    (json.dumps(dict(BASE, value=float("inf"))), "value must be a finite number, found inf"),
-    (json.dumps(dict(BASE, value="71.2")), "value must be a finite number, found '71.2'"),
-    (json.dumps(dict(BASE, value=True)), "value must be a finite number, found True"),
-    (json.dumps(dict(BASE, value=70.0, dataset=60)), "dataset must be text, found [60]"),
-    (json.dumps(dict(BASE, value=70.0, stage=None)), "stage must be text, found [None]"),
-    (json.dumps(dict(BASE, value=70.0, data_ratio="1%")), "data_ratio must be a finite number, found '1%'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"stage": "knn"}', "record lacks dataset, metric, protocol, value, view"),
+        ("not json", "not a JSON record"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps(dict(BASE, value=float("nan"))), "value must be a finite number, found nan"),
+        (json.dumps(dict(BASE, value=float("inf"))), "value must be a finite number, found inf"),
+        (json.dumps(dict(BASE, value="71.2")), "value must be a finite number, found '71.2'"),
+        (json.dumps(dict(BASE, value=True)), "value must be a finite number, found True"),
+        (json.dumps(dict(BASE, value=70.0, dataset=60)), "dataset must be text, found [60]"),
+        (json.dumps(dict(BASE, value=70.0, stage=None)), "stage must be text, found [None]"),
+        (json.dumps(dict(BASE, value=70.0, data_ratio="1%")), "data_ratio must be a finite number, found '1%'"),
+    ],
+)
 def test_a_bad_record_is_an_error_naming_file_and_line(tmp_path, line, message):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(dict(BASE, value=70.0)) + "\n" + line + "\n")

@@ -1,5 +1,6 @@
 """Runs that cannot clobber each other: claimed output folders, --fresh, --rewind, outputs checked
 before work, the data's identity on resume, and the red-team's remaining defects (one test each)."""
+
 import errno
 import os
 import subprocess
@@ -16,8 +17,26 @@ import pretrain_cmd
 from dataset.files import append_lines
 from engine.checkpoint import read_checkpoint
 
-TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
-        "--device", "cpu", "--contrast-dim", "16", "--print-freq", "1"]
+TINY = [
+    "--hidden-size",
+    "8",
+    "--num-layers",
+    "1",
+    "--contrast-k",
+    "32",
+    "--topk",
+    "16",
+    "-b",
+    "8",
+    "-j",
+    "0",
+    "--device",
+    "cpu",
+    "--contrast-dim",
+    "16",
+    "--print-freq",
+    "1",
+]
 PROBE = ["-j", "0", "--device", "cpu", "--epochs", "2", "--schedule", "1", "--eval-freq", "1", "-b", "8"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,8 +55,11 @@ def pretrain(data_dir, out, *extra):
 
 def snapshot(folder, sha256):
     """{name: digest} of the files directly in `folder`."""
-    return {name: sha256(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-            if os.path.isfile(os.path.join(folder, name)) and name != ".claim"}
+    return {
+        name: sha256(os.path.join(folder, name))
+        for name in sorted(os.listdir(folder))
+        if os.path.isfile(os.path.join(folder, name)) and name != ".claim"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +73,10 @@ def finished(data_dir, tmp_path_factory):
 def hold_claim(folder):
     """A real other process that claims `folder` and sleeps; returns it once it holds the claim."""
     ready = os.path.join(str(folder), "..", f"claimed-{os.getpid()}")
-    code = ("import sys, time; from dataset.files import claim_folder; claim_folder(sys.argv[1], 'a test run'); "
-            "open(sys.argv[2], 'w').close(); time.sleep(60)")
+    code = (
+        "import sys, time; from dataset.files import claim_folder; claim_folder(sys.argv[1], 'a test run'); "
+        "open(sys.argv[2], 'w').close(); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(folder), ready])
     for _ in range(200):
         if os.path.exists(ready):
@@ -95,8 +119,9 @@ def test_a_second_run_into_a_claimed_folder_is_refused_naming_the_holder(data_di
     assert pretrain(data_dir, out, "--epochs", "1") == 0  # the claim died with its process
 
 
-def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(finished, data_dir, tmp_path,
-                                                                               sha256, capsys):
+def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
+    finished, data_dir, tmp_path, sha256, capsys
+):
     out = tmp_path / "run"
     assert pretrain(data_dir, out, "--epochs", "3") == 0
     last = sha256(out / "checkpoint_last.pth.tar")
@@ -140,15 +165,21 @@ def test_malformed_rng_is_refused_before_anything_is_written(data_dir, tmp_path,
     assert snapshot(out, sha256) == before
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--lr", "inf"], "--lr must be positive and finite"),
-    (["--contrast-t", "inf"], "--contrast-t must be positive and finite"),
-    (["--cmd-weight", "nan"], "--cmd-weight must be at least 0 and finite"),
-    (["--device", "tpu"], "--device tpu: this code runs on cpu, cuda or cuda:N"),
-    (["--device", "cuda:x"], "--device cuda:x: this code runs on cpu, cuda or cuda:N"),
-    pytest.param(["--device", "cuda"], "--device cuda: CUDA is not available",
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "inf"], "--lr must be positive and finite"),
+        (["--contrast-t", "inf"], "--contrast-t must be positive and finite"),
+        (["--cmd-weight", "nan"], "--cmd-weight must be at least 0 and finite"),
+        (["--device", "tpu"], "--device tpu: this code runs on cpu, cuda or cuda:N"),
+        (["--device", "cuda:x"], "--device cuda:x: this code runs on cpu, cuda or cuda:N"),
+        pytest.param(
+            ["--device", "cuda"],
+            "--device cuda: CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
+    ],
+)
 def test_impossible_settings_are_usage_errors(data_dir, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_:
         pretrain(data_dir, tmp_path / "run", *flags)
@@ -171,13 +202,44 @@ def test_checkpoint_path_naming_a_file_is_a_usage_error(data_dir, tmp_path, caps
 
 
 def classify(data_dir, out, results, *extra):
-    return action_classification.main(["--data-dir", data_dir, "--checkpoint-path", str(out), "--results",
-                                       str(results), "--hidden-size", "8", "--num-layers", "1", *PROBE, *extra])
+    return action_classification.main(
+        [
+            "--data-dir",
+            data_dir,
+            "--checkpoint-path",
+            str(out),
+            "--results",
+            str(results),
+            "--hidden-size",
+            "8",
+            "--num-layers",
+            "1",
+            *PROBE,
+            *extra,
+        ]
+    )
 
 
 def knn(data_dir, out, results, *extra):
-    return knn_eval.main(["--data-dir", data_dir, "--checkpoint-path", str(out), "--results", str(results),
-                          "--hidden-size", "8", "--num-layers", "1", "-j", "0", "--device", "cpu", *extra])
+    return knn_eval.main(
+        [
+            "--data-dir",
+            data_dir,
+            "--checkpoint-path",
+            str(out),
+            "--results",
+            str(results),
+            "--hidden-size",
+            "8",
+            "--num-layers",
+            "1",
+            "-j",
+            "0",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_a_linear_probe_folder_is_not_reused_without_resume(data_dir, tmp_path, capsys):
@@ -258,9 +320,22 @@ def test_non_finite_weights_stop_the_probe_with_one_line(data_dir, tmp_path, cap
             value.fill_(float("nan"))
     torch.save(ckpt, tmp_path / "nan.pth.tar")
     results = tmp_path / "r.jsonl"
-    assert action_classification.main(["--data-dir", data_dir, "--checkpoint-path", str(tmp_path / "lin"),
-                                       "--results", str(results), "--pretrained", str(tmp_path / "nan.pth.tar"),
-                                       *PROBE]) == 1
+    assert (
+        action_classification.main(
+            [
+                "--data-dir",
+                data_dir,
+                "--checkpoint-path",
+                str(tmp_path / "lin"),
+                "--results",
+                str(results),
+                "--pretrained",
+                str(tmp_path / "nan.pth.tar"),
+                *PROBE,
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "loss became nan" in err and "Traceback" not in err
     assert not results.exists()
@@ -269,8 +344,10 @@ def test_non_finite_weights_stop_the_probe_with_one_line(data_dir, tmp_path, cap
 def test_linear_resume_given_a_pretraining_checkpoint_says_what_it_is(data_dir, tmp_path, capsys):
     out = tmp_path / "pre"
     assert pretrain(data_dir, out, "--epochs", "1") == 0
-    assert classify(data_dir, tmp_path / "lin", tmp_path / "r.jsonl", "--resume",
-                    str(out / "checkpoint_last.pth.tar")) == 1
+    assert (
+        classify(data_dir, tmp_path / "lin", tmp_path / "r.jsonl", "--resume", str(out / "checkpoint_last.pth.tar"))
+        == 1
+    )
     err = capsys.readouterr().err
     assert "is not an action_classification.py checkpoint" in err and "--pretrained" in err
 

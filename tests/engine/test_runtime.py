@@ -1,4 +1,5 @@
 """Shared run-time helpers: seeding, the settings file, the learning-rate schedule, top-k accuracy."""
+
 import json
 import os
 import random
@@ -14,8 +15,12 @@ from options.settings import EncoderSettings, describe, to_dict
 
 
 def test_settings_are_printed_and_saved_as_json(tmp_path, capsys):
-    record = {"preset": "ntu60", "optim": {"lr": 0.1, "schedule": [50, 70]}, "data": {"layout": NTU25.to_dict()},
-              "encoder": to_dict(EncoderSettings(hidden_size=8, num_layers=1))}
+    record = {
+        "preset": "ntu60",
+        "optim": {"lr": 0.1, "schedule": [50, 70]},
+        "data": {"layout": NTU25.to_dict()},
+        "encoder": to_dict(EncoderSettings(hidden_size=8, num_layers=1)),
+    }
     assert save_settings(record, str(tmp_path / "run")) is None
     path = tmp_path / "run" / "settings.json"
     assert json.loads(path.read_text()) == record
@@ -44,7 +49,7 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
     seed_everything(5)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == first
-    seed_everything(2 ** 40)  # seeds beyond NumPy's 32 bits are reduced, not refused
+    seed_everything(2**40)  # seeds beyond NumPy's 32 bits are reduced, not refused
     seed_everything(6)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) != first
 

@@ -6,6 +6,7 @@ both implementations the same draws. Samples are C x T x V x M arrays; the publi
 and the transforms are written for the sample's own C and V. The time resize is the published one,
 `F.interpolate(..., mode='bilinear', align_corners=False)` of a (1, C·V·M, length, 1) image.
 """
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ MIN_CROP_LENGTH = 64
 def crop_resize(data, start, length, output_size):
     """Frames [start, start + length) of `data` resized to `output_size` frames (published resize)."""
     c, _, v, m = data.shape
-    crop = torch.tensor(np.ascontiguousarray(data[:, start:start + length]), dtype=torch.float)  # C x L x V x M
+    crop = torch.tensor(np.ascontiguousarray(data[:, start : start + length]), dtype=torch.float)  # C x L x V x M
     image = crop.permute(0, 2, 3, 1).contiguous().view(c * v * m, length)[None, :, :, None]  # 1 x CVM x L x 1
     image = F.interpolate(image, size=(output_size, 1), mode="bilinear", align_corners=False)
     return image.squeeze(dim=3).squeeze(dim=0).contiguous().view(c, v, m, output_size).permute(0, 3, 1, 2).numpy()

@@ -1,5 +1,6 @@
 """Augmentations against the published transforms (tests/feeder/reference_augmentations.py), F.interpolate and
 hand-built maps: the same results for the same draws, and the same distributions of random views."""
+
 import numpy as np
 import pytest
 import torch
@@ -91,8 +92,9 @@ def test_with_the_published_minimum_a_short_recording_is_never_cropped():
     expected = ref.crop_resize(data, 0, frames, 64)  # the whole recording, resized
     for min_length in ({}, {"min_length": 64}):
         gen = torch.Generator().manual_seed(10)
-        views = aug.random_crop_resize(_repeat(data, n), torch.full((n,), frames), aug.PRETRAIN_L_RATIO, gen,
-                                       **min_length).numpy()
+        views = aug.random_crop_resize(
+            _repeat(data, n), torch.full((n,), frames), aug.PRETRAIN_L_RATIO, gen, **min_length
+        ).numpy()
         for view in views:
             np.testing.assert_allclose(view, expected, rtol=0, atol=2e-6)
 
@@ -101,10 +103,12 @@ def test_with_the_published_minimum_a_short_recording_is_never_cropped():
 def test_pretraining_views_honour_the_min_crop(min_crop):
     frames, n = 31, 300
     data = _sample(frames=frames, seed=11)
-    im_q, im_k = aug.pretraining_views(_repeat(data, n), torch.full((n,), frames), torch.Generator().manual_seed(12),
-                                       min_crop_frames=min_crop)
-    params = aug.draw_view_params(torch.full((2 * n,), frames), torch.Generator().manual_seed(12),
-                                  min_crop_frames=min_crop)
+    im_q, im_k = aug.pretraining_views(
+        _repeat(data, n), torch.full((n,), frames), torch.Generator().manual_seed(12), min_crop_frames=min_crop
+    )
+    params = aug.draw_view_params(
+        torch.full((2 * n,), frames), torch.Generator().manual_seed(12), min_crop_frames=min_crop
+    )
     length, start = params["length"], params["start"]
     if min_crop == 64:
         assert torch.all(length == frames) and torch.all(start == 0)  # never cropped
@@ -163,8 +167,14 @@ def _params(start, length, corrupt, joints, zero, matrix, num_joints=25):
     """One view's parameters, in the form `draw_view_params` returns, from hand-chosen values."""
     selected = torch.zeros(1, num_joints, dtype=torch.bool)
     selected[0, joints] = True
-    return {"start": torch.tensor([start]), "length": torch.tensor([length]), "corrupt": torch.tensor([corrupt]),
-            "joints": selected, "zero": torch.tensor([zero]), "matrix": torch.tensor(matrix)[None]}
+    return {
+        "start": torch.tensor([start]),
+        "length": torch.tensor([length]),
+        "corrupt": torch.tensor([corrupt]),
+        "joints": selected,
+        "zero": torch.tensor([zero]),
+        "matrix": torch.tensor(matrix)[None],
+    }
 
 
 def test_joint_corruption_and_shear_by_hand():
@@ -227,7 +237,7 @@ def _view_statistics(views):
     return {
         "zeroed15": np.mean(zero_joints == 15),
         "mean_abs": np.mean(np.abs(views)),
-        "mean_sq": np.mean(views ** 2),
+        "mean_sq": np.mean(views**2),
         "first_frame": np.mean(views[:, 0, 0, 0, 0]),
         "last_frame": np.mean(views[:, 0, -1, 0, 0]),
         "second_coordinate": np.mean(views[:, 1, 10, 12, 0]),
@@ -252,8 +262,9 @@ def test_downstream_crops_agree_in_distribution_with_the_published_crops():
     n, frames = 3000, 250
     ramp = np.arange(300, dtype=np.float32).reshape(1, 300, 1, 1)  # one coordinate, joint and person
     rng = np.random.default_rng(5)
-    published = np.stack([ref.temporal_cropresize(ramp, frames, (0.5, 1.0), 64, rng)[0, [0, -1], 0, 0]
-                          for _ in range(n)])  # n x 2: first and last frame of each crop
+    published = np.stack(
+        [ref.temporal_cropresize(ramp, frames, (0.5, 1.0), 64, rng)[0, [0, -1], 0, 0] for _ in range(n)]
+    )  # n x 2: first and last frame of each crop
     gen = torch.Generator().manual_seed(5)
     ours = aug.random_crop_resize(_repeat(ramp, n), torch.full((n,), frames), (0.5, 1.0), gen)[:, 0, [0, -1], 0, 0]
     ours = ours.numpy()
@@ -289,8 +300,9 @@ def test_view_length_and_corrupted_joint_count_are_settable():
     # a constant-ones sample: a zeroing corruption shows as exactly `corrupted_joints` all-zero joints
     ones = np.ones((3, 300, 25, 2), dtype=np.float32)
     gen = torch.Generator().manual_seed(6)
-    views, _ = aug.pretraining_views(_repeat(ones, 400), torch.full((400,), 120), gen, output_size=32,
-                                     corrupted_joints=5)
+    views, _ = aug.pretraining_views(
+        _repeat(ones, 400), torch.full((400,), 120), gen, output_size=32, corrupted_joints=5
+    )
     assert views.shape == (400, 3, 32, 25, 2)
     zeroed = (views.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)  # N
     assert set(zeroed.tolist()) == {0, 5}

@@ -1,4 +1,5 @@
 """Downstream inputs (docs/published-behaviour.md §2.2) on hand-worked ramps, and the semi-supervised subset."""
+
 import json
 import pickle
 
@@ -16,12 +17,20 @@ def _ramp_split(frames):
     data = np.zeros((n, 3, 300, 25, 2), dtype=np.float32)
     for i, f in enumerate(frames):
         data[i, :, :f] = np.arange(f, dtype=np.float32)[None, :, None, None]
-    return Split(folder="ramp", part="train", data=data, num_frame=np.asarray(frames, dtype=np.int64),
-                 names=[f"s{i}" for i in range(n)], labels=np.arange(n, dtype=np.int64) % 4)
+    return Split(
+        folder="ramp",
+        part="train",
+        data=data,
+        num_frame=np.asarray(frames, dtype=np.int64),
+        names=[f"s{i}" for i in range(n)],
+        labels=np.arange(n, dtype=np.int64) % 4,
+    )
 
 
-@pytest.mark.parametrize("n, ratio, size", [(1000, 0.01, 10), (37, 0.05, 1), (40091, 0.01, 400),
-                                            (40091, 0.1, 4009), (203, 0.2, 40), (55, 1.0, 55)])
+@pytest.mark.parametrize(
+    "n, ratio, size",
+    [(1000, 0.01, 10), (37, 0.05, 1), (40091, 0.01, 400), (40091, 0.1, 4009), (203, 0.2, 40), (55, 1.0, 55)],
+)
 def test_subset_size_is_int_n_times_ratio(n, ratio, size):
     chosen = semi_subset(n, ratio, seed=3)
     assert len(chosen) == size

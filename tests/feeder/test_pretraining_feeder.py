@@ -1,4 +1,5 @@
 """Pretraining feeder and seeding: view shapes, reproducible streams, independence from workers."""
+
 import pickle
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_views_are_the_views_of_the_sample_from_its_own_stream(folder):
     frames = torch.from_numpy(np.load(f"{folder}/train_num_frame.npy")[4:5])  # 1
     # the stream of (seed, epoch, index): a torch generator seeded from SeedSequence([7, 3, 4])
     state = np.random.SeedSequence([7, 3, 4]).generate_state(1, dtype=np.uint64)[0]
-    generator = torch.Generator().manual_seed(int(state) & (2 ** 63 - 1))
+    generator = torch.Generator().manual_seed(int(state) & (2**63 - 1))
     expected_q, expected_k = aug.pretraining_views(data, frames, generator)
     torch.testing.assert_close(im_q, expected_q[0], rtol=0, atol=0)
     torch.testing.assert_close(im_k, expected_k[0], rtol=0, atol=0)
@@ -45,8 +46,9 @@ def test_view_settings_reach_the_views(folder):
     assert im_q.shape == im_k.shape == (3, 32, 25, 2)
     data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[3:4])  # 1 x 3 x 300 x 25 x 2
     frames = torch.from_numpy(np.load(f"{folder}/train_num_frame.npy")[3:4])  # 1
-    expected_q, expected_k = aug.pretraining_views(data, frames, sample_generator(7, 1, 3), output_size=32,
-                                                   corrupted_joints=5, min_crop_frames=16)
+    expected_q, expected_k = aug.pretraining_views(
+        data, frames, sample_generator(7, 1, 3), output_size=32, corrupted_joints=5, min_crop_frames=16
+    )
     torch.testing.assert_close(im_q, expected_q[0], rtol=0, atol=0)
     torch.testing.assert_close(im_k, expected_k[0], rtol=0, atol=0)
 
@@ -59,10 +61,11 @@ def test_a_short_recording_is_cropped_only_below_the_published_minimum(tmp_path,
         feeder = PretrainingFeeder(train_part(folder), seed=2, min_crop_frames=min_crop)
         lengths = set()
         for index in range(4):
-            params = aug.draw_view_params(torch.tensor([31, 31]), sample_generator(2, 0, index),
-                                          min_crop_frames=min_crop)
+            params = aug.draw_view_params(
+                torch.tensor([31, 31]), sample_generator(2, 0, index), min_crop_frames=min_crop
+            )
             lengths |= set(params["length"].tolist())
-            data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[index:index + 1, :, :31])
+            data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[index : index + 1, :, :31])
             expected = aug.apply_view(torch.cat([data, data]), params)  # 2 x 3 x 64 x 25 x 2
             im_q, im_k = feeder[index]
             torch.testing.assert_close(torch.stack([im_q, im_k]), expected, rtol=0, atol=0)
@@ -105,12 +108,14 @@ def test_frame_counts_above_the_array_length_are_capped(tmp_path, processed):
 
 
 def test_streams_are_distinct_and_reproducible():
-    assert torch.equal(torch.rand(4, generator=sample_generator(1, 2, 3)),
-                       torch.rand(4, generator=sample_generator(1, 2, 3)))
+    assert torch.equal(
+        torch.rand(4, generator=sample_generator(1, 2, 3)), torch.rand(4, generator=sample_generator(1, 2, 3))
+    )
     draws = {torch.rand(1, generator=sample_generator(1, e, i)).item() for e in range(3) for i in range(3)}
     assert len(draws) == 9
     assert torch.rand(1, generator=sample_generator(1, 0, 0)).item() not in {
-        torch.rand(1, generator=epoch_generator(1, 0, r)).item() for r in range(3)}
+        torch.rand(1, generator=epoch_generator(1, 0, r)).item() for r in range(3)
+    }
     a = torch.rand(4, generator=epoch_generator(1, 0, 0))
     assert torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 1, 0)))

@@ -1,4 +1,5 @@
 """The whole-sequence encoder against the published per-frame loop (features and gradients)."""
+
 import math
 
 import pytest
@@ -17,20 +18,20 @@ def per_frame_reference(encoder, x):
     seq = encoder.input_norm(x.transpose(1, 2)).transpose(1, 2)  # N x T x 150
     hidden = None
     for t in range(seq.shape[1]):
-        out, hidden = encoder.encoder.gru(seq[:, t:t + 1], hidden)
+        out, hidden = encoder.encoder.gru(seq[:, t : t + 1], hidden)
     return out[:, 0]  # N x 2H
 
 
 def loss(encoder, feature):
     """A scalar that depends on every parameter, features and head alike."""
-    return (feature ** 2).sum() + (encoder.fc(feature) ** 3).sum()
+    return (feature**2).sum() + (encoder.fc(feature) ** 3).sum()
 
 
 def grads(encoder):
     return {name: p.grad.clone() for name, p in encoder.named_parameters()}
 
 
-@pytest.mark.parametrize('layers,frames', [(1, 9), (3, 9), (3, 40)])  # 40: several 16-frame products
+@pytest.mark.parametrize("layers,frames", [(1, 9), (3, 9), (3, 40)])  # 40: several 16-frame products
 def test_features_and_gradients_match_loop(layers, frames):
     encoder = tiny_encoder(layers=layers)
     x = torch.randn(4, frames, 150, dtype=torch.float64)
@@ -86,11 +87,14 @@ def test_standard_bidirectional_pass_differs():
 
 def test_state_dict_names():
     encoder = tiny_encoder()
-    expected = {f'encoder.gru.{kind}_l{layer}{suffix}'
-                for kind in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')
-                for layer in range(3) for suffix in ('', '_reverse')}
-    expected |= {'fc.weight', 'fc.bias'}
-    expected |= {f'input_norm.{k}' for k in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')}
+    expected = {
+        f"encoder.gru.{kind}_l{layer}{suffix}"
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        for layer in range(3)
+        for suffix in ("", "_reverse")
+    }
+    expected |= {"fc.weight", "fc.bias"}
+    expected |= {f"input_norm.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
     assert set(encoder.state_dict()) == expected
 
 
@@ -138,7 +142,7 @@ def test_mlp_head_keeps_the_xavier_initialised_fc_as_its_last_layer():
 
 def test_bad_input_shape():
     encoder = tiny_encoder()
-    with pytest.raises(ValueError, match=r'N x T x 150.*\(2, 6, 75\)'):
+    with pytest.raises(ValueError, match=r"N x T x 150.*\(2, 6, 75\)"):
         encoder(torch.zeros(2, 6, 75, dtype=torch.float64))
 
 
@@ -155,5 +159,6 @@ def test_published_name_and_arguments_build_the_same_encoder():
     assert encoder(x).shape == (3, 6) and encoder(x, return_features=True).shape == (3, 8)
     torch.testing.assert_close(published(x), encoder(x), rtol=0, atol=0)
     torch.testing.assert_close(published(x, knn_eval=True), encoder(x, return_features=True), rtol=0, atol=0)
-    torch.testing.assert_close(published.forward_loop(x, knn_eval=True),
-                               encoder.forward_loop(x, return_features=True), rtol=0, atol=0)
+    torch.testing.assert_close(
+        published.forward_loop(x, knn_eval=True), encoder.forward_loop(x, return_features=True), rtol=0, atol=0
+    )

@@ -1,5 +1,6 @@
 """Settings: the published presets bit for bit, one parse and one resolution per stage, every rule a usage
 error (exit status 2) before any work, and flags winning over the preset."""
+
 import os
 
 import pytest
@@ -17,27 +18,78 @@ from options.settings import flatten, to_dict
 # The published settings (docs/published-behaviour.md §4), written out by hand, not imported, so that a
 # wrong preset table cannot hide behind itself.
 PRETRAIN_NTU = {
-    "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64, "epochs": 451, "schedule": [351],
-    "mlp": True, "cos": False, "contrast_dim": 128, "contrast_k": 16384, "contrast_t": 0.07, "contrast_m": 0.999,
-    "teacher_t": 0.05, "student_t": 0.1, "topk": 8192, "cmd_weight": 1.0, "hidden_size": 1024, "num_layers": 3,
-    "view_frames": 64, "min_crop_frames": 64, "corrupted_joints": None, "steps": None,
+    "lr": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "batch_size": 64,
+    "epochs": 451,
+    "schedule": [351],
+    "mlp": True,
+    "cos": False,
+    "contrast_dim": 128,
+    "contrast_k": 16384,
+    "contrast_t": 0.07,
+    "contrast_m": 0.999,
+    "teacher_t": 0.05,
+    "student_t": 0.1,
+    "topk": 8192,
+    "cmd_weight": 1.0,
+    "hidden_size": 1024,
+    "num_layers": 3,
+    "view_frames": 64,
+    "min_crop_frames": 64,
+    "corrupted_joints": None,
+    "steps": None,
     "skeleton_representation": "graph-based",
 }
 PRETRAIN_PKU = dict(PRETRAIN_NTU, epochs=1001, schedule=[801])
-LINEAR = {"probe": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 64, "epochs": 80,
-          "schedule": [50, 70], "eval_freq": 5, "finetune": False}
+LINEAR = {
+    "probe": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "batch_size": 64,
+    "epochs": 80,
+    "schedule": [50, 70],
+    "eval_freq": 5,
+    "finetune": False,
+}
 SEMI = dict(LINEAR, lr=0.01, finetune=True)
 TRANSFER = dict(SEMI, data_ratio=1.0)
 KNN = {"batch_size": 64, "knn_neighbours": 1}
 PUBLISHED_BY_HAND = {
-    ("pretrain", "ntu60"): PRETRAIN_NTU, ("pretrain", "ntu120"): PRETRAIN_NTU, ("pretrain", "pku_v2"): PRETRAIN_PKU,
-    ("linear", "ntu60"): LINEAR, ("linear", "ntu120"): LINEAR, ("linear", "pku_v2"): LINEAR,
-    ("semi", "ntu60"): SEMI, ("semi", "ntu120"): SEMI, ("semi", "pku_v2"): SEMI,
+    ("pretrain", "ntu60"): PRETRAIN_NTU,
+    ("pretrain", "ntu120"): PRETRAIN_NTU,
+    ("pretrain", "pku_v2"): PRETRAIN_PKU,
+    ("linear", "ntu60"): LINEAR,
+    ("linear", "ntu120"): LINEAR,
+    ("linear", "pku_v2"): LINEAR,
+    ("semi", "ntu60"): SEMI,
+    ("semi", "ntu120"): SEMI,
+    ("semi", "pku_v2"): SEMI,
     ("transfer", "pku_v2"): TRANSFER,
-    ("knn", "ntu60"): KNN, ("knn", "ntu120"): KNN, ("knn", "pku_v2"): KNN,
+    ("knn", "ntu60"): KNN,
+    ("knn", "ntu120"): KNN,
+    ("knn", "pku_v2"): KNN,
 }
-TINY = ["--hidden-size", "8", "--num-layers", "1", "--contrast-k", "32", "--topk", "16", "-b", "8", "-j", "0",
-        "--device", "cpu", "--contrast-dim", "16"]
+TINY = [
+    "--hidden-size",
+    "8",
+    "--num-layers",
+    "1",
+    "--contrast-k",
+    "32",
+    "--topk",
+    "16",
+    "-b",
+    "8",
+    "-j",
+    "0",
+    "--device",
+    "cpu",
+    "--contrast-dim",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -127,19 +179,22 @@ def test_pretraining_flags_out_of_range_are_usage_errors(folder, capsys, argv, m
     assert message in usage_error(capsys, lambda a: pretrain(folder, *a), argv)
 
 
-@pytest.mark.parametrize("parse, argv, message", [
-    (parse_classification, ["--epochs", "0"], "--epochs must be at least 1 and finite, found 0"),
-    (parse_classification, ["--eval-freq", "0"], "--eval-freq must be at least 1 and finite, found 0"),
-    (parse_classification, ["-b", "0"], "--batch-size must be at least 1 and finite, found 0"),
-    (parse_classification, ["--lr", "-1"], "--lr must be positive and finite, found -1.0"),
-    (parse_classification, ["--momentum", "1"], "--momentum must be in [0, 1) and finite, found 1.0"),
-    (parse_classification, ["--wd=-1e-4"], "--weight-decay must be at least 0 and finite, found -0.0001"),
-    (parse_classification, ["--protocol", "cross_view_semi"], "--protocol cross_view_semi needs --data-ratio"),
-    (parse_classification, ["--data-ratio", "0"], "--data-ratio must be in (0, 1], found 0.0"),
-    (parse_classification, ["--transfer"], "--transfer fine-tunes on --finetune-dataset pku_v2"),
-    (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
-    (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
-])
+@pytest.mark.parametrize(
+    "parse, argv, message",
+    [
+        (parse_classification, ["--epochs", "0"], "--epochs must be at least 1 and finite, found 0"),
+        (parse_classification, ["--eval-freq", "0"], "--eval-freq must be at least 1 and finite, found 0"),
+        (parse_classification, ["-b", "0"], "--batch-size must be at least 1 and finite, found 0"),
+        (parse_classification, ["--lr", "-1"], "--lr must be positive and finite, found -1.0"),
+        (parse_classification, ["--momentum", "1"], "--momentum must be in [0, 1) and finite, found 1.0"),
+        (parse_classification, ["--wd=-1e-4"], "--weight-decay must be at least 0 and finite, found -0.0001"),
+        (parse_classification, ["--protocol", "cross_view_semi"], "--protocol cross_view_semi needs --data-ratio"),
+        (parse_classification, ["--data-ratio", "0"], "--data-ratio must be in (0, 1], found 0.0"),
+        (parse_classification, ["--transfer"], "--transfer fine-tunes on --finetune-dataset pku_v2"),
+        (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
+        (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
+    ],
+)
 def test_evaluation_flags_out_of_range_are_usage_errors(capsys, parse, argv, message):
     assert message in usage_error(capsys, parse, argv)
 
@@ -153,18 +208,22 @@ def test_pretraining_rules_on_the_resolved_values_fail_before_any_output(folder,
 
     assert "--contrast-k 36 is not divisible by the global batch size 8" in check("--contrast-k", "36")
     assert "--topk 64 is larger than the queue length --contrast-k 32" in check("--topk", "64")
-    assert ("the training set of " + folder + " has 16 samples, fewer than one global batch of 32"
-            in check("-b", "32"))
-    assert ("--corrupted-joints 26 is more than the 25 joints of the folder's layout 'ntu25'"
-            in check("--corrupted-joints", "26"))
+    assert "the training set of " + folder + " has 16 samples, fewer than one global batch of 32" in check("-b", "32")
+    assert "--corrupted-joints 26 is more than the 25 joints of the folder's layout 'ntu25'" in check(
+        "--corrupted-joints", "26"
+    )
     assert "--start-epoch 1 must be in [0, --epochs 1)" in check("--start-epoch", "1")
     assert "give --epochs or --steps, not both" in check("--steps", "10")
     err = usage_error(capsys, parse_args, ["--checkpoint-path", out, "--fresh", "--rewind", "--bogus"])
     assert "unrecognized arguments: --bogus" in err
-    assert "cross_setup" in usage_error(capsys, lambda a: resolve(*parse_args(a)),
-                                        ["--pre-dataset", "ntu60", "--protocol", "cross_setup", "--device", "cpu"])
-    assert "no such folder" in usage_error(capsys, lambda a: resolve(*parse_args(a)),
-                                           ["--data-dir", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert "cross_setup" in usage_error(
+        capsys,
+        lambda a: resolve(*parse_args(a)),
+        ["--pre-dataset", "ntu60", "--protocol", "cross_setup", "--device", "cpu"],
+    )
+    assert "no such folder" in usage_error(
+        capsys, lambda a: resolve(*parse_args(a)), ["--data-dir", str(tmp_path / "nowhere"), "--device", "cpu"]
+    )
     assert not os.path.exists(out)
 
 
@@ -179,13 +238,61 @@ def test_global_batch_counts_the_processes(folder, capsys, monkeypatch):
 
 
 def test_pretraining_parses_every_published_flag():
-    _, published = parse_args(["-j", "3", "--epochs", "20", "--start-epoch", "2", "-b", "16", "--lr", "0.5",
-                               "--schedule", "5", "9", "--momentum", "0.8", "--wd", "0.5", "-p", "7",
-                               "--resume", "r.pth.tar", "--local_rank", "1", "--seed", "3", "--checkpoint-path", "c",
-                               "--skeleton-representation", "graph-based", "--pre-dataset", "ntu120",
-                               "--protocol", "cross_setup", "--contrast-dim", "64", "--contrast-k", "128",
-                               "--contrast-m", "0.99", "--contrast-t", "0.2", "--teacher-t", "0.3",
-                               "--student-t", "0.4", "--cmd-weight", "2", "--topk", "100", "--mlp", "--cos"])
+    _, published = parse_args(
+        [
+            "-j",
+            "3",
+            "--epochs",
+            "20",
+            "--start-epoch",
+            "2",
+            "-b",
+            "16",
+            "--lr",
+            "0.5",
+            "--schedule",
+            "5",
+            "9",
+            "--momentum",
+            "0.8",
+            "--wd",
+            "0.5",
+            "-p",
+            "7",
+            "--resume",
+            "r.pth.tar",
+            "--local_rank",
+            "1",
+            "--seed",
+            "3",
+            "--checkpoint-path",
+            "c",
+            "--skeleton-representation",
+            "graph-based",
+            "--pre-dataset",
+            "ntu120",
+            "--protocol",
+            "cross_setup",
+            "--contrast-dim",
+            "64",
+            "--contrast-k",
+            "128",
+            "--contrast-m",
+            "0.99",
+            "--contrast-t",
+            "0.2",
+            "--teacher-t",
+            "0.3",
+            "--student-t",
+            "0.4",
+            "--cmd-weight",
+            "2",
+            "--topk",
+            "100",
+            "--mlp",
+            "--cos",
+        ]
+    )
     assert (published.workers, published.epochs, published.start_epoch, published.batch_size) == (3, 20, 2, 16)
     assert (published.lr, published.schedule, published.momentum, published.weight_decay) == (0.5, [5, 9], 0.8, 0.5)
     assert (published.print_freq, published.resume, published.local_rank, published.seed) == (7, "r.pth.tar", 1, 3)
@@ -223,22 +330,29 @@ def _classification(folder, *argv, parse=parse_classification):
     parser, args = parse(["--data-dir", folder, "--device", "cpu", "--hidden-size", "8", "--num-layers", "1", *argv])
     train, _ = open_data(parser, args)
     name = choose_preset(parser, args, train)
-    _, info = downstream_model(args.pretrained, train.num_class or 60, train.layout, args.hidden_size,
-                               args.num_layers)
+    _, info = downstream_model(args.pretrained, train.num_class or 60, train.layout, args.hidden_size, args.num_layers)
     return eval_settings(parser, args, name, train, info)
 
 
 def test_stage_resolution_and_presets(folder, capsys):
     linear = _classification(folder, "--finetune-dataset", "ntu120", "--protocol", "cross_setup")
     assert (linear.stage, linear.preset, linear.data.num_class) == ("linear", "ntu120", 120)
-    assert (linear.probe.probe, linear.probe.lr, linear.probe.finetune, linear.probe.schedule) == ("sgd", 0.1, False,
-                                                                                                   (50, 70))
+    assert (linear.probe.probe, linear.probe.lr, linear.probe.finetune, linear.probe.schedule) == (
+        "sgd",
+        0.1,
+        False,
+        (50, 70),
+    )
     semi = _classification(folder, "--protocol", "cross_view_semi", "--data-ratio", "0.1", "--lr", "0.02")
     assert (semi.stage, semi.probe.lr, semi.probe.finetune, semi.probe.schedule) == ("semi", 0.02, True, (50, 70))
     assert (semi.probe.data_ratio, semi.probe.eval_freq, semi.probe.epochs) == (0.1, 5, 80)
     transfer = _classification(folder, "--finetune-dataset", "pku_v2", "--finetune")
     assert (transfer.stage, transfer.data.num_class, transfer.probe.data_ratio, transfer.probe.lr) == (
-        "transfer", 51, 1.0, 0.01)
+        "transfer",
+        51,
+        1.0,
+        0.01,
+    )
     assert _classification(folder, "--finetune-dataset", "pku_v2", "--transfer").stage == "transfer"
     assert _classification(folder, "--finetune-dataset", "pku_v2").stage == "linear"
     knn = _classification(folder, "--finetune-dataset", "pku_v2", parse=parse_knn)
@@ -249,16 +363,31 @@ def test_stage_resolution_and_presets(folder, capsys):
     assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer"])
 
 
-def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features(tmp_path, processed, capsys,
-                                                                                  monkeypatch):
+def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features(
+    tmp_path, processed, capsys, monkeypatch
+):
     tiny = processed(tmp_path / "xsub", n=(3, 2), num_class=2, frames=80)
 
     def no_features(*args, **kwargs):
         raise AssertionError("features were extracted")
 
     monkeypatch.setattr(evaluate, "extract_features", no_features)
-    argv = ["--data-dir", tiny, "--knn-neighbours", "4", "--hidden-size", "8", "--num-layers", "1",
-            "-j", "0", "--out", str(tmp_path / "run"), "--results", str(tmp_path / "r.jsonl")]
+    argv = [
+        "--data-dir",
+        tiny,
+        "--knn-neighbours",
+        "4",
+        "--hidden-size",
+        "8",
+        "--num-layers",
+        "1",
+        "-j",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--results",
+        str(tmp_path / "r.jsonl"),
+    ]
     err = usage_error(capsys, knn_eval.main, argv)
     assert f"--knn-neighbours 4 is larger than the training set of {tiny} (3 samples)" in err
     assert not os.path.exists(tmp_path / "r.jsonl") and not os.path.exists(tmp_path / "run")
@@ -266,7 +395,21 @@ def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features
 
 def test_classification_with_zero_epochs_is_refused_before_any_output(tmp_path, processed, capsys):
     tiny = processed(tmp_path / "xsub", n=(3, 2), num_class=2, frames=80)
-    argv = ["--data-dir", tiny, "--epochs", "0", "--hidden-size", "8", "--num-layers", "1", "-j", "0",
-            "--out", str(tmp_path / "run"), "--results", str(tmp_path / "r.jsonl")]
+    argv = [
+        "--data-dir",
+        tiny,
+        "--epochs",
+        "0",
+        "--hidden-size",
+        "8",
+        "--num-layers",
+        "1",
+        "-j",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--results",
+        str(tmp_path / "r.jsonl"),
+    ]
     assert "--epochs must be at least 1 and finite, found 0" in usage_error(capsys, action_classification.main, argv)
     assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "r.jsonl")

@@ -1,11 +1,13 @@
 """The preset a run gets from its processed folder, the small-data rules, and flags winning over both."""
+
 import pytest
 
 from dataset.layouts import KINECT20, NTU25
 from options import presets
 from options.options_classification import choose_preset, open_data, parse_classification, parse_knn
 from options.options_pretraining import parse_args, resolve
-from options.presets import FolderFacts, choose_preset as choose
+from options.presets import FolderFacts
+from options.presets import choose_preset as choose
 
 
 def pretrain_settings(folder, *flags):
@@ -13,16 +15,19 @@ def pretrain_settings(folder, *flags):
     return resolve(parser, args)[0]
 
 
-@pytest.mark.parametrize("recorded, flag, preset_flag, expected", [
-    (None, None, None, "ntu60"),  # a folder as the published tools write it: NTU-60's, as published
-    (None, "pku_v2", None, "pku_v2"),
-    ("ntu120", None, None, "ntu120"),  # our converters record the dataset
-    ("ntu120", "ntu120", None, "ntu120"),
-    ("nw_ucla", None, None, "small"),  # any data set without a published preset
-    ("my_kinect", None, None, "small"),
-    ("my_kinect", None, "ntu60", "ntu60"),  # an explicit --preset wins
-    ("ntu60", None, "small", "small"),
-])
+@pytest.mark.parametrize(
+    "recorded, flag, preset_flag, expected",
+    [
+        (None, None, None, "ntu60"),  # a folder as the published tools write it: NTU-60's, as published
+        (None, "pku_v2", None, "pku_v2"),
+        ("ntu120", None, None, "ntu120"),  # our converters record the dataset
+        ("ntu120", "ntu120", None, "ntu120"),
+        ("nw_ucla", None, None, "small"),  # any data set without a published preset
+        ("my_kinect", None, None, "small"),
+        ("my_kinect", None, "ntu60", "ntu60"),  # an explicit --preset wins
+        ("ntu60", None, "small", "small"),
+    ],
+)
 def test_preset_follows_the_folders_record(recorded, flag, preset_flag, expected):
     assert choose(recorded, flag, preset_flag, "--pre-dataset") == expected
 
@@ -39,8 +44,13 @@ def test_pretraining_on_a_published_folder_gets_the_published_preset(tmp_path, p
     s = pretrain_settings(folder, "--checkpoint-path", str(tmp_path / "out"))
     assert s.preset == "ntu60"
     assert (s.encoder.hidden_size, s.encoder.num_layers) == (1024, 3)
-    assert (s.optim.epochs, s.optim.schedule, s.optim.lr, s.optim.batch_size, s.optim.steps) == (451, (351,), 0.01, 64,
-                                                                                                 None)
+    assert (s.optim.epochs, s.optim.schedule, s.optim.lr, s.optim.batch_size, s.optim.steps) == (
+        451,
+        (351,),
+        0.01,
+        64,
+        None,
+    )
     assert (s.contrast.contrast_k, s.contrast.topk, s.contrast.contrast_m) == (16384, 8192, 0.999)
     assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (64, 64, 15)
 
@@ -62,9 +72,32 @@ def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, proce
 
 def test_every_small_data_value_is_overridden_by_its_flag(tmp_path, processed):
     folder = processed(tmp_path / "mine", n=(200, 10), layout=KINECT20, num_class=5, dataset="mine", frames=31)
-    s = pretrain_settings(folder, "--hidden-size", "16", "--num-layers", "1", "--batch-size", "8", "--steps", "100",
-                          "--contrast-k", "64", "--topk", "8", "--contrast-m", "0.9", "--view-frames", "20",
-                          "--min-crop-frames", "10", "--corrupted-joints", "7", "--lr", "0.2", "--no-cos")
+    s = pretrain_settings(
+        folder,
+        "--hidden-size",
+        "16",
+        "--num-layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--steps",
+        "100",
+        "--contrast-k",
+        "64",
+        "--topk",
+        "8",
+        "--contrast-m",
+        "0.9",
+        "--view-frames",
+        "20",
+        "--min-crop-frames",
+        "10",
+        "--corrupted-joints",
+        "7",
+        "--lr",
+        "0.2",
+        "--no-cos",
+    )
     assert (s.encoder.hidden_size, s.encoder.num_layers, s.optim.batch_size) == (16, 1, 8)
     assert (s.optim.steps, s.optim.epochs) == (100, 4)  # 25 steps an epoch
     assert (s.contrast.contrast_k, s.contrast.topk, s.contrast.contrast_m) == (64, 8, 0.9)
@@ -86,8 +119,10 @@ def test_pre_dataset_against_the_folders_record_is_a_usage_error(tmp_path, proce
     with pytest.raises(SystemExit) as exit_:
         pretrain_settings(folder, "--pre-dataset", "ntu60")
     assert exit_.value.code == 2 and "records dataset 'mine'" in capsys.readouterr().err
-    assert pretrain_settings(folder, "--preset", "ntu60", "--batch-size", "8", "--contrast-k", "32",
-                             "--topk", "8").preset == "ntu60"
+    assert (
+        pretrain_settings(folder, "--preset", "ntu60", "--batch-size", "8", "--contrast-k", "32", "--topk", "8").preset
+        == "ntu60"
+    )
 
 
 @pytest.mark.parametrize("parse", [parse_classification, parse_knn])
@@ -108,15 +143,17 @@ def test_evaluations_choose_the_preset_from_the_folder_too(tmp_path, processed, 
         assert args.probe == "sgd"
 
 
-@pytest.mark.parametrize("median, expected", [(1, 16), (10, 16), (22, 16), (23, 32), (31, 32), (45, 32), (46, 64),
-                                              (90, 64), (300, 64)])
+@pytest.mark.parametrize(
+    "median, expected", [(1, 16), (10, 16), (22, 16), (23, 32), (31, 32), (45, 32), (46, 64), (90, 64), (300, 64)]
+)
 def test_view_length_rule(median, expected):
     # the power of two nearest the median recording length on a log scale (16·√2 = 22.6 rounds down), within [16, 64]
     assert presets.view_frames(median) == expected
 
 
-@pytest.mark.parametrize("samples, batch, queue", [(2000, 32, 992), (1020, 32, 480), (291, 32, 128), (100, 16, 48),
-                                                   (20, 4, 8)])
+@pytest.mark.parametrize(
+    "samples, batch, queue", [(2000, 32, 992), (1020, 32, 480), (291, 32, 128), (100, 16, 48), (20, 4, 8)]
+)
 def test_batch_and_queue_rules(samples, batch, queue):
     p = presets.small_pretrain(FolderFacts(train_samples=samples, median_frames=40, num_joints=25))
     assert (p["batch_size"], p["contrast_k"], p["topk"]) == (batch, queue, queue // 2)

@@ -1,22 +1,35 @@
 """scripts/demo.sh end to end at a tiny scale, its dry run, and its report (scripts/demo_report.py)."""
+
 import json
 import os
 import pickle
 import shlex
 import subprocess
-import sys
 
 import pytest
 
+from scripts import demo_report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts import demo_report
 
 # 3 classes x 4 subjects x 1 camera x 1 setup = 12 samples; x-sub trains on subjects 1, 2, 4 (9 samples)
 # and validates on subject 3 (3 samples). Batch 4 with drop_last: 9 // 4 = 2 steps per epoch.
-TINY = dict(DEMO_CLASSES="3", DEMO_SUBJECTS="4", DEMO_CAMERAS="1", DEMO_SETUPS="1", DEMO_REPLICATIONS="1", DEMO_HIDDEN="8",
-            DEMO_LAYERS="1", DEMO_BATCH="4", DEMO_K="8", DEMO_TOPK="4", DEMO_EPOCHS="1",
-            DEMO_LINEAR_EPOCHS="1", DEMO_WORKERS="0")
+TINY = dict(
+    DEMO_CLASSES="3",
+    DEMO_SUBJECTS="4",
+    DEMO_CAMERAS="1",
+    DEMO_SETUPS="1",
+    DEMO_REPLICATIONS="1",
+    DEMO_HIDDEN="8",
+    DEMO_LAYERS="1",
+    DEMO_BATCH="4",
+    DEMO_K="8",
+    DEMO_TOPK="4",
+    DEMO_EPOCHS="1",
+    DEMO_LINEAR_EPOCHS="1",
+    DEMO_WORKERS="0",
+)
 
 
 def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
@@ -24,8 +37,7 @@ def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
     repo_json = os.path.join(ROOT, "results", "demo.json")
     before = os.stat(repo_json).st_mtime_ns if os.path.exists(repo_json) else None
     env = dict(os.environ, WORK_DIR=str(work), RESULTS_DIR=str(results), DRY_RUN="0", **TINY)
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     summary = json.loads((results / "demo.json").read_text())
@@ -50,8 +62,7 @@ def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
 
 def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     env = dict(os.environ, WORK_DIR=str(tmp_path / "work"), RESULTS_DIR=str(tmp_path / "results"), DRY_RUN="1")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert not (tmp_path / "work").exists()
@@ -65,7 +76,7 @@ def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     assert len(knn) == len(linear) == 3
     assert sum("--pretrained" not in c for c in knn + linear) == 2  # the random encoder
     for words in linear:
-        assert words[words.index("--schedule") + 1:words.index("--schedule") + 3] == ["10", "14"]
+        assert words[words.index("--schedule") + 1 : words.index("--schedule") + 3] == ["10", "14"]
         assert "--finetune" not in words
     assert any("data_gen/ntu_gendata.py" in c for c in commands)
     assert commands[-1][1] == "scripts/demo_report.py"
@@ -80,17 +91,30 @@ def _write_jsonl(path, records):
 
 def test_report_takes_the_last_joint_top1_and_the_pretraining_done(tmp_path):
     for encoder, knn, linear in (("cmd", 40.0, 55.5), ("cmd_weight0", 30.0, 45.0), ("random", 20.0, 25.0)):
-        _write_jsonl(tmp_path / "eval" / f"{encoder}_knn.jsonl",
-                     [{"metric": "top1", "view": "joint", "value": 1.0},  # an earlier run: replaced
-                      {"metric": "top1", "view": "joint", "value": knn}])
-        _write_jsonl(tmp_path / "eval" / f"{encoder}_linear.jsonl",
-                     [{"metric": "top1", "view": "joint", "value": linear},
-                      {"metric": "top1", "view": "fusion", "value": 99.0}])  # another stream: ignored
+        _write_jsonl(
+            tmp_path / "eval" / f"{encoder}_knn.jsonl",
+            [
+                {"metric": "top1", "view": "joint", "value": 1.0},  # an earlier run: replaced
+                {"metric": "top1", "view": "joint", "value": knn},
+            ],
+        )
+        _write_jsonl(
+            tmp_path / "eval" / f"{encoder}_linear.jsonl",
+            [{"metric": "top1", "view": "joint", "value": linear}, {"metric": "top1", "view": "fusion", "value": 99.0}],
+        )  # another stream: ignored
     ckpt = tmp_path / "checkpoints" / "cmd"
     ckpt.mkdir(parents=True)
-    (ckpt / "settings.json").write_text(json.dumps(
-        {"data": {"train_samples": 230}, "optim": {"batch_size": 32}, "run": {"world_size": 1},
-         "encoder": {"hidden_size": 48, "num_layers": 2}, "contrast": {"contrast_k": 256}}))
+    (ckpt / "settings.json").write_text(
+        json.dumps(
+            {
+                "data": {"train_samples": 230},
+                "optim": {"batch_size": 32},
+                "run": {"world_size": 1},
+                "encoder": {"hidden_size": 48, "num_layers": 2},
+                "contrast": {"contrast_k": 256},
+            }
+        )
+    )
     _write_jsonl(ckpt / "log.jsonl", [{"epoch": e, "loss": 10.0 - e} for e in range(5)])
     data = tmp_path / "data" / "xsub"
     data.mkdir(parents=True)
@@ -101,9 +125,11 @@ def test_report_takes_the_last_joint_top1_and_the_pretraining_done(tmp_path):
     assert demo_report.main(["--work-dir", str(tmp_path), "--out", str(out), "--seconds", "123"]) == 0
     summary = json.loads(out.read_text())
     assert summary["seconds"] == 123.0
-    assert summary["runs"] == [{"encoder": "cmd", "knn_top1": 40.0, "linear_top1": 55.5},
-                               {"encoder": "cmd_weight0", "knn_top1": 30.0, "linear_top1": 45.0},
-                               {"encoder": "random", "knn_top1": 20.0, "linear_top1": 25.0}]
+    assert summary["runs"] == [
+        {"encoder": "cmd", "knn_top1": 40.0, "linear_top1": 55.5},
+        {"encoder": "cmd_weight0", "knn_top1": 30.0, "linear_top1": 45.0},
+        {"encoder": "random", "knn_top1": 20.0, "linear_top1": 25.0},
+    ]
     assert summary["pretraining"]["epochs"] == 5 and summary["pretraining"]["steps"] == 35
     assert summary["pretraining"]["final_loss"] == 6.0
     assert summary["chance_top1"] == 25.0  # 4 classes

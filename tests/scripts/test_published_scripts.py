@@ -6,26 +6,53 @@ are checked against the values written below, copied by hand from docs/published
 (not imported from options/presets.py, so that a wrong preset cannot hide a wrong script). The
 scripts themselves pass only the choices (dataset, protocol, stage, checkpoint, folders).
 """
+
 import os
 import shlex
 import subprocess
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # docs/published-behaviour.md §4, written out by hand: flag -> the value it must resolve to.
 PRETRAIN_COMMON = {
-    "--lr": ["0.01"], "--momentum": ["0.9"], "--wd": ["1e-4"], "--batch-size": ["64"],
-    "--contrast-dim": ["128"], "--contrast-k": ["16384"], "--contrast-t": ["0.07"],
-    "--contrast-m": ["0.999"], "--teacher-t": ["0.05"], "--student-t": ["0.1"], "--topk": ["8192"],
-    "--cmd-weight": ["1.0"], "--skeleton-representation": ["graph-based"], "--mlp": [],
+    "--lr": ["0.01"],
+    "--momentum": ["0.9"],
+    "--wd": ["1e-4"],
+    "--batch-size": ["64"],
+    "--contrast-dim": ["128"],
+    "--contrast-k": ["16384"],
+    "--contrast-t": ["0.07"],
+    "--contrast-m": ["0.999"],
+    "--teacher-t": ["0.05"],
+    "--student-t": ["0.1"],
+    "--topk": ["8192"],
+    "--cmd-weight": ["1.0"],
+    "--skeleton-representation": ["graph-based"],
+    "--mlp": [],
 }
 PRETRAIN_NTU = {"--epochs": ["451"], "--schedule": ["351"]}
 PRETRAIN_PKU = {"--epochs": ["1001"], "--schedule": ["801"]}
-LINEAR = {"--lr": ["0.1"], "--momentum": ["0.9"], "--wd": ["0.0"], "--eval-freq": ["5"], "--batch-size": ["64"], "--epochs": ["80"],
-          "--schedule": ["50", "70"], "--finetune-skeleton-representation": ["graph-based"]}
-SEMI = {"--lr": ["0.01"], "--momentum": ["0.9"], "--wd": ["0.0"], "--eval-freq": ["5"], "--batch-size": ["64"], "--epochs": ["80"],
-        "--schedule": ["50", "70"], "--finetune": [], "--finetune-skeleton-representation": ["graph-based"]}
+LINEAR = {
+    "--lr": ["0.1"],
+    "--momentum": ["0.9"],
+    "--wd": ["0.0"],
+    "--eval-freq": ["5"],
+    "--batch-size": ["64"],
+    "--epochs": ["80"],
+    "--schedule": ["50", "70"],
+    "--finetune-skeleton-representation": ["graph-based"],
+}
+SEMI = {
+    "--lr": ["0.01"],
+    "--momentum": ["0.9"],
+    "--wd": ["0.0"],
+    "--eval-freq": ["5"],
+    "--batch-size": ["64"],
+    "--epochs": ["80"],
+    "--schedule": ["50", "70"],
+    "--finetune": [],
+    "--finetune-skeleton-representation": ["graph-based"],
+}
 KNN = {"--knn-neighbours": ["1"], "--finetune-skeleton-representation": ["graph-based"]}
 
 RUNS = {  # run name -> (dataset, protocol, last checkpoint)
@@ -39,9 +66,14 @@ RUNS = {  # run name -> (dataset, protocol, last checkpoint)
 
 def dry_run(script, *args, **env):
     """The commands printed by `DRY_RUN=1 bash scripts/<script> args` as lists of words."""
-    proc = subprocess.run(["bash", os.path.join("scripts", script), *args], cwd=ROOT,
-                          env=dict(os.environ, DRY_RUN="1", **env), capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["bash", os.path.join("scripts", script), *args],
+        cwd=ROOT,
+        env=dict(os.environ, DRY_RUN="1", **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert commands, f"{script} printed no commands:\n{proc.stdout}"
@@ -74,7 +106,7 @@ def resolved(words):
     from options.parsing import fill
     from options.presets import preset
 
-    argv = words[words.index(entry_point(words)) + 1:]
+    argv = words[words.index(entry_point(words)) + 1 :]
     script = entry_point(words)
     if script == "pretrain_cmd.py":
         args, stage, dataset = parse_args(argv)[1], "pretrain", None
@@ -96,8 +128,9 @@ def assert_has(parsed, expected, words):
         if values == []:
             assert value is True, f"{flag} resolves to {value!r}, not on, for {shlex.join(words)}"
         elif isinstance(value, list):
-            assert value == [type(v)(w) for v, w in zip(value, values)] and len(value) == len(values), \
+            assert value == [type(v)(w) for v, w in zip(value, values)] and len(value) == len(values), (
                 f"{flag} resolves to {value} != {values} for {shlex.join(words)}"
+            )
         else:
             assert value == type(value)(values[0]), f"{flag} resolves to {value!r} != {values} for {shlex.join(words)}"
 
@@ -139,8 +172,13 @@ def test_pretrain_multi_gpu_and_device_and_resume():
 
 
 def test_unknown_run_is_refused_with_the_list():
-    proc = subprocess.run(["bash", "scripts/pretrain.sh", "ntu60_cross_setup"], cwd=ROOT,
-                          env=dict(os.environ, DRY_RUN="1"), capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", "scripts/pretrain.sh", "ntu60_cross_setup"],
+        cwd=ROOT,
+        env=dict(os.environ, DRY_RUN="1"),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "ntu60_cross_setup" in proc.stderr and "ntu120_xsetup" in proc.stderr
 
@@ -190,8 +228,9 @@ def test_semi_supervised_four_ratios_five_repeats():
         assert dataset == "ntu60"
         assert parsed["--protocol"] == [protocol + "_semi"]
         settings.add((protocol, float(parsed["--data-ratio"][0]), parsed["--seed"][0]))
-    assert settings == {(p, r, s) for p in ("cross_subject", "cross_view")
-                        for r in (0.01, 0.05, 0.1, 0.2) for s in "12345"}
+    assert settings == {
+        (p, r, s) for p in ("cross_subject", "cross_view") for r in (0.01, 0.05, 0.1, 0.2) for s in "12345"
+    }
     report = commands[-1]
     assert entry_point(report) == "tools.report" and "results/semi.jsonl" in report
 
@@ -200,7 +239,9 @@ def test_transfer_to_pku_mmd_ii():
     commands = dry_run("transfer.sh")
     evals = [c for c in commands if entry_point(c) == "action_classification.py"]
     assert {c[c.index("--pretrained") + 1] for c in evals} == {
-        "./checkpoints/ntu60_xsub/checkpoint_0450.pth.tar", "./checkpoints/ntu120_xsub/checkpoint_0450.pth.tar"}
+        "./checkpoints/ntu60_xsub/checkpoint_0450.pth.tar",
+        "./checkpoints/ntu120_xsub/checkpoint_0450.pth.tar",
+    }
     for words in evals:
         parsed = flags(words)
         assert_has(parsed, SEMI, words)
@@ -223,9 +264,14 @@ def test_no_private_or_misnamed_paths():
 
 def test_real_run_reports_time_and_results_location():
     # PYTHON=true turns every python command into a no-op, so the script runs its real (non-dry) path.
-    proc = subprocess.run(["bash", "scripts/knn_eval.sh", "ntu60_xsub"], cwd=ROOT,
-                          env=dict(os.environ, PYTHON="true", DRY_RUN="0"), capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["bash", "scripts/knn_eval.sh", "ntu60_xsub"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHON="true", DRY_RUN="0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Dry run" not in proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
@@ -281,9 +327,23 @@ def test_entry_points_accept_the_scripts_command_lines():
 
 def test_published_scripts_pass_only_choices_and_no_preset_value():
     # Settings come from the preset table; a script retyping one could drift from it unseen.
-    choices = {"--pre-dataset", "--protocol", "--finetune-dataset", "--pretrained", "--view", "--data-ratio",
-               "--transfer", "--pretrain-dataset", "--seed", "-j", "--device", "--resume", "--checkpoint-path",
-               "--results", "--fresh"}
+    choices = {
+        "--pre-dataset",
+        "--protocol",
+        "--finetune-dataset",
+        "--pretrained",
+        "--view",
+        "--data-ratio",
+        "--transfer",
+        "--pretrain-dataset",
+        "--seed",
+        "-j",
+        "--device",
+        "--resume",
+        "--checkpoint-path",
+        "--results",
+        "--fresh",
+    }
     for script in ("pretrain.sh", "linear_eval.sh", "knn_eval.sh", "semi_supervised.sh", "transfer.sh"):
         for words in dry_run(script, DEVICE="cpu", RESUME="1", FRESH="1"):
             if entry_point(words) in ("pretrain_cmd.py", "action_classification.py", "knn_eval.py"):

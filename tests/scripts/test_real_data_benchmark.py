@@ -1,4 +1,5 @@
 """scripts/real_data_benchmark.sh (dry run), its report (by hand) and the coordinate baselines."""
+
 import json
 import os
 import shlex
@@ -15,8 +16,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def benchmark(*args, **env):
-    proc = subprocess.run(["bash", "scripts/real_data_benchmark.sh", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "DRY_RUN": "1", **env}, timeout=30)
+    proc = subprocess.run(
+        ["bash", "scripts/real_data_benchmark.sh", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DRY_RUN": "1", **env},
+        timeout=30,
+    )
     return proc, [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
 
 
@@ -30,8 +37,9 @@ def test_arguments_are_checked():
 
 
 def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
-    proc, commands = benchmark("nw_ucla=ucla.tar.gz", "msr_action3d=msr/", "mine=data/mine",
-                               WORK_DIR=str(tmp_path / "w"))
+    proc, commands = benchmark(
+        "nw_ucla=ucla.tar.gz", "msr_action3d=msr/", "mine=data/mine", WORK_DIR=str(tmp_path / "w")
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "w").exists()
     scripts = [next((w for w in c if w.endswith(".py")), None) for c in commands]
@@ -55,15 +63,30 @@ def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
         assert not any(w in c for c in runs for w in ("--hidden-size", "--probe", "--epochs"))
     assert scripts.count("scripts/coordinate_baseline.py") == 3
     assert commands[-1][1] == "scripts/real_data_report.py"
-    assert commands[-1][commands[-1].index("--datasets") + 1:commands[-1].index("--seeds")] == [
-        "nw_ucla", "msr_action3d", "mine"]
+    assert commands[-1][commands[-1].index("--datasets") + 1 : commands[-1].index("--seeds")] == [
+        "nw_ucla",
+        "msr_action3d",
+        "mine",
+    ]
 
 
 def write_records(path, records, **extra):
     with open(path, "w") as f:
         for stage, view, value in records:
-            f.write(json.dumps({"stage": stage, "dataset": "d", "protocol": "cross_subject", "view": view,
-                                "metric": "top1", "value": value, **extra}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "stage": stage,
+                        "dataset": "d",
+                        "protocol": "cross_subject",
+                        "view": view,
+                        "metric": "top1",
+                        "value": value,
+                        **extra,
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_report_means_and_spreads_by_hand(tmp_path):
@@ -72,15 +95,24 @@ def test_report_means_and_spreads_by_hand(tmp_path):
     base = {"cmd": 80.0, "cmd_weight0": 78.0, "random": 40.0}
     for method, level in base.items():
         for seed, shift in zip((0, 1, 2), (-1.0, 0.0, 1.0)):
-            write_records(root / "eval" / f"{method}_seed{seed}.jsonl",
-                          [(s, v, level + shift + i) for i, (s, v) in enumerate(real_data_report.COLUMNS)])
-    write_records(root / "eval" / "baseline.jsonl", [("baseline", "coordinates_logistic", 76.5),
-                                                     ("baseline", "coordinates_1nn", 61.0)], val_samples=12)
+            write_records(
+                root / "eval" / f"{method}_seed{seed}.jsonl",
+                [(s, v, level + shift + i) for i, (s, v) in enumerate(real_data_report.COLUMNS)],
+            )
+    write_records(
+        root / "eval" / "baseline.jsonl",
+        [("baseline", "coordinates_logistic", 76.5), ("baseline", "coordinates_1nn", 61.0)],
+        val_samples=12,
+    )
     (root / "checkpoints" / "cmd_seed0").mkdir(parents=True)
-    settings = {"preset": "small", "data": {"train_samples": 200, "median_frames": 31, "num_class": 10},
-                "encoder": {"hidden_size": 64, "num_layers": 2}, "optim": {"batch_size": 32, "steps": 3000,
-                "epochs": 500, "lr": 0.05}, "contrast": {"contrast_k": 96, "topk": 48, "contrast_m": 0.99},
-                "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 3}}
+    settings = {
+        "preset": "small",
+        "data": {"train_samples": 200, "median_frames": 31, "num_class": 10},
+        "encoder": {"hidden_size": 64, "num_layers": 2},
+        "optim": {"batch_size": 32, "steps": 3000, "epochs": 500, "lr": 0.05},
+        "contrast": {"contrast_k": 96, "topk": 48, "contrast_m": 0.99},
+        "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 3},
+    }
     (root / "checkpoints" / "cmd_seed0" / "settings.json").write_text(json.dumps(settings))
     (root / "seconds").write_text("1800")
     summary = real_data_report.collect(str(tmp_path / "w"), ["d"], [0, 1, 2])["datasets"]["d"]
@@ -91,8 +123,12 @@ def test_report_means_and_spreads_by_hand(tmp_path):
     assert (summary["coordinates"]["logistic"], summary["coordinates"]["1nn"]) == (76.5, 61.0)
     assert summary["minutes"] == 30 and summary["settings"]["contrast_k"] == 96
     out = tmp_path / "results" / "real"
-    assert real_data_report.main(["--work-dir", str(tmp_path / "w"), "--datasets", "d", "--seeds", "0", "1", "2",
-                                  "--out", str(out)]) == 0
+    assert (
+        real_data_report.main(
+            ["--work-dir", str(tmp_path / "w"), "--datasets", "d", "--seeds", "0", "1", "2", "--out", str(out)]
+        )
+        == 0
+    )
     text = (tmp_path / "results" / "real.md").read_text()
     assert "| d | CMD | 80.0 ± 1.0 | 81.0 ± 1.0 |" in text and "30 minutes" in text and "12 evaluated" in text
     (root / "eval" / "random_seed2.jsonl").write_text("")
@@ -113,7 +149,9 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path):
     assert found["logistic"] == 100.0 and found["1nn"] == 100.0
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["stage"], r["view"], r["value"]) for r in records] == [
-        ("baseline", "coordinates_logistic", 100.0), ("baseline", "coordinates_1nn", 100.0)]
+        ("baseline", "coordinates_logistic", 100.0),
+        ("baseline", "coordinates_1nn", 100.0),
+    ]
     assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])

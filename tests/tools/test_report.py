@@ -1,4 +1,5 @@
 """The results report (`python -m tools.report`): the published numbers beside ours, mean ± std over seeds."""
+
 import json
 
 import pytest
@@ -14,21 +15,55 @@ def _write(path, records):
 
 def test_report_layout_and_aggregation(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
-    _write(path, [
-        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=70.0, seed=1),
-        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=78.04, seed=1),
-        dict(stage="linear", dataset="ntu120", protocol="cross_setup", view="fusion", value=75.0, seed=1),
-        dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", metric="top5", value=99.0,
-             seed=1),
-        # semi: 1 % labels, three seeds 60, 62, 64 -> mean 62.0, sample std 2.0; a rerun of seed 3 replaces 70
-        dict(stage="semi", dataset="ntu60", protocol="cross_view_semi", view="joint", value=70.0, seed=3,
-             data_ratio=0.01),
-        *[dict(stage="semi", dataset="ntu60", protocol="cross_view_semi", view="joint", value=v, seed=s,
-               data_ratio=0.01) for s, v in ((1, 60.0), (2, 62.0), (3, 64.0))],
-        dict(stage="knn", dataset="pku_v2", protocol="cross_subject", view="joint", value=40.0, seed=0, k=1),
-        dict(stage="transfer", dataset="pku_v2", protocol="cross_subject", view="joint", value=55.5, seed=0,
-             pretrain_dataset="ntu60"),
-    ])
+    _write(
+        path,
+        [
+            dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=70.0, seed=1),
+            dict(stage="linear", dataset="ntu60", protocol="cross_subject", view="joint", value=78.04, seed=1),
+            dict(stage="linear", dataset="ntu120", protocol="cross_setup", view="fusion", value=75.0, seed=1),
+            dict(
+                stage="linear",
+                dataset="ntu60",
+                protocol="cross_subject",
+                view="joint",
+                metric="top5",
+                value=99.0,
+                seed=1,
+            ),
+            # semi: 1 % labels, three seeds 60, 62, 64 -> mean 62.0, sample std 2.0; a rerun of seed 3 replaces 70
+            dict(
+                stage="semi",
+                dataset="ntu60",
+                protocol="cross_view_semi",
+                view="joint",
+                value=70.0,
+                seed=3,
+                data_ratio=0.01,
+            ),
+            *[
+                dict(
+                    stage="semi",
+                    dataset="ntu60",
+                    protocol="cross_view_semi",
+                    view="joint",
+                    value=v,
+                    seed=s,
+                    data_ratio=0.01,
+                )
+                for s, v in ((1, 60.0), (2, 62.0), (3, 64.0))
+            ],
+            dict(stage="knn", dataset="pku_v2", protocol="cross_subject", view="joint", value=40.0, seed=0, k=1),
+            dict(
+                stage="transfer",
+                dataset="pku_v2",
+                protocol="cross_subject",
+                view="joint",
+                value=55.5,
+                seed=0,
+                pretrain_dataset="ntu60",
+            ),
+        ],
+    )
     # a randomly initialised baseline (no checkpoint), same cell
     append_results(str(path), [new_record("knn", "pku_v2", "cross_subject", "joint", 12.5, settings={}, seed=0, k=1)])
     record = json.loads(path.read_text().splitlines()[0])
@@ -48,11 +83,17 @@ def test_report_layout_and_aggregation(tmp_path, capsys):
 
 def test_datasets_beyond_the_published_benchmarks_get_columns_of_their_own(tmp_path):
     path = tmp_path / "r.jsonl"
-    _write(path, [dict(stage="linear", dataset="nw_ucla", protocol="cross_view", view="joint", value=51.25, seed=0),
-                  dict(stage="knn", dataset="nw_ucla", protocol="cross_view", view="joint", value=40.0, seed=0, k=3)])
+    _write(
+        path,
+        [
+            dict(stage="linear", dataset="nw_ucla", protocol="cross_view", view="joint", value=51.25, seed=0),
+            dict(stage="knn", dataset="nw_ucla", protocol="cross_view", view="joint", value=40.0, seed=0, k=3),
+        ],
+    )
     table = report(load_results([str(path)]))
-    header = ("| method | NTU-60 x-sub | NTU-60 x-view | NTU-120 x-sub | NTU-120 x-set | PKU-MMD II x-sub "
-              "| nw_ucla x-view |")
+    header = (
+        "| method | NTU-60 x-sub | NTU-60 x-view | NTU-120 x-sub | NTU-120 x-set | PKU-MMD II x-sub | nw_ucla x-view |"
+    )
     assert header in table
     assert "| CMD (joint) — ours |  |  |  |  |  | 51.2 |" in table
     assert "| CMD (joint) — ours, k=3 |  |  |  |  |  | 40.0 |" in table

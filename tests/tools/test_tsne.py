@@ -1,4 +1,5 @@
 """Pictures of exported features: `python -m tools.tsne` on a knn_eval.py --save-features file."""
+
 import os
 
 import numpy as np
