@@ -358,6 +358,7 @@ def _run(settings, train, ctx):
         batch_size=optim.batch_size,
         sampler=sampler,
         num_workers=run.workers,
+        persistent_workers=run.workers > 0 and run.augment_on == "device",  # raw samples: no state per epoch
         pin_memory=ctx.device.type == "cuda",
         drop_last=True,
         worker_init_fn=worker_init_fn,

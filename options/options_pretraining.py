@@ -33,7 +33,7 @@ from options.settings import (
     flag,
 )
 
-AUGMENT_ON = ("auto", "loader", "device")
+AUGMENT_ON = ("device", "loader")
 
 # Settings a resumed run may give other values than its checkpoint's. Every other one (the data's
 # fingerprint and size, model, loss, views, seed, SGD momentum and weight decay, the global batch)
@@ -211,10 +211,10 @@ def build_parser():
     )
     p.add_argument(
         "--augment-on",
-        default="auto",
+        default="device",
         choices=AUGMENT_ON,
-        help="where views are made: 'loader' (per sample in DataLoader workers), 'device' "
-        "(batched on the training device), 'auto' (device on CUDA, else loader)",
+        help="where views are made: 'device' (batched on the training device, CPU or CUDA: the faster on "
+        "both; loader workers only copy samples) or 'loader' (per sample in DataLoader workers)",
     )
     return p
 
@@ -274,8 +274,6 @@ def resolve(parser, args):
         )
     if problems:
         parser.error("; ".join(problems))
-    if args.augment_on == "auto":
-        args.augment_on = "device" if device.startswith("cuda") else "loader"
     if args.amp and not device.startswith("cuda"):
         print(f"warning: --amp applies to CUDA only; running {device} in float32", flush=True)
         args.amp = False

@@ -98,6 +98,7 @@ def small_pretrain(facts):
     """The small-data pretraining settings of a folder (the rules of docs/small-data.md)."""
     batch = min(SMALL_BATCH, _power_of_two_at_most(facts.train_samples // 4))
     queue = max(batch, batch * (facts.train_samples // 2 // batch))  # about half the training set
+    frames = view_frames(facts.median_frames)
     return dict(
         _PRETRAIN,
         **SMALL_ENCODER,
@@ -110,8 +111,8 @@ def small_pretrain(facts):
         contrast_k=queue,
         topk=queue // 2,
         contrast_m=key_momentum(SMALL_STEPS),
-        view_frames=view_frames(facts.median_frames),
-        min_crop_frames=16,
+        view_frames=frames,
+        min_crop_frames=frames // 2,
         corrupted_joints=max(1, round(facts.num_joints * 0.15)),
     )
 

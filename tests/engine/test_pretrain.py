@@ -147,7 +147,7 @@ def test_checkpoint_contents(data_dir, tmp_path):
         settings = json.load(f)
     assert settings == last["settings"]  # the same record in the folder and in every checkpoint
     assert settings["contrast"]["contrast_k"] == 32 and settings["optim"]["batch_size"] == 8
-    assert settings["run"]["world_size"] == 1 and settings["run"]["augment_on"] == "loader"
+    assert settings["run"]["world_size"] == 1 and settings["run"]["augment_on"] == "device"  # the default, on CPU too
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log == [ckpt["log"], last["log"]]
     events = EventAccumulator(str(tmp_path / "tensorboard"))
