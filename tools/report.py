@@ -106,7 +106,9 @@ def report(records):
             ["3s-CMD — paper"] + _published(PUBLISHED[("linear", "fusion")], columns),
             ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns),
         ]
-        rows += _measured_rows(linear, columns, "— ours")
+        for probe in ("sgd", "logistic"):  # records before the logistic probe existed are SGD ones
+            chosen = [r for r in linear if r.get("probe", "sgd") == probe]
+            rows += _measured_rows(chosen, columns, "— ours" + (", logistic probe" if probe == "logistic" else ""))
         sections.append(
             "### Linear evaluation (top-1 %)\n\n" + _table(["method"] + [_benchmark_name(c) for c in columns], rows)
         )

@@ -81,6 +81,15 @@ def test_report_layout_and_aggregation(tmp_path, capsys):
     assert report([]) == "no results"
 
 
+def test_the_logistic_probe_gets_rows_of_its_own(tmp_path):
+    record = dict(stage="linear", dataset="nw_ucla", protocol="cross_view", view="fusion", metric="top1")
+    text = report(
+        [dict(record, value=80.0, checkpoint="a", probe="logistic"), dict(record, value=70.0, checkpoint="a")]
+    )
+    assert "| 3s-CMD — ours, logistic probe |" in text and "| 3s-CMD — ours |" in text
+    assert [line.split("|")[-2].strip() for line in text.splitlines() if "— ours" in line] == ["70.0", "80.0"]
+
+
 def test_datasets_beyond_the_published_benchmarks_get_columns_of_their_own(tmp_path):
     path = tmp_path / "r.jsonl"
     _write(
