@@ -15,23 +15,13 @@ motion and bone classifiers and also reports their fusion (3s-CMD). `--help` lis
 import sys
 
 from engine.cli import main_guard
-from engine.evaluate import run_classification
-from engine.pretrained import downstream_model
-from engine.runtime import seed_everything
-from options.options_classification import choose_preset, eval_settings, open_data, parse_classification
-
-
-def run(parser, args):
-    seed_everything(args.seed)  # a random encoder's weights, as every draw after, follow --seed
-    train, val = open_data(parser, args)
-    preset = choose_preset(parser, args, train)
-    model, info = downstream_model(args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers)
-    return run_classification(eval_settings(parser, args, preset, train, info), model, train, val)
+from engine.evaluate import prepare_evaluation, run_classification
+from options.options_classification import parse_classification
 
 
 def main(argv=None):
     parser, args = parse_classification(argv)
-    return main_guard("action_classification.py", run, parser, args)
+    return main_guard("action_classification.py", lambda: run_classification(*prepare_evaluation(parser, args)))
 
 
 if __name__ == "__main__":

@@ -16,23 +16,13 @@ training side from the training feeder's random crop instead). On CUDA the GRUs 
 import sys
 
 from engine.cli import main_guard
-from engine.evaluate import run_knn
-from engine.pretrained import downstream_model
-from engine.runtime import seed_everything
-from options.options_classification import choose_preset, eval_settings, open_data, parse_knn
-
-
-def run(parser, args):
-    seed_everything(args.seed)  # a random encoder's weights, as every draw after, follow --seed
-    train, val = open_data(parser, args)
-    preset = choose_preset(parser, args, train)
-    model, info = downstream_model(args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers)
-    return run_knn(eval_settings(parser, args, preset, train, info), model, train, val)
+from engine.evaluate import prepare_evaluation, run_knn
+from options.options_classification import parse_knn
 
 
 def main(argv=None):
     parser, args = parse_knn(argv)
-    return main_guard("knn_eval.py", run, parser, args)
+    return main_guard("knn_eval.py", lambda: run_knn(*prepare_evaluation(parser, args)))
 
 
 if __name__ == "__main__":

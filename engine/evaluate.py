@@ -29,13 +29,14 @@ from tqdm import tqdm
 from dataset.files import atomic_output, check_writable, write_text
 from engine.checkpoint import CheckpointError, parse_rng_state, read_checkpoint, rng_state, save_checkpoint, short_list
 from engine.knn import knn_top1
+from engine.pretrained import downstream_model
 from engine.probe import logistic_probe
 from engine.results import append_results, make_record
 from engine.runfolder import open_run_folder
-from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, topk_correct
+from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, seed_everything, topk_correct
 from feeder.feeder_downstream import DownstreamFeeder, semi_subset
 from moco.modalities import MODALITIES
-from options.options_classification import RESUME_MAY_CHANGE
+from options.options_classification import RESUME_MAY_CHANGE, choose_preset, eval_settings, open_data
 from options.settings import differences, to_dict
 
 log = logging.getLogger(__name__)
@@ -264,6 +265,17 @@ def _feeder(settings, split, train, indices=None):
         view_frames=settings.view_frames,
         min_crop_frames=settings.min_crop_frames,
     )
+
+
+def prepare_evaluation(parser, args):
+    """(settings, model, train, val) of a parsed evaluation command line: seeded (a random encoder's
+    weights, as every draw after, follow --seed), the folder opened, the preset chosen, the checkpoint
+    loaded, the EvalSettings record built."""
+    seed_everything(args.seed)
+    train, val = open_data(parser, args)
+    preset = choose_preset(parser, args, train)
+    model, info = downstream_model(args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers)
+    return eval_settings(parser, args, preset, train, info), model, train, val
 
 
 def run_classification(settings, model, train, val):

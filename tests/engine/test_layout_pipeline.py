@@ -12,28 +12,10 @@ from dataset.layouts import KINECT20
 from engine import pretrain as engine
 from engine.checkpoint import CheckpointError, read_checkpoint
 from options.options_pretraining import parse_args, resolve
+from tests.helpers import TINY_PRETRAIN
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
-TINY = [
-    "--hidden-size",
-    "8",
-    "--num-layers",
-    "1",
-    "--contrast-k",
-    "32",
-    "--topk",
-    "16",
-    "-b",
-    "8",
-    "-j",
-    "0",
-    "--device",
-    "cpu",
-    "--contrast-dim",
-    "16",
-    "--print-freq",
-    "1",
-]
+TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
 
 
 def pretrain(*argv):

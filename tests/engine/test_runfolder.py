@@ -16,27 +16,9 @@ import knn_eval
 import pretrain_cmd
 from dataset.files import append_lines
 from engine.checkpoint import read_checkpoint
+from tests.helpers import TINY_PRETRAIN
 
-TINY = [
-    "--hidden-size",
-    "8",
-    "--num-layers",
-    "1",
-    "--contrast-k",
-    "32",
-    "--topk",
-    "16",
-    "-b",
-    "8",
-    "-j",
-    "0",
-    "--device",
-    "cpu",
-    "--contrast-dim",
-    "16",
-    "--print-freq",
-    "1",
-]
+TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
 PROBE = ["-j", "0", "--device", "cpu", "--epochs", "2", "--schedule", "1", "--eval-freq", "1", "-b", "8"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from tests.conftest import write_processed  # the `processed` fixture's function, at module scope
+    from tests.helpers import write_processed
 
     return write_processed(tmp_path_factory.mktemp("processed"), n=(16, 6))
 
@@ -143,7 +125,7 @@ def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
 
 
 def test_resume_refuses_data_reconverted_with_other_content(data_dir, tmp_path, capsys):
-    from tests.conftest import write_processed
+    from tests.helpers import write_processed
 
     folder = write_processed(tmp_path / "data", n=(16, 6), seed=1)
     out = tmp_path / "run"

@@ -14,6 +14,7 @@ from options.options_classification import choose_preset, eval_settings, open_da
 from options.options_pretraining import parse_args, resolve
 from options.presets import PUBLISHED, SMALL, SMALL_PRESETS, STAGES, FolderFacts, preset
 from options.settings import flatten, to_dict
+from tests.helpers import TINY_PRETRAIN
 
 # The published settings (docs/published-behaviour.md §4), written out by hand, not imported, so that a
 # wrong preset table cannot hide behind itself.
@@ -72,24 +73,7 @@ PUBLISHED_BY_HAND = {
     ("knn", "ntu120"): KNN,
     ("knn", "pku_v2"): KNN,
 }
-TINY = [
-    "--hidden-size",
-    "8",
-    "--num-layers",
-    "1",
-    "--contrast-k",
-    "32",
-    "--topk",
-    "16",
-    "-b",
-    "8",
-    "-j",
-    "0",
-    "--device",
-    "cpu",
-    "--contrast-dim",
-    "16",
-]
+TINY = TINY_PRETRAIN
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from dataset.layouts import KINECT20
 from scripts import coordinate_baseline, real_data_report
-from tests.conftest import write_processed
+from tests.helpers import write_processed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
