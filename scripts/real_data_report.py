@@ -5,7 +5,7 @@
 
 Reads, for every data set NAME under the work folder, `NAME/eval/<method>_seed<s>.jsonl` for the methods
 cmd, cmd_weight0 and random (knn_eval.py's 'all' record: kNN on the mean feature; action_classification.py's
-joint, motion, bone and fusion records), `NAME/eval/baseline.jsonl` (scripts/coordinate_baseline.py),
+joint, motion, bone, fusion and concat records), `NAME/eval/baseline.jsonl` (scripts/coordinate_baseline.py),
 `NAME/seconds` and the CMD runs' settings.json. Writes OUT.json and OUT.md and prints the markdown.
 """
 
@@ -17,8 +17,22 @@ from engine.results import load_results
 from scripts.reporting import cell, publish_summary, run_settings, stats
 
 METHODS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
-COLUMNS = (("knn", "all"), ("linear", "joint"), ("linear", "motion"), ("linear", "bone"), ("linear", "fusion"))
-HEADER = ("kNN, mean feature", "linear joint", "linear motion", "linear bone", "**linear 3-stream**")
+COLUMNS = (
+    ("knn", "all"),
+    ("linear", "joint"),
+    ("linear", "motion"),
+    ("linear", "bone"),
+    ("linear", "fusion"),
+    ("linear", "concat"),
+)
+HEADER = (
+    "kNN, mean feature",
+    "linear joint",
+    "linear motion",
+    "linear bone",
+    "**linear 3-stream**",
+    "linear, 3 streams side by side",
+)
 SETTINGS = (
     "preset",
     "train_samples",
@@ -99,8 +113,8 @@ def markdown(summary):
             cells = d["methods"][method]
             lines.append(f"| {name} | {label} | " + " | ".join(cell(cells[f"{s}_{v}"]) for s, v in COLUMNS) + " |")
         c = d["coordinates"]
-        lines.append(f"| {name} | coordinates, logistic regression (no learning) | | | | | {c['logistic']:.1f} |")
-        lines.append(f"| {name} | coordinates, 1-NN (no learning) | {c['1nn']:.1f} | | | | |")
+        lines.append(f"| {name} | coordinates, logistic regression (no learning) | | | | | {c['logistic']:.1f} | |")
+        lines.append(f"| {name} | coordinates, 1-NN (no learning) | {c['1nn']:.1f} | | | | | |")
     lines.append("")
     for name, d in summary["datasets"].items():
         s, gap = d["settings"], d["cmd_minus_weight0_linear_fusion"]

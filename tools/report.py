@@ -33,6 +33,7 @@ VIEW_NAMES = {
     "bone": "CMD (bone)",
     "fusion": "3s-CMD",
     "all": "CMD (mean of the 3 encoders' features)",
+    "concat": "CMD (3 encoders' features side by side)",
 }
 
 # The published top-1 % (docs/published-behaviour.md §5) on BENCHMARKS, in order.

@@ -47,7 +47,12 @@ def test_probe_matches_scikit_learn_per_stream_and_fused():
         assert found[name]["top1"] == pytest.approx((p.argmax(1) == val_y).mean() * 100, abs=100 / len(val_y) + 1e-9)
     fused = (sum(probabilities).argmax(1) == val_y).mean() * 100
     assert found["fusion"]["top1"] == pytest.approx(fused, abs=100 / len(val_y) + 1e-9)
-    assert set(found) == {"joint", "motion", "bone", "fusion"}
+    # one more probe on the three streams' features side by side
+    side_by_side = [np.concatenate([x[n] for n in ("joint", "motion", "bone")], axis=1) for x in (train_x, val_x)]
+    c, p = reference(side_by_side[0], train_y, side_by_side[1], seed=3)
+    assert found["concat"]["C"] == c
+    assert found["concat"]["top1"] == pytest.approx((p.argmax(1) == val_y).mean() * 100, abs=100 / len(val_y) + 1e-9)
+    assert set(found) == {"joint", "motion", "bone", "fusion", "concat"}
 
 
 def test_top5_counts_the_label_among_the_five_most_probable():
