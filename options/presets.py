@@ -124,8 +124,9 @@ def key_momentum(steps):
 
 
 def view_frames(median_frames):
-    """Frames of a view: the power of two nearest the median recording length, within [16, 64]."""
-    return int(min(64, max(16, 2 ** round(math.log2(max(1, median_frames))))))
+    """Frames of a view: the power of two nearest half the median recording length (on a log scale),
+    within [16, 64]."""
+    return int(min(64, max(16, 2 ** round(math.log2(max(1, median_frames / 2))))))
 
 
 def _power_of_two_at_most(n):

@@ -57,7 +57,8 @@ def test_pretraining_on_a_published_folder_gets_the_published_preset(tmp_path, p
 
 def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, processed):
     # 200 recordings of 31 frames, 20 joints: batch 32 (<= 200 / 4), 6 steps an epoch, K the largest
-    # multiple of 32 within half the set (96), views of 32 frames, 3 of 20 joints corrupted.
+    # multiple of 32 within half the set (96), views of 16 frames (about half a recording) cropped to at least 8,
+    # 3 of 20 joints corrupted.
     folder = processed(tmp_path / "mine", n=(200, 10), layout=KINECT20, num_class=5, dataset="mine", frames=31)
     s = pretrain_settings(folder)
     assert s.preset == "small" and s.data.dataset == "mine" and s.data.median_frames == 31
@@ -66,7 +67,7 @@ def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, proce
     assert s.optim.epochs == -(-presets.SMALL_STEPS // 6) and s.optim.cos is True
     assert (s.contrast.contrast_k, s.contrast.topk) == (96, 48)
     assert s.contrast.contrast_m == pytest.approx(1 - 1 / 100)
-    assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (32, 16, 3)
+    assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (16, 8, 3)
     assert s.run.checkpoint_path == "./checkpoints/mine_cross_subject_pretrain"
 
 
@@ -143,11 +144,9 @@ def test_evaluations_choose_the_preset_from_the_folder_too(tmp_path, processed, 
         assert args.probe == "sgd"
 
 
-@pytest.mark.parametrize(
-    "median, expected", [(1, 16), (10, 16), (22, 16), (23, 32), (31, 32), (45, 32), (46, 64), (90, 64), (300, 64)]
-)
+@pytest.mark.parametrize("median, expected", [(1, 16), (20, 16), (45, 16), (46, 32), (90, 32), (91, 64), (300, 64)])
 def test_view_length_rule(median, expected):
-    # the power of two nearest the median recording length on a log scale (16·√2 = 22.6 rounds down), within [16, 64]
+    # the power of two nearest half the median length on a log scale (16·√2 = 22.6 rounds down), in [16, 64]
     assert presets.view_frames(median) == expected
 
 
