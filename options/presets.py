@@ -125,8 +125,9 @@ def key_momentum(steps):
 
 def view_frames(median_frames):
     """Frames of a view: the power of two nearest half the median recording length (on a log scale),
-    within [16, 64]."""
-    return int(min(64, max(16, 2 ** round(math.log2(max(1, median_frames / 2))))))
+    within [16, 32]: a step's time grows with the view, and 64-frame views would take a 3,000-step run past
+    10 minutes on a 2-core CPU."""
+    return int(min(32, max(16, 2 ** round(math.log2(max(1, median_frames / 2))))))
 
 
 def _power_of_two_at_most(n):

@@ -144,9 +144,9 @@ def test_evaluations_choose_the_preset_from_the_folder_too(tmp_path, processed, 
         assert args.probe == "sgd"
 
 
-@pytest.mark.parametrize("median, expected", [(1, 16), (20, 16), (45, 16), (46, 32), (90, 32), (91, 64), (300, 64)])
+@pytest.mark.parametrize("median, expected", [(1, 16), (20, 16), (45, 16), (46, 32), (90, 32), (91, 32), (300, 32)])
 def test_view_length_rule(median, expected):
-    # the power of two nearest half the median length on a log scale (16·√2 = 22.6 rounds down), in [16, 64]
+    # the power of two nearest half the median length on a log scale (16·√2 = 22.6 rounds down), in [16, 32]
     assert presets.view_frames(median) == expected
 
 
