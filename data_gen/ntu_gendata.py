@@ -97,15 +97,10 @@ def main(argv=None):
     settings = dict(
         dataset=args.dataset,
         data_path=os.path.abspath(args.data_path),
-        out_folder=os.path.abspath(args.out_folder),
         benchmarks=benchmarks,
         ignored_sample_path=args.ignored_sample_path,
         ignored=len(ignored),
         samples=len(names),
-        workers=args.workers,
-        skip_bad=args.skip_bad,
-        chunk=args.chunk,
-        max_frame=300,
         name_format="file name with .skeleton",
         label="action number - 1",
     )

@@ -156,14 +156,9 @@ def main(argv=None):
     settings = dict(
         dataset="pku_v2",
         data_path=os.path.abspath(args.data_path),
-        out_folder=os.path.abspath(args.out_folder),
         benchmarks=benchmarks,
         videos=len(tasks),
         samples=sum(len(t.samples) for t in tasks),
-        workers=args.workers,
-        skip_bad=args.skip_bad,
-        chunk=args.chunk,
-        max_frame=MAX_FRAME,
         name_format="<video>.txt_<index>",
         label="label - 1",
     )

@@ -234,15 +234,10 @@ def main(argv=None):
     settings = dict(
         dataset=dataset,
         annotations=os.path.abspath(path),
-        out_folder=os.path.abspath(args.out_folder),
         train_split=args.train_split,
         val_split=args.val_split,
         samples=len(labels),
         unused_annotations=len(by_name) - len(labels),
-        workers=args.workers,
-        skip_bad=args.skip_bad,
-        chunk=args.chunk,
-        max_frame=MAX_FRAME,
         name_format="frame_dir",
         label="label as stored",
     )

@@ -162,13 +162,8 @@ def main(argv=None):
     settings = dict(
         dataset="nw_ucla",
         data_path=os.path.abspath(args.data_path),
-        out_folder=os.path.abspath(args.out_folder),
         split="cross-view: views 1, 2 train; view 3 val",
         files=len(names),
-        workers=args.workers,
-        skip_bad=args.skip_bad,
-        chunk=args.chunk,
-        max_frame=MAX_FRAME,
         name_format="file stem",
         label="JSON label - 1",
     )

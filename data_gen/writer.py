@@ -378,8 +378,17 @@ def run_conversion(
 
     ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), an output
     folder in use, an unwritable or full disk, or a run that converts nothing ends the program with its
-    error (exit status 1).
+    error (exit status 1). The settings printed and recorded are `settings` followed by the run's own:
+    the output folder, the flags of `add_conversion_options` and the frame cap.
     """
+    settings = dict(
+        settings,
+        out_folder=os.path.abspath(out_folder),
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        chunk=args.chunk,
+        max_frame=MAX_FRAME,
+    )
     for key, value in settings.items():
         print(f"{key}: {value}")
     try:
