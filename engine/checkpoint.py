@@ -55,8 +55,9 @@ def read_checkpoint(path, need=("state_dict",)):
 
 
 def recorded_settings(ckpt):
-    """The settings record a checkpoint of ours holds (older ones: their flat 'options'), else None."""
-    for key in ("settings", "options"):
+    """The settings record a checkpoint of ours holds (older ones: their flat 'options', or an older
+    linear evaluation's 'run'), else None."""
+    for key in ("settings", "options", "run"):
         if isinstance(ckpt.get(key), dict):
             return ckpt[key]
     return None

@@ -27,7 +27,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.files import atomic_output, check_writable, write_text
-from engine.checkpoint import CheckpointError, parse_rng_state, read_checkpoint, rng_state, save_checkpoint, short_list
+from engine.checkpoint import (
+    CheckpointError,
+    parse_rng_state,
+    read_checkpoint,
+    recorded_settings,
+    rng_state,
+    save_checkpoint,
+    short_list,
+)
 from engine.knn import knn_top1
 from engine.pretrained import downstream_model
 from engine.probe import logistic_probe
@@ -161,8 +169,8 @@ def read_probe_resume(path, record):
             f"--resume {path} is not an action_classification.py checkpoint (it has no 'best' "
             f"and 'optimizer' entries; a pretraining checkpoint goes to --pretrained)"
         )
-    recorded = state.get("settings") or state.get("run")
-    if isinstance(recorded, dict):
+    recorded = recorded_settings(state)
+    if recorded is not None:
         differ = differences(recorded, record, RESUME_MAY_CHANGE)
         if differ:
             raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ))
