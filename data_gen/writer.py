@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
+from dataset.catalog import folder_protocol
 from dataset.files import (
     FolderInUseError,
     claim_folder,
@@ -219,7 +220,8 @@ def convert(
     """Read, normalise and write ``tasks`` (in order) into ``out_folder/<benchmark>/``; returns a summary.
 
     With ``subfolders=False`` the one benchmark's processed folder is ``out_folder`` itself.  Every
-    processed folder gets the record of ``layout``, ``num_class`` and ``dataset``.  Files that fail to
+    processed folder gets the record of ``layout``, ``num_class``, ``dataset`` and the protocol its
+    benchmark name stands for (``xsub`` -> ``cross_subject``; none for other names).  Files that fail to
     parse stop the run with their error unless ``skip_bad``; samples with no body in any frame are
     always skipped with a warning.  Skipped files (with ``already_skipped``, lines found unreadable
     before the run) are listed in ``out_folder/skipped.txt``.  A part that ends up with no sample is
@@ -227,7 +229,7 @@ def convert(
     """
     if not subfolders and len(benchmarks) != 1:
         raise ValueError(f"one benchmark goes straight into out_folder, got {benchmarks}")
-    record = folder_record_text(layout, num_class, dataset)
+    records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     for folder in set(folder_of.values()) - {out_folder}:
@@ -305,7 +307,7 @@ def convert(
             counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
             skipped=len(skipped),
         )
-        payloads = [(os.path.join(folder, LAYOUT_FILE), record.encode()) for folder in folder_of.values()]
+        payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]
         payloads += [
             (os.path.join(out_folder, "skipped.txt"), "".join(line + "\n" for line in skipped).encode()),
             (os.path.join(out_folder, "settings.json"), (json.dumps(summary, indent=2) + "\n").encode()),

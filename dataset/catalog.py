@@ -27,6 +27,11 @@ SEMI_PROTOCOLS = ("cross_subject_semi", "cross_view_semi")
 PROTOCOLS = tuple(PROTOCOL_FOLDERS) + SEMI_PROTOCOLS
 
 
+def folder_protocol(benchmark):
+    """The protocol a benchmark folder stands for ('xview' -> 'cross_view'); None for any other name."""
+    return {folder: protocol for protocol, folder in PROTOCOL_FOLDERS.items()}.get(benchmark)
+
+
 def base_protocol(protocol):
     """The benchmark a protocol runs on: 'cross_view_semi' -> 'cross_view'; others unchanged."""
     if protocol and protocol.endswith(SEMI_SUFFIX):

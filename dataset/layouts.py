@@ -20,6 +20,7 @@ import numbers
 import os
 from dataclasses import asdict, dataclass
 
+from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.files import write_text
 
 LAYOUT_FILE = "layout.json"
@@ -262,26 +263,32 @@ def get_layout(spec):
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
 
 
-def folder_record_text(layout, num_class, dataset=None):
-    """The text of a processed folder's `layout.json`: its layout, class count and dataset name."""
+def folder_record_text(layout, num_class, dataset=None, protocol=None):
+    """The text of a processed folder's `layout.json`: its layout, class count, dataset name and, when
+    known, the protocol (benchmark) its train / val parts follow."""
     if isinstance(num_class, bool) or not isinstance(num_class, numbers.Integral) or num_class < 1:
         raise LayoutError(f"num_class must be a positive integer, found {num_class!r}")
+    if protocol is not None and protocol not in PROTOCOL_FOLDERS:
+        raise LayoutError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
     record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
+    if protocol is not None:
+        record["protocol"] = protocol
     return json.dumps(record, indent=1) + "\n"
 
 
-def write_folder_record(folder, layout, num_class, dataset=None):
-    """Record in `folder/layout.json` the folder's layout, class count and dataset name (atomically)."""
+def write_folder_record(folder, layout, num_class, dataset=None, protocol=None):
+    """Record in `folder/layout.json` the folder's layout, class count, dataset name and protocol (atomically)."""
     path = os.path.join(folder, LAYOUT_FILE)
-    write_text(path, folder_record_text(layout, num_class, dataset))
+    write_text(path, folder_record_text(layout, num_class, dataset, protocol))
     return path
 
 
 def read_folder_record(folder):
-    """(layout, num_class or None, dataset or None) of a processed folder; `ntu25` without a record."""
+    """(layout, num_class or None, dataset or None, protocol or None) of a processed folder; `ntu25`
+    without a record (records written before protocols were recorded have none)."""
     path = os.path.join(folder, LAYOUT_FILE)
     if not os.path.isfile(path):
-        return DEFAULT_LAYOUT, None, None
+        return DEFAULT_LAYOUT, None, None, None
     try:
         with open(path) as f:
             record = json.load(f)
@@ -293,4 +300,7 @@ def read_folder_record(folder):
     num_class = record.get("num_class")
     if num_class is not None and (not isinstance(num_class, int) or isinstance(num_class, bool) or num_class < 1):
         raise LayoutError(f"{path}: num_class must be a positive integer, found {num_class!r}")
-    return layout, num_class, record.get("dataset")
+    protocol = record.get("protocol")
+    if protocol is not None and protocol not in PROTOCOL_FOLDERS:
+        raise LayoutError(f"{path}: unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
+    return layout, num_class, record.get("dataset"), protocol

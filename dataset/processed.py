@@ -181,6 +181,7 @@ class Split:
     layout: Layout = NTU25
     num_class: object = None  # int from layout.json, None without one
     dataset: object = None  # str from layout.json, None without one
+    protocol: object = None  # str from layout.json, None without one
 
     def __len__(self):
         return len(self.names)
@@ -231,7 +232,7 @@ def load_split(folder, part, mmap=True, num_class=None):
     if num_class is not None and num_class < 1:
         raise ValueError(f"num_class must be a positive integer, got {num_class!r}")
     try:
-        layout, recorded_class, dataset = read_folder_record(folder)
+        layout, recorded_class, dataset, protocol = read_folder_record(folder)
     except LayoutError as exc:
         raise ProcessedDataError(f"processed folder {folder}: {exc}") from None
     if num_class is not None and recorded_class is not None and num_class != recorded_class:
@@ -313,6 +314,7 @@ def load_split(folder, part, mmap=True, num_class=None):
         layout=layout,
         num_class=recorded_class,
         dataset=dataset,
+        protocol=protocol,
     )
 
 

@@ -25,6 +25,8 @@ from dataset.layouts import read_folder_record
 from dataset.processed import load_splits
 from moco.model import VIEWS
 from options.parsing import (
+    DEFAULT_PROTOCOL,
+    PROTOCOL_HELP,
     add_run_folder_flags,
     at_least,
     check_device,
@@ -36,6 +38,7 @@ from options.parsing import (
     make_parser,
     positive,
     resolve_preset,
+    resolve_protocol,
 )
 from options.presets import ENCODER, PRESET_NAMES, SMALL, SMALL_ENCODER
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
@@ -89,9 +92,9 @@ def _common_parser(description, kind):
     )
     data.add_argument(
         "--protocol",
-        default="cross_subject",
+        default=None,
         choices=PROTOCOLS,
-        help="benchmark (the *_semi ones fine-tune on a labelled fraction, see --data-ratio)",
+        help=PROTOCOL_HELP + "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio",
     )
     data.add_argument(
         "--finetune-skeleton-representation",
@@ -270,14 +273,16 @@ def parse_knn(argv=None):
 def open_data(parser, args):
     """(train, val) Splits of the evaluation's processed folder (ProcessedDataError when bad)."""
     try:
-        folder = resolve_data_dir(args.finetune_dataset or "ntu60", args.protocol, args.data_dir)
+        folder = resolve_data_dir(args.finetune_dataset or "ntu60", args.protocol or DEFAULT_PROTOCOL, args.data_dir)
     except ValueError as exc:
         parser.error(str(exc))
     if not os.path.isdir(folder):
         parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
-    _, recorded, _ = read_folder_record(folder)  # without a record: the published dataset's classes
+    recorded = read_folder_record(folder)[1]  # without a record: the published dataset's classes
     num_class = None if recorded else DATASETS[args.finetune_dataset or "ntu60"].num_class
-    return tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))
+    splits = tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))
+    args.protocol = resolve_protocol(parser, args.protocol, splits[0])
+    return splits
 
 
 def choose_preset(parser, args, train):

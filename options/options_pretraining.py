@@ -10,6 +10,8 @@ import os
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, resolve_data_dir
 from dataset.processed import load_split
 from options.parsing import (
+    DEFAULT_PROTOCOL,
+    PROTOCOL_HELP,
     add_run_folder_flags,
     at_least,
     check_device,
@@ -20,6 +22,7 @@ from options.parsing import (
     make_parser,
     positive,
     resolve_preset,
+    resolve_protocol,
     world_size_from_env,
 )
 from options.presets import PRESET_NAMES
@@ -173,7 +176,7 @@ def build_parser():
         choices=PRESET_NAMES,
         help="use this preset whatever the folder's record says (default: chosen from the folder)",
     )
-    p.add_argument("--protocol", default="cross_subject", type=str, choices=sorted(PROTOCOL_FOLDERS), help="benchmark")
+    p.add_argument("--protocol", default=None, type=str, choices=sorted(PROTOCOL_FOLDERS), help=PROTOCOL_HELP)
     p.add_argument("--contrast-dim", type=int, help="embedding size (preset)")
     p.add_argument("--contrast-k", type=int, help="queue length K (preset)")
     p.add_argument("--contrast-m", type=float, help="key encoder momentum (preset)")
@@ -232,12 +235,13 @@ def resolve(parser, args):
     world_size = world_size_from_env(parser)
     device = check_device(parser, args.device)
     try:
-        folder = resolve_data_dir(args.pre_dataset or "ntu60", args.protocol, args.data_dir)
+        folder = resolve_data_dir(args.pre_dataset or "ntu60", args.protocol or DEFAULT_PROTOCOL, args.data_dir)
     except ValueError as exc:
         parser.error(str(exc))
     if not os.path.isdir(folder):
         parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
     train = load_split(folder, "train")
+    args.protocol = resolve_protocol(parser, args.protocol, train)
     if args.epochs is not None and args.steps is not None:
         parser.error("give --epochs or --steps, not both")
     epochs_given = args.epochs is not None

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import torch
 
+from dataset.catalog import base_protocol
 from dataset.processed import MAX_FRAME, fingerprint
 from options.presets import FolderFacts, choose_preset, preset
 from options.settings import DataSettings, flag
@@ -130,6 +131,23 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option):
     except ValueError as exc:
         parser.error(str(exc))
     return name
+
+
+DEFAULT_PROTOCOL = "cross_subject"
+PROTOCOL_HELP = "benchmark (default: the one the folder's layout.json records, else cross_subject)"
+
+
+def resolve_protocol(parser, protocol, split):
+    """The run's protocol: `protocol` (the flag) when given, else the one the folder of `split` records,
+    else cross_subject. A flag naming another benchmark than the folder's record is a usage error."""
+    if protocol is None:
+        return split.protocol or DEFAULT_PROTOCOL
+    if split.protocol and base_protocol(protocol) != split.protocol:
+        parser.error(
+            f"--protocol {protocol}: the processed folder {split.folder} holds the {split.protocol} benchmark "
+            f"(its layout.json says so); leave the flag out or pass --protocol {split.protocol}"
+        )
+    return protocol
 
 
 def data_settings(split, dataset, protocol, num_class):

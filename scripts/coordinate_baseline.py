@@ -17,7 +17,6 @@ import sys
 import numpy as np
 import torch
 
-from dataset.layouts import read_folder_record
 from dataset.processed import ProcessedDataError, load_splits
 from engine.knn import knn_top1
 from engine.probe import fit_stream
@@ -48,16 +47,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="processed folder")
     parser.add_argument("--results", required=True, help="JSON-lines file the results are appended to")
-    parser.add_argument("--protocol", default="", help="protocol name recorded with the results")
+    parser.add_argument(
+        "--protocol", default=None, help="protocol recorded with the results (default: the folder's record, if any)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        _, num_class, dataset = read_folder_record(args.data_dir)
-        train, val = load_splits(args.data_dir, num_class=num_class)
+        train, val = load_splits(args.data_dir)
     except (ProcessedDataError, ValueError) as exc:
         parser.exit(1, f"error: {exc}\n")
     found = baselines(train, val)
-    dataset = dataset or os.path.basename(os.path.normpath(args.data_dir))
+    dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
+    protocol = args.protocol or train.protocol or ""
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
     append_results(
         args.results,
@@ -65,14 +66,14 @@ def main(argv=None):
             new_record(
                 "baseline",
                 dataset,
-                args.protocol,
+                protocol,
                 "coordinates_logistic",
                 found["logistic"],
                 C=found["C"],
                 C_grid=list(C_GRID),
                 **common,
             ),
-            new_record("baseline", dataset, args.protocol, "coordinates_1nn", found["1nn"], **common),
+            new_record("baseline", dataset, protocol, "coordinates_1nn", found["1nn"], **common),
         ],
     )
     print(

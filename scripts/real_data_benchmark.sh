@@ -58,9 +58,8 @@ for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
     root="$WORK_DIR/$name" data="$WORK_DIR/$name/data" start=$SECONDS
     echo "== $name: data from $source_path"
-    protocol=cross_subject
     case "$name" in
-        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen/ucla_gendata.py protocol=cross_view ;;
+        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen/ucla_gendata.py ;;
         msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen/msr_gendata.py ;;
         *) pattern='' importer='' ;;
     esac
@@ -94,7 +93,7 @@ for spec in "$@"; do
                 weight=(--cmd-weight 0)
             fi
             job "$root/logs/pretrain_${method}_seed$seed.log" \
-                "$PYTHON" pretrain_cmd.py --data-dir "$data" --protocol "$protocol" --seed "$seed" "${weight[@]}" \
+                "$PYTHON" pretrain_cmd.py --data-dir "$data" --seed "$seed" "${weight[@]}" \
                 -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/checkpoints/${method}_seed$seed"
         done
     done
@@ -109,16 +108,16 @@ for spec in "$@"; do
             fi
             run_name="${method}_seed$seed"
             job "$root/logs/knn_$run_name.log" \
-                "$PYTHON" knn_eval.py --data-dir "$data" --protocol "$protocol" --view all --seed "$seed" "${model[@]}" \
+                "$PYTHON" knn_eval.py --data-dir "$data" --view all --seed "$seed" "${model[@]}" \
                 -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/eval/knn_$run_name" --results "$root/eval/$run_name.jsonl"
             job "$root/logs/linear_$run_name.log" \
-                "$PYTHON" action_classification.py --data-dir "$data" --protocol "$protocol" --view all --seed "$seed" \
+                "$PYTHON" action_classification.py --data-dir "$data" --view all --seed "$seed" \
                 "${model[@]}" -j 0 "${DEVICE_ARGS[@]}" --checkpoint-path "$root/eval/linear_$run_name" \
                 --results "$root/eval/$run_name.jsonl"
         done
     done
     job "$root/logs/coordinate_baseline.log" \
-        "$PYTHON" scripts/coordinate_baseline.py --data-dir "$data" --protocol "$protocol" \
+        "$PYTHON" scripts/coordinate_baseline.py --data-dir "$data" \
         --results "$root/eval/baseline.jsonl"
     wait_jobs
     if [ "$DRY_RUN" != 1 ]; then

@@ -13,10 +13,10 @@ TINY_PRETRAIN = (
 )
 
 
-def write_processed(folder, n=(16, 4), layout=NTU25, num_class=3, dataset=None, seed=0, frames=None):
+def write_processed(folder, n=(16, 4), layout=NTU25, num_class=3, dataset=None, seed=0, frames=None, protocol=None):
     """A processed folder of random skeletons in `layout` (docs/published-behaviour.md §1.3): labels
     i % num_class; frame counts random in [30, 300) or `frames`; a layout.json record when `dataset` is
-    given (without one the folder is as the published tools write it)."""
+    given, with `protocol` in it (without one the folder is as the published tools write it)."""
     layout = get_layout(layout)
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -28,5 +28,5 @@ def write_processed(folder, n=(16, 4), layout=NTU25, num_class=3, dataset=None, 
         with open(os.path.join(folder, f"{part}_label.pkl"), "wb") as f:
             pickle.dump(([f"{part}{i:03d}" for i in range(count)], [i % num_class for i in range(count)]), f)
     if dataset is not None:
-        write_folder_record(folder, layout, num_class, dataset)
+        write_folder_record(folder, layout, num_class, dataset, protocol)
     return str(folder)

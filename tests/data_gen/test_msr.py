@@ -139,7 +139,7 @@ def test_split_labels_names_frames_and_values(tmp_path):
     assert train.labels.tolist() == [0, 2, 4] and val.labels.tolist() == [0, 11, 19]
     assert train.num_frame.tolist() == [12, 5, 310] and val.num_frame.tolist() == [7, 1, 3]
     assert train.layout == KINECT20 and train.num_class == 20 and train.data.shape == (3, 3, 300, 20, 1)
-    assert read_folder_record(out) == (KINECT20, 20, "msr_action3d")
+    assert read_folder_record(out) == (KINECT20, 20, "msr_action3d", "cross_subject")
     for split in (train, val):
         for i, name in enumerate(split.names):
             np.testing.assert_allclose(split.data[i], _expected(files[name]), rtol=0, atol=2e-6)

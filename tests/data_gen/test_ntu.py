@@ -109,8 +109,8 @@ def test_gendata_matches_independent_expectation(tmp_path, ntu):
         + [f"{p}_{k}" for p in ("train", "val") for k in ("data_joint.npy", "num_frame.npy", "label.pkl")]
     )
     for bench in ("xsub", "xview"):
-        layout, num_class, dataset = read_folder_record(os.path.join(out, bench))
-        assert (layout, num_class, dataset) == (NTU25, 60, "ntu60")
+        protocol = {"xsub": "cross_subject", "xview": "cross_view"}[bench]
+        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 60, "ntu60", protocol)
 
 
 def test_script_entry_point_with_workers_and_ignore_list(tmp_path, ntu):
@@ -144,7 +144,7 @@ def test_script_entry_point_with_workers_and_ignore_list(tmp_path, ntu):
         ["S001C001P001R001A002.skeleton", "S001C001P003R002A001.skeleton"],
     ]
     assert os.path.isfile(os.path.join(out, "settings.json"))
-    assert read_folder_record(os.path.join(out, "xsetup")) == (NTU25, 120, "ntu120")
+    assert read_folder_record(os.path.join(out, "xsetup")) == (NTU25, 120, "ntu120", "cross_setup")
 
 
 def test_truncated_and_garbled_files_name_file_and_line(tmp_path, ntu):

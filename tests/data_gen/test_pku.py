@@ -105,7 +105,8 @@ def test_gendata_end_to_end(tmp_path):
     expected[0, :, :18] = arrays["A01N01-L"][12:30].reshape(18, 2, 25, 3).transpose(3, 0, 2, 1)
     np.testing.assert_allclose(xsub_train.data[1], normalize_loop(expected)[0], rtol=0, atol=2e-6)
     for bench in ("xsub", "xview"):
-        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 51, "pku_v2")
+        protocol = {"xsub": "cross_subject", "xview": "cross_view"}[bench]
+        assert read_folder_record(os.path.join(out, bench)) == (NTU25, 51, "pku_v2", protocol)
 
 
 def test_bad_label_file_skipped_with_skip_bad(tmp_path):

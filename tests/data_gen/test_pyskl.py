@@ -103,7 +103,7 @@ def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
     assert train.names == ["S002C001P002R001A003", "S001C001P001R001A001"] and val.names == ["S001C002P003R001A005"]
     assert train.labels.tolist() == [1, 0] and val.labels.tolist() == [2]
     assert train.num_frame.tolist() == [310, 6] and val.num_frame.tolist() == [5]
-    assert read_folder_record(out) == (NTU25, 3, "ntu60_3d")  # largest label + 1, the pickle's stem
+    assert read_folder_record(out) == (NTU25, 3, "ntu60_3d", None)  # largest label + 1, the pickle's stem
     for split_ in (train, val):
         for i, name in enumerate(split_.names):
             np.testing.assert_allclose(split_.data[i], _expected(expected[name], NTU25), rtol=0, atol=2e-6)
@@ -116,7 +116,7 @@ def test_class_count_and_dataset_from_flags(tmp_path):
     path = _pickle(tmp_path / "a.pkl", annotations, split)
     out = str(tmp_path / "out")
     _run(path, out, "ntu25", "--num-class", "60", "--dataset", "ntu60")
-    assert read_folder_record(out) == (NTU25, 60, "ntu60")
+    assert read_folder_record(out) == (NTU25, 60, "ntu60", None)
     with pytest.raises(
         SystemExit,
         match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..1, "
@@ -142,7 +142,7 @@ def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, cap
     annotations[2]["label"] = 2  # labels 0, 2, 2: class 1 has no sample
     _run(_pickle(tmp_path / "a.pkl", annotations, split), out, "ntu25")
     assert "warning: 1 of the 3 classes (labels 0..2) have no sample" in capsys.readouterr().out
-    assert read_folder_record(out) == (NTU25, 3, "a")
+    assert read_folder_record(out) == (NTU25, 3, "a", None)
 
 
 def test_two_dimensional_layout_from_a_json_file(tmp_path):

@@ -76,7 +76,7 @@ def test_split_labels_names_frames_and_values(tmp_path):
     assert train.labels.tolist() == [0, 3, 9] and val.labels.tolist() == [0, 4]
     assert train.num_frame.tolist() == [12, 1, 310] and val.num_frame.tolist() == [7, 4]
     assert train.layout == KINECT20 and train.num_class == 10 and train.data.shape == (3, 3, 300, 20, 1)
-    assert read_folder_record(out) == (KINECT20, 10, "nw_ucla")
+    assert read_folder_record(out) == (KINECT20, 10, "nw_ucla", "cross_view")
     for split in (train, val):
         for i, name in enumerate(split.names):
             np.testing.assert_allclose(split.data[i], _expected(files[name][1]), rtol=0, atol=2e-6)

@@ -189,10 +189,10 @@ def test_layout_from_name_dict_and_json_file(tmp_path):
 
 def test_folder_record_round_trip_and_default(tmp_path):
     folder = str(tmp_path / "ucla")
-    assert read_folder_record(folder) == (NTU25, None, None)  # no record: the published layout
-    path = write_folder_record(folder, "kinect20", 10, "nw_ucla")
+    assert read_folder_record(folder) == (NTU25, None, None, None)  # no record: the published layout
+    path = write_folder_record(folder, "kinect20", 10, "nw_ucla", "cross_view")
     assert path == os.path.join(folder, LAYOUT_FILE) and os.listdir(folder) == [LAYOUT_FILE]
-    assert read_folder_record(folder) == (KINECT20, 10, "nw_ucla")
+    assert read_folder_record(folder) == (KINECT20, 10, "nw_ucla", "cross_view")
     assert json.loads(open(path).read())["num_class"] == 10
     for bad in (0, 2.5, True, "10"):
         with pytest.raises(LayoutError, match="num_class must be a positive integer"):
@@ -202,8 +202,15 @@ def test_folder_record_round_trip_and_default(tmp_path):
             json.dump({"layout": KINECT20.to_dict(), "num_class": bad, "dataset": "nw_ucla"}, f)
         with pytest.raises(LayoutError, match=rf"{path}: num_class must be a positive integer, found {bad!r}"):
             read_folder_record(folder)
-    write_folder_record(folder, NTU25, 60, "ntu60")  # replaces the record
-    assert read_folder_record(folder) == (NTU25, 60, "ntu60") and os.listdir(folder) == [LAYOUT_FILE]
+    write_folder_record(folder, NTU25, 60, "ntu60")  # replaces the record; no protocol recorded
+    assert read_folder_record(folder) == (NTU25, 60, "ntu60", None) and os.listdir(folder) == [LAYOUT_FILE]
+    assert "protocol" not in json.loads(open(path).read())  # as records written before protocols were
+    with pytest.raises(LayoutError, match="unknown protocol 'xsub'"):
+        folder_record_text(NTU25, 60, "ntu60", "xsub")
+    with open(path, "w") as f:  # a record edited by hand
+        json.dump({"layout": NTU25.to_dict(), "num_class": 60, "dataset": "ntu60", "protocol": "sideways"}, f)
+    with pytest.raises(LayoutError, match=rf"{path}: unknown protocol 'sideways'"):
+        read_folder_record(folder)
 
 
 def test_joints_given_as_one_string_are_refused():

@@ -167,3 +167,34 @@ def test_key_momentum_rule(steps, momentum):
 def test_layouts_keep_their_corrupted_joints_under_published_presets():
     assert presets.preset("pretrain", "ntu60")["corrupted_joints"] is None  # filled from the layout
     assert (NTU25.corrupted_joints, KINECT20.corrupted_joints) == (15, 12)
+
+
+@pytest.mark.parametrize("parse", [parse_classification, parse_knn])
+def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, capsys):
+    ucla = processed(tmp_path / "ucla", n=(200, 10), layout=KINECT20, dataset="nw_ucla", protocol="cross_view")
+    unrecorded = processed(tmp_path / "old", n=(200, 10), layout=KINECT20, dataset="mine")
+    settings = pretrain_settings(ucla)
+    assert settings.data.protocol == "cross_view" and settings.run.checkpoint_path.endswith(
+        "nw_ucla_cross_view_pretrain"
+    )
+    assert pretrain_settings(ucla, "--protocol", "cross_view").data.protocol == "cross_view"
+    assert pretrain_settings(unrecorded).data.protocol == "cross_subject"  # a record from before protocols
+    assert pretrain_settings(unrecorded, "--protocol", "cross_view").data.protocol == "cross_view"
+    parser, args = parse(["--data-dir", ucla, "--device", "cpu"])
+    open_data(parser, args)
+    assert args.protocol == "cross_view"
+    if parse is parse_classification:  # a semi-supervised protocol runs on its base benchmark's folder
+        parser, args = parse(
+            ["--data-dir", ucla, "--device", "cpu", "--protocol", "cross_view_semi", "--data-ratio", "0.1"]
+        )
+        open_data(parser, args)
+        assert args.protocol == "cross_view_semi"
+    capsys.readouterr()
+    for wrong in (
+        lambda: pretrain_settings(ucla, "--protocol", "cross_subject"),
+        lambda: open_data(*parse(["--data-dir", ucla, "--device", "cpu", "--protocol", "cross_subject"])),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            wrong()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"processed folder {ucla} holds the cross_view benchmark" in err

@@ -49,12 +49,11 @@ def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
     for words in pretrain:
         flags = {w for w in words if w.startswith("--")}
         # nothing but the folder, the seed, the method and where things go: the preset decides the rest
-        assert flags <= {"--data-dir", "--protocol", "--seed", "--cmd-weight", "--checkpoint-path"}, flags
+        assert flags <= {"--data-dir", "--seed", "--cmd-weight", "--checkpoint-path"}, flags
         assert ("--cmd-weight" in words) == ("cmd_weight0" in words[words.index("--checkpoint-path") + 1])
     mine = [c for c in pretrain if c[c.index("--data-dir") + 1] == "data/mine"]
     assert len(mine) == 6  # a processed folder is used as it is
-    ucla = [c for c in pretrain if "nw_ucla" in c[c.index("--data-dir") + 1]]
-    assert {c[c.index("--protocol") + 1] for c in ucla} == {"cross_view"}
+    assert not any("--protocol" in c for c in commands)  # each folder's record says its benchmark
     for entry in ("knn_eval.py", "action_classification.py"):
         runs = [c for c in commands if entry in c]
         assert len(runs) == 3 * 3 * 3  # data sets x (CMD, CMD-weight-0, random) x seeds
@@ -138,7 +137,9 @@ def test_report_means_and_spreads_by_hand(tmp_path):
 
 def test_coordinate_baselines_against_a_separable_folder(tmp_path):
     # Two classes whose coordinates differ in sign: a linear model and 1-NN both separate them.
-    folder = write_processed(tmp_path / "d", n=(40, 10), layout=KINECT20, num_class=2, dataset="separable", frames=50)
+    folder = write_processed(
+        tmp_path / "d", n=(40, 10), layout=KINECT20, num_class=2, dataset="separable", frames=50, protocol="cross_view"
+    )
     for part in ("train", "val"):
         data = np.load(os.path.join(folder, f"{part}_data_joint.npy"))
         data = np.abs(data) * 0.1 + 0.05
@@ -153,6 +154,7 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path):
         ("baseline", "coordinates_1nn", 100.0),
     ]
     assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
+    assert {r["protocol"] for r in records} == {"cross_view"}  # the folder's record
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
     assert stop.value.code == 1
