@@ -34,6 +34,7 @@ from options.parsing import (
     check_rules,
     data_settings,
     fill,
+    folder_facts,
     in_unit,
     make_parser,
     positive,
@@ -41,6 +42,7 @@ from options.parsing import (
     resolve_protocol,
 )
 from options.presets import ENCODER, PRESET_NAMES, SMALL, SMALL_ENCODER
+from options.presets import preset as preset_values
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
 PROBES = ("sgd", "logistic")
@@ -307,13 +309,16 @@ def eval_settings(parser, args, preset, train, info):
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )
+    views = info
+    if info["path"] is None and preset == SMALL:  # a random encoder: the views a pretraining here would use
+        views = preset_values("pretrain", SMALL, folder_facts(train))
     common = dict(
         preset=preset,
         stage=args.stage,
         data=data_settings(train, dataset, args.protocol, num_class),
         encoder=EncoderSettings(hidden_size=info["hidden_size"], num_layers=info["num_layers"]),
-        view_frames=int(info["view_frames"]),
-        min_crop_frames=int(info["min_crop_frames"]),
+        view_frames=int(views["view_frames"]),
+        min_crop_frames=int(views["min_crop_frames"]),
         run=EvalRunSettings(
             seed=args.seed,
             device=args.device,

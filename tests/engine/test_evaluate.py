@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from dataset.layouts import NTU25
+from dataset.layouts import KINECT20, NTU25
 from engine.checkpoint import CheckpointError
 from engine.evaluate import (
     CHECKPOINT,
@@ -18,12 +18,14 @@ from engine.evaluate import (
     frozen_snapshot,
     fuse_scores,
     make_loader,
+    prepare_evaluation,
     read_probe_resume,
     train_classifier,
     trainable_parameters,
 )
 from engine.pretrained import build_classifier
 from engine.runtime import make_writer
+from options.options_classification import parse_classification, parse_knn
 from options.settings import DataSettings, EncoderSettings, EvalRunSettings, EvalSettings, ProbeSettings, to_dict
 
 CPU = torch.device("cpu")
@@ -255,3 +257,15 @@ def test_resume_refuses_what_is_not_an_evaluation_checkpoint(tmp_path):
         read_probe_resume(str(pretraining), to_dict(_settings(tmp_path / "x")))
     with pytest.raises(CheckpointError, match="no such file"):
         read_probe_resume(str(tmp_path / "missing.pth.tar"), to_dict(_settings(tmp_path / "x")))
+
+
+@pytest.mark.parametrize("parse", [parse_classification, parse_knn])
+def test_a_random_encoder_sees_the_views_its_folder_would_be_pretrained_on(tmp_path, processed, parse):
+    # Recordings of 34 frames: the small-data preset pretrains on 16-frame views (the power of two nearest
+    # 34 / 2) cropped to at least 8; an NTU-60 folder keeps the published 64 and 64.
+    small = processed(tmp_path / "mine", n=(40, 10), layout=KINECT20, dataset="mine", frames=34)
+    ntu = processed(tmp_path / "ntu", n=(40, 10), dataset="ntu60", num_class=60)
+    for folder, frames, shortest in ((small, 16, 8), (ntu, 64, 64)):
+        settings = prepare_evaluation(*parse(["--data-dir", folder, "--device", "cpu"]))[0]
+        assert settings.run.pretrained in ("", None)
+        assert (settings.view_frames, settings.min_crop_frames) == (frames, shortest)
