@@ -156,7 +156,11 @@ def test_random_encoder_baseline_on_a_kinect_folder(kinect, tmp_path):
     settings = json.loads((tmp_path / "r" / "settings.json").read_text())
     data = settings["data"]
     assert (data["layout"]["name"], data["num_class"], settings["encoder"]["hidden_size"]) == ("kinect20", 4, 8)
-    assert settings["run"]["pretrained"] == "" and settings["view_frames"] == 64  # a random encoder: 64 frames
+    # a random encoder sees the views a pretraining on this folder would use (its preset's), not the published 64
+    parser, args = parse_args(["--data-dir", kinect["folder"], "--device", "cpu"])
+    views = resolve(parser, args)[0].views
+    assert settings["run"]["pretrained"] == "" and views.view_frames in (16, 32)
+    assert (settings["view_frames"], settings["min_crop_frames"]) == (views.view_frames, views.min_crop_frames)
     (record,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert "checkpoint" not in record and 0.0 <= record["value"] <= 100.0
 
