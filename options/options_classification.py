@@ -309,9 +309,8 @@ def eval_settings(parser, args, preset, train, info):
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )
-    views = info
-    if info["path"] is None and preset == SMALL:  # a random encoder: the views a pretraining here would use
-        views = preset_values("pretrain", SMALL, folder_facts(train))
+    # a checkpoint's recorded views; a random encoder's are those a pretraining on this folder would use
+    views = info if info["path"] else preset_values("pretrain", preset, folder_facts(train))
     common = dict(
         preset=preset,
         stage=args.stage,
