@@ -41,7 +41,7 @@ from options.parsing import (
     resolve_preset,
     resolve_protocol,
 )
-from options.presets import ENCODER, PRESET_NAMES, SMALL, SMALL_ENCODER
+from options.presets import PRESET_NAMES
 from options.presets import preset as preset_values
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
@@ -289,10 +289,11 @@ def open_data(parser, args):
 
 def choose_preset(parser, args, train):
     """Choose the preset for the folder of `train` and fill unset flags from it (a random encoder's sizes
-    too); returns its name."""
+    too: those a pretraining on this folder would build); returns its name."""
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
     if not args.pretrained:
-        fill(args, SMALL_ENCODER if name == SMALL else ENCODER)
+        built = preset_values("pretrain", name, folder_facts(train))
+        fill(args, {key: built[key] for key in ("hidden_size", "num_layers")})
     return name
 
 
