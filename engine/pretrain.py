@@ -6,7 +6,8 @@ optimisation step on given views), `train_one_epoch`, `save_pretraining_checkpoi
 
 Loss = CE_joint + CE_motion + CE_bone + loss_cmd (the model applies cmd_weight). Checkpoints
 (docs/published-behaviour.md §3.3) are written by rank 0 only, atomically, after every epoch: first
-`checkpoint_%04d.pth.tar` after epochs 0, 10, 20, …, then `checkpoint_last.pth.tar`, each holding
+`checkpoint_%04d.pth.tar` after epochs 0, N, 2N, … (N = --checkpoint-every: the published 10, or a
+tenth of the run under the small-data preset), then `checkpoint_last.pth.tar`, each holding
 {'epoch': next epoch, 'state_dict' (no DDP prefix), 'optimizer'} plus 'settings', 'rng', 'log' (the
 epoch's line of log.jsonl) and, with --amp, 'scaler'. The epoch's line is appended to `log.jsonl`
 once both are written.
@@ -65,7 +66,6 @@ from options.settings import differences, to_dict
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY = 10
 LAST_CHECKPOINT = "checkpoint_last.pth.tar"
 LOG = "log.jsonl"
 _PERIODIC = re.compile(r"^checkpoint_(\d+)\.pth\.tar$")
@@ -166,9 +166,9 @@ def periodic_checkpoint(folder, epoch):
     return os.path.join(folder, "checkpoint_%04d.pth.tar" % epoch)
 
 
-def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, scaler=None, log_line=None):
-    """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every CHECKPOINT_EVERY
-    epochs, then `checkpoint_last`, so a resume from the latter finds the former. `record` is the run's
+def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, scaler=None, log_line=None):
+    """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every `every` epochs,
+    then `checkpoint_last`, so a resume from the latter finds the former. `record` is the run's
     settings (a dict), `log_line` the epoch's log record. Returns the paths written."""
     state = {
         "epoch": epoch + 1,
@@ -182,7 +182,7 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, scaler=
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     paths = [os.path.join(folder, LAST_CHECKPOINT)]
-    if epoch % CHECKPOINT_EVERY == 0:
+    if epoch % every == 0:
         paths.insert(0, periodic_checkpoint(folder, epoch))
     for path in paths:
         save_checkpoint(state, path)
@@ -264,13 +264,13 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     print(f"--rewind: the files newer than epoch {epoch} were moved to {aside}/", flush=True)
 
 
-def restore_periodic_checkpoint(folder, resumed, start_epoch):
+def restore_periodic_checkpoint(folder, resumed, start_epoch, every):
     """Copy checkpoint `resumed` (made after epoch start_epoch - 1) to that epoch's periodic file in
-    `folder` when one is due there and missing (a run stopped between the two writes). Returns the
-    path written, or None."""
+    `folder` when one is due there (every `every` epochs) and missing (a run stopped between the two
+    writes). Returns the path written, or None."""
     epoch = start_epoch - 1
     path = periodic_checkpoint(folder, epoch)
-    if epoch < 0 or epoch % CHECKPOINT_EVERY or os.path.exists(path):
+    if epoch < 0 or epoch % every or os.path.exists(path):
         return None
     with atomic_output(path) as tmp:
         shutil.copyfile(resumed, tmp)
@@ -390,7 +390,7 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
         start_epoch = int(ckpt["epoch"])
         log.info("resumed from %s at epoch %d", run.resume, start_epoch)
         if ctx.is_main:
-            restore_periodic_checkpoint(folder, run.resume, start_epoch)
+            restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
         if start_epoch >= optim.epochs:
             if ctx.is_main:
                 log.warning(
@@ -423,7 +423,7 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                 for key, value in stats.items():
                     writer.add_scalar(f"train/{key}", value, epoch)
                 writer.flush()
-                save_pretraining_checkpoint(folder, epoch, model, optimizer, record, scaler, line)
+                save_pretraining_checkpoint(folder, epoch, model, optimizer, record, run.checkpoint_every, scaler, line)
                 append_lines(log_path, [line])
                 tqdm.write(
                     f"epoch {epoch}: loss {stats['loss']:.4f}  cmd {stats['loss_cmd']:.4f}  "

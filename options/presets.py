@@ -43,6 +43,7 @@ _PRETRAIN = dict(
     view_frames=64,
     min_crop_frames=64,
     corrupted_joints=None,  # the layout's: 15 of NTU's 25 joints
+    checkpoint_every=10,  # epochs between periodic checkpoints
 )
 
 _LINEAR = dict(
@@ -114,6 +115,7 @@ def small_pretrain(facts):
         view_frames=frames,
         min_crop_frames=frames // 2,
         corrupted_joints=max(1, round(facts.num_joints * 0.15)),
+        checkpoint_every=None,  # a tenth of the run: checkpoint_every(epochs), once the epochs are known
     )
 
 
@@ -121,6 +123,13 @@ def key_momentum(steps):
     """A key-encoder momentum whose time constant 1/(1 - m) is 1/40 of the run, within [100, 1000] steps:
     0.99 for a few thousand steps, the published 0.999 from 40,000."""
     return 1.0 - 1.0 / min(1000, max(100, steps // 40))
+
+
+def checkpoint_every(epochs):
+    """Epochs between periodic checkpoints under the small-data preset: a tenth of the run, so a run
+    keeps about ten whatever the folder's size (every 10 epochs, 3,000 steps of a 291-recording folder
+    would write 34)."""
+    return max(1, -(-epochs // 10))
 
 
 def view_frames(median_frames):

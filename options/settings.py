@@ -84,6 +84,7 @@ class RunSettings:
     workers: int
     print_freq: int
     checkpoint_path: str
+    checkpoint_every: int  # epochs between periodic checkpoints
     resume: str
     fresh: bool
     rewind: bool

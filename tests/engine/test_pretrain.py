@@ -301,6 +301,18 @@ def test_periodic_checkpoint_is_written_first_and_restored_on_resume(data_dir, t
     assert sha256(periodic) == expected and read_checkpoint(str(last))["epoch"] == 2
 
 
+def test_periodic_checkpoints_follow_checkpoint_every(data_dir, tmp_path, sha256):
+    out = tmp_path / "every2"
+    run(data_dir, out, "--epochs", "3", "--checkpoint-every", "2")
+    assert checkpoints(out) == ["checkpoint_0000.pth.tar", "checkpoint_0002.pth.tar", "checkpoint_last.pth.tar"]
+    periodic, last = out / "checkpoint_0002.pth.tar", out / "checkpoint_last.pth.tar"
+    assert read_checkpoint(str(periodic))["epoch"] == 3
+    expected = sha256(periodic)
+    periodic.unlink()  # as if killed between the two writes of epoch 2: the resume re-creates it
+    assert run(data_dir, out, "--epochs", "3", "--checkpoint-every", "2", "--resume", str(last)) == []
+    assert sha256(periodic) == expected
+
+
 def test_a_resume_with_nothing_left_to_train_restores_the_periodic_checkpoint(data_dir, tmp_path, sha256):
     out = tmp_path / "old"
     run(data_dir, out, "--epochs", "1")

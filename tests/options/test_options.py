@@ -40,6 +40,7 @@ PRETRAIN_NTU = {
     "view_frames": 64,
     "min_crop_frames": 64,
     "corrupted_joints": None,
+    "checkpoint_every": 10,  # checkpoint_0000, _0010, ... as the released checkpoint_0450
     "steps": None,
     "skeleton_representation": "graph-based",
 }

@@ -53,6 +53,7 @@ def test_pretraining_on_a_published_folder_gets_the_published_preset(tmp_path, p
     )
     assert (s.contrast.contrast_k, s.contrast.topk, s.contrast.contrast_m) == (16384, 8192, 0.999)
     assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (64, 64, 15)
+    assert s.run.checkpoint_every == 10
 
 
 def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, processed):
@@ -65,6 +66,7 @@ def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, proce
     assert (s.encoder.hidden_size, s.encoder.num_layers) == (64, 2)
     assert s.optim.batch_size == 32 and s.optim.steps == presets.SMALL_STEPS
     assert s.optim.epochs == -(-presets.SMALL_STEPS // 6) and s.optim.cos is True
+    assert s.optim.epochs == 500 and s.run.checkpoint_every == 50  # ten periodic checkpoints, not 50
     assert (s.contrast.contrast_k, s.contrast.topk) == (96, 48)
     assert s.contrast.contrast_m == pytest.approx(1 - 1 / 100)
     assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (16, 8, 3)
@@ -98,14 +100,17 @@ def test_every_small_data_value_is_overridden_by_its_flag(tmp_path, processed):
         "--lr",
         "0.2",
         "--no-cos",
+        "--checkpoint-every",
+        "3",
     )
     assert (s.encoder.hidden_size, s.encoder.num_layers, s.optim.batch_size) == (16, 1, 8)
     assert (s.optim.steps, s.optim.epochs) == (100, 4)  # 25 steps an epoch
     assert (s.contrast.contrast_k, s.contrast.topk, s.contrast.contrast_m) == (64, 8, 0.9)
     assert (s.views.view_frames, s.views.min_crop_frames, s.views.corrupted_joints) == (20, 10, 7)
-    assert (s.optim.lr, s.optim.cos) == (0.2, False)
+    assert (s.optim.lr, s.optim.cos, s.run.checkpoint_every) == (0.2, False, 3)
     given_epochs = pretrain_settings(folder, "--epochs", "3")
-    assert (given_epochs.optim.epochs, given_epochs.optim.steps) == (3, None)
+    assert (given_epochs.optim.epochs, given_epochs.optim.steps, given_epochs.run.checkpoint_every) == (3, None, 1)
+    assert pretrain_settings(folder, "--epochs", "25").run.checkpoint_every == 3  # a tenth, rounded up
 
 
 def test_epochs_and_steps_together_are_a_usage_error(tmp_path, processed, capsys):
