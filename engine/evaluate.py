@@ -275,6 +275,15 @@ def _feeder(settings, split, train, indices=None):
     )
 
 
+def _frozen_features(settings, model, split, views, random_crop, batch_size, device):
+    """{view: (features, labels, indices)} of the frozen encoder on `split`, in the split's order: the
+    0.95 centre crops, or random crops when `random_crop` (kNN's --train-crop random)."""
+    loader = make_loader(
+        _feeder(settings, split, random_crop), batch_size, settings.run.workers, False, settings.run.seed, device
+    )
+    return {view: extract_features(model, loader, view, device) for view in views}
+
+
 def prepare_evaluation(parser, args):
     """(settings, model, train, val) of a parsed evaluation command line: seeded (a random encoder's
     weights, as every draw after, follow --seed), the folder opened, the preset chosen, the checkpoint
@@ -346,20 +355,12 @@ def run_classification(settings, model, train, val):
 
 def _logistic(settings, model, train, val, device):
     """The logistic probe on frozen features of the run's views (engine/probe.py)."""
-    features = {}
-    for part, split in (("train", train), ("val", val)):
-        loader = make_loader(
-            _feeder(settings, split, False),
-            settings.probe.batch_size,
-            settings.run.workers,
-            False,
-            settings.run.seed,
-            device,
-        )
-        features[part] = {view: extract_features(model, loader, view, device)[0].numpy() for view in _views(settings)}
-    return logistic_probe(
-        (features["train"], np.asarray(train.labels)), (features["val"], np.asarray(val.labels)), seed=settings.run.seed
-    )
+
+    def read(split):
+        found = _frozen_features(settings, model, split, _views(settings), False, settings.probe.batch_size, device)
+        return {view: feats.numpy() for view, (feats, _, _) in found.items()}, np.asarray(split.labels)
+
+    return logistic_probe(read(train), read(val), seed=settings.run.seed)
 
 
 def save_features(path, view, checkpoint, train, val):
@@ -389,10 +390,9 @@ def run_knn(settings, model, train, val):
         model.to(device)
         features = {}
         for part, split, is_train in (("train", train, knn.train_crop == "random"), ("val", val, False)):
-            loader = make_loader(
-                _feeder(settings, split, is_train), knn.batch_size, run.workers, False, run.seed, device
-            )
-            feats, labels, indices = extract_features(model, loader, run.view, device)  # N x 2H, N, N
+            feats, labels, indices = _frozen_features(
+                settings, model, split, [run.view], is_train, knn.batch_size, device
+            )[run.view]  # N x 2H, N, N
             features[part] = (feats, labels, [split.names[int(i)] for i in indices])
         if knn.save_features:
             save_features(
