@@ -12,9 +12,7 @@ its folder and part, so spawned workers map the file instead of receiving a copy
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from dataset.processed import load_split
 from feeder.augmentations import (
     CENTRE_CROP_RATIO,
     DOWNSTREAM_L_RATIO,
@@ -23,7 +21,7 @@ from feeder.augmentations import (
     centre_crop_resize,
     random_crop_resize,
 )
-from feeder.seeding import sample_generator
+from feeder.seeding import SeededFeeder, sample_generator
 
 
 def semi_subset(num_samples, ratio, seed):
@@ -37,7 +35,7 @@ def semi_subset(num_samples, ratio, seed):
     return np.sort(rng.choice(num_samples, size=size, replace=False))  # size
 
 
-class DownstreamFeeder(Dataset):
+class DownstreamFeeder(SeededFeeder):
     """Samples of a processed split as (3 x 64 x 25 x 2 float32 tensor, label, sample index).
 
     Args:
@@ -50,29 +48,10 @@ class DownstreamFeeder(Dataset):
     """
 
     def __init__(self, split, train, indices=None, seed=0, view_frames=OUTPUT_FRAMES, min_crop_frames=MIN_CROP_FRAMES):
-        self.split = split
+        super().__init__(split, seed)
         self.view_frames, self.min_crop_frames = view_frames, min_crop_frames
         self.train = train
         self.indices = np.arange(len(split)) if indices is None else np.asarray(indices, dtype=np.int64)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        if isinstance(self.split.data, np.memmap):
-            # a memory-mapped split is reopened where it is unpickled (spawned DataLoader workers),
-            # not copied into the pickle
-            state["split"] = (self.split.folder, self.split.part)
-        return state
-
-    def __setstate__(self, state):
-        if isinstance(state["split"], tuple):
-            state["split"] = load_split(*state["split"])
-        self.__dict__.update(state)
-
-    def set_epoch(self, epoch):
-        """Select the random crops of `epoch`."""
-        self.epoch = int(epoch)
 
     def __len__(self):
         return len(self.indices)

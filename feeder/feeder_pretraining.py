@@ -8,16 +8,14 @@ float32, num_frames) for `pretraining_views` on the training device.
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from dataset.processed import load_split
 from feeder.augmentations import MIN_CROP_FRAMES, NUM_CORRUPTED_JOINTS, OUTPUT_FRAMES, pretraining_views
-from feeder.seeding import sample_generator
+from feeder.seeding import SeededFeeder, sample_generator
 
 MODES = ("views", "raw")
 
 
-class PretrainingFeeder(Dataset):
+class PretrainingFeeder(SeededFeeder):
     """Training samples of one processed folder, as pretraining view pairs or raw arrays.
 
     Args:
@@ -38,27 +36,10 @@ class PretrainingFeeder(Dataset):
     ):
         if mode not in MODES:
             raise ValueError(f"unknown feeder mode {mode!r}; expected one of {MODES}")
-        self.split = split
+        super().__init__(split, seed)
         self.num_frames = np.minimum(split.num_frame, split.data.shape[2])  # N
-        self.mode, self.seed = mode, seed
+        self.mode = mode
         self.view_frames, self.min_crop_frames, self.corrupted_joints = view_frames, min_crop_frames, corrupted_joints
-        self.epoch = 0
-
-    def __getstate__(self):
-        """Pickled (for DataLoader workers started without fork) as the split's folder and part."""
-        state = dict(self.__dict__)
-        if isinstance(self.split.data, np.memmap):
-            state["split"] = (self.split.folder, self.split.part)
-        return state
-
-    def __setstate__(self, state):
-        if isinstance(state["split"], tuple):
-            state["split"] = load_split(*state["split"])
-        self.__dict__.update(state)
-
-    def set_epoch(self, epoch):
-        """Views drawn from now on are those of `epoch` (set before making the epoch's iterator)."""
-        self.epoch = int(epoch)
 
     def __len__(self):
         return len(self.split)

@@ -9,6 +9,9 @@ import random
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
+from dataset.processed import load_split
 
 
 def _entropy(*values):
@@ -32,6 +35,31 @@ def sample_generator(seed, epoch, index):
 def epoch_generator(seed, epoch, rank, device="cpu"):
     """A torch generator on `device` for the batched augmentation of `rank` in `epoch`."""
     return _generator((seed, epoch, rank, 1), device)
+
+
+class SeededFeeder(Dataset):
+    """A Dataset over a processed `split` whose random draws for sample i come from
+    `sample_generator(seed, epoch, i)`; call `set_epoch` before each epoch's iterator is made.
+
+    Pickled (for DataLoader workers started without fork), a memory-mapped split travels as its folder
+    and part and is mapped again where it is unpickled, instead of being copied into the pickle."""
+
+    def __init__(self, split, seed):
+        self.split, self.seed, self.epoch = split, int(seed), 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if isinstance(self.split.data, np.memmap):
+            state["split"] = (self.split.folder, self.split.part)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state["split"], tuple):
+            state["split"] = load_split(*state["split"])
+        self.__dict__.update(state)
 
 
 def worker_init_fn(worker_id):
