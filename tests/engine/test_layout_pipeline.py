@@ -207,3 +207,58 @@ def test_synthetic_kinect_recordings_through_importer_pretraining_and_evaluation
     assert [r["view"] for r in records[1:]] == ["joint", "motion", "bone", "fusion"]
     assert {r.get("probe") for r in records[1:]} == {"sgd"} and {r["preset"] for r in records} == {"small"}
     assert all(0.0 <= r["value"] <= 100.0 for r in records)
+
+
+def test_two_dimensional_pose_estimator_keypoints_through_importer_pretraining_and_evaluation(tmp_path):
+    # 2-D keypoints of 17 joints (a pose estimator's) in a pyskl pickle, with a layout of the user's own
+    # as a JSON file -> data_gen/pyskl_gendata.py -> pretrain_cmd.py -> the logistic probe and kNN.
+    import pickle
+
+    import numpy as np
+
+    from data_gen import pyskl_gendata
+    from dataset.layouts import Layout
+
+    layout = Layout(
+        name="pose17",
+        joints=tuple(f"joint {i}" for i in range(17)),
+        parents=(0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+        centre=0,
+        z_axis=(11, 5),
+        x_axis=(5, 6),
+        corrupted_joints=3,
+        channels=2,
+        bodies=1,
+    )
+    (tmp_path / "pose17.json").write_text(layout.to_json())
+    rng = np.random.default_rng(0)
+    annotations, split = [], {"train": [], "val": []}
+    for i in range(24):
+        frames = int(rng.integers(20, 40))
+        keypoint = (500 + 50 * rng.normal(size=(1, frames, 17, 2))).astype(np.float32)  # M x T x V x C
+        annotations.append(dict(frame_dir=f"clip{i}", label=i % 3, keypoint=keypoint, total_frames=frames))
+        split["train" if i < 18 else "val"].append(f"clip{i}")
+    with open(tmp_path / "poses.pkl", "wb") as f:
+        pickle.dump({"split": split, "annotations": annotations}, f)
+    data = tmp_path / "data"
+    pyskl_gendata.main(
+        [
+            *("--annotations", str(tmp_path / "poses.pkl"), "--layout", str(tmp_path / "pose17.json")),
+            *("--train-split", "train", "--val-split", "val", "--dataset", "my_poses"),
+            *("--out-folder", str(data), "--workers", "1", "--no-progress"),
+        ]
+    )
+    out = tmp_path / "pretrain"
+    pretrain("--data-dir", str(data), "--checkpoint-path", str(out), "--epochs", "2")
+    checkpoint = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
+    assert checkpoint["settings"]["preset"] == "small"
+    assert checkpoint["settings"]["data"]["layout"]["channels"] == 2
+    assert checkpoint["state_dict"]["encoder_q.encoder.gru.weight_ih_l0"].shape[1] == 17 * 2  # joints x channels
+    common = ["--data-dir", str(data), "--pretrained", str(out / "checkpoint_last.pth.tar"), "-j", "0"]
+    common += ["--device", "cpu", "--view", "all", "--results", str(tmp_path / "r.jsonl")]
+    assert action_classification.main(common + ["--out", str(tmp_path / "lin")]) == 0
+    assert knn_eval.main(common + ["--out", str(tmp_path / "knn")]) == 0
+    records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["view"] for r in records] == ["joint", "motion", "bone", "concat", "fusion", "all"]
+    assert {r.get("probe") for r in records[:5]} == {"logistic"} and {r["dataset"] for r in records} == {"my_poses"}
+    assert all(0.0 <= r["value"] <= 100.0 for r in records)
