@@ -3,6 +3,7 @@
 Views and crops drawn from these streams depend only on the run's seed, the epoch and the sample
 (or the rank, for augmentation on the training device), never on which DataLoader worker made them
 or on how many there are, so a resumed run draws exactly the views the uninterrupted run would have.
+`SeededFeeder` is the feeders' common base: a split, the run's seed and the current epoch.
 """
 
 import random
