@@ -290,8 +290,10 @@ def prepare_evaluation(parser, args):
     loaded, the EvalSettings record built."""
     seed_everything(args.seed)
     train, val = open_data(parser, args)
-    preset = choose_preset(parser, args, train)
-    model, info = downstream_model(args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers)
+    preset, random_views = choose_preset(parser, args, train)
+    model, info = downstream_model(
+        args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers, random_views
+    )
     return eval_settings(parser, args, preset, train, info), model, train, val
 
 

@@ -151,9 +151,10 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     return model, info
 
 
-def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers=None):
+def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers=None, views=None):
     """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is empty,
-    randomly initialised encoders of the given sizes (a baseline)."""
+    randomly initialised encoders of the given sizes (a baseline) whose info records `views`
+    ({'view_frames', 'min_crop_frames'}; the published 64 / 64 when None)."""
     if pretrained:
         return load_pretrained(pretrained, num_class, layout, hidden_size, num_layers)
     model = build_classifier(num_class, int(hidden_size), int(num_layers), layout)
@@ -167,5 +168,5 @@ def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers
         mlp=False,
         pretrain_dataset=None,
         layout=layout.name,
-        **PUBLISHED_VIEWS,
+        **(views or PUBLISHED_VIEWS),
     )

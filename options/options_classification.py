@@ -2,8 +2,9 @@
 
 An evaluation reads its settings in three steps, each a call of the entry point: `parse_*` (argv; flag
 rules), `open_data` + `choose_preset` (the processed folder and the preset it implies; a random
-encoder's sizes from the preset), then, once the checkpoint is loaded, `eval_settings` (the record,
-with the encoder's sizes and the views' length read from the checkpoint). Every problem with the
+encoder's sizes and views from the preset), then, once the model is built, `eval_settings` (the record,
+with the encoder's sizes and the views' length from the model's info: the checkpoint's, or a random
+encoder's). Every problem with the
 command line is a usage error (exit status 2).
 
 Stage of an `action_classification.py` run:
@@ -288,13 +289,15 @@ def open_data(parser, args):
 
 
 def choose_preset(parser, args, train):
-    """Choose the preset for the folder of `train` and fill unset flags from it (a random encoder's sizes
-    too: those a pretraining on this folder would build); returns its name."""
+    """Choose the preset for the folder of `train` and fill unset flags from it. Returns its name and,
+    without --pretrained, the views of the random encoder (None with a checkpoint, which records its
+    own): a random encoder gets the sizes (unset flags) and views a pretraining on this folder would use."""
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
-    if not args.pretrained:
-        built = preset_values("pretrain", name, folder_facts(train))
-        fill(args, {key: built[key] for key in ("hidden_size", "num_layers")})
-    return name
+    if args.pretrained:
+        return name, None
+    built = preset_values("pretrain", name, folder_facts(train))
+    fill(args, {key: built[key] for key in ("hidden_size", "num_layers")})
+    return name, {key: built[key] for key in ("view_frames", "min_crop_frames")}
 
 
 def eval_settings(parser, args, preset, train, info):
@@ -310,15 +313,13 @@ def eval_settings(parser, args, preset, train, info):
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )
-    # a checkpoint's recorded views; a random encoder's are those a pretraining on this folder would use
-    views = info if info["path"] else preset_values("pretrain", preset, folder_facts(train))
     common = dict(
         preset=preset,
         stage=args.stage,
         data=data_settings(train, dataset, args.protocol, num_class),
         encoder=EncoderSettings(hidden_size=info["hidden_size"], num_layers=info["num_layers"]),
-        view_frames=int(views["view_frames"]),
-        min_crop_frames=int(views["min_crop_frames"]),
+        view_frames=int(info["view_frames"]),
+        min_crop_frames=int(info["min_crop_frames"]),
         run=EvalRunSettings(
             seed=args.seed,
             device=args.device,

@@ -214,3 +214,6 @@ def test_random_baseline_without_checkpoint():
     kinect, info = downstream_model(None, num_class=4, layout=KINECT20, hidden_size=5, num_layers=1)
     assert info["input_size"] == 60 and kinect.encoder_q.encoder.gru.input_size == 60
     assert build_classifier(4, 5, 1, KINECT20).state_dict().keys() == kinect.state_dict().keys()
+    views = {"view_frames": 16, "min_crop_frames": 8}  # a small-data pretraining's, say
+    _, info = downstream_model("", num_class=4, layout=KINECT20, hidden_size=5, num_layers=1, views=views)
+    assert (info["view_frames"], info["min_crop_frames"]) == (16, 8)

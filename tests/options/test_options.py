@@ -314,8 +314,10 @@ def _classification(folder, *argv, parse=parse_classification):
     """The EvalSettings of an evaluation of `folder` with a small random encoder."""
     parser, args = parse(["--data-dir", folder, "--device", "cpu", "--hidden-size", "8", "--num-layers", "1", *argv])
     train, _ = open_data(parser, args)
-    name = choose_preset(parser, args, train)
-    _, info = downstream_model(args.pretrained, train.num_class or 60, train.layout, args.hidden_size, args.num_layers)
+    name, views = choose_preset(parser, args, train)
+    _, info = downstream_model(
+        args.pretrained, train.num_class or 60, train.layout, args.hidden_size, args.num_layers, views
+    )
     return eval_settings(parser, args, name, train, info)
 
 

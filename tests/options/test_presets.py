@@ -138,7 +138,7 @@ def test_evaluations_choose_the_preset_from_the_folder_too(tmp_path, processed, 
     for folder, name, hidden in ((mine, "small", 64), (ntu, "ntu60", 1024)):
         parser, args = parse(["--data-dir", folder, "--device", "cpu"])
         train, _ = open_data(parser, args)
-        assert choose_preset(parser, args, train) == name
+        assert choose_preset(parser, args, train)[0] == name
         assert args.hidden_size == hidden  # a random encoder's size comes from the preset
     parser, args = parse(["--data-dir", mine, "--device", "cpu"])
     if parse is parse_classification:
