@@ -312,7 +312,7 @@ def run_classification(settings, model, train, val):
         save_settings(to_dict(settings), out)
         model.to(device)
         if probe.probe == "logistic":
-            best = _logistic(settings, model, train, val, device)
+            best = _logistic(settings, model, train, val, device, indices)
         else:
             writer = make_writer(os.path.join(out, "tensorboard"))
             try:
@@ -355,14 +355,16 @@ def run_classification(settings, model, train, val):
     return best
 
 
-def _logistic(settings, model, train, val, device):
-    """The logistic probe on frozen features of the run's views (engine/probe.py)."""
+def _logistic(settings, model, train, val, device, indices=None):
+    """The logistic probe on frozen features of the run's views (engine/probe.py), fitted on the training
+    samples `indices` (all by default: --data-ratio's subset otherwise)."""
 
-    def read(split):
+    def read(split, rows=None):
         found = _frozen_features(settings, model, split, _views(settings), False, settings.probe.batch_size, device)
-        return {view: feats.numpy() for view, (feats, _, _) in found.items()}, np.asarray(split.labels)
+        rows = slice(None) if rows is None else rows
+        return {view: feats.numpy()[rows] for view, (feats, _, _) in found.items()}, np.asarray(split.labels)[rows]
 
-    return logistic_probe(read(train), read(val), seed=settings.run.seed)
+    return logistic_probe(read(train, indices), read(val), seed=settings.run.seed)
 
 
 def save_features(path, view, checkpoint, train, val):

@@ -12,7 +12,7 @@ the three streams' class probabilities, as the SGD probe's fusion sums their sof
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -22,12 +22,16 @@ from threadpoolctl import threadpool_limits
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths tried by cross-validation
 FOLDS = 5
 MAX_ITER = 5000
+FALLBACK_C = 1.0  # scikit-learn's default, when no cross-validation fold can be fitted
 
 
 def cv_folds(labels, seed, folds=FOLDS):
-    """Stratified folds of the training labels: `folds`, or fewer when a class has fewer samples (at least 2)."""
-    smallest = int(np.bincount(labels)[np.unique(labels)].min())
-    return StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
+    """Stratified folds of the training labels: `folds`, or fewer when a class has fewer samples (at least 2);
+    None when no class has two samples."""
+    counts = np.bincount(labels)[np.unique(labels)]
+    if counts.max() < 2:
+        return None
+    return StratifiedKFold(n_splits=max(2, min(folds, int(counts.min()))), shuffle=True, random_state=seed)
 
 
 def _pipeline(c):
@@ -35,13 +39,23 @@ def _pipeline(c):
 
 
 def fit_stream(train_x, train_y, seed=0, c_grid=C_GRID):
-    """(fitted pipeline, chosen C) of one stream: C chosen by cross-validation on (train_x N x D, train_y N)."""
+    """(fitted pipeline, chosen C) of one stream: C chosen by cross-validation on (train_x N x D, train_y N).
+
+    A fold whose training part holds a single class cannot be fitted (two classes, one of them a single
+    recording, leave such a fold); a fold that fails for any C is left out of every C's mean. When no fold
+    can be fitted, C is `FALLBACK_C`."""
     folds = cv_folds(train_y, seed)
     # one thread: these fits are small, and OpenMP/BLAS threads spinning on a busy CPU make them 20x slower
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a C that does not converge is not chosen for it
-        scores = [cross_val_score(_pipeline(c), train_x, train_y, cv=folds).mean() for c in c_grid]
-        c = c_grid[int(np.argmax(scores))]
+        warnings.simplefilter("ignore", FitFailedWarning)  # such folds score NaN and are left out below
+        scores = np.array(
+            [cross_val_score(_pipeline(c), train_x, train_y, cv=folds, error_score=np.nan) for c in c_grid]
+            if folds is not None
+            else [[np.nan]] * len(c_grid)
+        )  # C x folds
+        fitted = ~np.isnan(scores).any(axis=0)  # folds scored for every C
+        c = c_grid[int(np.argmax(scores[:, fitted].mean(axis=1)))] if fitted.any() else FALLBACK_C
         return _pipeline(c).fit(train_x, train_y), c
 
 

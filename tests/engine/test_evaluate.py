@@ -1,12 +1,14 @@
 """The linear-evaluation guard (frozen encoders), the three-stream fusion and the classifier training loop."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
 
+import engine.evaluate as evaluate_module
 from dataset.layouts import KINECT20, NTU25
 from engine.checkpoint import CheckpointError
 from engine.evaluate import (
@@ -20,6 +22,7 @@ from engine.evaluate import (
     make_loader,
     prepare_evaluation,
     read_probe_resume,
+    run_classification,
     train_classifier,
     trainable_parameters,
 )
@@ -269,3 +272,23 @@ def test_a_random_encoder_sees_the_views_its_folder_would_be_pretrained_on(tmp_p
         settings = prepare_evaluation(*parse(["--data-dir", folder, "--device", "cpu"]))[0]
         assert settings.run.pretrained in ("", None)
         assert (settings.view_frames, settings.min_crop_frames) == (frames, shortest)
+
+
+def test_the_logistic_probe_fits_only_the_data_ratio_subset(tmp_path, processed, monkeypatch, one_thread):
+    # --data-ratio 0.5: the probe sees the 20 training samples recorded in train_subset.json, no others
+    folder = processed(tmp_path / "mine", n=(40, 12), layout=KINECT20, dataset="mine", frames=20)
+    seen, real_probe = {}, evaluate_module.logistic_probe
+
+    def recording_probe(train, val, seed=0):
+        seen["train_labels"], seen["rows"] = train[1], {v: x.shape[0] for v, x in train[0].items()}
+        return real_probe(train, val, seed)
+
+    monkeypatch.setattr(evaluate_module, "logistic_probe", recording_probe)
+    out = tmp_path / "run"
+    argv = ["--data-dir", folder, "--device", "cpu", "-j", "0", "--view", "joint", "--data-ratio", "0.5"]
+    settings, model, train, val = prepare_evaluation(*parse_classification(argv + ["--checkpoint-path", str(out)]))
+    assert settings.probe.probe == "logistic" and settings.probe.data_ratio == 0.5
+    run_classification(settings, model, train, val)
+    subset = json.loads((out / "train_subset.json").read_text())
+    assert subset["size"] == 20 and seen["rows"] == {"joint": 20}
+    assert seen["train_labels"].tolist() == subset["labels"] == [i % 3 for i in subset["indices"]]

@@ -7,7 +7,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from engine.probe import C_GRID, cv_folds, logistic_probe
+from engine.probe import C_GRID, FALLBACK_C, cv_folds, logistic_probe
 
 
 def features(seed, n_per_class=24, classes=4, dim=6):
@@ -67,3 +67,34 @@ def test_folds_shrink_for_classes_with_few_samples():
     assert cv_folds(np.repeat(np.arange(3), 10), seed=0).n_splits == 5
     assert cv_folds(np.array([0, 0, 0, 1, 1, 1, 2, 2]), seed=0).n_splits == 2
     assert cv_folds(np.array([0, 0, 0, 1]), seed=0).n_splits == 2  # at least 2
+
+
+def test_folds_that_cannot_be_fitted_are_left_out_of_the_choice_of_c():
+    """Two classes, one of them a single recording: one fold's training part holds one class. C is chosen
+    on the other folds, as a plain loop over the same folds that skips them does; nothing is NaN."""
+    rng = np.random.default_rng(5)
+    train_y = np.array([0] * 11 + [1])
+    train_x = rng.normal(size=(12, 4)) + train_y[:, None] * 3.0
+    val_y = np.array([0, 1] * 4)
+    val_x = rng.normal(size=(8, 4)) + val_y[:, None] * 3.0
+    scores = {c: [] for c in C_GRID}
+    for fit_part, score_part in cv_folds(train_y, seed=0).split(train_x, train_y):
+        if len(np.unique(train_y[fit_part])) < 2:
+            continue
+        for c in C_GRID:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+            scores[c].append(
+                model.fit(train_x[fit_part], train_y[fit_part]).score(train_x[score_part], train_y[score_part])
+            )
+    assert all(len(s) == 1 for s in scores.values())  # one fold of two was fitted
+    best = C_GRID[int(np.argmax([np.mean(scores[c]) for c in C_GRID]))]
+    found = logistic_probe(({"joint": train_x}, train_y), ({"joint": val_x}, val_y), seed=0)
+    assert found["joint"]["C"] == best
+
+
+def test_no_fold_fitted_falls_back_to_scikit_learns_default_c():
+    train_x, train_y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([0, 1])  # one recording a class: no folds
+    found = logistic_probe(({"joint": train_x}, train_y), ({"joint": train_x}, train_y))
+    assert found["joint"]["C"] == FALLBACK_C == 1.0
+    assert found["joint"]["top1"] == 100.0
+    assert cv_folds(train_y, seed=0) is None
