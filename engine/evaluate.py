@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset.files import atomic_output, check_writable, write_text
+from dataset.processed import ProcessedDataError
 from engine.checkpoint import (
     CheckpointError,
     parse_rng_state,
@@ -294,7 +295,28 @@ def prepare_evaluation(parser, args):
     model, info = downstream_model(
         args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers, random_views
     )
-    return eval_settings(parser, args, preset, train, info), model, train, val
+    settings = eval_settings(parser, args, preset, train, info)
+    if settings.stage != "knn":
+        _check_training_classes(parser, settings, train)
+    return settings, model, train, val
+
+
+def _check_training_classes(parser, settings, train):
+    """Before any work: --data-ratio must select a sample (a usage error) and the samples a classifier is
+    trained on must hold two classes or more (ProcessedDataError naming the folder)."""
+    labels = np.asarray(train.labels)
+    ratio = settings.probe.data_ratio
+    if ratio < 1.0:
+        try:
+            labels = labels[semi_subset(len(train), ratio, settings.run.seed)]
+        except ValueError as exc:
+            parser.error(f"--data-ratio: {exc} in {train.folder}")
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        what = f"the --data-ratio {ratio:g} subset of its training part" if ratio < 1.0 else "its training part"
+        raise ProcessedDataError(
+            f"{train.folder}: {what} holds one class (label {classes[0]}); a classifier needs two or more"
+        )
 
 
 def run_classification(settings, model, train, val):

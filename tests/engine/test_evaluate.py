@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 import engine.evaluate as evaluate_module
 from dataset.layouts import KINECT20, NTU25
+from dataset.processed import ProcessedDataError
 from engine.checkpoint import CheckpointError
 from engine.evaluate import (
     CHECKPOINT,
@@ -28,6 +29,7 @@ from engine.evaluate import (
 )
 from engine.pretrained import build_classifier
 from engine.runtime import make_writer
+from feeder.feeder_downstream import semi_subset
 from options.options_classification import parse_classification, parse_knn
 from options.settings import DataSettings, EncoderSettings, EvalRunSettings, EvalSettings, ProbeSettings, to_dict
 
@@ -292,3 +294,22 @@ def test_the_logistic_probe_fits_only_the_data_ratio_subset(tmp_path, processed,
     subset = json.loads((out / "train_subset.json").read_text())
     assert subset["size"] == 20 and seen["rows"] == {"joint": 20}
     assert seen["train_labels"].tolist() == subset["labels"] == [i % 3 for i in subset["indices"]]
+
+
+def test_a_classifier_refuses_a_training_part_of_one_class_and_an_empty_subset(tmp_path, processed):
+    # before any work: nothing is written into the run folder
+    one_class = processed(tmp_path / "one", n=(12, 6), layout=KINECT20, dataset="mine", frames=20, num_class=1)
+    out = tmp_path / "run"
+    argv = ["--device", "cpu", "--checkpoint-path", str(out)]
+    with pytest.raises(ProcessedDataError, match=r"one.*training part holds one class \(label 0\)"):
+        prepare_evaluation(*parse_classification(["--data-dir", one_class, *argv]))
+    assert prepare_evaluation(*parse_knn(["--data-dir", one_class, *argv]))[0].stage == "knn"  # kNN needs no two
+    two = processed(tmp_path / "two", n=(40, 6), layout=KINECT20, dataset="mine", frames=20, num_class=2)
+    with pytest.raises(SystemExit) as exit_:
+        prepare_evaluation(*parse_classification(["--data-dir", two, "--data-ratio", "0.01", *argv]))
+    assert exit_.value.code == 2  # int(40 x 0.01) = 0 samples: a usage error
+    # 2 of 40 samples, labels i % 2: seed 0 draws two odd indices, one class, and the subset is named
+    assert set(semi_subset(40, 0.05, 0) % 2) == {1}
+    with pytest.raises(ProcessedDataError, match=r"--data-ratio 0.05 subset .* holds one class \(label 1\)"):
+        prepare_evaluation(*parse_classification(["--data-dir", two, "--data-ratio", "0.05", "--seed", "0", *argv]))
+    assert not out.exists()
