@@ -260,7 +260,7 @@ def _start(settings, kind, resume_record=None):
         RESUME_MAY_CHANGE,
         run.resume,
         run.fresh,
-        f"--resume {os.path.join(run.checkpoint_path, CHECKPOINT)}" if resumable else None,
+        os.path.join(run.checkpoint_path, CHECKPOINT) if resumable else None,
     )
     return torch.device(run.device), claim
 

@@ -327,7 +327,7 @@ def _prepare(settings, model, ctx):
             RESUME_MAY_CHANGE,
             run.resume,
             run.fresh,
-            f"--resume {os.path.join(run.checkpoint_path, LAST_CHECKPOINT)}",
+            os.path.join(run.checkpoint_path, LAST_CHECKPOINT),
         )
         if ckpt is not None:
             try:

@@ -43,11 +43,12 @@ def recorded_settings(folder):
     return record if isinstance(record, dict) else None
 
 
-def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_flag=None):
+def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
     """Claim `folder` for a run of `kind` (e.g. 'pretraining') with settings `settings` (a dict) and make
     sure it holds nothing this run would overwrite (see the module docstring). Returns the Claim.
 
-    `resume_flag` says how to continue the run found there (None: it cannot be continued). Raises
+    `resume_file` is the checkpoint that would continue the run found there, named in the error when it
+    exists (None: such runs cannot be continued). Raises
     RunFolderError naming the folder, what it holds and the flags that continue or restart it.
     """
     try:
@@ -60,8 +61,8 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     problem = None
     if not resume:
         problem = f"{folder} holds a {kind} run ({', '.join(files)})"
-        if resume_flag:
-            problem += f"; continue it with {resume_flag}"
+        if resume_file and os.path.isfile(resume_file):
+            problem += f"; continue it with --resume {resume_file}"
     else:
         recorded = recorded_settings(folder)
         differ = differences(recorded, settings, may_change) if recorded is not None else []

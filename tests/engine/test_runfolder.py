@@ -16,6 +16,7 @@ import knn_eval
 import pretrain_cmd
 from dataset.files import append_lines
 from engine.checkpoint import read_checkpoint
+from engine.runfolder import RunFolderError, open_run_folder
 from tests.helpers import TINY_PRETRAIN
 
 TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
@@ -341,3 +342,15 @@ def test_save_features_replaces_an_existing_file_whole(data_dir, tmp_path):
     with np.load(target) as data:
         assert data["train_features"].shape == (16, 16) and data["val_features"].shape == (6, 16)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".f.npz")]
+
+
+def test_the_resume_hint_names_only_a_checkpoint_that_exists(tmp_path):
+    # a run that failed before its first checkpoint left settings.json: the hint is --fresh alone
+    (tmp_path / "settings.json").write_text("{}")
+    last = tmp_path / "checkpoint_last.pth.tar"
+    with pytest.raises(RunFolderError) as refused:
+        open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
+    assert "--fresh" in str(refused.value) and "--resume" not in str(refused.value)
+    last.write_bytes(b"")
+    with pytest.raises(RunFolderError, match=f"continue it with --resume {last}; start afresh with --fresh"):
+        open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
