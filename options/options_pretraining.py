@@ -25,7 +25,7 @@ from options.parsing import (
     resolve_protocol,
     world_size_from_env,
 )
-from options.presets import PRESET_NAMES, checkpoint_every
+from options.presets import PRESET_NAMES, SMALL, SMALL_MIN_SAMPLES, checkpoint_every
 from options.settings import (
     ContrastSettings,
     EncoderSettings,
@@ -254,7 +254,12 @@ def resolve(parser, args):
     if args.epochs is not None and args.steps is not None:
         parser.error("give --epochs or --steps, not both")
     epochs_given = args.epochs is not None
-    name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset")
+    name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset", world_size)
+    if name == SMALL and len(train) < SMALL_MIN_SAMPLES:
+        parser.error(
+            f"the training part of {folder} holds {len(train)} recordings; the small-data preset needs "
+            f"{SMALL_MIN_SAMPLES} or more (a queue of 4 and a CMD top-k of 2 at the least)"
+        )
     layout = train.layout
     if args.corrupted_joints is None:
         args.corrupted_joints = layout.corrupted_joints

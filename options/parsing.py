@@ -116,18 +116,22 @@ def folder_facts(split):
     """The small-data preset's inputs from a training `Split`."""
     return FolderFacts(
         train_samples=len(split),
-        median_frames=int(np.median(np.minimum(split.num_frame, MAX_FRAME))),
+        median_frames=float(np.median(np.minimum(split.num_frame, MAX_FRAME))),
         num_joints=split.layout.num_joints,
     )
 
 
-def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option):
+def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, world_size=1):
     """Choose the preset for the folder of `split` and fill `args` from it; returns the preset's name.
+    The small-data rules' values follow the flags given of their inputs (batch, queue, view length) and
+    `world_size`.
 
     Usage errors: an unknown preset for the stage, or a dataset flag that contradicts the folder's record."""
+    given = {key: getattr(args, key, None) for key in ("batch_size", "contrast_k", "view_frames")}
+    given["world_size"] = world_size
     try:
         name = choose_preset(split.dataset, dataset_flag, args.preset, dataset_option)
-        fill(args, preset(stage, name, folder_facts(split)))
+        fill(args, preset(stage, name, folder_facts(split), given))
     except ValueError as exc:
         parser.error(str(exc))
     return name

@@ -85,21 +85,30 @@ class FolderFacts:
     """What the small-data rules read from a processed folder's training part."""
 
     train_samples: int
-    median_frames: int
+    median_frames: float  # half frames: the median of an even count
     num_joints: int
 
 
 # The small-data preset (docs/small-data.md gives each rule's reason and the measurements behind it).
 SMALL_STEPS = 3000  # optimisation steps of a pretraining, whatever the folder's size
 SMALL_BATCH = 32
+SMALL_MIN_SAMPLES = 8  # a batch of 2, a queue of 4, CMD's top-k of 2 (over one neighbour its KL is 0)
+# The key encoder's momentum: a time constant of 100 steps, 1/30 of the run (0.999, the published value for
+# 282,000 steps, cost 1.3 and 3.5 points here). Fixed with the step budget: a resume that extends a run
+# with --steps keeps its teacher.
+SMALL_KEY_MOMENTUM = 0.99
 SMALL_ENCODER = {"hidden_size": 64, "num_layers": 2}
 
 
-def small_pretrain(facts):
-    """The small-data pretraining settings of a folder (the rules of docs/small-data.md)."""
-    batch = min(SMALL_BATCH, _power_of_two_at_most(facts.train_samples // 4))
-    queue = max(batch, batch * (facts.train_samples // 2 // batch))  # about half the training set
-    frames = view_frames(facts.median_frames)
+def small_pretrain(facts, given=None):
+    """The small-data pretraining settings of a folder (the rules of docs/small-data.md). `given`: the
+    values the command line sets of the rules' inputs (batch_size, world_size, contrast_k, view_frames),
+    which the values derived from them follow (queue, top-k, shortest crop)."""
+    given = {key: value for key, value in (given or {}).items() if value is not None}
+    batch = given.get("batch_size", min(SMALL_BATCH, _power_of_two_at_most(facts.train_samples // 4)))
+    global_batch = batch * given.get("world_size", 1)
+    queue = given.get("contrast_k", max(global_batch, global_batch * (facts.train_samples // 2 // global_batch)))
+    frames = given.get("view_frames", view_frames(facts.median_frames))
     return dict(
         _PRETRAIN,
         **SMALL_ENCODER,
@@ -111,18 +120,12 @@ def small_pretrain(facts):
         cos=True,
         contrast_k=queue,
         topk=queue // 2,
-        contrast_m=key_momentum(SMALL_STEPS),
+        contrast_m=SMALL_KEY_MOMENTUM,
         view_frames=frames,
         min_crop_frames=frames // 2,
         corrupted_joints=max(1, round(facts.num_joints * 0.15)),
         checkpoint_every=None,  # a tenth of the run: checkpoint_every(epochs), once the epochs are known
     )
-
-
-def key_momentum(steps):
-    """A key-encoder momentum whose time constant 1/(1 - m) is 1/40 of the run, within [100, 1000] steps:
-    0.99 for a few thousand steps, the published 0.999 from 40,000."""
-    return 1.0 - 1.0 / min(1000, max(100, steps // 40))
 
 
 def checkpoint_every(epochs):
@@ -145,18 +148,18 @@ def _power_of_two_at_most(n):
 
 SMALL_PRESETS = {
     "pretrain": small_pretrain,
-    "linear": lambda facts: dict(_LINEAR, probe="logistic"),
-    "semi": lambda facts: _FINETUNE,
-    "transfer": lambda facts: dict(_FINETUNE, data_ratio=1.0),
-    "knn": lambda facts: _KNN,
+    "linear": lambda facts, given=None: dict(_LINEAR, probe="logistic"),
+    "semi": lambda facts, given=None: _FINETUNE,
+    "transfer": lambda facts, given=None: dict(_FINETUNE, data_ratio=1.0),
+    "knn": lambda facts, given=None: _KNN,
 }
 
 
-def preset(stage, name, facts=None):
+def preset(stage, name, facts=None, given=None):
     """The default settings (a fresh dict) of `stage` under preset `name`; ValueError naming the valid
-    choices otherwise. The small-data preset needs the folder's `facts`."""
+    choices otherwise. The small-data preset needs the folder's `facts` (and `given`: small_pretrain)."""
     if name == SMALL:
-        settings = SMALL_PRESETS[stage](facts)
+        settings = SMALL_PRESETS[stage](facts, given)
     elif (stage, name) in PUBLISHED:
         settings = PUBLISHED[(stage, name)]
     else:

@@ -23,7 +23,7 @@ class DataSettings:
     layout: Layout
     num_class: int
     train_samples: int
-    median_frames: int  # of the training recordings
+    median_frames: float  # of the training recordings
     fingerprint: str  # of the training files (dataset.processed.fingerprint)
 
 

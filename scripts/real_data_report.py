@@ -119,7 +119,7 @@ def markdown(summary):
     for name, d in summary["datasets"].items():
         s, gap = d["settings"], d["cmd_minus_weight0_linear_fusion"]
         lines.append(
-            f"- **{name}**: {s['train_samples']} training recordings (median {s['median_frames']} frames), "
+            f"- **{name}**: {s['train_samples']} training recordings (median {s['median_frames']:g} frames), "
             f"{d['coordinates']['val_samples']} evaluated, {s['num_class']} classes; {d['minutes']:.0f} "
             f"minutes for the whole data set. Preset: GRU {s['hidden_size']} x {s['num_layers']}, "
             f"{s['steps']} steps of batch {s['batch_size']} ({s['epochs']} epochs), lr {s['lr']:g}, "

@@ -1,5 +1,8 @@
 """The preset a run gets from its processed folder, the small-data rules, and flags winning over both."""
 
+import os
+
+import numpy as np
 import pytest
 
 from dataset.layouts import KINECT20, NTU25
@@ -164,11 +167,6 @@ def test_batch_and_queue_rules(samples, batch, queue):
     assert p["corrupted_joints"] == 4  # 15 % of 25 joints, rounded
 
 
-@pytest.mark.parametrize("steps, momentum", [(1000, 0.99), (3000, 0.99), (10000, 1 - 1 / 250), (100000, 0.999)])
-def test_key_momentum_rule(steps, momentum):
-    assert presets.key_momentum(steps) == pytest.approx(momentum)
-
-
 def test_layouts_keep_their_corrupted_joints_under_published_presets():
     assert presets.preset("pretrain", "ntu60")["corrupted_joints"] is None  # filled from the layout
     assert (NTU25.corrupted_joints, KINECT20.corrupted_joints) == (15, 12)
@@ -203,3 +201,53 @@ def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, 
             wrong()
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and f"processed folder {ucla} holds the cross_view benchmark" in err
+
+
+@pytest.mark.parametrize(
+    "samples, flags, world_size, expected",
+    [
+        # -b 4 on 12 recordings: the queue is the largest multiple of 4 within 6 (it was 6, refused as not
+        # divisible by the batch)
+        (12, ["-b", "4"], 1, dict(batch_size=4, contrast_k=4, topk=2, view_frames=16, min_crop_frames=8)),
+        # 4 processes of 16 on 1,020 recordings: multiples of the global batch 64 within 510 -> 448
+        (1020, ["-b", "16"], 4, dict(batch_size=16, contrast_k=448, topk=224, view_frames=16, min_crop_frames=8)),
+        # --view-frames 64: the shortest crop is half of it, 32 (it stayed at half the rule's 16)
+        (200, ["--view-frames", "64"], 1, dict(contrast_k=96, topk=48, view_frames=64, min_crop_frames=32)),
+        # a flag given for a derived value wins over its rule; the top-k is half the queue given
+        (200, ["--contrast-k", "64", "--min-crop-frames", "4"], 1, dict(contrast_k=64, topk=32, min_crop_frames=4)),
+    ],
+)
+def test_derived_small_data_values_follow_the_flags_they_derive_from(
+    tmp_path, processed, monkeypatch, samples, flags, world_size, expected
+):
+    monkeypatch.setenv("WORLD_SIZE", str(world_size))
+    folder = processed(tmp_path / "mine", n=(samples, 4), layout=KINECT20, dataset="mine", frames=31)
+    s = pretrain_settings(folder, *flags)
+    found = dict(
+        batch_size=s.optim.batch_size,
+        contrast_k=s.contrast.contrast_k,
+        topk=s.contrast.topk,
+        view_frames=s.views.view_frames,
+        min_crop_frames=s.views.min_crop_frames,
+    )
+    assert {key: found[key] for key in expected} == expected
+
+
+def test_the_median_length_is_not_truncated(tmp_path, processed):
+    # recordings of 45 and 46 frames alternately: median 45.5, half of it 22.75 is nearer 32 than 16 on a
+    # log scale (the boundary is 16·√2 = 22.63), so 32-frame views; a truncated median of 45 gave 16
+    folder = processed(tmp_path / "mine", n=(40, 4), layout=KINECT20, dataset="mine", frames=45)
+    np.save(os.path.join(folder, "train_num_frame.npy"), np.tile([45, 46], 20).astype(np.int64))
+    s = pretrain_settings(folder)
+    assert s.data.median_frames == 45.5 and (s.views.view_frames, s.views.min_crop_frames) == (32, 16)
+
+
+def test_a_folder_too_small_for_the_small_data_preset_is_a_usage_error(tmp_path, processed, capsys):
+    seven = processed(tmp_path / "seven", n=(7, 4), layout=KINECT20, dataset="mine", frames=31)
+    with pytest.raises(SystemExit) as exit_:
+        pretrain_settings(seven)
+    assert exit_.value.code == 2
+    assert f"the training part of {seven} holds 7 recordings; the small-data preset needs 8" in capsys.readouterr().err
+    eight = processed(tmp_path / "eight", n=(8, 4), layout=KINECT20, dataset="mine", frames=31)
+    s = pretrain_settings(eight)
+    assert (s.optim.batch_size, s.contrast.contrast_k, s.contrast.topk) == (2, 4, 2)
