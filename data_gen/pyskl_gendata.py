@@ -36,6 +36,7 @@ import numpy as np
 
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.layouts import LayoutError, get_layout
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
@@ -183,7 +184,7 @@ def read_keypoint(source, name, keypoint, layout):
     return [(np.ascontiguousarray(data, dtype=np.float32), keypoint.shape[1])]
 
 
-def build_tasks(path, parts, by_name, labels, layout):
+def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK):
     """One Task per sample: the train part's in its split's order, then the val part's."""
     tasks = []
     for part in ("train", "val"):
@@ -194,7 +195,7 @@ def build_tasks(path, parts, by_name, labels, layout):
                     source=source,
                     reader=read_keypoint,
                     args=(path, name, by_name[name].get("keypoint"), layout),
-                    samples=[Sample(name, labels[name], {BENCHMARK: part})],
+                    samples=[Sample(name, labels[name], {benchmark: part})],
                 )
             )
     return tasks
@@ -214,7 +215,14 @@ def main(argv=None):
         "--num-class", type=int, help="class count (default: the largest label + 1, at most the number of samples)"
     )
     parser.add_argument("--dataset", help="the dataset name recorded in layout.json (default: the pickle's stem)")
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOL_FOLDERS),
+        help="the benchmark the two splits follow, recorded in layout.json: runs on the folder are labelled "
+        "with it (default: none recorded; runs say cross_subject)",
+    )
     args = parser.parse_args(argv)
+    benchmark = PROTOCOL_FOLDERS[args.protocol] if args.protocol else BENCHMARK
     try:
         layout = get_layout(args.layout)
     except LayoutError as exc:
@@ -236,15 +244,16 @@ def main(argv=None):
         annotations=os.path.abspath(path),
         train_split=args.train_split,
         val_split=args.val_split,
+        protocol=args.protocol,
         samples=len(labels),
         unused_annotations=len(by_name) - len(labels),
         name_format="frame_dir",
         label="label as stored",
     )
     run_conversion(
-        build_tasks(path, parts, by_name, labels, layout),
+        build_tasks(path, parts, by_name, labels, layout, benchmark),
         args.out_folder,
-        [BENCHMARK],
+        [benchmark],
         settings,
         args,
         num_class=num_class,

@@ -117,6 +117,9 @@ def test_class_count_and_dataset_from_flags(tmp_path):
     out = str(tmp_path / "out")
     _run(path, out, "ntu25", "--num-class", "60", "--dataset", "ntu60")
     assert read_folder_record(out) == (NTU25, 60, "ntu60", None)
+    _run(path, str(tmp_path / "xview"), "ntu25", "--protocol", "cross_view")  # recorded: runs say cross_view
+    assert read_folder_record(str(tmp_path / "xview"))[3] == "cross_view"
+    assert load_splits(str(tmp_path / "xview"))[0].names == load_splits(out)[0].names
     with pytest.raises(
         SystemExit,
         match=r"sample 'S001C002P003R001A005': expected \"label\" an integer in 0..1, "
