@@ -41,8 +41,7 @@ def read_checkpoint(path, need=("state_dict",)):
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(
             f"checkpoint {path} ({os.path.getsize(path)} bytes) could not be read as a torch "
-            f"checkpoint (truncated, not a checkpoint, or holding non-tensor objects): "
-            f"{type(exc).__name__}: {exc}"
+            f"checkpoint (truncated, not a checkpoint, or holding non-tensor objects): {_load_reason(exc)}"
         ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(obj).__name__}")
@@ -52,6 +51,16 @@ def read_checkpoint(path, need=("state_dict",)):
             f"checkpoint {path}: no {', '.join(map(repr, missing))} entry; its keys are {short_list(map(str, obj))}"
         )
     return obj
+
+
+def _load_reason(exc):
+    """One line of why torch.load failed: a weights-only refusal's own reason, without torch's advice to
+    load with weights_only=False (which would run whatever code the file holds)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def recorded_settings(ckpt):

@@ -81,8 +81,11 @@ def test_read_checkpoint_errors_name_the_file(tmp_path):
         read_checkpoint(str(text))
     arbitrary = tmp_path / "object.pth.tar"
     torch.save({"obj": object.__new__(_Arbitrary)}, arbitrary)  # loading it would run code: refused
-    with pytest.raises(CheckpointError, match="object.pth.tar"):
+    with pytest.raises(CheckpointError, match="object.pth.tar") as refused:
         read_checkpoint(str(arbitrary))
+    # one line, naming the class refused; never torch's advice to load with weights_only=False
+    assert "\n" not in str(refused.value) and "_Arbitrary" in str(refused.value)
+    assert "weights_only" not in str(refused.value)
     listed = tmp_path / "list.pth.tar"
     torch.save([1, 2], listed)
     with pytest.raises(CheckpointError, match=r"list\.pth\.tar: expected a dict, found list"):
