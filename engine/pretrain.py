@@ -393,11 +393,12 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
         if start_epoch >= optim.epochs:
             if ctx.is_main:
+                length = f"--steps {optim.steps} ({optim.epochs} epochs)" if optim.steps else f"--epochs {optim.epochs}"
                 log.warning(
-                    "nothing to do: checkpoint %s is at epoch %d, --epochs %d (a larger --epochs continues it)",
+                    "nothing to do: checkpoint %s is at epoch %d, %s (a longer run continues it)",
                     run.resume,
                     start_epoch,
-                    optim.epochs,
+                    length,
                 )
             leave_together(ctx)
             return []

@@ -390,6 +390,9 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     with caplog.at_level("WARNING", logger="engine.pretrain"):
         assert main(data_dir, out, "--epochs", "2", "--resume", last) == 0
     assert f"nothing to do: checkpoint {last} is at epoch 2, --epochs 2" in caplog.text
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        assert main(data_dir, out, "--steps", "1", "--resume", last) == 0
+    assert f"nothing to do: checkpoint {last} is at epoch 2, --steps 1 (1 epochs)" in caplog.text  # the flag given
     assert {name: sha256(out / name) for name in before} == before
 
 
