@@ -5,7 +5,8 @@ run's files.
 what the folder holds: a fresh run (no resume) into a folder that holds a run is refused, saying what is
 there and which flag continues it (`--resume`) or starts afresh (`--fresh`, which moves the old files to
 a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
-different run (its settings.json differs) is refused the same way.
+different run (its settings.json differs) or from a checkpoint outside a folder that holds a run (two
+runs' files would mix) is refused the same way.
 """
 
 import json
@@ -63,6 +64,8 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
         problem = f"{folder} holds a {kind} run ({', '.join(files)})"
         if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
+    elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
+        problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
     else:
         recorded = recorded_settings(folder)
         differ = differences(recorded, settings, may_change) if recorded is not None else []

@@ -354,3 +354,18 @@ def test_the_resume_hint_names_only_a_checkpoint_that_exists(tmp_path):
     last.write_bytes(b"")
     with pytest.raises(RunFolderError, match=f"continue it with --resume {last}; start afresh with --fresh"):
         open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
+
+
+def test_a_resume_from_outside_a_folder_that_holds_a_run_is_refused(data_dir, tmp_path, capsys):
+    # run A, restarted with --fresh as run B; resuming A's checkpoint (now in previous-*/) into the folder
+    # would write A's epochs beside B's files: refused, naming the folder; --fresh moves B aside first
+    out = tmp_path / "run"
+    assert pretrain(data_dir, out, "--epochs", "2") == 0
+    assert pretrain(data_dir, out, "--epochs", "1", "--fresh") == 0
+    (previous,) = [name for name in os.listdir(out) if name.startswith("previous-")]
+    old = str(out / previous / "checkpoint_last.pth.tar")
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", old) == 1
+    assert f"{out} holds a pretraining run" in capsys.readouterr().err
+    assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1  # B untouched
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", old, "--fresh") == 0
+    assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 3
