@@ -21,7 +21,8 @@
 # one table (mean ± std over seeds, minutes per data set) and writes results/real_data_benchmark.json
 # and .md.
 #
-# Environment: WORK_DIR (./runs/real_data_benchmark; emptied first), RESULTS_DIR (./results),
+# Environment: WORK_DIR (./runs/real_data_benchmark; each data set's subfolder emptied first; no SOURCE
+# may lie inside it), RESULTS_DIR (./results),
 # SEEDS ("0 1 2"), MAX_JOBS (2 runs side by side, one CPU thread each), DEVICE, PYTHON.
 MAX_JOBS="${MAX_JOBS:-2}"
 source "$(dirname "$0")/common.sh"
@@ -34,24 +35,55 @@ fi
 WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
+# Every argument is checked before anything is removed or run.
 names=()
+work_real="$(realpath -m "$WORK_DIR")"
 for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
-    if [ "$name" = "$spec" ] || [ -z "$name" ] || [ -z "$source_path" ]; then
-        echo "argument '$spec': expected NAME=SOURCE" >&2
+    if [ "$name" = "$spec" ] || [ -z "$source_path" ] || [[ ! "$name" =~ ^[A-Za-z0-9_.-]+$ ]]; then
+        echo "argument '$spec': expected NAME=SOURCE, NAME of letters, digits, '_', '.' or '-'" >&2
         exit 2
     fi
-    if [ ! -e "$source_path" ] && [ "$DRY_RUN" != 1 ]; then
-        echo "$spec: no such file or folder" >&2
+    for seen in "${names[@]}"; do
+        if [ "$seen" = "$name" ]; then
+            echo "argument '$spec': data set $name given twice" >&2
+            exit 2
+        fi
+    done
+    if [ ! -e "$source_path" ]; then
+        if [ "$DRY_RUN" != 1 ]; then
+            echo "$spec: no such file or folder" >&2
+            exit 2
+        fi
+        echo "warning: $spec: no such file or folder (dry run: going on)" >&2
+    fi
+    case "$name:$source_path" in
+        nw_ucla:* | msr_action3d:*) ;;
+        *.tar.gz | *.tgz | *.zip)
+            echo "$spec: an archive is imported only for nw_ucla and msr_action3d; for another data set," \
+                "give a processed folder (made by a data_gen/ importer)" >&2
+            exit 2
+            ;;
+    esac
+    source_real="$(realpath -m "$source_path")"
+    if [ "$source_real" = "$work_real" ] || [[ "$source_real" == "$work_real"/* ]]; then
+        echo "$spec: the source is inside WORK_DIR $WORK_DIR, which this script empties; move it out or" \
+            "set WORK_DIR to another folder" >&2
         exit 2
     fi
     names+=("$name")
 done
-run rm -rf "$WORK_DIR"
+for name in "${names[@]}"; do
+    run rm -rf "${WORK_DIR:?}/$name"
+done
 
 # raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
 raw_folder() {
-    find "$1" -name "$2" -type f -print -quit | xargs -r dirname
+    local found
+    found="$(find "$1" -name "$2" -type f -print -quit)"
+    if [ -n "$found" ]; then
+        dirname "$found"
+    fi
 }
 
 for spec in "$@"; do

@@ -158,3 +158,38 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path):
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
     assert stop.value.code == 1
+
+
+def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
+    work = tmp_path / "w"
+    (work / "mine" / "data").mkdir(parents=True)
+    (work / "keep.txt").write_text("x")
+    archive = tmp_path / "x.tar.gz"
+    archive.write_bytes(b"")
+    for args, message in [
+        ([f"nw_ucla={tmp_path}", f"nw_ucla={tmp_path}"], "data set nw_ucla given twice"),
+        ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
+        ([f"NW_UCLA={archive}"], "an archive is imported only for nw_ucla and msr_action3d"),
+        # a processed folder inside WORK_DIR would be emptied with it
+        ([f"again={work / 'mine' / 'data'}"], "the source is inside WORK_DIR"),
+    ]:
+        proc, commands = benchmark(*args, WORK_DIR=str(work), DRY_RUN="0")
+        assert proc.returncode == 2 and message in proc.stderr and commands == [], (args, proc.stderr)
+    assert (work / "mine" / "data").is_dir() and (work / "keep.txt").exists()
+
+
+def test_only_each_data_sets_subfolder_is_emptied(tmp_path):
+    proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr
+    removals = [c for c in commands if c[:2] == ["rm", "-rf"]]
+    assert removals == [["rm", "-rf", str(tmp_path / "w" / "mine")], ["rm", "-rf", str(tmp_path / "w" / "other")]]
+
+
+def test_a_source_path_with_spaces_reaches_the_importer_whole(tmp_path):
+    raw = tmp_path / "my data" / "all sqe"
+    raw.mkdir(parents=True)
+    (raw / "a01_s01_e01_v01.json").write_text("{}")  # unreadable: the import stops there, naming it
+    proc, commands = benchmark(f"nw_ucla={tmp_path / 'my data'}", WORK_DIR=str(tmp_path / "w"), DRY_RUN="0")
+    (importer,) = [c for c in commands if "data_gen/ucla_gendata.py" in c]
+    assert importer[importer.index("--data-path") + 1] == str(raw)
+    assert proc.returncode != 0 and f"{raw / 'a01_s01_e01_v01.json'}" in proc.stderr
