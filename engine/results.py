@@ -75,6 +75,15 @@ def _check(record, where):
             isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
         ):
             raise ValueError(f"{where}: {key} must be a finite number, found {value!r}")
+    for key in ("seed", "k"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ValueError(f"{where}: {key} must be an integer, found {value!r}")
+    for key in ("checkpoint", "probe", "pretrain_dataset"):
+        if not isinstance(record.get(key, ""), (str, type(None))):
+            raise ValueError(f"{where}: {key} must be text, found {record[key]!r}")
+    if record["stage"] == "semi" and record.get("data_ratio") is None:
+        raise ValueError(f"{where}: a semi-supervised record needs its data_ratio")
 
 
 def load_results(paths):

@@ -4,8 +4,9 @@
 
 prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the
 measured ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different
-seeds) shows mean ± sample standard deviation over the latest record of each seed; a rerun with the
-same seed replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
+seeds or checkpoints) shows mean ± sample standard deviation over the latest record of each checkpoint
+and seed, and how many checkpoints it pools when more than one; a rerun of the same checkpoint and seed
+replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
 reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
 fields of the wrong type) is an error naming the file and line.
 """
@@ -48,16 +49,19 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 
 
 def _cell(records):
-    """'mean ± std (n=k)' over the latest record of each seed, or the single value."""
+    """'mean ± std (n=k)' over the latest record of each checkpoint and seed, or the single value; a cell
+    that pools several checkpoints (pretraining seeds, or epochs of one run) says how many."""
     latest = {}
     for record in records:
-        latest[record.get("seed")] = record["value"]
+        latest[(record.get("checkpoint"), record.get("seed"))] = record["value"]
     values = list(latest.values())
     if not values:
         return ""
     if len(values) == 1:
         return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} (n={len(values)})"
+    checkpoints = len({checkpoint for checkpoint, _ in latest})
+    pooled = f", {checkpoints} checkpoints" if checkpoints > 1 else ""
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} (n={len(values)}{pooled})"
 
 
 def _benchmark_name(benchmark):

@@ -134,3 +134,35 @@ def test_the_report_command_line(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 0 and "python -m tools.report" in capsys.readouterr().out
+
+
+def test_a_cell_pooling_several_checkpoints_says_so_and_keeps_each(tmp_path):
+    record = dict(stage="knn", dataset="ntu60", protocol="cross_subject", view="joint", metric="top1", k=1)
+    text = report(
+        [
+            dict(record, value=40.0, checkpoint="run/checkpoint_0000.pth.tar", seed=42),
+            dict(record, value=60.0, checkpoint="run/checkpoint_last.pth.tar", seed=42),  # same seed, other model
+        ]
+    )
+    assert "| CMD (joint) — ours | 50.0 ± 14.1 (n=2, 2 checkpoints) |" in text
+    one = report([dict(record, value=v, checkpoint="c", seed=s) for s, v in ((0, 40.0), (1, 60.0))])
+    assert "| CMD (joint) — ours | 50.0 ± 14.1 (n=2) |" in one  # seeds of one checkpoint
+
+
+@pytest.mark.parametrize(
+    "edit, found",
+    [
+        (dict(k="abc"), "k must be an integer, found 'abc'"),
+        (dict(seed=[1, 2]), "seed must be an integer, found [1, 2]"),
+        (dict(seed={"a": 1}), "seed must be an integer"),
+        (dict(checkpoint=3), "checkpoint must be text, found 3"),
+        (dict(stage="semi", data_ratio=None), "a semi-supervised record needs its data_ratio"),
+    ],
+)
+def test_records_of_the_wrong_types_are_named_not_tracebacks(tmp_path, capsys, edit, found):
+    path = tmp_path / "r.jsonl"
+    record = dict(stage="knn", dataset="ntu60", protocol="cross_subject", view="joint", metric="top1", value=1.0)
+    path.write_text(json.dumps({**record, "seed": 0, "k": 1, **edit}) + "\n")
+    assert main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}, line 1: {found}") and err.count("\n") == 1
