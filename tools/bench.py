@@ -33,6 +33,7 @@ from dataset.layouts import NTU25
 from moco.builder import MoCo
 from moco.encoder import SkeletonGRUEncoder
 from moco.modalities import MODALITIES
+from options.parsing import check_device
 from options.presets import preset
 
 _PAPER = preset("pretrain", "ntu60")
@@ -242,16 +243,14 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    device = torch.device(check_device(parser, args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.rss_child:
         kind, variant = args.rss_child.split(":")
         _rss_child(args.config, kind, variant, args.amp)
         return
-    steps = args.steps or (10 if device.type == "cuda" else 1)
+    steps = args.steps if args.steps is not None else (10 if device.type == "cuda" else 1)
     if steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
     kinds = tuple(k for k in args.kinds.split(",") if k)

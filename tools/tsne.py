@@ -32,6 +32,9 @@ def load_features(path, part):
         ) from None
 
 
+MIN_POINTS = 3  # t-SNE's perplexity (at least 2 here) must be below the number of samples
+
+
 def subsample(count, max_points, seed):
     """Sorted indices of at most `max_points` of `count` items, chosen with `seed`."""
     if count <= max_points:
@@ -87,10 +90,16 @@ def main(argv=None):
     parser.add_argument("--max-points", default=3000, type=int)
     parser.add_argument("--seed", default=0, type=int)
     args = parser.parse_args(argv)
+    if args.max_points < MIN_POINTS:
+        parser.error(f"--max-points must be at least {MIN_POINTS}, found {args.max_points}")
     try:
         features, labels, names = load_features(args.features, args.part)
     except ValueError as exc:
         parser.error(str(exc))
+    if len(features) < MIN_POINTS:
+        parser.error(
+            f"{args.features}: t-SNE needs {MIN_POINTS} samples or more; its {args.part} part has {len(features)}"
+        )
     chosen = subsample(len(features), args.max_points, args.seed)
     features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
     png = os.path.join(args.out, f"tsne_{args.part}.png")

@@ -27,3 +27,16 @@ def test_unknown_kind_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--kinds", "encoder,speed"])
     assert "--kinds encoder,speed: choose from train, encoder, inference" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--device", "foo"], "--device foo: this code runs on cpu, cuda or cuda:N"),
+        (["--device", "cpu", "--steps", "0"], "--steps must be at least 1"),  # 0 ran one step
+    ],
+)
+def test_bad_device_and_steps_are_usage_errors(capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(flags)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

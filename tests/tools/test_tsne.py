@@ -46,3 +46,20 @@ def test_subsample_and_a_file_that_is_not_an_export(tmp_path, capsys):
         tsne.main(["--features", str(other), "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
     assert "not a feature export with val_features/_labels/_names" in capsys.readouterr().err
+
+
+def test_too_few_points_for_t_sne_are_usage_errors(export, tmp_path, capsys):
+    for flags, message in [
+        (["--max-points", "2"], "--max-points must be at least 3, found 2"),
+        (["--max-points", "0"], "--max-points must be at least 3, found 0"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), *flags])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    two = tmp_path / "two.npz"
+    part = (np.zeros((2, 4), np.float32), np.array([0, 1]), ["a", "b"])
+    save_features(str(two), "joint", "c.pth.tar", part, part)
+    with pytest.raises(SystemExit) as stop:
+        tsne.main(["--features", str(two), "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2 and "t-SNE needs 3 samples or more; its val part has 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
