@@ -6,8 +6,8 @@
 #   DEVICE      passed as --device to every entry point (default: the entry point's own choice,
 #               CUDA when available, else CPU)
 #   WORKERS     data-loading workers, -j (default 8)
-#   NPROC       pretraining processes; above 1 the pretraining runs under
-#               `torchrun --nproc_per_node NPROC` (one per GPU)
+#   NPROC       pretraining processes; above 1 the pretraining runs under torchrun
+#               (`PYTHON -m torch.distributed.run --nproc_per_node NPROC`, one per GPU)
 #   FRESH=1     start again in output folders that hold an earlier run (each entry point then moves
 #               the old files to a subfolder previous-<date-time>/; nothing is deleted)
 #
@@ -40,9 +40,14 @@ declare -A RUN_PROTOCOL=(
 declare -A RUN_LAST_EPOCH=(
     [ntu60_xsub]=0450 [ntu60_xview]=0450 [ntu120_xsub]=0450 [ntu120_xsetup]=0450 [pku_v2_xsub]=1000
 )
-# PRETRAIN_LAUNCH: how pretrain_cmd.py is started (one process, or torchrun with NPROC processes).
+# PRETRAIN_LAUNCH: how pretrain_cmd.py is started (one process, or torchrun with NPROC processes, run
+# by PYTHON as `python -m torch.distributed.run`, the module behind the torchrun command).
+if [[ ! "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+    echo "NPROC=$NPROC: expected a positive integer" >&2
+    exit 2
+fi
 if [ "$NPROC" -gt 1 ]; then
-    PRETRAIN_LAUNCH=(torchrun --nproc_per_node "$NPROC" pretrain_cmd.py)
+    PRETRAIN_LAUNCH=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" pretrain_cmd.py)
 else
     PRETRAIN_LAUNCH=("$PYTHON" pretrain_cmd.py)
 fi
@@ -98,12 +103,29 @@ wait_jobs() {
     return "$failed"
 }
 
-# check_run NAME: fail with the list of known runs when NAME is not one of them.
-check_run() {
-    if [ -z "${RUN_DATASET[$1]+set}" ]; then
-        echo "unknown run '$1'; expected one of: ${ALL_RUNS[*]}" >&2
-        exit 2
-    fi
+# check_runs NAME...: fail with the list of known runs when a NAME is not one of them (before any work).
+check_runs() {
+    local name
+    for name in "$@"; do
+        if [ -z "${RUN_DATASET[$name]+set}" ]; then
+            echo "unknown run '$name'; expected one of: ${ALL_RUNS[*]}" >&2
+            exit 2
+        fi
+    done
+}
+
+# check_views VIEW...: fail when a VIEW is not one an evaluation takes.
+check_views() {
+    local view
+    for view in "$@"; do
+        case "$view" in
+            joint | motion | bone | all) ;;
+            *)
+                echo "unknown view '$view' (VIEWS); expected joint, motion, bone or all" >&2
+                exit 2
+                ;;
+        esac
+    done
 }
 
 # pretrained_checkpoint NAME: the last pretraining checkpoint of run NAME.
@@ -124,6 +146,7 @@ fi
 
 # check_free DIR CONTINUE: fail, saying how to go on, when the output folder DIR holds a run and
 # FRESH=1 is not set; CONTINUE names how to continue it instead (e.g. "RESUME=1 continues it").
+# Scripts check every output folder before the first run starts.
 check_free() {
     if [ -f "$1/settings.json" ] && [ "${FRESH:-0}" != 1 ] && [ "$DRY_RUN" != 1 ]; then
         echo "$1 holds an earlier run: ${2}FRESH=1 starts afresh (its files are moved to $1/previous-<date-time>/)" >&2

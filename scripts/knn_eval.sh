@@ -18,9 +18,12 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 results=results/knn.jsonl
 
+check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
-    check_run "$name"
     check_free "./runs/knn/$name" ""
+done
+
+for name in "${runs[@]}"; do
     run "$PYTHON" knn_eval.py \
         --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
         --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \

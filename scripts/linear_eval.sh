@@ -22,10 +22,16 @@ fi
 read -r -a views <<< "${VIEWS:-joint all}"
 results=results/linear.jsonl
 
+check_runs "${runs[@]}"
+check_views "${views[@]}"
 for name in "${runs[@]}"; do
-    check_run "$name"
     for view in "${views[@]}"; do
         check_free "./runs/linear/${name}_${view}" ""
+    done
+done
+
+for name in "${runs[@]}"; do
+    for view in "${views[@]}"; do
         run "$PYTHON" action_classification.py \
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \

@@ -32,6 +32,16 @@ if [ ${#datasets[@]} -eq 0 ]; then
     datasets=(ntu60 ntu120 pku_v2)
 fi
 
+for dataset in "${datasets[@]}"; do
+    case "$dataset" in
+        ntu60 | ntu120 | pku_v2) ;;
+        *)
+            echo "unknown dataset '$dataset'; expected one of: ntu60 ntu120 pku_v2" >&2
+            exit 2
+            ;;
+    esac
+done
+
 outputs=()
 for dataset in "${datasets[@]}"; do
     case "$dataset" in
@@ -51,10 +61,6 @@ for dataset in "${datasets[@]}"; do
             run "$PYTHON" data_gen/pku_gendata.py \
                 --data-path "$PKU_RAW" --out-folder ./data/PKU-MMD-v2-AGCN --workers "$GENDATA_WORKERS"
             outputs+=(./data/PKU-MMD-v2-AGCN/{xsub,xview}/)
-            ;;
-        *)
-            echo "unknown dataset '$dataset'; expected one of: ntu60 ntu120 pku_v2" >&2
-            exit 2
             ;;
     esac
 done

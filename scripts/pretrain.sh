@@ -7,7 +7,8 @@
 #   NPROC=4 bash scripts/pretrain.sh ntu60_xsub   # four GPUs with torchrun
 #
 # Each run writes checkpoint_%04d.pth.tar every 10 epochs (and checkpoint_last.pth.tar) to
-# ./checkpoints/<run>/; an interrupted run continues with RESUME=1, and FRESH=1 starts a run again in
+# ./checkpoints/<run>/; an interrupted run continues with RESUME=1 (which starts the runs that have no
+# checkpoint yet), and FRESH=1 starts a run again in
 # a folder that holds one (the old files are moved to previous-<date-time>/). Without either, a
 # folder that holds a run is left alone and the script says so.
 # Settings: the 'pretrain' preset of each dataset (options/presets.py; printed and saved in
@@ -19,13 +20,19 @@ if [ ${#runs[@]} -eq 0 ]; then
     runs=("${ALL_RUNS[@]}")
 fi
 
-for name in "${runs[@]}"; do
-    check_run "$name"
-    resume=()
-    if [ "${RESUME:-0}" = 1 ]; then
-        resume=(--resume "./checkpoints/$name/checkpoint_last.pth.tar")
-    else
+check_runs "${runs[@]}"
+if [ "${RESUME:-0}" != 1 ]; then
+    for name in "${runs[@]}"; do
         check_free "./checkpoints/$name" "RESUME=1 continues it, "
+    done
+fi
+
+for name in "${runs[@]}"; do
+    resume=()
+    if [ "${RESUME:-0}" = 1 ] && [ -f "./checkpoints/$name/checkpoint_last.pth.tar" ]; then
+        resume=(--resume "./checkpoints/$name/checkpoint_last.pth.tar")
+    elif [ "${RESUME:-0}" = 1 ]; then
+        echo "RESUME=1: ./checkpoints/$name/ holds no checkpoint_last.pth.tar; starting $name"
     fi
     run "${PRETRAIN_LAUNCH[@]}" \
         --pre-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \

@@ -23,11 +23,18 @@ read -r -a ratios <<< "${RATIOS:-0.01 0.05 0.1 0.2}"
 read -r -a seeds <<< "${SEEDS:-1 2 3 4 5}"
 results=results/semi.jsonl
 
+check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
-    check_run "$name"
     for ratio in "${ratios[@]}"; do
         for seed in "${seeds[@]}"; do
             check_free "./runs/semi/${name}_ratio${ratio}_seed${seed}" ""
+        done
+    done
+done
+
+for name in "${runs[@]}"; do
+    for ratio in "${ratios[@]}"; do
+        for seed in "${seeds[@]}"; do
             run "$PYTHON" action_classification.py \
                 --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
                 --pretrained "$(pretrained_checkpoint "$name")" --view joint --data-ratio "$ratio" \

@@ -18,9 +18,12 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 results=results/transfer.jsonl
 
+check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
-    check_run "$name"
     check_free "./runs/transfer/${name}_to_pku_v2_xsub" ""
+done
+
+for name in "${runs[@]}"; do
     run "$PYTHON" action_classification.py \
         --finetune-dataset pku_v2 --protocol cross_subject \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \

@@ -9,6 +9,7 @@ scripts themselves pass only the choices (dataset, protocol, stage, checkpoint, 
 
 import os
 import shlex
+import shutil
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,11 +65,11 @@ RUNS = {  # run name -> (dataset, protocol, last checkpoint)
 }
 
 
-def dry_run(script, *args, **env):
-    """The commands printed by `DRY_RUN=1 bash scripts/<script> args` as lists of words."""
+def dry_run(script, *args, root=ROOT, **env):
+    """The commands printed by `DRY_RUN=1 bash <root>/scripts/<script> args` as lists of words."""
     proc = subprocess.run(
         ["bash", os.path.join("scripts", script), *args],
-        cwd=ROOT,
+        cwd=root,
         env=dict(os.environ, DRY_RUN="1", **env),
         capture_output=True,
         text=True,
@@ -136,13 +137,11 @@ def assert_has(parsed, expected, words):
 
 
 def entry_point(words):
-    """The python file or module a command runs."""
-    for i, word in enumerate(words):
+    """The python file a command runs (under `python -m torch.distributed.run` too), else its module."""
+    for word in words:
         if word.endswith(".py"):
             return word
-        if word == "-m":
-            return words[i + 1]
-    return None
+    return words[words.index("-m") + 1] if "-m" in words else None
 
 
 def test_pretrain_runs_all_five_with_spec_settings():
@@ -161,26 +160,55 @@ def test_pretrain_runs_all_five_with_spec_settings():
     assert seen == set(RUNS)
 
 
-def test_pretrain_multi_gpu_and_device_and_resume():
-    (words,) = dry_run("pretrain.sh", "ntu120_xsetup", NPROC="4", DEVICE="cuda", RESUME="1")
-    assert words[:3] == ["torchrun", "--nproc_per_node", "4"] and entry_point(words) == "pretrain_cmd.py"
-    parsed = flags(words)
-    assert parsed["--device"] == ["cuda"]
+def test_pretrain_multi_gpu_and_device_and_resume(tmp_path):
+    # a copy of scripts/ in an empty tree: RESUME=1 resumes the run that has a checkpoint, starts the other
+    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    (tmp_path / "checkpoints" / "ntu120_xsetup").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "ntu120_xsetup" / "checkpoint_last.pth.tar").write_bytes(b"")
+    env = dict(NPROC="4", DEVICE="cuda", RESUME="1", PYTHON="python3.11")
+    resumed, started = dry_run("pretrain.sh", "ntu120_xsetup", "ntu60_xsub", root=tmp_path, **env)
+    for words in (resumed, started):
+        assert words[:5] == ["python3.11", "-m", "torch.distributed.run", "--nproc_per_node", "4"]  # torchrun
+        assert entry_point(words) == "pretrain_cmd.py" and flags(words)["--device"] == ["cuda"]
+    parsed = flags(resumed)
     assert parsed["--checkpoint-path"] == ["./checkpoints/ntu120_xsetup"]
     assert parsed["--resume"] == ["./checkpoints/ntu120_xsetup/checkpoint_last.pth.tar"]
     assert parsed["--protocol"] == ["cross_setup"] and parsed["--pre-dataset"] == ["ntu120"]
+    assert "--resume" not in started and flags(started)["--checkpoint-path"] == ["./checkpoints/ntu60_xsub"]
+
+
+def refused(script, *args, **env):
+    """(exit status, stderr, commands printed) of a dry run that should stop."""
+    proc = subprocess.run(
+        ["bash", os.path.join("scripts", script), *args],
+        cwd=ROOT,
+        env=dict(os.environ, DRY_RUN="1", **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return proc.returncode, proc.stderr, [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
 
 
 def test_unknown_run_is_refused_with_the_list():
-    proc = subprocess.run(
-        ["bash", "scripts/pretrain.sh", "ntu60_cross_setup"],
-        cwd=ROOT,
-        env=dict(os.environ, DRY_RUN="1"),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode != 0
-    assert "ntu60_cross_setup" in proc.stderr and "ntu120_xsetup" in proc.stderr
+    status, err, _ = refused("pretrain.sh", "ntu60_cross_setup")
+    assert status == 2
+    assert "ntu60_cross_setup" in err and "ntu120_xsetup" in err
+
+
+def test_every_name_and_knob_is_checked_before_the_first_command():
+    for script, args, env, message in [
+        ("pretrain.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
+        ("linear_eval.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
+        ("knn_eval.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
+        ("semi_supervised.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
+        ("transfer.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
+        ("preprocess.sh", ["ntu60", "typo"], {}, "unknown dataset 'typo'"),
+        ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "joint foo"}, "unknown view 'foo'"),
+        ("pretrain.sh", ["ntu60_xsub"], {"NPROC": "abc"}, "NPROC=abc: expected a positive integer"),
+    ]:
+        status, err, commands = refused(script, *args, **env)
+        assert (status, commands) == (2, []) and message in err, (script, args, env, err)
 
 
 def _check_eval(words, settings, view=None):
