@@ -54,6 +54,7 @@ COMMON_RULES = {
     "workers": at_least(0),
     "hidden_size": at_least(1),
     "num_layers": at_least(1),
+    "view_frames": at_least(1),
 }
 CLASSIFICATION_RULES = dict(
     COMMON_RULES,
@@ -137,6 +138,13 @@ def _common_parser(description, kind):
     )
     model.add_argument(
         "--num-layers", default=None, type=int, help="GRU layers (default: the checkpoint's; the preset's without one)"
+    )
+    model.add_argument(
+        "--view-frames",
+        default=None,
+        type=int,
+        help="frames of a random encoder's crops, as its pretraining run would pass them (default: what a "
+        "pretraining on this folder gets); a checkpoint records its own",
     )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -291,13 +299,16 @@ def open_data(parser, args):
 def choose_preset(parser, args, train):
     """Choose the preset for the folder of `train` and fill unset flags from it. Returns its name and,
     without --pretrained, the views of the random encoder (None with a checkpoint, which records its
-    own): a random encoder gets the sizes (unset flags) and views a pretraining on this folder would use."""
+    own): a random encoder gets the sizes and views (unset flags) a pretraining on this folder would use,
+    the shortest crop following --view-frames as a pretraining's does."""
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
     if args.pretrained:
+        if args.view_frames is not None:
+            parser.error("--view-frames is for a random encoder; a checkpoint records the views it was trained on")
         return name, None
-    built = preset_values("pretrain", name, folder_facts(train))
+    built = preset_values("pretrain", name, folder_facts(train), {"view_frames": args.view_frames})
     fill(args, {key: built[key] for key in ("hidden_size", "num_layers")})
-    return name, {key: built[key] for key in ("view_frames", "min_crop_frames")}
+    return name, {"view_frames": args.view_frames or built["view_frames"], "min_crop_frames": built["min_crop_frames"]}
 
 
 def eval_settings(parser, args, preset, train, info):

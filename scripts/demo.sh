@@ -94,7 +94,7 @@ wait_jobs
 echo "== 4/4 evaluation: kNN and linear, for CMD, CMD-weight-0 and a random encoder"
 for encoder in cmd cmd_weight0 random; do
     if [ "$encoder" = random ]; then
-        model=(--hidden-size "$DEMO_HIDDEN" --num-layers "$DEMO_LAYERS")
+        model=(--hidden-size "$DEMO_HIDDEN" --num-layers "$DEMO_LAYERS" --view-frames 32)  # as CMD's views
     else
         model=(--pretrained "$WORK_DIR/checkpoints/$encoder/checkpoint_last.pth.tar")
     fi

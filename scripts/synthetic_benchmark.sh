@@ -99,6 +99,12 @@ if [ "$MAX_JOBS" -gt 1 ]; then
 fi
 read -r -a extra_pretrain_args <<< "${BENCH_PRETRAIN_ARGS---corrupted-joints 5 --view-frames 32}"
 read -r -a seeds <<< "$SEEDS"
+random_views=()  # the random encoder is evaluated on crops of the pretrained encoders' length
+for i in "${!extra_pretrain_args[@]}"; do
+    if [ "${extra_pretrain_args[$i]}" = --view-frames ]; then
+        random_views=(--view-frames "${extra_pretrain_args[$((i + 1))]}")
+    fi
+done
 data="$BENCH_DIR/data/xsub"
 
 echo "== data: synthetic NTU .skeleton files -> data_gen/ntu_gendata.py -> $data"
@@ -146,7 +152,7 @@ knn() {  # knn NAME SEED TAG MODEL-ARGS...: one kNN evaluation appended to eval/
         --checkpoint-path "$BENCH_DIR/eval/${name}_$tag" --results "$BENCH_DIR/eval/$name.jsonl" "$@"
 }
 for seed in "${seeds[@]}"; do
-    knn "random_seed$seed" "$seed" init --hidden-size "$BENCH_HIDDEN" --num-layers "$BENCH_LAYERS"
+    knn "random_seed$seed" "$seed" init --hidden-size "$BENCH_HIDDEN" --num-layers "$BENCH_LAYERS" "${random_views[@]}"
     for method in cmd cmd_weight0; do
         for ((epoch = 0; epoch < BENCH_EPOCHS; epoch += 10)); do
             checkpoint="$(printf 'checkpoint_%04d' "$epoch")"

@@ -274,6 +274,21 @@ def test_a_random_encoder_sees_the_views_its_folder_would_be_pretrained_on(tmp_p
         settings = prepare_evaluation(*parse(["--data-dir", folder, "--device", "cpu"]))[0]
         assert settings.run.pretrained in ("", None)
         assert (settings.view_frames, settings.min_crop_frames) == (frames, shortest)
+    # --view-frames, as the pretraining run was given it: the shortest crop follows as it did there (half the
+    # view under the small-data preset; the published 64 under NTU's)
+    for folder, shortest in ((small, 16), (ntu, 64)):
+        settings = prepare_evaluation(*parse(["--data-dir", folder, "--device", "cpu", "--view-frames", "32"]))[0]
+        assert (settings.view_frames, settings.min_crop_frames) == (32, shortest)
+
+
+@pytest.mark.parametrize("parse", [parse_classification, parse_knn])
+def test_view_frames_with_a_checkpoint_is_a_usage_error(tmp_path, processed, parse, capsys):
+    folder = processed(tmp_path / "mine", n=(40, 10), layout=KINECT20, dataset="mine", frames=34)
+    ckpt = tmp_path / "c.pth.tar"
+    ckpt.write_bytes(b"")  # never read: the flag is refused first
+    with pytest.raises(SystemExit) as stop:
+        prepare_evaluation(*parse(["--data-dir", folder, "--pretrained", str(ckpt), "--view-frames", "32"]))
+    assert stop.value.code == 2 and "--view-frames is for a random encoder" in capsys.readouterr().err
 
 
 def test_the_logistic_probe_fits_only_the_data_ratio_subset(tmp_path, processed, monkeypatch, one_thread):

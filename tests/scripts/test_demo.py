@@ -74,7 +74,9 @@ def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     knn = [c for c in commands if "knn_eval.py" in c]
     linear = [c for c in commands if "action_classification.py" in c]
     assert len(knn) == len(linear) == 3
-    assert sum("--pretrained" not in c for c in knn + linear) == 2  # the random encoder
+    random = [c for c in knn + linear if "--pretrained" not in c]
+    assert len(random) == 2  # the random encoder, on crops of the pretrained encoders' 32 frames
+    assert all(c[c.index("--view-frames") + 1] == "32" for c in random + pretrain)
     for words in linear:
         assert words[words.index("--schedule") + 1 : words.index("--schedule") + 3] == ["10", "14"]
         assert "--finetune" not in words

@@ -76,6 +76,7 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
     assert sum(c.endswith("checkpoint_%04d.pth.tar" % (int(epochs) - 1)) for c in checkpoints) == 6
     random = [c for c in knn if "--pretrained" not in c]
     assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
+    assert all(value(c, "--view-frames") == "32" for c in random)  # the pretrained encoders' crops
     assert all(parse_knn(c[c.index("knn_eval.py") + 1 :])[1].knn_neighbours is None for c in knn)  # the preset's 1
     assert commands[-1][1] == "scripts/benchmark_report.py"
 
