@@ -414,4 +414,19 @@ def run_conversion(
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
+    if subfolders:
+        for name in stale_benchmarks(out_folder, benchmarks):
+            print(
+                f"warning: {os.path.join(out_folder, name)} holds a processed folder of an earlier conversion, "
+                f"not rewritten by this one (settings.json lists {', '.join(benchmarks)})"
+            )
     return summary
+
+
+def stale_benchmarks(out_folder, benchmarks):
+    """The subfolders of `out_folder`, other than `benchmarks`, that hold a processed folder (sorted)."""
+    return sorted(
+        name
+        for name in os.listdir(out_folder)
+        if name not in benchmarks and os.path.isfile(os.path.join(out_folder, name, "train_data_joint.npy"))
+    )

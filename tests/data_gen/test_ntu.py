@@ -345,3 +345,14 @@ def test_unreadable_ignore_list_is_a_usage_error(tmp_path, capsys, content, ntu)
     assert "usage:" in err and f"--ignored-sample-path {ignore}" in err
     assert ("No such file" if content is None else "line 2: expected UTF-8 text, found byte 0xff") in err
     assert not os.path.exists(out)  # before any work
+
+
+def test_a_benchmark_left_from_an_earlier_conversion_is_named(tmp_path, capsys, ntu):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    ntu.raw_set(raw)
+    ntu.run(raw, out)  # xsub and xview
+    capsys.readouterr()
+    ntu.run(raw, out, "--benchmark", "xsub")
+    printed = capsys.readouterr().out
+    assert f"warning: {os.path.join(out, 'xview')} holds a processed folder of an earlier conversion" in printed
+    assert "xsub holds" not in printed
