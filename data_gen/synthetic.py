@@ -533,6 +533,40 @@ def main(argv=None):
     parser.add_argument("--p-missing", type=float, default=0.1, help="probability of missing first/last frames")
     parser.add_argument("--p-third", type=float, default=0.1, help="probability of a low-energy third body")
     args = parser.parse_args(argv)
+    problems = [
+        f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}"
+        for name in COUNTS
+        if getattr(args, name) < 1
+    ]
+    problems += [
+        f"--{name.replace('_', '-')} must be in [0, 1], found {getattr(args, name)}"
+        for name in CHANCES
+        if not 0.0 <= getattr(args, name) <= 1.0
+    ]
+    problems += [
+        f"--{name.replace('_', '-')} must be at least 0, found {getattr(args, name)}"
+        for name in SPREADS
+        if not getattr(args, name) >= 0.0
+    ]
+    if args.format == "ntu" and args.replications > 999:
+        problems.append(
+            f"--replications must be at most 999 (NTU file names have three digits), found {args.replications}"
+        )
+    if problems:
+        parser.error("; ".join(problems))
+    try:
+        _generate(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+# The command line's counts, chances and spreads, checked before anything is written.
+COUNTS = ("classes", "subjects", "cameras", "setups", "replications", "actions_per_video")
+CHANCES = ("p_partial", "p_missing", "p_third")
+SPREADS = ("max_yaw", "shape_var", "tempo_var", "phase_var", "amp_var", "noise")
+
+
+def _generate(args):
     knobs = dict(
         max_yaw=args.max_yaw,
         shape_var=args.shape_var,

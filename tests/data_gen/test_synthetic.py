@@ -119,3 +119,22 @@ def test_pku_folder(tmp_path):
         assert len(actions) == 3 and all(0 <= s < e <= len(frames) for _, s, e, _ in actions)
         labels.update(a[0] for a in actions)
     assert labels == set(range(1, 7))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--format", "ntu", "--classes", "121"], "action ids must lie in 1..120"),
+        (["--format", "pku", "--cameras", "4"], "PKU-MMD has 3 views"),
+        (["--format", "ntu", "--noise", "-1"], "--noise must be at least 0"),
+        (["--format", "ntu", "--replications", "1000"], "--replications must be at most 999"),
+        (["--format", "ntu", "--subjects", "0"], "--subjects must be at least 1, found 0"),
+        (["--format", "pku", "--actions-per-video", "0"], "--actions-per-video must be at least 1"),
+        (["--format", "ntu", "--p-partial", "2"], "--p-partial must be in [0, 1], found 2.0"),
+    ],
+)
+def test_impossible_requests_are_usage_errors_and_write_nothing(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        main([*flags, "--out", str(tmp_path / "raw")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists()
