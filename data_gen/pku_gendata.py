@@ -5,11 +5,11 @@
 RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.txt`` and
 ``cross_view_v2.txt`` (docs/published-behaviour.md §1.2); OUT gets ``xsub/`` and ``xview/`` (each
 with ``layout.json``: layout ``ntu25``, 51 classes), ``settings.json`` and ``skipped.txt``.  Every
-action instance of a video is a sample named ``<video>.txt_<index>`` (index = its 0-based line in the
-label file); samples are ordered by video name, then index.  A video is in a benchmark's training
+action instance of a video is a sample named ``<video>.txt_<index>`` (index = its 0-based place among
+the label file's action lines; blank lines do not count); samples are ordered by video name, then index.  A video is in a benchmark's training
 part when its name is on line 2 of the split file.  A skeleton or label file is bad (an error naming
 the file and the line; skipped with ``--skip-bad``) when it is not UTF-8 text, a line is not of the
-expected numbers, a label file has no action line (empty or blank), or a coordinate is not finite or
+expected numbers, a label file is missing or has no action line (empty or blank), or a coordinate is not finite or
 lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
 """
 
@@ -115,9 +115,9 @@ def build_tasks(data_path, skip_bad):
     for filename in sorted(n for n in os.listdir(skeleton_dir) if n.endswith(".txt")):
         video = filename[:-4]
         label_path = os.path.join(label_dir, filename)
-        if not os.path.isfile(label_path):
-            raise ValueError(f"{os.path.join(skeleton_dir, filename)}: no label file {label_path}")
         try:
+            if not os.path.isfile(label_path):
+                raise SkeletonFileError(f"{os.path.join(skeleton_dir, filename)}: no label file {label_path}")
             actions = read_labels(label_path)
         except SkeletonFileError as exc:
             if not skip_bad:

@@ -179,3 +179,26 @@ def test_frame_lines_with_too_few_and_too_many_values_are_a_bad_file(tmp_path):
     open(path, "w").write("\n".join(lines) + "\n")
     with pytest.raises(SkeletonFileError, match=r"A01N01-M.txt: line 4: expected 150 numbers"):
         pku_gendata.read_skeleton(path)
+
+
+def test_missing_label_file_is_named_and_skipped_with_skip_bad(tmp_path):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    os.remove(os.path.join(raw, "label", "A01N01-M.txt"))
+    with pytest.raises(SystemExit, match=r"A01N01-M.txt: no label file .*label.A01N01-M.txt"):
+        _main(raw, out)
+    _main(raw, out, "--skip-bad")
+    assert "A01N01-M.txt: no label file" in open(os.path.join(out, "skipped.txt")).read()
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
+
+
+def test_a_blank_label_line_does_not_count_in_the_sample_index(tmp_path):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    first, second = LABELS["A01N01-L"].splitlines()[:2]
+    _raw(raw, dict(LABELS, **{"A01N01-L": f"{first}\n\n{second}\n"}))
+    _main(raw, out)
+    assert load_split(os.path.join(out, "xsub"), "train").names == [
+        "A01N01-L.txt_0",
+        "A01N01-L.txt_1",
+        "A01N01-M.txt_0",
+    ]
