@@ -6,11 +6,12 @@ RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.tx
 ``cross_view_v2.txt`` (docs/published-behaviour.md §1.2); OUT gets ``xsub/`` and ``xview/`` (each
 with ``layout.json``: layout ``ntu25``, 51 classes), ``settings.json`` and ``skipped.txt``.  Every
 action instance of a video is a sample named ``<video>.txt_<index>`` (index = its 0-based place among
-the label file's action lines; blank lines do not count); samples are ordered by video name, then index.  A video is in a benchmark's training
-part when its name is on line 2 of the split file.  A skeleton or label file is bad (an error naming
-the file and the line; skipped with ``--skip-bad``) when it is not UTF-8 text, a line is not of the
-expected numbers, a label file is missing or has no action line (empty or blank), or a coordinate is not finite or
-lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
+the label file's action lines; blank lines do not count); samples are ordered by video name, then
+index.  A video is in a benchmark's training part when its name is on line 2 of the split file.  A
+skeleton or label file is bad (an error naming the file and the line; skipped with ``--skip-bad``)
+when it is not UTF-8 text, a line is not of the expected numbers, a label file is missing or has no
+action line (empty or blank), or a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
+``data_gen.ntu_reader``).
 """
 
 import os
