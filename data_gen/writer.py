@@ -411,6 +411,9 @@ def run_conversion(
         )
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt:
+        print(f"interrupted: {out_folder} holds what it held before this conversion", file=sys.stderr)
+        raise SystemExit(130) from None
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")

@@ -197,7 +197,7 @@ def test_action_outside_the_classes_is_a_clear_error(tmp_path, action, found, nt
         ntu.run(raw, out)
 
 
-def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeypatch, ntu, tree):
+def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeypatch, capsys, ntu, tree):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     ntu.raw_set(raw)
     ntu.run(raw, out)
@@ -208,8 +208,10 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(writer, "normalize", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stop:  # Ctrl-C: one line and status 130, no traceback
         ntu.run(raw, out, "--chunk", "2")
+    assert stop.value.code == 130
+    assert f"interrupted: {out} holds what it held before this conversion" in capsys.readouterr().err
     assert tree(out) == before  # old outputs intact, no temp files
     monkeypatch.undo()
     ntu.run(raw, out)  # a rerun replaces cleanly
