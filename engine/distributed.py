@@ -16,6 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from engine.runtime import RunError
+
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +74,12 @@ def init_distributed(device="cpu", local_rank=-1, world_size=1):
         base = torch.device("cuda", index)
         torch.cuda.set_device(base)
     if world_size > 1 and not is_initialized():
+        missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+        if missing:
+            raise RunError(
+                f"WORLD_SIZE={world_size} without {' and '.join(missing)}: start the processes with torchrun "
+                f"(torchrun --nproc_per_node {world_size} pretrain_cmd.py ...), which sets them"
+            )
         backend = "nccl" if base.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank)
         owns_group = True

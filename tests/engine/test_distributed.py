@@ -25,6 +25,7 @@ from engine.distributed import (
     wrap_ddp,
 )
 from engine.pretrain import train_step
+from engine.runtime import RunError
 from moco.builder import MoCo
 
 B, WORLD, STEPS = 4, 2, 2
@@ -173,3 +174,11 @@ def test_a_rank_that_fails_before_training_stops_every_rank(tmp_path):
         assert f.read().startswith("peer stopped: another process of this run stopped before training")
     with open(f"{out}.1") as f:
         assert f.read() == "own error: rank 1 cannot read its checkpoint"
+
+
+def test_world_size_without_torchruns_rendezvous_is_one_line_not_a_traceback(monkeypatch):
+    # WORLD_SIZE set by hand, MASTER_ADDR / MASTER_PORT not: torch's env:// start-up would raise deep inside
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RunError, match="WORLD_SIZE=4 without MASTER_ADDR and MASTER_PORT: start the processes with"):
+        init_distributed("cpu", world_size=4)
