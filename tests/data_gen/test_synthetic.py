@@ -121,13 +121,17 @@ def test_pku_folder(tmp_path):
     assert labels == set(range(1, 7))
 
 
+TINY = ["--classes", "1", "--subjects", "1", "--cameras", "1", "--setups", "1"]
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
         (["--format", "ntu", "--classes", "121"], "action ids must lie in 1..120"),
         (["--format", "pku", "--cameras", "4"], "PKU-MMD has 3 views"),
         (["--format", "ntu", "--noise", "-1"], "--noise must be at least 0"),
-        (["--format", "ntu", "--replications", "1000"], "--replications must be at most 999"),
+        # small in every other count: were the check to fail, 1,000 files, not 240,000
+        (["--format", "ntu", "--replications", "1000", *TINY], "--replications must be at most 999"),
         (["--format", "ntu", "--subjects", "0"], "--subjects must be at least 1, found 0"),
         (["--format", "pku", "--actions-per-video", "0"], "--actions-per-video must be at least 1"),
         (["--format", "ntu", "--p-partial", "2"], "--p-partial must be in [0, 1], found 2.0"),
