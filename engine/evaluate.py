@@ -304,19 +304,25 @@ def prepare_evaluation(parser, args):
 def _check_training_classes(parser, settings, train):
     """Before any work: --data-ratio must select a sample (a usage error) and the samples a classifier is
     trained on must hold two classes or more (ProcessedDataError naming the folder)."""
+    try:
+        indices = _training_subset(settings, train)
+    except ValueError as exc:
+        parser.error(f"--data-ratio: {exc} in {train.folder}")
     labels = np.asarray(train.labels)
-    ratio = settings.probe.data_ratio
-    if ratio < 1.0:
-        try:
-            labels = labels[semi_subset(len(train), ratio, settings.run.seed)]
-        except ValueError as exc:
-            parser.error(f"--data-ratio: {exc} in {train.folder}")
-    classes = np.unique(labels)
+    classes = np.unique(labels if indices is None else labels[indices])
     if len(classes) < 2:
-        what = f"the --data-ratio {ratio:g} subset of its training part" if ratio < 1.0 else "its training part"
+        what = "its training part"
+        if indices is not None:
+            what = f"the --data-ratio {settings.probe.data_ratio:g} subset of its training part"
         raise ProcessedDataError(
             f"{train.folder}: {what} holds one class (label {classes[0]}); a classifier needs two or more"
         )
+
+
+def _training_subset(settings, train):
+    """The sorted indices of --data-ratio's training subset (semi_subset), or None: every sample."""
+    ratio = settings.probe.data_ratio
+    return semi_subset(len(train), ratio, settings.run.seed) if ratio < 1.0 else None
 
 
 def run_classification(settings, model, train, val):
@@ -327,9 +333,8 @@ def run_classification(settings, model, train, val):
     device, claim = _start(settings, "classification")
     try:
         out = run.checkpoint_path
-        indices = None
-        if probe.data_ratio < 1.0:
-            indices = semi_subset(len(train), probe.data_ratio, run.seed)
+        indices = _training_subset(settings, train)
+        if indices is not None:
             save_subset(os.path.join(out, "train_subset.json"), indices, train, probe.data_ratio, run.seed)
         save_settings(to_dict(settings), out)
         model.to(device)
