@@ -534,19 +534,10 @@ def main(argv=None):
     parser.add_argument("--p-third", type=float, default=0.1, help="probability of a low-energy third body")
     args = parser.parse_args(argv)
     problems = [
-        f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}"
-        for name in COUNTS
-        if getattr(args, name) < 1
-    ]
-    problems += [
-        f"--{name.replace('_', '-')} must be in [0, 1], found {getattr(args, name)}"
-        for name in CHANCES
-        if not 0.0 <= getattr(args, name) <= 1.0
-    ]
-    problems += [
-        f"--{name.replace('_', '-')} must be at least 0, found {getattr(args, name)}"
-        for name in SPREADS
-        if not getattr(args, name) >= 0.0
+        f"--{name.replace('_', '-')} must be {wording}, found {getattr(args, name)}"
+        for names, test, wording in RANGES
+        for name in names
+        if not test(getattr(args, name))
     ]
     if args.format == "ntu" and args.replications > 999:
         problems.append(
@@ -560,10 +551,12 @@ def main(argv=None):
         parser.error(str(exc))
 
 
-# The command line's counts, chances and spreads, checked before anything is written.
-COUNTS = ("classes", "subjects", "cameras", "setups", "replications", "actions_per_video")
-CHANCES = ("p_partial", "p_missing", "p_third")
-SPREADS = ("max_yaw", "shape_var", "tempo_var", "phase_var", "amp_var", "noise")
+# The command line's counts, chances and spreads with their ranges, checked before anything is written.
+RANGES = (
+    (("classes", "subjects", "cameras", "setups", "replications", "actions_per_video"), lambda v: v >= 1, "at least 1"),
+    (("p_partial", "p_missing", "p_third"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (("max_yaw", "shape_var", "tempo_var", "phase_var", "amp_var", "noise"), lambda v: v >= 0.0, "at least 0"),
+)
 
 
 def _generate(args):
