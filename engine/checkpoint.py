@@ -105,6 +105,63 @@ def check_fits(path, state, expected, may_miss=frozenset()):
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
 
 
+# Within one encoder the published BIGRU registers the GRU, then the head, then the input BatchNorm
+# (moco/GRU.py); ours registers the BatchNorm first. An SGD state dict lists its momentum buffers by
+# parameter position, so a published optimizer state is put in our order by these ranks.
+_PUBLISHED_RANK = {"encoder": 0, "fc": 1, "input_norm": 2}
+
+
+def published_order(names):
+    """Positions of the parameter `names` (ours, in our order) in the order the published modules
+    register them: top-level modules as they come, within one the GRU, the head, the BatchNorm."""
+    first = {}
+    for i, name in enumerate(names):
+        first.setdefault(name.split(".")[0], i)
+
+    def key(i):
+        parts = names[i].split(".")
+        return first[parts[0]], _PUBLISHED_RANK.get(parts[1] if len(parts) > 1 else "", 0), i
+
+    return sorted(range(len(names)), key=key)
+
+
+def optimizer_state_for(path, state, named_params):
+    """The SGD state dict `state` of checkpoint `path` with its momentum buffers in the order of
+    `named_params` ((name, parameter) pairs, as the optimizer lists them). A state written in the
+    published modules' order (the published code's and released checkpoints') is reordered; one that
+    fits neither order raises CheckpointError naming the file."""
+    names = [name for name, _ in named_params]
+    shapes = [tuple(p.shape) for _, p in named_params]
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    buffers = state.get("state") if isinstance(state, dict) else None
+    if not isinstance(buffers, dict) or not isinstance(groups, list) or len(groups) != 1:
+        raise CheckpointError(f"checkpoint {path}: its 'optimizer' entry is not the state of one SGD parameter group")
+    if len(groups[0].get("params", ())) != len(names):
+        raise CheckpointError(
+            f"checkpoint {path}: its optimizer state is for {len(groups[0].get('params', ()))} parameters, "
+            f"the model has {len(names)}"
+        )
+
+    def fits(order):
+        return all(
+            not isinstance(entry, dict)
+            or entry.get("momentum_buffer") is None
+            or tuple(entry["momentum_buffer"].shape) == shapes[order[int(i)]]
+            for i, entry in buffers.items()
+        )
+
+    ours = list(range(len(names)))
+    if fits(ours):
+        return state
+    published = published_order(names)
+    if fits(published):
+        return dict(state, state={published[int(i)]: entry for i, entry in buffers.items()})
+    raise CheckpointError(
+        f"checkpoint {path}: its optimizer state's momentum buffers do not fit the model's parameters "
+        f"in this code's order nor in the published code's"
+    )
+
+
 def rng_state():
     """The current Python, NumPy and torch RNG states, in a form `weights_only` loading accepts."""
     np_state = np.random.get_state()

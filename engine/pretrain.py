@@ -35,6 +35,7 @@ from dataset.files import append_lines, atomic_output, json_line, keep_aside, wr
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
+    optimizer_state_for,
     parse_rng_state,
     read_checkpoint,
     recorded_settings,
@@ -216,6 +217,8 @@ def read_resume(path, model, settings):
     state = strip_module_prefix(ckpt["state_dict"])
     check_fits(path, state, unwrap(model).state_dict())
     ckpt["state_dict"] = state
+    if "optimizer" in ckpt:  # SGD over model.parameters() (build_optimizer), in our order
+        ckpt["optimizer"] = optimizer_state_for(path, ckpt["optimizer"], list(unwrap(model).named_parameters()))
     restore_rng = parse_rng_state(ckpt["rng"], path) if "rng" in ckpt else None
     return ckpt, restore_rng
 

@@ -435,3 +435,53 @@ def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, 
         "settings.json",
         "tensorboard",
     ]
+
+
+class _PublishedBIGRU(torch.nn.Module):
+    """The published encoder's module order (moco/GRU.py): the GRU, the head, then the input BatchNorm."""
+
+    def __init__(self, input_size, hidden_size, num_layers, out_dim):
+        super().__init__()
+        self.encoder = torch.nn.Module()
+        self.encoder.gru = torch.nn.GRU(input_size, hidden_size, num_layers, bidirectional=True, batch_first=True)
+        self.fc = torch.nn.Linear(2 * hidden_size, out_dim)
+        self.input_norm = torch.nn.BatchNorm1d(input_size)
+
+
+def test_resume_from_an_optimizer_state_written_in_the_published_module_order(data_dir, tmp_path):
+    # An SGD state dict lists momentum buffers by parameter position; the published code's positions follow
+    # its module order (encoders q, k, q_motion, ... each GRU, head, BatchNorm), not ours.
+    settings, _ = settings_of(data_dir, tmp_path / "run", "--epochs", "2")
+    model = engine.build_model(settings)
+    published = torch.nn.Module()
+    for name in ("encoder_q", "encoder_k", "encoder_q_motion", "encoder_k_motion", "encoder_q_bone", "encoder_k_bone"):
+        encoder = _PublishedBIGRU(150, 8, 1, 16)
+        encoder.fc = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), encoder.fc)  # the MLP head
+        setattr(published, name, encoder)
+        for param in encoder.parameters():
+            param.requires_grad = name.startswith("encoder_q")
+    published.load_state_dict({k: v for k, v in model.state_dict().items() if "queue" not in k})
+    optimizer = torch.optim.SGD(published.parameters(), 0.01, momentum=0.9, weight_decay=1e-4)
+    torch.manual_seed(0)
+    for param in published.parameters():
+        if param.requires_grad:
+            param.grad = torch.randn_like(param)
+    optimizer.step()
+    buffers = {name: optimizer.state[p]["momentum_buffer"] for name, p in published.named_parameters() if p.requires_grad}
+    path = tmp_path / "checkpoint_0010.pth.tar"
+    torch.save({"epoch": 1, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+
+    ckpt, _ = engine.read_resume(str(path), model, settings)
+    ours = engine.build_optimizer(model, settings.optim)
+    ours.load_state_dict(ckpt["optimizer"])
+    loaded = {name: ours.state[p]["momentum_buffer"] for name, p in model.named_parameters() if p in ours.state}
+    assert loaded.keys() == buffers.keys() and all(torch.equal(loaded[k], buffers[k]) for k in buffers)
+    run(data_dir, tmp_path / "run", "--epochs", "2", "--resume", str(path))  # trains on (it crashed at step 1)
+    assert read_checkpoint(str(tmp_path / "run" / "checkpoint_last.pth.tar"))["epoch"] == 2
+    # Our own order loads unchanged; a state that fits neither order is refused before any work.
+    assert engine.read_resume(str(tmp_path / "run" / "checkpoint_last.pth.tar"), model, settings)
+    bad = optimizer.state_dict()
+    bad["state"] = {0: {"momentum_buffer": torch.zeros(3)}}
+    torch.save({"epoch": 1, "state_dict": model.state_dict(), "optimizer": bad}, path)
+    with pytest.raises(CheckpointError, match="optimizer state's momentum buffers do not fit"):
+        engine.read_resume(str(path), model, settings)
