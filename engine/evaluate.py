@@ -19,6 +19,7 @@ crops, as kNN takes them.
 import json
 import logging
 import os
+import secrets
 
 import numpy as np
 import torch
@@ -289,6 +290,8 @@ def prepare_evaluation(parser, args):
     """(settings, model, train, val) of a parsed evaluation command line: seeded (a random encoder's
     weights, as every draw after, follow --seed), the folder opened, the preset chosen, the checkpoint
     loaded, the EvalSettings record built."""
+    if args.seed is None:
+        args.seed = _unset_seed(getattr(args, "resume", ""))
     seed_everything(args.seed)
     train, val = open_data(parser, args)
     preset, random_views = choose_preset(parser, args, train)
@@ -299,6 +302,19 @@ def prepare_evaluation(parser, args):
     if settings.stage != "knn":
         _check_training_classes(parser, settings, train)
     return settings, model, train, val
+
+
+def _unset_seed(resume):
+    """The seed of a run given no --seed: the resumed run's, else one drawn afresh (as the published
+    evaluation's is), printed so that --seed repeats the run."""
+    if resume:
+        recorded = recorded_settings(read_checkpoint(resume, need=("epoch", "state_dict"))) or {}
+        seed = recorded.get("run", recorded).get("seed")
+        if isinstance(seed, int):
+            return seed
+    seed = secrets.randbelow(2**31)
+    print(f"no --seed: drew seed {seed} (recorded with the run; --seed {seed} repeats it)", flush=True)
+    return seed
 
 
 def _check_training_classes(parser, settings, train):

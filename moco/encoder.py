@@ -113,10 +113,11 @@ class SkeletonGRUEncoder(nn.Module):
 
 class BIGRU(SkeletonGRUEncoder):
     """`SkeletonGRUEncoder` under its published name and arguments: en_input_size, en_hidden_size,
-    en_num_layers, num_class (the head's output size), and `knn_eval=True` to return the feature."""
+    en_num_layers, num_class (the head's output size; 60 by default, as published), and `knn_eval=True` to
+    return the feature."""
 
     def __init__(
-        self, en_input_size: int = 150, en_hidden_size: int = 1024, en_num_layers: int = 3, num_class: int = 128
+        self, en_input_size: int = 150, en_hidden_size: int = 1024, en_num_layers: int = 3, num_class: int = 60
     ):
         super().__init__(en_input_size, en_hidden_size, en_num_layers, num_class)
 

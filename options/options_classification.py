@@ -66,6 +66,10 @@ CLASSIFICATION_RULES = dict(
     weight_decay=at_least(0),
 )
 KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
+# Published flags accepted and ignored (a warning names those given): the evaluations' --start-epoch and
+# --print-freq, and the training flags the published kNN script passes.
+IGNORED = ("start_epoch", "print_freq")
+IGNORED_KNN = ("lr", "momentum", "wd", "epochs", "schedule", "resume")
 # Settings a resumed linear evaluation may change (its schedule's length, where it runs and reports).
 RESUME_MAY_CHANGE = (
     "epochs",
@@ -148,7 +152,14 @@ def _common_parser(description, kind):
     )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    run.add_argument("--seed", default=42, type=int, help="seed of initialisation, crops, order and subset")
+    run.add_argument(
+        "--seed",
+        default=None,
+        type=int,
+        help="seed of initialisation, crops, order and subset (default: drawn afresh and recorded, as the "
+        "published evaluation draws one each run, so the published semi-supervised script's five repeats "
+        "fine-tune on five subsets; kNN: 42)",
+    )
     run.add_argument(
         "--checkpoint-path",
         "--out",
@@ -164,6 +175,13 @@ def _common_parser(description, kind):
         "(default: from our checkpoints' settings, else unknown)",
     )
     add_run_folder_flags(run, kind)
+    published = parser.add_argument_group(
+        "published flags with no effect here (accepted so published command lines run)"
+    )
+    published.add_argument("--pretrain-skeleton-representation", default="graph-based", choices=["graph-based"])
+    published.add_argument("--gpu", default=None, type=int, help="GPU index: --device cuda:GPU")
+    published.add_argument("--start-epoch", default=None, type=int, help="ignored: a resume continues at its epoch")
+    published.add_argument("-p", "--print-freq", default=None, type=int, help="ignored: progress is shown per epoch")
     return parser
 
 
@@ -224,6 +242,13 @@ def knn_parser():
         "sides, or from the training feeder's random crop",
     )
     knn.add_argument("--chunk-size", default=1024, type=int, help="queries per similarity block")
+    ignored = parser.add_argument_group("training flags of the published kNN script (ignored: kNN trains nothing)")
+    for flags in (["--lr"], ["--momentum"], ["--wd", "--weight-decay"]):
+        ignored.add_argument(*flags, dest=flags[0][2:], default=None, type=float)
+    ignored.add_argument("--epochs", default=None, type=int)
+    ignored.add_argument("--schedule", default=None, type=int, nargs="*")
+    ignored.add_argument("--resume", default=None)
+    parser.set_defaults(seed=42)
     knn.add_argument(
         "--save-features",
         default=None,
@@ -238,14 +263,15 @@ def classification_stage(args):
         return "knn"
     semi = args.protocol in SEMI_PROTOCOLS
     if args.transfer:
-        if semi or args.finetune_dataset != "pku_v2":
+        if semi or args.finetune_dataset not in (None, "pku_v2"):
             raise ValueError(
                 "--transfer fine-tunes on --finetune-dataset pku_v2 with a plain protocol "
                 f"(cross_subject); found {args.finetune_dataset} {args.protocol}"
             )
+        args.finetune_dataset = "pku_v2"
         return "transfer"
-    if args.finetune and args.finetune_dataset == "pku_v2" and not semi:
-        return "transfer"
+    if args.finetune_dataset == "pku_v2" and (args.finetune and not semi or semi and args.data_ratio == 1.0):
+        return "transfer"  # the published transfer script: the semi-supervised one, pku_v2, all labels
     if semi or args.finetune:
         return "semi"
     return "linear"
@@ -264,7 +290,14 @@ def _parse(parser, rules, argv):
     if args.stage == "semi" and args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
         parser.error(f"--protocol {args.protocol} needs --data-ratio (e.g. 0.01, 0.05, 0.1, 0.2)")
     check_rules(parser, vars(args), rules)
+    names = IGNORED + (IGNORED_KNN if args.stage == "knn" else ())
+    ignored = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) is not None]
+    if ignored:
+        print(f"warning: {', '.join(ignored)} ignored here (published flags; see --help)", flush=True)
+    if args.gpu is not None and args.device is None:
+        args.device = f"cuda:{args.gpu}"
     args.device = check_device(parser, args.device)
+
     for name in ("checkpoint_path", "results", "save_features"):
         if getattr(args, name, None):
             check_output_path(parser, name, getattr(args, name))

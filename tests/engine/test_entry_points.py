@@ -238,3 +238,39 @@ def test_knn_training_features_come_from_the_centre_crop_by_default(tiny, tmp_pa
         expected = model.features(torch.from_numpy(clips), "joint").numpy()
     with np.load(npz) as saved:
         np.testing.assert_allclose(saved["train_features"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monkeypatch, capsys):
+    # The published scripts' own lines (paths aside): the semi-supervised script repeats one command five
+    # times without --seed, each drawing its own subset; the transfer script is that script on pku_v2 with
+    # all labels; the kNN script passes --lr.
+    monkeypatch.chdir(tmp_path)
+    semi = ["--lr", "0.01", "--batch-size", "4", "--pretrained", tiny["checkpoint"], "--data-dir", tiny["folder"]]
+    semi += ["--protocol", "cross_subject_semi", "--finetune-skeleton-representation", "graph-based", "-j", "0"]
+    results = tmp_path / "semi.jsonl"
+    for _ in range(2):
+        line = semi + ["--finetune-dataset", "ntu60", "--data-ratio", "0.5", "--epochs", "1", "--results", str(results)]
+        assert action_classification.main(line) == 0
+    first, second = _records(results)
+    assert first["stage"] == second["stage"] == "semi" and first["seed"] != second["seed"]
+    assert "no --seed: drew seed" in capsys.readouterr().out
+    folders = sorted(os.listdir(tmp_path / "runs" / "semi"))
+    assert folders == sorted(f"ntu60_cross_subject_semi_joint_ratio0.5_seed{r['seed']}" for r in (first, second))
+    subsets = [json.loads((tmp_path / "runs" / "semi" / f / "train_subset.json").read_text()) for f in folders]
+    assert all(len(s["indices"]) == 4 for s in subsets)
+    transfer = semi + ["--finetune-dataset", "pku_v2", "--data-ratio", "1.0", "--epochs", "1", "--seed", "3"]
+    assert action_classification.main(transfer + ["--results", str(tmp_path / "transfer.jsonl")]) == 0
+    assert _records(tmp_path / "transfer.jsonl")[0]["stage"] == "transfer"
+    knn = ["--lr", "0.1", "--batch-size", "4", "--knn-neighbours", "1", "--pretrained", tiny["checkpoint"]]
+    knn += ["--finetune-dataset", "ntu60", "--protocol", "cross_subject", "--data-dir", tiny["folder"], "-j", "0"]
+    assert knn_eval.main(knn + ["--epochs", "5", "--results", str(tmp_path / "knn.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: --lr, --epochs ignored here" in out
+    settings = json.loads(
+        (tmp_path / "runs" / "knn" / "ntu60_cross_subject_joint_seed42" / "settings.json").read_text()
+    )
+    assert "lr" not in json.dumps(settings)  # an ignored flag is not a setting of the run
+    extra = ["--start-epoch", "3", "-p", "10", "--pretrain-skeleton-representation", "graph-based", "--epochs", "1"]
+    linear = ["--batch-size", "4", "--pretrained", tiny["checkpoint"], "--data-dir", tiny["folder"], "-j", "0"]
+    assert action_classification.main(linear + extra + ["--results", str(tmp_path / "linear.jsonl")]) == 0
+    assert "warning: --start-epoch, --print-freq ignored here" in capsys.readouterr().out

@@ -467,7 +467,9 @@ def test_resume_from_an_optimizer_state_written_in_the_published_module_order(da
         if param.requires_grad:
             param.grad = torch.randn_like(param)
     optimizer.step()
-    buffers = {name: optimizer.state[p]["momentum_buffer"] for name, p in published.named_parameters() if p.requires_grad}
+    buffers = {
+        name: optimizer.state[p]["momentum_buffer"] for name, p in published.named_parameters() if p.requires_grad
+    }
     path = tmp_path / "checkpoint_0010.pth.tar"
     torch.save({"epoch": 1, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
 

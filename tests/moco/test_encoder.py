@@ -162,3 +162,9 @@ def test_published_name_and_arguments_build_the_same_encoder():
     torch.testing.assert_close(
         published.forward_loop(x, knn_eval=True), encoder.forward_loop(x, return_features=True), rtol=0, atol=0
     )
+
+
+def test_published_bigru_defaults():
+    # The published signature: BIGRU(en_input_size, en_hidden_size, en_num_layers=3, num_class=60).
+    encoder = BIGRU(150, 4)
+    assert (encoder.num_layers, encoder.fc.out_features, encoder.fc.in_features) == (3, 60, 8)

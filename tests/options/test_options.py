@@ -175,7 +175,11 @@ def test_pretraining_flags_out_of_range_are_usage_errors(folder, capsys, argv, m
         (parse_classification, ["--wd=-1e-4"], "--weight-decay must be at least 0 and finite, found -0.0001"),
         (parse_classification, ["--protocol", "cross_view_semi"], "--protocol cross_view_semi needs --data-ratio"),
         (parse_classification, ["--data-ratio", "0"], "--data-ratio must be in (0, 1], found 0.0"),
-        (parse_classification, ["--transfer"], "--transfer fine-tunes on --finetune-dataset pku_v2"),
+        (
+            parse_classification,
+            ["--transfer", "--finetune-dataset", "ntu60"],
+            "--transfer fine-tunes on --finetune-dataset pku_v2",
+        ),
         (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
         (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
     ],
@@ -341,13 +345,26 @@ def test_stage_resolution_and_presets(folder, capsys):
         0.01,
     )
     assert _classification(folder, "--finetune-dataset", "pku_v2", "--transfer").stage == "transfer"
+    only_flag = _classification(folder, "--transfer")  # --transfer names its dataset
+    assert (only_flag.stage, only_flag.data.dataset, only_flag.data.num_class) == ("transfer", "pku_v2", 51)
+    # The published transfer script is the semi-supervised one on pku_v2 with all labels.
+    published = _classification(
+        folder, "--finetune-dataset", "pku_v2", "--protocol", "cross_subject_semi", "--data-ratio", "1"
+    )
+    assert (published.stage, published.probe.finetune, published.probe.data_ratio) == ("transfer", True, 1.0)
+    assert (
+        _classification(
+            folder, "--finetune-dataset", "ntu60", "--protocol", "cross_subject_semi", "--data-ratio", "1"
+        ).stage
+        == "semi"
+    )
     assert _classification(folder, "--finetune-dataset", "pku_v2").stage == "linear"
     knn = _classification(folder, "--finetune-dataset", "pku_v2", parse=parse_knn)
     assert (knn.stage, knn.knn.knn_neighbours, knn.knn.batch_size, knn.data.num_class) == ("knn", 1, 64, 51)
     # a random encoder's crops have the published views' length
     assert (knn.view_frames, knn.min_crop_frames, knn.run.pretrained) == (64, 64, "")
     assert "needs --data-ratio" in usage_error(capsys, parse_classification, ["--protocol", "cross_subject_semi"])
-    assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer"])
+    assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer", "--protocol", "cross_subject_semi"])
 
 
 def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features(
