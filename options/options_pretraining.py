@@ -285,7 +285,7 @@ def resolve(parser, args):
             f"--contrast-k {args.contrast_k} is not divisible by the global batch size {global_batch} "
             f"(--batch-size {args.batch_size} x {world_size} processes)"
         )
-    if not args.start_epoch < args.epochs:
+    if args.epochs is not None and not args.start_epoch < args.epochs:  # None: fewer samples than a batch
         problems.append(f"--start-epoch {args.start_epoch} must be in [0, --epochs {args.epochs})")
     if args.corrupted_joints > layout.num_joints:
         problems.append(

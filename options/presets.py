@@ -106,7 +106,7 @@ def small_pretrain(facts, given=None):
     which the values derived from them follow (queue, top-k, shortest crop)."""
     given = {key: value for key, value in (given or {}).items() if value is not None}
     batch = given.get("batch_size", min(SMALL_BATCH, _power_of_two_at_most(facts.train_samples // 4)))
-    global_batch = batch * given.get("world_size", 1)
+    global_batch = max(1, batch * given.get("world_size", 1))  # -b 0 is the flag rules' usage error
     queue = given.get("contrast_k", max(global_batch, global_batch * (facts.train_samples // 2 // global_batch)))
     frames = given.get("view_frames", view_frames(facts.median_frames))
     return dict(

@@ -83,6 +83,12 @@ def folder(tmp_path_factory, processed):
     return processed(tmp_path_factory.mktemp("data") / "xsub")
 
 
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory, processed):
+    """16 training recordings of a dataset without a published preset: the small-data preset."""
+    return processed(tmp_path_factory.mktemp("small") / "mine", dataset="mine")
+
+
 def usage_error(capsys, call, argv):
     """The stderr of a call that must stop with a usage error (exit status 2)."""
     with pytest.raises(SystemExit) as stop:
@@ -160,8 +166,15 @@ PRETRAIN_RULES = [
 
 
 @pytest.mark.parametrize("argv, message", PRETRAIN_RULES)
-def test_pretraining_flags_out_of_range_are_usage_errors(folder, capsys, argv, message):
+def test_pretraining_flags_out_of_range_are_usage_errors(folder, small_folder, capsys, argv, message):
     assert message in usage_error(capsys, lambda a: pretrain(folder, *a), argv)
+    # the same under the small-data preset, whose rules derive values from some of these flags
+    assert message in usage_error(capsys, lambda a: pretrain(small_folder, *a), argv)
+
+
+def test_a_batch_larger_than_the_training_set_is_a_usage_error(small_folder, capsys):
+    message = usage_error(capsys, lambda a: pretrain(small_folder, *a), ["-b", "64"])
+    assert "has 16 samples, fewer than one global batch of 64" in message
 
 
 @pytest.mark.parametrize(
