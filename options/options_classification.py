@@ -68,6 +68,8 @@ CLASSIFICATION_RULES = dict(
 KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
 # Published flags accepted and ignored (a warning names those given): the evaluations' --start-epoch and
 # --print-freq, and the training flags the published kNN script passes.
+# The SGD probe's training settings: a logistic probe uses none of them (given: a usage error; recorded: None).
+SGD_ONLY = ("lr", "momentum", "weight_decay", "epochs", "schedule", "eval_freq")
 IGNORED = ("start_epoch", "print_freq")
 IGNORED_KNN = ("lr", "momentum", "wd", "epochs", "schedule", "resume")
 # Settings a resumed linear evaluation may change (its schedule's length, where it runs and reports).
@@ -279,6 +281,7 @@ def classification_stage(args):
 
 def _parse(parser, rules, argv):
     args = parser.parse_args(argv)
+    args.given = {name for name, value in vars(args).items() if value is not None}  # before any preset fills
     try:
         args.stage = classification_stage(args)
     except ValueError as exc:
@@ -392,16 +395,22 @@ def eval_settings(parser, args, preset, train, info):
         parser.error("--probe logistic is a linear probe on frozen features; fine-tuning trains with SGD")
     if args.resume and args.probe == "logistic" and not args.finetune:
         parser.error("--resume continues an SGD run; the logistic probe is fitted in one go (use --fresh to redo it)")
+    sgd = {name: getattr(args, name) for name in SGD_ONLY}
+    if args.probe == "logistic" and not args.finetune:
+        given = [
+            {"weight_decay": "--wd"}.get(name, f"--{name.replace('_', '-')}") for name in SGD_ONLY if name in args.given
+        ]
+        if given:
+            parser.error(
+                f"{', '.join(given)} set the SGD probe's training; the logistic probe is fitted to convergence "
+                "and uses none of them (pass --probe sgd to train the published probe)"
+            )
+        sgd = dict.fromkeys(SGD_ONLY)  # recorded as unused
     probe = ProbeSettings(
         probe="sgd" if args.finetune else args.probe,
         finetune=bool(args.finetune),
         data_ratio=args.data_ratio or 1.0,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
         batch_size=args.batch_size,
-        epochs=args.epochs,
-        schedule=tuple(args.schedule),
-        eval_freq=args.eval_freq,
+        **dict(sgd, schedule=None if sgd["schedule"] is None else tuple(sgd["schedule"])),
     )
     return EvalSettings(**common, probe=probe)

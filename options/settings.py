@@ -112,13 +112,14 @@ class ProbeSettings:
     probe: str  # 'sgd' (the published probe, or fine-tuning) or 'logistic' (docs/small-data.md)
     finetune: bool
     data_ratio: float
-    lr: float
-    momentum: float
-    weight_decay: float
     batch_size: int
-    epochs: int
-    schedule: tuple
-    eval_freq: int
+    # the SGD training's (None for a logistic probe, which uses none of them)
+    lr: float | None
+    momentum: float | None
+    weight_decay: float | None
+    epochs: int | None
+    schedule: tuple | None
+    eval_freq: int | None
 
 
 @dataclass(frozen=True)

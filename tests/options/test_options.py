@@ -430,3 +430,15 @@ def test_classification_with_zero_epochs_is_refused_before_any_output(tmp_path, 
     ]
     assert "--epochs must be at least 1 and finite, found 0" in usage_error(capsys, action_classification.main, argv)
     assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "r.jsonl")
+
+
+def test_the_logistic_probe_refuses_and_does_not_record_the_sgd_settings(small_folder, capsys):
+    logistic = _classification(small_folder)
+    assert (logistic.preset, logistic.probe.probe) == ("small", "logistic")
+    sgd_fields = ("lr", "momentum", "weight_decay", "epochs", "schedule", "eval_freq")
+    assert [getattr(logistic.probe, name) for name in sgd_fields] == [None] * 6
+    for flag, value in (("--lr", "5"), ("--epochs", "3"), ("--schedule", "1"), ("--wd", "0.1")):
+        message = usage_error(capsys, lambda a: _classification(small_folder, *a), [flag, value])
+        assert f"{flag} set the SGD probe's training" in message and "--probe sgd" in message
+    sgd = _classification(small_folder, "--probe", "sgd", "--lr", "5")
+    assert (sgd.probe.probe, sgd.probe.lr, sgd.probe.epochs) == ("sgd", 5.0, 80)
