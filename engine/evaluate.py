@@ -412,9 +412,9 @@ def _logistic(settings, model, train, val, device, indices=None):
 
 def save_features(path, view, checkpoint, train, val):
     """Write train/val features (N x D float32), labels (N int64) and sample names to `path` (.npz)."""
-    with atomic_output(path) as tmp:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no '.npz' to it
         np.savez(
-            tmp,
+            f,
             view=np.array(view),
             checkpoint=np.array(checkpoint or ""),
             train_features=train[0],

@@ -188,6 +188,12 @@ def test_knn_end_to_end_with_feature_export(tiny, tmp_path):
     assert record["value"] == pytest.approx(expected)
     settings = json.loads((tmp_path / "knn" / "settings.json").read_text())
     assert settings["knn"]["knn_neighbours"] == 1 and settings["knn"]["save_features"] == str(npz)
+    # A name without .npz gets the features (np.savez adds the extension to a path, not to a file)
+    plain = tmp_path / "exported" / "features"
+    assert knn_eval.main(_common(tiny, tmp_path / "knn2", results_file) + ["--save-features", str(plain)]) == 0
+    with np.load(plain) as data:
+        assert np.array_equal(data["train_features"], train_x)
+    assert os.listdir(plain.parent) == ["features"]
 
 
 def test_bad_checkpoint_or_folder_stops_with_a_clear_message(tiny, tmp_path, capsys):
