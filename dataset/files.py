@@ -119,7 +119,7 @@ def append_lines(path, records):
     """
     data = "".join(json_line(r) for r in records).encode()
     with no_space_error(path, "nothing was appended and the file is as it was"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.realpath(path)), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -141,13 +141,13 @@ def check_writable(path, what):
     made when missing; nothing else is left behind). Called before work whose result would otherwise be lost."""
     if os.path.isdir(path):
         raise OutputError(errno.EISDIR, f"{what} {path} is a folder; expected a file path")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.realpath(path))  # a symbolic link's target: where an append writes
     ancestor = folder
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise OutputError(errno.ENOTDIR, f"{what} {path}: {ancestor} is a file, not a folder")
-    tmp = temp_path(path)
+    tmp = temp_path(os.path.realpath(path))
     try:
         os.makedirs(folder, exist_ok=True)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

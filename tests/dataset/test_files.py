@@ -239,6 +239,20 @@ def test_check_writable_accepts_a_writable_path_and_leaves_nothing(tmp_path):
     assert (tmp_path / "old.json").read_text() == "kept\n"
 
 
+def test_check_writable_follows_a_symbolic_link_as_the_append_will(tmp_path):
+    # A dangling link into a missing folder: the check makes the target's folder, and the append writes there.
+    link = tmp_path / "results.jsonl"
+    link.symlink_to(tmp_path / "elsewhere" / "sub" / "r.jsonl")
+    check_writable(str(link), "--results")
+    append_lines(str(link), [{"a": 1}])
+    assert (tmp_path / "elsewhere" / "sub" / "r.jsonl").read_text() == '{"a": 1}\n' and link.is_symlink()
+    (tmp_path / "afile").write_text("x")
+    under_a_file = tmp_path / "bad.jsonl"
+    under_a_file.symlink_to(tmp_path / "afile" / "r.jsonl")
+    with pytest.raises(OSError, match="is a file, not a folder"):
+        check_writable(str(under_a_file), "--results")
+
+
 def test_check_writable_refuses_a_folder(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(OSError) as info:
