@@ -29,7 +29,7 @@ import time
 log = logging.getLogger(__name__)
 
 CLAIM_FILE = ".claim"
-_TEMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$")  # group 1: the writer's process id
 
 
 class OutputError(OSError):
@@ -204,12 +204,25 @@ def claim_folder(folder, what):
 
 
 def remove_dead_temporaries(folder):
-    """Remove the temporary files of interrupted writes in `folder` (call only while holding its claim)."""
+    """Remove the temporary files of interrupted writes in `folder` (call only while holding its claim):
+    those whose writer (the process id in the name) is no longer running on this machine."""
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if is_temporary(name) and os.path.isfile(path) and not os.path.islink(path):
+        if is_temporary(name) and os.path.isfile(path) and not os.path.islink(path) and not _running(name):
             log.warning("removed %s, left by an interrupted write", path)
             os.unlink(path)
+
+
+def _running(temporary_name):
+    """Whether the process that named this temporary file is running (a live writer outside the claim,
+    such as --save-features into a data folder)."""
+    try:
+        os.kill(int(_TEMP_NAME.match(temporary_name).group(1)), 0)
+    except (ProcessLookupError, OverflowError):  # no such process (or no such process id)
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def keep_aside(folder, names, label):

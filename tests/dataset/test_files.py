@@ -291,10 +291,21 @@ def test_check_writable_refuses_a_read_only_file_system(tmp_path, monkeypatch):
 # claim_folder, remove_dead_temporaries
 
 
+def _temp_of(path, pid):
+    """temp_path(path) as process `pid` would name it."""
+    return temp_path(path).replace(f".{os.getpid()}-", f".{pid}-")
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_claim_is_refused_while_another_process_holds_it_and_free_once_it_dies(tmp_path):
     folder = tmp_path / "out"
     with _claimed_by_another_process(folder) as holder:
-        live = temp_path(str(folder / "train_data_joint.npy"))  # the holder's write in progress
+        live = _temp_of(str(folder / "train_data_joint.npy"), holder.pid)  # the holder's write in progress
         open(live, "wb").write(b"being written")
         with pytest.raises(FolderInUseError) as info:
             claim_folder(str(folder), "a second writer")
@@ -316,9 +327,12 @@ def test_claim_is_refused_while_another_process_holds_it_and_free_once_it_dies(t
 def test_claimer_removes_only_temporary_files(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
-    dead = [temp_path(str(folder / name)) for name in ("train_data_joint.npy", "settings.json", "log")]
+    pid = _dead_pid()
+    dead = [_temp_of(str(folder / name), pid) for name in ("train_data_joint.npy", "settings.json", "log")]
     for path in dead:
         open(path, "wb").write(b"left by a killed writer")
+    running = temp_path(str(folder / "features.npz"))  # a live writer's (this process), outside the claim
+    open(running, "wb").write(b"being written")
     user = {
         ".tmp-notes.txt": b"my notes",
         ".tmp-123-train_label.pkl": b"not ours",
@@ -340,9 +354,10 @@ def test_claimer_removes_only_temporary_files(tmp_path):
     assert {n: (folder / n).read_bytes() for n in user} == user
     assert (tempish_dir / "inside.txt").read_text() == "kept\n" and (folder / ".tmp-x").is_dir()
     assert link.is_symlink()
-    assert sorted(os.listdir(folder)) == sorted([".claim", tempish_dir.name, ".tmp-x", link.name, *user])
+    kept = [".claim", tempish_dir.name, ".tmp-x", link.name, os.path.basename(running), *user]
+    assert sorted(os.listdir(folder)) == sorted(kept)
     remove_dead_temporaries(str(folder))  # a second sweep: nothing more
-    assert sorted(os.listdir(folder)) == sorted([".claim", tempish_dir.name, ".tmp-x", link.name, *user])
+    assert sorted(os.listdir(folder)) == sorted(kept)
 
 
 # keep_aside
@@ -396,7 +411,7 @@ def _ucla(raw, out):
 def test_two_converters_cannot_write_into_one_folder(tmp_path):
     raw, out = _ucla_raw(tmp_path / "all_sqe"), tmp_path / "ucla"
     with _claimed_by_another_process(out) as holder:
-        live = temp_path(str(out / "train_data_joint.npy"))  # the first converter's work
+        live = _temp_of(str(out / "train_data_joint.npy"), holder.pid)  # the first converter's work
         open(live, "wb").write(b"being written")
         with pytest.raises(SystemExit) as info:
             _ucla(raw, out)
@@ -432,7 +447,7 @@ def test_conversion_leaves_the_users_dot_tmp_files_and_folders(tmp_path):
     (out / ".tmp-notes.txt").write_text("my notes\n")
     (out / ".tmp-x").mkdir()
     (out / ".tmp-x" / "kept.txt").write_text("kept\n")
-    dead = temp_path(str(out / "val_label.pkl"))  # a killed conversion's
+    dead = _temp_of(str(out / "val_label.pkl"), _dead_pid())  # a killed conversion's
     open(dead, "wb").write(b"partial")
     _ucla(raw, out)
     assert (out / ".tmp-notes.txt").read_text() == "my notes\n"
