@@ -82,7 +82,11 @@ def main(argv=None):
         choices=("xsub", "xview", "xsetup"),
         help="default: xsub xview (ntu60), xsub xsetup (ntu120)",
     )
-    parser.add_argument("--ignored-sample-path", help="list of samples to exclude (the official missing-skeleton list)")
+    parser.add_argument(
+        "--ignored-sample-path",
+        "--ignored_sample_path",
+        help="list of samples to exclude (the official missing-skeleton list)",
+    )
     args = parser.parse_args(argv)
     benchmarks = args.benchmark or benchmarks_of(args.dataset)
     ignored = set()

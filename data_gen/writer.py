@@ -35,6 +35,7 @@ from dataset.files import (
     no_space_error,
     out_of_space,
     remove_dead_temporaries,
+    run_files,
     temp_path,
 )
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
@@ -232,6 +233,13 @@ def convert(
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
+    held = [name for name in run_files(out_folder) if not (name == "settings.json" and _converted(out_folder))]
+    if held:
+        claim.release()
+        raise ConversionError(
+            f"{out_folder} holds the files of a training or evaluation run ({', '.join(held)}); "
+            "convert into a folder of its own"
+        )
     for folder in set(folder_of.values()) - {out_folder}:
         with no_space_error(folder):
             os.makedirs(folder, exist_ok=True)
@@ -330,11 +338,22 @@ def convert(
     return summary
 
 
+def _converted(folder):
+    """Whether the settings.json in `folder` is a converter's (it counts the samples written)."""
+    try:
+        with open(os.path.join(folder, "settings.json")) as f:
+            return "counts" in json.load(f)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def conversion_parser(description, source_flag, source_help, out_help):
     """A converter's parser with its source flag (required), --out-folder and `add_conversion_options`."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(source_flag, required=True, help=source_help)
-    parser.add_argument("--out-folder", required=True, help=out_help)
+    # the published converters' spellings (--data_path, --out_folder) are accepted too
+    spellings = dict.fromkeys([source_flag, "--" + source_flag[2:].replace("-", "_")])
+    parser.add_argument(*spellings, required=True, help=source_help)
+    parser.add_argument("--out-folder", "--out_folder", required=True, help=out_help)
     add_conversion_options(parser)
     return parser
 

@@ -32,6 +32,20 @@ CLAIM_FILE = ".claim"
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$")  # group 1: the writer's process id
 
 
+# What a training or evaluation run leaves in its folder (engine.runfolder), told apart from the data
+# folders converters write.
+_RUN_FILE = re.compile(
+    r"^(settings\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$"
+)
+
+
+def run_files(folder):
+    """The names of the run files in `folder` (sorted)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name for name in os.listdir(folder) if _RUN_FILE.match(name))
+
+
 class OutputError(OSError):
     """An output cannot be written; the message names the path and the reason (shown without '[Errno N]')."""
 

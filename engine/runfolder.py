@@ -11,27 +11,15 @@ runs' files would mix) is refused the same way.
 
 import json
 import os
-import re
 
-from dataset.files import FolderInUseError, claim_folder, keep_aside
+from dataset.files import FolderInUseError, claim_folder, keep_aside, run_files
 from options.settings import differences
 
 SETTINGS = "settings.json"
-# What a run leaves in its folder (pretraining, linear probe, kNN).
-_RUN_FILE = re.compile(
-    r"^(settings\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$"
-)
 
 
 class RunFolderError(RuntimeError):
     """An output folder is in use by another run, or holds a run this command would overwrite."""
-
-
-def run_files(folder):
-    """The names of the run files in `folder` (sorted)."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(name for name in os.listdir(folder) if _RUN_FILE.match(name))
 
 
 def recorded_settings(folder):
@@ -42,6 +30,18 @@ def recorded_settings(folder):
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def _what(folder):
+    """What the run files of `folder` belong to, from its settings.json."""
+    recorded = recorded_settings(folder) or {}
+    if "counts" in recorded:
+        return "a converter's processed data"
+    if "optim" in recorded:
+        return "a pretraining run"
+    if "stage" in recorded:
+        return "a kNN evaluation run" if recorded["stage"] == "knn" else f"a {recorded['stage']} classification run"
+    return "the files of a run"
 
 
 def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
@@ -61,7 +61,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
         return claim
     problem = None
     if not resume:
-        problem = f"{folder} holds a {kind} run ({', '.join(files)})"
+        problem = f"{folder} holds {_what(folder)} ({', '.join(files)})"
         if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):

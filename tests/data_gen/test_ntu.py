@@ -122,15 +122,15 @@ def test_script_entry_point_with_workers_and_ignore_list(tmp_path, ntu):
         [
             sys.executable,
             ntu_gendata.__file__,
-            "--data-path",
+            "--data_path",  # the published converter's spellings
             raw,
-            "--out-folder",
+            "--out_folder",
             out,
             "--dataset",
             "ntu120",
             "--workers",
             "2",
-            "--ignored-sample-path",
+            "--ignored_sample_path",
             str(ignore),
             "--no-progress",
         ],

@@ -408,6 +408,26 @@ def _ucla(raw, out):
     ucla_gendata.main(["--data-path", raw, "--out-folder", str(out), "--workers", "1", "--no-progress"])
 
 
+def test_a_converter_refuses_a_run_folder_and_reconverts_its_own(tmp_path):
+    raw, run = _ucla_raw(tmp_path / "all_sqe"), tmp_path / "run"
+    run.mkdir()
+    files = {"settings.json": '{"optim": {"lr": 0.05}}\n', "log.jsonl": "", "checkpoint_last.pth.tar": "w"}
+    for name, text in files.items():
+        (run / name).write_text(text)
+    with pytest.raises(SystemExit) as info:
+        _ucla(raw, run)
+    assert info.value.code == (
+        f"error: {run} holds the files of a training or evaluation run "
+        "(checkpoint_last.pth.tar, log.jsonl, settings.json); convert into a folder of its own"
+    )
+    assert {n: (run / n).read_text() for n in files} == files
+    assert sorted(os.listdir(run)) == sorted([*files, ".claim"])  # the claim file stays, as every claim's
+    out = tmp_path / "ucla"
+    _ucla(raw, out)
+    _ucla(raw, out)  # its own settings.json is a converter's: converted again
+    assert json.loads((out / "settings.json").read_text())["counts"]
+
+
 def test_two_converters_cannot_write_into_one_folder(tmp_path):
     raw, out = _ucla_raw(tmp_path / "all_sqe"), tmp_path / "ucla"
     with _claimed_by_another_process(out) as holder:

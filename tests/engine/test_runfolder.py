@@ -231,7 +231,7 @@ def test_a_linear_probe_folder_is_not_reused_without_resume(data_dir, tmp_path, 
     events = sorted(os.listdir(out / "tensorboard"))
     assert classify(data_dir, out, results) == 1
     err = capsys.readouterr().err
-    assert f"{out} holds a classification run" in err and "checkpoint.pth.tar" in err
+    assert f"{out} holds a linear classification run" in err and "checkpoint.pth.tar" in err
     assert "--resume" in err and "--fresh" in err
     assert sorted(os.listdir(out / "tensorboard")) == events  # no second run's events mixed in
     assert classify(data_dir, out, results, "--fresh") == 0
@@ -369,3 +369,19 @@ def test_a_resume_from_outside_a_folder_that_holds_a_run_is_refused(data_dir, tm
     assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1  # B untouched
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", old, "--fresh") == 0
     assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 3
+
+
+def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, finished, tmp_path, capsys):
+    knn_out = tmp_path / "knn"
+    common = ["--data-dir", data_dir, "--pretrained", str(finished / "checkpoint_last.pth.tar"), "-j", "0"]
+    assert knn_eval.main([*common, "--checkpoint-path", str(knn_out), "--results", str(tmp_path / "r.jsonl")]) == 0
+    capsys.readouterr()
+    assert pretrain(data_dir, knn_out, "--epochs", "1") == 1
+    assert f"{knn_out} holds a kNN evaluation run (settings.json)" in capsys.readouterr().err
+    assert action_classification.main([*common, *PROBE, "--checkpoint-path", str(finished)]) == 1
+    assert f"{finished} holds a pretraining run (" in capsys.readouterr().err
+    converted = tmp_path / "converted"  # what a converter leaves beside the data: its settings.json
+    converted.mkdir()
+    (converted / "settings.json").write_text('{"counts": {"train": 16, "val": 6}, "layout": "ntu25"}\n')
+    assert pretrain(data_dir, converted, "--epochs", "1") == 1
+    assert f"{converted} holds a converter's processed data (settings.json)" in capsys.readouterr().err
