@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dataset.files import file_fingerprint
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
 PARTS = ("train", "val")
@@ -332,10 +333,4 @@ def fingerprint(folder, part="train", blocks=64, block_bytes=4096):
     for path in (label_path, frame_path):
         with open(path, "rb") as f:
             digest.update(f.read())
-    size = os.path.getsize(data_path)
-    digest.update(str(size).encode())
-    with open(data_path, "rb") as f:
-        for i in range(blocks):
-            f.seek(size * i // blocks)
-            digest.update(f.read(block_bytes))
-    return digest.hexdigest()[:16]
+    return file_fingerprint(data_path, blocks, block_bytes, digest)

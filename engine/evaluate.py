@@ -166,10 +166,17 @@ def read_probe_resume(path, record):
     """The checkpoint of an SGD evaluation run to continue, checked against this run's `record`, with
     its RNG restorer; CheckpointError naming the file when it is not one, or another run's."""
     state = read_checkpoint(path, need=("epoch", "state_dict"))
-    if "best" not in state or "optimizer" not in state:
+    if "best_acc1" in state:
         raise CheckpointError(
-            f"--resume {path} is not an action_classification.py checkpoint (it has no 'best' "
-            f"and 'optimizer' entries; a pretraining checkpoint goes to --pretrained)"
+            f"--resume {path} is a checkpoint of the published linear evaluation, which this code cannot "
+            "continue (it keeps one view's best top-1 only); start the evaluation again without --resume"
+        )
+    missing = [key for key in ("best", "optimizer") if key not in state]
+    if missing:
+        pretraining = any(key.startswith(("queue", "module.queue")) for key in state["state_dict"])
+        raise CheckpointError(
+            f"--resume {path} is not an action_classification.py checkpoint (no {' or '.join(map(repr, missing))} "
+            "entry)" + ("; it is a pretraining checkpoint, which goes to --pretrained" if pretraining else "")
         )
     recorded = recorded_settings(state)
     if recorded is not None:
@@ -346,6 +353,12 @@ def run_classification(settings, model, train, val):
     returns {view: {'top1', 'top5', …}} and appends one record per view to the results file."""
     run, probe = settings.run, settings.probe
     resumed = read_probe_resume(run.resume, to_dict(settings)) if run.resume else None
+    if resumed is not None and int(resumed[0]["epoch"]) >= probe.epochs:
+        print(
+            f"nothing to do: {run.resume} is at epoch {int(resumed[0]['epoch'])}, --epochs {probe.epochs} "
+            f"(its results were appended to the results file when it finished; a longer --epochs continues it)"
+        )
+        return dict(resumed[0]["best"])
     device, claim = _start(settings, "classification")
     try:
         out = run.checkpoint_path

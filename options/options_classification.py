@@ -22,8 +22,9 @@ import os
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, resolve_data_dir
+from dataset.files import file_fingerprint
 from dataset.layouts import read_folder_record
-from dataset.processed import load_splits
+from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
 from options.parsing import (
     DEFAULT_PROTOCOL,
@@ -378,6 +379,8 @@ def eval_settings(parser, args, preset, train, info):
             view=args.view,
             pretrained=args.pretrained,
             pretrain_dataset=args.pretrain_dataset or info.get("pretrain_dataset"),
+            pretrained_fingerprint=file_fingerprint(args.pretrained) if args.pretrained else "",
+            val_fingerprint=fingerprint(train.folder, "val"),
         ),
     )
     if args.stage == "knn":

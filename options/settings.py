@@ -143,6 +143,10 @@ class EvalRunSettings:
     view: str
     pretrained: str  # '' for a randomly initialised encoder
     pretrain_dataset: object
+    # identities a resume must find unchanged (paths may change): the checkpoint's bytes and the
+    # evaluation part's files ('' without a checkpoint), dataset.files.file_fingerprint and dataset.processed.fingerprint
+    pretrained_fingerprint: str = ""
+    val_fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,23 @@ def describe(record):
     return "\n".join(lines)
 
 
+# Settings no flag sets, as a message names them.
+_NOT_FLAGS = {
+    "dataset": "the data folder's dataset",
+    "layout": "the skeleton layout",
+    "num_class": "the number of classes",
+    "train_samples": "the number of training recordings",
+    "median_frames": "the training recordings' median length",
+    "fingerprint": "the training data (its fingerprint)",
+    "val_fingerprint": "the evaluation data (its fingerprint)",
+    "pretrained_fingerprint": "the --pretrained checkpoint's content (its fingerprint)",
+    "world_size": "the number of processes",
+    "stage": "the stage",
+    "preset": "the preset",
+}
+
+
 def flag(name):
-    """The command-line flag of a setting: 'batch_size' -> '--batch-size'."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a setting ('batch_size' -> '--batch-size'), or what a setting no flag
+    sets stands for."""
+    return _NOT_FLAGS.get(name, "--" + name.replace("_", "-"))

@@ -241,7 +241,15 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
         # other data is told by its fingerprint; the folder's path may change (RESUME_MAY_CHANGE)
         (
             dict(data=dataclasses.replace(later.data, fingerprint="fedcba9876543210")),
-            "--fingerprint: '0123456789abcdef' then, 'fedcba9876543210' now",
+            r"the training data \(its fingerprint\): '0123456789abcdef' then, 'fedcba9876543210' now",
+        ),
+        (
+            dict(run=dataclasses.replace(later.run, val_fingerprint="fedcba9876543210")),
+            r"the evaluation data \(its fingerprint\): '' then, 'fedcba9876543210' now",
+        ),
+        (
+            dict(run=dataclasses.replace(later.run, pretrained_fingerprint="fedcba9876543210")),
+            r"the --pretrained checkpoint's content \(its fingerprint\): '' then, 'fedcba9876543210' now",
         ),
         (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
         (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now"),
@@ -257,9 +265,19 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
 
 def test_resume_refuses_what_is_not_an_evaluation_checkpoint(tmp_path):
     pretraining = tmp_path / "checkpoint_0000.pth.tar"
-    torch.save({"epoch": 1, "state_dict": {}, "optimizer": {}}, pretraining)
-    with pytest.raises(CheckpointError, match="not an action_classification.py checkpoint .*--pretrained"):
+    torch.save({"epoch": 1, "state_dict": {"queue_bone": torch.zeros(2)}, "optimizer": {}}, pretraining)
+    with pytest.raises(
+        CheckpointError,
+        match="not an action_classification.py checkpoint .no 'best' entry.; it is a pretraining checkpoint, which goes to --pretrained",
+    ):
         read_probe_resume(str(pretraining), to_dict(_settings(tmp_path / "x")))
+    # the published linear evaluation's checkpoint: it has an optimizer, and one view's best_acc1
+    published = tmp_path / "graph-based_checkpoint.pth.tar"
+    torch.save({"epoch": 3, "state_dict": {}, "best_acc1": 50.0, "optimizer": {}}, published)
+    with pytest.raises(
+        CheckpointError, match="is a checkpoint of the published linear evaluation, which this code cannot continue"
+    ):
+        read_probe_resume(str(published), to_dict(_settings(tmp_path / "x")))
     with pytest.raises(CheckpointError, match="no such file"):
         read_probe_resume(str(tmp_path / "missing.pth.tar"), to_dict(_settings(tmp_path / "x")))
 

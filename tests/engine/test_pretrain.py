@@ -372,7 +372,9 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
             run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
     # other data is told by its fingerprint (the folder's path may change: the same data, moved)
     other_data = processed(tmp_path / "other_data", seed=1)
-    with pytest.raises(CheckpointError, match="--fingerprint: '[0-9a-f]+' then, '[0-9a-f]+' now"):
+    with pytest.raises(
+        CheckpointError, match=r"the training data \(its fingerprint\): '[0-9a-f]+' then, '[0-9a-f]+' now"
+    ):
         run(other_data, out, "--epochs", "2", "--resume", last)
     assert read_checkpoint(last)["epoch"] == 1  # nothing was trained or written
     moved = shutil.copytree(data_dir, tmp_path / "moved")

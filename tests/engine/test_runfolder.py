@@ -3,6 +3,7 @@ before work, the data's identity on resume, and the red-team's remaining defects
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -133,7 +134,7 @@ def test_resume_refuses_data_reconverted_with_other_content(data_dir, tmp_path, 
     assert pretrain(folder, out, "--epochs", "1") == 0
     write_processed(folder, n=(16, 6), seed=2)  # same path, same count, other recordings
     assert pretrain(folder, out, "--epochs", "2", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
-    assert "--fingerprint" in capsys.readouterr().err
+    assert "the training data (its fingerprint)" in capsys.readouterr().err
 
 
 def test_malformed_rng_is_refused_before_anything_is_written(data_dir, tmp_path, sha256, capsys):
@@ -385,3 +386,39 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     (converted / "settings.json").write_text('{"counts": {"train": 16, "val": 6}, "layout": "ntu25"}\n')
     assert pretrain(data_dir, converted, "--epochs", "1") == 1
     assert f"{converted} holds a converter's processed data (settings.json)" in capsys.readouterr().err
+
+
+def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
+    data_dir, finished, tmp_path, capsys, sha256
+):
+    from dataset.processed import split_paths
+    from tests.helpers import write_processed
+
+    other = tmp_path / "other"  # the same training part, another evaluation part
+    shutil.copytree(data_dir, other)
+    for theirs, ours in zip(
+        split_paths(write_processed(tmp_path / "v", n=(16, 6), seed=5), "val"), split_paths(other, "val")
+    ):
+        shutil.copyfile(theirs, ours)
+    out, results = tmp_path / "lin", tmp_path / "r.jsonl"
+    checkpoint = str(finished / "checkpoint_last.pth.tar")
+    common = ["--pretrained", checkpoint, "--seed", "1"]
+    assert classify(data_dir, out, results, *common) == 0
+    before, lines = snapshot(out, sha256), results.read_text()
+    resume = ["--resume", str(out / "checkpoint.pth.tar"), "--epochs", "3"]
+    assert classify(str(other), out, results, *common, *resume) == 1
+    assert "belongs to another run: the evaluation data (its fingerprint)" in capsys.readouterr().err
+    assert (
+        classify(
+            data_dir, out, results, "--pretrained", str(finished / "checkpoint_0000.pth.tar"), "--seed", "1", *resume
+        )
+        == 1
+    )
+    assert "the --pretrained checkpoint's content (its fingerprint)" in capsys.readouterr().err
+    assert snapshot(out, sha256) == before and results.read_text() == lines  # settings.json untouched too
+    # a finished run resumed with its own length: nothing to do, nothing appended
+    assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
+    assert "nothing to do" in capsys.readouterr().out and results.read_text() == lines
+    moved = shutil.copyfile(checkpoint, tmp_path / "moved.pth.tar")  # the same checkpoint elsewhere continues it
+    assert classify(data_dir, out, results, "--pretrained", str(moved), "--seed", "1", *resume) == 0
+    assert len(results.read_text().splitlines()) == 2 * len(lines.splitlines())
