@@ -209,6 +209,10 @@ def read_resume(path, model, settings):
     before = recorded_settings(ckpt)
     if before is not None:
         differ = differences(before, to_dict(settings), RESUME_MAY_CHANGE)
+        then = _global_batch(before)
+        now = settings.optim.batch_size * settings.run.world_size
+        if then is not None and then != now:  # per process and process count may change, not their product
+            differ.append(f"the global batch (--batch-size x processes): {then} then, {now} now")
         if differ:
             raise CheckpointError(
                 f"--resume {path} belongs to another run: " + "; ".join(differ) + ". Start a new "
@@ -221,6 +225,14 @@ def read_resume(path, model, settings):
         ckpt["optimizer"] = optimizer_state_for(path, ckpt["optimizer"], list(unwrap(model).named_parameters()))
     restore_rng = parse_rng_state(ckpt["rng"], path) if "rng" in ckpt else None
     return ckpt, restore_rng
+
+
+def _global_batch(record):
+    """The global batch of a checkpoint's settings record (None for records without both parts)."""
+    try:
+        return int(record["optim"]["batch_size"]) * int(record["run"]["world_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def newest_epoch(folder, resumed_path):

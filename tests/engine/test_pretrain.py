@@ -367,6 +367,7 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
         (["--topk", "8"], "--topk: 16 then, 8 now"),
         (["--cmd-weight", "2"], "--cmd-weight: 1.0 then, 2.0 now"),
         (["--seed", "7"], "--seed: 42 then, 7 now"),
+        (["-b", "4", "--contrast-k", "32"], r"the global batch \(--batch-size x processes\): 8 then, 4 now"),
     ):
         with pytest.raises(CheckpointError, match=f"--resume {last} belongs to another run: {message}"):
             run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
