@@ -490,3 +490,23 @@ def test_resume_from_an_optimizer_state_written_in_the_published_module_order(da
     torch.save({"epoch": 1, "state_dict": model.state_dict(), "optimizer": bad}, path)
     with pytest.raises(CheckpointError, match="optimizer state's momentum buffers do not fit"):
         engine.read_resume(str(path), model, settings)
+
+
+def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # in the second epoch, after checkpoint_last of the first
+            raise KeyboardInterrupt
+        return train_step(*args, **kwargs)
+
+    train_step = engine.train_step
+    monkeypatch.setattr(engine, "train_step", interrupted)
+    out = tmp_path / "run"
+    assert main(data_dir, out, "--epochs", "3") == 130
+    err = capsys.readouterr().err
+    assert "pretrain_cmd.py: interrupted; the files written so far are whole" in err and "Traceback" not in err
+    assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1
+    monkeypatch.setattr(engine, "train_step", train_step)
+    assert main(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar")) == 0  # claim released
