@@ -35,6 +35,8 @@ def main_guard(prog, fn, *args):
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: every file is written whole or not at all, so one line is enough
-        print(f"{prog}: interrupted; the files written so far are whole (a run folder says how to go on)", file=sys.stderr)
+        print(
+            f"{prog}: interrupted; the files written so far are whole (a run folder says how to go on)", file=sys.stderr
+        )
         return 130
     return 0

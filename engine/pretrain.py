@@ -238,20 +238,20 @@ def _global_batch(record):
 def newest_epoch(folder, resumed_path):
     """(epoch count, file) of the newest training state in run folder `folder`: its periodic checkpoints,
     log.jsonl and checkpoint_last (read only when it is not the file resumed from)."""
-    newest = (0, None)
+    states = [(0, None)]
     for name in os.listdir(folder):
         match = _PERIODIC.match(name)
         if match:
-            newest = max(newest, (int(match.group(1)) + 1, name))
+            states.append((int(match.group(1)) + 1, name))
     log_path = os.path.join(folder, LOG)
     if os.path.exists(log_path):
         epochs = [line.get("epoch") for line in _log_lines(log_path)]
         if epochs:
-            newest = max(newest, (max(epochs) + 1, LOG))
+            states.append((max(epochs) + 1, LOG))
     last = os.path.join(folder, LAST_CHECKPOINT)
     if os.path.exists(last) and not os.path.samefile(last, resumed_path):
-        newest = max(newest, (int(read_checkpoint(last, need=("epoch",))["epoch"]), LAST_CHECKPOINT))
-    return newest
+        states.append((int(read_checkpoint(last, need=("epoch",))["epoch"]), LAST_CHECKPOINT))
+    return max(states, key=lambda state: (state[0], state[1] != LOG, state[1] or ""))  # a checkpoint over the log
 
 
 def rewind_folder(folder, resumed_path, epoch, rewind):
@@ -261,10 +261,11 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     if newest <= epoch:
         return
     if not rewind:
+        newest_file = LAST_CHECKPOINT if source == LOG else source  # a log line beyond every checkpoint
         raise RunFolderError(
-            f"--resume {resumed_path} continues after epoch {epoch}, but {folder} holds a newer state "
-            f"(epoch {newest}, {source}); resuming would replace it. Resume from "
-            f"{os.path.join(folder, LAST_CHECKPOINT)}, or pass --rewind to continue from this "
+            f"--resume {resumed_path} continues after {epoch} epochs, but {folder} holds a newer state "
+            f"({newest} epochs, {source}); resuming would replace it. Resume from "
+            f"{os.path.join(folder, newest_file)}, or pass --rewind to continue from this "
             f"checkpoint (the newer files are then moved to rewound-<date-time>/, not deleted)"
         )
     newer = [

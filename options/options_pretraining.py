@@ -253,6 +253,10 @@ def resolve(parser, args):
     args.protocol = resolve_protocol(parser, args.protocol, train)
     if args.epochs is not None and args.steps is not None:
         parser.error("give --epochs or --steps, not both")
+    if args.rewind and not args.resume:
+        parser.error(
+            "--rewind goes with --resume: it lets a resume continue from a checkpoint older than the folder's newest"
+        )
     epochs_given = args.epochs is not None
     name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset", world_size)
     if name == SMALL and len(train) < SMALL_MIN_SAMPLES:

@@ -113,8 +113,18 @@ def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
     older = str(out / "checkpoint_0000.pth.tar")
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", older) == 1
     err = capsys.readouterr().err
-    assert "newer state (epoch 3" in err and "--rewind" in err
+    assert f"--resume {older} continues after 1 epochs, but {out} holds a newer state (3 epochs, " in err
+    assert f"Resume from {out / 'checkpoint_last.pth.tar'}, or pass --rewind" in err
     assert sha256(out / "checkpoint_last.pth.tar") == last
+    # killed between the periodic checkpoint and checkpoint_last: the advice names the newest file
+    kept = shutil.copyfile(out / "checkpoint_last.pth.tar", tmp_path / "kept.pth.tar")
+    periodic = out / "checkpoint_0002.pth.tar"
+    shutil.copyfile(kept, periodic)
+    shutil.copyfile(older, out / "checkpoint_last.pth.tar")
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
+    assert f"Resume from {periodic}, or pass --rewind" in capsys.readouterr().err
+    periodic.unlink()
+    shutil.copyfile(kept, out / "checkpoint_last.pth.tar")
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", older, "--rewind") == 0
     aside = out / [d for d in os.listdir(out) if d.startswith("rewound-")][0]
     assert sha256(aside / "checkpoint_last.pth.tar") == last and (aside / "log.jsonl").read_text() == log
@@ -124,6 +134,12 @@ def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
     assert redone["epoch"] == 3
     for key, value in first["state_dict"].items():
         assert torch.equal(value, redone["state_dict"][key]), key
+
+
+def test_rewind_without_resume_is_a_usage_error(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        pretrain(data_dir, tmp_path / "run", "--epochs", "1", "--rewind")
+    assert stop.value.code == 2 and "--rewind goes with --resume" in capsys.readouterr().err
 
 
 def test_resume_refuses_data_reconverted_with_other_content(data_dir, tmp_path, capsys):
