@@ -13,12 +13,14 @@ import json
 import logging
 import math
 import numbers
+import os
 
-from dataset.files import append_lines
+from dataset.files import append_lines, write_text
 from options.settings import to_dict
 
 log = logging.getLogger(__name__)
 
+RESULT = "result.json"  # an evaluation's records, in its run folder once it finished
 TEXT_FIELDS = ("stage", "dataset", "protocol", "view", "metric")
 
 
@@ -57,8 +59,12 @@ def make_record(settings, view, value, **extra):
 
 
 def append_results(path, records):
-    """Append `records` to the results file `path`, all in one write or none (dataset.files.append_lines)."""
+    """Append `records` (one evaluation's) to the results file `path`, all in one write or none
+    (dataset.files.append_lines), then write them to `result.json` in their run folder: a run folder
+    holding one is a finished evaluation (the scripts' RESUME=1 skips it)."""
     append_lines(path, records)
+    if records and records[0].get("run"):  # an evaluation's (a baseline's records have no run folder)
+        write_text(os.path.join(records[0]["run"], RESULT), json.dumps(records, indent=1, default=str) + "\n")
 
 
 def _check(record, where):

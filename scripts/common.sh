@@ -10,6 +10,9 @@
 #               (`PYTHON -m torch.distributed.run --nproc_per_node NPROC`, one per GPU)
 #   FRESH=1     start again in output folders that hold an earlier run (each entry point then moves
 #               the old files to a subfolder previous-<date-time>/; nothing is deleted)
+#   RESUME=1    go on with an interrupted sweep: pretraining continues from checkpoint_last; an
+#               evaluation that finished (its folder holds result.json) is skipped, an interrupted SGD
+#               probe continues from its checkpoint, any other interrupted one starts afresh (as FRESH=1)
 #
 # Every command is printed as one shell-quoted line starting with "+ " before it runs, so a log
 # (or a dry run) can be replayed by copying the line.
@@ -148,9 +151,27 @@ fi
 # FRESH=1 is not set; CONTINUE names how to continue it instead (e.g. "RESUME=1 continues it").
 # Scripts check every output folder before the first run starts.
 check_free() {
-    if [ -f "$1/settings.json" ] && [ "${FRESH:-0}" != 1 ] && [ "$DRY_RUN" != 1 ]; then
+    if [ -f "$1/settings.json" ] && [ "${FRESH:-0}" != 1 ] && [ "${RESUME:-0}" != 1 ] && [ "$DRY_RUN" != 1 ]; then
         echo "$1 holds an earlier run: ${2}FRESH=1 starts afresh (its files are moved to $1/previous-<date-time>/)" >&2
         exit 2
+    fi
+}
+
+# eval_args DIR: the flags an evaluation script gives the run in output folder DIR, in RUN_ARGS:
+# FRESH_ARGS, or under RESUME=1 what goes on with what DIR holds (see RESUME above). Returns 1 when
+# RESUME=1 and DIR holds a finished evaluation: the caller skips it.
+eval_args() {
+    RUN_ARGS=("${FRESH_ARGS[@]}")
+    if [ "${RESUME:-0}" != 1 ]; then
+        return 0
+    fi
+    if [ -f "$1/result.json" ]; then
+        echo "RESUME=1: $1 holds a finished evaluation (result.json); skipped"
+        return 1
+    elif [ -f "$1/checkpoint.pth.tar" ]; then
+        RUN_ARGS=(--resume "$1/checkpoint.pth.tar")
+    elif [ -f "$1/settings.json" ]; then
+        RUN_ARGS=(--fresh)
     fi
 }
 

@@ -20,13 +20,14 @@ results=results/knn.jsonl
 
 check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
-    check_free "./runs/knn/$name" ""
+    check_free "./runs/knn/$name" "RESUME=1 continues the sweep (finished runs skipped), "
 done
 
 for name in "${runs[@]}"; do
+    eval_args "./runs/knn/$name" || continue
     run "$PYTHON" knn_eval.py \
         --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-        --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
+        --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \
         --checkpoint-path "./runs/knn/$name" --results "$results"
 done
 run "$PYTHON" -m tools.report "$results"

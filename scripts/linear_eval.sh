@@ -26,16 +26,17 @@ check_runs "${runs[@]}"
 check_views "${views[@]}"
 for name in "${runs[@]}"; do
     for view in "${views[@]}"; do
-        check_free "./runs/linear/${name}_${view}" ""
+        check_free "./runs/linear/${name}_${view}" "RESUME=1 continues the sweep (finished runs skipped), "
     done
 done
 
 for name in "${runs[@]}"; do
     for view in "${views[@]}"; do
+        eval_args "./runs/linear/${name}_${view}" || continue
         run "$PYTHON" action_classification.py \
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \
-            --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
+            --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \
             --checkpoint-path "./runs/linear/${name}_${view}" --results "$results"
     done
 done

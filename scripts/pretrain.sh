@@ -31,6 +31,9 @@ for name in "${runs[@]}"; do
     resume=()
     if [ "${RESUME:-0}" = 1 ] && [ -f "./checkpoints/$name/checkpoint_last.pth.tar" ]; then
         resume=(--resume "./checkpoints/$name/checkpoint_last.pth.tar")
+    elif [ "${RESUME:-0}" = 1 ] && [ -f "./checkpoints/$name/settings.json" ]; then
+        echo "RESUME=1: ./checkpoints/$name/ holds a run stopped before its first checkpoint; starting $name afresh"
+        resume=(--fresh)  # what it holds is moved to previous-<date-time>/, not deleted
     elif [ "${RESUME:-0}" = 1 ]; then
         echo "RESUME=1: ./checkpoints/$name/ holds no checkpoint_last.pth.tar; starting $name"
     fi

@@ -27,7 +27,7 @@ check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
     for ratio in "${ratios[@]}"; do
         for seed in "${seeds[@]}"; do
-            check_free "./runs/semi/${name}_ratio${ratio}_seed${seed}" ""
+            check_free "./runs/semi/${name}_ratio${ratio}_seed${seed}" "RESUME=1 continues the sweep (finished runs skipped), "
         done
     done
 done
@@ -35,10 +35,11 @@ done
 for name in "${runs[@]}"; do
     for ratio in "${ratios[@]}"; do
         for seed in "${seeds[@]}"; do
+            eval_args "./runs/semi/${name}_ratio${ratio}_seed${seed}" || continue
             run "$PYTHON" action_classification.py \
                 --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
                 --pretrained "$(pretrained_checkpoint "$name")" --view joint --data-ratio "$ratio" \
-                --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
+                --seed "$seed" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \
                 --checkpoint-path "./runs/semi/${name}_ratio${ratio}_seed${seed}" --results "$results"
         done
     done

@@ -20,15 +20,16 @@ results=results/transfer.jsonl
 
 check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
-    check_free "./runs/transfer/${name}_to_pku_v2_xsub" ""
+    check_free "./runs/transfer/${name}_to_pku_v2_xsub" "RESUME=1 continues the sweep (finished runs skipped), "
 done
 
 for name in "${runs[@]}"; do
+    eval_args "./runs/transfer/${name}_to_pku_v2_xsub" || continue
     run "$PYTHON" action_classification.py \
         --finetune-dataset pku_v2 --protocol cross_subject \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \
         --transfer --pretrain-dataset "${RUN_DATASET[$name]}" \
-        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" \
+        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \
         --checkpoint-path "./runs/transfer/${name}_to_pku_v2_xsub" --results "$results"
 done
 run "$PYTHON" -m tools.report "$results"

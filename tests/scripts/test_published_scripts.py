@@ -177,12 +177,48 @@ def test_pretrain_multi_gpu_and_device_and_resume(tmp_path):
     assert "--resume" not in started and flags(started)["--checkpoint-path"] == ["./checkpoints/ntu60_xsub"]
 
 
-def refused(script, *args, **env):
+def test_pretrain_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_path):
+    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    (tmp_path / "checkpoints" / "ntu60_xsub").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "ntu60_xsub" / "settings.json").write_text("{}")
+    (words,) = dry_run("pretrain.sh", "ntu60_xsub", root=tmp_path, RESUME="1")
+    assert "--fresh" in flags(words) and "--resume" not in flags(words)  # its files kept aside, not refused
+
+
+def test_an_evaluation_sweep_goes_on_with_resume(tmp_path):
+    # RESUME=1: a finished evaluation (result.json) is skipped, an interrupted SGD probe continues from its
+    # checkpoint, an interrupted run without one starts afresh, a run not started starts.
+    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    runs = tmp_path / "runs" / "semi"
+    for seed, files in (
+        (1, ["settings.json", "result.json"]),
+        (2, ["settings.json", "checkpoint.pth.tar"]),
+        (3, ["settings.json"]),
+    ):
+        (runs / f"ntu60_xsub_ratio0.1_seed{seed}").mkdir(parents=True)
+        for name in files:
+            (runs / f"ntu60_xsub_ratio0.1_seed{seed}" / name).write_text("{}")
+    env = dict(RATIOS="0.1", SEEDS="1 2 3 4")
+    status, err, _ = refused("semi_supervised.sh", "ntu60_xsub", root=tmp_path, DRY_RUN="0", PYTHON="true", **env)
+    assert status == 2 and "RESUME=1 continues the sweep" in err
+    commands = [
+        w
+        for w in dry_run("semi_supervised.sh", "ntu60_xsub", root=tmp_path, RESUME="1", **env)
+        if entry_point(w) == "action_classification.py"
+    ]
+    by_seed = {flags(w)["--seed"][0]: flags(w) for w in commands}
+    assert sorted(by_seed) == ["2", "3", "4"]
+    assert by_seed["2"]["--resume"] == ["./runs/semi/ntu60_xsub_ratio0.1_seed2/checkpoint.pth.tar"]
+    assert "--fresh" in by_seed["3"] and "--resume" not in by_seed["3"]
+    assert "--fresh" not in by_seed["4"] and "--resume" not in by_seed["4"]
+
+
+def refused(script, *args, root=ROOT, **env):
     """(exit status, stderr, commands printed) of a dry run that should stop."""
     proc = subprocess.run(
         ["bash", os.path.join("scripts", script), *args],
-        cwd=ROOT,
-        env=dict(os.environ, DRY_RUN="1", **env),
+        cwd=root,
+        env=dict(os.environ, **dict(dict(DRY_RUN="1"), **env)),
         capture_output=True,
         text=True,
         timeout=30,
