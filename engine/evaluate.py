@@ -369,6 +369,7 @@ def run_classification(settings, model, train, val):
         model.to(device)
         if probe.probe == "logistic":
             best = _logistic(settings, model, train, val, device, indices)
+            write_final_scalars(out, best, "val")
         else:
             writer = make_writer(os.path.join(out, "tensorboard"))
             try:
@@ -477,6 +478,7 @@ def run_knn(settings, model, train, val):
             )
         except ValueError as exc:  # non-finite features
             raise RunError(str(exc)) from None
+        write_final_scalars(run.checkpoint_path, {run.view: {"top1": top1}}, "knn")
         append_results(run.results, [make_record(settings, run.view, top1, k=knn.knn_neighbours)])
     finally:
         claim.release()
@@ -485,6 +487,19 @@ def run_knn(settings, model, train, val):
         f"{top1:.2f}; appended to {run.results}"
     )
     return top1
+
+
+def write_final_scalars(out, results, prefix):
+    """TensorBoard scalars `<prefix>/top1_<view>` (and top5) of a run fitted in one go (kNN, the logistic
+    probe), at step 0, in `out/tensorboard` as the SGD probe's per-epoch ones."""
+    writer = make_writer(os.path.join(out, "tensorboard"))
+    try:
+        for view, values in results.items():
+            for metric in ("top1", "top5"):
+                if values.get(metric) is not None:
+                    writer.add_scalar(f"{prefix}/{metric}_{view}", values[metric], 0)
+    finally:
+        writer.close()
 
 
 def save_subset(path, indices, split, ratio, seed):

@@ -143,8 +143,8 @@ class EvalRunSettings:
     view: str
     pretrained: str  # '' for a randomly initialised encoder
     pretrain_dataset: object
-    # identities a resume must find unchanged (paths may change): the checkpoint's bytes and the
-    # evaluation part's files ('' without a checkpoint), dataset.files.file_fingerprint and dataset.processed.fingerprint
+    # identities a resume must find unchanged (paths may change): the checkpoint's bytes ('' without
+    # one; dataset.files.file_fingerprint) and the evaluation part's files (dataset.processed.fingerprint)
     pretrained_fingerprint: str = ""
     val_fingerprint: str = ""
 

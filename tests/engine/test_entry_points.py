@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import action_classification
 import knn_eval
@@ -188,6 +189,9 @@ def test_knn_end_to_end_with_feature_export(tiny, tmp_path):
     assert record["value"] == pytest.approx(expected)
     settings = json.loads((tmp_path / "knn" / "settings.json").read_text())
     assert settings["knn"]["knn_neighbours"] == 1 and settings["knn"]["save_features"] == str(npz)
+    events = EventAccumulator(str(tmp_path / "knn" / "tensorboard"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("knn/top1_joint")] == [pytest.approx(record["value"])]
     # A name without .npz gets the features (np.savez adds the extension to a path, not to a file)
     plain = tmp_path / "exported" / "features"
     assert knn_eval.main(_common(tiny, tmp_path / "knn2", results_file) + ["--save-features", str(plain)]) == 0

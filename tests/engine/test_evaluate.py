@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import Dataset
 
 import engine.evaluate as evaluate_module
@@ -268,7 +269,8 @@ def test_resume_refuses_what_is_not_an_evaluation_checkpoint(tmp_path):
     torch.save({"epoch": 1, "state_dict": {"queue_bone": torch.zeros(2)}, "optimizer": {}}, pretraining)
     with pytest.raises(
         CheckpointError,
-        match="not an action_classification.py checkpoint .no 'best' entry.; it is a pretraining checkpoint, which goes to --pretrained",
+        match="not an action_classification.py checkpoint .no 'best' entry.; it is a pretraining checkpoint, "
+        "which goes to --pretrained",
     ):
         read_probe_resume(str(pretraining), to_dict(_settings(tmp_path / "x")))
     # the published linear evaluation's checkpoint: it has an optimizer, and one view's best_acc1
@@ -323,9 +325,13 @@ def test_the_logistic_probe_fits_only_the_data_ratio_subset(tmp_path, processed,
     argv = ["--data-dir", folder, "--device", "cpu", "-j", "0", "--view", "joint", "--data-ratio", "0.5"]
     settings, model, train, val = prepare_evaluation(*parse_classification(argv + ["--checkpoint-path", str(out)]))
     assert settings.probe.probe == "logistic" and settings.probe.data_ratio == 0.5
-    run_classification(settings, model, train, val)
+    best = run_classification(settings, model, train, val)
     subset = json.loads((out / "train_subset.json").read_text())
     assert subset["size"] == 20 and seen["rows"] == {"joint": 20}
+    # fitted in one go, it writes its results as TensorBoard scalars too (step 0)
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("val/top1_joint")] == [pytest.approx(best["joint"]["top1"])]
     assert seen["train_labels"].tolist() == subset["labels"] == [i % 3 for i in subset["indices"]]
 
 

@@ -394,7 +394,7 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     assert knn_eval.main([*common, "--checkpoint-path", str(knn_out), "--results", str(tmp_path / "r.jsonl")]) == 0
     capsys.readouterr()
     assert pretrain(data_dir, knn_out, "--epochs", "1") == 1
-    assert f"{knn_out} holds a kNN evaluation run (result.json, settings.json)" in capsys.readouterr().err
+    assert f"{knn_out} holds a kNN evaluation run (result.json, settings.json, tensorboard)" in capsys.readouterr().err
     assert action_classification.main([*common, *PROBE, "--checkpoint-path", str(finished)]) == 1
     assert f"{finished} holds a pretraining run (" in capsys.readouterr().err
     converted = tmp_path / "converted"  # what a converter leaves beside the data: its settings.json
