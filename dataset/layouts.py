@@ -100,6 +100,17 @@ class Layout:
         if problems:
             raise LayoutError(f"layout {self.name!r}: " + "; ".join(problems))
 
+    def differences(self, other):
+        """How layout `other` differs from this one, for messages: 'centre 0 against 3', or the name alone of
+        a field holding a list of more than four values ('parents')."""
+        found = []
+        for name, ours in asdict(self).items():
+            theirs = getattr(other, name)
+            if ours != theirs:
+                long = isinstance(ours, (list, tuple)) and len(ours) > 4
+                found.append(name if long else f"{name} {ours!r} against {theirs!r}")
+        return ", ".join(found)
+
     @property
     def num_joints(self):
         return len(self.joints)

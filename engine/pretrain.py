@@ -204,7 +204,7 @@ def read_resume(path, model, settings):
     if recorded != layout:
         raise CheckpointError(
             f"--resume {path}: the checkpoint was trained on skeletons of layout {recorded.name!r}, "
-            f"the data folder holds layout {layout.name!r}"
+            f"the data folder holds layout {layout.name!r}; they differ in {recorded.differences(layout)}"
         )
     before = recorded_settings(ckpt)
     if before is not None:

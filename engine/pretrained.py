@@ -111,7 +111,8 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
         raise CheckpointError(
             f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
             f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
-            f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies)"
+            f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
+            f"differ in {pretrained_on.differences(layout)}"
         )
     if sizes["input_size"] != layout.input_size:
         raise CheckpointError(

@@ -1,5 +1,6 @@
 """Loading released-format and our checkpoints onto the downstream model, and each loading error."""
 
+import dataclasses
 import os
 
 import pytest
@@ -138,6 +139,13 @@ def test_the_layout_of_a_checkpoint(tmp_path):
         r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\)",
     ):
         load_pretrained(path, 3, KINECT20)
+    # the same name and size, another skeleton: the message says what differs
+    moved = dataclasses.replace(NTU25, centre=3, parents=(0,) * 25)
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds layout 'ntu25' \(25 joints, 2 bodies\); they differ in parents, centre 1 against 3$",
+    ):
+        load_pretrained(path, 3, moved)
 
 
 def test_not_a_checkpoint(tmp_path):
