@@ -308,6 +308,16 @@ def prepare_evaluation(parser, args):
     settings = eval_settings(parser, args, preset, train, info)
     if settings.stage != "knn":
         _check_training_classes(parser, settings, train)
+    unseen = np.setdiff1d(np.asarray(val.labels), np.asarray(train.labels))
+    if len(unseen):
+        count = int(np.isin(np.asarray(val.labels), unseen).sum())
+        print(
+            f"warning: {count} of {len(val)} evaluation recordings of {val.folder} belong to classes with no "
+            f"training recording ({', '.join(map(str, unseen[:10]))}{' …' if len(unseen) > 10 else ''}); "
+            "no classifier can name them, so top-1 stays below "
+            f"{100 * (len(val) - count) / len(val):.1f} %",
+            flush=True,
+        )
     return settings, model, train, val
 
 

@@ -49,6 +49,8 @@ def fit_stream(train_x, train_y, seed=0, c_grid=C_GRID):
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a C that does not converge is not chosen for it
         warnings.simplefilter("ignore", FitFailedWarning)  # such folds score NaN and are left out below
+        # a class of one recording sits in one fold only (cv_folds: at least two folds); its warning says so
+        warnings.filterwarnings("ignore", "The least populated class in y has only", UserWarning)
         scores = np.array(
             [cross_val_score(_pipeline(c), train_x, train_y, cv=folds, error_score=np.nan) for c in c_grid]
             if folds is not None

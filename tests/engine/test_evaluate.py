@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -352,3 +354,16 @@ def test_a_classifier_refuses_a_training_part_of_one_class_and_an_empty_subset(t
     with pytest.raises(ProcessedDataError, match=r"--data-ratio 0.05 subset .* holds one class \(label 1\)"):
         prepare_evaluation(*parse_classification(["--data-dir", two, "--data-ratio", "0.05", "--seed", "0", *argv]))
     assert not out.exists()
+
+
+def test_classes_only_in_the_evaluation_part_are_named_before_work(tmp_path, processed, capsys):
+    folder = processed(tmp_path / "mine", n=(12, 8), layout=KINECT20, dataset="mine", frames=20, num_class=4)
+    with open(os.path.join(folder, "train_label.pkl"), "wb") as f:  # training recordings of classes 0-2 only
+        pickle.dump(([f"train{i:03d}" for i in range(12)], [i % 3 for i in range(12)]), f)
+    for parse in (parse_classification, parse_knn):
+        prepare_evaluation(*parse(["--data-dir", folder, "--device", "cpu", "--checkpoint-path", str(tmp_path / "r")]))
+        out = capsys.readouterr().out
+        assert (
+            f"warning: 2 of 8 evaluation recordings of {folder} belong to classes with no training recording (3)" in out
+        )
+        assert "top-1 stays below 75.0 %" in out
