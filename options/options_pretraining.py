@@ -258,6 +258,7 @@ def resolve(parser, args):
             "--rewind goes with --resume: it lets a resume continue from a checkpoint older than the folder's newest"
         )
     epochs_given = args.epochs is not None
+    given = {key for key, value in vars(args).items() if value is not None}  # before the preset fills the rest
     name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset", world_size)
     if name == SMALL and len(train) < SMALL_MIN_SAMPLES:
         parser.error(
@@ -267,6 +268,13 @@ def resolve(parser, args):
     layout = train.layout
     if args.corrupted_joints is None:
         args.corrupted_joints = layout.corrupted_joints
+    elif name == SMALL and "corrupted_joints" not in given and args.corrupted_joints != layout.corrupted_joints:
+        print(
+            f"note: the small-data preset corrupts {args.corrupted_joints} of the {layout.num_joints} joints (15 %), "
+            f"not the {layout.corrupted_joints} of layout {layout.name!r} (the published presets' share); "
+            f"--corrupted-joints {layout.corrupted_joints} uses the layout's",
+            flush=True,
+        )
     check_rules(parser, vars(args), RULES)
     global_batch = args.batch_size * world_size
     steps_per_epoch = len(train) // global_batch

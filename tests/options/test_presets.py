@@ -76,6 +76,14 @@ def test_pretraining_on_another_folder_gets_the_small_data_rules(tmp_path, proce
     assert s.run.checkpoint_path == "./checkpoints/mine_cross_subject_pretrain"
 
 
+def test_the_small_data_corruption_rule_says_when_it_departs_from_the_layout(tmp_path, processed, capsys):
+    folder = processed(tmp_path / "mine", n=(40, 10), layout=KINECT20, num_class=5, dataset="mine", frames=31)
+    assert pretrain_settings(folder).views.corrupted_joints == 3
+    assert "corrupts 3 of the 20 joints (15 %), not the 12 of layout 'kinect20'" in capsys.readouterr().out
+    assert pretrain_settings(folder, "--corrupted-joints", "12").views.corrupted_joints == 12
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_every_small_data_value_is_overridden_by_its_flag(tmp_path, processed):
     folder = processed(tmp_path / "mine", n=(200, 10), layout=KINECT20, num_class=5, dataset="mine", frames=31)
     s = pretrain_settings(
