@@ -155,6 +155,9 @@ def train_one_epoch(model, loader, optimizer, epoch, settings, ctx, writer, scal
             for key, value in stats.items():
                 writer.add_scalar(f"step/{key}", float(value), epoch * len(loader) + step)
             bar.set_postfix(loss=f"{float(stats['loss']):.4f}", top1=f"{stats['top1_joint']:.1f}")
+        if step + 1 == len(loader):  # the bar ends on this process's epoch means, not on a step --print-freq chose
+            loss, top1 = (float(totals[key]) / steps for key in ("loss", "top1_joint"))
+            bar.set_postfix_str(f"epoch mean loss={loss:.4f}, top1={top1:.1f}")
     bar.close()
     packed = all_reduce_sum(
         torch.tensor([float(totals[k]) for k in sorted(totals)] + [steps], dtype=torch.float64, device=ctx.device)

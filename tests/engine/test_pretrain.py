@@ -510,3 +510,15 @@ def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monke
     assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1
     monkeypatch.setattr(engine, "train_step", train_step)
     assert main(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar")) == 0  # claim released
+
+
+def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsys):
+    # 2 steps an epoch, --print-freq 10: the bar showed the first step's loss all epoch long
+    out = tmp_path / "run"
+    assert (
+        pretrain_cmd.main(["--data-dir", data_dir, "--checkpoint-path", str(out), *TINY_PRETRAIN, "--epochs", "2"]) == 0
+    )
+    err = capsys.readouterr().err
+    for line in (out / "log.jsonl").read_text().splitlines():
+        epoch = json.loads(line)
+        assert f"epoch mean loss={epoch['loss']:.4f}, top1={epoch['top1_joint']:.1f}]\n" in err.replace("\r", "\n")
