@@ -406,6 +406,7 @@ def run_classification(settings, model, train, val):
                 epoch=values.get("epoch"),
                 C=values.get("C"),
                 probe=probe.probe,
+                finetune=probe.finetune,
                 data_ratio=probe.data_ratio,
             )
             for view, values in best.items()
@@ -413,9 +414,10 @@ def run_classification(settings, model, train, val):
         append_results(run.results, records)
     finally:
         claim.release()
+    trained = "fine-tuned with SGD" if probe.finetune else f"{probe.probe} probe"
     for view, values in best.items():
         print(
-            f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({probe.probe} probe): "
+            f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({trained}): "
             f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}"
         )
     print(f"{len(records)} results appended to {run.results}; run folder {out}")

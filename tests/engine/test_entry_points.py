@@ -263,7 +263,9 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
         assert action_classification.main(line) == 0
     first, second = _records(results)
     assert first["stage"] == second["stage"] == "semi" and first["seed"] != second["seed"]
-    assert "no --seed: drew seed" in capsys.readouterr().out
+    assert first["finetune"] is True and first["probe"] == "sgd"
+    out = capsys.readouterr().out
+    assert "no --seed: drew seed" in out and "semi ntu60 cross_subject_semi joint (fine-tuned with SGD): top-1" in out
     folders = sorted(os.listdir(tmp_path / "runs" / "semi"))
     assert folders == sorted(f"ntu60_cross_subject_semi_joint_ratio0.5_seed{r['seed']}" for r in (first, second))
     subsets = [json.loads((tmp_path / "runs" / "semi" / f / "train_subset.json").read_text()) for f in folders]
