@@ -269,9 +269,9 @@ def convert(
             for task, (status, payload) in zip(current, results):
                 if status == "bad":
                     if not skip_bad:
-                        raise ConversionError(payload + "\n(rerun with --skip-bad to skip unreadable files)")
-                    tqdm.write(f"skipping unreadable file: {payload}")
-                    skipped.append(f"{task.source}\tunreadable: {payload}")
+                        raise ConversionError(payload + "\n(rerun with --skip-bad to skip bad files and samples)")
+                    tqdm.write(f"skipping bad input: {payload}")
+                    skipped.append(f"{task.source}\tbad: {payload}")
                     continue
                 for sample, result in zip(task.samples, payload):
                     array, n_frame = result[:2]

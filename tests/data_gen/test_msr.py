@@ -166,7 +166,7 @@ def test_zero_frames_are_removed_and_an_all_zero_file_is_bad(tmp_path, capsys, t
         _run(raw, out)
     assert tree(out) == before
     _run(raw, out, "--skip-bad")
-    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{empty}\tunreadable: {empty}: all 3 frames")
+    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{empty}\tbad: {empty}: all 3 frames")
     assert "a08_s06_e01" not in load_splits(out)[1].names
 
 
@@ -207,7 +207,7 @@ def test_bad_line_names_the_file_and_line_and_is_skipped_with_skip_bad(tmp_path,
         _run(raw, out)
     assert tree(out) == before  # earlier outputs kept, no temporaries
     _run(raw, out, "--skip-bad")
-    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{bad}\tunreadable: {bad}: ")
+    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{bad}\tbad: {bad}: ")
     assert [len(s) for s in load_splits(out)] == [3, 3]
 
 

@@ -238,7 +238,7 @@ def test_non_finite_or_absurd_coordinate_names_file_and_line(tmp_path, value, nt
     ):
         ntu.run(raw, out)
     ntu.run(raw, out, "--skip-bad")
-    assert f"{name}\tunreadable: {path}: line 36" in open(os.path.join(out, "skipped.txt")).read()
+    assert f"{name}\tbad: {path}: line 36" in open(os.path.join(out, "skipped.txt")).read()
     names = load_split(os.path.join(out, "xsub"), "train").names
     assert name not in names and len(names) == 2
 
@@ -305,7 +305,7 @@ def test_body_with_other_than_25_joints_is_a_bad_file(tmp_path, n_joint, ntu):
     ):
         ntu.run(raw, out)
     ntu.run(raw, out, "--skip-bad")
-    assert f"{name}\tunreadable" in open(os.path.join(out, "skipped.txt")).read()
+    assert f"{name}\tbad" in open(os.path.join(out, "skipped.txt")).read()
     assert name not in load_split(os.path.join(out, "xsub"), "train").names
 
 

@@ -316,7 +316,7 @@ def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, ke
     assert (
         open(os.path.join(out, "skipped.txt"))
         .read()
-        .startswith(f"{path}: S001C001P001R001A001\tunreadable: {path}: sample 'S001C001P001R001A001'")
+        .startswith(f"{path}: S001C001P001R001A001\tbad: {path}: sample 'S001C001P001R001A001'")
     )
     train, val = load_splits(out)
     assert train.names == ["S002C001P002R001A003"] and val.names == ["S001C002P003R001A005"]

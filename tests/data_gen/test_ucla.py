@@ -173,7 +173,7 @@ def test_bad_file_names_the_file_and_is_skipped_with_skip_bad(tmp_path, content,
     assert info.value.code.startswith(f"error: {bad}: ")  # a message: exit status 1
     assert tree(out) == before  # earlier outputs kept, no temporaries
     _run(raw, out, "--skip-bad")
-    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{bad}\tunreadable: {bad}: ")
+    assert open(os.path.join(out, "skipped.txt")).read().startswith(f"{bad}\tbad: {bad}: ")
     train, val = load_splits(out)
     assert "a03_s02_e00_v01" not in train.names and len(train) == 3 and len(val) == 2
 
