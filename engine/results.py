@@ -101,21 +101,31 @@ def load_results(paths):
     """
     records = []
     for path in paths:
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
+        try:
+            records += _read_records(path)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a text file of JSON lines (byte {exc.start} is not UTF-8)") from None
+    return records
+
+
+def _read_records(path):
+    """The records of one JSON-lines file (see `load_results`)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if not line.endswith("\n") or line.startswith("{"):
+                    log.warning(
+                        "%s, line %d: skipped, a record cut short by an interrupted append (%s)", path, number, exc
+                    )
                     continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    if not line.endswith("\n") or line.startswith("{"):
-                        log.warning(
-                            "%s, line %d: skipped, a record cut short by an interrupted append (%s)", path, number, exc
-                        )
-                        continue
-                    raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{path}, line {number}: not a JSON object")
-                _check(record, f"{path}, line {number}")
-                records.append(record)
+                raise ValueError(f"{path}, line {number}: not a JSON record ({exc})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: not a JSON object")
+            _check(record, f"{path}, line {number}")
+            records.append(record)
     return records

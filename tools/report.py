@@ -153,7 +153,15 @@ def report(records):
         sections.append(
             "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
         )
-    return "\n\n".join(sections) if sections else "no results"
+    if sections:
+        return "\n\n".join(sections)
+    if not records:
+        return "no results"
+    stages = sorted({str(r["stage"]) for r in records})
+    return (
+        f"no evaluation results among the {len(records)} records (stages: {', '.join(stages)}); the coordinate "
+        "baselines' records ('baseline') are tabled by scripts/real_data_report.py"
+    )
 
 
 def main(argv=None):

@@ -127,6 +127,17 @@ def test_a_record_cut_short_is_skipped_and_a_bad_one_named(tmp_path, caplog, cap
     assert err == f"error: {path}, line 5: value must be a finite number, found nan\n"
     assert main([str(tmp_path / "missing.jsonl")]) == 1
     assert "missing.jsonl" in capsys.readouterr().err
+    binary = tmp_path / "features.pkl"
+    binary.write_bytes(b"\x80\x04K\x01.")
+    assert main([str(binary)]) == 1
+    assert capsys.readouterr().err == f"error: {binary}: not a text file of JSON lines (byte 0 is not UTF-8)\n"
+
+
+def test_records_of_no_evaluation_say_so():
+    baseline = dict(stage="baseline", dataset="d", protocol="", view="coordinates_1nn", metric="top1", value=50.0)
+    text = report([baseline, dict(baseline, view="coordinates_logistic")])
+    assert text.startswith("no evaluation results among the 2 records (stages: baseline)")
+    assert "scripts/real_data_report.py" in text
 
 
 @pytest.mark.parametrize("argv", [["--help"]])
