@@ -92,14 +92,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.max_points < MIN_POINTS:
         parser.error(f"--max-points must be at least {MIN_POINTS}, found {args.max_points}")
-    try:
+    try:  # a bad features file is bad data (exit status 1), not a usage error
         features, labels, names = load_features(args.features, args.part)
+        if len(features) < MIN_POINTS:
+            raise ValueError(
+                f"{args.features}: t-SNE needs {MIN_POINTS} samples or more; its {args.part} part has {len(features)}"
+            )
     except ValueError as exc:
-        parser.error(str(exc))
-    if len(features) < MIN_POINTS:
-        parser.error(
-            f"{args.features}: t-SNE needs {MIN_POINTS} samples or more; its {args.part} part has {len(features)}"
-        )
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
     chosen = subsample(len(features), args.max_points, args.seed)
     features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
     png = os.path.join(args.out, f"tsne_{args.part}.png")
