@@ -210,9 +210,13 @@ def claim_folder(folder, what):
     the temporary files dead writers left in the folder.
     """
     with no_space_error(folder, "nothing was written"):
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, CLAIM_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, CLAIM_FILE), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            if out_of_space(exc):
+                raise
+            raise OutputError(exc.errno, f"{folder}: cannot write there ({exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

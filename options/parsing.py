@@ -79,8 +79,17 @@ def check_output_path(parser, name, path):
         path.encode("utf-8")
     except UnicodeEncodeError:
         parser.error(f"{flag(name)} {path!r}: the path holds bytes that are not UTF-8; choose another")
-    if os.path.isfile(path) and name == "checkpoint_path":
+    if name != "checkpoint_path":
+        return
+    if os.path.isfile(path):
         parser.error(f"{flag(name)} {path} is a file; expected a folder")
+    if os.path.islink(path) and not os.path.exists(path):
+        parser.error(f"{flag(name)} {path} is a symbolic link to {os.readlink(path)}, which does not exist")
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        parser.error(f"{flag(name)} {path}: {ancestor} is a file, not a folder")
 
 
 def check_device(parser, name):

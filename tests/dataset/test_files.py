@@ -476,3 +476,14 @@ def test_conversion_leaves_the_users_dot_tmp_files_and_folders(tmp_path):
     assert sorted(n for n in os.listdir(out) if n.startswith(".")) == [".claim", ".tmp-notes.txt", ".tmp-x"]
     _ucla(raw, out)  # and again on a rerun
     assert (out / ".tmp-notes.txt").read_text() == "my notes\n" and (out / ".tmp-x" / "kept.txt").is_file()
+
+
+def test_a_folder_that_cannot_be_claimed_is_named_with_the_reason(tmp_path, monkeypatch):
+    # root ignores folder modes, so the file system's refusal is simulated where it happens
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "makedirs", refuse)
+    with pytest.raises(OSError) as info:
+        claim_folder(str(tmp_path / "ro" / "run"), "a test")
+    assert str(info.value) == f"{tmp_path}/ro/run: cannot write there (Operation not permitted)"

@@ -172,6 +172,20 @@ def test_pretraining_flags_out_of_range_are_usage_errors(folder, small_folder, c
     assert message in usage_error(capsys, lambda a: pretrain(small_folder, *a), argv)
 
 
+def test_an_output_folder_that_cannot_be_one_is_a_usage_error(folder, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for path, message in (
+        (
+            tmp_path / "afile" / "sub",
+            f"--checkpoint-path {tmp_path}/afile/sub: {tmp_path}/afile is a file, not a folder",
+        ),
+        (tmp_path / "dangling", f"--checkpoint-path {tmp_path}/dangling is a symbolic link to {tmp_path}/gone, which"),
+    ):
+        argv = ["--checkpoint-path", str(path), *TINY]
+        assert message in usage_error(capsys, lambda a: pretrain(folder, *a), argv)
+
+
 def test_a_batch_larger_than_the_training_set_is_a_usage_error(small_folder, capsys):
     message = usage_error(capsys, lambda a: pretrain(small_folder, *a), ["-b", "64"])
     assert "has 16 samples, fewer than one global batch of 64" in message
