@@ -39,7 +39,7 @@ from dataset.files import (
     temp_path,
 )
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
-from dataset.processed import MAX_FRAME
+from dataset.processed import CONVERTING, MAX_FRAME
 
 
 def sample_shape(layout):
@@ -321,10 +321,15 @@ def convert(
             (os.path.join(out_folder, "settings.json"), (json.dumps(summary, indent=2) + "\n").encode()),
         ]
         extras = {final: write_temporary(final, payload, made) for final, payload in payloads}
+        for folder in folder_of.values():  # a kill among the renames below leaves it: the folder is refused
+            with open(os.path.join(folder, CONVERTING), "w") as f:
+                f.write(f"pid {os.getpid()} was replacing this folder's files\n")
         for w in writers.values():
             w.commit()
         for final, tmp in extras.items():
             os.replace(tmp, final)
+        for folder in folder_of.values():
+            os.unlink(os.path.join(folder, CONVERTING))
     except BaseException:
         for tmp in made:
             if os.path.lexists(tmp):
@@ -431,7 +436,11 @@ def run_conversion(
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:
-        print(f"interrupted: {out_folder} holds what it held before this conversion", file=sys.stderr)
+        mixed = [root for root, _, names in os.walk(out_folder) if CONVERTING in names]
+        if mixed:
+            print(f"interrupted while replacing the files of {', '.join(mixed)}: convert again", file=sys.stderr)
+        else:
+            print(f"interrupted: {out_folder} holds what it held before this conversion", file=sys.stderr)
         raise SystemExit(130) from None
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")

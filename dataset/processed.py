@@ -30,6 +30,7 @@ from dataset.files import file_fingerprint
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
 PARTS = ("train", "val")
+CONVERTING = ".converting"  # in a processed folder while a converter replaces its files (data_gen.writer)
 MAX_FRAME = 300
 SCAN_ROWS = 256  # samples checked for non-finite or absurd values at a time (about 46 MB of NTU data)
 # Kinect v2 camera-space coordinates are metres within about 8 m of the camera; beyond 10 km a value is
@@ -230,6 +231,11 @@ def load_split(folder, part, mmap=True, num_class=None):
     folder = str(folder)
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    if os.path.exists(os.path.join(folder, CONVERTING)):
+        raise ProcessedDataError(
+            f"processed folder {folder}: a conversion was stopped while replacing its files ({CONVERTING} is "
+            "there), so they may mix two conversions; convert again"
+        )
     if num_class is not None and num_class < 1:
         raise ValueError(f"num_class must be a positive integer, got {num_class!r}")
     try:

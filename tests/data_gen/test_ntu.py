@@ -12,7 +12,7 @@ from data_gen import ntu_gendata, writer
 from data_gen.normalize import normalize_loop
 from data_gen.ntu_reader import SkeletonFileError, body_energy, is_training, read_bodies, select_bodies
 from dataset.layouts import NTU25, read_folder_record
-from dataset.processed import load_split
+from dataset.processed import ProcessedDataError, load_split
 
 
 def test_parse_file_with_two_bodies_and_an_empty_frame(tmp_path, ntu):
@@ -218,6 +218,29 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
     assert "S001C001P001R001A005.skeleton" in load_split(os.path.join(out, "xsub"), "train").names
     assert not [f for f in os.listdir(os.path.join(out, "xsub")) if f.startswith(".")]
     assert [f for f in os.listdir(out) if f.startswith(".")] == [".claim"]
+
+
+def test_a_conversion_stopped_among_its_renames_leaves_a_folder_that_is_refused(tmp_path, monkeypatch, capsys, ntu):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    ntu.raw_set(raw)
+    ntu.run(raw, out)
+    renames, replace = [], os.replace
+
+    def stopped(src, dst):
+        renames.append(dst)
+        if len(renames) == 2:  # one part's data renamed, its labels not
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(writer.os, "replace", stopped)
+    with pytest.raises(SystemExit) as stop:
+        ntu.run(raw, out)
+    assert stop.value.code == 130 and "interrupted while replacing the files of" in capsys.readouterr().err
+    monkeypatch.undo()
+    with pytest.raises(ProcessedDataError, match="a conversion was stopped while replacing its files"):
+        load_split(os.path.join(out, "xsub"), "train")
+    ntu.run(raw, out)  # converted again: whole, and loadable
+    assert len(load_split(os.path.join(out, "xsub"), "train")) > 0
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1e+30", "10000.5"])
