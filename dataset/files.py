@@ -36,7 +36,7 @@ _TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$")  # group 1:
 # What a training or evaluation run leaves in its folder (engine.runfolder), told apart from the data
 # folders converters write.
 _RUN_FILE = re.compile(
-    r"^(settings\.json|result\.json|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$"
+    r"^(settings\.json|result\.jsonl|log\.jsonl|tensorboard|train_subset\.json|checkpoint(_\d+|_last)?\.pth\.tar)$"
 )
 
 

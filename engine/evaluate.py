@@ -41,7 +41,7 @@ from engine.checkpoint import (
 from engine.knn import knn_top1
 from engine.pretrained import downstream_model
 from engine.probe import logistic_probe
-from engine.results import append_results, make_record
+from engine.results import RESULT, append_results, make_record
 from engine.runfolder import open_run_folder
 from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, seed_everything, topk_correct
 from feeder.feeder_downstream import DownstreamFeeder, semi_subset
@@ -358,45 +358,60 @@ def _training_subset(settings, train):
     return semi_subset(len(train), ratio, settings.run.seed) if ratio < 1.0 else None
 
 
+def _train_or_fit(settings, model, train, val, device, resumed):
+    """Train (SGD) or fit (logistic) the run's classifiers, writing the run folder's files; returns the best
+    results per view."""
+    run, probe = settings.run, settings.probe
+    out = run.checkpoint_path
+    indices = _training_subset(settings, train)
+    if indices is not None:
+        save_subset(os.path.join(out, "train_subset.json"), indices, train, probe.data_ratio, run.seed)
+    save_settings(to_dict(settings), out)
+    model.to(device)
+    if probe.probe == "logistic":
+        best = _logistic(settings, model, train, val, device, indices)
+        write_final_scalars(out, best, "val")
+    else:
+        writer = make_writer(os.path.join(out, "tensorboard"))
+        try:
+            loaders = [
+                make_loader(
+                    _feeder(settings, split, is_train, indices if is_train else None),
+                    probe.batch_size,
+                    run.workers,
+                    is_train,
+                    run.seed,
+                    device,
+                )
+                for split, is_train in ((train, True), (val, False))
+            ]
+            best = train_classifier(model, *loaders, settings, device, out, writer, resumed)
+        finally:
+            writer.close()
+    return best
+
+
 def run_classification(settings, model, train, val):
     """A linear evaluation, semi-supervised fine-tuning or transfer run (see the module docstring);
     returns {view: {'top1', 'top5', …}} and appends one record per view to the results file."""
     run, probe = settings.run, settings.probe
     resumed = read_probe_resume(run.resume, to_dict(settings)) if run.resume else None
-    if resumed is not None and int(resumed[0]["epoch"]) >= probe.epochs:
+    out = run.checkpoint_path
+    finished = resumed is not None and int(resumed[0]["epoch"]) >= probe.epochs
+    if finished and os.path.exists(os.path.join(out, RESULT)):
         print(
             f"nothing to do: {run.resume} is at epoch {int(resumed[0]['epoch'])}, --epochs {probe.epochs} "
-            f"(its results were appended to the results file when it finished; a longer --epochs continues it)"
+            f"(its results are in {os.path.join(out, RESULT)} and were appended to the results file when it "
+            "finished; a longer --epochs continues it)"
         )
         return dict(resumed[0]["best"])
     device, claim = _start(settings, "classification")
     try:
-        out = run.checkpoint_path
-        indices = _training_subset(settings, train)
-        if indices is not None:
-            save_subset(os.path.join(out, "train_subset.json"), indices, train, probe.data_ratio, run.seed)
-        save_settings(to_dict(settings), out)
-        model.to(device)
-        if probe.probe == "logistic":
-            best = _logistic(settings, model, train, val, device, indices)
-            write_final_scalars(out, best, "val")
+        if finished:  # stopped after its last checkpoint, before its results were recorded
+            print(f"{run.resume} finished training (epoch {int(resumed[0]['epoch'])}); recording its results")
+            best = dict(resumed[0]["best"])
         else:
-            writer = make_writer(os.path.join(out, "tensorboard"))
-            try:
-                loaders = [
-                    make_loader(
-                        _feeder(settings, split, is_train, indices if is_train else None),
-                        probe.batch_size,
-                        run.workers,
-                        is_train,
-                        run.seed,
-                        device,
-                    )
-                    for split, is_train in ((train, True), (val, False))
-                ]
-                best = train_classifier(model, *loaders, settings, device, out, writer, resumed)
-            finally:
-                writer.close()
+            best = _train_or_fit(settings, model, train, val, device, resumed)
         records = [
             make_record(
                 settings,

@@ -15,12 +15,12 @@ import math
 import numbers
 import os
 
-from dataset.files import append_lines, write_text
+from dataset.files import append_lines, json_line, write_text
 from options.settings import to_dict
 
 log = logging.getLogger(__name__)
 
-RESULT = "result.json"  # an evaluation's records, in its run folder once it finished
+RESULT = "result.jsonl"  # an evaluation's records (a results file of its own), in its run folder once it finished
 TEXT_FIELDS = ("stage", "dataset", "protocol", "view", "metric")
 
 
@@ -60,11 +60,11 @@ def make_record(settings, view, value, **extra):
 
 def append_results(path, records):
     """Append `records` (one evaluation's) to the results file `path`, all in one write or none
-    (dataset.files.append_lines), then write them to `result.json` in their run folder: a run folder
-    holding one is a finished evaluation (the scripts' RESUME=1 skips it)."""
+    (dataset.files.append_lines), then write them to `result.jsonl` in their run folder, in the same
+    format: a run folder holding one is a finished evaluation (the scripts' RESUME=1 skips it)."""
     append_lines(path, records)
     if records and records[0].get("run"):  # an evaluation's (a baseline's records have no run folder)
-        write_text(os.path.join(records[0]["run"], RESULT), json.dumps(records, indent=1, default=str) + "\n")
+        write_text(os.path.join(records[0]["run"], RESULT), "".join(json_line(r) for r in records))
 
 
 def _check(record, where):

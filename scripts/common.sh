@@ -11,7 +11,7 @@
 #   FRESH=1     start again in output folders that hold an earlier run (each entry point then moves
 #               the old files to a subfolder previous-<date-time>/; nothing is deleted)
 #   RESUME=1    go on with an interrupted sweep: pretraining continues from checkpoint_last; an
-#               evaluation that finished (its folder holds result.json) is skipped, an interrupted SGD
+#               evaluation that finished (its folder holds result.jsonl) is skipped, an interrupted SGD
 #               probe continues from its checkpoint, any other interrupted one starts afresh (as FRESH=1)
 #
 # Every command is printed as one shell-quoted line starting with "+ " before it runs, so a log
@@ -165,8 +165,8 @@ eval_args() {
     if [ "${RESUME:-0}" != 1 ]; then
         return 0
     fi
-    if [ -f "$1/result.json" ]; then
-        echo "RESUME=1: $1 holds a finished evaluation (result.json); skipped"
+    if [ -f "$1/result.jsonl" ]; then
+        echo "RESUME=1: $1 holds a finished evaluation (result.jsonl); skipped"
         return 1
     elif [ -f "$1/checkpoint.pth.tar" ]; then
         RUN_ARGS=(--resume "$1/checkpoint.pth.tar")

@@ -2,6 +2,7 @@
 before work, the data's identity on resume, and the red-team's remaining defects (one test each)."""
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -394,7 +395,7 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     assert knn_eval.main([*common, "--checkpoint-path", str(knn_out), "--results", str(tmp_path / "r.jsonl")]) == 0
     capsys.readouterr()
     assert pretrain(data_dir, knn_out, "--epochs", "1") == 1
-    assert f"{knn_out} holds a kNN evaluation run (result.json, settings.json, tensorboard)" in capsys.readouterr().err
+    assert f"{knn_out} holds a kNN evaluation run (result.jsonl, settings.json, tensorboard)" in capsys.readouterr().err
     assert action_classification.main([*common, *PROBE, "--checkpoint-path", str(finished)]) == 1
     assert f"{finished} holds a pretraining run (" in capsys.readouterr().err
     converted = tmp_path / "converted"  # what a converter leaves beside the data: its settings.json
@@ -435,6 +436,19 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     # a finished run resumed with its own length: nothing to do, nothing appended
     assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
     assert "nothing to do" in capsys.readouterr().out and results.read_text() == lines
+    # stopped after its last checkpoint, before its records: the resume records them (once)
+    (out / "result.jsonl").unlink()
+    results.write_text("")
+    assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
+    assert "finished training (epoch 2); recording its results" in capsys.readouterr().out
+    assert (out / "result.jsonl").read_text() == results.read_text()
+    assert [json.loads(x)["value"] for x in results.read_text().splitlines()] == [
+        json.loads(x)["value"] for x in lines.splitlines()
+    ]
+    assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
+    assert "nothing to do" in capsys.readouterr().out and len(results.read_text().splitlines()) == len(
+        lines.splitlines()
+    )
     moved = shutil.copyfile(checkpoint, tmp_path / "moved.pth.tar")  # the same checkpoint elsewhere continues it
     assert classify(data_dir, out, results, "--pretrained", str(moved), "--seed", "1", *resume) == 0
     assert len(results.read_text().splitlines()) == 2 * len(lines.splitlines())

@@ -186,12 +186,12 @@ def test_pretrain_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_
 
 
 def test_an_evaluation_sweep_goes_on_with_resume(tmp_path):
-    # RESUME=1: a finished evaluation (result.json) is skipped, an interrupted SGD probe continues from its
+    # RESUME=1: a finished evaluation (result.jsonl) is skipped, an interrupted SGD probe continues from its
     # checkpoint, an interrupted run without one starts afresh, a run not started starts.
     shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
     runs = tmp_path / "runs" / "semi"
     for seed, files in (
-        (1, ["settings.json", "result.json"]),
+        (1, ["settings.json", "result.jsonl"]),
         (2, ["settings.json", "checkpoint.pth.tar"]),
         (3, ["settings.json"]),
     ):
