@@ -100,8 +100,10 @@ def temp_path(path):
 def atomic_output(path):
     """Yield a temporary path beside `path`; renamed to `path` when the block succeeds, removed otherwise.
 
-    The new file gets the permissions the user's umask gives (mode 0o666 & ~umask, as open() does).
+    The new file gets the permissions the user's umask gives (mode 0o666 & ~umask, as open() does). A
+    `path` that is a symbolic link gets its target written, as open() would write it.
     """
+    path = os.path.realpath(path) if os.path.islink(path) else path
     tmp = temp_path(path)
     try:
         with no_space_error(path):

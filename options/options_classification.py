@@ -338,6 +338,11 @@ def choose_preset(parser, args, train):
     without --pretrained, the views of the random encoder (None with a checkpoint, which records its
     own): a random encoder gets the sizes and views (unset flags) a pretraining on this folder would use,
     the shortest crop following --view-frames as a pretraining's does."""
+    if getattr(args, "transfer", False) and train.dataset not in (None, "pku_v2"):
+        parser.error(
+            f"--transfer fine-tunes on PKU-MMD II (pku_v2), the paper's transfer protocol, but {train.folder} holds "
+            f"{train.dataset!r}; to fine-tune the whole network on it, pass --finetune instead"
+        )
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
     if args.pretrained:
         if args.view_frames is not None:
@@ -352,6 +357,9 @@ def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
     dataset = args.finetune_dataset or "ntu60"
     num_class = train.num_class or DATASETS[dataset].num_class
+    pretrained_on = args.pretrain_dataset or info.get("pretrain_dataset")
+    if args.stage == "transfer" and not args.transfer and pretrained_on == "pku_v2":
+        args.stage = "semi"  # fine-tuning with all labels on the data set it was pretrained on: no transfer
     if args.stage == "knn" and args.knn_neighbours > len(train):
         parser.error(
             f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "
@@ -374,11 +382,11 @@ def eval_settings(parser, args, preset, train, info):
             workers=args.workers,
             checkpoint_path=out,
             results=args.results,
-            resume=getattr(args, "resume", ""),
+            resume=(args.resume or "") if args.stage != "knn" else "",  # kNN's --resume is an ignored flag
             fresh=args.fresh,
             view=args.view,
             pretrained=args.pretrained,
-            pretrain_dataset=args.pretrain_dataset or info.get("pretrain_dataset"),
+            pretrain_dataset=pretrained_on,
             pretrained_fingerprint=file_fingerprint(args.pretrained) if args.pretrained else "",
             val_fingerprint=fingerprint(train.folder, "val"),
         ),

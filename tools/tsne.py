@@ -25,7 +25,7 @@ def load_features(path, part):
                 np.asarray(data[f"{part}_labels"], dtype=np.int64),
                 [str(n) for n in data[f"{part}_names"]],
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError) as exc:  # EOFError: an empty file
         raise ValueError(
             f"{path}: not a feature export with {part}_features/_labels/_names "
             f"(written by knn_eval.py --save-features): {exc}"
@@ -92,6 +92,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.max_points < MIN_POINTS:
         parser.error(f"--max-points must be at least {MIN_POINTS}, found {args.max_points}")
+    ancestor = os.path.abspath(args.out)  # the output folder first: nothing is computed for a plot with no place
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        parser.error(f"--out {args.out}: {ancestor} is a file, not a folder")
     try:  # a bad features file is bad data (exit status 1), not a usage error
         features, labels, names = load_features(args.features, args.part)
         if len(features) < MIN_POINTS:

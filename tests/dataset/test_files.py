@@ -253,6 +253,15 @@ def test_check_writable_follows_a_symbolic_link_as_the_append_will(tmp_path):
         check_writable(str(under_a_file), "--results")
 
 
+def test_an_atomic_write_through_a_symbolic_link_writes_its_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f.npz").write_text("old")
+    link = tmp_path / "link.npz"
+    link.symlink_to(tmp_path / "real" / "f.npz")
+    write_text(str(link), "new")
+    assert link.is_symlink() and (tmp_path / "real" / "f.npz").read_text() == "new"
+
+
 def test_check_writable_refuses_a_folder(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(OSError) as info:

@@ -275,13 +275,13 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
     assert _records(tmp_path / "transfer.jsonl")[0]["stage"] == "transfer"
     knn = ["--lr", "0.1", "--batch-size", "4", "--knn-neighbours", "1", "--pretrained", tiny["checkpoint"]]
     knn += ["--finetune-dataset", "ntu60", "--protocol", "cross_subject", "--data-dir", tiny["folder"], "-j", "0"]
-    assert knn_eval.main(knn + ["--epochs", "5", "--results", str(tmp_path / "knn.jsonl")]) == 0
+    assert knn_eval.main(knn + ["--epochs", "5", "--resume", "x", "--results", str(tmp_path / "knn.jsonl")]) == 0
     out = capsys.readouterr().out
-    assert "warning: --lr, --epochs ignored here" in out
+    assert "warning: --lr, --epochs, --resume ignored here" in out
     settings = json.loads(
         (tmp_path / "runs" / "knn" / "ntu60_cross_subject_joint_seed42" / "settings.json").read_text()
     )
-    assert "lr" not in json.dumps(settings)  # an ignored flag is not a setting of the run
+    assert "lr" not in json.dumps(settings) and settings["run"]["resume"] == ""  # ignored flags are no settings
     extra = ["--start-epoch", "3", "-p", "10", "--pretrain-skeleton-representation", "graph-based", "--epochs", "1"]
     linear = ["--batch-size", "4", "--pretrained", tiny["checkpoint"], "--data-dir", tiny["folder"], "-j", "0"]
     assert action_classification.main(linear + extra + ["--results", str(tmp_path / "linear.jsonl")]) == 0

@@ -379,6 +379,10 @@ def test_stage_resolution_and_presets(folder, capsys):
         folder, "--finetune-dataset", "pku_v2", "--protocol", "cross_subject_semi", "--data-ratio", "1"
     )
     assert (published.stage, published.probe.finetune, published.probe.data_ratio) == ("transfer", True, 1.0)
+    # ... unless the encoder was pretrained on PKU-MMD II itself: then it is fine-tuning, no transfer
+    own = ["--finetune-dataset", "pku_v2", "--protocol", "cross_subject_semi", "--data-ratio", "1"]
+    assert _classification(folder, *own, "--pretrain-dataset", "pku_v2").stage == "semi"
+    assert _classification(folder, "--transfer", "--pretrain-dataset", "pku_v2").stage == "transfer"  # as asked
     assert (
         _classification(
             folder, "--finetune-dataset", "ntu60", "--protocol", "cross_subject_semi", "--data-ratio", "1"
@@ -444,6 +448,12 @@ def test_classification_with_zero_epochs_is_refused_before_any_output(tmp_path, 
     ]
     assert "--epochs must be at least 1 and finite, found 0" in usage_error(capsys, action_classification.main, argv)
     assert not os.path.exists(tmp_path / "run") and not os.path.exists(tmp_path / "r.jsonl")
+
+
+def test_transfer_into_a_folder_of_another_dataset_says_what_to_do(small_folder, capsys):
+    message = usage_error(capsys, lambda a: _classification(small_folder, *a), ["--transfer"])
+    assert "--transfer fine-tunes on PKU-MMD II (pku_v2)" in message and "holds 'mine'" in message
+    assert "pass --finetune instead" in message
 
 
 def test_the_logistic_probe_refuses_and_does_not_record_the_sgd_settings(small_folder, capsys):

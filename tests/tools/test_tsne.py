@@ -50,6 +50,13 @@ def test_subsample_and_a_file_that_is_not_an_export(tmp_path, capsys):
     assert "usage:" not in err and len(err.splitlines()) == 1
     assert tsne.main(["--features", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "out")]) == 1
     assert "missing.npz: not a feature export" in capsys.readouterr().err
+    (tmp_path / "empty.npz").write_bytes(b"")  # what a write stopped at once leaves
+    assert tsne.main(["--features", str(tmp_path / "empty.npz"), "--out", str(tmp_path / "out")]) == 1
+    assert "empty.npz: not a feature export" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        tsne.main(["--features", str(other), "--out", str(tmp_path / "afile" / "x")])
+    assert stop.value.code == 2 and f"{tmp_path}/afile is a file, not a folder" in capsys.readouterr().err
 
 
 def test_too_few_points_for_t_sne_are_errors(export, tmp_path, capsys):
