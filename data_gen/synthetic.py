@@ -60,6 +60,7 @@ order, and the frames where the actor is missing written as all zeros, as the tr
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -549,6 +550,13 @@ def main(argv=None):
         _generate(args)
     except ValueError as exc:
         parser.error(str(exc))
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {args.out} holds the raw files written so far (the last may be cut short); "
+            "run it again to write them all",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
 
 
 # The command line's counts, chances and spreads with their ranges, checked before anything is written.

@@ -100,13 +100,13 @@ class Layout:
         if problems:
             raise LayoutError(f"layout {self.name!r}: " + "; ".join(problems))
 
-    def differences(self, other):
-        """How layout `other` differs from this one, for messages: 'centre 0 against 3', or the name alone of
-        a field holding a list of more than four values ('parents')."""
+    def differences(self, other, ignore=()):
+        """How layout `other` differs from this one (but in the fields `ignore`), for messages: 'centre 0
+        against 3', or the name alone of a field holding a list of more than four values ('parents')."""
         found = []
         for name, ours in asdict(self).items():
             theirs = getattr(other, name)
-            if ours != theirs:
+            if ours != theirs and name not in ignore:
                 long = isinstance(ours, (list, tuple)) and len(ours) > 4
                 found.append(name if long else f"{name} {ours!r} against {theirs!r}")
         return ", ".join(found)

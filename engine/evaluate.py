@@ -306,9 +306,12 @@ def prepare_evaluation(parser, args):
         args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers, random_views
     )
     settings = eval_settings(parser, args, preset, train, info)
+    trained = np.asarray(train.labels)
     if settings.stage != "knn":
         _check_training_classes(parser, settings, train)
-    unseen = np.setdiff1d(np.asarray(val.labels), np.asarray(train.labels))
+        indices = _training_subset(settings, train)
+        trained = trained if indices is None else trained[indices]  # --data-ratio: the classes of its subset
+    unseen = np.setdiff1d(np.asarray(val.labels), trained)
     if len(unseen):
         count = int(np.isin(np.asarray(val.labels), unseen).sum())
         print(

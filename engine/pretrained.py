@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 PUBLISHED_VIEWS = {"view_frames": 64, "min_crop_frames": 64}  # a released checkpoint's views (the paper's)
 
+# What an evaluation does not need of the layout an encoder was pretrained on: its name, and the
+# corrupted joints (evaluations corrupt nothing). The skeleton itself (joints, bones, normalisation,
+# channels, bodies) must be the same.
+EVALUATION_IGNORES = ("name", "corrupted_joints")
+
 
 def build_classifier(num_class, hidden_size, num_layers, layout):
     """A randomly initialised ThreeStreamClassifier for skeletons of `layout`, with fresh classifiers."""
@@ -107,12 +112,13 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     state = encoder_state(checkpoint, path)
     sizes = encoder_sizes(state, path)
     pretrained_on = checkpoint_layout(checkpoint, path)
-    if pretrained_on != layout:
+    differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES)
+    if differ:
         raise CheckpointError(
             f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
             f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
             f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
-            f"differ in {pretrained_on.differences(layout)}"
+            f"differ in {differ}"
         )
     if sizes["input_size"] != layout.input_size:
         raise CheckpointError(

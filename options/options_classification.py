@@ -179,10 +179,12 @@ def _common_parser(description, kind):
     )
     add_run_folder_flags(run, kind)
     published = parser.add_argument_group(
-        "published flags with no effect here (accepted so published command lines run)"
+        "the published parsers' other flags (accepted so published command lines run)"
     )
-    published.add_argument("--pretrain-skeleton-representation", default="graph-based", choices=["graph-based"])
-    published.add_argument("--gpu", default=None, type=int, help="GPU index: --device cuda:GPU")
+    published.add_argument(
+        "--pretrain-skeleton-representation", default="graph-based", choices=["graph-based"], help="no effect here"
+    )
+    published.add_argument("--gpu", default=None, type=int, help="GPU index: the same as --device cuda:GPU")
     published.add_argument("--start-epoch", default=None, type=int, help="ignored: a resume continues at its epoch")
     published.add_argument("-p", "--print-freq", default=None, type=int, help="ignored: progress is shown per epoch")
     return parser

@@ -141,6 +141,10 @@ DEVICE_ARGS=()
 if [ -n "${DEVICE:-}" ]; then
     DEVICE_ARGS=(--device "$DEVICE")
 fi
+if [ "${FRESH:-0}" = 1 ] && [ "${RESUME:-0}" = 1 ]; then
+    echo "FRESH=1 starts runs afresh and RESUME=1 continues them: set one of the two" >&2
+    exit 2
+fi
 # FRESH_ARGS: (--fresh) when FRESH=1, else empty.
 FRESH_ARGS=()
 if [ "${FRESH:-0}" = 1 ]; then

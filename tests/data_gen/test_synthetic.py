@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from data_gen import pku_gendata
+from data_gen import pku_gendata, synthetic
 from data_gen.ntu_reader import body_energy, parse_name, read_bodies, select_bodies
 from data_gen.synthetic import generate_ntu, generate_pku, main, simulate
 
@@ -142,3 +142,14 @@ def test_impossible_requests_are_usage_errors_and_write_nothing(tmp_path, capsys
         main([*flags, "--out", str(tmp_path / "raw")])
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "raw").exists()
+
+
+def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "generate_msr", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        synthetic.main(["--format", "msr", "--out", str(tmp_path / "raw"), "--classes", "1", "--subjects", "1"])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.startswith(f"interrupted: {tmp_path / 'raw'} holds the raw files written so far")

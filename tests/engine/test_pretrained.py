@@ -146,6 +146,9 @@ def test_the_layout_of_a_checkpoint(tmp_path):
         match=r"holds layout 'ntu25' \(25 joints, 2 bodies\); they differ in parents, centre 1 against 3$",
     ):
         load_pretrained(path, 3, moved)
+    # the name and the corrupted joints are not the skeleton: an evaluation does not need them to agree
+    renamed = dataclasses.replace(NTU25, name="my_ntu", corrupted_joints=4)
+    assert load_pretrained(path, 3, renamed)[1]["hidden_size"] > 0
 
 
 def test_not_a_checkpoint(tmp_path):

@@ -242,6 +242,7 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("preprocess.sh", ["ntu60", "typo"], {}, "unknown dataset 'typo'"),
         ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "joint foo"}, "unknown view 'foo'"),
         ("pretrain.sh", ["ntu60_xsub"], {"NPROC": "abc"}, "NPROC=abc: expected a positive integer"),
+        ("linear_eval.sh", ["ntu60_xsub"], {"FRESH": "1", "RESUME": "1"}, "set one of the two"),
     ]:
         status, err, commands = refused(script, *args, **env)
         assert (status, commands) == (2, []) and message in err, (script, args, env, err)
@@ -409,10 +410,11 @@ def test_published_scripts_pass_only_choices_and_no_preset_value():
         "--fresh",
     }
     for script in ("pretrain.sh", "linear_eval.sh", "knn_eval.sh", "semi_supervised.sh", "transfer.sh"):
-        for words in dry_run(script, DEVICE="cpu", RESUME="1", FRESH="1"):
-            if entry_point(words) in ("pretrain_cmd.py", "action_classification.py", "knn_eval.py"):
-                extra = set(flags(words)) - choices
-                assert not extra, f"{script} passes preset settings {sorted(extra)}: {shlex.join(words)}"
+        for knob in ("RESUME", "FRESH"):
+            for words in dry_run(script, DEVICE="cpu", **{knob: "1"}):
+                if entry_point(words) in ("pretrain_cmd.py", "action_classification.py", "knn_eval.py"):
+                    extra = set(flags(words)) - choices
+                    assert not extra, f"{script} passes preset settings {sorted(extra)}: {shlex.join(words)}"
     for script in sorted(os.listdir(os.path.join(ROOT, "scripts"))):
         if script.endswith(".sh"):
             with open(os.path.join(ROOT, "scripts", script)) as f:
