@@ -179,6 +179,39 @@ eval_args() {
     fi
 }
 
+# clear_work_dir DIR SUB...: remove the subfolders SUB of the work folder DIR that an earlier run of these
+# scripts made (DIR/.cmd-work-folder marks a work folder as theirs), then mark DIR. Refuses a DIR holding
+# one of them without the mark (exit 2: nothing of the user's is removed), or holding a folder that a
+# running process claims (exit 1). A dry run checks and prints the removal.
+WORK_MARK=.cmd-work-folder
+clear_work_dir() {
+    local dir="$1" sub claim present=()
+    shift
+    for sub in "$@"; do
+        if [ -e "$dir/$sub" ] || [ -L "$dir/$sub" ]; then
+            present+=("$dir/$sub")
+        fi
+    done
+    if [ ${#present[@]} -gt 0 ] && [ ! -f "$dir/$WORK_MARK" ]; then
+        echo "$dir holds ${present[*]}, which these scripts did not make there (no $dir/$WORK_MARK): set" \
+            "another work folder, or remove them yourself if they are an earlier run's" >&2
+        exit 2
+    fi
+    if [ ${#present[@]} -gt 0 ]; then
+        while IFS= read -r -d '' claim; do
+            if ! flock -n "$claim" true 2> /dev/null; then
+                echo "$(dirname "$claim") is in use by a running process ($(head -c 300 "$claim")); wait for it" >&2
+                exit 1
+            fi
+        done < <(find "${present[@]}" -name .claim -type f -print0 2> /dev/null)
+        run rm -rf "${present[@]}"
+    fi
+    if [ "$DRY_RUN" != 1 ]; then
+        mkdir -p "$dir"
+        echo "a work folder of scripts/*.sh, which remove its subfolders when they run again" > "$dir/$WORK_MARK"
+    fi
+}
+
 # finish WHAT...: print the elapsed time and where the results are.
 finish() {
     local elapsed=$((SECONDS - SCRIPT_START_SECONDS))

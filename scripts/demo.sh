@@ -60,7 +60,7 @@ if [ "${linear_schedule[0]}" -lt 1 ]; then
 fi
 
 echo "== 1/4 synthetic NTU-format raw data -> $WORK_DIR/raw"
-run rm -rf "$WORK_DIR/raw" "$WORK_DIR/data" "$WORK_DIR/checkpoints" "$WORK_DIR/eval" "$WORK_DIR/logs"
+clear_work_dir "$WORK_DIR" raw data checkpoints eval logs
 run "$PYTHON" -m data_gen.synthetic --format ntu --out "$WORK_DIR/raw" --classes "$DEMO_CLASSES" \
     --subjects "$DEMO_SUBJECTS" --cameras "$DEMO_CAMERAS" --setups "$DEMO_SETUPS" \
     --replications "$DEMO_REPLICATIONS" --seed "$DEMO_SEED"

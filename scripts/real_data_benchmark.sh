@@ -40,8 +40,8 @@ names=()
 work_real="$(realpath -m "$WORK_DIR")"
 for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
-    if [ "$name" = "$spec" ] || [ -z "$source_path" ] || [[ ! "$name" =~ ^[A-Za-z0-9_.-]+$ ]]; then
-        echo "argument '$spec': expected NAME=SOURCE, NAME of letters, digits, '_', '.' or '-'" >&2
+    if [ "$name" = "$spec" ] || [ -z "$source_path" ] || [[ ! "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]]; then
+        echo "argument '$spec': expected NAME=SOURCE, NAME of letters, digits, '_', '.' or '-' (not first)" >&2
         exit 2
     fi
     for seen in "${names[@]}"; do
@@ -73,9 +73,7 @@ for spec in "$@"; do
     fi
     names+=("$name")
 done
-for name in "${names[@]}"; do
-    run rm -rf "${WORK_DIR:?}/$name"
-done
+clear_work_dir "$WORK_DIR" "${names[@]}"
 
 # raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
 raw_folder() {

@@ -108,7 +108,7 @@ done
 data="$BENCH_DIR/data/xsub"
 
 echo "== data: synthetic NTU .skeleton files -> data_gen/ntu_gendata.py -> $data"
-run rm -rf "$BENCH_DIR/raw" "$BENCH_DIR/data" "$BENCH_DIR/checkpoints" "$BENCH_DIR/eval" "$BENCH_DIR/logs"
+clear_work_dir "$BENCH_DIR" raw data checkpoints eval logs
 # The classes are written by MAX_JOBS generators side by side (every sample is seeded by its own
 # ids, so the files do not depend on how the work is split).
 for ((part = 1; part <= MAX_JOBS && part <= BENCH_CLASSES; part++)); do

@@ -58,6 +58,21 @@ def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
         assert (work / "checkpoints" / encoder / "checkpoint_last.pth.tar").exists()
     after = os.stat(repo_json).st_mtime_ns if os.path.exists(repo_json) else None
     assert after == before, "the demo wrote into the repository's results/ although RESULTS_DIR was set"
+    assert (work / ".cmd-work-folder").exists()  # its own: a rerun may empty its subfolders
+
+
+def test_the_demo_never_empties_a_work_folder_it_did_not_make(tmp_path):
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "mine.npy").write_text("the user's")
+    for script, variable in (("demo.sh", "WORK_DIR"), ("synthetic_benchmark.sh", "BENCH_DIR")):
+        env = dict(os.environ, **{variable: str(work)}, DRY_RUN="1")
+        proc = subprocess.run(
+            ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 2 and f"{work} holds {work}/data, which these scripts did not make" in proc.stderr
+        assert not [line for line in proc.stdout.splitlines() if line.startswith("+ rm")]
+    assert (work / "data" / "mine.npy").read_text() == "the user's"
 
 
 def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):

@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,11 +179,50 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     assert (work / "mine" / "data").is_dir() and (work / "keep.txt").exists()
 
 
-def test_only_each_data_sets_subfolder_is_emptied(tmp_path):
-    proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(tmp_path / "w"))
+def test_only_each_data_sets_subfolder_of_its_own_work_folder_is_emptied(tmp_path):
+    work = tmp_path / "w"
+    for name in ("mine", "other", "keep"):
+        (work / name).mkdir(parents=True)
+        (work / name / "f").write_text(name)
+    # a work folder these scripts did not make: nothing of it is removed
+    proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(work))
+    assert proc.returncode == 2 and "which these scripts did not make there" in proc.stderr
+    assert not [c for c in commands if c[:2] == ["rm", "-rf"]]
+    (work / ".cmd-work-folder").write_text("")  # as a run of these scripts leaves it
+    proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(work))
     assert proc.returncode == 0, proc.stderr
-    removals = [c for c in commands if c[:2] == ["rm", "-rf"]]
-    assert removals == [["rm", "-rf", str(tmp_path / "w" / "mine")], ["rm", "-rf", str(tmp_path / "w" / "other")]]
+    assert [c for c in commands if c[:2] == ["rm", "-rf"]] == [["rm", "-rf", str(work / "mine"), str(work / "other")]]
+    for name in (".", ".."):  # never names a work folder's parent or itself
+        proc, _ = benchmark(f"{name}=data/mine", WORK_DIR=str(work))
+        assert proc.returncode == 2 and "expected NAME=SOURCE" in proc.stderr
+
+
+def test_a_claimed_folder_in_the_work_folder_stops_the_script(tmp_path):
+    work = tmp_path / "w"
+    (work / "mine" / "checkpoints" / "cmd").mkdir(parents=True)
+    (work / ".cmd-work-folder").write_text("")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from dataset.files import claim_folder; "
+            "claim_folder(sys.argv[1], 'a test run'); print('held', flush=True); time.sleep(60)",
+            str(work / "mine" / "checkpoints" / "cmd"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        source = tmp_path / "processed"
+        source.mkdir()
+        proc, commands = benchmark(f"mine={source}", WORK_DIR=str(work), DRY_RUN="0", PYTHON="true")
+        assert proc.returncode == 1 and "is in use by a running process" in proc.stderr
+        assert (work / "mine" / "checkpoints" / "cmd" / ".claim").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_source_path_with_spaces_reaches_the_importer_whole(tmp_path):
