@@ -4,6 +4,8 @@ written, a folder in use, a full disk, a diverging loss — exits with status 1 
 file and what was wrong, no traceback. Only a bug shows a traceback."""
 
 import logging
+import os
+import re
 import sys
 
 from dataset.files import FolderInUseError
@@ -26,6 +28,10 @@ ANTICIPATED = (
 )
 
 
+# How gloo and NCCL report a peer that has gone (killed, or stopped by its own error).
+PEER_LOST = re.compile(r"Connection closed by peer|Connection reset by peer|[Bb]roken pipe|NCCL|[Gg]loo")
+
+
 def main_guard(prog, fn, *args):
     """Call fn(*args); an anticipated error prints `prog: error: <message>` and returns exit status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -33,6 +39,11 @@ def main_guard(prog, fn, *args):
         fn(*args)
     except (*ANTICIPATED, RunError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a collective whose peer went away: that peer said why
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2 or not PEER_LOST.search(str(exc)):
+            raise
+        print(f"{prog}: error: another process of this run stopped ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: every file is written whole or not at all, so one line is enough
         print(

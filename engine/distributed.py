@@ -6,6 +6,7 @@ a single process. CUDA uses NCCL and torch's SyncBatchNorm; CPU uses gloo and
 `AllReduceBatchNorm1d`, which computes the same batch statistics over all ranks.
 """
 
+import hashlib
 import inspect
 import logging
 import os
@@ -226,6 +227,17 @@ def all_reduce_sum(tensor):
     if is_initialized():
         dist.all_reduce(out)
     return out
+
+
+def same_on_every_rank(ctx, text):
+    """Whether `text` (a record of what a rank is about to do) is the same on every rank (True alone)."""
+    if not ctx.distributed:
+        return True
+    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "big")  # fits an int64 with its negative
+    extremes = torch.tensor([value, -value], dtype=torch.int64)  # gloo and NCCL reduce int64; on the CPU for gloo
+    extremes = extremes.to(ctx.device)
+    dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
+    return int(extremes[0]) == -int(extremes[1])  # the largest equals the smallest
 
 
 def all_reduce_min(tensor):

@@ -51,6 +51,7 @@ from engine.distributed import (
     convert_sync_batchnorm,
     init_distributed,
     leave_together,
+    same_on_every_rank,
     unwrap,
     wrap_ddp,
 )
@@ -359,6 +360,13 @@ def _prepare(settings, model, ctx):
 
 def _run(settings, train, ctx):
     run, optim = settings.run, settings.optim
+    shared = {key: value for key, value in to_dict(settings).items() if key != "run"}  # a rank's own: device, rank
+    shared["data"] = {key: value for key, value in shared["data"].items() if key != "data_dir"}  # may differ by node
+    if not same_on_every_rank(ctx, json.dumps(shared, sort_keys=True)):
+        raise RunError(
+            "the processes of this run read different training data or resolved different settings (their "
+            "fingerprints differ): give every process the same data and flags"
+        )
     seed_everything(run.seed)
     views = settings.views
     dataset = PretrainingFeeder(

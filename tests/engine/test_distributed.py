@@ -21,6 +21,7 @@ from engine.distributed import (
     convert_sync_batchnorm,
     init_distributed,
     leave_together,
+    same_on_every_rank,
     unwrap,
     wrap_ddp,
 )
@@ -182,3 +183,42 @@ def test_world_size_without_torchruns_rendezvous_is_one_line_not_a_traceback(mon
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(RunError, match="WORLD_SIZE=4 without MASTER_ADDR and MASTER_PORT: start the processes with"):
         init_distributed("cpu", world_size=4)
+
+
+def _same_worker(rank, init_file, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        ctx = init_distributed("cpu")
+        found = [same_on_every_rank(ctx, "data abc"), same_on_every_rank(ctx, f"data of rank {rank}")]
+        with open(f"{out}.{rank}", "w") as f:
+            f.write(repr(found))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes started with spawn
+def test_every_rank_learns_whether_they_all_hold_the_same_record(tmp_path):
+    out = str(tmp_path / "outcome")
+    mp.spawn(_same_worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
+    for rank in range(WORLD):
+        with open(f"{out}.{rank}") as f:
+            assert f.read() == "[True, False]"
+    assert same_on_every_rank(DistContext(0, 1, -1, torch.device("cpu")), "alone")  # one process agrees
+
+
+def test_a_lost_peer_is_one_line_in_a_multi_process_run(monkeypatch, capsys):
+    from engine.cli import main_guard
+
+    def lost():
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [1.2.3.4]:5")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main_guard("pretrain_cmd.py", lost) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("pretrain_cmd.py: error: another process of this run stopped (") and len(err.splitlines()) == 1
+    )
+    monkeypatch.setenv("WORLD_SIZE", "1")  # alone, a RuntimeError is a bug: its traceback is shown
+    with pytest.raises(RuntimeError):
+        main_guard("pretrain_cmd.py", lost)
