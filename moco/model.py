@@ -167,12 +167,7 @@ class CMD(ThreeStreamEncoder):
     def _dequeue_and_enqueue(self, keys: dict) -> None:
         """Write every modality's keys (gathered over all ranks) at its pointer and advance it."""
         for name in MODALITIES:
-            k = concat_all_gather(keys[name])  # B x dim (B = global batch)
-            if self.contrast_k % k.shape[0]:
-                raise ValueError(
-                    f"the queue length {self.contrast_k} must be a multiple of the global batch "
-                    f"(batch size x processes), found {k.shape[0]}"
-                )
+            k = concat_all_gather(keys[name])  # B x dim (B = global batch; forward checked K % B)
             queue, ptr = self.queue_of(name), getattr(self, "queue_ptr" + SUFFIX[name])
             start = int(ptr)
             queue[:, start : start + k.shape[0]] = k.T.to(queue.dtype)  # dim x B
@@ -181,6 +176,12 @@ class CMD(ThreeStreamEncoder):
     def forward(self, im_q: torch.Tensor, im_k: torch.Tensor):
         """Two views N x C x T x V x M -> (logits_joint, logits_motion, logits_bone, labels, loss_cmd): each
         logits N x (1 + K) with the positive in column 0, labels N zeros, loss_cmd the weighted CMD loss."""
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if self.contrast_k % (im_q.shape[0] * world):  # before any state changes
+            raise ValueError(
+                f"the queue length {self.contrast_k} must be a multiple of the global batch "
+                f"(batch size x processes), found {im_q.shape[0] * world}"
+            )
         q = {n: self.query_encoder(n)(modality(im_q, n, self.bone_parents)) for n in MODALITIES}  # N x dim
         with torch.no_grad():
             self._momentum_update_key_encoders()

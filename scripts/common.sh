@@ -72,6 +72,10 @@ run() {
 # (unless DRY_RUN=1); when MAX_JOBS are running, wait for them. wait_jobs: wait for every job,
 # show the last lines of each log, and fail naming the log of any job that failed.
 MAX_JOBS="${MAX_JOBS:-1}"
+if [[ ! "$MAX_JOBS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "MAX_JOBS=$MAX_JOBS: expected a positive integer" >&2
+    exit 2
+fi
 JOB_PIDS=()
 JOB_LOGS=()
 job() {

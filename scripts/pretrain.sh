@@ -21,6 +21,10 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 
 check_runs "${runs[@]}"
+if [ "$NPROC" -gt 1 ]; then
+    echo "NPROC=$NPROC: each process takes the preset's batch, as the published code's processes do, so the" \
+        "global batch is $NPROC times the paper's, which trained on one GPU"
+fi
 if [ "${RESUME:-0}" != 1 ]; then
     for name in "${runs[@]}"; do
         check_free "./checkpoints/$name" "RESUME=1 continues it, "

@@ -121,7 +121,8 @@ def markdown(summary):
         lines.append(
             f"- **{name}**: {s['train_samples']} training recordings (median {s['median_frames']:g} frames), "
             f"{d['coordinates']['val_samples']} evaluated, {s['num_class']} classes; {d['minutes']:.0f} "
-            f"minutes for the whole data set. Preset: GRU {s['hidden_size']} x {s['num_layers']}, "
+            f"minute{'' if round(d['minutes']) == 1 else 's'} for the whole data set. "
+            f"Preset: GRU {s['hidden_size']} x {s['num_layers']}, "
             f"{s['steps']} steps of batch {s['batch_size']} ({s['epochs']} epochs), lr {s['lr']:g}, "
             f"K {s['contrast_k']}, top-k {s['topk']}, key momentum {s['contrast_m']:g}, views of "
             f"{s['view_frames']} frames (crops of at least {s['min_crop_frames']}), "

@@ -244,6 +244,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     device = torch.device(check_device(parser, args.device))
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, found {args.threads} (leave it out for torch's choice)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.rss_child:

@@ -34,6 +34,8 @@ def test_unknown_kind_is_a_clear_error(capsys):
     [
         (["--device", "foo"], "--device foo: this code runs on cpu, cuda or cuda:N"),
         (["--device", "cpu", "--steps", "0"], "--steps must be at least 1"),  # 0 ran one step
+        (["--device", "cpu", "--threads", "-1"], "--threads must be at least 1, found -1"),  # a traceback
+        (["--device", "cpu", "--threads", "0"], "--threads must be at least 1, found 0"),  # silently torch's
     ],
 )
 def test_bad_device_and_steps_are_usage_errors(capsys, flags, message):
