@@ -343,6 +343,15 @@ def convert(
     return summary
 
 
+def _marked_by_us(folder):
+    """Whether the .converting marker in `folder` is this process's (not an earlier stopped run's)."""
+    try:
+        with open(os.path.join(folder, CONVERTING)) as f:
+            return f.read().startswith(f"pid {os.getpid()} ")
+    except OSError:
+        return False
+
+
 def _converted(folder):
     """Whether the settings.json in `folder` is a converter's (it counts the samples written)."""
     try:
@@ -436,7 +445,7 @@ def run_conversion(
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:
-        mixed = [root for root, _, names in os.walk(out_folder) if CONVERTING in names]
+        mixed = [root for root, _, names in os.walk(out_folder) if CONVERTING in names and _marked_by_us(root)]
         if mixed:
             print(f"interrupted while replacing the files of {', '.join(mixed)}: convert again", file=sys.stderr)
         else:

@@ -317,7 +317,7 @@ def prepare_evaluation(parser, args):
         print(
             f"warning: {count} of {len(val)} evaluation recordings of {val.folder} belong to classes with no "
             f"training recording ({', '.join(map(str, unseen[:10]))}{' …' if len(unseen) > 10 else ''}); "
-            "no classifier can name them, so top-1 stays below "
+            "no classifier can name them, so top-1 is at most "
             f"{100 * (len(val) - count) / len(val):.1f} %",
             flush=True,
         )

@@ -48,11 +48,11 @@ def make_record(settings, view, value, **extra):
         settings.data.protocol,
         view,
         value,
-        checkpoint=run.pretrained or None,
+        checkpoint=os.path.abspath(run.pretrained) if run.pretrained else None,  # one name whatever the cwd
         preset=settings.preset,
         seed=run.seed,
         pretrain_dataset=run.pretrain_dataset,
-        run=run.checkpoint_path,
+        run=os.path.abspath(run.checkpoint_path),
         settings=to_dict(settings),
         **extra,
     )

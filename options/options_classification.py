@@ -360,8 +360,14 @@ def eval_settings(parser, args, preset, train, info):
     dataset = args.finetune_dataset or "ntu60"
     num_class = train.num_class or DATASETS[dataset].num_class
     pretrained_on = args.pretrain_dataset or info.get("pretrain_dataset")
-    if args.stage == "transfer" and not args.transfer and pretrained_on == "pku_v2":
-        args.stage = "semi"  # fine-tuning with all labels on the data set it was pretrained on: no transfer
+    if args.stage == "transfer" and (pretrained_on == "pku_v2" or not args.pretrained):
+        if args.transfer:
+            parser.error(
+                "--transfer fine-tunes an encoder pretrained on NTU: "
+                + ("this one was pretrained on PKU-MMD II itself" if args.pretrained else "pass --pretrained")
+                + "; to fine-tune it on PKU-MMD II, pass --finetune instead"
+            )
+        args.stage = "semi"  # fine-tuning with all labels, from where it was pretrained or from scratch: no transfer
     if args.stage == "knn" and args.knn_neighbours > len(train):
         parser.error(
             f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "

@@ -98,7 +98,7 @@ wait_jobs() {
     local i failed=0
     for i in "${!JOB_PIDS[@]}"; do
         if wait "${JOB_PIDS[$i]}"; then
-            tr '\r' '\n' < "${JOB_LOGS[$i]}" | grep -v '^[[:space:]]*$' | tail -n 2 | sed 's/^/  | /'
+            tr '\r' '\n' < "${JOB_LOGS[$i]}" | grep -v '^[[:space:]]*$' | tail -n 2 | sed 's/^/  | /' || true  # a job that printed nothing
         else
             failed=1
             echo "FAILED: ${JOB_LOGS[$i]} (last lines below)" >&2
@@ -116,6 +116,21 @@ check_runs() {
     for name in "$@"; do
         if [ -z "${RUN_DATASET[$name]+set}" ]; then
             echo "unknown run '$name'; expected one of: ${ALL_RUNS[*]}" >&2
+            exit 2
+        fi
+    done
+}
+
+# check_seeds SEED...: fail when a SEED is not a non-negative integer, or none is given.
+check_seeds() {
+    local seed
+    if [ $# -eq 0 ]; then
+        echo "SEEDS is empty; expected seeds such as '0 1 2'" >&2
+        exit 2
+    fi
+    for seed in "$@"; do
+        if [[ ! "$seed" =~ ^[0-9]+$ ]]; then
+            echo "seed '$seed' (SEEDS): expected a non-negative integer" >&2
             exit 2
         fi
     done
@@ -183,23 +198,39 @@ eval_args() {
     fi
 }
 
-# clear_work_dir DIR SUB...: remove the subfolders SUB of the work folder DIR that an earlier run of these
-# scripts made (DIR/.cmd-work-folder marks a work folder as theirs), then mark DIR. Refuses a DIR holding
-# one of them without the mark (exit 2: nothing of the user's is removed), or holding a folder that a
-# running process claims (exit 1). A dry run checks and prints the removal.
+# clear_work_dir DIR SUB...: make DIR the work folder of this script: a new or empty folder is marked as
+# the scripts' (DIR/.cmd-work-folder); a marked one gets its subfolders SUB (an earlier run's) removed.
+# Refuses (exit 2) a folder holding anything and not marked (nothing of the user's is ever removed) and
+# RESUME=1 (these scripts start afresh); refuses (exit 1) a folder another script is working in, or one
+# holding a folder a running process claims. The script then holds DIR for its lifetime.
 WORK_MARK=.cmd-work-folder
 clear_work_dir() {
     local dir="$1" sub claim present=()
     shift
+    if [ "${RESUME:-0}" = 1 ]; then
+        echo "RESUME=1: this script starts afresh in its work folder $dir; run it without RESUME" >&2
+        exit 2
+    fi
+    if [ -d "$dir" ] && [ ! -f "$dir/$WORK_MARK" ] && [ -n "$(ls -A "$dir")" ]; then
+        echo "$dir holds files these scripts did not make there (no $dir/$WORK_MARK): set a new or empty" \
+            "work folder" >&2
+        exit 2
+    fi
     for sub in "$@"; do
         if [ -e "$dir/$sub" ] || [ -L "$dir/$sub" ]; then
             present+=("$dir/$sub")
         fi
     done
-    if [ ${#present[@]} -gt 0 ] && [ ! -f "$dir/$WORK_MARK" ]; then
-        echo "$dir holds ${present[*]}, which these scripts did not make there (no $dir/$WORK_MARK): set" \
-            "another work folder, or remove them yourself if they are an earlier run's" >&2
-        exit 2
+    if [ "$DRY_RUN" != 1 ]; then
+        mkdir -p "$dir"
+        if [ ! -f "$dir/$WORK_MARK" ]; then
+            echo "a work folder of scripts/*.sh, which remove its subfolders when they run again" > "$dir/$WORK_MARK"
+        fi
+        exec 9< "$dir/$WORK_MARK"
+        if ! flock -n 9; then
+            echo "$dir is the work folder of another script that is running; wait for it or set another" >&2
+            exit 1
+        fi
     fi
     if [ ${#present[@]} -gt 0 ]; then
         while IFS= read -r -d '' claim; do
@@ -209,10 +240,6 @@ clear_work_dir() {
             fi
         done < <(find "${present[@]}" -name .claim -type f -print0 2> /dev/null)
         run rm -rf "${present[@]}"
-    fi
-    if [ "$DRY_RUN" != 1 ]; then
-        mkdir -p "$dir"
-        echo "a work folder of scripts/*.sh, which remove its subfolders when they run again" > "$dir/$WORK_MARK"
     fi
 }
 

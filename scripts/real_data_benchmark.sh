@@ -35,6 +35,7 @@ fi
 WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
+check_seeds "${seeds[@]}"
 # Every argument is checked before anything is removed or run.
 names=()
 work_real="$(realpath -m "$WORK_DIR")"

@@ -99,6 +99,7 @@ if [ "$MAX_JOBS" -gt 1 ]; then
 fi
 read -r -a extra_pretrain_args <<< "${BENCH_PRETRAIN_ARGS---corrupted-joints 5 --view-frames 32}"
 read -r -a seeds <<< "$SEEDS"
+check_seeds "${seeds[@]}"
 random_views=()  # the random encoder is evaluated on crops of the pretrained encoders' length
 for i in "${!extra_pretrain_args[@]}"; do
     if [ "${extra_pretrain_args[$i]}" = --view-frames ]; then

@@ -20,6 +20,12 @@ results=results/transfer.jsonl
 
 check_runs "${runs[@]}"
 for name in "${runs[@]}"; do
+    if [ "${RUN_DATASET[$name]}" = pku_v2 ]; then
+        echo "$name: transfer goes from NTU to PKU-MMD II; $name was pretrained on PKU-MMD II itself" >&2
+        exit 2
+    fi
+done
+for name in "${runs[@]}"; do
     check_free "./runs/transfer/${name}_to_pku_v2_xsub" "RESUME=1 continues the sweep (finished runs skipped), "
 done
 

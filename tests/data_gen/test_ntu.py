@@ -239,6 +239,15 @@ def test_a_conversion_stopped_among_its_renames_leaves_a_folder_that_is_refused(
     monkeypatch.undo()
     with pytest.raises(ProcessedDataError, match="a conversion was stopped while replacing its files"):
         load_split(os.path.join(out, "xsub"), "train")
+    # a later conversion (another process) stopped before its renames does not blame itself for the marker
+    for benchmark in ("xsub", "xview"):
+        with open(os.path.join(out, benchmark, ".converting"), "w") as f:
+            f.write("pid 1 was replacing this folder's files\n")
+    monkeypatch.setattr(writer, "normalize", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit):
+        ntu.run(raw, out)
+    assert f"interrupted: {out} holds what it held before this conversion" in capsys.readouterr().err
+    monkeypatch.undo()
     ntu.run(raw, out)  # converted again: whole, and loadable
     assert len(load_split(os.path.join(out, "xsub"), "train")) > 0
 

@@ -1,6 +1,7 @@
 """The results file: the records an evaluation appends, and reading them back with errors naming file and line."""
 
 import json
+import os
 import re
 
 import pytest
@@ -51,13 +52,15 @@ def test_an_evaluations_record_names_its_run_and_settings():
     assert {k: record[k] for k in ("stage", "dataset", "protocol", "view", "metric", "value")} == dict(
         stage="knn", dataset="ntu60", protocol="cross_view", view="motion", metric="top1", value=61.5
     )
+    # paths as absolute ones: one checkpoint has one name, whichever folder the evaluation ran from
     assert (record["checkpoint"], record["preset"], record["seed"], record["pretrain_dataset"]) == (
-        "c.pth.tar",
+        os.path.join(os.getcwd(), "c.pth.tar"),
         "ntu60",
         4,
         "ntu120",
     )
-    assert record["run"] == "runs/knn" and record["k"] == 1 and "top5" not in record  # None values left out
+    assert record["run"] == os.path.join(os.getcwd(), "runs/knn") and record["k"] == 1
+    assert "top5" not in record  # None values left out
     assert record["settings"] == to_dict(settings) and record["date"].endswith("+00:00")
     random_encoder = make_record(_knn_settings(pretrained="", pretrain_dataset=None), "joint", 10.0)
     assert "checkpoint" not in random_encoder and "pretrain_dataset" not in random_encoder  # reported apart

@@ -382,6 +382,8 @@ def test_bad_settings():
     with pytest.raises(ValueError, match=r"queue length 10 must be a multiple of the global batch.*found 4"):
         model(*views(n=4))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # checked before any change
+    with pytest.raises(ValueError, match=r"global batch.*found 0"):  # an empty batch
+        model(*(v[:0] for v in views(n=4)))
     with pytest.raises(ValueError, match="graph-based"):
         MoCo("seq-based", ARGS)
 

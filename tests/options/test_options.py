@@ -352,7 +352,20 @@ def _classification(folder, *argv, parse=parse_classification):
     return eval_settings(parser, args, name, train, info)
 
 
-def test_stage_resolution_and_presets(folder, capsys):
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A released-format pretraining checkpoint of the sizes _classification passes (GRU 8 x 1)."""
+    import torch
+
+    from moco.builder import MoCo
+
+    path = tmp_path_factory.mktemp("released") / "checkpoint_0450.pth.tar"
+    args = {"en_input_size": 150, "en_hidden_size": 8, "en_num_layers": 1, "num_class": 16}
+    torch.save({"epoch": 451, "state_dict": MoCo("graph-based", args, dim=16, K=16, topk=4).state_dict()}, path)
+    return str(path)
+
+
+def test_stage_resolution_and_presets(folder, released, capsys):
     linear = _classification(folder, "--finetune-dataset", "ntu120", "--protocol", "cross_setup")
     assert (linear.stage, linear.preset, linear.data.num_class) == ("linear", "ntu120", 120)
     assert (linear.probe.probe, linear.probe.lr, linear.probe.finetune, linear.probe.schedule) == (
@@ -364,25 +377,42 @@ def test_stage_resolution_and_presets(folder, capsys):
     semi = _classification(folder, "--protocol", "cross_view_semi", "--data-ratio", "0.1", "--lr", "0.02")
     assert (semi.stage, semi.probe.lr, semi.probe.finetune, semi.probe.schedule) == ("semi", 0.02, True, (50, 70))
     assert (semi.probe.data_ratio, semi.probe.eval_freq, semi.probe.epochs) == (0.1, 5, 80)
-    transfer = _classification(folder, "--finetune-dataset", "pku_v2", "--finetune")
+    transfer = _classification(folder, "--finetune-dataset", "pku_v2", "--finetune", "--pretrained", released)
     assert (transfer.stage, transfer.data.num_class, transfer.probe.data_ratio, transfer.probe.lr) == (
         "transfer",
         51,
         1.0,
         0.01,
     )
-    assert _classification(folder, "--finetune-dataset", "pku_v2", "--transfer").stage == "transfer"
-    only_flag = _classification(folder, "--transfer")  # --transfer names its dataset
+    assert _classification(folder, "--finetune-dataset", "pku_v2", "--transfer", "--pretrained", released).stage == (
+        "transfer"
+    )
+    only_flag = _classification(folder, "--transfer", "--pretrained", released)  # --transfer names its dataset
     assert (only_flag.stage, only_flag.data.dataset, only_flag.data.num_class) == ("transfer", "pku_v2", 51)
     # The published transfer script is the semi-supervised one on pku_v2 with all labels.
     published = _classification(
-        folder, "--finetune-dataset", "pku_v2", "--protocol", "cross_subject_semi", "--data-ratio", "1"
+        folder,
+        "--finetune-dataset",
+        "pku_v2",
+        "--protocol",
+        "cross_subject_semi",
+        "--data-ratio",
+        "1",
+        "--pretrained",
+        released,
     )
     assert (published.stage, published.probe.finetune, published.probe.data_ratio) == ("transfer", True, 1.0)
+    # a random encoder trained on all labels is no transfer (it was pretrained nowhere)
+    assert _classification(folder, "--finetune-dataset", "pku_v2", "--finetune").stage == "semi"
+    message = usage_error(capsys, lambda a: _classification(folder, *a), ["--transfer"])
+    assert "--transfer fine-tunes an encoder pretrained on NTU: pass --pretrained" in message
     # ... unless the encoder was pretrained on PKU-MMD II itself: then it is fine-tuning, no transfer
     own = ["--finetune-dataset", "pku_v2", "--protocol", "cross_subject_semi", "--data-ratio", "1"]
     assert _classification(folder, *own, "--pretrain-dataset", "pku_v2").stage == "semi"
-    assert _classification(folder, "--transfer", "--pretrain-dataset", "pku_v2").stage == "transfer"  # as asked
+    argv = ["--transfer", "--pretrain-dataset", "pku_v2", "--pretrained", released]
+    assert "this one was pretrained on PKU-MMD II itself" in usage_error(
+        capsys, lambda a: _classification(folder, *a), argv
+    )
     assert (
         _classification(
             folder, "--finetune-dataset", "ntu60", "--protocol", "cross_subject_semi", "--data-ratio", "1"

@@ -5,6 +5,7 @@ import os
 import pickle
 import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -70,9 +71,37 @@ def test_the_demo_never_empties_a_work_folder_it_did_not_make(tmp_path):
         proc = subprocess.run(
             ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
         )
-        assert proc.returncode == 2 and f"{work} holds {work}/data, which these scripts did not make" in proc.stderr
+        assert proc.returncode == 2 and f"{work} holds files these scripts did not make there" in proc.stderr
         assert not [line for line in proc.stdout.splitlines() if line.startswith("+ rm")]
     assert (work / "data" / "mine.npy").read_text() == "the user's"
+    # a folder holding anything else is not made theirs either (the repository's root, say)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    env = dict(os.environ, WORK_DIR=str(other), DRY_RUN="0", PYTHON="true")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and sorted(os.listdir(other)) == ["notes.txt"]
+    # these scripts start afresh: RESUME=1 does not apply
+    env = dict(os.environ, WORK_DIR=str(tmp_path / "new"), DRY_RUN="1", RESUME="1")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "RESUME=1: this script starts afresh" in proc.stderr
+
+
+def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".cmd-work-folder").write_text("")
+    holder = subprocess.Popen(["flock", str(work / ".cmd-work-folder"), "sleep", "30"])
+    try:
+        time.sleep(0.5)
+        env = dict(os.environ, WORK_DIR=str(work), DRY_RUN="0", PYTHON="true")
+        proc = subprocess.run(
+            ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 1 and "is the work folder of another script that is running" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):

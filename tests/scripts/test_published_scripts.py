@@ -243,6 +243,10 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "joint foo"}, "unknown view 'foo'"),
         ("pretrain.sh", ["ntu60_xsub"], {"NPROC": "abc"}, "NPROC=abc: expected a positive integer"),
         ("linear_eval.sh", ["ntu60_xsub"], {"FRESH": "1", "RESUME": "1"}, "set one of the two"),
+        ("transfer.sh", ["pku_v2_xsub"], {}, "was pretrained on PKU-MMD II itself"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"SEEDS": "1 zero"}, "seed 'zero' (SEEDS): expected"),
+        ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "zero"}, "seed 'zero' (SEEDS): expected"),
+        ("synthetic_benchmark.sh", [], {"SEEDS": " "}, "SEEDS is empty"),
     ]:
         status, err, commands = refused(script, *args, **env)
         assert (status, commands) == (2, []) and message in err, (script, args, env, err)

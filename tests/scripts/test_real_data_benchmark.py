@@ -186,7 +186,7 @@ def test_only_each_data_sets_subfolder_of_its_own_work_folder_is_emptied(tmp_pat
         (work / name / "f").write_text(name)
     # a work folder these scripts did not make: nothing of it is removed
     proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(work))
-    assert proc.returncode == 2 and "which these scripts did not make there" in proc.stderr
+    assert proc.returncode == 2 and "holds files these scripts did not make there" in proc.stderr
     assert not [c for c in commands if c[:2] == ["rm", "-rf"]]
     (work / ".cmd-work-folder").write_text("")  # as a run of these scripts leaves it
     proc, commands = benchmark("mine=data/mine", "other=data/other", WORK_DIR=str(work))
