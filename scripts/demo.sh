@@ -66,7 +66,7 @@ run "$PYTHON" -m data_gen.synthetic --format ntu --out "$WORK_DIR/raw" --classes
     --replications "$DEMO_REPLICATIONS" --seed "$DEMO_SEED"
 
 echo "== 2/4 preprocessing (data_gen/ntu_gendata.py, cross-subject split) -> $data"
-run "$PYTHON" data_gen/ntu_gendata.py --dataset ntu60 --benchmark xsub --data-path "$WORK_DIR/raw" \
+run "$PYTHON" -m data_gen.ntu_gendata --dataset ntu60 --benchmark xsub --data-path "$WORK_DIR/raw" \
     --out-folder "$WORK_DIR/data" --workers 2 --no-progress
 
 echo "== 3/4 pretraining: CMD, and the same with --cmd-weight 0"
@@ -112,7 +112,7 @@ for encoder in cmd cmd_weight0 random; do
 done
 wait_jobs
 
-run "$PYTHON" scripts/demo_report.py --work-dir "$WORK_DIR" --out "$RESULTS_DIR/demo.json" \
+run "$PYTHON" -m scripts.demo_report --work-dir "$WORK_DIR" --out "$RESULTS_DIR/demo.json" \
     --seconds $((SECONDS - SCRIPT_START_SECONDS))
 
 finish "$RESULTS_DIR/demo.json (table above); checkpoints in $WORK_DIR/checkpoints/, logs in $WORK_DIR/logs/"

@@ -46,19 +46,19 @@ outputs=()
 for dataset in "${datasets[@]}"; do
     case "$dataset" in
         ntu60)
-            run "$PYTHON" data_gen/ntu_gendata.py --dataset ntu60 --benchmark xsub xview \
+            run "$PYTHON" -m data_gen.ntu_gendata --dataset ntu60 --benchmark xsub xview \
                 --data-path "$NTU60_RAW" --ignored-sample-path "$NTU60_MISSING" \
                 --out-folder ./data/NTU-RGB-D-60-AGCN --workers "$GENDATA_WORKERS"
             outputs+=(./data/NTU-RGB-D-60-AGCN/{xsub,xview}/)
             ;;
         ntu120)
-            run "$PYTHON" data_gen/ntu_gendata.py --dataset ntu120 --benchmark xsub xsetup \
+            run "$PYTHON" -m data_gen.ntu_gendata --dataset ntu120 --benchmark xsub xsetup \
                 --data-path "$NTU120_RAW" --ignored-sample-path "$NTU120_MISSING" \
                 --out-folder ./data/NTU-RGB-D-120-AGCN --workers "$GENDATA_WORKERS"
             outputs+=(./data/NTU-RGB-D-120-AGCN/{xsub,xsetup}/)
             ;;
         pku_v2)
-            run "$PYTHON" data_gen/pku_gendata.py \
+            run "$PYTHON" -m data_gen.pku_gendata \
                 --data-path "$PKU_RAW" --out-folder ./data/PKU-MMD-v2-AGCN --workers "$GENDATA_WORKERS"
             outputs+=(./data/PKU-MMD-v2-AGCN/{xsub,xview}/)
             ;;

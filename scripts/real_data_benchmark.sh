@@ -90,8 +90,8 @@ for spec in "$@"; do
     root="$WORK_DIR/$name" data="$WORK_DIR/$name/data" start=$SECONDS
     echo "== $name: data from $source_path"
     case "$name" in
-        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen/ucla_gendata.py ;;
-        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen/msr_gendata.py ;;
+        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen.ucla_gendata ;;
+        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen.msr_gendata ;;
         *) pattern='' importer='' ;;
     esac
     if [ -z "$importer" ]; then
@@ -113,7 +113,7 @@ for spec in "$@"; do
                 exit 2
             fi
         fi
-        run "$PYTHON" "$importer" --data-path "$raw" --out-folder "$data" --skip-bad --workers 2 --no-progress
+        run "$PYTHON" -m "$importer" --data-path "$raw" --out-folder "$data" --skip-bad --workers 2 --no-progress
     fi
 
     echo "== $name: pretraining CMD and CMD-weight-0 for seeds ${seeds[*]} (the small-data preset)"
@@ -148,7 +148,7 @@ for spec in "$@"; do
         done
     done
     job "$root/logs/coordinate_baseline.log" \
-        "$PYTHON" scripts/coordinate_baseline.py --data-dir "$data" \
+        "$PYTHON" -m scripts.coordinate_baseline --data-dir "$data" \
         --results "$root/eval/baseline.jsonl"
     wait_jobs
     if [ "$DRY_RUN" != 1 ]; then
@@ -157,7 +157,7 @@ for spec in "$@"; do
 done
 
 echo "== report"
-run "$PYTHON" scripts/real_data_report.py --work-dir "$WORK_DIR" --datasets "${names[@]}" --seeds "${seeds[@]}" \
+run "$PYTHON" -m scripts.real_data_report --work-dir "$WORK_DIR" --datasets "${names[@]}" --seeds "${seeds[@]}" \
     --out "$RESULTS_DIR/real_data_benchmark"
 
 finish "$RESULTS_DIR/real_data_benchmark.json and .md; checkpoints and logs in $WORK_DIR/"

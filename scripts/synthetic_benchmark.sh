@@ -121,7 +121,7 @@ for ((part = 1; part <= MAX_JOBS && part <= BENCH_CLASSES; part++)); do
         --p-partial 0.35 --p-missing 0.1 --p-third 0.1
 done
 wait_jobs
-run "$PYTHON" data_gen/ntu_gendata.py --dataset ntu60 --benchmark xsub --data-path "$BENCH_DIR/raw" \
+run "$PYTHON" -m data_gen.ntu_gendata --dataset ntu60 --benchmark xsub --data-path "$BENCH_DIR/raw" \
     --out-folder "$BENCH_DIR/data" --workers "$((MAX_JOBS > 2 ? MAX_JOBS : 2))" --no-progress
 run rm -rf "$BENCH_DIR/raw"
 
@@ -164,7 +164,7 @@ for seed in "${seeds[@]}"; do
 done
 wait_jobs
 
-run "$PYTHON" scripts/benchmark_report.py --bench-dir "$BENCH_DIR" --seeds "${seeds[@]}" \
+run "$PYTHON" -m scripts.benchmark_report --bench-dir "$BENCH_DIR" --seeds "${seeds[@]}" \
     --out "$RESULTS_DIR/synthetic_benchmark_$BENCH_SIZE"
 
 finish "$RESULTS_DIR/synthetic_benchmark_$BENCH_SIZE.json and .md; checkpoints and logs in $BENCH_DIR/"

@@ -352,12 +352,12 @@ def test_preprocess_all_datasets_into_the_default_folders():
     by_out = {flags(c)["--out-folder"][0]: (entry_point(c), flags(c)) for c in commands}
     assert set(by_out) == {"./data/NTU-RGB-D-60-AGCN", "./data/NTU-RGB-D-120-AGCN", "./data/PKU-MMD-v2-AGCN"}
     script, parsed = by_out["./data/NTU-RGB-D-60-AGCN"]
-    assert script == "data_gen/ntu_gendata.py" and parsed["--dataset"] == ["ntu60"]
+    assert script == "data_gen.ntu_gendata" and parsed["--dataset"] == ["ntu60"]
     assert parsed["--benchmark"] == ["xsub", "xview"] and "--ignored-sample-path" in parsed
     script, parsed = by_out["./data/NTU-RGB-D-120-AGCN"]
-    assert script == "data_gen/ntu_gendata.py" and parsed["--dataset"] == ["ntu120"]
+    assert script == "data_gen.ntu_gendata" and parsed["--dataset"] == ["ntu120"]
     assert parsed["--benchmark"] == ["xsub", "xsetup"] and "--ignored-sample-path" in parsed
-    assert by_out["./data/PKU-MMD-v2-AGCN"][0] == "data_gen/pku_gendata.py"
+    assert by_out["./data/PKU-MMD-v2-AGCN"][0] == "data_gen.pku_gendata"
 
 
 def test_every_evaluation_writes_its_own_run_folder():

@@ -43,8 +43,8 @@ def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "w").exists()
-    scripts = [next((w for w in c if w.endswith(".py")), None) for c in commands]
-    assert scripts.count("data_gen/ucla_gendata.py") == 1 and scripts.count("data_gen/msr_gendata.py") == 1
+    scripts = [c[c.index("-m") + 1] if "-m" in c else next((w for w in c if w.endswith(".py")), None) for c in commands]
+    assert scripts.count("data_gen.ucla_gendata") == 1 and scripts.count("data_gen.msr_gendata") == 1
     pretrain = [c for c in commands if "pretrain_cmd.py" in c]
     assert len(pretrain) == 3 * 2 * 3  # data sets x (CMD, CMD-weight-0) x seeds
     for words in pretrain:
@@ -61,8 +61,8 @@ def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
         assert all(c[c.index("--view") + 1] == "all" for c in runs)
         assert sum("--pretrained" not in c for c in runs) == 9
         assert not any(w in c for c in runs for w in ("--hidden-size", "--probe", "--epochs"))
-    assert scripts.count("scripts/coordinate_baseline.py") == 3
-    assert commands[-1][1] == "scripts/real_data_report.py"
+    assert scripts.count("scripts.coordinate_baseline") == 3
+    assert commands[-1][1:3] == ["-m", "scripts.real_data_report"]
     assert commands[-1][commands[-1].index("--datasets") + 1 : commands[-1].index("--seeds")] == [
         "nw_ucla",
         "msr_action3d",
@@ -230,6 +230,6 @@ def test_a_source_path_with_spaces_reaches_the_importer_whole(tmp_path):
     raw.mkdir(parents=True)
     (raw / "a01_s01_e01_v01.json").write_text("{}")  # unreadable: the import stops there, naming it
     proc, commands = benchmark(f"nw_ucla={tmp_path / 'my data'}", WORK_DIR=str(tmp_path / "w"), DRY_RUN="0")
-    (importer,) = [c for c in commands if "data_gen/ucla_gendata.py" in c]
+    (importer,) = [c for c in commands if "data_gen.ucla_gendata" in c]
     assert importer[importer.index("--data-path") + 1] == str(raw)
     assert proc.returncode != 0 and f"{raw / 'a01_s01_e01_v01.json'}" in proc.stderr

@@ -78,7 +78,7 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
     assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
     assert all(value(c, "--view-frames") == "32" for c in random)  # the pretrained encoders' crops
     assert all(parse_knn(c[c.index("knn_eval.py") + 1 :])[1].knn_neighbours is None for c in knn)  # the preset's 1
-    assert commands[-1][1] == "scripts/benchmark_report.py"
+    assert commands[-1][1:3] == ["-m", "scripts.benchmark_report"]
 
 
 def _jsonl(path, records):
