@@ -19,6 +19,9 @@
 
 set -euo pipefail
 
+# The scripts run from the repository root: relative paths in the environment knobs (WORK_DIR, …) are
+# relative to it; CALLER_DIR is where the script was called from (for paths given as arguments).
+CALLER_DIR="$PWD"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 

@@ -21,6 +21,8 @@
 # one table (mean ± std over seeds, minutes per data set) and writes results/real_data_benchmark.json
 # and .md.
 #
+# A relative SOURCE is relative to the folder the script is called from; WORK_DIR and RESULTS_DIR, like
+# every script's outputs, to the repository root.
 # Environment: WORK_DIR (./runs/real_data_benchmark; each data set's subfolder emptied first; no SOURCE
 # may lie inside it), RESULTS_DIR (./results),
 # SEEDS ("0 1 2"), MAX_JOBS (2 runs side by side, one CPU thread each), DEVICE, PYTHON.
@@ -41,6 +43,9 @@ names=()
 work_real="$(realpath -m "$WORK_DIR")"
 for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
+    if [ -n "$source_path" ] && [[ "$source_path" != /* ]]; then
+        source_path="$CALLER_DIR/$source_path"  # relative to where the script was called, not the repository
+    fi
     if [ "$name" = "$spec" ] || [ -z "$source_path" ] || [[ ! "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]]; then
         echo "argument '$spec': expected NAME=SOURCE, NAME of letters, digits, '_', '.' or '-' (not first)" >&2
         exit 2
@@ -87,6 +92,9 @@ raw_folder() {
 
 for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
+    if [ -n "$source_path" ] && [[ "$source_path" != /* ]]; then
+        source_path="$CALLER_DIR/$source_path"  # relative to where the script was called, not the repository
+    fi
     root="$WORK_DIR/$name" data="$WORK_DIR/$name/data" start=$SECONDS
     echo "== $name: data from $source_path"
     case "$name" in

@@ -52,8 +52,8 @@ def test_dry_run_runs_every_part_with_the_same_defaults(tmp_path):
         # nothing but the folder, the seed, the method and where things go: the preset decides the rest
         assert flags <= {"--data-dir", "--seed", "--cmd-weight", "--checkpoint-path"}, flags
         assert ("--cmd-weight" in words) == ("cmd_weight0" in words[words.index("--checkpoint-path") + 1])
-    mine = [c for c in pretrain if c[c.index("--data-dir") + 1] == "data/mine"]
-    assert len(mine) == 6  # a processed folder is used as it is
+    mine = [c for c in pretrain if c[c.index("--data-dir") + 1] == os.path.join(ROOT, "data/mine")]
+    assert len(mine) == 6  # a processed folder is used as it is (a relative one: from where the script was called)
     assert not any("--protocol" in c for c in commands)  # each folder's record says its benchmark
     for entry in ("knn_eval.py", "action_classification.py"):
         runs = [c for c in commands if entry in c]
@@ -233,3 +233,18 @@ def test_a_source_path_with_spaces_reaches_the_importer_whole(tmp_path):
     (importer,) = [c for c in commands if "data_gen.ucla_gendata" in c]
     assert importer[importer.index("--data-path") + 1] == str(raw)
     assert proc.returncode != 0 and f"{raw / 'a01_s01_e01_v01.json'}" in proc.stderr
+
+
+def test_a_relative_source_is_relative_to_where_the_script_is_called(tmp_path):
+    (tmp_path / "msr").mkdir()
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "real_data_benchmark.sh"), "mine=msr"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DRY_RUN": "1", "WORK_DIR": str(tmp_path / "w")},
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    pretrain = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if "pretrain_cmd.py" in line]
+    assert pretrain and all(c[c.index("--data-dir") + 1] == str(tmp_path / "msr") for c in pretrain)
