@@ -167,14 +167,22 @@ def _agree_worker(rank, init_file, out):
         dist.destroy_process_group()
 
 
+def _outcomes(worker, tmp_path):
+    """What each of WORLD spawned `worker(rank, init_file, out)` processes wrote to its file `out.<rank>`."""
+    out = str(tmp_path / "outcome")
+    mp.spawn(worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
+    outcomes = []
+    for rank in range(WORLD):
+        with open(f"{out}.{rank}") as f:
+            outcomes.append(f.read())
+    return outcomes
+
+
 @pytest.mark.slow  # two processes started with spawn
 def test_a_rank_that_fails_before_training_stops_every_rank(tmp_path):
-    out = str(tmp_path / "outcome")
-    mp.spawn(_agree_worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
-    with open(f"{out}.0") as f:
-        assert f.read().startswith("peer stopped: another process of this run stopped before training")
-    with open(f"{out}.1") as f:
-        assert f.read() == "own error: rank 1 cannot read its checkpoint"
+    first, second = _outcomes(_agree_worker, tmp_path)
+    assert first.startswith("peer stopped: another process of this run stopped before training")
+    assert second == "own error: rank 1 cannot read its checkpoint"
 
 
 def test_world_size_without_torchruns_rendezvous_is_one_line_not_a_traceback(monkeypatch):
@@ -199,11 +207,7 @@ def _same_worker(rank, init_file, out):
 
 @pytest.mark.slow  # two processes started with spawn
 def test_every_rank_learns_whether_they_all_hold_the_same_record(tmp_path):
-    out = str(tmp_path / "outcome")
-    mp.spawn(_same_worker, args=(str(tmp_path / "init"), out), nprocs=WORLD, join=True)
-    for rank in range(WORLD):
-        with open(f"{out}.{rank}") as f:
-            assert f.read() == "[True, False]"
+    assert _outcomes(_same_worker, tmp_path) == ["[True, False]"] * WORLD
     assert same_on_every_rank(DistContext(0, 1, -1, torch.device("cpu")), "alone")  # one process agrees
 
 
