@@ -177,7 +177,9 @@ class CMD(ThreeStreamEncoder):
         """Two views N x C x T x V x M -> (logits_joint, logits_motion, logits_bone, labels, loss_cmd): each
         logits N x (1 + K) with the positive in column 0, labels N zeros, loss_cmd the weighted CMD loss."""
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if im_q.shape[0] == 0 or self.contrast_k % (im_q.shape[0] * world):  # before any state changes
+        if im_q.shape[0] == 0 or im_k.shape[0] != im_q.shape[0]:  # checked before any state changes
+            raise ValueError(f"expected two views of one non-empty batch, found {im_q.shape[0]} and {im_k.shape[0]}")
+        if self.contrast_k % (im_q.shape[0] * world):
             raise ValueError(
                 f"the queue length {self.contrast_k} must be a multiple of the global batch "
                 f"(batch size x processes), found {im_q.shape[0] * world}"

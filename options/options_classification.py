@@ -359,7 +359,13 @@ def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
     dataset = args.finetune_dataset or "ntu60"
     num_class = train.num_class or DATASETS[dataset].num_class
-    pretrained_on = args.pretrain_dataset or info.get("pretrain_dataset")
+    recorded = info.get("pretrain_dataset")  # what our checkpoints record; released ones record nothing
+    if args.pretrain_dataset and recorded and args.pretrain_dataset != recorded:
+        parser.error(
+            f"--pretrain-dataset {args.pretrain_dataset}: the checkpoint {args.pretrained} records that it was "
+            f"pretrained on {recorded}"
+        )
+    pretrained_on = recorded or args.pretrain_dataset
     if args.stage == "transfer" and (pretrained_on == "pku_v2" or not args.pretrained):
         if args.transfer:
             parser.error(

@@ -131,11 +131,17 @@ check_seeds() {
         echo "SEEDS is empty; expected seeds such as '0 1 2'" >&2
         exit 2
     fi
+    local seen=" "
     for seed in "$@"; do
-        if [[ ! "$seed" =~ ^[0-9]+$ ]]; then
-            echo "seed '$seed' (SEEDS): expected a non-negative integer" >&2
+        if [[ ! "$seed" =~ ^(0|[1-9][0-9]*)$ ]]; then
+            echo "seed '$seed' (SEEDS): expected a non-negative integer without leading zeros" >&2
             exit 2
         fi
+        if [[ "$seen" == *" $seed "* ]]; then
+            echo "seed $seed (SEEDS) given twice: its runs would share one folder" >&2
+            exit 2
+        fi
+        seen+="$seed "
     done
 }
 
@@ -212,6 +218,10 @@ clear_work_dir() {
     shift
     if [ "${RESUME:-0}" = 1 ]; then
         echo "RESUME=1: this script starts afresh in its work folder $dir; run it without RESUME" >&2
+        exit 2
+    fi
+    if [ -e "$dir" ] && [ ! -d "$dir" ]; then
+        echo "$dir is a file; the work folder must be a folder (new or empty)" >&2
         exit 2
     fi
     if [ -d "$dir" ] && [ ! -f "$dir/$WORK_MARK" ] && [ -n "$(ls -A "$dir")" ]; then

@@ -36,7 +36,7 @@ if [ $# -eq 0 ]; then
 fi
 WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
-read -r -a seeds <<< "${SEEDS:-0 1 2}"
+read -r -a seeds <<< "${SEEDS-0 1 2}"
 check_seeds "${seeds[@]}"
 # Every argument is checked before anything is removed or run.
 names=()

@@ -92,7 +92,7 @@ BENCH_LR="${BENCH_LR:-0.05}"
 BENCH_M="${BENCH_M:-0.99}"
 BENCH_DIR="${BENCH_DIR:-./runs/synthetic_benchmark_$BENCH_SIZE}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
-SEEDS="${SEEDS:-0 1 2}"
+SEEDS="${SEEDS-0 1 2}"
 source "$(dirname "$0")/common.sh"
 if [ "$MAX_JOBS" -gt 1 ]; then
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

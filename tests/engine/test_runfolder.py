@@ -452,3 +452,19 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     moved = shutil.copyfile(checkpoint, tmp_path / "moved.pth.tar")  # the same checkpoint elsewhere continues it
     assert classify(data_dir, out, results, "--pretrained", str(moved), "--seed", "1", *resume) == 0
     assert len(results.read_text().splitlines()) == 2 * len(lines.splitlines())
+
+
+def test_pretrain_dataset_cannot_contradict_what_the_checkpoint_records(data_dir, finished, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        classify(
+            data_dir,
+            tmp_path / "lin",
+            tmp_path / "r.jsonl",
+            "--pretrained",
+            str(finished / "checkpoint_last.pth.tar"),
+            "--pretrain-dataset",
+            "pku_v2",
+        )
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--pretrain-dataset pku_v2: the checkpoint" in err
+    assert "records that it was pretrained on ntu60" in err

@@ -382,8 +382,12 @@ def test_bad_settings():
     with pytest.raises(ValueError, match=r"queue length 10 must be a multiple of the global batch.*found 4"):
         model(*views(n=4))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # checked before any change
-    with pytest.raises(ValueError, match=r"global batch.*found 0"):  # an empty batch
+    with pytest.raises(ValueError, match=r"two views of one non-empty batch, found 0 and 0"):
         model(*(v[:0] for v in views(n=4)))
+    im_q, im_k = views(n=4)
+    with pytest.raises(ValueError, match=r"two views of one non-empty batch, found 4 and 2"):
+        model(im_q, im_k[:2])
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="graph-based"):
         MoCo("seq-based", ARGS)
 

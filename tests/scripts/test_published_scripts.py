@@ -247,6 +247,9 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("semi_supervised.sh", ["ntu60_xsub"], {"SEEDS": "1 zero"}, "seed 'zero' (SEEDS): expected"),
         ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "zero"}, "seed 'zero' (SEEDS): expected"),
         ("synthetic_benchmark.sh", [], {"SEEDS": " "}, "SEEDS is empty"),
+        ("synthetic_benchmark.sh", [], {"SEEDS": ""}, "SEEDS is empty"),
+        ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "01"}, "without leading zeros"),
+        ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "0 1 0"}, "seed 0 (SEEDS) given twice"),
     ]:
         status, err, commands = refused(script, *args, **env)
         assert (status, commands) == (2, []) and message in err, (script, args, env, err)
