@@ -32,6 +32,7 @@ from dataset.catalog import folder_protocol
 from dataset.files import (
     FolderInUseError,
     claim_folder,
+    folder_settings,
     no_space_error,
     out_of_space,
     remove_dead_temporaries,
@@ -233,7 +234,11 @@ def convert(
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
-    held = [name for name in run_files(out_folder) if not (name == "settings.json" and _converted(out_folder))]
+    held = [
+        name
+        for name in run_files(out_folder)
+        if not (name == "settings.json" and "counts" in (folder_settings(out_folder) or {}))
+    ]
     if held:
         claim.release()
         raise ConversionError(
@@ -349,15 +354,6 @@ def _marked_by_us(folder):
         with open(os.path.join(folder, CONVERTING)) as f:
             return f.read().startswith(f"pid {os.getpid()} ")
     except OSError:
-        return False
-
-
-def _converted(folder):
-    """Whether the settings.json in `folder` is a converter's (it counts the samples written)."""
-    try:
-        with open(os.path.join(folder, "settings.json")) as f:
-            return "counts" in json.load(f)
-    except (OSError, ValueError, TypeError):
         return False
 
 

@@ -47,6 +47,17 @@ def run_files(folder):
     return sorted(name for name in os.listdir(folder) if _RUN_FILE.match(name))
 
 
+def folder_settings(folder):
+    """The settings.json in `folder` (a run's record, or a converter's summary) as a dict, or None
+    without a readable one."""
+    try:
+        with open(os.path.join(folder, "settings.json")) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 class OutputError(OSError):
     """An output cannot be written; the message names the path and the reason (shown without '[Errno N]')."""
 
@@ -153,17 +164,24 @@ def append_lines(path, records):
             os.close(fd)
 
 
+def file_in_the_way(folder):
+    """The nearest existing one of `folder` (an absolute path) and its parents when it is not a folder
+    (so `folder` cannot be made), else None."""
+    ancestor = folder
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    return None if os.path.isdir(ancestor) else ancestor
+
+
 def check_writable(path, what):
     """Raise OutputError naming `what` and `path` unless a file can be written at `path` (its folder is
     made when missing; nothing else is left behind). Called before work whose result would otherwise be lost."""
     if os.path.isdir(path):
         raise OutputError(errno.EISDIR, f"{what} {path} is a folder; expected a file path")
     folder = os.path.dirname(os.path.realpath(path))  # a symbolic link's target: where an append writes
-    ancestor = folder
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise OutputError(errno.ENOTDIR, f"{what} {path}: {ancestor} is a file, not a folder")
+    blocking = file_in_the_way(folder)
+    if blocking:
+        raise OutputError(errno.ENOTDIR, f"{what} {path}: {blocking} is a file, not a folder")
     tmp = temp_path(os.path.realpath(path))
     try:
         os.makedirs(folder, exist_ok=True)

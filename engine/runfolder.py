@@ -9,32 +9,19 @@ different run (its settings.json differs) or from a checkpoint outside a folder 
 runs' files would mix) is refused the same way.
 """
 
-import json
 import os
 
-from dataset.files import FolderInUseError, claim_folder, keep_aside, run_files
+from dataset.files import FolderInUseError, claim_folder, folder_settings, keep_aside, run_files
 from options.settings import differences
-
-SETTINGS = "settings.json"
 
 
 class RunFolderError(RuntimeError):
     """An output folder is in use by another run, or holds a run this command would overwrite."""
 
 
-def recorded_settings(folder):
-    """The settings.json of the run in `folder` (a dict), or None without a readable one."""
-    try:
-        with open(os.path.join(folder, SETTINGS)) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def _what(folder):
     """What the run files of `folder` belong to, from its settings.json."""
-    recorded = recorded_settings(folder) or {}
+    recorded = folder_settings(folder) or {}
     if "counts" in recorded:
         return "a converter's processed data"
     if "optim" in recorded:
@@ -67,7 +54,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
     else:
-        recorded = recorded_settings(folder)
+        recorded = folder_settings(folder)
         differ = differences(recorded, settings, may_change) if recorded is not None else []
         if differ:
             problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dataset.catalog import base_protocol
+from dataset.files import file_in_the_way
 from dataset.processed import MAX_FRAME, fingerprint
 from options.presets import FolderFacts, choose_preset, preset
 from options.settings import DataSettings, flag
@@ -85,11 +86,9 @@ def check_output_path(parser, name, path):
         parser.error(f"{flag(name)} {path} is a file; expected a folder")
     if os.path.islink(path) and not os.path.exists(path):
         parser.error(f"{flag(name)} {path} is a symbolic link to {os.readlink(path)}, which does not exist")
-    ancestor = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        parser.error(f"{flag(name)} {path}: {ancestor} is a file, not a folder")
+    blocking = file_in_the_way(os.path.dirname(os.path.abspath(path)))
+    if blocking:
+        parser.error(f"{flag(name)} {path}: {blocking} is a file, not a folder")
 
 
 def check_device(parser, name):

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from dataset.files import file_in_the_way
 from engine.runtime import make_writer
 
 
@@ -92,11 +93,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.max_points < MIN_POINTS:
         parser.error(f"--max-points must be at least {MIN_POINTS}, found {args.max_points}")
-    ancestor = os.path.abspath(args.out)  # the output folder first: nothing is computed for a plot with no place
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        parser.error(f"--out {args.out}: {ancestor} is a file, not a folder")
+    blocking = file_in_the_way(os.path.abspath(args.out))  # checked first: nothing computed for a plot with no place
+    if blocking:
+        parser.error(f"--out {args.out}: {blocking} is a file, not a folder")
     try:  # a bad features file is bad data (exit status 1), not a usage error
         features, labels, names = load_features(args.features, args.part)
         if len(features) < MIN_POINTS:
