@@ -308,8 +308,7 @@ def prepare_evaluation(parser, args):
     settings = eval_settings(parser, args, preset, train, info)
     trained = np.asarray(train.labels)
     if settings.stage != "knn":
-        _check_training_classes(parser, settings, train)
-        indices = _training_subset(settings, train)
+        indices = _check_training_classes(parser, settings, train)
         trained = trained if indices is None else trained[indices]  # --data-ratio: the classes of its subset
     unseen = np.setdiff1d(np.asarray(val.labels), trained)
     if len(unseen):
@@ -339,7 +338,8 @@ def _unset_seed(resume):
 
 def _check_training_classes(parser, settings, train):
     """Before any work: --data-ratio must select a sample (a usage error) and the samples a classifier is
-    trained on must hold two classes or more (ProcessedDataError naming the folder)."""
+    trained on must hold two classes or more (ProcessedDataError naming the folder). Returns the
+    subset's indices (`_training_subset`)."""
     try:
         indices = _training_subset(settings, train)
     except ValueError as exc:
@@ -353,6 +353,7 @@ def _check_training_classes(parser, settings, train):
         raise ProcessedDataError(
             f"{train.folder}: {what} holds one class (label {classes[0]}); a classifier needs two or more"
         )
+    return indices
 
 
 def _training_subset(settings, train):
