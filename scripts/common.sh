@@ -189,10 +189,11 @@ check_free() {
     fi
 }
 
-# eval_args DIR: the flags an evaluation script gives the run in output folder DIR, in RUN_ARGS:
-# FRESH_ARGS, or under RESUME=1 what goes on with what DIR holds (see RESUME above). Returns 1 when
-# RESUME=1 and DIR holds a finished evaluation: the caller skips it.
-eval_args() {
+# run_args DIR CHECKPOINT: the flags a script gives the run in output folder DIR, in RUN_ARGS: FRESH_ARGS,
+# or under RESUME=1 what goes on with what DIR holds: --resume DIR/CHECKPOINT when it is there, --fresh
+# for a run stopped before its first checkpoint (its files kept aside), nothing for a new one. Returns 1
+# when RESUME=1 and DIR holds a finished evaluation (result.jsonl): the caller skips it.
+run_args() {
     RUN_ARGS=("${FRESH_ARGS[@]}")
     if [ "${RESUME:-0}" != 1 ]; then
         return 0
@@ -200,9 +201,10 @@ eval_args() {
     if [ -f "$1/result.jsonl" ]; then
         echo "RESUME=1: $1 holds a finished evaluation (result.jsonl); skipped"
         return 1
-    elif [ -f "$1/checkpoint.pth.tar" ]; then
-        RUN_ARGS=(--resume "$1/checkpoint.pth.tar")
+    elif [ -f "$1/$2" ]; then
+        RUN_ARGS=(--resume "$1/$2")
     elif [ -f "$1/settings.json" ]; then
+        echo "RESUME=1: $1 holds a run stopped before its first checkpoint; starting it afresh"
         RUN_ARGS=(--fresh)
     fi
 }

@@ -24,7 +24,7 @@ for name in "${runs[@]}"; do
 done
 
 for name in "${runs[@]}"; do
-    eval_args "./runs/knn/$name" || continue
+    run_args "./runs/knn/$name" checkpoint.pth.tar || continue
     run "$PYTHON" knn_eval.py \
         --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
         --pretrained "$(pretrained_checkpoint "$name")" -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \

@@ -32,7 +32,7 @@ done
 
 for name in "${runs[@]}"; do
     for view in "${views[@]}"; do
-        eval_args "./runs/linear/${name}_${view}" || continue
+        run_args "./runs/linear/${name}_${view}" checkpoint.pth.tar || continue
         run "$PYTHON" action_classification.py \
             --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
             --pretrained "$(pretrained_checkpoint "$name")" --view "$view" \

@@ -25,25 +25,15 @@ if [ "$NPROC" -gt 1 ]; then
     echo "NPROC=$NPROC: each process takes the preset's batch, as the published code's processes do, so the" \
         "global batch is $NPROC times the paper's, which trained on one GPU"
 fi
-if [ "${RESUME:-0}" != 1 ]; then
-    for name in "${runs[@]}"; do
-        check_free "./checkpoints/$name" "RESUME=1 continues it, "
-    done
-fi
+for name in "${runs[@]}"; do
+    check_free "./checkpoints/$name" "RESUME=1 continues it, "
+done
 
 for name in "${runs[@]}"; do
-    resume=()
-    if [ "${RESUME:-0}" = 1 ] && [ -f "./checkpoints/$name/checkpoint_last.pth.tar" ]; then
-        resume=(--resume "./checkpoints/$name/checkpoint_last.pth.tar")
-    elif [ "${RESUME:-0}" = 1 ] && [ -f "./checkpoints/$name/settings.json" ]; then
-        echo "RESUME=1: ./checkpoints/$name/ holds a run stopped before its first checkpoint; starting $name afresh"
-        resume=(--fresh)  # what it holds is moved to previous-<date-time>/, not deleted
-    elif [ "${RESUME:-0}" = 1 ]; then
-        echo "RESUME=1: ./checkpoints/$name/ holds no checkpoint_last.pth.tar; starting $name"
-    fi
+    run_args "./checkpoints/$name" checkpoint_last.pth.tar
     run "${PRETRAIN_LAUNCH[@]}" \
         --pre-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}" \
-        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${FRESH_ARGS[@]}" "${resume[@]}" \
+        --seed 42 -j "$WORKERS" "${DEVICE_ARGS[@]}" "${RUN_ARGS[@]}" \
         --checkpoint-path "./checkpoints/$name"
 done
 

@@ -36,7 +36,7 @@ done
 for name in "${runs[@]}"; do
     for ratio in "${ratios[@]}"; do
         for seed in "${seeds[@]}"; do
-            eval_args "./runs/semi/${name}_ratio${ratio}_seed${seed}" || continue
+            run_args "./runs/semi/${name}_ratio${ratio}_seed${seed}" checkpoint.pth.tar || continue
             run "$PYTHON" action_classification.py \
                 --finetune-dataset "${RUN_DATASET[$name]}" --protocol "${RUN_PROTOCOL[$name]}_semi" \
                 --pretrained "$(pretrained_checkpoint "$name")" --view joint --data-ratio "$ratio" \

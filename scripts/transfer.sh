@@ -30,7 +30,7 @@ for name in "${runs[@]}"; do
 done
 
 for name in "${runs[@]}"; do
-    eval_args "./runs/transfer/${name}_to_pku_v2_xsub" || continue
+    run_args "./runs/transfer/${name}_to_pku_v2_xsub" checkpoint.pth.tar || continue
     run "$PYTHON" action_classification.py \
         --finetune-dataset pku_v2 --protocol cross_subject \
         --pretrained "$(pretrained_checkpoint "$name")" --view joint \
