@@ -5,6 +5,7 @@ and scripts are marked `slow` (`python -m pytest -m "not slow" tests` leaves the
 """
 
 import hashlib
+import os
 
 import pytest
 import torch
@@ -12,6 +13,20 @@ import torch
 from tests.helpers import write_processed
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_default_results_file_alone():
+    """A test that runs an evaluation without --results would append to the checkout's
+    results/results.jsonl, which `python -m tools.report` reads by default: fail it."""
+    path = os.path.join("results", "results.jsonl")
+
+    def state():
+        return os.stat(path).st_size if os.path.exists(path) else None
+
+    before = state()
+    yield
+    assert state() == before, f"the test wrote to {os.path.abspath(path)}; give its evaluations --results"
 
 
 @pytest.fixture(scope="module")

@@ -325,7 +325,8 @@ def test_the_logistic_probe_fits_only_the_data_ratio_subset(tmp_path, processed,
     monkeypatch.setattr(evaluate_module, "logistic_probe", recording_probe)
     out = tmp_path / "run"
     argv = ["--data-dir", folder, "--device", "cpu", "-j", "0", "--view", "joint", "--data-ratio", "0.5"]
-    settings, model, train, val = prepare_evaluation(*parse_classification(argv + ["--checkpoint-path", str(out)]))
+    argv += ["--checkpoint-path", str(out), "--results", str(tmp_path / "r.jsonl")]
+    settings, model, train, val = prepare_evaluation(*parse_classification(argv))
     assert settings.probe.probe == "logistic" and settings.probe.data_ratio == 0.5
     best = run_classification(settings, model, train, val)
     subset = json.loads((out / "train_subset.json").read_text())
