@@ -3,7 +3,7 @@
     python -m tools.report [FILE ...]      # default results/results.jsonl
 
 prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the
-measured ones, and the kNN, semi-supervised and transfer tables. A cell with several runs (different
+measured ones (a probe given a --data-ratio subset of the labels in rows of its own), and the kNN, semi-supervised and transfer tables. A cell with several runs (different
 seeds or checkpoints) shows mean ± sample standard deviation over the latest record of each checkpoint
 and seed, and how many checkpoints it pools when more than one; a rerun of the same checkpoint and seed
 replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
@@ -64,6 +64,11 @@ def _cell(records):
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} (n={len(values)}{pooled})"
 
 
+def _label_ratio(record):
+    """The share of the training labels a record's classifier saw (`--data-ratio`; 1 when absent)."""
+    return float(record.get("data_ratio") or 1.0)
+
+
 def _benchmark_name(benchmark):
     dataset, protocol = benchmark
     return f"{DATASET_NAMES.get(dataset, dataset)} {PROTOCOL_NAMES.get(protocol, protocol)}"
@@ -112,8 +117,11 @@ def report(records):
             ["ISC — paper (context)"] + _published(CONTEXT["linear"], columns),
         ]
         for probe in ("sgd", "logistic"):  # records before the logistic probe existed are SGD ones
-            chosen = [r for r in linear if r.get("probe", "sgd") == probe]
-            rows += _measured_rows(chosen, columns, "— ours" + (", logistic probe" if probe == "logistic" else ""))
+            for ratio in sorted({_label_ratio(r) for r in linear}, reverse=True):  # all labels first
+                chosen = [r for r in linear if r.get("probe", "sgd") == probe and _label_ratio(r) == ratio]
+                label = "— ours" + (", logistic probe" if probe == "logistic" else "")
+                label += f", {ratio * 100:g} % labels" if ratio < 1 else ""
+                rows += _measured_rows(chosen, columns, label)
         sections.append(
             "### Linear evaluation (top-1 %)\n\n" + _table(["method"] + [_benchmark_name(c) for c in columns], rows)
         )

@@ -90,6 +90,26 @@ def test_the_logistic_probe_gets_rows_of_its_own(tmp_path):
     assert [line.split("|")[-2].strip() for line in text.splitlines() if "— ours" in line] == ["70.0", "80.0"]
 
 
+def test_a_probe_on_a_subset_of_the_labels_gets_rows_of_its_own(tmp_path):
+    # the same checkpoint and seed probed on all labels, then on --data-ratio 0.1 (stage linear): the
+    # later subset record does not replace the full one, and says what it saw
+    record = dict(stage="linear", dataset="nw_ucla", protocol="cross_view", view="fusion", metric="top1")
+    record.update(checkpoint="a", seed=1)
+    text = report(
+        [
+            dict(record, value=80.0, probe="logistic", data_ratio=1.0),
+            dict(record, value=30.0, probe="logistic", data_ratio=0.1),
+            dict(record, value=70.0),  # an SGD record written without data_ratio: all labels
+        ]
+    )
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in text.splitlines() if "— ours" in line}
+    assert rows == {
+        "3s-CMD — ours": "70.0",
+        "3s-CMD — ours, logistic probe": "80.0",
+        "3s-CMD — ours, logistic probe, 10 % labels": "30.0",
+    }
+
+
 def test_datasets_beyond_the_published_benchmarks_get_columns_of_their_own(tmp_path):
     path = tmp_path / "r.jsonl"
     _write(
