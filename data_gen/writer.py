@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
+from data_gen.ntu_reader import SkeletonFileError
 from dataset.catalog import folder_protocol
 from dataset.files import (
     FolderInUseError,
@@ -40,7 +41,7 @@ from dataset.files import (
     temp_path,
 )
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
-from dataset.processed import CONVERTING, MAX_FRAME
+from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME
 
 
 def sample_shape(layout):
@@ -61,7 +62,8 @@ class Sample:
 @dataclass
 class Task:
     """One raw file to read: ``reader(*args)`` returns, per sample, (C x T' x V x M array, T) with
-    T' = min(T, 300) in the layout's shape, or (array, T, label) for a Sample whose label is None."""
+    T' = min(T, 300) in the layout's shape, or (array, T, label) for a Sample whose label is None.
+    ``reader`` runs in worker processes, so it must be picklable (a module-level function)."""
 
     source: str
     reader: object
@@ -183,11 +185,43 @@ class PartWriter:
 
 
 def _run_task(task):
-    """Worker: ('ok', [(array, T), ...]) or ('bad', message) for one task."""
+    """Worker: ('ok', [(array, T), ...]) or ('bad', message naming the task's source) for one task.
+    Any exception of the reader is the file's fault (a reader of a new format meeting a line it did
+    not expect raises what it raises): a SkeletonFileError or OSError names its file already, any
+    other is prefixed with the task's source and, unless a ValueError, its type."""
     try:
         return "ok", task.reader(*task.args)
-    except (ValueError, OSError) as exc:
+    except (SkeletonFileError, OSError) as exc:
         return "bad", str(exc)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return "bad", f"{task.source}: {message}"
+
+
+def result_problem(result, sample, layout, num_class):
+    """What is wrong with a reader's `result` for `sample` (see Task), or None.
+
+    The checks every processed folder is opened with (dataset.processed), made here so that no
+    importer can write a folder that would be refused later: the layout's shape, 1..300 frames,
+    finite coordinates within MAX_COORDINATE, an integer label below the class count."""
+    expected = 2 if sample.label is not None else 3
+    if not isinstance(result, tuple) or len(result) != expected:
+        return f"the reader returned {type(result).__name__} {result!r:.60}, not a tuple of {expected}"
+    array, n_frame, label = result[0], result[1], result[2] if expected == 3 else sample.label
+    c, v, m = layout.channels, layout.num_joints, layout.bodies
+    if not isinstance(array, np.ndarray) or array.ndim != 4 or (array.shape[0], *array.shape[2:]) != (c, v, m):
+        found = array.shape if isinstance(array, np.ndarray) else type(array).__name__
+        return f"its array is {found}, not {c} x frames x {v} x {m} ({layout.name})"
+    if isinstance(n_frame, bool) or not isinstance(n_frame, (int, np.integer)) or n_frame < 1:
+        return f"its frame count {n_frame!r} is not a positive integer"
+    if array.shape[1] != min(int(n_frame), MAX_FRAME):
+        return f"its array holds {array.shape[1]} frames, its frame count says {n_frame} (at most {MAX_FRAME} kept)"
+    if not np.all(np.abs(array) <= MAX_COORDINATE):  # NaN compares False
+        bad = float(array[~(np.abs(array) <= MAX_COORDINATE)].flat[0])
+        return f"it holds a coordinate {bad:g}: not finite or beyond +-{MAX_COORDINATE:g}"
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < num_class:
+        return f"its label {label!r} is not an integer in 0..{num_class - 1}"
+    return None
 
 
 def _batches(tasks, chunk):
@@ -272,6 +306,24 @@ def convert(
             pending = submit(following) if following else None
             arrays, frames, kept = [], [], []
             for task, (status, payload) in zip(current, results):
+                if status == "ok" and (not isinstance(payload, (list, tuple)) or len(payload) != len(task.samples)):
+                    found = len(payload) if isinstance(payload, (list, tuple)) else type(payload).__name__
+                    status, payload = (
+                        "bad",
+                        f"{task.source}: {len(task.samples)} samples expected, the reader gave {found}",
+                    )
+                problems = (
+                    []
+                    if status == "bad"
+                    else [
+                        f"{task.source}: sample {sample.name}: {problem}"
+                        for sample, result in zip(task.samples, payload)
+                        for problem in [result_problem(result, sample, layout, num_class)]
+                        if problem
+                    ]
+                )
+                if problems:
+                    status, payload = "bad", "; ".join(problems)
                 if status == "bad":
                     if not skip_bad:
                         raise ConversionError(payload + "\n(rerun with --skip-bad to skip bad files and samples)")

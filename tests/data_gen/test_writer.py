@@ -1,0 +1,90 @@
+"""The shared converter (data_gen.writer.convert) holds any importer's reader to the processed format:
+whatever a new reader returns or raises, a bad sample is an error naming its file (or skipped with
+--skip-bad) before anything is written, never a folder that is refused when it is opened."""
+
+import os
+
+import numpy as np
+import pytest
+
+from data_gen.writer import ConversionError, Sample, Task, convert
+from dataset.layouts import KINECT20
+from dataset.processed import load_split
+
+GOOD = np.full((3, 10, 20, 1), 0.1, dtype=np.float32)  # C x T x V x M of kinect20, 10 frames
+
+
+def good(label=None):
+    return (GOOD + 0.01 * np.arange(20, dtype=np.float32)[:, None], 10) + (() if label is None else (label,))
+
+
+def reader(kind):
+    """A reader of a made-up format: a good recording, or one way of being bad."""
+    results = {
+        "good": [good()],
+        "nan": [(np.where(GOOD > 0, np.nan, GOOD), 10)],
+        "far": [(GOOD * 1e6, 10)],
+        "joints": [(np.zeros((3, 10, 25, 1), np.float32) + 0.1, 10)],
+        "frames": [(GOOD, 400)],
+        "count": [good(), good()],
+        "label": [good(label=8)],
+        "not a tuple": [GOOD],
+    }
+    if kind == "index":
+        return [][1]
+    if kind == "text":
+        return float("abc")
+    return results[kind]
+
+
+def tasks(bad, label=0):
+    sample = Sample("bad", None if bad == "label" else label, {"xsub": "train"})
+    return [
+        Task("good.txt", reader, ("good",), [Sample("good1", 1, {"xsub": "train"})]),
+        Task(f"{bad}.txt", reader, (bad,), [sample]),
+        Task("good2.txt", reader, ("good",), [Sample("good2", 2, {"xsub": "val"})]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ("nan", "holds a coordinate nan: not finite"),
+        ("far", "beyond"),
+        ("joints", r"its array is \(3, 10, 25, 1\), not 3 x frames x 20 x 1 \(kinect20\)"),
+        ("frames", "holds 10 frames, its frame count says 400"),
+        ("count", "1 samples expected, the reader gave 2"),
+        ("label", r"its label 8 is not an integer in 0\.\.5"),
+        ("not a tuple", "the reader returned ndarray"),
+        ("index", "IndexError: list index out of range"),
+        ("text", "could not convert string to float"),
+    ],
+)
+def test_a_bad_result_names_its_file_and_nothing_is_written(tmp_path, bad, problem):
+    out = tmp_path / "out"
+    with pytest.raises(ConversionError, match=rf"^{bad}\.txt: .*{problem}"):
+        convert(tasks(bad), str(out), ["xsub"], {}, num_class=6, dataset="mine", layout=KINECT20, progress=False)
+    leftovers = [name for _, _, files in os.walk(out) for name in files if name != ".claim"]
+    assert leftovers == []  # nothing half-written, no processed folder to be refused later (.claim: the lock)
+
+    # with --skip-bad the sample is listed in skipped.txt and the others converted
+    convert(
+        tasks(bad), str(out), ["xsub"], {}, num_class=6, dataset="mine", layout=KINECT20, progress=False, skip_bad=True
+    )
+    assert (out / "skipped.txt").read_text().startswith(f"{bad}.txt\tbad: ")
+    train = load_split(str(out / "xsub"), "train")
+    assert train.names == ["good1"] and list(train.labels) == [1]
+
+
+def test_a_label_given_by_the_importer_is_checked_too(tmp_path):
+    with pytest.raises(ConversionError, match=r"^bad: .*sample bad: its label 9 is not an integer in 0\.\.5"):
+        convert(
+            [Task("bad", reader, ("good",), [Sample("bad", 9, {"xsub": "train"})])],
+            str(tmp_path / "out"),
+            ["xsub"],
+            {},
+            num_class=6,
+            dataset="mine",
+            layout=KINECT20,
+            progress=False,
+        )
