@@ -1,6 +1,6 @@
 """Import MSR-Action3D skeletons from their ``aAA_sSS_eEE_skeleton3D.txt`` files.
 
-    python data_gen/msr_gendata.py --data-path DIR --out-folder OUT [--file-list LIST] [--workers N] [--skip-bad]
+    python -m data_gen.msr_gendata --data-path DIR --out-folder OUT [--file-list LIST] [--workers N] [--skip-bad]
 
 DIR holds one ``aAA_sSS_eEE_skeleton3D.txt`` per recording (action 1..20, subject 1..10, repetition), as
 the ``msr_action3d_real3d`` release has them: plain text, one line per joint of 4 numbers (x y z, metres,

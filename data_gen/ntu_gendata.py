@@ -1,6 +1,6 @@
 """Convert raw NTU RGB+D 60/120 skeleton files to the processed layout (docs/published-behaviour.md §1.3).
 
-    python data_gen/ntu_gendata.py --data-path RAW --out-folder OUT --dataset ntu60|ntu120
+    python -m data_gen.ntu_gendata --data-path RAW --out-folder OUT --dataset ntu60|ntu120
         [--benchmark xsub xview xsetup] [--ignored-sample-path LIST] [--workers N] [--skip-bad]
 
 writes ``OUT/<benchmark>/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}`` with samples in name

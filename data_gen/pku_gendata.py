@@ -1,6 +1,6 @@
 """Convert raw PKU-MMD phase II skeletons to the processed layout (benchmarks xsub, xview).
 
-    python data_gen/pku_gendata.py --data-path RAW --out-folder OUT [--workers N] [--skip-bad]
+    python -m data_gen.pku_gendata --data-path RAW --out-folder OUT [--workers N] [--skip-bad]
 
 RAW holds ``skeleton/<video>.txt``, ``label/<video>.txt``, ``cross_subject_v2.txt`` and
 ``cross_view_v2.txt`` (docs/published-behaviour.md §1.2); OUT gets ``xsub/`` and ``xview/`` (each

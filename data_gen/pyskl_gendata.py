@@ -1,6 +1,6 @@
 """Import skeletons from a pyskl / MMAction2 annotation pickle, in any skeleton layout.
 
-    python data_gen/pyskl_gendata.py --annotations FILE.pkl --layout NAME|FILE.json --train-split NAME
+    python -m data_gen.pyskl_gendata --annotations FILE.pkl --layout NAME|FILE.json --train-split NAME
         --val-split NAME --out-folder DIR [--num-class N] [--dataset NAME] [--workers N] [--skip-bad]
 
 FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir": str, "label": int,

@@ -1,6 +1,6 @@
 """Import NW-UCLA (Northwestern-UCLA Multiview Action3D) skeletons from their ``all_sqe`` JSON files.
 
-    python data_gen/ucla_gendata.py --data-path ALL_SQE_DIR --out-folder DIR [--workers N] [--skip-bad]
+    python -m data_gen.ucla_gendata --data-path ALL_SQE_DIR --out-folder DIR [--workers N] [--skip-bad]
 
 ALL_SQE_DIR holds one ``aAA_sSS_eEE_vVV.json`` per recording (action, subject, repetition, view), as
 CTR-GCN distributes them: ``{"file_name": ..., "label": 1..10, "skeletons": [T][20][3]}``, the 20

@@ -1,6 +1,6 @@
 """Summarise scripts/synthetic_benchmark.sh: kNN curves over training and the final gap to random.
 
-    python scripts/benchmark_report.py --bench-dir runs/synthetic_benchmark_cpu --seeds 0 1 2 \
+    python -m scripts.benchmark_report --bench-dir runs/synthetic_benchmark_cpu --seeds 0 1 2 \
         --out results/synthetic_benchmark_cpu
 
 Reads, under the benchmark folder, `eval/<method>_seed<s>.jsonl` (kNN records of knn_eval.py, one

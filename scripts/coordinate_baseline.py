@@ -1,6 +1,6 @@
 """No-learning baselines on a processed folder's normalised coordinates: logistic regression and 1-NN.
 
-    python scripts/coordinate_baseline.py --data-dir data/nw_ucla --results results/ucla.jsonl
+    python -m scripts.coordinate_baseline --data-dir data/nw_ucla --results results/ucla.jsonl
 
 Every sample becomes the input the evaluations see (the 0.95 centre crop resized to 64 frames),
 flattened to one vector of 64 x channels x joints x bodies coordinates. The logistic regression is the

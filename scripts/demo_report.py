@@ -1,6 +1,6 @@
 """Collect the demo's evaluations into results/demo.json and print them as a table.
 
-    python scripts/demo_report.py --work-dir runs/demo --out results/demo.json --seconds 312
+    python -m scripts.demo_report --work-dir runs/demo --out results/demo.json --seconds 312
 
 Reads, under the work folder, `eval/<encoder>_knn.jsonl` and `eval/<encoder>_linear.jsonl` (the
 results files knn_eval.py and action_classification.py append to; the last joint top-1 record of

@@ -1,6 +1,6 @@
 """Summarise scripts/real_data_benchmark.sh: one table over data sets, mean ± std over seeds.
 
-    python scripts/real_data_report.py --work-dir runs/real_data_benchmark --datasets nw_ucla msr_action3d \
+    python -m scripts.real_data_report --work-dir runs/real_data_benchmark --datasets nw_ucla msr_action3d \
         --seeds 0 1 2 --out results/real_data_benchmark
 
 Reads, for every data set NAME under the work folder, `NAME/eval/<method>_seed<s>.jsonl` for the methods
