@@ -2,13 +2,14 @@
 
     python -m tools.report [FILE ...]      # default results/results.jsonl
 
-prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside the
-measured ones (a probe given a --data-ratio subset of the labels in rows of its own), and the kNN, semi-supervised and transfer tables. A cell with several runs (different
-seeds or checkpoints) shows mean ± sample standard deviation over the latest record of each checkpoint
-and seed, and how many checkpoints it pools when more than one; a rerun of the same checkpoint and seed
-replaces the earlier one. Runs without a checkpoint (randomly initialised encoders) are
-reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
-fields of the wrong type) is an error naming the file and line.
+prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside
+the measured ones (a probe given a --data-ratio subset of the labels in rows of its own), and the kNN,
+semi-supervised and transfer tables. A cell with several runs (different seeds or checkpoints) shows
+mean ± sample standard deviation over the latest record of each checkpoint and seed, and how many
+checkpoints it pools when more than one; a rerun of the same checkpoint and seed replaces the earlier
+one. Runs without a checkpoint (randomly initialised encoders) are reported in rows of their own. A
+record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
+error naming the file and line.
 """
 
 import argparse
