@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from dataset.files import file_in_the_way
+from dataset.files import atomic_output, file_in_the_way
 from engine.runtime import make_writer
 
 
@@ -67,8 +67,8 @@ def tsne_plot(features, labels, path, seed=0, title=""):
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
+    with atomic_output(path) as tmp:  # the same extension, so the same image format
+        fig.savefig(tmp)
     plt.close(fig)
     return embedded
 
