@@ -37,7 +37,7 @@ import numpy as np
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
 from dataset.catalog import PROTOCOL_FOLDERS
-from dataset.layouts import LayoutError, get_layout
+from dataset.layouts import LAYOUTS, LayoutError, get_layout
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
 BENCHMARK = "split"
@@ -208,7 +208,7 @@ def main(argv=None):
         "the annotation pickle (FILE.pkl)",
         "the processed folder to write",
     )
-    parser.add_argument("--layout", required=True, help="a layout name (ntu25, kinect20) or a JSON layout file")
+    parser.add_argument("--layout", required=True, help=f"a layout name ({', '.join(LAYOUTS)}) or a JSON layout file")
     for part, role in (("train", "train the model"), ("val", "are evaluated")):
         parser.add_argument(f"--{part}-split", required=True, help=f"the split whose samples {role}")
     parser.add_argument(

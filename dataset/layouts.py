@@ -87,6 +87,8 @@ class Layout:
                     )
                     break
         for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
+            if self.channels == 2 and not pair:  # a 2-D skeleton is not rotated: the pairs are not used
+                continue
             if len(pair) != 2 or any(not 0 <= j < v for j in pair):
                 problems.append(f"{field} must be two joint indices in [0, {v}), found {pair}")
         if not 0 <= self.centre < v:
@@ -134,9 +136,15 @@ class Layout:
                 f"{source}: expected a JSON object with the layout's fields, found {type(record).__name__}"
             )
         fields = set(cls.__dataclass_fields__)
-        unknown, missing = set(record) - fields, fields - {"channels", "bodies"} - set(record)
+        optional = {"channels", "bodies"} | ({"z_axis", "x_axis"} if record.get("channels") == 2 else set())
+        unknown, missing = set(record) - fields, fields - optional - set(record)
         if unknown or missing:
-            raise LayoutError(f"{source}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+            found = [f"unknown fields {sorted(unknown)}"] * bool(unknown) + [
+                f"missing fields {sorted(missing)}"
+            ] * bool(missing)
+            raise LayoutError(f"{source}: {', '.join(found)}")
+        if record.get("channels") == 2:  # 2-D: not rotated, so the axis pairs may be left out
+            record = {"z_axis": [], "x_axis": [], **record}
         try:
             return cls(**record)
         except (TypeError, ValueError) as exc:

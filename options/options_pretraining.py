@@ -214,7 +214,7 @@ def build_parser():
         "--min-crop-frames",
         type=int,
         help="a view's random crop keeps at least this many frames, or all of a shorter recording "
-        "(preset: the paper's 64)",
+        "(preset: the paper's 64; small-data: half the view length)",
     )
     p.add_argument(
         "--corrupted-joints",

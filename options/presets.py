@@ -1,6 +1,6 @@
 """Every default setting, as data: the published experiments' presets and the small-data preset.
 
-`preset(stage, name, folder)` gives the defaults of one stage ('pretrain', 'linear', 'semi',
+`preset(stage, name, facts, given)` gives the defaults of one stage ('pretrain', 'linear', 'semi',
 'transfer', 'knn') under preset `name`: a published dataset ('ntu60', 'ntu120', 'pku_v2';
 docs/published-behaviour.md §4), or 'small', whose values are rules computed from the processed
 folder (`FolderFacts`: training samples, median recording length, joints; docs/small-data.md).

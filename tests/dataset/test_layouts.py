@@ -187,6 +187,18 @@ def test_layout_from_name_dict_and_json_file(tmp_path):
         get_layout(str(path))
 
 
+def test_a_2d_layout_may_leave_out_the_axis_pairs_a_3d_one_may_not(tmp_path):
+    fields = dict(name="flat", joints=["a", "b", "c"], parents=[0, 0, 1], centre=0, corrupted_joints=1)
+    flat = get_layout(dict(fields, channels=2))
+    assert (flat.z_axis, flat.x_axis) == ((), ())  # not rotated (normalisation centres a 2-D skeleton only)
+    path = tmp_path / "flat.json"
+    path.write_text(flat.to_json())
+    assert get_layout(str(path)) == flat  # its own record round-trips
+    with pytest.raises(LayoutError) as info:
+        get_layout(dict(fields, channels=3))
+    assert str(info.value) == "layout: missing fields ['x_axis', 'z_axis']"  # no empty 'unknown fields []'
+
+
 def test_folder_record_round_trip_and_default(tmp_path):
     folder = str(tmp_path / "ucla")
     assert read_folder_record(folder) == (NTU25, None, None, None)  # no record: the published layout
