@@ -36,9 +36,6 @@ class _NullWriter:
     def add_scalar(self, *args, **kwargs):
         pass
 
-    def add_text(self, *args, **kwargs):
-        pass
-
     def flush(self):
         pass
 

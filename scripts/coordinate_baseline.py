@@ -2,8 +2,10 @@
 
     python -m scripts.coordinate_baseline --data-dir data/nw_ucla --results results/ucla.jsonl
 
-Every sample becomes the input the evaluations see (the 0.95 centre crop resized to 64 frames),
-flattened to one vector of 64 x channels x joints x bodies coordinates. The logistic regression is the
+Every sample becomes the published evaluations' input (the 0.95 centre crop resized to 64 frames;
+the small-data preset's evaluations resize to its 16 or 32 view frames, which on MSR-Action3D moved
+these baselines by about a point), flattened to one vector of 64 x channels x joints x bodies
+coordinates. The logistic regression is the
 linear probe of engine/probe.py (standardised inputs, C chosen by stratified cross-validation on the
 training part alone, from a grid reaching stronger regularisation, as thousands of coordinates need);
 the 1-NN is the kNN evaluation of engine/knn.py (cosine similarity). Two records are appended to
