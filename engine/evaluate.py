@@ -229,6 +229,7 @@ def train_classifier(model, train_loader, val_loader, settings, device, out_dir,
             writer.add_scalar(f"val/top5_{name}", values["top5"], epoch)
             if name not in best or values["top1"] > best[name]["top1"]:
                 best[name] = dict(values, epoch=epoch)
+            best[name]["last_top1"] = values["top1"]  # each view's best is its own; the last beside it
         tqdm.write(
             f"epoch {epoch}: loss {loss:.4f} lr {lr:g} "
             + " ".join(f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items())
@@ -424,6 +425,7 @@ def run_classification(settings, model, train, val):
                 top5=values["top5"],
                 epoch=values.get("epoch"),
                 C=values.get("C"),
+                last_top1=values.get("last_top1"),
                 probe=probe.probe,
                 finetune=probe.finetune,
                 data_ratio=probe.data_ratio,
@@ -435,9 +437,14 @@ def run_classification(settings, model, train, val):
         claim.release()
     trained = "fine-tuned with SGD" if probe.finetune else f"{probe.probe} probe"
     for view, values in best.items():
+        chosen = (
+            f" (best validation: epoch {values['epoch']}; last {values['last_top1']:.2f})"
+            if "last_top1" in values
+            else ""
+        )
         print(
             f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({trained}): "
-            f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}"
+            f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}{chosen}"
         )
     print(f"{len(records)} results appended to {run.results}; run folder {out}")
     return best

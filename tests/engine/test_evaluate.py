@@ -195,6 +195,10 @@ def test_linear_training_changes_only_the_classifiers_of_its_views(tmp_path, vie
     assert changed <= model.classifier_keys
     assert set(best) == (trained | {FUSION} if view == "all" else trained)
     assert all(b["epoch"] in (1, 2) for b in best.values())  # validated after epochs 1 (eval_freq 2) and 2 (last)
+    # beside each view's best, its last validation's top-1: the trained model's, evaluated again
+    views = sorted(trained)
+    last = evaluate(model, _loaders(data)[1], [v for v in ("joint", "motion", "bone") if v in views], CPU)
+    assert {name: b["last_top1"] for name, b in best.items()} == {name: m["top1"] for name, m in last.items()}
     assert data.epochs == [0, 1, 2]
     saved = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert set(saved) == {"epoch", "state_dict", "optimizer", "best", "rng", "settings"}
