@@ -17,6 +17,7 @@ claim, those that killed runs of its own left there).
 """
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -154,7 +155,7 @@ class PartWriter:
             self.offset = f.tell()
             reserve(f, capacity * self.row_bytes)
         self.num_frame = np.zeros(capacity, dtype=np.int64)
-        self.names, self.labels = [], []
+        self.names, self.labels, self.digests = [], [], []
 
     def add(self, data, num_frame, samples):
         """Append normalised samples (n x C x 300 x V x M), their frame counts and Sample records."""
@@ -166,6 +167,10 @@ class PartWriter:
                 np.ascontiguousarray(data, dtype=np.float32),
             )  # n x C x 300 x V x M
         self.num_frame[self.count : self.count + n] = num_frame
+        self.digests.extend(
+            hashlib.blake2b(np.ascontiguousarray(x[:, : min(int(t), MAX_FRAME)]).tobytes(), digest_size=16).digest()
+            for x, t in zip(data, num_frame)
+        )
         self.names.extend(s.name for s in samples)
         self.labels.extend(int(s.label) for s in samples)
         self.count += n
@@ -182,6 +187,15 @@ class PartWriter:
     def commit(self):
         for kind, tmp in self.tmp.items():
             os.replace(tmp, self.final[kind])
+
+
+def repeated_samples(train, val):
+    """(val name, train name) of each val sample of PartWriter `val` whose normalised frames are
+    byte for byte those of a sample of `train` (the same recording in both parts of a benchmark)."""
+    first = {}
+    for name, digest in zip(train.names, train.digests):
+        first.setdefault(digest, name)
+    return [(name, first[digest]) for name, digest in zip(val.names, val.digests) if digest in first]
 
 
 def _run_task(task):
@@ -358,6 +372,15 @@ def convert(
         if not any(w.count for w in writers.values()):
             first = f" (the first: {skipped[0].replace(chr(9), ' ')})" if skipped else ""
             raise ConversionError(f"no sample was converted: {len(skipped)} skipped{first}; nothing was written")
+        repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
+        for b, pairs in repeated.items():
+            if pairs:
+                val, train = pairs[0]
+                tqdm.write(
+                    f"warning: {folder_of[b]}: {len(pairs)} of its {writers[(b, 'val')].count} val samples are "
+                    f"identical to a train sample (the first: {val} = {train}); a nearest-neighbour evaluation "
+                    f"finds each of them in the training part"
+                )
         for (b, p), w in writers.items():
             if w.count == 0:
                 tqdm.write(
@@ -371,6 +394,7 @@ def convert(
             num_class=num_class,
             counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
             skipped=len(skipped),
+            val_identical_to_train={b: len(pairs) for b, pairs in repeated.items()},
         )
         payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]
         payloads += [

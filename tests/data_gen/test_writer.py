@@ -2,6 +2,7 @@
 whatever a new reader returns or raises, a bad sample is an error naming its file (or skipped with
 --skip-bad) before anything is written, never a folder that is refused when it is opened."""
 
+import json
 import os
 
 import numpy as np
@@ -88,3 +89,21 @@ def test_a_label_given_by_the_importer_is_checked_too(tmp_path):
             layout=KINECT20,
             progress=False,
         )
+
+
+def scaled(by):
+    """A reader of one recording, scaled by 1 + `by` (0: the same recording as every other scaled(0))."""
+    base = np.random.default_rng(0).uniform(-1, 1, GOOD.shape).astype(np.float32)
+    return [(base * np.float32(1 + by), 10)]
+
+
+def test_val_samples_identical_to_train_samples_are_counted_and_named(tmp_path, capsys):
+    # NW-UCLA holds such copies: a val recording byte-identical to a train one, which 1-NN always finds
+    parts = [("t0", "train", 0.0), ("t1", "train", 0.5), ("v0", "val", 0.0), ("v1", "val", 0.25), ("v2", "val", 0.5)]
+    tasks = [Task(f"{name}.txt", scaled, (by,), [Sample(name, 1, {"xsub": part})]) for name, part, by in parts]
+    out = tmp_path / "out"
+    convert(tasks, str(out), ["xsub"], {}, num_class=2, dataset="mine", layout=KINECT20, progress=False)
+    assert f"warning: {out / 'xsub'}: 2 of its 3 val samples are identical to a train sample (the first: v0 = t0)" in (
+        capsys.readouterr().out
+    )
+    assert json.loads((out / "settings.json").read_text())["val_identical_to_train"] == {"xsub": 2}
