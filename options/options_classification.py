@@ -43,7 +43,7 @@ from options.parsing import (
     resolve_preset,
     resolve_protocol,
 )
-from options.presets import PRESET_NAMES
+from options.presets import DEFAULT_DATASET, PRESET_NAMES
 from options.presets import preset as preset_values
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
@@ -323,13 +323,15 @@ def parse_knn(argv=None):
 def open_data(parser, args):
     """(train, val) Splits of the evaluation's processed folder (ProcessedDataError when bad)."""
     try:
-        folder = resolve_data_dir(args.finetune_dataset or "ntu60", args.protocol or DEFAULT_PROTOCOL, args.data_dir)
+        folder = resolve_data_dir(
+            args.finetune_dataset or DEFAULT_DATASET, args.protocol or DEFAULT_PROTOCOL, args.data_dir
+        )
     except ValueError as exc:
         parser.error(str(exc))
     if not os.path.isdir(folder):
         parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
     recorded = read_folder_record(folder)[1]  # without a record: the published dataset's classes
-    num_class = None if recorded else DATASETS[args.finetune_dataset or "ntu60"].num_class
+    num_class = None if recorded else DATASETS[args.finetune_dataset or DEFAULT_DATASET].num_class
     splits = tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))
     args.protocol = resolve_protocol(parser, args.protocol, splits[0])
     return splits
@@ -357,8 +359,8 @@ def choose_preset(parser, args, train):
 
 def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
-    dataset = args.finetune_dataset or "ntu60"
-    num_class = train.num_class or DATASETS[dataset].num_class
+    dataset = args.finetune_dataset or DEFAULT_DATASET
+    num_class = train.num_class  # open_data gave a folder without a record its published dataset's count
     recorded = info.get("pretrain_dataset")  # what our checkpoints record; released ones record nothing
     if args.pretrain_dataset and recorded and args.pretrain_dataset != recorded:
         parser.error(

@@ -25,7 +25,7 @@ from options.parsing import (
     resolve_protocol,
     world_size_from_env,
 )
-from options.presets import PRESET_NAMES, SMALL, SMALL_MIN_SAMPLES, checkpoint_every
+from options.presets import DEFAULT_DATASET, PRESET_NAMES, SMALL, SMALL_MIN_SAMPLES, checkpoint_every
 from options.settings import (
     ContrastSettings,
     EncoderSettings,
@@ -244,7 +244,7 @@ def resolve(parser, args):
     world_size = world_size_from_env(parser)
     device = check_device(parser, args.device)
     try:
-        folder = resolve_data_dir(args.pre_dataset or "ntu60", args.protocol or DEFAULT_PROTOCOL, args.data_dir)
+        folder = resolve_data_dir(args.pre_dataset or DEFAULT_DATASET, args.protocol or DEFAULT_PROTOCOL, args.data_dir)
     except ValueError as exc:
         parser.error(str(exc))
     if not os.path.isdir(folder):
@@ -315,7 +315,7 @@ def resolve(parser, args):
     settings = PretrainSettings(
         preset=name,
         skeleton_representation=args.skeleton_representation,
-        data=data_settings(train, args.pre_dataset or "ntu60", args.protocol, train.num_class),
+        data=data_settings(train, args.pre_dataset or DEFAULT_DATASET, args.protocol, train.num_class),
         encoder=_part(EncoderSettings, args),
         contrast=_part(ContrastSettings, args),
         views=_part(ViewSettings, args),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from dataset.catalog import DATASETS
 
+DEFAULT_DATASET = "ntu60"  # --pre-dataset / --finetune-dataset of a folder without a record, as published
+
 SMALL = "small"
 PRESET_NAMES = tuple(DATASETS) + (SMALL,)
 STAGES = ("pretrain", "linear", "semi", "transfer", "knn")
@@ -178,7 +180,7 @@ def choose_preset(recorded_dataset, dataset_flag, preset_flag, dataset_option):
     if preset_flag is not None:
         return preset_flag
     if recorded_dataset is None:
-        return dataset_flag or "ntu60"
+        return dataset_flag or DEFAULT_DATASET
     if dataset_flag is not None and dataset_flag != recorded_dataset:
         raise ValueError(
             f"the folder's layout.json records dataset {recorded_dataset!r}; {dataset_option} "
