@@ -137,9 +137,7 @@ def train_one_epoch(model, loader, optimizer, epoch, settings, ctx, writer, scal
     for step, batch in enumerate(bar):
         if on_device:
             data, frames = (t.to(ctx.device, non_blocking=True) for t in batch)  # N x C x T x V x M, N
-            im_q, im_k = pretraining_views(
-                data, frames, generator, views.view_frames, views.corrupted_joints, views.min_crop_frames
-            )
+            im_q, im_k = pretraining_views(data, frames, generator, views)
         else:
             im_q, im_k = (t.to(ctx.device, non_blocking=True) for t in batch)
         try:
@@ -368,14 +366,8 @@ def _run(settings, train, ctx):
             "fingerprints differ): give every process the same data and flags"
         )
     seed_everything(run.seed)
-    views = settings.views
     dataset = PretrainingFeeder(
-        train,
-        mode="raw" if run.augment_on == "device" else "views",
-        seed=run.seed,
-        view_frames=views.view_frames,
-        min_crop_frames=views.min_crop_frames,
-        corrupted_joints=views.corrupted_joints,
+        train, mode="raw" if run.augment_on == "device" else "views", seed=run.seed, views=settings.views
     )
     sampler = DistributedSampler(
         dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=run.seed, drop_last=True

@@ -22,12 +22,14 @@ from engine.checkpoint import (
     short_list,
     strip_module_prefix,
 )
+from feeder.augmentations import PUBLISHED_VIEWS as VIEWS
 from moco.model import ThreeStreamClassifier
 from options.settings import flatten
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_VIEWS = {"view_frames": 64, "min_crop_frames": 64}  # a released checkpoint's views (the paper's)
+# a released checkpoint's views (the paper's)
+PUBLISHED_VIEWS = {"view_frames": VIEWS.view_frames, "min_crop_frames": VIEWS.min_crop_frames}
 
 # What an evaluation does not need of the layout an encoder was pretrained on: its name, and the
 # corrupted joints (evaluations corrupt nothing). The skeleton itself (joints, bones, normalisation,

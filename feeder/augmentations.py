@@ -12,6 +12,8 @@ shorter sample) and are resized by linear interpolation with align_corners=False
 maps new[c'] = Σ_c old[c]·A[c, c'], shear maps new[c'] = Σ_c S[c', c]·old[c].
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from dataset.layouts import NTU25
@@ -22,6 +24,19 @@ CENTRE_CROP_RATIO = 0.95
 MIN_CROP_FRAMES = 64
 OUTPUT_FRAMES = 64
 NUM_CORRUPTED_JOINTS = NTU25.corrupted_joints  # the paper's 15 of 25
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the pretraining views (and the evaluations' crops) are made (docs/published-behaviour.md §2);
+    the defaults are the published ones. A run's settings record holds one (options.settings)."""
+
+    view_frames: int = OUTPUT_FRAMES  # frames of every view and crop
+    min_crop_frames: int = MIN_CROP_FRAMES  # a random crop keeps at least this many (or all of a shorter recording)
+    corrupted_joints: int = NUM_CORRUPTED_JOINTS  # joints a joint corruption picks
+
+
+PUBLISHED_VIEWS = ViewSettings()
 
 
 def _check_batch(data, num_frames):
@@ -164,17 +179,11 @@ def apply_view(data, params, output_size=OUTPUT_FRAMES):
     return torch.einsum("nctvm,nvcd->ndtvm", view, joint_maps(params).to(view.dtype))  # N x C x out x V x M
 
 
-def pretraining_views(
-    data,
-    num_frames,
-    generator=None,
-    output_size=OUTPUT_FRAMES,
-    corrupted_joints=NUM_CORRUPTED_JOINTS,
-    min_crop_frames=MIN_CROP_FRAMES,
-):
-    """Two independent pretraining views of every sample of `data` (N x C x T x V x M), on its device.
+def pretraining_views(data, num_frames, generator=None, views=PUBLISHED_VIEWS):
+    """Two independent pretraining views of every sample of `data` (N x C x T x V x M), on its device,
+    made as `views` (a ViewSettings) say.
 
-    num_frames: N (frames used: [0, num_frames)). Returns (im_q, im_k), each N x C x output_size x V x M.
+    num_frames: N (frames used: [0, num_frames)). Returns (im_q, im_k), each N x C x view_frames x V x M.
     Both views of all samples are drawn in one call of `draw_view_params`: im_q from its first N rows,
     im_k from the last N.
     """
@@ -186,8 +195,8 @@ def pretraining_views(
         generator,
         num_joints=num_joints,
         channels=channels,
-        corrupted_joints=corrupted_joints,
-        min_crop_frames=min_crop_frames,
+        corrupted_joints=views.corrupted_joints,
+        min_crop_frames=views.min_crop_frames,
     )
-    views = apply_view(torch.cat([data, data]), params, output_size)  # 2N x C x out x V x M
-    return views[:n], views[n:]
+    both = apply_view(torch.cat([data, data]), params, views.view_frames)  # 2N x C x out x V x M
+    return both[:n], both[n:]

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from dataset.catalog import DATASETS
+from feeder.augmentations import PUBLISHED_VIEWS
 
 DEFAULT_DATASET = "ntu60"  # --pre-dataset / --finetune-dataset of a folder without a record, as published
 
@@ -42,8 +43,8 @@ _PRETRAIN = dict(
     topk=8192,
     cmd_weight=1.0,
     skeleton_representation="graph-based",
-    view_frames=64,
-    min_crop_frames=64,
+    view_frames=PUBLISHED_VIEWS.view_frames,
+    min_crop_frames=PUBLISHED_VIEWS.min_crop_frames,
     corrupted_joints=None,  # the layout's: 15 of NTU's 25 joints
     checkpoint_every=10,  # epochs between periodic checkpoints
 )

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from dataset.layouts import Layout
+from feeder.augmentations import ViewSettings  # the views' part, defined where the views are made
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,6 @@ class ContrastSettings:
     cmd_weight: float
     topk: int
     mlp: bool
-
-
-@dataclass(frozen=True)
-class ViewSettings:
-    """How the pretraining views (and the evaluations' crops) are made (docs/published-behaviour.md §2)."""
-
-    view_frames: int  # frames of every view and crop
-    min_crop_frames: int  # a random crop keeps at least this many frames (or all of a shorter recording)
-    corrupted_joints: int  # joints a joint corruption picks
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ ALLOWED = {
     "dataset": set(),
     "moco": {"dataset"},
     "feeder": {"dataset"},
-    "options": {"dataset", "moco"},
+    "options": {"dataset", "moco", "feeder"},
     "engine": {"dataset", "moco", "feeder", "options"},
     "data_gen": {"dataset"},
     "tools": {"dataset", "moco", "feeder", "options", "engine"},

@@ -230,9 +230,9 @@ def test_view_settings_reach_the_views(data_dir, tmp_path, monkeypatch, augment_
     seen, steps = [], []
     original = feeder_pretraining.pretraining_views
 
-    def spy(data, num_frames, generator=None, output_size=64, corrupted_joints=15, min_crop_frames=64):
-        seen.append((output_size, corrupted_joints, min_crop_frames))
-        return original(data, num_frames, generator, output_size, corrupted_joints, min_crop_frames)
+    def spy(data, num_frames, generator=None, views=None):
+        seen.append((views.view_frames, views.corrupted_joints, views.min_crop_frames))
+        return original(data, num_frames, generator, views)
 
     step = engine.train_step
 

@@ -104,7 +104,10 @@ def test_pretraining_views_honour_the_min_crop(min_crop):
     frames, n = 31, 300
     data = _sample(frames=frames, seed=11)
     im_q, im_k = aug.pretraining_views(
-        _repeat(data, n), torch.full((n,), frames), torch.Generator().manual_seed(12), min_crop_frames=min_crop
+        _repeat(data, n),
+        torch.full((n,), frames),
+        torch.Generator().manual_seed(12),
+        aug.ViewSettings(min_crop_frames=min_crop),
     )
     params = aug.draw_view_params(
         torch.full((2 * n,), frames), torch.Generator().manual_seed(12), min_crop_frames=min_crop
@@ -301,21 +304,23 @@ def test_view_length_and_corrupted_joint_count_are_settable():
     ones = np.ones((3, 300, 25, 2), dtype=np.float32)
     gen = torch.Generator().manual_seed(6)
     views, _ = aug.pretraining_views(
-        _repeat(ones, 400), torch.full((400,), 120), gen, output_size=32, corrupted_joints=5
+        _repeat(ones, 400), torch.full((400,), 120), gen, aug.ViewSettings(view_frames=32, corrupted_joints=5)
     )
     assert views.shape == (400, 3, 32, 25, 2)
     zeroed = (views.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)  # N
     assert set(zeroed.tolist()) == {0, 5}
     assert abs((zeroed == 5).double().mean().item() - 0.25) < 0.07  # corruption (½) × zeroing (½)
     with pytest.raises(ValueError, match="corrupted_joints must be between 1 and the 25 joints, found 26"):
-        aug.pretraining_views(_batch([ones]), torch.tensor([120]), corrupted_joints=26)
+        aug.pretraining_views(_batch([ones]), torch.tensor([120]), views=aug.ViewSettings(corrupted_joints=26))
 
 
 def test_other_layouts_use_their_own_joints_and_coordinates():
     # 17 joints, 2 coordinates, 1 person: corruption picks 6 of the 17 joints, maps are 2 x 2
     ones = np.ones((2, 90, 17, 1), dtype=np.float32)
     gen = torch.Generator().manual_seed(7)
-    views, _ = aug.pretraining_views(_repeat(ones, 400), torch.full((400,), 90), gen, corrupted_joints=6)
+    views, _ = aug.pretraining_views(
+        _repeat(ones, 400), torch.full((400,), 90), gen, aug.ViewSettings(corrupted_joints=6)
+    )
     assert views.shape == (400, 2, 64, 17, 1)
     zeroed = (views.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)  # N
     assert set(zeroed.tolist()) == {0, 6}

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from dataset.processed import load_split
 from feeder import augmentations as aug
+from feeder.augmentations import ViewSettings
 from feeder.feeder_pretraining import PretrainingFeeder
 from feeder.seeding import epoch_generator, sample_generator, worker_init_fn
 
@@ -40,14 +41,14 @@ def test_views_are_the_views_of_the_sample_from_its_own_stream(folder):
 
 def test_view_settings_reach_the_views(folder):
     # view length, minimum crop and corrupted joints are those given, drawn from the sample's stream
-    feeder = PretrainingFeeder(train_part(folder), seed=7, view_frames=32, min_crop_frames=16, corrupted_joints=5)
+    feeder = PretrainingFeeder(train_part(folder), seed=7, views=ViewSettings(32, 16, 5))
     feeder.set_epoch(1)
     im_q, im_k = feeder[3]
     assert im_q.shape == im_k.shape == (3, 32, 25, 2)
     data = torch.from_numpy(np.load(f"{folder}/train_data_joint.npy")[3:4])  # 1 x 3 x 300 x 25 x 2
     frames = torch.from_numpy(np.load(f"{folder}/train_num_frame.npy")[3:4])  # 1
     expected_q, expected_k = aug.pretraining_views(
-        data, frames, sample_generator(7, 1, 3), output_size=32, corrupted_joints=5, min_crop_frames=16
+        data, frames, sample_generator(7, 1, 3), ViewSettings(view_frames=32, min_crop_frames=16, corrupted_joints=5)
     )
     torch.testing.assert_close(im_q, expected_q[0], rtol=0, atol=0)
     torch.testing.assert_close(im_k, expected_k[0], rtol=0, atol=0)
@@ -58,7 +59,7 @@ def test_a_short_recording_is_cropped_only_below_the_published_minimum(tmp_path,
     # crop is (0, 31); with a minimum of 16 the crops are 16..31 frames (feeder.augmentations)
     folder = processed(tmp_path / "short", n=(4, 1), frames=31)
     for min_crop, allowed in ((64, {31}), (16, set(range(16, 32)))):
-        feeder = PretrainingFeeder(train_part(folder), seed=2, min_crop_frames=min_crop)
+        feeder = PretrainingFeeder(train_part(folder), seed=2, views=ViewSettings(min_crop_frames=min_crop))
         lengths = set()
         for index in range(4):
             params = aug.draw_view_params(
