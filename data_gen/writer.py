@@ -381,6 +381,14 @@ def convert(
                     f"identical to a train sample (the first: {val} = {train}); a nearest-neighbour evaluation "
                     f"finds each of them in the training part"
                 )
+        for b in benchmarks:
+            unseen = sorted(set(writers[(b, "val")].labels) - set(writers[(b, "train")].labels))
+            if unseen and writers[(b, "train")].count:
+                tqdm.write(
+                    f"warning: {folder_of[b]}: its val part holds {len(unseen)} labels no train sample has "
+                    f"({', '.join(map(str, unseen[:10]))}{', …' if len(unseen) > 10 else ''}); no classifier "
+                    f"trained on this folder can predict them"
+                )
         for (b, p), w in writers.items():
             if w.count == 0:
                 tqdm.write(

@@ -107,3 +107,12 @@ def test_val_samples_identical_to_train_samples_are_counted_and_named(tmp_path, 
         capsys.readouterr().out
     )
     assert json.loads((out / "settings.json").read_text())["val_identical_to_train"] == {"xsub": 2}
+
+
+def test_classes_left_without_a_train_sample_are_named(tmp_path, capsys):
+    # the only train sample of label 3 is bad and skipped: its val samples can no longer be learnt
+    parts = [("t0", "train", 1, "good"), ("t1", "train", 3, "nan"), ("v0", "val", 1, "good"), ("v1", "val", 3, "good")]
+    tasks = [Task(f"{n}.txt", reader, (kind,), [Sample(n, label, {"xsub": part})]) for n, part, label, kind in parts]
+    out = tmp_path / "out"
+    convert(tasks, str(out), ["xsub"], {}, num_class=4, dataset="mine", layout=KINECT20, progress=False, skip_bad=True)
+    assert f"warning: {out / 'xsub'}: its val part holds 1 labels no train sample has (3)" in capsys.readouterr().out
