@@ -31,12 +31,14 @@ or holds a value that is not finite or lies beyond ``MAX_COORDINATE``.
 import numbers
 import os
 import pickle
+import sys
 
 import numpy as np
 
-from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
+from data_gen.missing import fill_missing, present_joints
+from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, body_order, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, run_conversion
-from dataset.catalog import PROTOCOL_FOLDERS
+from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 from dataset.layouts import LAYOUTS, LayoutError, get_layout
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
@@ -154,9 +156,15 @@ def derived_class_count(path, labels):
     return num_class
 
 
-def read_keypoint(source, name, keypoint, layout):
+def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, min_score=None):
     """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C): the
-    layout's M bodies of highest energy, zero bodies filling in."""
+    layout's M bodies of highest energy, zero bodies filling in.
+
+    With ``missing='fill'`` a joint at 0 or NaN (or, with ``scores`` M' x T x V and ``min_score``, scored
+    below it) is missing: bodies are ranked over their present joints, missing joints filled and the
+    frames with nobody in them at the start and the end cut off (``data_gen.missing``; T counts the
+    frames kept). With ``missing='zero'`` zeros are coordinates, as the published converters take them,
+    and NaN is bad input."""
     where = f'{source}: sample {name!r}: "keypoint"'
     v, c = layout.num_joints, layout.channels
     if (
@@ -175,17 +183,47 @@ def read_keypoint(source, name, keypoint, layout):
     if keypoint.shape[1] == 0:
         raise SkeletonFileError(f"{where}: expected at least one frame, found shape {keypoint.shape}")
     bodies = keypoint.astype(np.float64)  # M' x T x V x C
+    if missing == "fill":
+        scores = checked_scores(source, name, scores, keypoint.shape[:3]) if min_score is not None else None
+        present = present_joints(bodies, scores, min_score)  # M' x T x V
+        bodies = np.where(np.isnan(bodies), 0.0, bodies)  # NaN: a missing joint; inf is still bad input
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
         raise SkeletonFileError(
             f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}"
         )
-    data = select_bodies(bodies, layout.bodies)[:, :MAX_FRAME]  # C x T' x V x M
-    return [(np.ascontiguousarray(data, dtype=np.float32), keypoint.shape[1])]
+    if missing != "fill":
+        return [
+            (
+                np.ascontiguousarray(select_bodies(bodies, layout.bodies)[:, :MAX_FRAME], dtype=np.float32),
+                keypoint.shape[1],
+            )
+        ]
+    order = body_order(bodies, layout.bodies, present)
+    filled, first, end = fill_missing(bodies[order], present[order], layout.parents)  # M x T x V x C
+    if end == first:  # nobody in any frame: the converter skips it, naming it
+        return [(np.zeros((c, min(keypoint.shape[1], MAX_FRAME), v, layout.bodies), np.float32), keypoint.shape[1])]
+    data = select_bodies(filled[:, first:end], layout.bodies, order=np.arange(len(order)))[:, :MAX_FRAME]
+    return [(np.ascontiguousarray(data, dtype=np.float32), end - first)]
 
 
-def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK):
+def checked_scores(source, name, scores, shape):
+    """The annotation's ``keypoint_score`` as an M x T x V array matching its keypoints (an error
+    naming the sample otherwise)."""
+    if not isinstance(scores, np.ndarray) or scores.dtype.kind not in "iuf" or scores.shape != shape:
+        found = f"shape {scores.shape}" if isinstance(scores, np.ndarray) else f"{type(scores).__name__}"
+        raise SkeletonFileError(
+            f'{source}: sample {name!r}: --min-score needs a numeric "keypoint_score" of shape {shape}, found {found}'
+        )
+    return scores
+
+
+def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None):
     """One Task per sample: the train part's in its split's order, then the val part's."""
+
+    def scores(name):  # passed to the workers only when used
+        return by_name[name].get("keypoint_score") if min_score is not None else None
+
     tasks = []
     for part in ("train", "val"):
         for name in parts[part]:
@@ -194,7 +232,7 @@ def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK):
                 Task(
                     source=source,
                     reader=read_keypoint,
-                    args=(path, name, by_name[name].get("keypoint"), layout),
+                    args=(path, name, by_name[name].get("keypoint"), layout, missing, scores(name), min_score),
                     samples=[Sample(name, labels[name], {benchmark: part})],
                 )
             )
@@ -221,7 +259,22 @@ def main(argv=None):
         help="the benchmark the two splits follow, recorded in layout.json: runs on the folder are labelled "
         "with it (default: none recorded; runs say cross_subject)",
     )
+    parser.add_argument(
+        "--missing-joints",
+        choices=("fill", "zero"),
+        default="fill",
+        help="fill: a joint at 0 or NaN is missing, filled from its own frames (data_gen/missing.py; the "
+        "default, for pose-estimator output); zero: zeros are coordinates, as the published converters take them",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        help='with --missing-joints fill, a joint whose "keypoint_score" is below this is missing too (default: '
+        "scores are not read)",
+    )
     args = parser.parse_args(argv)
+    if args.min_score is not None and args.missing_joints != "fill":
+        parser.error("--min-score marks joints missing, which only --missing-joints fill does anything with")
     benchmark = PROTOCOL_FOLDERS[args.protocol] if args.protocol else BENCHMARK
     try:
         layout = get_layout(args.layout)
@@ -238,7 +291,15 @@ def main(argv=None):
         num_class = args.num_class or derived_class_count(path, labels)
     except AnnotationError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt:
+        print(f"interrupted while reading {path}: nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
     dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
+    if not args.dataset and dataset in DATASETS:
+        parser.error(
+            f"the pickle's name would record the dataset as {dataset!r}, whose published settings every run on the "
+            f"folder would then take: pass --dataset (--dataset {dataset} if it is that dataset)"
+        )
     settings = dict(
         dataset=dataset,
         annotations=os.path.abspath(path),
@@ -249,9 +310,11 @@ def main(argv=None):
         unused_annotations=len(by_name) - len(labels),
         name_format="frame_dir",
         label="label as stored",
+        missing_joints=args.missing_joints,
+        min_score=args.min_score,
     )
     run_conversion(
-        build_tasks(path, parts, by_name, labels, layout, benchmark),
+        build_tasks(path, parts, by_name, labels, layout, benchmark, args.missing_joints, args.min_score),
         args.out_folder,
         [benchmark],
         settings,

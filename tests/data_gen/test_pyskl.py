@@ -12,7 +12,7 @@ import pytest
 
 from data_gen import pyskl_gendata
 from data_gen.normalize import normalize_loop
-from dataset.layouts import KINECT20, NTU25, Layout, read_folder_record
+from dataset.layouts import KINECT20, NTU25, Layout, get_layout, read_folder_record
 from dataset.processed import load_splits
 
 
@@ -98,7 +98,7 @@ def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
     annotations, split, expected = _ntu_set()
     path = _pickle(tmp_path / "ntu60_3d.pkl", annotations, split, protocol)
     out = str(tmp_path / "out")
-    _run(path, out, "ntu25")
+    _run(path, out, "ntu25", "--missing-joints", "zero")  # zeros as coordinates: the published treatment
     train, val = load_splits(out)
     assert train.names == ["S002C001P002R001A003", "S001C001P001R001A001"] and val.names == ["S001C002P003R001A005"]
     assert train.labels.tolist() == [1, 0] and val.labels.tolist() == [2]
@@ -109,6 +109,86 @@ def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
             np.testing.assert_allclose(split_.data[i], _expected(expected[name], NTU25), rtol=0, atol=2e-6)
     settings = json.load(open(os.path.join(out, "settings.json")))
     assert settings["unused_annotations"] == 1 and settings["counts"] == {"train": 2, "val": 1}
+
+
+TRIANGLE_2D = dict(name="tri2d", joints=["root", "mid", "tip"], parents=[0, 0, 1], centre=0, corrupted_joints=1)
+
+
+def _gappy_sample():
+    """An actor and a bystander of 5 frames in TRIANGLE_2D (x, y pixels; 0: not found): nobody in frames 0
+    and 4, the actor's centre missing in frame 2, its mid joint NaN in frame 3, its tip never found; the
+    bystander still, its tip (cut off by the image edge) never found."""
+    actor = np.zeros((5, 3, 2))
+    actor[1, :2] = [(10, 10), (10, 20)]
+    actor[2, 1] = (14, 22)
+    actor[3, 0], actor[3, 1] = (18, 14), (np.nan, np.nan)
+    bystander = np.zeros((5, 3, 2))
+    bystander[1:4, :2] = [(100, 100), (100, 105)]
+    return actor, bystander
+
+
+def test_missing_joints_are_filled_and_empty_ends_cut(tmp_path):
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    actor, bystander = _gappy_sample()
+    annotations = [dict(frame_dir="a", label=0, keypoint=np.stack([bystander, actor]))]  # the actor second
+    annotations.append(dict(frame_dir="b", label=1, keypoint=np.stack([actor])))
+    path = _pickle(tmp_path / "mine.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    out = str(tmp_path / "out")
+    _run(path, out, str(layout))
+    train, val = load_splits(out)
+    # Worked by hand: frames 1-3 kept; the centre of frame 2 halfway between (10, 10) and (18, 14); the mid
+    # joint of frame 3 held at its last position (14, 22); the tip on the mid joint (a zero bone)
+    filled = np.array(
+        [
+            [(10, 10), (10, 20), (10, 20)],
+            [(14, 12), (14, 22), (14, 22)],
+            [(18, 14), (14, 22), (14, 22)],
+        ],
+        dtype=np.float32,
+    )
+    tri = get_layout(dict(TRIANGLE_2D, channels=2, bodies=1))
+    assert train.num_frame.tolist() == val.num_frame.tolist() == [3]
+    for part in (train, val):  # the actor is kept over the bystander: its present joints move more
+        np.testing.assert_allclose(part.data[0], _expected([filled], tri), rtol=0, atol=1e-5)
+    assert json.load(open(os.path.join(out, "settings.json")))["missing_joints"] == "fill"
+
+    # the published treatment instead: the bystander's zeros make it the more energetic body, NaN is bad
+    with pytest.raises(SystemExit, match=r"sample 'a': \"keypoint\": expected values that are finite"):
+        _run(path, str(tmp_path / "zero"), str(layout), "--missing-joints", "zero")
+
+
+def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    body = np.array([[(10, 10), (10, 20), (10, 30)], [(12, 10), (12, 20), (50, 50)], [(14, 10), (14, 20), (14, 30)]])
+    scores = np.ones((1, 3, 3))
+    scores[0, 1, 2] = 0.1  # the tip of frame 1, a wild guess
+    annotations = [dict(frame_dir=n, label=0, keypoint=body[None], keypoint_score=scores) for n in ("a", "b")]
+    path = _pickle(tmp_path / "mine.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    _run(path, str(tmp_path / "out"), str(layout), "--min-score", "0.3")
+    tri = get_layout(dict(TRIANGLE_2D, channels=2, bodies=1))
+    filled = body.astype(np.float32).copy()
+    filled[1, 2] = (12, 30)  # halfway between (10, 30) and (14, 30)
+    np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([filled], tri), atol=1e-5)
+    with pytest.raises(SystemExit) as stop:
+        _run(path, str(tmp_path / "zero"), str(layout), "--min-score", "0.3", "--missing-joints", "zero")
+    assert stop.value.code == 2 and "--min-score marks joints missing" in capsys.readouterr().err
+    annotations[1]["keypoint_score"] = scores[:, :2]
+    path = _pickle(tmp_path / "short.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    with pytest.raises(SystemExit, match=r"sample 'b': --min-score needs a numeric \"keypoint_score\" of shape"):
+        _run(path, str(tmp_path / "short"), str(layout), "--min-score", "0.3")
+
+
+def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
+    annotations, split, _ = _ntu_set()
+    path = _pickle(tmp_path / "ntu60.pkl", annotations, split)
+    with pytest.raises(SystemExit) as stop:
+        _run(path, str(tmp_path / "out"), "ntu25")
+    assert stop.value.code == 2 and "would record the dataset as 'ntu60'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+    _run(path, str(tmp_path / "out"), "ntu25", "--dataset", "ntu60")
+    assert read_folder_record(str(tmp_path / "out"))[2] == "ntu60"
 
 
 def test_class_count_and_dataset_from_flags(tmp_path):
@@ -394,3 +474,17 @@ def test_runs_as_a_script(tmp_path):
         ["S002C001P002R001A003", "S001C001P001R001A001"],
         ["S001C002P003R001A005"],
     ]
+
+
+def test_ctrl_c_while_the_pickle_is_read_is_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pyskl_gendata, "load_annotations", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        _run(str(tmp_path / "big.pkl"), str(tmp_path / "out"), "ntu25")
+    assert (
+        stop.value.code == 130
+        and capsys.readouterr().err == f"interrupted while reading {tmp_path / 'big.pkl'}: nothing was written\n"
+    )
+    assert not os.path.exists(tmp_path / "out")
