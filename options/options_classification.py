@@ -28,6 +28,7 @@ from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
 from options.parsing import (
     DEFAULT_PROTOCOL,
+    DEFAULT_WORKERS,
     PROTOCOL_HELP,
     add_run_folder_flags,
     at_least,
@@ -122,7 +123,9 @@ def _common_parser(description, kind):
         choices=PRESET_NAMES,
         help="use this preset whatever the folder's record says (default: chosen from the folder)",
     )
-    data.add_argument("-j", "--workers", default=8, type=int, help="data-loading workers")
+    data.add_argument(
+        "-j", "--workers", default=DEFAULT_WORKERS, type=int, help="data-loading workers (default: 8, or the CPUs)"
+    )
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
     model.add_argument(

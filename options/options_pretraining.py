@@ -11,6 +11,7 @@ from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, resolve_data_dir
 from dataset.processed import load_split
 from options.parsing import (
     DEFAULT_PROTOCOL,
+    DEFAULT_WORKERS,
     PROTOCOL_HELP,
     add_run_folder_flags,
     at_least,
@@ -99,7 +100,14 @@ def build_parser():
         "sequences. Flags marked (preset) default to the preset the data folder implies: the "
         "published settings for NTU / PKU-MMD folders, the small-data rules for others."
     )
-    p.add_argument("-j", "--workers", default=8, type=int, metavar="N", help="data loading workers")
+    p.add_argument(
+        "-j",
+        "--workers",
+        default=DEFAULT_WORKERS,
+        type=int,
+        metavar="N",
+        help="data loading workers (default: 8, or the CPUs)",
+    )
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
     p.add_argument(
         "--steps",

@@ -146,6 +146,8 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, wor
 
 
 DEFAULT_PROTOCOL = "cross_subject"
+# -j: the published 8 data-loading workers, or the CPUs when fewer (more only contend for them)
+DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
 PROTOCOL_HELP = "benchmark (default: the one the folder's layout.json records, else cross_subject)"
 
 

@@ -496,3 +496,9 @@ def test_the_logistic_probe_refuses_and_does_not_record_the_sgd_settings(small_f
         assert f"{flag} set the SGD probe's training" in message and "--probe sgd" in message
     sgd = _classification(small_folder, "--probe", "sgd", "--lr", "5")
     assert (sgd.probe.probe, sgd.probe.lr, sgd.probe.epochs) == ("sgd", 5.0, 80)
+
+
+@pytest.mark.parametrize("parse", [parse_args, parse_classification, parse_knn])
+def test_data_loading_workers_default_to_the_published_8_or_the_cpus(parse):
+    assert parse([])[1].workers == min(8, os.cpu_count() or 1)  # no more workers than CPUs to run them
+    assert parse(["-j", "3"])[1].workers == 3
