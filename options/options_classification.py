@@ -360,6 +360,17 @@ def choose_preset(parser, args, train):
     return name, {"view_frames": args.view_frames or built["view_frames"], "min_crop_frames": built["min_crop_frames"]}
 
 
+def encoder_name(pretrained):
+    """The encoder in a default run folder's name: 'random', or the checkpoint's folder and file name
+    ('mine-checkpoint_last' for checkpoints/mine/checkpoint_last.pth.tar), so that evaluations of two
+    checkpoints do not meet in one folder."""
+    if not pretrained:
+        return "random"
+    path = os.path.abspath(pretrained)
+    stem = os.path.basename(path).split(".")[0]
+    return f"{os.path.basename(os.path.dirname(path))}-{stem}"
+
+
 def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
     dataset = args.finetune_dataset or DEFAULT_DATASET
@@ -385,6 +396,7 @@ def eval_settings(parser, args, preset, train, info):
             f"({len(train)} samples)"
         )
     extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
+    extra += f"_{encoder_name(args.pretrained)}"
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )

@@ -4,6 +4,7 @@ errors. The option resolution of both is in tests/options/test_options.py."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -267,7 +268,12 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
     out = capsys.readouterr().out
     assert "no --seed: drew seed" in out and "semi ntu60 cross_subject_semi joint (fine-tuned with SGD): top-1" in out
     folders = sorted(os.listdir(tmp_path / "runs" / "semi"))
-    assert folders == sorted(f"ntu60_cross_subject_semi_joint_ratio0.5_seed{r['seed']}" for r in (first, second))
+    encoder = (
+        f"{os.path.basename(os.path.dirname(tiny['checkpoint']))}-checkpoint_0450"  # the checkpoint's folder, file
+    )
+    assert folders == sorted(
+        f"ntu60_cross_subject_semi_joint_ratio0.5_{encoder}_seed{r['seed']}" for r in (first, second)
+    )
     subsets = [json.loads((tmp_path / "runs" / "semi" / f / "train_subset.json").read_text()) for f in folders]
     assert all(len(s["indices"]) == 4 for s in subsets)
     transfer = semi + ["--finetune-dataset", "pku_v2", "--data-ratio", "1.0", "--epochs", "1", "--seed", "3"]
@@ -279,10 +285,27 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
     out = capsys.readouterr().out
     assert "warning: --lr, --epochs, --resume ignored here" in out
     settings = json.loads(
-        (tmp_path / "runs" / "knn" / "ntu60_cross_subject_joint_seed42" / "settings.json").read_text()
+        (tmp_path / "runs" / "knn" / f"ntu60_cross_subject_joint_{encoder}_seed42" / "settings.json").read_text()
     )
     assert "lr" not in json.dumps(settings) and settings["run"]["resume"] == ""  # ignored flags are no settings
     extra = ["--start-epoch", "3", "-p", "10", "--pretrain-skeleton-representation", "graph-based", "--epochs", "1"]
     linear = ["--batch-size", "4", "--pretrained", tiny["checkpoint"], "--data-dir", tiny["folder"], "-j", "0"]
     assert action_classification.main(linear + extra + ["--results", str(tmp_path / "linear.jsonl")]) == 0
     assert "warning: --start-epoch, --print-freq ignored here" in capsys.readouterr().out
+
+
+def test_evaluations_of_two_checkpoints_get_default_folders_of_their_own(tiny, tmp_path, monkeypatch):
+    # kNN keeps seed 42: its default run folder named only dataset, protocol, view and seed, so the second
+    # checkpoint's evaluation was refused as a resume of the first's
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other" / "checkpoint_last.pth.tar"
+    other.parent.mkdir()
+    shutil.copy(tiny["checkpoint"], other)
+    common = ["--data-dir", tiny["folder"], "-j", "0", "--device", "cpu", "--results", str(tmp_path / "r.jsonl")]
+    for checkpoint in (tiny["checkpoint"], str(other)):
+        assert knn_eval.main(common + ["--pretrained", checkpoint]) == 0
+    assert knn_eval.main(common) == 0  # a random encoder
+    first = f"{os.path.basename(os.path.dirname(tiny['checkpoint']))}-checkpoint_0450"
+    assert sorted(os.listdir(tmp_path / "runs" / "knn")) == sorted(
+        f"ntu60_cross_subject_joint_{name}_seed42" for name in (first, "other-checkpoint_last", "random")
+    )
