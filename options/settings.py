@@ -3,8 +3,8 @@ folder and the preset (options.options_pretraining, options.options_classificati
 saved once (`settings.json` and every checkpoint), and compared by `differences` on resume and when
 an evaluation meets its checkpoint. Loops and builders take the parts they need; nothing changes a
 record after it is built. Every field has the name of its command-line flag, and keeps it down to the
-module that uses it (`hidden_size` from `--hidden-size` to `nn.GRU`), so the names are unique across
-the parts and a record flattens without loss.
+part of the record a module takes (`hidden_size` from `--hidden-size` to `nn.GRU`), so the names are
+unique across the parts and a record flattens without loss.
 """
 
 import dataclasses
