@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, number_block, read_text
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, parse_names, raw_files, run_conversion
 from dataset.layouts import KINECT20
 from dataset.processed import MAX_FRAME
 
@@ -113,19 +113,7 @@ def list_files(data_path, file_list, skip_bad):
     """(names with their (action, subject), skipped lines, files left out by ``file_list``), sorted; a
     name outside the pattern is an error (SystemExit) unless ``skip_bad``, a listed name without its file
     always is."""
-    if not os.path.isdir(data_path):
-        hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip|rar)$", data_path) else ""
-        raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
-    entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
-    names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
-    if not any(n.endswith(SUFFIX) for n in names):
-        folders = [n for n in entries if n not in names]
-        hint = (
-            f"; it holds the folders {', '.join(folders[:3])}: point --data-path at the one holding them"
-            if folders
-            else ""
-        )
-        raise SystemExit(f"error: no MSR-Action3D *{SUFFIX} files in {data_path}{hint}")
+    names = raw_files(data_path, f"MSR-Action3D *{SUFFIX}", SUFFIX)
     left_out = 0
     if file_list is not None:
         try:
@@ -139,15 +127,7 @@ def list_files(data_path, file_list, skip_bad):
             raise SystemExit(f"error: --file-list {file_list} {found}{more}")
         left_out = len(names) - len(wanted)
         names = [s + SUFFIX for s in wanted]
-    kept, skipped = [], []
-    for name in names:
-        try:
-            kept.append((name, *parse_name(name)))
-        except ValueError as exc:
-            if not skip_bad:
-                raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
-            print(f"skipping: {exc}")
-            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
+    kept, skipped = parse_names(data_path, names, parse_name, skip_bad)
     return kept, skipped, left_out
 
 
@@ -173,9 +153,7 @@ def main(argv=None):
         help="convert only the recordings this file names (whitespace-separated "
         "aAA_sSS_eEE), e.g. msr_action3d_real3d_files_used_in_cvpr12_paper.txt",
     )
-    args = parser.parse_args(argv)
-    if os.path.realpath(args.out_folder) == os.path.realpath(args.data_path):
-        parser.error("--out-folder must not be the --data-path folder")
+    args = parse_conversion(parser, argv)
     names, skipped, left_out = list_files(args.data_path, args.file_list, args.skip_bad)
     settings = dict(
         dataset="msr_action3d",

@@ -12,7 +12,7 @@ order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes),
 import os
 
 from data_gen.ntu_reader import SkeletonFileError, is_training, parse_name, read_samples, read_text
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 
 NTU = ("ntu60", "ntu120")
@@ -87,7 +87,7 @@ def main(argv=None):
         "--ignored_sample_path",
         help="list of samples to exclude (the official missing-skeleton list)",
     )
-    args = parser.parse_args(argv)
+    args = parse_conversion(parser, argv)
     benchmarks = args.benchmark or benchmarks_of(args.dataset)
     ignored = set()
     if args.ignored_sample_path:

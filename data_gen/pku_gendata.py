@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, number_block, read_text
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS
 from dataset.processed import MAX_FRAME
 
@@ -148,7 +148,7 @@ def main(argv=None):
         "folder with skeleton/, label/ and the split files",
         "e.g. ./data/PKU-MMD-v2-AGCN",
     )
-    args = parser.parse_args(argv)
+    args = parse_conversion(parser, argv)
     benchmarks = list(SPLIT_FILES)
     try:
         tasks, skipped_labels = build_tasks(args.data_path, args.skip_bad)

@@ -37,7 +37,7 @@ import numpy as np
 
 from data_gen.missing import fill_missing, present_joints
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, body_order, first_bad_coordinate, select_bodies
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 from dataset.layouts import LAYOUTS, LayoutError, get_layout
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
@@ -272,7 +272,7 @@ def main(argv=None):
         help='with --missing-joints fill, a joint whose "keypoint_score" is below this is missing too (default: '
         "scores are not read)",
     )
-    args = parser.parse_args(argv)
+    args = parse_conversion(parser, argv)
     if args.min_score is not None and args.missing_joints != "fill":
         parser.error("--min-score marks joints missing, which only --missing-joints fill does anything with")
     benchmark = PROTOCOL_FOLDERS[args.protocol] if args.protocol else BENCHMARK

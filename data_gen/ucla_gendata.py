@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text
-from data_gen.writer import Sample, Task, conversion_parser, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, parse_names, raw_files, run_conversion
 from dataset.layouts import KINECT20
 from dataset.processed import MAX_FRAME
 
@@ -116,24 +116,8 @@ def read_recording(path):
 def list_files(data_path, skip_bad):
     """(names with their views, skipped lines) of the files in ``data_path``, sorted; a name outside the
     pattern is an error (SystemExit) unless ``skip_bad``."""
-    if not os.path.isdir(data_path):
-        hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip)$", data_path) else ""
-        raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
-    entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
-    names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
-    if not names:
-        folders = [n for n in entries if n not in names]
-        hint = f"; it holds the folders {', '.join(folders[:3])}: point --data-path at all_sqe" if folders else ""
-        raise SystemExit(f"error: no NW-UCLA .json files in {data_path}{hint}")
-    kept, skipped = [], []
-    for name in names:
-        try:
-            kept.append((name, view_of(name)))
-        except ValueError as exc:
-            if not skip_bad:
-                raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
-            print(f"skipping: {exc}")
-            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
+    names = raw_files(data_path, "NW-UCLA .json", ".json", "all_sqe")
+    kept, skipped = parse_names(data_path, names, lambda name: (view_of(name),), skip_bad)
     return kept, skipped
 
 
@@ -155,9 +139,7 @@ def main(argv=None):
         "the all_sqe folder of aAA_sSS_eEE_vVV.json files",
         "the processed folder to write, e.g. ./data/NW-UCLA",
     )
-    args = parser.parse_args(argv)
-    if os.path.realpath(args.out_folder) == os.path.realpath(args.data_path):
-        parser.error("--out-folder must not be the --data-path folder")
+    args = parse_conversion(parser, argv)
     names, skipped = list_files(args.data_path, args.skip_bad)
     settings = dict(
         dataset="nw_ucla",

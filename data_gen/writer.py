@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -442,14 +443,55 @@ def _marked_by_us(folder):
 
 
 def conversion_parser(description, source_flag, source_help, out_help):
-    """A converter's parser with its source flag (required), --out-folder and `add_conversion_options`."""
+    """A converter's parser with its source flag (required), --out-folder and `add_conversion_options`;
+    read it with `parse_conversion`."""
     parser = argparse.ArgumentParser(description=description)
     # the published converters' spellings (--data_path, --out_folder) are accepted too
     spellings = dict.fromkeys([source_flag, "--" + source_flag[2:].replace("-", "_")])
     parser.add_argument(*spellings, required=True, help=source_help)
     parser.add_argument("--out-folder", "--out_folder", required=True, help=out_help)
     add_conversion_options(parser)
+    parser.source_flag = source_flag
     return parser
+
+
+def parse_conversion(parser, argv=None):
+    """The arguments of a `conversion_parser`; an --out-folder that is the source itself is a usage error."""
+    args = parser.parse_args(argv)
+    source = getattr(args, parser.source_flag[2:].replace("-", "_"))
+    if os.path.realpath(args.out_folder) == os.path.realpath(source):
+        parser.error(f"--out-folder must not be the {parser.source_flag} {source}")
+    return args
+
+
+def raw_files(data_path, what, suffix, hint_folder="the one holding them"):
+    """The sorted names of the files of `data_path` (not hidden); SystemExit naming it when it is not a
+    folder (an archive: extract it first) or holds no file ending in `suffix` (`what`: the files' kind)."""
+    if not os.path.isdir(data_path):
+        hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip|rar|7z)$", data_path) else ""
+        raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
+    entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
+    names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
+    if not any(n.endswith(suffix) for n in names):
+        folders = [n for n in entries if n not in names]
+        hint = f"; it holds the folders {', '.join(folders[:3])}: point --data-path at {hint_folder}" if folders else ""
+        raise SystemExit(f"error: no {what} files in {data_path}{hint}")
+    return names
+
+
+def parse_names(data_path, names, parse, skip_bad):
+    """([(name, *parse(name))], skipped lines) of file `names`: a name `parse` refuses (ValueError) is an
+    error (SystemExit) unless ``skip_bad``, then listed for skipped.txt."""
+    kept, skipped = [], []
+    for name in names:
+        try:
+            kept.append((name, *parse(name)))
+        except ValueError as exc:
+            if not skip_bad:
+                raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
+            print(f"skipping: {exc}")
+            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
+    return kept, skipped
 
 
 def at_least_one(text):

@@ -2,6 +2,7 @@
 whatever a new reader returns or raises, a bad sample is an error naming its file (or skipped with
 --skip-bad) before anything is written, never a folder that is refused when it is opened."""
 
+import importlib
 import json
 import os
 
@@ -116,3 +117,17 @@ def test_classes_left_without_a_train_sample_are_named(tmp_path, capsys):
     out = tmp_path / "out"
     convert(tasks, str(out), ["xsub"], {}, num_class=4, dataset="mine", layout=KINECT20, progress=False, skip_bad=True)
     assert f"warning: {out / 'xsub'}: its val part holds 1 labels no train sample has (3)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("converter", ["ntu_gendata", "pku_gendata", "ucla_gendata", "msr_gendata", "pyskl_gendata"])
+def test_no_converter_writes_into_its_own_source(tmp_path, capsys, converter):
+    module = importlib.import_module(f"data_gen.{converter}")
+    source = tmp_path / "raw"
+    source.mkdir()
+    flag = "--annotations" if converter == "pyskl_gendata" else "--data-path"
+    extra = ["--layout", "ntu25", "--train-split", "a", "--val-split", "b"] if converter == "pyskl_gendata" else []
+    extra += ["--dataset", "ntu60"] if converter == "ntu_gendata" else []
+    with pytest.raises(SystemExit) as stop:
+        module.main([flag, str(source), "--out-folder", str(source), *extra])
+    assert stop.value.code == 2 and f"--out-folder must not be the {flag} {source}" in capsys.readouterr().err
+    assert os.listdir(source) == []
