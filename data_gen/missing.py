@@ -13,8 +13,9 @@ the body is absent and stays zero, as the published format has it):
 
 - a joint present in some of those frames is interpolated linearly in time between the frames it is
   present in, and held at its first or last position before or after them;
-- a joint present in none of them takes its parent's filled position (its bone is zero), following
-  the parents up to a joint that is present.
+- a joint present in none of them takes the filled position of the nearest present joint along the
+  bones, its parent's when that was found (its bone is then zero): a root never found (a COCO nose on
+  a person facing away, the layout's centre) takes a child's, so that every frame is centred.
 
 Frames in which no body is present at the start or the end of a recording are cut off (the frame
 count says so); in between, each body's frames are filled as above.
@@ -45,12 +46,32 @@ def fill_body(body, present, parents):
         for c in range(body.shape[-1]):
             filled[span, j, c] = np.interp(span, at, body[at, j, c])
     for j in np.flatnonzero(~seen):
-        k, hops = j, 0
-        while not seen[k] and parents[k] != k and hops < len(parents):
-            k, hops = parents[k], hops + 1
-        if seen[k]:
+        k = nearest_found(j, seen, parents)
+        if k is not None:
             filled[span, j] = filled[span, k]
     return filled
+
+
+def nearest_found(joint, seen, parents):
+    """The found joint (`seen`: V bool) nearest to `joint` along the bones, its ancestors first at an equal
+    distance (so its parent when that was found), or None when no joint was found."""
+    children = [[] for _ in parents]
+    for j, p in enumerate(parents):
+        if p != j:
+            children[p].append(j)
+    visited, frontier = {joint}, [joint]
+    while frontier:
+        ring = []
+        for j in frontier:
+            for k in ([parents[j]] if parents[j] != j else []) + children[j]:
+                if k not in visited:
+                    visited.add(k)
+                    ring.append(k)
+        found = [k for k in ring if seen[k]]
+        if found:
+            return found[0]
+        frontier = ring
+    return None
 
 
 def fill_missing(bodies, present, parents):

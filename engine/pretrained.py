@@ -114,7 +114,8 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     state = encoder_state(checkpoint, path)
     sizes = encoder_sizes(state, path)
     pretrained_on = checkpoint_layout(checkpoint, path)
-    differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES)
+    unused = ("z_axis", "x_axis") if layout.channels == pretrained_on.channels == 2 else ()  # not rotated
+    differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES + unused)
     if differ:
         raise CheckpointError(
             f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "

@@ -19,7 +19,7 @@ from engine.pretrained import (
 )
 from moco.builder import MoCo
 from moco.modalities import MODALITIES, modality
-from moco.model import ThreeStreamClassifier
+from moco.model import CMD, ThreeStreamClassifier
 
 HIDDEN, LAYERS = 8, 2
 
@@ -228,3 +228,16 @@ def test_random_baseline_without_checkpoint():
     views = {"view_frames": 16, "min_crop_frames": 8}  # a small-data pretraining's, say
     _, info = downstream_model("", num_class=4, layout=KINECT20, hidden_size=5, num_layers=1, views=views)
     assert (info["view_frames"], info["min_crop_frames"]) == (16, 8)
+
+
+def test_a_2d_layout_meets_its_checkpoint_whatever_its_unused_axis_pairs(tmp_path):
+    # 2-D skeletons are centred, not rotated: a folder whose layout leaves the axis pairs out (or gives
+    # others) holds the same data, so an evaluation does not need them to agree
+    flat = dataclasses.replace(NTU25, name="flat", channels=2)
+    torch.manual_seed(0)
+    model = CMD(flat.input_size, HIDDEN, LAYERS, flat.parents, contrast_dim=16, contrast_k=32, topk=8)
+    path = os.path.join(tmp_path, "flat.pth.tar")
+    torch.save({"epoch": 3, "state_dict": model.state_dict(), "settings": {"data": {"layout": flat.to_dict()}}}, path)
+    assert load_pretrained(path, 3, dataclasses.replace(flat, z_axis=(), x_axis=()))[1]["hidden_size"] == HIDDEN
+    with pytest.raises(CheckpointError, match=r"they differ in centre 1 against 0$"):
+        load_pretrained(path, 3, dataclasses.replace(flat, centre=0, z_axis=()))
