@@ -216,19 +216,25 @@ def _run_task(task):
 def result_problem(result, sample, layout, num_class):
     """What is wrong with a reader's `result` for `sample` (see Task), or None.
 
-    The checks every processed folder is opened with (dataset.processed), made here so that no
-    importer can write a folder that would be refused later: the layout's shape, 1..300 frames,
-    finite coordinates within MAX_COORDINATE, an integer label below the class count."""
+    The checks every processed folder is opened with (dataset.processed), on the reader's output: the
+    layout's numeric shape, 0..300 frames (a recording of none is skipped as having no body), finite
+    coordinates within MAX_COORDINATE, an integer label below the class count. `convert` checks the
+    coordinates again once normalised (centring can move one beyond the bound)."""
     expected = 2 if sample.label is not None else 3
     if not isinstance(result, tuple) or len(result) != expected:
         return f"the reader returned {type(result).__name__} {result!r:.60}, not a tuple of {expected}"
     array, n_frame, label = result[0], result[1], result[2] if expected == 3 else sample.label
     c, v, m = layout.channels, layout.num_joints, layout.bodies
-    if not isinstance(array, np.ndarray) or array.ndim != 4 or (array.shape[0], *array.shape[2:]) != (c, v, m):
-        found = array.shape if isinstance(array, np.ndarray) else type(array).__name__
-        return f"its array is {found}, not {c} x frames x {v} x {m} ({layout.name})"
-    if isinstance(n_frame, bool) or not isinstance(n_frame, (int, np.integer)) or n_frame < 1:
-        return f"its frame count {n_frame!r} is not a positive integer"
+    if (
+        not isinstance(array, np.ndarray)
+        or array.dtype.kind not in "iuf"
+        or array.ndim != 4
+        or (array.shape[0], *array.shape[2:]) != (c, v, m)
+    ):
+        found = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+        return f"its array is {found}, not numbers of {c} x frames x {v} x {m} ({layout.name})"
+    if isinstance(n_frame, bool) or not isinstance(n_frame, (int, np.integer)) or n_frame < 0:
+        return f"its frame count {n_frame!r} is not a count of frames"
     if array.shape[1] != min(int(n_frame), MAX_FRAME):
         return f"its array holds {array.shape[1]} frames, its frame count says {n_frame} (at most {MAX_FRAME} kept)"
     if not np.all(np.abs(array) <= MAX_COORDINATE):  # NaN compares False
@@ -319,7 +325,7 @@ def convert(
             results = list(pending)
             following = next(batches, None)
             pending = submit(following) if following else None
-            arrays, frames, kept = [], [], []
+            arrays, frames, kept, sources = [], [], [], []
             for task, (status, payload) in zip(current, results):
                 if status == "ok" and (not isinstance(payload, (list, tuple)) or len(payload) != len(task.samples)):
                     found = len(payload) if isinstance(payload, (list, tuple)) else type(payload).__name__
@@ -356,12 +362,27 @@ def convert(
                     arrays.append(array)
                     frames.append(n_frame)
                     kept.append(sample)
+                    sources.append(task.source)
             bar.update(sum(len(t.samples) for t in current))
             if kept:
                 block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
                 for i, array in enumerate(arrays):
                     block[i, :, : array.shape[1]] = array
                 block = normalize(block, layout)
+                beyond = ~(np.abs(block.reshape(len(kept), -1)) <= MAX_COORDINATE).all(axis=1)  # N
+                if beyond.any():  # centring moved a coordinate beyond the bound a folder is opened with
+                    for i in np.flatnonzero(beyond):
+                        worst = float(np.abs(block[i]).max())
+                        message = (
+                            f"{sources[i]}: sample {kept[i].name}: normalised, a coordinate reaches {worst:g}, "
+                            f"beyond +-{MAX_COORDINATE:g}"
+                        )
+                        if not skip_bad:
+                            raise ConversionError(message + "\n(rerun with --skip-bad to skip bad files and samples)")
+                        tqdm.write(f"skipping bad input: {message}")
+                        skipped.append(f"{sources[i]}\tbad: {message}")
+                    block, frames = block[~beyond], [f for f, b in zip(frames, beyond) if not b]
+                    kept = [s for s, b in zip(kept, beyond) if not b]
                 frames = np.asarray(frames, dtype=np.int64)
                 for b in benchmarks:
                     for p in ("train", "val"):
@@ -386,9 +407,9 @@ def convert(
             unseen = sorted(set(writers[(b, "val")].labels) - set(writers[(b, "train")].labels))
             if unseen and writers[(b, "train")].count:
                 tqdm.write(
-                    f"warning: {folder_of[b]}: its val part holds {len(unseen)} labels no train sample has "
-                    f"({', '.join(map(str, unseen[:10]))}{', …' if len(unseen) > 10 else ''}); no classifier "
-                    f"trained on this folder can predict them"
+                    f"warning: {folder_of[b]}: val samples of {len(unseen)} class(es) that no train sample has "
+                    f"(0-based labels {', '.join(map(str, unseen[:10]))}{', …' if len(unseen) > 10 else ''}); "
+                    f"no classifier trained on this folder can predict them"
                 )
         for (b, p), w in writers.items():
             if w.count == 0:

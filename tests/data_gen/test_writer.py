@@ -31,6 +31,9 @@ def reader(kind):
         "count": [good(), good()],
         "label": [good(label=8)],
         "not a tuple": [GOOD],
+        "text array": [(np.full(GOOD.shape, "a"), 10)],
+        "empty": [(GOOD[:, :0], 0)],
+        "far once centred": [(np.concatenate([GOOD[:, :, :1] - 9000, GOOD[:, :, 1:] + 9000], axis=2), 10)],
     }
     if kind == "index":
         return [][1]
@@ -53,7 +56,8 @@ def tasks(bad, label=0):
     [
         ("nan", "holds a coordinate nan: not finite"),
         ("far", "beyond"),
-        ("joints", r"its array is \(3, 10, 25, 1\), not 3 x frames x 20 x 1 \(kinect20\)"),
+        ("joints", r"its array is float32 \(3, 10, 25, 1\), not numbers of 3 x frames x 20 x 1 \(kinect20\)"),
+        ("text array", r"its array is <U1 \(3, 10, 20, 1\), not numbers"),
         ("frames", "holds 10 frames, its frame count says 400"),
         ("count", "1 samples expected, the reader gave 2"),
         ("label", r"its label 8 is not an integer in 0\.\.5"),
@@ -116,7 +120,10 @@ def test_classes_left_without_a_train_sample_are_named(tmp_path, capsys):
     tasks = [Task(f"{n}.txt", reader, (kind,), [Sample(n, label, {"xsub": part})]) for n, part, label, kind in parts]
     out = tmp_path / "out"
     convert(tasks, str(out), ["xsub"], {}, num_class=4, dataset="mine", layout=KINECT20, progress=False, skip_bad=True)
-    assert f"warning: {out / 'xsub'}: its val part holds 1 labels no train sample has (3)" in capsys.readouterr().out
+    assert (
+        f"warning: {out / 'xsub'}: val samples of 1 class(es) that no train sample has (0-based labels 3)"
+        in capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize("converter", ["ntu_gendata", "pku_gendata", "ucla_gendata", "msr_gendata", "pyskl_gendata"])
@@ -131,3 +138,48 @@ def test_no_converter_writes_into_its_own_source(tmp_path, capsys, converter):
         module.main([flag, str(source), "--out-folder", str(source), *extra])
     assert stop.value.code == 2 and f"--out-folder must not be the {flag} {source}" in capsys.readouterr().err
     assert os.listdir(source) == []
+
+
+def test_a_recording_of_no_frame_is_skipped_as_having_no_body(tmp_path, capsys):
+    convert(
+        tasks("empty"),
+        str(tmp_path / "out"),
+        ["xsub"],
+        {},
+        num_class=6,
+        dataset="mine",
+        layout=KINECT20,
+        progress=False,
+    )
+    assert "warning: skipping bad: no body in any frame" in capsys.readouterr().out
+    assert (tmp_path / "out" / "skipped.txt").read_text() == "bad\tno body in any frame\n"
+
+
+def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
+    # within +-10000 as read; the centre joint's -9000 subtracted from +9000 makes 18000, which the
+    # folder would be refused for when opened
+    with pytest.raises(ConversionError, match=r"^far once centred\.txt: sample bad: normalised, a coordinate reaches"):
+        convert(
+            tasks("far once centred"),
+            str(tmp_path / "out"),
+            ["xsub"],
+            {},
+            num_class=6,
+            dataset="mine",
+            layout=KINECT20,
+            progress=False,
+        )
+    out = tmp_path / "skip"
+    convert(
+        tasks("far once centred"),
+        str(out),
+        ["xsub"],
+        {},
+        num_class=6,
+        dataset="mine",
+        layout=KINECT20,
+        progress=False,
+        skip_bad=True,
+    )
+    assert (out / "skipped.txt").read_text().startswith("far once centred.txt\tbad: far once centred.txt: sample bad: normalised")
+    assert load_split(str(out / "xsub"), "train").names == ["good1"]
