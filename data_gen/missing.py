@@ -3,53 +3,45 @@
 A pose estimator leaves a joint it did not find at 0 (or NaN), and a frame in which it found nobody
 all zeros. The published normalisation (``data_gen.normalize``) takes such zeros for coordinates: a
 frame whose centre joint is missing is not centred at all (its joints stay where the image put
-them), a missing joint sits on the centre, and a missing axis joint at frame 0 turns the whole
-recording. Kinect recordings (NTU, PKU-MMD, NW-UCLA, MSR-Action3D) have every joint of every tracked
-body, so their converters keep the published treatment; the pyskl importer fills by default
-(``--missing-joints fill``).
+them), a missing joint sits on the centre, a missing axis joint at frame 0 turns the whole
+recording, and a person who enters late is moved to the start of the recording (its empty frames
+are taken for padding). Kinect recordings (NTU, PKU-MMD, NW-UCLA, MSR-Action3D) have every joint of
+every tracked body, so their converters keep the published treatment; the pyskl importer fills by
+default (``--missing-joints fill``).
 
-Filling, per body, over the frames from its first to its last present joint (before and after them
-the body is absent and stays zero, as the published format has it):
+What is missing: a joint that is NaN, or 0 in every channel (unless zeros are coordinates, as in
+root-relative data whose root is the origin: ``zeros_missing=False``), or scored below a threshold.
 
-- a joint present in some of those frames is interpolated linearly in time between the frames it is
-  present in, and held at its first or last position before or after them;
-- a joint present in none of them takes the filled position of the nearest present joint along the
+Filling:
+
+- frames in which nobody was found are dropped (the frame count says how many are kept), so a
+  recording does not glide through a stretch without anyone;
+- bodies are ranked by the published energy over their present joints, times the share of the kept
+  frames they are present in, so that a passer-by or a one-frame false detection does not displace
+  the actor;
+- in each body, a joint present in some frames is interpolated linearly in time between them and
+  held at its first or last position before and after them (a person who enters late stands where
+  it enters until then, so the bodies stay in step);
+- a joint present in no frame takes the filled position of the nearest present joint along the
   bones, its parent's when that was found (its bone is then zero): a root never found (a COCO nose on
   a person facing away, the layout's centre) takes a child's, so that every frame is centred.
-
-Frames in which no body is present at the start or the end of a recording are cut off (the frame
-count says so); in between, each body's frames are filled as above.
 """
 
 import numpy as np
 
+from data_gen.ntu_reader import body_energy
 
-def present_joints(bodies, scores=None, min_score=None):
-    """B x T x V bool: the joints of `bodies` (B x T x V x C) that were found: finite, not all zero, and
-    (with `scores`, B x T x V, and `min_score`) scored at least `min_score`."""
-    present = np.isfinite(bodies).all(axis=-1) & (np.nan_to_num(bodies) != 0).any(axis=-1)
+
+def present_joints(bodies, scores=None, min_score=None, zeros_missing=True):
+    """B x T x V bool: the joints of `bodies` (B x T x V x C) that were found: finite, not 0 in every
+    channel (unless not `zeros_missing`), and (with `scores`, B x T x V, and `min_score`) scored at least
+    `min_score`."""
+    present = np.isfinite(bodies).all(axis=-1)
+    if zeros_missing:
+        present &= (np.nan_to_num(bodies) != 0).any(axis=-1)
     if scores is not None and min_score is not None:
         present &= np.asarray(scores) >= min_score
     return present
-
-
-def fill_body(body, present, parents):
-    """`body` (T x V x C) with its missing joints filled (see the module docstring); `present` T x V."""
-    frames = np.flatnonzero(present.any(axis=1))
-    filled = np.zeros_like(body)
-    if frames.size == 0:
-        return filled  # absent throughout
-    span = np.arange(frames[0], frames[-1] + 1)
-    seen = present[span].any(axis=0)  # V
-    for j in np.flatnonzero(seen):
-        at = span[present[span, j]]
-        for c in range(body.shape[-1]):
-            filled[span, j, c] = np.interp(span, at, body[at, j, c])
-    for j in np.flatnonzero(~seen):
-        k = nearest_found(j, seen, parents)
-        if k is not None:
-            filled[span, j] = filled[span, k]
-    return filled
 
 
 def nearest_found(joint, seen, parents):
@@ -74,12 +66,65 @@ def nearest_found(joint, seen, parents):
     return None
 
 
-def fill_missing(bodies, present, parents):
-    """(filled bodies, first frame, end frame) of `bodies` (B x T x V x C) whose joints `present`
-    (B x T x V) says were found: each body filled (`fill_body`), and the frames [first, end) that hold
-    a present joint of some body (the frames before and after them are to be cut off)."""
-    any_body = np.flatnonzero(present.any(axis=(0, 2)))  # frames in which someone was found
-    if any_body.size == 0:
-        return np.zeros_like(bodies), 0, 0
-    filled = np.stack([fill_body(b, p, parents) for b, p in zip(bodies, present)])
-    return filled, int(any_body[0]), int(any_body[-1]) + 1
+def fill_body(body, present, parents):
+    """`body` (T x V x C) with its missing joints filled (see the module docstring); `present` T x V.
+    A body present in no frame stays zero (absent)."""
+    filled = np.zeros(body.shape)
+    seen = present.any(axis=0)  # V
+    if not seen.any():
+        return filled
+    steps = np.arange(body.shape[0])
+    for j in np.flatnonzero(seen):
+        at = steps[present[:, j]]
+        for c in range(body.shape[-1]):
+            filled[:, j, c] = np.interp(steps, at, body[at, j, c])  # held beyond its first and last frame
+    for j in np.flatnonzero(~seen):
+        filled[:, j] = filled[:, nearest_found(j, seen, parents)]
+    return filled
+
+
+def rank_bodies(bodies, present, count):
+    """The indices of the `count` bodies (of B x T x V x C) to keep, best first: the published energy
+    over their present joints (`present` B x T x V) times the share of frames they are present in.
+    Ties keep the published order (a stable ascending sort reversed)."""
+    share = present.any(axis=2).mean(axis=1)  # B
+    score = np.array([body_energy(b, p) for b, p in zip(bodies, present)]) * share
+    return np.argsort(score, kind="stable")[::-1][:count]
+
+
+def fill_missing(bodies, present, parents, count):
+    """(M x T' x V x C filled bodies, T') of `bodies` (B x T x V x C) whose joints `present` (B x T x V)
+    says were found: the frames with nobody dropped, the `count` best bodies kept (`rank_bodies`; zero
+    bodies fill the places when fewer), each filled (`fill_body`). T' is 0 when nobody was found."""
+    frames = present.any(axis=(0, 2))  # T: someone was found
+    bodies, present = bodies[:, frames], present[:, frames]
+    kept = np.zeros((count,) + bodies.shape[1:])
+    if not frames.any():
+        return kept, 0
+    for m, b in enumerate(rank_bodies(bodies, present, count)):
+        kept[m] = fill_body(bodies[b], present[b], parents)
+    return kept, int(frames.sum())
+
+
+def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True):
+    """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
+    None): {'joints_missing_percent': of the joints of the bodies in the frames they appear in,
+    'frames_without_anyone', 'centre_never_found': recordings whose layout centre is never found}."""
+    missing = total = empty = centreless = 0
+    for i, keypoint in enumerate(keypoints):
+        if not isinstance(keypoint, np.ndarray) or keypoint.ndim != 4 or keypoint.dtype.kind not in "iuf":
+            continue  # the reader names it
+        score = None if scores is None else scores[i]
+        if score is not None and (not isinstance(score, np.ndarray) or score.shape != keypoint.shape[:3]):
+            continue  # the reader names it
+        present = present_joints(keypoint.astype(np.float64), score, min_score, zeros_missing)
+        appears = present.any(axis=2)  # B x T: the body is there
+        total += int(appears.sum()) * present.shape[2]
+        missing += int((~present & appears[..., None]).sum())
+        empty += int((~appears.any(axis=0)).sum())
+        centreless += bool(appears.any()) and not present[..., layout.centre].any()
+    return {
+        "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,
+        "frames_without_anyone": empty,
+        "centre_never_found": centreless,
+    }

@@ -226,22 +226,15 @@ def body_energy(body, present=None):
     return float(sum(valid[..., c].std() for c in range(body.shape[-1])))
 
 
-def body_order(xyz, bodies=MAX_BODY, present=None):
-    """The indices of the ``bodies`` highest-energy bodies of B x T x V x C data, in descending energy
-    (`body_energy`, over the joints `present` B x T x V says were found when given).
+def select_bodies(xyz, bodies=MAX_BODY):
+    """The ``bodies`` highest-energy bodies of B x T x V x C data in descending energy, as C x T x V x M
+    (M = ``bodies``; zero bodies fill the places when B is smaller).
 
     Ties keep the published order: a stable ascending sort reversed, so of equal energies the later body
     comes first.
     """
-    masks = [None] * len(xyz) if present is None else present
-    energy = np.array([body_energy(b, p) for b, p in zip(xyz, masks)])
-    return np.argsort(energy, kind="stable")[::-1][:bodies]
-
-
-def select_bodies(xyz, bodies=MAX_BODY, order=None):
-    """The ``bodies`` highest-energy bodies of B x T x V x C data (or those of `order`) in descending
-    energy, as C x T x V x M (M = ``bodies``; zero bodies fill the places when B is smaller)."""
-    order = body_order(xyz, bodies) if order is None else order
+    energy = np.array([body_energy(b) for b in xyz])
+    order = np.argsort(energy, kind="stable")[::-1][:bodies]
     kept = np.zeros((bodies,) + xyz.shape[1:], dtype=xyz.dtype)  # M x T x V x C
     kept[: len(order)] = xyz[order]
     return kept.transpose(3, 1, 2, 0)  # C x T x V x M

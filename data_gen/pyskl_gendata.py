@@ -1,31 +1,41 @@
 """Import skeletons from a pyskl / MMAction2 annotation pickle, in any skeleton layout.
 
     python -m data_gen.pyskl_gendata --annotations FILE.pkl --layout NAME|FILE.json --train-split NAME
-        --val-split NAME --out-folder DIR [--num-class N] [--dataset NAME] [--workers N] [--skip-bad]
+        --val-split NAME --out-folder DIR [--num-class N] [--dataset NAME] [--protocol P]
+        [--missing-joints fill|zero] [--min-score S] [--keep-zeros] [--workers N] [--skip-bad]
 
 FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir": str, "label": int,
-"keypoint": M x T x V x C array, ...}]}``; other keys (``total_frames``, ``keypoint_score``,
-``img_shape``, ...) are ignored.  It is read by a restricted unpickler that builds plain containers,
-strings, numbers and numeric numpy arrays only: a pickle that asks for anything else is refused before
-any of it runs.  The layout (``ntu25``, ``kinect20`` or the path of a JSON layout file, see
-``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept per sample: the most
-energetic ones first, as NTU's body selection, zero bodies filling in when a sample has fewer.
+"keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score,
+other keys (``total_frames``, ``img_shape``, ...) are ignored.  It is read by a restricted unpickler
+that builds plain containers, strings, numbers and numeric numpy arrays only: a pickle that asks for
+anything else is refused before any of it runs.  The layout (``ntu25``, ``kinect20`` or the path of a
+JSON layout file, see ``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept
+per sample.
+
+Pose-estimator output (``--missing-joints fill``, the default; ``data_gen.missing``): a joint that is
+NaN, 0 in every channel (unless --keep-zeros) or scored below --min-score is missing; frames with
+nobody are dropped, the bodies ranked by energy over their present joints times the share of frames
+they appear in, and each body's missing joints filled from its other frames.  The counts (the share of
+missing joints, frames with nobody, recordings whose centre joint is never found) are printed and
+saved in settings.json.  ``--missing-joints zero`` is the published converters' treatment: zeros are
+coordinates, the most energetic bodies kept as NTU's body selection keeps them, NaN is bad input.
 
 DIR becomes one processed folder (``DIR/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}``,
 ``DIR/layout.json`` with the layout, the class count and the dataset name, ``DIR/settings.json``,
 ``DIR/skipped.txt``): the train part holds the samples of --train-split in its order, the val part
 those of --val-split; both named by their ``frame_dir``, labels as stored (0-based), samples longer than
-300 frames cut to 300 with their true frame count kept, the published normalisation run through the
-layout's joints.  The class count is --num-class (every label must lie below it); without it, the
-largest label + 1, which must not exceed the number of samples in the two splits (a larger label is an
-error naming it: pass --num-class), and the classes in 0..N-1 that no sample has are counted in a
-warning.
+300 frames cut to 300 with their frame count kept (with filling, the frames kept), the published
+normalisation run through the layout's joints.  The class count is --num-class (every label must lie
+below it); without it, the largest label + 1, which must not exceed the number of samples in the two
+splits (a larger label is an error naming it: pass --num-class), and the classes in 0..N-1 that no
+sample has are counted in a warning.  The dataset recorded is --dataset, else the pickle's stem, which
+may not be a published dataset's name (it would give the folder that dataset's settings).
 
 A split that is missing, lists a frame_dir twice, or lists one that has no annotation or that the other
 split lists too, an annotation without a frame_dir, a frame_dir annotated twice, and a label that is not
 an integer in 0..N-1 are errors.  A sample is bad (an error naming it; skipped with ``--skip-bad``)
 when its keypoint is missing, not a numeric M x T x V x C array of the layout's V and C, has no frame,
-or holds a value that is not finite or lies beyond ``MAX_COORDINATE``.
+or holds a value that lies beyond ``MAX_COORDINATE`` or is not finite (NaN, with filling, is missing).
 """
 
 import numbers
@@ -35,8 +45,8 @@ import sys
 
 import numpy as np
 
-from data_gen.missing import fill_missing, present_joints
-from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, body_order, first_bad_coordinate, select_bodies
+from data_gen.missing import fill_missing, missing_summary, present_joints
+from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 from dataset.layouts import LAYOUTS, LayoutError, get_layout
@@ -156,15 +166,14 @@ def derived_class_count(path, labels):
     return num_class
 
 
-def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, min_score=None):
-    """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C): the
-    layout's M bodies of highest energy, zero bodies filling in.
+def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, min_score=None, zeros_missing=True):
+    """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C).
 
-    With ``missing='fill'`` a joint at 0 or NaN (or, with ``scores`` M' x T x V and ``min_score``, scored
-    below it) is missing: bodies are ranked over their present joints, missing joints filled and the
-    frames with nobody in them at the start and the end cut off (``data_gen.missing``; T counts the
-    frames kept). With ``missing='zero'`` zeros are coordinates, as the published converters take them,
-    and NaN is bad input."""
+    With ``missing='fill'`` a joint that is NaN, or 0 in every channel (unless not ``zeros_missing``),
+    or (with ``scores`` M' x T x V and ``min_score``) scored below it, is missing: the frames with nobody
+    are dropped (T counts those kept), the layout's M bodies ranked and their missing joints filled
+    (``data_gen.missing``). With ``missing='zero'`` the layout's M bodies of highest energy are kept as
+    the published converters keep them, zeros are coordinates and NaN is bad input."""
     where = f'{source}: sample {name!r}: "keypoint"'
     v, c = layout.num_joints, layout.channels
     if (
@@ -185,7 +194,7 @@ def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, m
     bodies = keypoint.astype(np.float64)  # M' x T x V x C
     if missing == "fill":
         scores = checked_scores(source, name, scores, keypoint.shape[:3]) if min_score is not None else None
-        present = present_joints(bodies, scores, min_score)  # M' x T x V
+        present = present_joints(bodies, scores, min_score, zeros_missing)  # M' x T x V
         bodies = np.where(np.isnan(bodies), 0.0, bodies)  # NaN: a missing joint; inf is still bad input
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
@@ -193,18 +202,13 @@ def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, m
             f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}"
         )
     if missing != "fill":
-        return [
-            (
-                np.ascontiguousarray(select_bodies(bodies, layout.bodies)[:, :MAX_FRAME], dtype=np.float32),
-                keypoint.shape[1],
-            )
-        ]
-    order = body_order(bodies, layout.bodies, present)
-    filled, first, end = fill_missing(bodies[order], present[order], layout.parents)  # M x T x V x C
-    if end == first:  # nobody in any frame: the converter skips it, naming it
-        return [(np.zeros((c, min(keypoint.shape[1], MAX_FRAME), v, layout.bodies), np.float32), keypoint.shape[1])]
-    data = select_bodies(filled[:, first:end], layout.bodies, order=np.arange(len(order)))[:, :MAX_FRAME]
-    return [(np.ascontiguousarray(data, dtype=np.float32), end - first)]
+        data = select_bodies(bodies, layout.bodies)[:, :MAX_FRAME]  # C x T' x V x M
+        return [(np.ascontiguousarray(data, dtype=np.float32), keypoint.shape[1])]
+    filled, frames = fill_missing(bodies, present, layout.parents, layout.bodies)  # M x T' x V x C
+    if frames == 0:  # nobody in any frame: the converter skips it, naming it
+        return [(np.zeros((c, 0, v, layout.bodies), np.float32), 0)]
+    data = filled[:, :MAX_FRAME].transpose(3, 1, 2, 0)  # C x T' x V x M
+    return [(np.ascontiguousarray(data, dtype=np.float32), frames)]
 
 
 def checked_scores(source, name, scores, shape):
@@ -218,7 +222,7 @@ def checked_scores(source, name, scores, shape):
     return scores
 
 
-def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None):
+def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None, zeros=True):
     """One Task per sample: the train part's in its split's order, then the val part's."""
 
     def scores(name):  # passed to the workers only when used
@@ -232,7 +236,7 @@ def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missi
                 Task(
                     source=source,
                     reader=read_keypoint,
-                    args=(path, name, by_name[name].get("keypoint"), layout, missing, scores(name), min_score),
+                    args=(path, name, by_name[name].get("keypoint"), layout, missing, scores(name), min_score, zeros),
                     samples=[Sample(name, labels[name], {benchmark: part})],
                 )
             )
@@ -272,9 +276,16 @@ def main(argv=None):
         help='with --missing-joints fill, a joint whose "keypoint_score" is below this is missing too (default: '
         "scores are not read)",
     )
+    parser.add_argument(
+        "--keep-zeros",
+        action="store_true",
+        help="with --missing-joints fill, a joint at 0 is a coordinate, not missing (data whose origin is a "
+        "joint, as root-relative 3-D lifts); NaN and --min-score still mark joints missing",
+    )
     args = parse_conversion(parser, argv)
-    if args.min_score is not None and args.missing_joints != "fill":
-        parser.error("--min-score marks joints missing, which only --missing-joints fill does anything with")
+    for flag, given in (("--min-score", args.min_score is not None), ("--keep-zeros", args.keep_zeros)):
+        if given and args.missing_joints != "fill":
+            parser.error(f"{flag} says which joints are missing, which only --missing-joints fill does anything with")
     benchmark = PROTOCOL_FOLDERS[args.protocol] if args.protocol else BENCHMARK
     try:
         layout = get_layout(args.layout)
@@ -312,9 +323,24 @@ def main(argv=None):
         label="label as stored",
         missing_joints=args.missing_joints,
         min_score=args.min_score,
+        keep_zeros=args.keep_zeros,
     )
+    if args.missing_joints == "fill":
+        names = parts["train"] + parts["val"]
+        scores = [by_name[n].get("keypoint_score") for n in names] if args.min_score is not None else None
+        settings["missing"] = summary = missing_summary(
+            [by_name[n].get("keypoint") for n in names], layout, scores, args.min_score, not args.keep_zeros
+        )
+        joint = layout.joints[layout.centre]
+        if summary["centre_never_found"] == len(names) and not args.keep_zeros:
+            print(
+                f"warning: the centre joint ({joint}) is missing in every frame of every recording; if it is the "
+                "origin of root-relative data, pass --keep-zeros (a joint at 0 is then a coordinate)"
+            )
     run_conversion(
-        build_tasks(path, parts, by_name, labels, layout, benchmark, args.missing_joints, args.min_score),
+        build_tasks(
+            path, parts, by_name, labels, layout, benchmark, args.missing_joints, args.min_score, not args.keep_zeros
+        ),
         args.out_folder,
         [benchmark],
         settings,

@@ -8,19 +8,25 @@ from data_gen.missing import fill_body, fill_missing, nearest_found, present_joi
 PARENTS = (0, 0, 1, 0)
 
 
-def test_gaps_are_interpolated_held_at_the_ends_and_absent_frames_stay_absent():
+def test_gaps_are_interpolated_and_held_beyond_a_joints_first_and_last_frame():
     body = np.zeros((6, 4, 1))
     body[1:5, 0, 0] = [1, 2, 3, 4]  # the root in frames 1-4
     body[1, 1, 0], body[4, 1, 0] = 10, 40  # joint 1 in frames 1 and 4 only
     body[3, 2, 0] = 7  # joint 2 in frame 3 only
     body[2, 3, 0] = 5  # joint 3 in frame 2 only
     filled = fill_body(body, present_joints(body), PARENTS)
-    expected = np.zeros((6, 4))
-    expected[1:5, 0] = [1, 2, 3, 4]
-    expected[1:5, 1] = [10, 20, 30, 40]  # linear between frames 1 and 4
-    expected[1:5, 2] = 7  # held from its one frame
-    expected[1:5, 3] = 5
-    np.testing.assert_array_equal(filled[..., 0], expected)  # frames 0 and 5: nobody, left at 0
+    expected = np.array(
+        [
+            [1, 10, 7, 5],  # before the body appears: where it appears
+            [1, 10, 7, 5],
+            [2, 20, 7, 5],  # joint 1 linear between frames 1 and 4
+            [3, 30, 7, 5],
+            [4, 40, 7, 5],
+            [4, 40, 7, 5],  # after it leaves: where it left
+        ]
+    )
+    np.testing.assert_array_equal(filled[..., 0], expected)
+    np.testing.assert_array_equal(fill_body(body * 0, present_joints(body * 0), PARENTS), body * 0)  # absent: 0
 
 
 def test_a_joint_never_found_takes_the_nearest_found_joint_along_the_bones():
@@ -37,16 +43,24 @@ def test_a_joint_never_found_takes_the_nearest_found_joint_along_the_bones():
     np.testing.assert_array_equal(filled[:, 1], body[:, 2])
 
 
-def test_scores_nan_and_the_frames_with_nobody_cut():
-    bodies = np.zeros((2, 5, 4, 1))
-    bodies[0, 1:3] = 1.0
-    bodies[1, 2:4] = 2.0
+def test_scores_nan_frames_with_nobody_dropped_and_the_bodies_ranked():
+    bodies = np.zeros((3, 6, 4, 1))
+    bodies[0, 1:3] = [[[0], [1], [3], [1]], [[0], [2], [5], [2]]]  # frames 1-2, its root never found
+    bodies[1, 2:5] = 2.0 * (1 + np.arange(4))[:, None]  # frames 2-4, still: joints at 2, 4, 6, 8
     bodies[1, 3, 1] = np.nan
-    scores = np.ones((2, 5, 4))
-    scores[0, 1, 2] = 0.2
+    bodies[2, 4] = 100.0 * np.arange(4)[:, None]  # one frame of a huge false detection, its root at 0
+    scores = np.ones((3, 6, 4))
+    scores[1, 4, 2] = 0.2
     present = present_joints(bodies, scores, min_score=0.5)
-    assert not present[0, 1, 2] and not present[1, 3, 1] and present[1, 3, 0]
-    filled, first, end = fill_missing(np.nan_to_num(bodies), present, PARENTS)
-    assert (first, end) == (1, 4)  # frames 0 and 4 hold nobody
-    assert filled[0, 3].sum() == 0 and filled[1, 1].sum() == 0  # outside each body's own frames
-    assert filled[0, 1, 2, 0] == 1.0 and filled[1, 3, 1, 0] == 2.0
+    assert not present[1, 4, 2] and not present[1, 3, 1] and present[1, 3, 0] and not present[0, 1, 0]
+    # energies over present joints: body 0 std of {1, 3, 1, 2, 5, 2} = 1.37, body 1 std of
+    # {2, 4, 6, 8, 2, 6, 8, 2, 4, 8} = 2.41, body 2 std of {100, 200, 300} = 81.6; times the share of the
+    # 4 kept frames each is in (frames 0 and 5 hold nobody): 0.69, 1.81, 20.4 -> bodies 2, 1
+    filled, frames = fill_missing(np.nan_to_num(bodies), present, PARENTS, count=2)
+    assert frames == 4 and filled.shape == (2, 4, 4, 1)
+    # body 2 in every frame, its root (never found) on joint 1, the nearest found along the bones
+    np.testing.assert_array_equal(filled[0, :, :, 0], [[100, 100, 200, 300]] * 4)
+    # body 1 (frames 2-4 of the recording, 1-3 of those kept) held before it appears, its NaN and its
+    # low-scored joint filled from their other frames
+    np.testing.assert_array_equal(filled[1, :, :, 0], [[2, 4, 6, 8]] * 4)
+    assert fill_missing(bodies * 0, present_joints(bodies * 0), PARENTS, count=2)[1] == 0

@@ -173,7 +173,7 @@ def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
     np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([filled], tri), atol=1e-5)
     with pytest.raises(SystemExit) as stop:
         _run(path, str(tmp_path / "zero"), str(layout), "--min-score", "0.3", "--missing-joints", "zero")
-    assert stop.value.code == 2 and "--min-score marks joints missing" in capsys.readouterr().err
+    assert stop.value.code == 2 and "--min-score says which joints are missing" in capsys.readouterr().err
     annotations[1]["keypoint_score"] = scores[:, :2]
     path = _pickle(tmp_path / "short.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
     with pytest.raises(SystemExit, match=r"sample 'b': --min-score needs a numeric \"keypoint_score\" of shape"):
@@ -247,7 +247,7 @@ def test_two_dimensional_layout_from_a_json_file(tmp_path):
     annotations = [_annotation("clip0", 1, [second, first]), _annotation("clip1", 0, [first[1:]])]
     path = _pickle(tmp_path / "coco.pkl", annotations, {"xsub_train": ["clip0"], "xsub_val": ["clip1"]})
     out = str(tmp_path / "out")
-    _run(path, out, str(layout_file))
+    _run(path, out, str(layout_file), "--missing-joints", "zero")  # the published treatment of the empty frame
     train, val = load_splits(out)
     assert train.layout == flat and train.num_class == 2 and train.data.shape == (1, 2, 300, 3, 1)
     got = train.data[0, :, :, :, 0].transpose(1, 2, 0)  # 300 x V x C
@@ -488,3 +488,37 @@ def test_ctrl_c_while_the_pickle_is_read_is_one_line(tmp_path, monkeypatch, caps
         and capsys.readouterr().err == f"interrupted while reading {tmp_path / 'big.pkl'}: nothing was written\n"
     )
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_root_relative_data_is_named_and_kept_with_keep_zeros(tmp_path, capsys):
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    tri = get_layout(dict(TRIANGLE_2D, channels=2, bodies=1))
+    body = np.array([[(0, 0), (1, 2), (1, 4)], [(0, 0), (2, 2), (2, 5)]], dtype=np.float32)  # the root is the origin
+    annotations = [dict(frame_dir=n, label=0, keypoint=body[None]) for n in ("a", "b")]
+    path = _pickle(tmp_path / "lifted.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    _run(path, str(tmp_path / "filled"), str(layout))
+    out = capsys.readouterr().out
+    assert "warning: the centre joint (root) is missing in every frame of every recording" in out
+    assert "pass --keep-zeros" in out
+    summary = json.load(open(tmp_path / "filled" / "settings.json"))["missing"]
+    assert summary == {"joints_missing_percent": 33.33, "frames_without_anyone": 0, "centre_never_found": 2}
+    _run(path, str(tmp_path / "kept"), str(layout), "--keep-zeros")
+    assert "warning: the centre joint" not in capsys.readouterr().out
+    np.testing.assert_allclose(load_splits(str(tmp_path / "kept"))[0].data[0], _expected([body], tri), atol=1e-6)
+
+
+def test_a_person_who_enters_late_stays_in_step(tmp_path):
+    # the published padding would move a body whose first frames are empty to the start of the recording
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=2)))
+    tri = get_layout(dict(TRIANGLE_2D, channels=2, bodies=2))
+    actor = np.array([[(10 + t, 10), (10 + t, 20), (10 + t, 30)] for t in range(4)], dtype=np.float32)
+    late = np.zeros_like(actor)
+    late[2:] = [[(50, 10), (50, 15), (50, 18)], [(52, 10), (52, 15), (52, 18)]]
+    annotations = [dict(frame_dir=n, label=0, keypoint=np.stack([actor, late])) for n in ("a", "b")]
+    path = _pickle(tmp_path / "two.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    _run(path, str(tmp_path / "out"), str(layout))
+    held = late.copy()
+    held[:2] = late[2]  # where it entered, until it entered
+    np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([actor, held], tri), atol=1e-5)

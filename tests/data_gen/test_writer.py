@@ -181,5 +181,9 @@ def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
         progress=False,
         skip_bad=True,
     )
-    assert (out / "skipped.txt").read_text().startswith("far once centred.txt\tbad: far once centred.txt: sample bad: normalised")
+    assert (
+        (out / "skipped.txt")
+        .read_text()
+        .startswith("far once centred.txt\tbad: far once centred.txt: sample bad: normalised")
+    )
     assert load_split(str(out / "xsub"), "train").names == ["good1"]
