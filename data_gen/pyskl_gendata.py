@@ -215,7 +215,13 @@ def checked_scores(source, name, scores, shape):
     """The annotation's ``keypoint_score`` as an M x T x V array matching its keypoints (an error
     naming the sample otherwise)."""
     if not isinstance(scores, np.ndarray) or scores.dtype.kind not in "iuf" or scores.shape != shape:
-        found = f"shape {scores.shape}" if isinstance(scores, np.ndarray) else f"{type(scores).__name__}"
+        found = (
+            f"shape {scores.shape}"
+            if isinstance(scores, np.ndarray)
+            else "none"
+            if scores is None
+            else type(scores).__name__
+        )
         raise SkeletonFileError(
             f'{source}: sample {name!r}: --min-score needs a numeric "keypoint_score" of shape {shape}, found {found}'
         )

@@ -18,7 +18,9 @@ The linear probe is the published SGD one (`--probe sgd`) under the published pr
 regression fitted to convergence (`--probe logistic`, engine/probe.py) under the small-data preset.
 """
 
+import hashlib
 import os
+import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, resolve_data_dir
@@ -124,7 +126,11 @@ def _common_parser(description, kind):
         help="use this preset whatever the folder's record says (default: chosen from the folder)",
     )
     data.add_argument(
-        "-j", "--workers", default=DEFAULT_WORKERS, type=int, help="data-loading workers (default: 8, or the CPUs)"
+        "-j",
+        "--workers",
+        default=DEFAULT_WORKERS,
+        type=int,
+        help="data-loading workers: the published 8, or the CPUs when fewer",
     )
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
@@ -361,14 +367,15 @@ def choose_preset(parser, args, train):
 
 
 def encoder_name(pretrained):
-    """The encoder in a default run folder's name: 'random', or the checkpoint's folder and file name
-    ('mine-checkpoint_last' for checkpoints/mine/checkpoint_last.pth.tar), so that evaluations of two
-    checkpoints do not meet in one folder."""
+    """The encoder in a default run folder's name: 'random', or the checkpoint's folder and file name and a
+    tag of its path ('mine-checkpoint_last-1a2b3c' for checkpoints/mine/checkpoint_last.pth.tar), so that
+    evaluations of two checkpoints do not meet in one folder."""
     if not pretrained:
         return "random"
     path = os.path.abspath(pretrained)
-    stem = os.path.basename(path).split(".")[0]
-    return f"{os.path.basename(os.path.dirname(path))}-{stem}"
+    stem = re.sub(r"(\.pth\.tar|\.pth|\.pt|\.tar)$", "", os.path.basename(path))
+    tag = hashlib.sha1(path.encode()).hexdigest()[:6]  # two checkpoints of one name in two places differ
+    return f"{os.path.basename(os.path.dirname(path))}-{stem}-{tag}"
 
 
 def eval_settings(parser, args, preset, train, info):

@@ -106,7 +106,7 @@ def build_parser():
         default=DEFAULT_WORKERS,
         type=int,
         metavar="N",
-        help="data loading workers (default: 8, or the CPUs)",
+        help="data loading workers: the published 8, or the CPUs when fewer",
     )
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
     p.add_argument(

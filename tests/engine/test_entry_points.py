@@ -2,6 +2,7 @@
 released-format checkpoint: action_classification.py and knn_eval.py, their results, run folders and
 errors. The option resolution of both is in tests/options/test_options.py."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -269,7 +270,7 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
     assert "no --seed: drew seed" in out and "semi ntu60 cross_subject_semi joint (fine-tuned with SGD): top-1" in out
     folders = sorted(os.listdir(tmp_path / "runs" / "semi"))
     encoder = (
-        f"{os.path.basename(os.path.dirname(tiny['checkpoint']))}-checkpoint_0450"  # the checkpoint's folder, file
+        _encoder(tiny["checkpoint"])  # the checkpoint's folder, file and a tag of its path
     )
     assert folders == sorted(
         f"ntu60_cross_subject_semi_joint_ratio0.5_{encoder}_seed{r['seed']}" for r in (first, second)
@@ -294,18 +295,33 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
     assert "warning: --start-epoch, --print-freq ignored here" in capsys.readouterr().out
 
 
-def test_evaluations_of_two_checkpoints_get_default_folders_of_their_own(tiny, tmp_path, monkeypatch):
+def _encoder(path):
+    """An encoder's part of a default run folder's name, worked out here: folder-stem-sha1(path)[:6]."""
+    path = os.path.abspath(path)
+    stem = os.path.basename(path).removesuffix(".pth.tar")
+    return f"{os.path.basename(os.path.dirname(path))}-{stem}-{hashlib.sha1(path.encode()).hexdigest()[:6]}"
+
+
+def test_evaluations_of_several_checkpoints_get_default_folders_of_their_own(tiny, tmp_path, monkeypatch):
     # kNN keeps seed 42: its default run folder named only dataset, protocol, view and seed, so the second
-    # checkpoint's evaluation was refused as a resume of the first's
+    # checkpoint's evaluation was refused as a resume of the first's; names with dots, and one file name in
+    # two folders of one name, are told apart too
     monkeypatch.chdir(tmp_path)
-    other = tmp_path / "other" / "checkpoint_last.pth.tar"
-    other.parent.mkdir()
-    shutil.copy(tiny["checkpoint"], other)
+    copies = [
+        "ck/cmd.ep4.pth.tar",
+        "ck/cmd.ep2.pth.tar",
+        "A/seed1/checkpoint_last.pth.tar",
+        "B/seed1/checkpoint_last.pth.tar",
+    ]
+    for copy in copies:
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        shutil.copy(tiny["checkpoint"], copy)
     common = ["--data-dir", tiny["folder"], "-j", "0", "--device", "cpu", "--results", str(tmp_path / "r.jsonl")]
-    for checkpoint in (tiny["checkpoint"], str(other)):
+    for checkpoint in (tiny["checkpoint"], *copies):
         assert knn_eval.main(common + ["--pretrained", checkpoint]) == 0
     assert knn_eval.main(common) == 0  # a random encoder
-    first = f"{os.path.basename(os.path.dirname(tiny['checkpoint']))}-checkpoint_0450"
+    names = [_encoder(c) for c in (tiny["checkpoint"], *copies)] + ["random"]
     assert sorted(os.listdir(tmp_path / "runs" / "knn")) == sorted(
-        f"ntu60_cross_subject_joint_{name}_seed42" for name in (first, "other-checkpoint_last", "random")
+        f"ntu60_cross_subject_joint_{n}_seed42" for n in names
     )
+    assert _encoder("ck/cmd.ep4.pth.tar").startswith("ck-cmd.ep4-")
