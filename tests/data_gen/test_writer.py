@@ -51,6 +51,13 @@ def tasks(bad, label=0):
     ]
 
 
+def run(task_list, out, **options):
+    """convert() of kinect20 samples of 6 classes into benchmark 'xsub' of `out`, quietly."""
+    return convert(
+        task_list, str(out), ["xsub"], {}, num_class=6, dataset="mine", layout=KINECT20, progress=False, **options
+    )
+
+
 @pytest.mark.parametrize(
     "bad, problem",
     [
@@ -69,14 +76,12 @@ def tasks(bad, label=0):
 def test_a_bad_result_names_its_file_and_nothing_is_written(tmp_path, bad, problem):
     out = tmp_path / "out"
     with pytest.raises(ConversionError, match=rf"^{bad}\.txt: .*{problem}"):
-        convert(tasks(bad), str(out), ["xsub"], {}, num_class=6, dataset="mine", layout=KINECT20, progress=False)
+        run(tasks(bad), out)
     leftovers = [name for _, _, files in os.walk(out) for name in files if name != ".claim"]
     assert leftovers == []  # nothing half-written, no processed folder to be refused later (.claim: the lock)
 
     # with --skip-bad the sample is listed in skipped.txt and the others converted
-    convert(
-        tasks(bad), str(out), ["xsub"], {}, num_class=6, dataset="mine", layout=KINECT20, progress=False, skip_bad=True
-    )
+    run(tasks(bad), out, skip_bad=True)
     assert (out / "skipped.txt").read_text().startswith(f"{bad}.txt\tbad: ")
     train = load_split(str(out / "xsub"), "train")
     assert train.names == ["good1"] and list(train.labels) == [1]
@@ -84,16 +89,7 @@ def test_a_bad_result_names_its_file_and_nothing_is_written(tmp_path, bad, probl
 
 def test_a_label_given_by_the_importer_is_checked_too(tmp_path):
     with pytest.raises(ConversionError, match=r"^bad: .*sample bad: its label 9 is not an integer in 0\.\.5"):
-        convert(
-            [Task("bad", reader, ("good",), [Sample("bad", 9, {"xsub": "train"})])],
-            str(tmp_path / "out"),
-            ["xsub"],
-            {},
-            num_class=6,
-            dataset="mine",
-            layout=KINECT20,
-            progress=False,
-        )
+        run([Task("bad", reader, ("good",), [Sample("bad", 9, {"xsub": "train"})])], tmp_path / "out")
 
 
 def scaled(by):
@@ -119,7 +115,7 @@ def test_classes_left_without_a_train_sample_are_named(tmp_path, capsys):
     parts = [("t0", "train", 1, "good"), ("t1", "train", 3, "nan"), ("v0", "val", 1, "good"), ("v1", "val", 3, "good")]
     tasks = [Task(f"{n}.txt", reader, (kind,), [Sample(n, label, {"xsub": part})]) for n, part, label, kind in parts]
     out = tmp_path / "out"
-    convert(tasks, str(out), ["xsub"], {}, num_class=4, dataset="mine", layout=KINECT20, progress=False, skip_bad=True)
+    run(tasks, out, skip_bad=True)
     assert (
         f"warning: {out / 'xsub'}: val samples of 1 class(es) that no train sample has (0-based labels 3)"
         in capsys.readouterr().out
@@ -141,16 +137,7 @@ def test_no_converter_writes_into_its_own_source(tmp_path, capsys, converter):
 
 
 def test_a_recording_of_no_frame_is_skipped_as_having_no_body(tmp_path, capsys):
-    convert(
-        tasks("empty"),
-        str(tmp_path / "out"),
-        ["xsub"],
-        {},
-        num_class=6,
-        dataset="mine",
-        layout=KINECT20,
-        progress=False,
-    )
+    run(tasks("empty"), tmp_path / "out")
     assert "warning: skipping bad: no body in any frame" in capsys.readouterr().out
     assert (tmp_path / "out" / "skipped.txt").read_text() == "bad\tno body in any frame\n"
 
@@ -159,28 +146,9 @@ def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
     # within +-10000 as read; the centre joint's -9000 subtracted from +9000 makes 18000, which the
     # folder would be refused for when opened
     with pytest.raises(ConversionError, match=r"^far once centred\.txt: sample bad: normalised, a coordinate reaches"):
-        convert(
-            tasks("far once centred"),
-            str(tmp_path / "out"),
-            ["xsub"],
-            {},
-            num_class=6,
-            dataset="mine",
-            layout=KINECT20,
-            progress=False,
-        )
+        run(tasks("far once centred"), tmp_path / "out")
     out = tmp_path / "skip"
-    convert(
-        tasks("far once centred"),
-        str(out),
-        ["xsub"],
-        {},
-        num_class=6,
-        dataset="mine",
-        layout=KINECT20,
-        progress=False,
-        skip_bad=True,
-    )
+    run(tasks("far once centred"), out, skip_bad=True)
     assert (
         (out / "skipped.txt")
         .read_text()
