@@ -101,7 +101,7 @@ def collect(work_dir, datasets, seeds):
 
 def markdown(summary):
     lines = [
-        f"Top-1 % on each data set's evaluation part, mean ± std over seeds "
+        f"Top-1 % on each data set's evaluation part, mean ± sample standard deviation over seeds "
         f"{', '.join(map(str, summary['seeds']))}; every run with the small-data preset the folder implies "
         "(docs/small-data.md), the same for all data sets.",
         "",
