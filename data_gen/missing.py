@@ -24,7 +24,8 @@ Filling:
   it enters until then, so the bodies stay in step);
 - a joint present in no frame takes the filled position of the nearest present joint along the
   bones, its parent's when that was found (its bone is then zero): a root never found (a COCO nose on
-  a person facing away, the layout's centre) takes a child's, so that every frame is centred.
+  a person facing away, the layout's centre) takes a child's, so that every frame is centred; a branch
+  of its own never found (a layout of several roots) takes the mean of the found joints.
 """
 
 import numpy as np
@@ -34,11 +35,12 @@ from data_gen.ntu_reader import body_energy
 
 def present_joints(bodies, scores=None, min_score=None, zeros_missing=True):
     """B x T x V bool: the joints of `bodies` (B x T x V x C) that were found: finite, not 0 in every
-    channel (unless not `zeros_missing`), and (with `scores`, B x T x V, and `min_score`) scored at least
-    `min_score`."""
+    channel (unless not `zeros_missing`: then only a body all 0 in a frame is absent from it), and (with
+    `scores`, B x T x V, and `min_score`) scored at least `min_score`."""
     present = np.isfinite(bodies).all(axis=-1)
-    if zeros_missing:
-        present &= (np.nan_to_num(bodies) != 0).any(axis=-1)
+    nonzero = (np.nan_to_num(bodies) != 0).any(axis=-1)  # B x T x V
+    # zeros as coordinates still leave a body whose every joint is 0 in a frame absent from that frame
+    present &= nonzero if zeros_missing else nonzero.any(axis=-1, keepdims=True)
     if scores is not None and min_score is not None:
         present &= np.asarray(scores) >= min_score
     return present
@@ -79,7 +81,9 @@ def fill_body(body, present, parents):
         for c in range(body.shape[-1]):
             filled[:, j, c] = np.interp(steps, at, body[at, j, c])  # held beyond its first and last frame
     for j in np.flatnonzero(~seen):
-        filled[:, j] = filled[:, nearest_found(j, seen, parents)]
+        k = nearest_found(j, seen, parents)
+        # a branch of its own (a layout of several roots) never found: the mean of the found joints
+        filled[:, j] = filled[:, seen].mean(axis=1) if k is None else filled[:, k]
     return filled
 
 
@@ -89,6 +93,7 @@ def rank_bodies(bodies, present, count):
     Ties keep the published order (a stable ascending sort reversed)."""
     share = present.any(axis=2).mean(axis=1)  # B
     score = np.array([body_energy(b, p) for b, p in zip(bodies, present)]) * share
+    score[share == 0] = -1.0  # a body found in no frame comes after every body found somewhere
     return np.argsort(score, kind="stable")[::-1][:count]
 
 
@@ -108,11 +113,17 @@ def fill_missing(bodies, present, parents, count):
 
 def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True):
     """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
-    None): {'joints_missing_percent': of the joints of the bodies in the frames they appear in,
-    'frames_without_anyone', 'centre_never_found': recordings whose layout centre is never found}."""
-    missing = total = empty = centreless = 0
+    None): {'recordings_with_anyone', 'joints_missing_percent': of the joints of the bodies in the frames
+    they appear in, 'frames_without_anyone', 'centre_never_found': recordings whose layout centre is
+    never found}; recordings the reader will refuse are left out."""
+    missing = total = empty = centreless = anyone = 0
     for i, keypoint in enumerate(keypoints):
-        if not isinstance(keypoint, np.ndarray) or keypoint.ndim != 4 or keypoint.dtype.kind not in "iuf":
+        if (
+            not isinstance(keypoint, np.ndarray)
+            or keypoint.dtype.kind not in "iuf"
+            or keypoint.ndim != 4
+            or keypoint.shape[2:] != (layout.num_joints, layout.channels)
+        ):
             continue  # the reader names it
         score = None if scores is None else scores[i]
         if score is not None and (not isinstance(score, np.ndarray) or score.shape != keypoint.shape[:3]):
@@ -122,8 +133,10 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         total += int(appears.sum()) * present.shape[2]
         missing += int((~present & appears[..., None]).sum())
         empty += int((~appears.any(axis=0)).sum())
+        anyone += bool(appears.any())
         centreless += bool(appears.any()) and not present[..., layout.centre].any()
     return {
+        "recordings_with_anyone": anyone,
         "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,
         "frames_without_anyone": empty,
         "centre_never_found": centreless,

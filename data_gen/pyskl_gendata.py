@@ -215,13 +215,10 @@ def checked_scores(source, name, scores, shape):
     """The annotation's ``keypoint_score`` as an M x T x V array matching its keypoints (an error
     naming the sample otherwise)."""
     if not isinstance(scores, np.ndarray) or scores.dtype.kind not in "iuf" or scores.shape != shape:
-        found = (
-            f"shape {scores.shape}"
-            if isinstance(scores, np.ndarray)
-            else "none"
-            if scores is None
-            else type(scores).__name__
-        )
+        if isinstance(scores, np.ndarray):
+            found = f"{scores.dtype} of shape {scores.shape}"
+        else:
+            found = "none" if scores is None else type(scores).__name__
         raise SkeletonFileError(
             f'{source}: sample {name!r}: --min-score needs a numeric "keypoint_score" of shape {shape}, found {found}'
         )
@@ -338,7 +335,7 @@ def main(argv=None):
             [by_name[n].get("keypoint") for n in names], layout, scores, args.min_score, not args.keep_zeros
         )
         joint = layout.joints[layout.centre]
-        if summary["centre_never_found"] == len(names) and not args.keep_zeros:
+        if 0 < summary["centre_never_found"] == summary["recordings_with_anyone"] and not args.keep_zeros:
             print(
                 f"warning: the centre joint ({joint}) is missing in every frame of every recording; if it is the "
                 "origin of root-relative data, pass --keep-zeros (a joint at 0 is then a coordinate)"

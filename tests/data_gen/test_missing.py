@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from data_gen.missing import fill_body, fill_missing, nearest_found, present_joints
+from data_gen.missing import fill_body, fill_missing, missing_summary, nearest_found, present_joints, rank_bodies
+from dataset.layouts import get_layout
 
 # a 4-joint chain of 1-D coordinates: 0 (root) - 1 - 2, and 3 hanging off 0
 PARENTS = (0, 0, 1, 0)
@@ -64,3 +65,56 @@ def test_scores_nan_frames_with_nobody_dropped_and_the_bodies_ranked():
     # low-scored joint filled from their other frames
     np.testing.assert_array_equal(filled[1, :, :, 0], [[2, 4, 6, 8]] * 4)
     assert fill_missing(bodies * 0, present_joints(bodies * 0), PARENTS, count=2)[1] == 0
+
+
+def test_a_branch_of_its_own_never_found_takes_the_mean_of_the_found_joints():
+    # parents (0, 1, 1): two roots; joint 0 found, the branch of joints 1 and 2 never
+    body = np.zeros((3, 3, 2))
+    body[:, 0] = [(1, 1), (2, 2), (3, 3)]
+    filled = fill_body(body, present_joints(body), (0, 1, 1))
+    np.testing.assert_array_equal(filled[:, 1], body[:, 0])
+    np.testing.assert_array_equal(filled[:, 2], body[:, 0])
+
+
+def test_with_zeros_as_coordinates_a_body_all_zero_in_a_frame_is_still_absent_there():
+    bodies = np.zeros((2, 3, 4, 1))  # body 1: padding, all zero
+    bodies[0, 0] = [[0], [1], [2], [3]]  # its root at the origin, a coordinate
+    bodies[0, 2] = [[0], [3], [4], [5]]  # frame 1: nobody found
+    present = present_joints(bodies, zeros_missing=False)
+    assert present[0, 0].all() and not present[0, 1].any() and not present[1].any()
+    filled, frames = fill_missing(bodies, present, PARENTS, count=2)
+    assert frames == 2  # frame 1 dropped, and the padding is no body
+    np.testing.assert_array_equal(filled[0, :, :, 0], [[0, 1, 2, 3], [0, 3, 4, 5]])
+    np.testing.assert_array_equal(filled[1], 0)
+
+
+def test_a_body_found_somewhere_ranks_before_a_body_found_nowhere():
+    bodies = np.zeros((2, 4, 3, 1))
+    bodies[0, :, 0] = 5.0  # found, but one joint in one place: energy 0
+    order = rank_bodies(bodies, present_joints(bodies), 1)
+    assert order.tolist() == [0]  # (equal scores would keep the later body, as published)
+
+
+def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_the_reader():
+    layout = get_layout(
+        dict(
+            name="four",
+            joints=list("abcd"),
+            parents=list(PARENTS),
+            centre=0,
+            corrupted_joints=1,
+            channels=1 + 1,
+            bodies=1,
+        )
+    )
+    good = np.zeros((1, 4, 4, 2))
+    good[0, 1:3] = 1.0  # frames 1, 2; frames 0, 3 with nobody
+    good[0, 2, 3] = 0.0  # one joint of 8 missing
+    empty = np.zeros((1, 2, 4, 2))
+    wrong = np.ones((1, 2, 3, 2))  # 3 joints for a 4-joint layout
+    assert missing_summary([good, empty, wrong], layout) == {
+        "recordings_with_anyone": 1,
+        "joints_missing_percent": 12.5,
+        "frames_without_anyone": 4,
+        "centre_never_found": 0,
+    }

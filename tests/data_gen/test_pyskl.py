@@ -502,7 +502,12 @@ def test_root_relative_data_is_named_and_kept_with_keep_zeros(tmp_path, capsys):
     assert "warning: the centre joint (root) is missing in every frame of every recording" in out
     assert "pass --keep-zeros" in out
     summary = json.load(open(tmp_path / "filled" / "settings.json"))["missing"]
-    assert summary == {"joints_missing_percent": 33.33, "frames_without_anyone": 0, "centre_never_found": 2}
+    assert summary == {
+        "recordings_with_anyone": 2,
+        "joints_missing_percent": 33.33,
+        "frames_without_anyone": 0,
+        "centre_never_found": 2,
+    }
     _run(path, str(tmp_path / "kept"), str(layout), "--keep-zeros")
     assert "warning: the centre joint" not in capsys.readouterr().out
     np.testing.assert_allclose(load_splits(str(tmp_path / "kept"))[0].data[0], _expected([body], tri), atol=1e-6)
