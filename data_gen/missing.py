@@ -126,7 +126,9 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         ):
             continue  # the reader names it
         score = None if scores is None else scores[i]
-        if score is not None and (not isinstance(score, np.ndarray) or score.shape != keypoint.shape[:3]):
+        if score is not None and (
+            not isinstance(score, np.ndarray) or score.dtype.kind not in "iuf" or score.shape != keypoint.shape[:3]
+        ):
             continue  # the reader names it
         present = present_joints(keypoint.astype(np.float64), score, min_score, zeros_missing)
         appears = present.any(axis=2)  # B x T: the body is there
