@@ -112,9 +112,8 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
     good[0, 2, 3] = 0.0  # one joint of 8 missing
     empty = np.zeros((1, 2, 4, 2))
     wrong = np.ones((1, 2, 3, 2))  # 3 joints for a 4-joint layout
-    text_scores = [np.ones(good.shape[:3]), None, None]
-    text_scores[0] = text_scores[0].astype(str)  # scores the reader will refuse: left out, not a crash
-    assert missing_summary([good], layout, [text_scores[0]], min_score=0.5)["recordings_with_anyone"] == 0
+    text = np.ones(good.shape[:3]).astype(str)  # scores the reader will refuse: left out, not a crash
+    assert missing_summary([good], layout, [text], min_score=0.5)["recordings_with_anyone"] == 0
     assert missing_summary([good, empty, wrong], layout) == {
         "recordings_with_anyone": 1,
         "joints_missing_percent": 12.5,
