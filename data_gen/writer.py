@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_gen.normalize import normalize
-from data_gen.ntu_reader import SkeletonFileError
+from data_gen.ntu_reader import SkeletonFileError, first_bad_coordinate
 from dataset.catalog import folder_protocol
 from dataset.files import (
     FolderInUseError,
@@ -43,7 +43,7 @@ from dataset.files import (
     temp_path,
 )
 from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
-from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME
+from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME, non_finite_samples
 
 
 def sample_shape(layout):
@@ -237,12 +237,27 @@ def result_problem(result, sample, layout, num_class):
         return f"its frame count {n_frame!r} is not a count of frames"
     if array.shape[1] != min(int(n_frame), MAX_FRAME):
         return f"its array holds {array.shape[1]} frames, its frame count says {n_frame} (at most {MAX_FRAME} kept)"
-    if not np.all(np.abs(array) <= MAX_COORDINATE):  # NaN compares False
-        bad = float(array[~(np.abs(array) <= MAX_COORDINATE)].flat[0])
-        return f"it holds a coordinate {bad:g}: not finite or beyond +-{MAX_COORDINATE:g}"
+    bad = first_bad_coordinate(array.reshape(1, -1))
+    if bad is not None:
+        return f"it holds a coordinate {float(bad[1]):g}: not finite or beyond +-{MAX_COORDINATE:g}"
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < num_class:
         return f"its label {label!r} is not an integer in 0..{num_class - 1}"
     return None
+
+
+def task_problem(task, payload, layout, num_class):
+    """What is wrong with what `task`'s reader returned (`payload`: one result per sample), naming the
+    task's source and sample (`result_problem`), or None."""
+    if not isinstance(payload, (list, tuple)) or len(payload) != len(task.samples):
+        found = len(payload) if isinstance(payload, (list, tuple)) else type(payload).__name__
+        return f"{task.source}: {len(task.samples)} samples expected, the reader gave {found}"
+    problems = [
+        f"{task.source}: sample {sample.name}: {problem}"
+        for sample, result in zip(task.samples, payload)
+        for problem in [result_problem(result, sample, layout, num_class)]
+        if problem
+    ]
+    return "; ".join(problems) or None
 
 
 def _batches(tasks, chunk):
@@ -318,6 +333,12 @@ def convert(
         def submit(batch):
             return pool.imap(_run_task, batch, chunksize=4) if pool else map(_run_task, batch)
 
+        def reject(source, message):  # bad input: an error, or with --skip-bad skipped and listed
+            if not skip_bad:
+                raise ConversionError(message + "\n(rerun with --skip-bad to skip bad files and samples)")
+            tqdm.write(f"skipping bad input: {message}")
+            skipped.append(f"{source}\tbad: {message}")
+
         batches = _batches(tasks, chunk)
         current = next(batches, None)
         pending = submit(current) if current else None
@@ -327,29 +348,9 @@ def convert(
             pending = submit(following) if following else None
             arrays, frames, kept, sources = [], [], [], []
             for task, (status, payload) in zip(current, results):
-                if status == "ok" and (not isinstance(payload, (list, tuple)) or len(payload) != len(task.samples)):
-                    found = len(payload) if isinstance(payload, (list, tuple)) else type(payload).__name__
-                    status, payload = (
-                        "bad",
-                        f"{task.source}: {len(task.samples)} samples expected, the reader gave {found}",
-                    )
-                problems = (
-                    []
-                    if status == "bad"
-                    else [
-                        f"{task.source}: sample {sample.name}: {problem}"
-                        for sample, result in zip(task.samples, payload)
-                        for problem in [result_problem(result, sample, layout, num_class)]
-                        if problem
-                    ]
-                )
-                if problems:
-                    status, payload = "bad", "; ".join(problems)
-                if status == "bad":
-                    if not skip_bad:
-                        raise ConversionError(payload + "\n(rerun with --skip-bad to skip bad files and samples)")
-                    tqdm.write(f"skipping bad input: {payload}")
-                    skipped.append(f"{task.source}\tbad: {payload}")
+                problem = payload if status == "bad" else task_problem(task, payload, layout, num_class)
+                if problem:
+                    reject(task.source, problem)
                     continue
                 for sample, result in zip(task.samples, payload):
                     array, n_frame = result[:2]
@@ -369,21 +370,18 @@ def convert(
                 for i, array in enumerate(arrays):
                     block[i, :, : array.shape[1]] = array
                 block = normalize(block, layout)
-                beyond = ~(np.abs(block.reshape(len(kept), -1)) <= MAX_COORDINATE).all(axis=1)  # N
-                if beyond.any():  # centring moved a coordinate beyond the bound a folder is opened with
-                    for i in np.flatnonzero(beyond):
-                        worst = float(np.abs(block[i]).max())
-                        message = (
-                            f"{sources[i]}: sample {kept[i].name}: normalised, a coordinate reaches {worst:g}, "
-                            f"beyond +-{MAX_COORDINATE:g}"
-                        )
-                        if not skip_bad:
-                            raise ConversionError(message + "\n(rerun with --skip-bad to skip bad files and samples)")
-                        tqdm.write(f"skipping bad input: {message}")
-                        skipped.append(f"{sources[i]}\tbad: {message}")
-                    block, frames = block[~beyond], [f for f, b in zip(frames, beyond) if not b]
-                    kept = [s for s, b in zip(kept, beyond) if not b]
+                beyond = np.zeros(len(kept), dtype=bool)  # centring can carry a coordinate beyond the bound
+                beyond[non_finite_samples(block)] = True
+                for i in np.flatnonzero(beyond):
+                    reject(
+                        sources[i],
+                        f"{sources[i]}: sample {kept[i].name}: normalised, a coordinate reaches "
+                        f"{float(np.abs(block[i]).max()):g}, beyond +-{MAX_COORDINATE:g}",
+                    )
                 frames = np.asarray(frames, dtype=np.int64)
+                if beyond.any():
+                    block, frames = block[~beyond], frames[~beyond]
+                    kept = [s for s, b in zip(kept, beyond) if not b]
                 for b in benchmarks:
                     for p in ("train", "val"):
                         idx = [i for i, s in enumerate(kept) if s.parts[b] == p]
