@@ -40,6 +40,7 @@ from options.parsing import (
     data_settings,
     fill,
     folder_facts,
+    given_flags,
     in_unit,
     make_parser,
     positive,
@@ -70,10 +71,10 @@ CLASSIFICATION_RULES = dict(
     weight_decay=at_least(0),
 )
 KNN_RULES = dict(COMMON_RULES, knn_neighbours=at_least(1), chunk_size=at_least(1))
-# Published flags accepted and ignored (a warning names those given): the evaluations' --start-epoch and
-# --print-freq, and the training flags the published kNN script passes.
 # The SGD probe's training settings: a logistic probe uses none of them (given: a usage error; recorded: None).
 SGD_ONLY = ("lr", "momentum", "weight_decay", "epochs", "schedule", "eval_freq")
+# Published flags accepted and ignored (a warning names those given): the evaluations' --start-epoch and
+# --print-freq, and the training flags the published kNN script passes.
 IGNORED = ("start_epoch", "print_freq")
 IGNORED_KNN = ("lr", "momentum", "wd", "epochs", "schedule", "resume")
 # Settings a resumed linear evaluation may change (its schedule's length, where it runs and reports).
@@ -293,7 +294,7 @@ def classification_stage(args):
 
 def _parse(parser, rules, argv):
     args = parser.parse_args(argv)
-    args.given = {name for name, value in vars(args).items() if value is not None}  # before any preset fills
+    args.given = given_flags(args)
     try:
         args.stage = classification_stage(args)
     except ValueError as exc:

@@ -19,6 +19,7 @@ from options.parsing import (
     check_output_path,
     check_rules,
     data_settings,
+    given_flags,
     in_unit,
     make_parser,
     positive,
@@ -26,7 +27,14 @@ from options.parsing import (
     resolve_protocol,
     world_size_from_env,
 )
-from options.presets import DEFAULT_DATASET, PRESET_NAMES, SMALL, SMALL_MIN_SAMPLES, checkpoint_every
+from options.presets import (
+    DEFAULT_DATASET,
+    PRESET_NAMES,
+    SMALL,
+    SMALL_CORRUPTED_SHARE,
+    SMALL_MIN_SAMPLES,
+    checkpoint_every,
+)
 from options.settings import (
     ContrastSettings,
     EncoderSettings,
@@ -266,7 +274,7 @@ def resolve(parser, args):
             "--rewind goes with --resume: it lets a resume continue from a checkpoint older than the folder's newest"
         )
     epochs_given = args.epochs is not None
-    given = {key for key, value in vars(args).items() if value is not None}  # before the preset fills the rest
+    given = given_flags(args)
     name = resolve_preset(parser, args, "pretrain", train, args.pre_dataset, "--pre-dataset", world_size)
     if name == SMALL and len(train) < SMALL_MIN_SAMPLES:
         parser.error(
@@ -278,7 +286,8 @@ def resolve(parser, args):
         args.corrupted_joints = layout.corrupted_joints
     elif name == SMALL and "corrupted_joints" not in given and args.corrupted_joints != layout.corrupted_joints:
         print(
-            f"note: the small-data preset corrupts {args.corrupted_joints} of the {layout.num_joints} joints (15 %), "
+            f"note: the small-data preset corrupts {args.corrupted_joints} of the {layout.num_joints} joints "
+            f"({SMALL_CORRUPTED_SHARE * 100:g} %), "
             f"not the {layout.corrupted_joints} of layout {layout.name!r} (the published presets' share); "
             f"--corrupted-joints {layout.corrupted_joints} uses the layout's",
             flush=True,

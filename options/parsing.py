@@ -145,6 +145,11 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, wor
     return name
 
 
+def given_flags(args):
+    """The names of the flags the command line set: those not None, before a preset fills the rest."""
+    return {name for name, value in vars(args).items() if value is not None}
+
+
 DEFAULT_PROTOCOL = "cross_subject"
 # -j: the published 8 data-loading workers, or the CPUs when fewer (more only contend for them)
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)

@@ -101,6 +101,7 @@ SMALL_MIN_SAMPLES = 8  # a batch of 2, a queue of 4, CMD's top-k of 2 (over one 
 # with --steps keeps its teacher.
 SMALL_KEY_MOMENTUM = 0.99
 SMALL_ENCODER = {"hidden_size": 64, "num_layers": 2}
+SMALL_CORRUPTED_SHARE = 0.15  # of the layout's joints (at least 1): the published 60 % erases a one-hand action
 
 
 def small_pretrain(facts, given=None):
@@ -126,7 +127,7 @@ def small_pretrain(facts, given=None):
         contrast_m=SMALL_KEY_MOMENTUM,
         view_frames=frames,
         min_crop_frames=frames // 2,
-        corrupted_joints=max(1, round(facts.num_joints * 0.15)),
+        corrupted_joints=max(1, round(facts.num_joints * SMALL_CORRUPTED_SHARE)),
         checkpoint_every=None,  # a tenth of the run: checkpoint_every(epochs), once the epochs are known
     )
 
