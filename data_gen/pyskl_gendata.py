@@ -314,6 +314,13 @@ def main(argv=None):
             f"the pickle's name would record the dataset as {dataset!r}, whose published settings every run on the "
             f"folder would then take: pass --dataset (--dataset {dataset} if it is that dataset)"
         )
+    if dataset in DATASETS and (layout.name, num_class) != ("ntu25", DATASETS[dataset].num_class):
+        print(
+            f"warning: --dataset {dataset} gives every run on the folder {dataset}'s published settings, made for "
+            f"its {DATASETS[dataset].num_class} classes of the ntu25 skeleton; this folder has {num_class} classes "
+            f"of {layout.name}",
+            flush=True,
+        )
     settings = dict(
         dataset=dataset,
         annotations=os.path.abspath(path),

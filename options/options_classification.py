@@ -171,7 +171,7 @@ def _common_parser(description, kind):
         type=int,
         help="seed of initialisation, crops, order and subset (default: drawn afresh and recorded, as the "
         "published evaluation draws one each run, so the published semi-supervised script's five repeats "
-        "fine-tune on five subsets; kNN: 42)",
+        "fine-tune on five subsets)",
     )
     run.add_argument(
         "--checkpoint-path",
@@ -263,7 +263,11 @@ def knn_parser():
     ignored.add_argument("--epochs", default=None, type=int)
     ignored.add_argument("--schedule", default=None, type=int, nargs="*")
     ignored.add_argument("--resume", default=None)
+    # kNN keeps the published default 42
     parser.set_defaults(seed=42)
+    next(
+        a for a in parser._actions if a.dest == "seed"
+    ).help = "seed of a random encoder's weights and, with --train-crop random, of the training crops"
     knn.add_argument(
         "--save-features",
         default=None,

@@ -121,7 +121,7 @@ def build_parser():
         "--steps",
         type=int,
         metavar="N",
-        help="training length in optimisation steps; the epochs follow from the folder's size "
+        help="training length in optimisation steps, rounded up to whole epochs of the folder "
         "(preset: the small-data preset's; published presets give --epochs)",
     )
     p.add_argument(

@@ -191,12 +191,17 @@ def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
     assert read_folder_record(str(tmp_path / "out"))[2] == "ntu60"
 
 
-def test_class_count_and_dataset_from_flags(tmp_path):
+def test_class_count_and_dataset_from_flags(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "a.pkl", annotations, split)
     out = str(tmp_path / "out")
     _run(path, out, "ntu25", "--num-class", "60", "--dataset", "ntu60")
     assert read_folder_record(out) == (NTU25, 60, "ntu60", None)
+    assert "published settings" not in capsys.readouterr().out
+    _run(path, str(tmp_path / "n10"), "ntu25", "--num-class", "10", "--dataset", "ntu60")  # not NTU-60's classes
+    assert "ntu60's published settings, made for its 60 classes of the ntu25 skeleton; this folder has 10" in (
+        capsys.readouterr().out
+    )
     _run(path, str(tmp_path / "xview"), "ntu25", "--protocol", "cross_view")  # recorded: runs say cross_view
     assert read_folder_record(str(tmp_path / "xview"))[3] == "cross_view"
     assert load_splits(str(tmp_path / "xview"))[0].names == load_splits(out)[0].names
