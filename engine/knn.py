@@ -6,7 +6,7 @@ Features are L2-normalised and compared by dot product, so the nearest neighbour
 chunk x M similarity block exists at any time, never the full N x M matrix.
 
 Votes for k > 1: each of the k neighbours gives one vote to its class; a tie between classes is won
-by the tied class whose best-ranked neighbour is nearest to the query.
+by the smallest label, as in the published kNN (scikit-learn's KNeighborsClassifier).
 """
 
 import torch
@@ -52,10 +52,7 @@ def knn_predict(train_features, train_labels, query_features, k=1, chunk_size=10
         neighbour_labels = bank_labels[neighbours]  # B x k
         votes = torch.zeros(query.shape[0], num_classes, device=device)  # B x C
         votes.scatter_add_(1, neighbour_labels, torch.ones_like(neighbour_labels, dtype=votes.dtype))
-        # Tie break: (k - rank of the class's nearest neighbour) / (k + 1) lies in (0, 1).
-        closeness = torch.arange(k, 0, -1, device=device, dtype=votes.dtype).expand(query.shape[0], k)  # B x k
-        bonus = torch.zeros_like(votes).scatter_reduce_(1, neighbour_labels, closeness, reduce="amax")  # B x C
-        predictions.append((votes + bonus / (k + 1)).argmax(dim=1).cpu())
+        predictions.append(votes.argmax(dim=1).cpu())  # the first (smallest) of tied labels
     return torch.cat(predictions)  # N
 
 

@@ -131,7 +131,7 @@ def _common_parser(description, kind):
         "--workers",
         default=DEFAULT_WORKERS,
         type=int,
-        help="data-loading workers: the published 8, or the CPUs when fewer",
+        help="data-loading workers: 8, or the CPUs when fewer (published: 32)",
     )
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")
@@ -192,7 +192,7 @@ def _common_parser(description, kind):
         "the published parsers' other flags (accepted so published command lines run)"
     )
     published.add_argument(
-        "--pretrain-skeleton-representation", default="graph-based", choices=["graph-based"], help="no effect here"
+        "--pretrain-skeleton-representation", default=None, help="no effect (as published: any value is accepted)"
     )
     published.add_argument("--gpu", default=None, type=int, help="GPU index: the same as --device cuda:GPU")
     published.add_argument("--start-epoch", default=None, type=int, help="ignored: a resume continues at its epoch")

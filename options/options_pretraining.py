@@ -114,7 +114,7 @@ def build_parser():
         default=DEFAULT_WORKERS,
         type=int,
         metavar="N",
-        help="data loading workers: the published 8, or the CPUs when fewer",
+        help="data loading workers: 8, or the CPUs when fewer (published: 32)",
     )
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
     p.add_argument(

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import torch
 
-from dataset.catalog import base_protocol
+from dataset.catalog import base_protocol, folder_protocol
 from dataset.files import file_in_the_way
 from dataset.processed import MAX_FRAME, fingerprint
 from options.presets import FolderFacts, choose_preset, preset
@@ -151,16 +151,20 @@ def given_flags(args):
 
 
 DEFAULT_PROTOCOL = "cross_subject"
-# -j: the published 8 data-loading workers, or the CPUs when fewer (more only contend for them)
+# -j: 8 data-loading workers, or the CPUs when fewer (the published 32 only contend for them)
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
-PROTOCOL_HELP = "benchmark (default: the one the folder's layout.json records, else cross_subject)"
+PROTOCOL_HELP = (
+    "benchmark (default: the one the folder's layout.json records, else the one its name xsub, xview or "
+    "xsetup stands for, else cross_subject)"
+)
 
 
 def resolve_protocol(parser, protocol, split):
     """The run's protocol: `protocol` (the flag) when given, else the one the folder of `split` records,
-    else cross_subject. A flag naming another benchmark than the folder's record is a usage error."""
+    else the one its name stands for (the published tools' `xview`: cross_view), else cross_subject.
+    A flag naming another benchmark than the folder's record is a usage error."""
     if protocol is None:
-        return split.protocol or DEFAULT_PROTOCOL
+        return split.protocol or folder_protocol(os.path.basename(os.path.normpath(split.folder))) or DEFAULT_PROTOCOL
     if split.protocol and base_protocol(protocol) != split.protocol:
         parser.error(
             f"--protocol {protocol}: the processed folder {split.folder} holds the {split.protocol} benchmark "

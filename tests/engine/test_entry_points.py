@@ -289,7 +289,7 @@ def test_the_published_scripts_command_lines_run_unchanged(tiny, tmp_path, monke
         (tmp_path / "runs" / "knn" / f"ntu60_cross_subject_joint_{encoder}_seed42" / "settings.json").read_text()
     )
     assert "lr" not in json.dumps(settings) and settings["run"]["resume"] == ""  # ignored flags are no settings
-    extra = ["--start-epoch", "3", "-p", "10", "--pretrain-skeleton-representation", "graph-based", "--epochs", "1"]
+    extra = ["--start-epoch", "3", "-p", "10", "--pretrain-skeleton-representation", "seq-based", "--epochs", "1"]
     linear = ["--batch-size", "4", "--pretrained", tiny["checkpoint"], "--data-dir", tiny["folder"], "-j", "0"]
     assert action_classification.main(linear + extra + ["--results", str(tmp_path / "linear.jsonl")]) == 0
     assert "warning: --start-epoch, --print-freq ignored here" in capsys.readouterr().out

@@ -41,30 +41,31 @@ def test_one_nn_agrees_with_sklearn_cosine(chunk_size):
     assert 0 < top1 < 100  # the data are neither trivial nor hopeless
 
 
-def test_k_five_majority_agrees_with_sklearn_where_no_tie():
+@pytest.mark.parametrize("k", [2, 4, 5])
+def test_k_neighbours_agree_with_sklearn_ties_included(k):
     train_x, train_y, query_x, _ = _data(1)
-    sk = KNeighborsClassifier(n_neighbors=5, metric="cosine").fit(train_x, train_y)
-    neighbours = sk.kneighbors(query_x, return_distance=False)  # Q x 5
+    sk = KNeighborsClassifier(n_neighbors=k, metric="cosine").fit(train_x, train_y)
+    neighbours = sk.kneighbors(query_x, return_distance=False)  # Q x k
     counts = np.stack([np.bincount(train_y[n], minlength=7) for n in neighbours])  # Q x 7
-    clear = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) == 1  # a single majority class
+    tied = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1  # several majority classes
     predicted = knn_predict(
-        torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x), k=5, chunk_size=13
+        torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(query_x), k=k, chunk_size=13
     ).numpy()
-    assert clear.sum() > 50
-    assert np.array_equal(predicted[clear], sk.predict(query_x)[clear])
+    assert tied.sum() > 5 and (~tied).sum() > 5
+    assert np.array_equal(predicted, sk.predict(query_x))
 
 
-def test_vote_tie_goes_to_the_class_of_the_nearest_neighbour():
+def test_vote_tie_goes_to_the_smallest_label():
     # Directions at angles 0.1, 0.2, 0.3, 0.4 rad from the query (x axis): labels 5, 2, 2, 5.
-    # k=4: classes 5 and 2 both have two votes; the nearest neighbour (0.1 rad) is class 5.
+    # k=4: classes 5 and 2 both have two votes -> 2, though the nearest neighbour (0.1 rad) is class 5.
     angles = np.array([0.4, 0.2, 0.1, 0.3, 3.0])
     train = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], axis=1), dtype=torch.float32)
     labels = torch.tensor([5, 2, 5, 2, 2])
     query = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     # second query: nearest are 3.0 rad (class 2), then 0.4 (5), 0.3 (2), 0.2 (2) -> class 2 by majority
-    assert knn_predict(train, labels, query, k=4).tolist() == [5, 2]
-    # k=2 for the first query: labels 5 (0.1 rad) and 2 (0.2 rad) tie -> 5
-    assert knn_predict(train, labels, query[:1], k=2).tolist() == [5]
+    assert knn_predict(train, labels, query, k=4).tolist() == [2, 2]
+    # k=2 for the first query: labels 5 (0.1 rad) and 2 (0.2 rad) tie -> 2
+    assert knn_predict(train, labels, query[:1], k=2).tolist() == [2]
 
 
 def test_bad_arguments_are_reported():

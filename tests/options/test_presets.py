@@ -191,6 +191,12 @@ def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, 
     assert pretrain_settings(ucla, "--protocol", "cross_view").data.protocol == "cross_view"
     assert pretrain_settings(unrecorded).data.protocol == "cross_subject"  # a record from before protocols
     assert pretrain_settings(unrecorded, "--protocol", "cross_view").data.protocol == "cross_view"
+    published = processed(tmp_path / "NTU-RGB-D-60-AGCN" / "xview", n=(64, 10), num_class=60)  # no record
+    assert pretrain_settings(published).data.protocol == "cross_view"  # its name says which benchmark
+    assert pretrain_settings(published, "--protocol", "cross_subject").data.protocol == "cross_subject"  # no record
+    parser, args = parse(["--data-dir", published, "--device", "cpu"])
+    open_data(parser, args)
+    assert args.protocol == "cross_view"
     parser, args = parse(["--data-dir", ucla, "--device", "cpu"])
     open_data(parser, args)
     assert args.protocol == "cross_view"
