@@ -1,4 +1,5 @@
-"""Synthetic raw skeleton data in the real NTU RGB+D, PKU-MMD II, NW-UCLA and MSR-Action3D file formats.
+"""Synthetic raw skeleton data in the real NTU RGB+D, PKU-MMD II, NW-UCLA and MSR-Action3D file formats,
+and pose-estimator output (COCO-17 2-D keypoints) in a pyskl annotation pickle.
 
 The real datasets cannot be downloaded here, so the demo and the tests run the converters on files
 this module writes.  Usage::
@@ -7,9 +8,11 @@ this module writes.  Usage::
     python -m data_gen.synthetic --format pku --out data/raw_pku --classes 12 --subjects 3 --seed 0
     python -m data_gen.synthetic --format ucla --out data/all_sqe --classes 10 --subjects 4 --seed 0
     python -m data_gen.synthetic --format msr --out data/msr_raw --classes 4 --subjects 4 --seed 0
+    python -m data_gen.synthetic --format pose2d --out data/pose_raw --classes 6 --subjects 10 --seed 0
 
 or from Python: ``generate_ntu(out, classes=10, ...)``, ``generate_pku(out, classes=12, ...)``,
-``generate_ucla(out, classes=10, ...)`` and ``generate_msr(out, classes=4, ...)``.
+``generate_ucla(out, classes=10, ...)``, ``generate_msr(out, classes=4, ...)`` and
+``generate_pose2d(out, classes=6, ...)``.
 
 Design
 ------
@@ -55,11 +58,22 @@ are the camera ids (yaw 45 degrees apart), subjects ``sSS`` and repetitions ``eE
 MSR-Action3D: one ``aAA_sSS_eEE_skeleton3D.txt`` per sample (subjects and repetitions from 1, one
 frontal view): 20 lines of ``x y z 1`` a frame, the actor's NTU joints ``MSR_JOINTS`` in MSR's joint
 order, and the frames where the actor is missing written as all zeros, as the tracker writes them.
+Pose-estimator output: ``OUT/pose2d.pkl``, a pyskl annotation pickle (``split`` with ``xsub_train``, the
+odd subjects, and ``xsub_val``, the even ones; per recording ``aAA_sSS_eEE`` its ``frame_dir``,
+``label`` (0-based), ``img_shape``, ``total_frames``, ``keypoint`` M x T x 17 x 2 and ``keypoint_score``
+M x T x 17): the actor's COCO-17 keypoints (``coco17`` layout) in 1920 x 1080 image pixels from the
+NTU colour camera's projection, the limbs' joints taken from the NTU joints (``COCO_LIMBS``) and the
+face placed around the head; as an estimator leaves them, a joint it missed is 0 with score 0
+(probability ``p_joint_missing`` each), a frame in which it found nobody is all zeros (probability
+``p_frame_empty``, plus the missing first or last frames of ``p_missing``), and 0 to ``bystanders``
+people standing still elsewhere in the picture are listed before or after the actor. Scores of the
+joints found are uniform in [0.5, 1].
 """
 
 import argparse
 import json
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -75,6 +89,10 @@ UCLA_ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)  # NW-UCLA action numbers of lab
 # limbs left before right (elbows, wrists, hands, knees, ankles, feet), head.
 MSR_JOINTS = [4, 8, 20, 1, 12, 16, 0, 5, 9, 6, 10, 7, 11, 13, 17, 14, 18, 15, 19, 3]
 MSR_CLASSES = 20
+# COCO-17 keypoints 5..16 (shoulders, elbows, wrists, hips, knees, ankles, left before right) from the
+# NTU joints; the face (nose, eyes, ears) is placed around the NTU head.
+COCO_LIMBS = [4, 8, 5, 9, 6, 10, 12, 16, 13, 17, 14, 18]
+POSE_IMAGE = (1920, 1080)  # width, height in pixels
 
 # Rest pose, metres, body frame (y up, body faces -z, +x is the body's left), NTU joint order.
 REST_POSE = np.array(
@@ -502,15 +520,103 @@ def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=
     return names
 
 
+def coco17_points(body):
+    """COCO-17 keypoints T x 17 x 3 (camera space, metres) of a body T x 25 x 3 in NTU joint order: the
+    nose 8 cm in front of the head, the eyes 6 cm in front, 3 cm up and 3 cm to each side, the ears
+    7.5 cm to each side; the limbs' joints as they are."""
+
+    def unit(v):
+        return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+    head = body[:, 3]
+    left = unit(body[:, 4] - body[:, 8])  # right shoulder -> left shoulder
+    up = unit(head - body[:, 2])  # neck -> head
+    forward = unit(np.cross(up, left))  # the way the body faces (body frame: y up x left = -z)
+    face = [
+        head + 0.08 * forward,
+        head + 0.06 * forward + 0.03 * up + 0.03 * left,
+        head + 0.06 * forward + 0.03 * up - 0.03 * left,
+        head + 0.075 * left,
+        head - 0.075 * left,
+    ]
+    return np.concatenate([np.stack(face, axis=1), body[:, COCO_LIMBS]], axis=1)
+
+
+def _pixels(points):
+    """Image pixels ... x 2 of camera-space points ... x 3, as the NTU colour camera projects them."""
+    z = np.maximum(points[..., 2], 0.1)
+    return np.stack([960 + 1081.4 * points[..., 0] / z, 540 - 1081.4 * points[..., 1] / z], -1)
+
+
+def _bystander(rng, length, size, cam_distance):
+    """A person standing still T x 25 x 3 (camera space) beside or behind the actor, swaying slightly."""
+    side = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 1.8)
+    offset = np.array([side, -0.05, cam_distance + rng.uniform(0.0, 2.0)])
+    body = _place(np.broadcast_to(REST_POSE * size, (length, 25, 3)), rng.uniform(-1.0, 1.0), offset)
+    return body + rng.normal(0, 0.005, size=body.shape)
+
+
+def generate_pose2d(
+    out,
+    classes=6,
+    subjects=4,
+    replications=1,
+    seed=0,
+    action_ids=None,
+    p_joint_missing=0.08,
+    p_frame_empty=0.05,
+    bystanders=0,
+    **knobs,
+):
+    """Write ``out/pose2d.pkl``: one pose-estimator recording (COCO-17, image pixels) per action x subject x
+    repetition, in a pyskl annotation pickle (module docstring); returns the recordings' names."""
+    knobs = _knobs(knobs)
+    ids = _action_ids(classes, action_ids, 120)
+    knobs["p_third"] = 0.0  # Kinect's ghost bodies; an estimator's extra people are the bystanders
+    annotations, split = [], {"xsub_train": [], "xsub_val": []}
+    for a in ids:
+        for p in range(1, subjects + 1):
+            size = _subject_size(p, knobs.get("shape_var", 0.1))
+            for e in range(1, replications + 1):
+                rng = np.random.default_rng([seed, a, p, e, 17])
+                bodies, present = simulate(a, False, rng, subject_scale=size, **knobs)
+                length = bodies.shape[1]
+                people = [bodies[0]]
+                for _ in range(int(rng.integers(0, bystanders + 1))):
+                    people.insert(int(rng.integers(len(people) + 1)), _bystander(rng, length, size, 3.0))
+                keypoint = np.stack([_pixels(coco17_points(body)) for body in people]).astype(np.float32)
+                score = rng.uniform(0.5, 1.0, keypoint.shape[:3]).astype(np.float32)  # M x T x 17
+                missed = rng.random(keypoint.shape[:3]) < p_joint_missing
+                missed[:, ~present[0] | (rng.random(length) < p_frame_empty)] = True  # nobody found
+                keypoint[missed], score[missed] = 0.0, 0.0
+                name = "a%02d_s%02d_e%02d" % (a, p, e)
+                annotations.append(
+                    dict(
+                        frame_dir=name,
+                        label=ids.index(a),
+                        img_shape=POSE_IMAGE[::-1],
+                        original_shape=POSE_IMAGE[::-1],
+                        total_frames=length,
+                        keypoint=keypoint,
+                        keypoint_score=score,
+                    )
+                )
+                split["xsub_train" if p % 2 else "xsub_val"].append(name)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "pose2d.pkl"), "wb") as f:
+        pickle.dump({"split": split, "annotations": annotations}, f)
+    return [annotation["frame_dir"] for annotation in annotations]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--format", choices=("ntu", "pku", "ucla", "msr"), required=True)
+    parser.add_argument("--format", choices=("ntu", "pku", "ucla", "msr", "pose2d"), required=True)
     parser.add_argument("--out", required=True, help="output folder for the raw files")
     parser.add_argument(
         "--classes",
         type=int,
         default=10,
-        help="use action ids 1..N (N <= 120 NTU, <= 51 PKU, <= 10 NW-UCLA, <= 20 MSR)",
+        help="use action ids 1..N (N <= 120 NTU and pose2d, <= 51 PKU, <= 10 NW-UCLA, <= 20 MSR)",
     )
     parser.add_argument("--action-ids", type=int, nargs="+", help="explicit 1-based action ids (overrides --classes)")
     parser.add_argument("--subjects", type=int, default=4)
@@ -520,8 +626,15 @@ def main(argv=None):
         "--replications",
         type=int,
         default=1,
-        help="NTU replications / PKU sequences / NW-UCLA and MSR repetitions per subject",
+        help="NTU replications / PKU sequences / NW-UCLA, MSR and pose2d repetitions per subject",
     )
+    parser.add_argument(
+        "--p-joint-missing", type=float, default=0.08, help="pose2d: probability that a joint is missed"
+    )
+    parser.add_argument(
+        "--p-frame-empty", type=float, default=0.05, help="pose2d: probability that nobody is found in a frame"
+    )
+    parser.add_argument("--bystanders", type=int, default=0, help="pose2d: at most this many people standing by")
     parser.add_argument("--actions-per-video", type=int, default=5, help="PKU actions per video")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-yaw", type=float, default=10.0, help="yaw jitter (degrees) on top of the camera yaw")
@@ -562,7 +675,8 @@ def main(argv=None):
 # The command line's counts, chances and spreads with their ranges, checked before anything is written.
 RANGES = (
     (("classes", "subjects", "cameras", "setups", "replications", "actions_per_video"), lambda v: v >= 1, "at least 1"),
-    (("p_partial", "p_missing", "p_third"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (("p_partial", "p_missing", "p_third", "p_joint_missing", "p_frame_empty"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+    (("bystanders",), lambda v: v >= 0, "at least 0"),
     (("max_yaw", "shape_var", "tempo_var", "phase_var", "amp_var", "noise"), lambda v: v >= 0.0, "at least 0"),
 )
 
@@ -614,6 +728,20 @@ def _generate(args):
             **knobs,
         )
         print(f"wrote {len(names)} MSR-Action3D skeleton files to {args.out}")
+    elif args.format == "pose2d":
+        names = generate_pose2d(
+            args.out,
+            classes=args.classes,
+            subjects=args.subjects,
+            replications=args.replications,
+            seed=args.seed,
+            action_ids=args.action_ids,
+            p_joint_missing=args.p_joint_missing,
+            p_frame_empty=args.p_frame_empty,
+            bystanders=args.bystanders,
+            **knobs,
+        )
+        print(f"wrote {len(names)} COCO-17 pose recordings to {os.path.join(args.out, 'pose2d.pkl')}")
     else:
         names = generate_pku(
             args.out,

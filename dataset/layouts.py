@@ -260,7 +260,43 @@ KINECT20 = Layout(
     bodies=1,
 )
 
-LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20)}
+# COCO-17 keypoints in image pixels (2-D), the order of most pose estimators (MMPose, pyskl, Detectron2,
+# YOLO pose). The bones are pyskl's COCO graph, rooted at the nose (a zero bone); the centre is the left
+# hip, the torso joint closest to NTU's spine (a hip never found takes its parent shoulder's place when
+# the pyskl importer fills missing joints); a 2-D skeleton is not rotated, so no axis pairs; 10 of 17
+# corrupted joints keeps the published 15 of 25; one body: the actor (write a JSON layout with bodies 2
+# for actions of two people).
+COCO17 = Layout(
+    name="coco17",
+    joints=(
+        "nose",
+        "left eye",
+        "right eye",
+        "left ear",
+        "right ear",
+        "left shoulder",
+        "right shoulder",
+        "left elbow",
+        "right elbow",
+        "left wrist",
+        "right wrist",
+        "left hip",
+        "right hip",
+        "left knee",
+        "right knee",
+        "left ankle",
+        "right ankle",
+    ),
+    parents=(0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+    centre=11,
+    z_axis=(),
+    x_axis=(),
+    corrupted_joints=10,
+    channels=2,
+    bodies=1,
+)
+
+LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20, COCO17)}
 DEFAULT_LAYOUT = NTU25
 
 

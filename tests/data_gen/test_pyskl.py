@@ -411,8 +411,8 @@ def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "a.pkl", annotations, split)
     with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / "out"), "coco17")
-    assert info.value.code == 2 and "--layout: unknown layout 'coco17'" in capsys.readouterr().err
+        _run(path, str(tmp_path / "out"), "h36m17")
+    assert info.value.code == 2 and "--layout: unknown layout 'h36m17'" in capsys.readouterr().err
     with pytest.raises(
         SystemExit,
         match=r"sample 'S002C001P002R001A003': \"keypoint\": expected a numeric "

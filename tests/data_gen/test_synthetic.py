@@ -1,13 +1,17 @@
-"""The synthetic raw-data generator: real file formats, determinism, bodies, lengths, PKU folders."""
+"""The synthetic raw-data generator: real file formats, determinism, bodies, lengths, PKU folders,
+pose-estimator pickles."""
 
 import os
+import pickle
 
 import numpy as np
 import pytest
 
-from data_gen import pku_gendata, synthetic
+from data_gen import pku_gendata, pyskl_gendata, synthetic
 from data_gen.ntu_reader import body_energy, parse_name, read_bodies, select_bodies
-from data_gen.synthetic import generate_ntu, generate_pku, main, simulate
+from data_gen.synthetic import REST_POSE, coco17_points, generate_ntu, generate_pku, generate_pose2d, main, simulate
+from dataset.layouts import COCO17
+from dataset.processed import load_splits
 
 QUIET = dict(p_missing=0.0, p_third=0.0)
 
@@ -135,6 +139,8 @@ TINY = ["--classes", "1", "--subjects", "1", "--cameras", "1", "--setups", "1"]
         (["--format", "ntu", "--subjects", "0"], "--subjects must be at least 1, found 0"),
         (["--format", "pku", "--actions-per-video", "0"], "--actions-per-video must be at least 1"),
         (["--format", "ntu", "--p-partial", "2"], "--p-partial must be in [0, 1], found 2.0"),
+        (["--format", "pose2d", "--p-joint-missing", "-0.1"], "--p-joint-missing must be in [0, 1], found -0.1"),
+        (["--format", "pose2d", "--bystanders", "-1"], "--bystanders must be at least 0, found -1"),
     ],
 )
 def test_impossible_requests_are_usage_errors_and_write_nothing(tmp_path, capsys, flags, message):
@@ -153,3 +159,66 @@ def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
         synthetic.main(["--format", "msr", "--out", str(tmp_path / "raw"), "--classes", "1", "--subjects", "1"])
     assert stop.value.code == 130
     assert capsys.readouterr().err.startswith(f"interrupted: {tmp_path / 'raw'} holds the raw files written so far")
+
+
+def test_coco17_points_of_the_rest_pose_by_hand():
+    # Body frame: y up, +x the body's left, the body faces -z; the head at (0, 0.72, 0), the neck below it.
+    points = coco17_points(REST_POSE[None])[0]  # 17 x 3
+    head = REST_POSE[3]
+    expected_face = head + np.array(
+        [[0, 0, -0.08], [0.03, 0.03, -0.06], [-0.03, 0.03, -0.06], [0.075, 0, 0], [-0.075, 0, 0]]
+    )
+    np.testing.assert_allclose(points[:5], expected_face, atol=1e-12)
+    for coco, ntu in ((5, 4), (6, 8), (9, 6), (10, 10), (11, 12), (12, 16), (15, 14), (16, 18)):
+        np.testing.assert_array_equal(points[coco], REST_POSE[ntu])  # wrists, hips, ankles, left before right
+    assert COCO17.joints[5] == "left shoulder" and COCO17.joints[16] == "right ankle"
+
+
+def _pose_set(tmp_path, **kw):
+    kw = dict(dict(classes=3, subjects=4, replications=2, seed=0), **kw)
+    names = generate_pose2d(str(tmp_path / "raw"), **kw)
+    with open(tmp_path / "raw" / "pose2d.pkl", "rb") as f:
+        return names, pickle.load(f)
+
+
+def test_pose2d_pickle_splits_labels_and_missing_joints(tmp_path):
+    names, data = _pose_set(tmp_path, p_joint_missing=0.2, p_frame_empty=0.0, p_missing=0.0)
+    assert len(names) == 3 * 4 * 2 and names[0] == "a01_s01_e01"
+    assert data["split"]["xsub_train"] == [n for n in names if int(n[5:7]) % 2]  # odd subjects train
+    assert data["split"]["xsub_val"] == [n for n in names if int(n[5:7]) % 2 == 0]
+    missed = []
+    for a in data["annotations"]:
+        m, t = a["keypoint"].shape[:2]
+        assert a["keypoint"].shape == (m, t, 17, 2) and a["keypoint_score"].shape == (m, t, 17) and m == 1
+        assert a["label"] == int(a["frame_dir"][1:3]) - 1 and a["total_frames"] == t
+        zero = (a["keypoint"] == 0).all(-1)
+        assert np.array_equal(zero, a["keypoint_score"] == 0)  # a missed joint: 0 with score 0
+        assert a["keypoint_score"][~zero].min() >= 0.5
+        missed.append(zero.ravel())
+    share = np.concatenate(missed).mean()
+    assert 0.18 < share < 0.22  # of about 100,000 joints
+
+
+def test_pose2d_with_bystanders_imports_to_the_actor(tmp_path):
+    # Nothing missing, 0-2 people standing by: the coco17 import keeps the actor, centred on its left hip.
+    names, data = _pose_set(tmp_path, p_joint_missing=0.0, p_frame_empty=0.0, p_missing=0.0, bystanders=2)
+    assert max(a["keypoint"].shape[0] for a in data["annotations"]) == 3
+    actors = {}
+    for a in data["annotations"]:
+        energy = a["keypoint"].std(axis=1).sum(axis=(1, 2))  # per person: still people barely vary
+        actors[a["frame_dir"]] = a["keypoint"][int(np.argmax(energy))]
+        assert len(energy) == 1 or np.sort(energy)[-1] > 5 * np.sort(energy)[-2]
+    out = str(tmp_path / "out")
+    pyskl_gendata.main(
+        ["--annotations", str(tmp_path / "raw" / "pose2d.pkl"), "--layout", "coco17", "--train-split", "xsub_train"]
+        + ["--val-split", "xsub_val", "--out-folder", out, "--workers", "1"]
+    )
+    train, val = load_splits(out)
+    assert train.layout == COCO17 and train.data.shape[1:] == (2, 300, 17, 1)
+    for part in (train, val):
+        for i, name in enumerate(part.names):
+            actor = actors[name]  # T x 17 x 2
+            t = len(actor)
+            expected = actor - actor[:, 11:12]  # each frame centred on the left hip
+            got = np.asarray(part.data[i, :, :t, :, 0]).transpose(1, 2, 0)
+            np.testing.assert_allclose(got, expected, atol=1e-3)  # pixels, float32

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from dataset.layouts import (
+    COCO17,
     KINECT20,
     LAYOUT_FILE,
     NTU25,
@@ -68,12 +69,38 @@ KINECT20_PARENTS = {
     "right foot": "right ankle",
 }
 
+# pyskl's COCO graph (its inward edges, child -> parent, by index as pyskl lists them: (15, 13), (13, 11),
+# (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6), (5, 0), (6, 0), (1, 0), (3, 1),
+# (2, 0), (4, 2)), by name in the COCO keypoint order.
+COCO17_PARENTS = {
+    "nose": "nose",
+    "left eye": "nose",
+    "right eye": "nose",
+    "left ear": "left eye",
+    "right ear": "right eye",
+    "left shoulder": "nose",
+    "right shoulder": "nose",
+    "left elbow": "left shoulder",
+    "right elbow": "right shoulder",
+    "left wrist": "left elbow",
+    "right wrist": "right elbow",
+    "left hip": "left shoulder",
+    "right hip": "right shoulder",
+    "left knee": "left hip",
+    "right knee": "right hip",
+    "left ankle": "left knee",
+    "right ankle": "right knee",
+}
+
 
 def _named(layout, index):
     return layout.joints[index]
 
 
-@pytest.mark.parametrize("layout, parents, size", [(NTU25, NTU25_PARENTS, 150), (KINECT20, KINECT20_PARENTS, 60)])
+@pytest.mark.parametrize(
+    "layout, parents, size",
+    [(NTU25, NTU25_PARENTS, 150), (KINECT20, KINECT20_PARENTS, 60), (COCO17, COCO17_PARENTS, 34)],
+)
 def test_bones_by_name(layout, parents, size):
     assert {layout.joints[j]: layout.joints[p] for j, p in enumerate(layout.parents)} == parents
     assert len(layout.joints) == len(parents) and layout.input_size == size
@@ -93,13 +120,14 @@ def test_bones_by_name(layout, parents, size):
     [
         (NTU25, "spine middle", ("spine base", "spine middle"), ("left shoulder", "right shoulder"), 2, 15),
         (KINECT20, "spine", ("hip centre", "spine"), ("left shoulder", "right shoulder"), 1, 12),
+        (COCO17, "left hip", (), (), 1, 10),  # 2-D: not rotated
     ],
 )
 def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, corrupted):
     assert _named(layout, layout.centre) == centre
     assert tuple(_named(layout, j) for j in layout.z_axis) == z_axis
     assert tuple(_named(layout, j) for j in layout.x_axis) == x_axis
-    assert (layout.channels, layout.bodies, layout.corrupted_joints) == (3, bodies, corrupted)
+    assert (layout.channels, layout.bodies, layout.corrupted_joints) == (2 if z_axis == () else 3, bodies, corrupted)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +208,8 @@ def test_layout_from_name_dict_and_json_file(tmp_path):
     mine = get_layout(str(path))
     assert mine.name == "mine" and mine.bodies == 2 and mine.parents == KINECT20.parents
     assert get_layout(record) == mine
-    with pytest.raises(LayoutError, match=r"unknown layout 'coco17'; known: ntu25, kinect20"):
-        get_layout("coco17")
+    with pytest.raises(LayoutError, match=r"unknown layout 'h36m17'; known: ntu25, kinect20, coco17"):
+        get_layout("h36m17")
     path.write_text(json.dumps(dict(record, hands=2)))
     with pytest.raises(LayoutError, match=rf"layout file {path}: unknown fields \['hands'\]"):
         get_layout(str(path))
