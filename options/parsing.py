@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import re
+import zipfile
 
 import numpy as np
 import torch
@@ -74,12 +75,29 @@ def check_rules(parser, values, rules):
         parser.error("; ".join(problems))
 
 
+def is_feature_export(path):
+    """Whether the file `path` is a feature export of knn_eval.py --save-features (an .npz of features)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "train_features.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def check_output_path(parser, name, path):
-    """A usage error when an output path cannot be named on this file system (e.g. undecodable bytes)."""
+    """A usage error when an output path cannot be named on this file system (e.g. undecodable bytes), or
+    would replace or extend a file of another kind: results go to a `.jsonl` file, a feature export
+    replaces only an earlier one."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         parser.error(f"{flag(name)} {path!r}: the path holds bytes that are not UTF-8; choose another")
+    if name == "results" and not path.endswith(".jsonl"):
+        parser.error(f"{flag(name)} {path}: results are appended to a JSON-lines file; name one ending in .jsonl")
+    if name == "save_features" and os.path.lexists(path) and not is_feature_export(path):
+        parser.error(
+            f"{flag(name)} {path} exists and is not a feature export (which it would replace); choose another path"
+        )
     if name != "checkpoint_path":
         return
     if os.path.isfile(path):

@@ -19,11 +19,14 @@ import sys
 import numpy as np
 import torch
 
+from dataset.catalog import PROTOCOL_FOLDERS
+from dataset.files import check_writable
 from dataset.processed import ProcessedDataError, load_splits
 from engine.knn import knn_top1
 from engine.probe import fit_stream
 from engine.results import append_results, new_record
 from feeder.feeder_downstream import DownstreamFeeder
+from options.parsing import check_output_path
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 
@@ -50,34 +53,42 @@ def main(argv=None):
     parser.add_argument("--data-dir", required=True, help="processed folder")
     parser.add_argument("--results", required=True, help="JSON-lines file the results are appended to")
     parser.add_argument(
-        "--protocol", default=None, help="protocol recorded with the results (default: the folder's record, if any)"
+        "--protocol",
+        default=None,
+        choices=PROTOCOL_FOLDERS,
+        help="protocol recorded with the results (default: the folder's record, if any)",
     )
     args = parser.parse_args(argv)
+    check_output_path(parser, "results", args.results)
     torch.set_num_threads(1)
     try:
+        check_writable(args.results, "--results")  # before the fits, whose result would be lost
         train, val = load_splits(args.data_dir)
-    except (ProcessedDataError, ValueError) as exc:
+    except (ProcessedDataError, ValueError, OSError) as exc:
         parser.exit(1, f"error: {exc}\n")
     found = baselines(train, val)
     dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
     protocol = args.protocol or train.protocol or ""
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
-    append_results(
-        args.results,
-        [
-            new_record(
-                "baseline",
-                dataset,
-                protocol,
-                "coordinates_logistic",
-                found["logistic"],
-                C=found["C"],
-                C_grid=list(C_GRID),
-                **common,
-            ),
-            new_record("baseline", dataset, protocol, "coordinates_1nn", found["1nn"], **common),
-        ],
-    )
+    try:
+        append_results(
+            args.results,
+            [
+                new_record(
+                    "baseline",
+                    dataset,
+                    protocol,
+                    "coordinates_logistic",
+                    found["logistic"],
+                    C=found["C"],
+                    C_grid=list(C_GRID),
+                    **common,
+                ),
+                new_record("baseline", dataset, protocol, "coordinates_1nn", found["1nn"], **common),
+            ],
+        )
+    except OSError as exc:
+        parser.exit(1, f"error: {exc}\n")
     print(
         f"coordinates: logistic regression top-1 {found['logistic']:.2f} (C={found['C']:g} by cross-validation on "
         f"the {len(train)} training samples), 1-NN top-1 {found['1nn']:.2f}; appended to {args.results}"

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from dataset.files import atomic_output, file_in_the_way
+from dataset.files import atomic_output, check_writable, file_in_the_way
 from engine.runtime import make_writer
 
 
@@ -96,20 +96,25 @@ def main(argv=None):
     blocking = file_in_the_way(os.path.abspath(args.out))  # checked first: nothing computed for a plot with no place
     if blocking:
         parser.error(f"--out {args.out}: {blocking} is a file, not a folder")
-    try:  # a bad features file is bad data (exit status 1), not a usage error
+    png = os.path.join(args.out, f"tsne_{args.part}.png")
+    try:  # a bad features file or an output that cannot be written: exit status 1, before the t-SNE
         features, labels, names = load_features(args.features, args.part)
         if len(features) < MIN_POINTS:
             raise ValueError(
                 f"{args.features}: t-SNE needs {MIN_POINTS} samples or more; its {args.part} part has {len(features)}"
             )
-    except ValueError as exc:
+        check_writable(png, "--out")
+    except (ValueError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
     chosen = subsample(len(features), args.max_points, args.seed)
     features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
-    png = os.path.join(args.out, f"tsne_{args.part}.png")
-    tsne_plot(features, labels, png, args.seed, f"{os.path.basename(args.features)} ({args.part})")
-    projector_export(features, labels, names, os.path.join(args.out, "projector"))
+    try:
+        tsne_plot(features, labels, png, args.seed, f"{os.path.basename(args.features)} ({args.part})")
+        projector_export(features, labels, names, os.path.join(args.out, "projector"))
+    except OSError as exc:  # the disk filled or the folder went away during the t-SNE
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {png} and {os.path.join(args.out, 'projector')}")
     return 0
 

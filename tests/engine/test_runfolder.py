@@ -270,8 +270,8 @@ def test_unwritable_results_are_found_before_any_work(data_dir, tmp_path, capsys
 
     monkeypatch.setattr("engine.evaluate.extract_features", no_work)
     monkeypatch.setattr("engine.evaluate.train_one_epoch", no_work)
-    (tmp_path / "results_dir").mkdir()
-    assert evaluate(data_dir, tmp_path / "a", tmp_path / "results_dir") == 1
+    (tmp_path / "results_dir.jsonl").mkdir()
+    assert evaluate(data_dir, tmp_path / "a", tmp_path / "results_dir.jsonl") == 1
     assert "is a folder" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert evaluate(data_dir, tmp_path / "b", tmp_path / "file" / "r.jsonl") == 1
@@ -353,13 +353,31 @@ def test_linear_resume_given_a_pretraining_checkpoint_says_what_it_is(data_dir, 
     assert "is not an action_classification.py checkpoint" in err and "--pretrained" in err
 
 
-def test_save_features_replaces_an_existing_file_whole(data_dir, tmp_path):
+def test_save_features_replaces_an_earlier_export_whole(data_dir, tmp_path):
     target = tmp_path / "f.npz"
-    target.write_text("an older export")
+    np.savez(target, train_features=np.zeros((2, 3)))  # an earlier export
     assert knn(data_dir, tmp_path / "knn", tmp_path / "r.jsonl", "--save-features", str(target)) == 0
     with np.load(target) as data:
         assert data["train_features"].shape == (16, 16) and data["val_features"].shape == (6, 16)
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".f.npz")]
+
+
+@pytest.mark.parametrize("flag", ["--save-features", "--results"])
+def test_outputs_never_replace_or_extend_files_of_another_kind(data_dir, tmp_path, capsys, flag):
+    # a checkpoint, a folder's layout record, anything that is not a feature export or a .jsonl
+    checkpoint = tmp_path / "checkpoint_last.pth.tar"
+    checkpoint.write_bytes(b"weights")
+    record = tmp_path / "layout.json"
+    record.write_text("{}")
+    for target in (checkpoint, record):
+        with pytest.raises(SystemExit) as stop:
+            if flag == "--save-features":
+                knn(data_dir, tmp_path / "knn", tmp_path / "r.jsonl", flag, str(target))
+            else:
+                knn(data_dir, tmp_path / "knn", target)
+        assert stop.value.code == 2
+        assert str(target) in capsys.readouterr().err
+    assert checkpoint.read_bytes() == b"weights" and record.read_text() == "{}"
 
 
 def test_the_resume_hint_names_only_a_checkpoint_that_exists(tmp_path):

@@ -161,6 +161,24 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path):
     assert stop.value.code == 1
 
 
+def test_coordinate_baseline_outputs_are_checked_before_the_fits(tmp_path, processed, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("fitted although the results could not be written")
+
+    monkeypatch.setattr(coordinate_baseline, "baselines", no_work)
+    folder = processed(tmp_path / "data", n=(8, 4), layout="kinect20", num_class=2, dataset="mine")
+    record = os.path.join(folder, "layout.json")
+    before = open(record).read()
+    for results, code, message in [
+        (record, 2, "results are appended to a JSON-lines file; name one ending in .jsonl"),
+        (os.path.join(record, "r.jsonl"), 1, "layout.json is a file, not a folder"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            coordinate_baseline.main(["--data-dir", folder, "--results", results])
+        assert stop.value.code == code and message in capsys.readouterr().err
+    assert open(record).read() == before
+
+
 def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     work = tmp_path / "w"
     (work / "mine" / "data").mkdir(parents=True)

@@ -73,3 +73,13 @@ def test_too_few_points_for_t_sne_are_errors(export, tmp_path, capsys):
     assert tsne.main(["--features", str(two), "--out", str(tmp_path / "out")]) == 1  # the file's fault
     assert "t-SNE needs 3 samples or more; its val part has 2" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_cannot_be_written_is_found_before_the_t_sne(export, tmp_path, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("t-SNE computed for a picture with no place to go")
+
+    monkeypatch.setattr(tsne, "tsne_plot", no_work)
+    out = "/proc/cmd-tsne-test"  # no folder can be made there, not even by root
+    assert tsne.main(["--features", str(export), "--out", out, "--part", "train"]) == 1
+    assert f"--out {out}/tsne_train.png: cannot write there" in capsys.readouterr().err
