@@ -38,6 +38,42 @@ WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
 read -r -a seeds <<< "${SEEDS-0 1 2}"
 check_seeds "${seeds[@]}"
+# raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
+raw_folder() {
+    local found
+    found="$(find "$1" -name "$2" -type f -print -quit)"
+    if [ -n "$found" ]; then
+        dirname "$found"
+    fi
+}
+
+# check_source SPEC PATH PATTERN: exit 2 unless PATH holds what the script will read from it: raw files
+# matching PATTERN (a folder or an archive listing them) or, without a PATTERN, a processed folder.
+check_source() {
+    if [ -z "$3" ]; then
+        "$PYTHON" -c 'import sys
+from dataset.processed import load_splits
+try:
+    load_splits(sys.argv[1])
+except Exception as exc:
+    sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")' "$2" "$1" || exit 2
+    elif [ -d "$2" ]; then
+        if [ -z "$(raw_folder "$2" "$3")" ]; then
+            echo "$1: no files named $3 in it" >&2
+            exit 2
+        fi
+    else
+        "$PYTHON" -c 'import fnmatch, os, sys, tarfile, zipfile
+path, pattern, spec = sys.argv[1:]
+try:
+    names = zipfile.ZipFile(path).namelist() if path.endswith(".zip") else tarfile.open(path).getnames()
+except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+    sys.exit(f"{spec}: not a readable archive: {exc}")
+if not any(fnmatch.fnmatch(os.path.basename(n), pattern) for n in names):
+    sys.exit(f"{spec}: no files named {pattern} in it")' "$2" "$3" "$1" || exit 2
+    fi
+}
+
 # Every argument is checked before anything is removed or run.
 names=()
 work_real="$(realpath -m "$WORK_DIR")"
@@ -77,18 +113,17 @@ for spec in "$@"; do
             "set WORK_DIR to another folder" >&2
         exit 2
     fi
+    case "$name" in
+        nw_ucla) pattern='a*_s*_e*_v*.json' ;;
+        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' ;;
+        *) pattern='' ;;
+    esac
+    if [ "$DRY_RUN" != 1 ]; then
+        check_source "$spec" "$source_path" "$pattern"
+    fi
     names+=("$name")
 done
 clear_work_dir "$WORK_DIR" "${names[@]}"
-
-# raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
-raw_folder() {
-    local found
-    found="$(find "$1" -name "$2" -type f -print -quit)"
-    if [ -n "$found" ]; then
-        dirname "$found"
-    fi
-}
 
 for spec in "$@"; do
     name="${spec%%=*}" source_path="${spec#*=}"
@@ -122,6 +157,9 @@ for spec in "$@"; do
             fi
         fi
         run "$PYTHON" -m "$importer" --data-path "$raw" --out-folder "$data" --skip-bad --workers 2 --no-progress
+        if [ "$DRY_RUN" != 1 ]; then  # --skip-bad may have left a part empty: stop before the pretrainings
+            check_source "$spec (converted to $data)" "$data" ''
+        fi
     fi
 
     echo "== $name: pretraining CMD and CMD-weight-0 for seeds ${seeds[*]} (the small-data preset)"

@@ -185,14 +185,21 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     (work / "keep.txt").write_text("x")
     archive = tmp_path / "x.tar.gz"
     archive.write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a01_s01_e01_skeleton3D.txt").write_text("")
     for args, message in [
-        ([f"nw_ucla={tmp_path}", f"nw_ucla={tmp_path}"], "data set nw_ucla given twice"),
+        # every source is looked into before the first data set's folder is emptied
+        ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={tmp_path / 'empty'}"], "no files named a*_s*_e*_v*.json"),
+        ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={archive}"], "not a readable archive"),
+        ([f"mine={tmp_path / 'raw'}"], "not a processed folder every evaluation can open"),
+        ([f"msr_action3d={tmp_path / 'raw'}"] * 2, "data set msr_action3d given twice"),
         ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
         ([f"NW_UCLA={archive}"], "an archive is imported only for nw_ucla and msr_action3d"),
         # a processed folder inside WORK_DIR would be emptied with it
         ([f"again={work / 'mine' / 'data'}"], "the source is inside WORK_DIR"),
     ]:
-        proc, commands = benchmark(*args, WORK_DIR=str(work), DRY_RUN="0")
+        proc, commands = benchmark(*args, WORK_DIR=str(work), DRY_RUN="0", MAX_JOBS="1")
         assert proc.returncode == 2 and message in proc.stderr and commands == [], (args, proc.stderr)
     assert (work / "mine" / "data").is_dir() and (work / "keep.txt").exists()
 
