@@ -408,10 +408,11 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch = int(ckpt["epoch"])
         log.info("resumed from %s at epoch %d", run.resume, start_epoch)
-        if ctx.is_main:
-            restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
         if start_epoch >= optim.epochs:
-            if ctx.is_main:
+            in_place = os.path.dirname(os.path.realpath(run.resume)) == os.path.realpath(folder)
+            if ctx.is_main and in_place:  # a finished run's own folder: its periodic checkpoint is due
+                restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
+            if ctx.is_main:  # another folder stays as it was (a lone checkpoint would be half a run)
                 length = f"--steps {optim.steps} ({optim.epochs} epochs)" if optim.steps else f"--epochs {optim.epochs}"
                 log.warning(
                     "nothing to do: checkpoint %s is at epoch %d, %s (a longer run continues it)",
@@ -422,6 +423,7 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             leave_together(ctx)
             return []
         if ctx.is_main:
+            restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
             rewind_log(log_path, start_epoch, ckpt.get("log"))
     record = to_dict(dataclasses.replace(settings, run=dataclasses.replace(run, start_epoch=start_epoch)))
     if ctx.is_main:

@@ -323,6 +323,12 @@ def resolve(parser, args):
         )
     if problems:
         parser.error("; ".join(problems))
+    if "schedule" in given and args.cos:  # as in the published code, the cosine schedule has no milestones
+        print(
+            f"warning: --schedule {' '.join(map(str, args.schedule))} is not used: the learning rate follows the "
+            f"cosine schedule ({'--cos' if 'cos' in given else f'the {name} preset'}); --no-cos uses the milestones",
+            flush=True,
+        )
     if args.amp and not device.startswith("cuda"):
         print(f"warning: --amp applies to CUDA only; running {device} in float32", flush=True)
         args.amp = False

@@ -397,6 +397,10 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
         assert main(data_dir, out, "--steps", "1", "--resume", last) == 0
     assert f"nothing to do: checkpoint {last} is at epoch 2, --steps 1 (1 epochs)" in caplog.text  # the flag given
     assert {name: sha256(out / name) for name in before} == before
+    # into a new folder: nothing is put there (no periodic checkpoint without the run's settings)
+    assert main(data_dir, tmp_path / "new", "--epochs", "2", "--resume", last, "--checkpoint-every", "1") == 0
+    assert not [n for n in os.listdir(tmp_path / "new") if not n.startswith(".")]
+    main(data_dir, tmp_path / "new", "--epochs", "1")  # a fresh run may use it
 
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_resume(data_dir, tmp_path):

@@ -265,3 +265,17 @@ def test_a_folder_too_small_for_the_small_data_preset_is_a_usage_error(tmp_path,
     eight = processed(tmp_path / "eight", n=(8, 4), layout=KINECT20, dataset="mine", frames=31)
     s = pretrain_settings(eight)
     assert (s.optim.batch_size, s.contrast.contrast_k, s.contrast.topk) == (2, 4, 2)
+
+
+def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, processed, capsys):
+    mine = processed(tmp_path / "mine", n=(200, 10), layout="kinect20", dataset="mine")  # small preset: cosine
+    assert pretrain_settings(mine, "--schedule", "1").optim.cos
+    assert "warning: --schedule 1 is not used: the learning rate follows the cosine schedule (the small preset)" in (
+        capsys.readouterr().out
+    )
+    pretrain_settings(mine, "--schedule", "1", "--no-cos")  # the milestones apply
+    published = processed(tmp_path / "ntu", n=(64, 10), num_class=60, dataset="ntu60")
+    pretrain_settings(published, "--schedule", "5")
+    assert "--schedule" not in capsys.readouterr().out
+    pretrain_settings(published, "--schedule", "5", "--cos")
+    assert "cosine schedule (--cos)" in capsys.readouterr().out
