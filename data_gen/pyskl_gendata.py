@@ -49,7 +49,7 @@ from data_gen.missing import fill_missing, missing_summary, present_joints
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
-from dataset.layouts import LAYOUTS, LayoutError, get_layout
+from dataset.layouts import LAYOUTS, LayoutError, dataset_name_problem, get_layout
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
 BENCHMARK = "split"
@@ -297,6 +297,17 @@ def main(argv=None):
     if args.num_class is not None and args.num_class < 1:
         parser.error(f"--num-class must be at least 1, got {args.num_class}")
     path = args.annotations
+    dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
+    if dataset_name_problem(dataset):
+        parser.error(
+            f"{'--dataset' if args.dataset else 'the pickle name'} {dataset!r}: {dataset_name_problem(dataset)}"
+            f"{'' if args.dataset else '; pass --dataset NAME'}"
+        )
+    if not args.dataset and dataset in DATASETS:
+        parser.error(
+            f"the pickle's name would record the dataset as {dataset!r}, whose published settings every run on the "
+            f"folder would then take: pass --dataset (--dataset {dataset} if it is that dataset)"
+        )
     try:
         split, annotations = load_annotations(path)
         by_name = index_annotations(path, annotations)
@@ -308,12 +319,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"interrupted while reading {path}: nothing was written", file=sys.stderr)
         raise SystemExit(130) from None
-    dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
-    if not args.dataset and dataset in DATASETS:
-        parser.error(
-            f"the pickle's name would record the dataset as {dataset!r}, whose published settings every run on the "
-            f"folder would then take: pass --dataset (--dataset {dataset} if it is that dataset)"
-        )
     if dataset in DATASETS and (layout.name, num_class) != ("ntu25", DATASETS[dataset].num_class):
         print(
             f"warning: --dataset {dataset} gives every run on the folder {dataset}'s published settings, made for "

@@ -18,12 +18,22 @@ prints one to start from).
 import json
 import numbers
 import os
+import re
 from dataclasses import asdict, dataclass
 
 from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.files import write_text
 
 LAYOUT_FILE = "layout.json"
+# A dataset's name names default run folders and result rows: letters, digits, '_', '.', '-' (not first).
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def dataset_name_problem(name):
+    """What is wrong with `name` as a dataset's name (None when nothing is)."""
+    if isinstance(name, str) and DATASET_NAME.fullmatch(name):
+        return None
+    return f"a dataset name is letters, digits, '_', '.' or '-' (not first), found {name!r}"
 
 
 class LayoutError(ValueError):
@@ -325,6 +335,8 @@ def folder_record_text(layout, num_class, dataset=None, protocol=None):
         raise LayoutError(f"num_class must be a positive integer, found {num_class!r}")
     if protocol is not None and protocol not in PROTOCOL_FOLDERS:
         raise LayoutError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
+    if dataset is not None and dataset_name_problem(dataset):
+        raise LayoutError(dataset_name_problem(dataset))
     record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
     if protocol is not None:
         record["protocol"] = protocol
@@ -358,4 +370,7 @@ def read_folder_record(folder):
     protocol = record.get("protocol")
     if protocol is not None and protocol not in PROTOCOL_FOLDERS:
         raise LayoutError(f"{path}: unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
-    return layout, num_class, record.get("dataset"), protocol
+    dataset = record.get("dataset")
+    if dataset is not None and dataset_name_problem(dataset):
+        raise LayoutError(f"{path}: {dataset_name_problem(dataset)}")
+    return layout, num_class, dataset, protocol

@@ -191,6 +191,18 @@ def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
     assert read_folder_record(str(tmp_path / "out"))[2] == "ntu60"
 
 
+@pytest.mark.parametrize(
+    "stem, flags, found", [("my data", [], "the pickle name 'my data'"), ("a", ["--dataset", "../x"], "--dataset '../x'")]
+)
+def test_a_dataset_name_that_cannot_name_a_run_folder_is_refused(tmp_path, capsys, stem, flags, found):
+    annotations, split, _ = _ntu_set()
+    path = _pickle(tmp_path / f"{stem}.pkl", annotations, split)
+    with pytest.raises(SystemExit) as stop:
+        _run(path, str(tmp_path / "out"), "ntu25", *flags)
+    assert stop.value.code == 2 and f"{found}: a dataset name is letters, digits" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_class_count_and_dataset_from_flags(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "a.pkl", annotations, split)

@@ -242,6 +242,13 @@ def test_folder_record_round_trip_and_default(tmp_path):
             json.dump({"layout": KINECT20.to_dict(), "num_class": bad, "dataset": "nw_ucla"}, f)
         with pytest.raises(LayoutError, match=rf"{path}: num_class must be a positive integer, found {bad!r}"):
             read_folder_record(folder)
+    for bad in ("", "../escape", ["x"], {"a": 1}):  # names run folders and result rows: edited by hand
+        with open(path, "w") as f:
+            json.dump({"layout": KINECT20.to_dict(), "num_class": 10, "dataset": bad}, f)
+        with pytest.raises(LayoutError, match=rf"{path}: a dataset name is letters, digits"):
+            read_folder_record(folder)
+        with pytest.raises(LayoutError, match="a dataset name is letters, digits"):
+            folder_record_text(KINECT20, 10, bad)
     write_folder_record(folder, NTU25, 60, "ntu60")  # replaces the record; no protocol recorded
     assert read_folder_record(folder) == (NTU25, 60, "ntu60", None) and os.listdir(folder) == [LAYOUT_FILE]
     assert "protocol" not in json.loads(open(path).read())  # as records written before protocols were
