@@ -111,6 +111,13 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     pretrained with).
     """
     checkpoint = read_checkpoint(path)
+    trained_with_labels = [key for key in ("best", "best_acc1") if key in checkpoint]
+    if trained_with_labels:  # ours keep 'best', the published evaluation's 'best_acc1'
+        raise CheckpointError(
+            f"checkpoint {path} is an evaluation's (it holds {trained_with_labels[0]!r}): its encoders were probed or "
+            f"fine-tuned with labels, and their results would be reported as a self-supervised encoder's; give "
+            f"the pretraining checkpoint it started from"
+        )
     state = encoder_state(checkpoint, path)
     sizes = encoder_sizes(state, path)
     pretrained_on = checkpoint_layout(checkpoint, path)

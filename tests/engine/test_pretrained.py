@@ -185,6 +185,16 @@ def test_other_architecture(tmp_path):
         _load(path)
 
 
+@pytest.mark.parametrize("key", ["best", "best_acc1"])
+def test_an_evaluations_checkpoint_is_no_pretrained_encoder(tmp_path, key):
+    # a fine-tuned (or probed) model's encoders: trained with labels, not a self-supervised encoder
+    classifier = ThreeStreamClassifier(NTU25.input_size, HIDDEN, LAYERS, 3, NTU25.parents)
+    path = str(tmp_path / "checkpoint.pth.tar")
+    torch.save({"epoch": 3, "state_dict": classifier.state_dict(), key: {}}, path)
+    with pytest.raises(CheckpointError, match=rf"checkpoint {path} is an evaluation's \(it holds '{key}'\)"):
+        _load(path)
+
+
 def test_unexpected_missing_and_misshapen_keys(tmp_path):
     state = _pretrain_model().state_dict()
     extra = dict(state, **{"encoder_q.extra.weight": torch.zeros(3)})
