@@ -6,7 +6,8 @@ what the folder holds: a fresh run (no resume) into a folder that holds a run is
 there and which flag continues it (`--resume`) or starts afresh (`--fresh`, which moves the old files to
 a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
 different run (its settings.json differs) or from a checkpoint outside a folder that holds a run (two
-runs' files would mix) is refused the same way.
+runs' files would mix) is refused the same way. A folder holding processed data, or a run of the other
+family (pretraining, evaluation), is refused even with `--fresh`, which would move its files away.
 """
 
 import os
@@ -17,6 +18,16 @@ from options.settings import differences
 
 class RunFolderError(RuntimeError):
     """An output folder is in use by another run, or holds a run this command would overwrite."""
+
+
+def _family(recorded):
+    """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records."""
+    recorded = recorded or {}
+    if "counts" in recorded:
+        return "data"
+    if "optim" in recorded:
+        return "pretraining"
+    return "evaluation" if "stage" in recorded else None
 
 
 def _what(folder):
@@ -46,6 +57,13 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     files = run_files(folder)
     if not files:
         return claim
+    found = _family(folder_settings(folder))
+    if found not in (None, "pretraining" if kind == "pretraining" else "evaluation"):
+        claim.release()  # --fresh would move another kind's files away (the checkpoint evaluated, the data)
+        raise RunFolderError(
+            f"{folder} holds {_what(folder)} ({', '.join(files)}); a {kind} run does not go there, not even with "
+            f"--fresh: choose another output folder (--checkpoint-path)"
+        )
     problem = None
     if not resume:
         problem = f"{folder} holds {_what(folder)} ({', '.join(files)})"

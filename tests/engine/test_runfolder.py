@@ -423,6 +423,22 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     assert f"{converted} holds a converter's processed data (settings.json)" in capsys.readouterr().err
 
 
+def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, finished, tmp_path, sha256, capsys):
+    # --fresh would have moved away the pretraining whose checkpoint is evaluated, or the converter's record
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    (converted / "settings.json").write_text('{"counts": {"train": 16, "val": 6}, "layout": "ntu25"}\n')
+    pretraining, data = snapshot(finished, sha256), snapshot(converted, sha256)
+    common = ["--data-dir", data_dir, "--pretrained", str(finished / "checkpoint_last.pth.tar"), "-j", "0", "--fresh"]
+    assert knn_eval.main([*common, "--checkpoint-path", str(finished), "--results", str(tmp_path / "r.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"{finished} holds a pretraining run (" in err and "not even with --fresh" in err
+    assert pretrain(data_dir, converted, "--epochs", "1", "--fresh") == 1
+    assert "a pretraining run does not go there, not even with --fresh" in capsys.readouterr().err
+    assert snapshot(finished, sha256) == pretraining and snapshot(converted, sha256) == data
+    assert not [n for n in os.listdir(finished) if n.startswith("previous-")]
+
+
 def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     data_dir, finished, tmp_path, capsys, sha256
 ):
