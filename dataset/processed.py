@@ -333,7 +333,10 @@ def load_splits(folder, num_class=None, mmap=True):
 
 def fingerprint(folder, part="train", blocks=64, block_bytes=4096):
     """A cheap identity of a part's files: SHA-256 of its names, labels and frame counts, the data file's
-    size and `blocks` evenly spaced blocks of its bytes. Re-converted data with other content gets another."""
+    size and `blocks` evenly spaced blocks of its bytes. Re-converted data with other names, labels or
+    lengths, or with a change that reaches most samples (another normalisation, filling), gets another;
+    a change confined to a few recordings' coordinates may fall between the blocks and go unseen (the
+    whole file would take a pass over gigabytes at every run's start)."""
     digest = hashlib.sha256()
     data_path, frame_path, label_path = split_paths(folder, part)
     for path in (label_path, frame_path):
