@@ -34,6 +34,8 @@ def read_checkpoint(path, need=("state_dict",)):
     Raises CheckpointError naming the file when it is missing, truncated, not a torch file, holds
     something other than a dict or objects outside the weights-only allowlist, or lacks a key of `need`.
     """
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a folder; give a checkpoint file in it (checkpoint_last.pth.tar)")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
