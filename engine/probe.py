@@ -18,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths tried by cross-validation
 FOLDS = 5
@@ -82,7 +83,8 @@ def logistic_probe(train, val, seed=0):
         train_x = dict(train_x, concat=np.concatenate([train_x[n] for n in ("joint", "motion", "bone")], axis=1))
         val_x = dict(val_x, concat=np.concatenate([val_x[n] for n in ("joint", "motion", "bone")], axis=1))
     results, probabilities = {}, {}
-    for name, features in train_x.items():
+    # each stream: len(C_GRID) x FOLDS cross-validation fits and one refit (minutes on NTU-sized parts)
+    for name, features in tqdm(train_x.items(), desc="logistic probe", unit="stream", total=len(train_x)):
         model, c = fit_stream(features, train_y, seed)
         probabilities[name] = model.predict_proba(val_x[name])  # N x C
         results[name] = dict(_accuracy(probabilities[name], model.classes_, val_y), C=c)
