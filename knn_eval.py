@@ -5,8 +5,9 @@ averages the three encoders' features). As in the published kNN, both the traini
 validation features come from the centre crop of ratio 0.95 (`--train-crop random` draws the
 training side from the training feeder's random crop instead). On CUDA the GRUs run in full float32
 (TF32 off). Each validation sample takes the label of its nearest training sample by cosine similarity
-(`--knn-neighbours k`: majority vote, ties to the class with the nearest neighbour).
-`--save-features FILE.npz` keeps both feature sets with labels and names.
+(`--knn-neighbours k`: majority vote, ties to the smallest label, as scikit-learn's).
+`--save-features FILE.npz` keeps both feature sets with labels and names (it replaces only an earlier
+export).
 
     python knn_eval.py --data-dir data/my_skeletons --pretrained checkpoints/mine/checkpoint_last.pth.tar
     python knn_eval.py --finetune-dataset ntu60 --protocol cross_subject \

@@ -629,12 +629,12 @@ def main(argv=None):
         help="NTU replications / PKU sequences / NW-UCLA, MSR and pose2d repetitions per subject",
     )
     parser.add_argument(
-        "--p-joint-missing", type=float, default=0.08, help="pose2d: probability that a joint is missed"
+        "--p-joint-missing", type=float, help="pose2d: probability that a joint is missed (default 0.08)"
     )
     parser.add_argument(
-        "--p-frame-empty", type=float, default=0.05, help="pose2d: probability that nobody is found in a frame"
+        "--p-frame-empty", type=float, help="pose2d: probability that nobody is found in a frame (default 0.05)"
     )
-    parser.add_argument("--bystanders", type=int, default=0, help="pose2d: at most this many people standing by")
+    parser.add_argument("--bystanders", type=int, help="pose2d: at most this many people standing by (default 0)")
     parser.add_argument("--actions-per-video", type=int, default=5, help="PKU actions per video")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-yaw", type=float, default=10.0, help="yaw jitter (degrees) on top of the camera yaw")
@@ -647,6 +647,13 @@ def main(argv=None):
     parser.add_argument("--p-missing", type=float, default=0.1, help="probability of missing first/last frames")
     parser.add_argument("--p-third", type=float, default=0.1, help="probability of a low-energy third body")
     args = parser.parse_args(argv)
+    pose_only = {"p_joint_missing": 0.08, "p_frame_empty": 0.05, "bystanders": 0}  # flag: its default
+    given = [f"--{name.replace('_', '-')}" for name in pose_only if getattr(args, name) is not None]
+    if given and args.format != "pose2d":
+        parser.error(f"{', '.join(given)}: only --format pose2d has them")
+    for name, default in pose_only.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     problems = [
         f"--{name.replace('_', '-')} must be {wording}, found {getattr(args, name)}"
         for names, test, wording in RANGES

@@ -371,6 +371,8 @@ def read_folder_record(folder):
     if protocol is not None and protocol not in PROTOCOL_FOLDERS:
         raise LayoutError(f"{path}: unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
     dataset = record.get("dataset")
-    if dataset is not None and dataset_name_problem(dataset):
-        raise LayoutError(f"{path}: {dataset_name_problem(dataset)}")
+    if dataset is not None and dataset_name_problem(dataset):  # it names default run folders and result rows
+        raise LayoutError(
+            f'{path}: {dataset_name_problem(dataset)}; edit its "dataset" or convert again (pyskl: --dataset NAME)'
+        )
     return layout, num_class, dataset, protocol

@@ -35,7 +35,11 @@ def read_checkpoint(path, need=("state_dict",)):
     something other than a dict or objects outside the weights-only allowlist, or lacks a key of `need`.
     """
     if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path} is a folder; give a checkpoint file in it (checkpoint_last.pth.tar)")
+        found = sorted(name for name in os.listdir(path) if name.endswith((".pth.tar", ".pth", ".pt")))
+        raise CheckpointError(
+            f"checkpoint {path} is a folder; give a checkpoint file in it"
+            + (f" ({', '.join(found[-3:])})" if found else " (it holds none)")
+        )
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:

@@ -84,7 +84,7 @@ def logistic_probe(train, val, seed=0):
         val_x = dict(val_x, concat=np.concatenate([val_x[n] for n in ("joint", "motion", "bone")], axis=1))
     results, probabilities = {}, {}
     # each stream: len(C_GRID) x FOLDS cross-validation fits and one refit (minutes on NTU-sized parts)
-    for name, features in tqdm(train_x.items(), desc="logistic probe", unit="stream", total=len(train_x)):
+    for name, features in tqdm(train_x.items(), desc="logistic probe", unit="stream", total=len(train_x), leave=False):
         model, c = fit_stream(features, train_y, seed)
         probabilities[name] = model.predict_proba(val_x[name])  # N x C
         results[name] = dict(_accuracy(probabilities[name], model.classes_, val_y), C=c)

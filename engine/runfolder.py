@@ -20,12 +20,13 @@ class RunFolderError(RuntimeError):
     """An output folder is in use by another run, or holds a run this command would overwrite."""
 
 
-def _family(recorded):
-    """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records."""
+def _family(recorded, files):
+    """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records, or
+    without one its run `files` show (a released model's `checkpoint_0450.pth.tar`: pretraining)."""
     recorded = recorded or {}
     if "counts" in recorded:
         return "data"
-    if "optim" in recorded:
+    if "optim" in recorded or (not recorded and any(n.startswith("checkpoint_") for n in files)):
         return "pretraining"
     return "evaluation" if "stage" in recorded else None
 
@@ -57,7 +58,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     files = run_files(folder)
     if not files:
         return claim
-    found = _family(folder_settings(folder))
+    found = _family(folder_settings(folder), files)
     if found not in (None, "pretraining" if kind == "pretraining" else "evaluation"):
         claim.release()  # --fresh would move another kind's files away (the checkpoint evaluated, the data)
         raise RunFolderError(

@@ -92,7 +92,7 @@ def check_output_path(parser, name, path):
         path.encode("utf-8")
     except UnicodeEncodeError:
         parser.error(f"{flag(name)} {path!r}: the path holds bytes that are not UTF-8; choose another")
-    if name == "results" and not path.endswith(".jsonl"):
+    if name == "results" and not path.lower().endswith(".jsonl"):
         parser.error(f"{flag(name)} {path}: results are appended to a JSON-lines file; name one ending in .jsonl")
     if name == "save_features" and os.path.lexists(path) and not is_feature_export(path):
         parser.error(
@@ -182,7 +182,7 @@ def resolve_protocol(parser, protocol, split):
     else the one its name stands for (the published tools' `xview`: cross_view), else cross_subject.
     A flag naming another benchmark than the folder's record is a usage error."""
     if protocol is None:
-        return split.protocol or folder_protocol(os.path.basename(os.path.normpath(split.folder))) or DEFAULT_PROTOCOL
+        return split.protocol or folder_protocol(os.path.basename(os.path.abspath(split.folder))) or DEFAULT_PROTOCOL
     if split.protocol and base_protocol(protocol) != split.protocol:
         parser.error(
             f"--protocol {protocol}: the processed folder {split.folder} holds the {split.protocol} benchmark "

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from dataset.catalog import PROTOCOL_FOLDERS
+from dataset.catalog import PROTOCOL_FOLDERS, folder_protocol
 from dataset.files import check_writable
 from dataset.processed import ProcessedDataError, load_splits
 from engine.knn import knn_top1
@@ -68,7 +68,8 @@ def main(argv=None):
         parser.exit(1, f"error: {exc}\n")
     found = baselines(train, val)
     dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
-    protocol = args.protocol or train.protocol or ""
+    folder_name = os.path.basename(os.path.abspath(args.data_dir))  # a published folder's: xsub, xview, xsetup
+    protocol = args.protocol or train.protocol or folder_protocol(folder_name) or ""
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
     try:
         append_results(

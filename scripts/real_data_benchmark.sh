@@ -62,6 +62,9 @@ except Exception as exc:
             echo "$1: no files named $3 in it" >&2
             exit 2
         fi
+    elif [[ "$2" != *.tar.gz && "$2" != *.tgz && "$2" != *.zip ]]; then
+        echo "$1: expected a folder or an archive ending in .tar.gz, .tgz or .zip" >&2
+        exit 2
     else
         "$PYTHON" -c 'import fnmatch, os, sys, tarfile, zipfile
 path, pattern, spec = sys.argv[1:]

@@ -141,6 +141,7 @@ TINY = ["--classes", "1", "--subjects", "1", "--cameras", "1", "--setups", "1"]
         (["--format", "ntu", "--p-partial", "2"], "--p-partial must be in [0, 1], found 2.0"),
         (["--format", "pose2d", "--p-joint-missing", "-0.1"], "--p-joint-missing must be in [0, 1], found -0.1"),
         (["--format", "pose2d", "--bystanders", "-1"], "--bystanders must be at least 0, found -1"),
+        (["--format", "msr", "--bystanders", "1"], "--bystanders: only --format pose2d has them"),
     ],
 )
 def test_impossible_requests_are_usage_errors_and_write_nothing(tmp_path, capsys, flags, message):

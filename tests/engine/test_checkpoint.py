@@ -66,8 +66,11 @@ def test_a_malformed_rng_entry_is_refused_before_anything_is_restored(tmp_path, 
 def test_read_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         read_checkpoint(str(tmp_path / "missing.pth.tar"))
-    with pytest.raises(CheckpointError, match=rf"checkpoint {tmp_path} is a folder; give a checkpoint file in it"):
+    with pytest.raises(CheckpointError, match=rf"checkpoint {tmp_path} is a folder; give a checkpoint file in it \(it"):
         read_checkpoint(str(tmp_path))  # --pretrained given the run folder
+    torch.save({}, tmp_path / "checkpoint_0450.pth.tar")
+    with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file in it \(checkpoint_0450.pth.tar\)"):
+        read_checkpoint(str(tmp_path))
     good = tmp_path / "good.pth.tar"
     torch.save({"state_dict": {"w": torch.zeros(1000)}}, good)
     assert set(read_checkpoint(str(good))) == {"state_dict"}

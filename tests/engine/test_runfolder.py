@@ -437,6 +437,28 @@ def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, fin
     assert "a pretraining run does not go there, not even with --fresh" in capsys.readouterr().err
     assert snapshot(finished, sha256) == pretraining and snapshot(converted, sha256) == data
     assert not [n for n in os.listdir(finished) if n.startswith("previous-")]
+    # a released model's folder: no settings.json, its checkpoint named as a pretraining's
+    released = tmp_path / "released"
+    released.mkdir()
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", released / "checkpoint_0450.pth.tar")
+    evaluated = ["--pretrained", str(released / "checkpoint_0450.pth.tar")]
+    for out, message in [
+        (released, f"{released} holds the files of a run (checkpoint_0450.pth.tar)"),  # the one evaluated
+        (finished, f"{finished} holds a pretraining run ("),  # another pretraining's
+    ]:
+        argv = [*common, *evaluated, "--checkpoint-path", str(out), "--results", str(tmp_path / "r.jsonl")]
+        assert knn_eval.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "choose another output folder" in err
+    assert [n for n in os.listdir(released) if n != ".claim"] == ["checkpoint_0450.pth.tar"]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", other / "checkpoint_0450.pth.tar")
+    argv = [*common, "--checkpoint-path", str(other), "--results", str(tmp_path / "r.jsonl")]
+    assert knn_eval.main(argv) == 1
+    assert "holds the files of a run (checkpoint_0450.pth.tar); a kNN evaluation run does not go there" in (
+        capsys.readouterr().err
+    )
 
 
 def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(

@@ -192,6 +192,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
         # every source is looked into before the first data set's folder is emptied
         ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={tmp_path / 'empty'}"], "no files named a*_s*_e*_v*.json"),
         ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={archive}"], "not a readable archive"),
+        ([f"msr_action3d={tmp_path / 'raw' / 'a01_s01_e01_skeleton3D.txt'}"], "expected a folder or an archive"),
         ([f"mine={tmp_path / 'raw'}"], "not a processed folder every evaluation can open"),
         ([f"msr_action3d={tmp_path / 'raw'}"] * 2, "data set msr_action3d given twice"),
         ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
@@ -273,3 +274,12 @@ def test_a_relative_source_is_relative_to_where_the_script_is_called(tmp_path):
     assert proc.returncode == 0, proc.stderr
     pretrain = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if "pretrain_cmd.py" in line]
     assert pretrain and all(c[c.index("--data-dir") + 1] == str(tmp_path / "msr") for c in pretrain)
+
+
+def test_coordinate_baseline_records_a_published_folders_benchmark_from_its_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(coordinate_baseline, "baselines", lambda train, val: {"logistic": 50.0, "C": 1.0, "1nn": 50.0})
+    folder = write_processed(tmp_path / "NTU-RGB-D-60-AGCN" / "xview", n=(8, 4))  # as the published tools leave it
+    results = tmp_path / "r.jsonl"
+    monkeypatch.chdir(folder)
+    coordinate_baseline.main(["--data-dir", ".", "--results", str(results)])
+    assert {json.loads(line)["protocol"] for line in results.read_text().splitlines()} == {"cross_view"}
