@@ -689,80 +689,27 @@ RANGES = (
 
 
 def _generate(args):
-    knobs = dict(
-        max_yaw=args.max_yaw,
-        shape_var=args.shape_var,
-        tempo_var=args.tempo_var,
-        phase_var=args.phase_var,
-        amp_var=args.amp_var,
-        noise=args.noise,
-        p_partial=args.p_partial,
-        p_missing=args.p_missing,
-        p_third=args.p_third,
-    )
-    if args.format == "ntu":
-        names = generate_ntu(
-            args.out,
-            classes=args.classes,
-            subjects=args.subjects,
-            cameras=args.cameras,
-            setups=args.setups,
-            replications=args.replications,
-            seed=args.seed,
-            action_ids=args.action_ids,
-            **knobs,
-        )
-        print(f"wrote {len(names)} NTU .skeleton files to {args.out}")
-    elif args.format == "ucla":
-        names = generate_ucla(
-            args.out,
-            classes=args.classes,
-            subjects=args.subjects,
-            cameras=args.cameras,
-            replications=args.replications,
-            seed=args.seed,
-            **knobs,
-        )
-        print(f"wrote {len(names)} NW-UCLA all_sqe files to {args.out}")
-    elif args.format == "msr":
-        names = generate_msr(
-            args.out,
-            classes=args.classes,
-            subjects=args.subjects,
-            replications=args.replications,
-            seed=args.seed,
-            action_ids=args.action_ids,
-            **knobs,
-        )
-        print(f"wrote {len(names)} MSR-Action3D skeleton files to {args.out}")
-    elif args.format == "pose2d":
-        names = generate_pose2d(
-            args.out,
-            classes=args.classes,
-            subjects=args.subjects,
-            replications=args.replications,
-            seed=args.seed,
-            action_ids=args.action_ids,
-            p_joint_missing=args.p_joint_missing,
-            p_frame_empty=args.p_frame_empty,
-            bystanders=args.bystanders,
-            **knobs,
-        )
-        print(f"wrote {len(names)} COCO-17 pose recordings to {os.path.join(args.out, 'pose2d.pkl')}")
-    else:
-        names = generate_pku(
-            args.out,
-            classes=args.classes,
-            subjects=args.subjects,
-            cameras=args.cameras,
-            replications=args.replications,
-            actions_per_video=args.actions_per_video,
-            seed=args.seed,
-            action_ids=args.action_ids,
-            **knobs,
-        )
-        print(f"wrote {len(names)} PKU-MMD II videos to {args.out}")
+    """Write the raw files of `args.format` with the command line's counts and knobs."""
+    function, own, what = FORMATS[args.format]
+    knobs = {name: getattr(args, name) for name in KNOBS}
+    common = dict(classes=args.classes, subjects=args.subjects, replications=args.replications, seed=args.seed)
+    names = function(args.out, **common, **{name: getattr(args, name) for name in own}, **knobs)
+    print(f"wrote {len(names)} {what} to {args.out}")
 
+
+# Each format's generator, the command line's values it takes beyond the common ones, and what it writes.
+FORMATS = {
+    "ntu": (generate_ntu, ("cameras", "setups", "action_ids"), "NTU .skeleton files"),
+    "pku": (generate_pku, ("cameras", "actions_per_video", "action_ids"), "PKU-MMD II videos"),
+    "ucla": (generate_ucla, ("cameras",), "NW-UCLA all_sqe files"),
+    "msr": (generate_msr, ("action_ids",), "MSR-Action3D skeleton files"),
+    "pose2d": (
+        generate_pose2d,
+        ("action_ids", "p_joint_missing", "p_frame_empty", "bystanders"),
+        "COCO-17 pose recordings (pose2d.pkl)",
+    ),
+}
+KNOBS = ("max_yaw", "shape_var", "tempo_var", "phase_var", "amp_var", "noise", "p_partial", "p_missing", "p_third")
 
 if __name__ == "__main__":
     main()

@@ -155,7 +155,7 @@ def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "generate_msr", interrupted)
+    monkeypatch.setitem(synthetic.FORMATS, "msr", (interrupted, (), "MSR-Action3D skeleton files"))
     with pytest.raises(SystemExit) as stop:
         synthetic.main(["--format", "msr", "--out", str(tmp_path / "raw"), "--classes", "1", "--subjects", "1"])
     assert stop.value.code == 130
