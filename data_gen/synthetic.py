@@ -505,19 +505,26 @@ def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=
     knobs["p_third"] = 0.0
     os.makedirs(out, exist_ok=True)
     names = []
+    for a, p, e, _, _, bodies, present in _one_person_takes(ids, subjects, replications, seed, 11, knobs):
+        frames = np.ones((bodies.shape[1], 20, 4))  # T x 20 x 4: x y z confidence
+        frames[..., :3] = bodies[0][:, MSR_JOINTS]
+        frames[~present[0]] = 0
+        name = "a%02d_s%02d_e%02d_skeleton3D.txt" % (a, p, e)
+        np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt="%.6f")
+        names.append(name)
+    return names
+
+
+def _one_person_takes(ids, subjects, replications, seed, salt, knobs):
+    """(action, subject, repetition, body size, the take's generator, bodies, presence) of every take of one
+    person, action by action, subjects and repetitions from 1; `salt` keeps each format's draws apart."""
     for a in ids:
         for p in range(1, subjects + 1):
             size = _subject_size(p, knobs.get("shape_var", 0.1))
             for e in range(1, replications + 1):
-                rng = np.random.default_rng([seed, a, p, e, 11])
+                rng = np.random.default_rng([seed, a, p, e, salt])
                 bodies, present = simulate(a, False, rng, subject_scale=size, **knobs)
-                frames = np.ones((bodies.shape[1], 20, 4))  # T x 20 x 4: x y z confidence
-                frames[..., :3] = bodies[0][:, MSR_JOINTS]
-                frames[~present[0]] = 0
-                name = "a%02d_s%02d_e%02d_skeleton3D.txt" % (a, p, e)
-                np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt="%.6f")
-                names.append(name)
-    return names
+                yield a, p, e, size, rng, bodies, present
 
 
 def coco17_points(body):
@@ -574,34 +581,29 @@ def generate_pose2d(
     ids = _action_ids(classes, action_ids, 120)
     knobs["p_third"] = 0.0  # Kinect's ghost bodies; an estimator's extra people are the bystanders
     annotations, split = [], {"xsub_train": [], "xsub_val": []}
-    for a in ids:
-        for p in range(1, subjects + 1):
-            size = _subject_size(p, knobs.get("shape_var", 0.1))
-            for e in range(1, replications + 1):
-                rng = np.random.default_rng([seed, a, p, e, 17])
-                bodies, present = simulate(a, False, rng, subject_scale=size, **knobs)
-                length = bodies.shape[1]
-                people = [bodies[0]]
-                for _ in range(int(rng.integers(0, bystanders + 1))):
-                    people.insert(int(rng.integers(len(people) + 1)), _bystander(rng, length, size, 3.0))
-                keypoint = np.stack([_pixels(coco17_points(body)) for body in people]).astype(np.float32)
-                score = rng.uniform(0.5, 1.0, keypoint.shape[:3]).astype(np.float32)  # M x T x 17
-                missed = rng.random(keypoint.shape[:3]) < p_joint_missing
-                missed[:, ~present[0] | (rng.random(length) < p_frame_empty)] = True  # nobody found
-                keypoint[missed], score[missed] = 0.0, 0.0
-                name = "a%02d_s%02d_e%02d" % (a, p, e)
-                annotations.append(
-                    dict(
-                        frame_dir=name,
-                        label=ids.index(a),
-                        img_shape=POSE_IMAGE[::-1],
-                        original_shape=POSE_IMAGE[::-1],
-                        total_frames=length,
-                        keypoint=keypoint,
-                        keypoint_score=score,
-                    )
-                )
-                split["xsub_train" if p % 2 else "xsub_val"].append(name)
+    for a, p, e, size, rng, bodies, present in _one_person_takes(ids, subjects, replications, seed, 17, knobs):
+        length = bodies.shape[1]
+        people = [bodies[0]]
+        for _ in range(int(rng.integers(0, bystanders + 1))):
+            people.insert(int(rng.integers(len(people) + 1)), _bystander(rng, length, size, 3.0))
+        keypoint = np.stack([_pixels(coco17_points(body)) for body in people]).astype(np.float32)
+        score = rng.uniform(0.5, 1.0, keypoint.shape[:3]).astype(np.float32)  # M x T x 17
+        missed = rng.random(keypoint.shape[:3]) < p_joint_missing
+        missed[:, ~present[0] | (rng.random(length) < p_frame_empty)] = True  # nobody found
+        keypoint[missed], score[missed] = 0.0, 0.0
+        name = "a%02d_s%02d_e%02d" % (a, p, e)
+        annotations.append(
+            dict(
+                frame_dir=name,
+                label=ids.index(a),
+                img_shape=POSE_IMAGE[::-1],
+                original_shape=POSE_IMAGE[::-1],
+                total_frames=length,
+                keypoint=keypoint,
+                keypoint_score=score,
+            )
+        )
+        split["xsub_train" if p % 2 else "xsub_val"].append(name)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "pose2d.pkl"), "wb") as f:
         pickle.dump({"split": split, "annotations": annotations}, f)
