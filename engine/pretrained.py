@@ -157,6 +157,7 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
         path=path,
         epoch=checkpoint.get("epoch"),
         pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
+        cmd_weight=recorded.get("cmd_weight"),
         view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
         min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),
         mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),

@@ -53,6 +53,7 @@ def make_record(settings, view, value, **extra):
         preset=settings.preset,
         seed=run.seed,
         pretrain_dataset=run.pretrain_dataset,
+        pretrain_cmd_weight=run.pretrain_cmd_weight,
         run=os.path.abspath(run.checkpoint_path),
         settings=to_dict(settings),
         **extra,

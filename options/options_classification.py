@@ -432,8 +432,16 @@ def eval_settings(parser, args, preset, train, info):
             pretrain_dataset=pretrained_on,
             pretrained_fingerprint=file_fingerprint(args.pretrained) if args.pretrained else "",
             val_fingerprint=fingerprint(train.folder, "val"),
+            pretrain_cmd_weight=info.get("cmd_weight"),
         ),
     )
+    evaluated_on = train.dataset or dataset
+    if pretrained_on and pretrained_on != evaluated_on and args.stage != "transfer":
+        print(
+            f"note: the encoder was pretrained on {pretrained_on} and is evaluated on {evaluated_on}; the results "
+            f"say so ('pretrained on {pretrained_on}' in tools.report)",
+            flush=True,
+        )
     if args.stage == "knn":
         return EvalSettings(
             **common,

@@ -139,6 +139,7 @@ class EvalRunSettings:
     # one; dataset.files.file_fingerprint) and the evaluation part's files (dataset.processed.fingerprint)
     pretrained_fingerprint: str = ""
     val_fingerprint: str = ""
+    pretrain_cmd_weight: object = None  # the checkpoint's recorded --cmd-weight (None: released or random)
 
 
 @dataclass(frozen=True)

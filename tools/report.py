@@ -7,7 +7,9 @@ the measured ones (a probe given a --data-ratio subset of the labels in rows of 
 semi-supervised and transfer tables. A cell with several runs (different seeds or checkpoints) shows
 mean ± sample standard deviation over the latest record of each checkpoint and seed, and how many
 checkpoints it pools when more than one; a rerun of the same checkpoint and seed replaces the earlier
-one. Runs without a checkpoint (randomly initialised encoders) are reported in rows of their own. A
+one. Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
+`--cmd-weight` than the published 1 and encoders pretrained on another data set than the one they are
+evaluated on are reported in rows of their own. A
 record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
 error naming the file and line.
 """
@@ -93,15 +95,37 @@ def _published(values, columns):
     ]
 
 
+def _variant(record):
+    """What sets a record's encoder apart from the published method on its own data set: no or another
+    distillation weight, pretraining on another data set ('' for neither)."""
+    parts = []
+    weight = record.get("pretrain_cmd_weight")
+    if weight is not None and float(weight) != 1.0:
+        parts.append(f"--cmd-weight {float(weight):g}")
+    source = record.get("pretrain_dataset")
+    if record.get("checkpoint") is not None and source and source != record["dataset"]:
+        parts.append(f"pretrained on {source}")
+    return ", ".join(parts)
+
+
 def _measured_rows(records, columns, label):
-    """Rows of measured cells per view; randomly initialised encoders (no checkpoint) get their own rows."""
+    """Rows of measured cells per view and variant (`_variant`); randomly initialised encoders (no
+    checkpoint) get their own rows."""
     rows = []
     for baseline in (False, True):
-        for view, name in VIEW_NAMES.items():
-            chosen = [r for r in records if r["view"] == view and (r.get("checkpoint") is None) == baseline]
-            cells = [_cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c]) for c in columns]
-            if any(cells):
-                rows.append([f"{name} {label}" + (", random encoder" if baseline else "")] + cells)
+        for variant in sorted({_variant(r) for r in records}):
+            for view, name in VIEW_NAMES.items():
+                chosen = [
+                    r
+                    for r in records
+                    if r["view"] == view and (r.get("checkpoint") is None) == baseline and _variant(r) == variant
+                ]
+                cells = [
+                    _cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c]) for c in columns
+                ]
+                if any(cells):
+                    suffix = (f", {variant}" if variant else "") + (", random encoder" if baseline else "")
+                    rows.append([f"{name} {label}{suffix}"] + cells)
     return rows
 
 

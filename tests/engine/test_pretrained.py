@@ -99,7 +99,7 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
         older,
     )
     _, info = _load(older, num_class=4)
-    assert info["format"] == "ours" and info["pretrain_dataset"] == "ntu120"
+    assert info["format"] == "ours" and info["pretrain_dataset"] == "ntu120" and info["cmd_weight"] is None
     assert (info["view_frames"], info["min_crop_frames"]) == (64, 64)
     # ours: the settings record; the views' length comes from it
     ours = os.path.join(tmp_path, "ours.pth.tar")
@@ -108,9 +108,11 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
         "data": {"dataset": "my_set", "layout": NTU25.to_dict()},
         "encoder": {"hidden_size": 6, "num_layers": 3},
         "views": {"view_frames": 32, "min_crop_frames": 16, "corrupted_joints": 4},
+        "contrast": {"cmd_weight": 0.0},
     }
     torch.save({"epoch": 3, "state_dict": source.state_dict(), "optimizer": {}, "settings": record}, ours)
     _, info = _load(ours, num_class=4)
+    assert info["cmd_weight"] == 0.0  # the results say which method made the encoder
     assert (info["format"], info["pretrain_dataset"], info["view_frames"], info["min_crop_frames"]) == (
         "ours",
         "my_set",

@@ -1,5 +1,6 @@
 """The results file: the records an evaluation appends, and reading them back with errors naming file and line."""
 
+import dataclasses
 import json
 import os
 import re
@@ -60,6 +61,9 @@ def test_an_evaluations_record_names_its_run_and_settings():
         "ntu120",
     )
     assert record["run"] == os.path.join(os.getcwd(), "runs/knn") and record["k"] == 1
+    assert "pretrain_cmd_weight" not in record  # a released checkpoint records none
+    twin = dataclasses.replace(settings, run=dataclasses.replace(settings.run, pretrain_cmd_weight=0.0))
+    assert make_record(twin, "motion", 61.5)["pretrain_cmd_weight"] == 0.0
     assert "top5" not in record  # None values left out
     assert record["settings"] == to_dict(settings) and record["date"].endswith("+00:00")
     random_encoder = make_record(_knn_settings(pretrained="", pretrain_dataset=None), "joint", 10.0)

@@ -19,7 +19,7 @@ import pretrain_cmd
 from dataset.files import append_lines
 from engine.checkpoint import read_checkpoint
 from engine.runfolder import RunFolderError, open_run_folder
-from tests.helpers import TINY_PRETRAIN
+from tests.helpers import TINY_PRETRAIN, write_processed
 
 TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
 PROBE = ["-j", "0", "--device", "cpu", "--epochs", "2", "--schedule", "1", "--eval-freq", "1", "-b", "8"]
@@ -524,3 +524,14 @@ def test_pretrain_dataset_cannot_contradict_what_the_checkpoint_records(data_dir
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "--pretrain-dataset pku_v2: the checkpoint" in err
     assert "records that it was pretrained on ntu60" in err
+
+
+def test_an_encoder_evaluated_on_another_data_set_is_said_to_be(data_dir, finished, tmp_path, capsys):
+    other = write_processed(tmp_path / "other", n=(16, 6), dataset="other_set")  # the encoder saw ntu60's
+    argv = [tmp_path / "r.jsonl", "--pretrained", str(finished / "checkpoint_last.pth.tar")]
+    assert knn(other, tmp_path / "knn", *argv) == 0
+    assert "note: the encoder was pretrained on ntu60 and is evaluated on other_set" in capsys.readouterr().out
+    record = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    assert (record["dataset"], record["pretrain_dataset"], record["pretrain_cmd_weight"]) == ("other_set", "ntu60", 1.0)
+    assert knn(data_dir, tmp_path / "knn_same", *argv) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -197,3 +197,18 @@ def test_records_of_the_wrong_types_are_named_not_tracebacks(tmp_path, capsys, e
     assert main([str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}, line 1: {found}") and err.count("\n") == 1
+
+
+def test_another_distillation_weight_or_pretraining_set_gets_rows_of_its_own():
+    common = dict(stage="knn", protocol="cross_subject", view="all", metric="top1", k=1, checkpoint="c.pth.tar")
+    records = [
+        dict(common, dataset="mine", value=80.0, seed=0, pretrain_dataset="mine", pretrain_cmd_weight=1.0),
+        dict(common, dataset="mine", value=70.0, seed=0, pretrain_dataset="mine", pretrain_cmd_weight=0.0),
+        dict(common, dataset="mine", value=60.0, seed=0, pretrain_dataset="other", pretrain_cmd_weight=1.0),
+        dict(common, dataset="mine", value=90.0, seed=1, pretrain_dataset="mine"),  # released: no weight recorded
+    ]
+    rows = {line.split(" | ")[0]: line for line in report(records).splitlines() if "— ours" in line}
+    name = "| CMD (mean of the 3 encoders' features) — ours"
+    assert rows[name].endswith("| 85.0 ± 7.1 (n=2) |")  # weight 1 and a released checkpoint: the method
+    assert rows[f"{name}, --cmd-weight 0"].endswith("| 70.0 |")
+    assert rows[f"{name}, pretrained on other"].endswith("| 60.0 |")
