@@ -8,8 +8,8 @@ FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir
 "keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score,
 other keys (``total_frames``, ``img_shape``, ...) are ignored.  It is read by a restricted unpickler
 that builds plain containers, strings, numbers and numeric numpy arrays only: a pickle that asks for
-anything else is refused before any of it runs.  The layout (``ntu25``, ``kinect20`` or the path of a
-JSON layout file, see ``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept
+anything else is refused before any of it runs.  The layout (``ntu25``, ``kinect20``, ``coco17`` or the path
+of a JSON layout file, see ``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept
 per sample.
 
 Pose-estimator output (``--missing-joints fill``, the default; ``data_gen.missing``): a joint that is
@@ -53,6 +53,60 @@ from dataset.layouts import LAYOUTS, LayoutError, dataset_name_problem, get_layo
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
 BENCHMARK = "split"
+LOW_SCORE, LOW_SCORE_SHARE = 0.3, 0.05  # a note suggests --min-score when more joints found score below
+
+
+def _people(annotation):
+    """The people (M) of an annotation's keypoint array (0 when it is not an M x T x V x C array)."""
+    try:
+        shape = np.shape(annotation.get("keypoint"))
+    except ValueError:  # a ragged nesting: bad input, named by the conversion's checks
+        return 0
+    return shape[0] if len(shape) == 4 else 0
+
+
+def image_sides(path, by_name, names):
+    """{name: the larger side of its ``img_shape``} of the recordings `names`, or {} when none has one;
+    AnnotationError naming the first recording without a usable one when others have it (their
+    coordinates would differ in scale by a factor of hundreds)."""
+    sides, lacking = {}, []
+    for name in names:
+        shape = by_name[name].get("img_shape")
+        ok = isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 2
+        ok = ok and all(isinstance(s, numbers.Real) and np.isfinite(s) and s > 0 for s in shape)
+        if ok:
+            sides[name] = float(max(shape))
+        else:
+            lacking.append((name, shape))
+    if sides and lacking:
+        name, shape = lacking[0]
+        raise AnnotationError(
+            f'{path}: sample {name!r} has no usable "img_shape" (found {shape!r}) while {len(sides)} others have '
+            f"one; --scale image divides each recording by its image's larger side: give every recording an "
+            f"img_shape, or pass --scale none to keep pixels"
+        )
+    return sides
+
+
+def low_score_share(by_name, names, zeros_missing=True):
+    """The share of the joints found (not NaN, not 0 in every channel when `zeros_missing`) whose
+    keypoint_score is below LOW_SCORE, over the recordings `names` that hold a matching score array;
+    None when none does."""
+    low = found = 0
+    for name in names:
+        try:
+            keypoint = np.asarray(by_name[name].get("keypoint"), dtype=float)
+            score = np.asarray(by_name[name].get("keypoint_score", []), dtype=float)
+        except (TypeError, ValueError):  # bad input, named by the conversion's checks
+            continue
+        if keypoint.ndim != 4 or score.shape != keypoint.shape[:3]:
+            continue
+        present = ~np.isnan(keypoint).any(-1)
+        if zeros_missing:
+            present &= (keypoint != 0).any(-1)
+        found += int(present.sum())
+        low += int((present & (score < LOW_SCORE)).sum())
+    return low / found if found else None
 
 
 class AnnotationError(ValueError):
@@ -162,12 +216,16 @@ def derived_class_count(path, labels):
         )
     empty = num_class - len(set(labels.values()))
     if empty:
-        print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample")
+        hint = "" if 0 in labels.values() else "; label 0 has none: labels here count from 0, are yours from 1?"
+        print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample{hint}")
     return num_class
 
 
-def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, min_score=None, zeros_missing=True):
-    """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C).
+def read_keypoint(
+    source, name, keypoint, layout, missing="fill", scores=None, min_score=None, zeros_missing=True, scale=1.0
+):
+    """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C), divided
+    by ``scale`` (``--scale image``: the larger side of its image).
 
     With ``missing='fill'`` a joint that is NaN, or 0 in every channel (unless not ``zeros_missing``),
     or (with ``scores`` M' x T x V and ``min_score``) scored below it, is missing: the frames with nobody
@@ -191,7 +249,7 @@ def read_keypoint(source, name, keypoint, layout, missing="fill", scores=None, m
         )
     if keypoint.shape[1] == 0:
         raise SkeletonFileError(f"{where}: expected at least one frame, found shape {keypoint.shape}")
-    bodies = keypoint.astype(np.float64)  # M' x T x V x C
+    bodies = keypoint.astype(np.float64) / scale  # M' x T x V x C; a joint at 0 stays at 0
     if missing == "fill":
         scores = checked_scores(source, name, scores, keypoint.shape[:3]) if min_score is not None else None
         present = present_joints(bodies, scores, min_score, zeros_missing)  # M' x T x V
@@ -225,8 +283,11 @@ def checked_scores(source, name, scores, shape):
     return scores
 
 
-def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None, zeros=True):
-    """One Task per sample: the train part's in its split's order, then the val part's."""
+def build_tasks(
+    path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None, zeros=True, scales=None
+):
+    """One Task per sample: the train part's in its split's order, then the val part's; `scales` (name:
+    divisor) scales their keypoints."""
 
     def scores(name):  # passed to the workers only when used
         return by_name[name].get("keypoint_score") if min_score is not None else None
@@ -239,7 +300,17 @@ def build_tasks(path, parts, by_name, labels, layout, benchmark=BENCHMARK, missi
                 Task(
                     source=source,
                     reader=read_keypoint,
-                    args=(path, name, by_name[name].get("keypoint"), layout, missing, scores(name), min_score, zeros),
+                    args=(
+                        path,
+                        name,
+                        by_name[name].get("keypoint"),
+                        layout,
+                        missing,
+                        scores(name),
+                        min_score,
+                        zeros,
+                        (scales or {}).get(name, 1.0),
+                    ),
                     samples=[Sample(name, labels[name], {benchmark: part})],
                 )
             )
@@ -285,6 +356,14 @@ def main(argv=None):
         help="with --missing-joints fill, a joint at 0 is a coordinate, not missing (data whose origin is a "
         "joint, as root-relative 3-D lifts); NaN and --min-score still mark joints missing",
     )
+    parser.add_argument(
+        "--scale",
+        choices=("image", "none"),
+        default=None,
+        help="image: divide each recording's 2-D keypoints by the larger side of its img_shape, so that "
+        "recordings of different resolutions share one scale; none: keep the coordinates as stored "
+        "(default: image for a 2-D layout when the recordings have an img_shape, else none)",
+    )
     args = parse_conversion(parser, argv)
     for flag, given in (("--min-score", args.min_score is not None), ("--keep-zeros", args.keep_zeros)):
         if given and args.missing_joints != "fill":
@@ -294,6 +373,8 @@ def main(argv=None):
         layout = get_layout(args.layout)
     except LayoutError as exc:
         parser.error(f"--layout: {exc}")
+    if args.scale == "image" and layout.channels != 2:
+        parser.error(f"--scale image divides 2-D image coordinates; layout {layout.name} is 3-D")
     if args.num_class is not None and args.num_class < 1:
         parser.error(f"--num-class must be at least 1, got {args.num_class}")
     path = args.annotations
@@ -314,6 +395,8 @@ def main(argv=None):
         parts = split_members(path, split, args.train_split, args.val_split, by_name)
         labels = sample_labels(path, parts["train"] + parts["val"], by_name, args.num_class)
         num_class = args.num_class or derived_class_count(path, labels)
+        names = parts["train"] + parts["val"]
+        sides = image_sides(path, by_name, names) if layout.channels == 2 and args.scale != "none" else {}
     except AnnotationError as exc:
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:
@@ -339,9 +422,30 @@ def main(argv=None):
         missing_joints=args.missing_joints,
         min_score=args.min_score,
         keep_zeros=args.keep_zeros,
+        scale="image" if sides else "none",
     )
+    if layout.channels == 2 and args.scale != "none" and not sides:
+        print(
+            "warning: no recording has an img_shape: the keypoints are kept as stored, so recordings of different "
+            "resolutions keep different scales (--scale none says this is meant)"
+        )
+    crowded = [(n, _people(by_name[n])) for n in names if _people(by_name[n]) > layout.bodies]
+    settings["more_people_than_layout_bodies"] = len(crowded)
+    if crowded:
+        print(
+            f"warning: {len(crowded)} recording(s) hold more people than the layout's {layout.bodies} "
+            f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept. For actions of several "
+            f"people, use a layout with more bodies (a JSON copy of {layout.name} with its 'bodies' raised)"
+        )
+    if args.missing_joints == "fill" and args.min_score is None:
+        low = low_score_share(by_name, names, not args.keep_zeros)
+        if low is not None and low > LOW_SCORE_SHARE:
+            print(
+                f"note: {low * 100:.0f} % of the joints found score below {LOW_SCORE} in keypoint_score; an estimator "
+                f"that writes a guess for a joint it did not find (top-down models such as HRNet do) needs "
+                f"--min-score (e.g. {LOW_SCORE}) for those joints to count as missing"
+            )
     if args.missing_joints == "fill":
-        names = parts["train"] + parts["val"]
         scores = [by_name[n].get("keypoint_score") for n in names] if args.min_score is not None else None
         settings["missing"] = summary = missing_summary(
             [by_name[n].get("keypoint") for n in names], layout, scores, args.min_score, not args.keep_zeros
@@ -354,7 +458,16 @@ def main(argv=None):
             )
     run_conversion(
         build_tasks(
-            path, parts, by_name, labels, layout, benchmark, args.missing_joints, args.min_score, not args.keep_zeros
+            path,
+            parts,
+            by_name,
+            labels,
+            layout,
+            benchmark,
+            args.missing_joints,
+            args.min_score,
+            not args.keep_zeros,
+            sides,
         ),
         args.out_folder,
         [benchmark],

@@ -339,6 +339,7 @@ def convert(
             tqdm.write(f"skipping bad input: {message}")
             skipped.append(f"{source}\tbad: {message}")
 
+        cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
         batches = _batches(tasks, chunk)
         current = next(batches, None)
         pending = submit(current) if current else None
@@ -364,6 +365,8 @@ def convert(
                     frames.append(n_frame)
                     kept.append(sample)
                     sources.append(task.source)
+                    if n_frame > MAX_FRAME:
+                        cut.append(f"{sample.name} ({n_frame} frames)")
             bar.update(sum(len(t.samples) for t in current))
             if kept:
                 block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
@@ -392,6 +395,11 @@ def convert(
         if not any(w.count for w in writers.values()):
             first = f" (the first: {skipped[0].replace(chr(9), ' ')})" if skipped else ""
             raise ConversionError(f"no sample was converted: {len(skipped)} skipped{first}; nothing was written")
+        if cut:
+            tqdm.write(
+                f"warning: {len(cut)} recording(s) are longer than {MAX_FRAME} frames; only their first {MAX_FRAME} "
+                f"are kept, as the published preprocessing keeps them (the first: {cut[0]})"
+            )
         repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
         for b, pairs in repeated.items():
             if pairs:
@@ -422,6 +430,7 @@ def convert(
             num_class=num_class,
             counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
             skipped=len(skipped),
+            longer_than_max_frame=len(cut),
             val_identical_to_train={b: len(pairs) for b, pairs in repeated.items()},
         )
         payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]

@@ -129,10 +129,14 @@ def test_joints_are_put_in_the_kinect20_order(tmp_path):
     np.testing.assert_allclose(load_split(out, "train").data[0], _expected(frames), rtol=0, atol=2e-6)
 
 
-def test_split_labels_names_frames_and_values(tmp_path):
+def test_split_labels_names_frames_and_values(tmp_path, capsys):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "msr")
     files = _raw(raw)
     _run(raw, out)
+    # a05_s03_e02 has 310 frames: the published 300 are kept, and the conversion says so
+    captured = capsys.readouterr()
+    assert "1 recording(s) are longer than 300 frames; only their first 300 are kept" in captured.out + captured.err
+    assert json.loads(open(os.path.join(out, "settings.json")).read())["longer_than_max_frame"] == 1
     train, val = load_splits(out)
     assert train.names == ["a01_s01_e01", "a03_s09_e01", "a05_s03_e02"]  # odd subjects
     assert val.names == ["a01_s02_e01", "a12_s04_e01", "a20_s10_e03"]  # even subjects

@@ -242,8 +242,13 @@ def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, cap
     annotations[1]["label"] = 2
     annotations[2]["label"] = 2  # labels 0, 2, 2: class 1 has no sample
     _run(_pickle(tmp_path / "a.pkl", annotations, split), out, "ntu25")
-    assert "warning: 1 of the 3 classes (labels 0..2) have no sample" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "warning: 1 of the 3 classes (labels 0..2) have no sample" in out_text and "from 1?" not in out_text
     assert read_folder_record(out) == (NTU25, 3, "a", None)
+    for a, label in zip(annotations, (1, 2, 2)):  # labels counted from 1: class 0 is empty
+        a["label"] = label
+    _run(_pickle(tmp_path / "b.pkl", annotations, split), str(tmp_path / "b"), "ntu25")
+    assert "label 0 has none: labels here count from 0, are yours from 1?" in capsys.readouterr().out
 
 
 def test_two_dimensional_layout_from_a_json_file(tmp_path):
@@ -265,7 +270,8 @@ def test_two_dimensional_layout_from_a_json_file(tmp_path):
     annotations = [_annotation("clip0", 1, [second, first]), _annotation("clip1", 0, [first[1:]])]
     path = _pickle(tmp_path / "coco.pkl", annotations, {"xsub_train": ["clip0"], "xsub_val": ["clip1"]})
     out = str(tmp_path / "out")
-    _run(path, out, str(layout_file), "--missing-joints", "zero")  # the published treatment of the empty frame
+    # the published treatment of the empty frame; pixels kept as they are
+    _run(path, out, str(layout_file), "--missing-joints", "zero", "--scale", "none")
     train, val = load_splits(out)
     assert train.layout == flat and train.num_class == 2 and train.data.shape == (1, 2, 300, 3, 1)
     got = train.data[0, :, :, :, 0].transpose(1, 2, 0)  # 300 x V x C

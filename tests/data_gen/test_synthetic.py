@@ -1,6 +1,7 @@
 """The synthetic raw-data generator: real file formats, determinism, bodies, lengths, PKU folders,
 pose-estimator pickles."""
 
+import json
 import os
 import pickle
 
@@ -201,7 +202,8 @@ def test_pose2d_pickle_splits_labels_and_missing_joints(tmp_path):
 
 
 def test_pose2d_with_bystanders_imports_to_the_actor(tmp_path):
-    # Nothing missing, 0-2 people standing by: the coco17 import keeps the actor, centred on its left hip.
+    # Nothing missing, 0-2 people standing by: the coco17 import keeps the actor, centred on its left hip,
+    # in units of the image's larger side (1920 pixels).
     names, data = _pose_set(tmp_path, p_joint_missing=0.0, p_frame_empty=0.0, p_missing=0.0, bystanders=2)
     assert max(a["keypoint"].shape[0] for a in data["annotations"]) == 3
     actors = {}
@@ -220,6 +222,61 @@ def test_pose2d_with_bystanders_imports_to_the_actor(tmp_path):
         for i, name in enumerate(part.names):
             actor = actors[name]  # T x 17 x 2
             t = len(actor)
-            expected = actor - actor[:, 11:12]  # each frame centred on the left hip
+            expected = (actor - actor[:, 11:12]) / 1920  # each frame centred on the left hip
             got = np.asarray(part.data[i, :, :t, :, 0]).transpose(1, 2, 0)
-            np.testing.assert_allclose(got, expected, atol=1e-3)  # pixels, float32
+            np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_the_import_says_when_people_are_dropped_and_when_scores_suggest_min_score(tmp_path, capsys):
+    names, data = _pose_set(tmp_path, bystanders=2)
+    crowded = sum(a["keypoint"].shape[0] > 1 for a in data["annotations"])
+    rng = np.random.default_rng(0)
+    for a in data["annotations"]:  # a top-down estimator's guesses: a coordinate, scored low
+        guessed = (a["keypoint_score"] > 0) & (rng.random(a["keypoint_score"].shape) < 0.2)
+        a["keypoint_score"][guessed] = 0.1
+    path = tmp_path / "guesses.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    common = ["--annotations", str(path), "--layout", "coco17", "--train-split", "xsub_train", "--workers", "1"]
+    pyskl_gendata.main(common + ["--val-split", "xsub_val", "--out-folder", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert f"warning: {crowded} recording(s) hold more people than the layout's 1" in out and crowded > 0
+    assert "of the joints found score below 0.3 in keypoint_score" in out and "--min-score" in out
+    settings = json.load(open(tmp_path / "a" / "settings.json"))
+    assert settings["more_people_than_layout_bodies"] == crowded
+    pyskl_gendata.main(common + ["--val-split", "xsub_val", "--out-folder", str(tmp_path / "b"), "--min-score", "0.3"])
+    assert "score below" not in capsys.readouterr().out
+
+
+def test_recordings_of_different_resolutions_share_one_scale(tmp_path, capsys):
+    names, data = _pose_set(tmp_path, classes=1, subjects=2, replications=1, p_joint_missing=0.0, p_frame_empty=0.0)
+    first, second = data["annotations"]
+    second["keypoint"] = first["keypoint"] / 3  # the same take filmed at a third of the resolution
+    second["img_shape"], second["keypoint_score"] = (360, 640), first["keypoint_score"]
+    path = tmp_path / "two.pkl"
+
+    def run(out, *flags, annotations=(first, second)):
+        with open(path, "wb") as f:
+            pickle.dump(dict(data, annotations=list(annotations)), f)
+        argv = ["--annotations", str(path), "--layout", "coco17", "--train-split", "xsub_train"]
+        pyskl_gendata.main(argv + ["--val-split", "xsub_val", "--out-folder", str(tmp_path / out), *flags])
+        train, val = load_splits(str(tmp_path / out))
+        return np.asarray(train.data[0]), np.asarray(val.data[0])
+
+    train, val = run("image")  # the default for a 2-D layout
+    np.testing.assert_allclose(val, train, atol=1e-6)
+    assert np.abs(train).max() < 1  # in units of the image's larger side
+    train, val = run("pixels", "--scale", "none")
+    np.testing.assert_allclose(val * 3, train, atol=1e-3)
+    del second["img_shape"]  # one recording without: its scale is unknown
+    with pytest.raises(SystemExit, match="sample 'a01_s02_e01' has no usable \"img_shape\""):
+        run("mixed")
+    del first["img_shape"]  # none has one: the coordinates stay as stored
+    run("stored")
+    assert "no recording has an img_shape: the keypoints are kept as stored" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        pyskl_gendata.main(
+            ["--annotations", str(path), "--layout", "kinect20", "--scale", "image"]
+            + ["--train-split", "a", "--val-split", "b", "--out-folder", str(tmp_path / "3d")]
+        )
+    assert "--scale image divides 2-D image coordinates; layout kinect20 is 3-D" in capsys.readouterr().err
