@@ -5,12 +5,17 @@
         [--missing-joints fill|zero] [--min-score S] [--keep-zeros] [--workers N] [--skip-bad]
 
 FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir": str, "label": int,
-"keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score,
-other keys (``total_frames``, ``img_shape``, ...) are ignored.  It is read by a restricted unpickler
+"keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score (and
+to suggest it), ``img_shape`` (height, width) with --scale image; other keys (``total_frames``, ...) are
+ignored.  It is read by a restricted unpickler
 that builds plain containers, strings, numbers and numeric numpy arrays only: a pickle that asks for
 anything else is refused before any of it runs.  The layout (``ntu25``, ``kinect20``, ``coco17`` or the path
 of a JSON layout file, see ``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept
 per sample.
+
+A 2-D layout's keypoints are divided by the larger side of each recording's ``img_shape`` (``--scale
+image``, the default when the recordings have one), so that recordings of different resolutions share
+one scale; ``--scale none`` keeps them as stored.
 
 Pose-estimator output (``--missing-joints fill``, the default; ``data_gen.missing``): a joint that is
 NaN, 0 in every channel (unless --keep-zeros) or scored below --min-score is missing; frames with
