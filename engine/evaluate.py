@@ -521,8 +521,9 @@ def run_knn(settings, model, train, val):
     finally:
         claim.release()
     print(
-        f"kNN (k={knn.knn_neighbours}) {settings.data.dataset} {settings.data.protocol} {run.view}: top-1 "
-        f"{top1:.2f}; appended to {run.results}"
+        f"kNN (k={knn.knn_neighbours}) {settings.data.dataset} {settings.data.protocol} {run.view}"
+        f"{' (the mean feature of the three encoders)' if run.view == 'all' else ''}: top-1 {top1:.2f}; appended to "
+        f"{run.results}"
     )
     return top1
 
