@@ -71,18 +71,27 @@ def _people(annotation):
 
 
 def image_sides(path, by_name, names):
-    """{name: the larger side of its ``img_shape``} of the recordings `names`, or {} when none has one;
-    AnnotationError naming the first recording without a usable one when others have it (their
+    """{name: the larger side of its ``img_shape`` (height, width[, channels])} of the recordings `names`,
+    or {} when none has one; AnnotationError naming the first recording whose img_shape is not two
+    positive numbers (then three, a channel count), or that lacks one when others have it (their
     coordinates would differ in scale by a factor of hundreds)."""
     sides, lacking = {}, []
     for name in names:
         shape = by_name[name].get("img_shape")
-        ok = isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 2
-        ok = ok and all(isinstance(s, numbers.Real) and np.isfinite(s) and s > 0 for s in shape)
-        if ok:
-            sides[name] = float(max(shape))
-        else:
+        if shape is None:
             lacking.append((name, shape))
+            continue
+        ok = np.ndim(shape) == 1 and len(shape) in (2, 3)
+        size = list(shape)[:2] if ok else []
+        ok = ok and all(
+            isinstance(s, numbers.Real) and not isinstance(s, bool) and np.isfinite(s) and s > 0 for s in size
+        )
+        if not ok:
+            raise AnnotationError(
+                f'{path}: sample {name!r}: expected "img_shape" (height, width) of two positive numbers, found '
+                f"{shape!r}; pass --scale none to keep the coordinates as stored"
+            )
+        sides[name] = float(max(size))
     if sides and lacking:
         name, shape = lacking[0]
         raise AnnotationError(
@@ -429,7 +438,9 @@ def main(argv=None):
         keep_zeros=args.keep_zeros,
         scale="image" if sides else "none",
     )
-    if layout.channels == 2 and args.scale != "none" and not sides:
+    if args.scale == "image" and not sides:
+        parser.error(f"--scale image: no recording of {path} has an img_shape to divide its keypoints by")
+    if layout.channels == 2 and args.scale is None and not sides:
         print(
             "warning: no recording has an img_shape: the keypoints are kept as stored, so recordings of different "
             "resolutions keep different scales (--scale none says this is meant)"

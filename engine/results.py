@@ -77,7 +77,7 @@ def _check(record, where):
     wrong = [k for k in TEXT_FIELDS if not isinstance(record[k], str)]
     if wrong:
         raise ValueError(f"{where}: {', '.join(wrong)} must be text, found {[record[k] for k in wrong]}")
-    for key in ("value", "data_ratio"):
+    for key in ("value", "data_ratio", "pretrain_cmd_weight"):
         value = record.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)

@@ -95,17 +95,19 @@ def _published(values, columns):
     ]
 
 
+def _weight(record):
+    """'--cmd-weight W' when the record's encoder was pretrained with another distillation weight than
+    the published 1, else ''."""
+    weight = record.get("pretrain_cmd_weight")
+    return f"--cmd-weight {float(weight):g}" if weight is not None and float(weight) != 1.0 else ""
+
+
 def _variant(record):
     """What sets a record's encoder apart from the published method on its own data set: no or another
     distillation weight, pretraining on another data set ('' for neither)."""
-    parts = []
-    weight = record.get("pretrain_cmd_weight")
-    if weight is not None and float(weight) != 1.0:
-        parts.append(f"--cmd-weight {float(weight):g}")
     source = record.get("pretrain_dataset")
-    if record.get("checkpoint") is not None and source and source != record["dataset"]:
-        parts.append(f"pretrained on {source}")
-    return ", ".join(parts)
+    elsewhere = record.get("checkpoint") is not None and source and source != record["dataset"]
+    return ", ".join(part for part in (_weight(record), f"pretrained on {source}" if elsewhere else "") if part)
 
 
 def _measured_rows(records, columns, label):
@@ -177,12 +179,20 @@ def report(records):
         rows = []
         sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
         for source in sources:
-            for view, name in VIEW_NAMES.items():
-                cell = _cell(
-                    [r for r in transfer if str(r.get("pretrain_dataset") or "unknown") == source and r["view"] == view]
-                )
-                if cell:
-                    rows.append([f"{name} — ours", DATASET_NAMES.get(source, source), cell])
+            for weight in sorted({_weight(r) for r in transfer}):
+                for view, name in VIEW_NAMES.items():
+                    cell = _cell(
+                        [
+                            r
+                            for r in transfer
+                            if str(r.get("pretrain_dataset") or "unknown") == source
+                            and r["view"] == view
+                            and _weight(r) == weight
+                        ]
+                    )
+                    if cell:
+                        label = f"{name} — ours" + (f", {weight}" if weight else "")
+                        rows.append([label, DATASET_NAMES.get(source, source), cell])
         sections.append(
             "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
         )

@@ -274,6 +274,16 @@ def test_recordings_of_different_resolutions_share_one_scale(tmp_path, capsys):
     del first["img_shape"]  # none has one: the coordinates stay as stored
     run("stored")
     assert "no recording has an img_shape: the keypoints are kept as stored" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # asked for, it cannot be done
+        run("asked", "--scale", "image")
+    assert "--scale image: no recording of" in capsys.readouterr().err
+    for bad in ("1080x1920", (True, True), (1080, -1), np.array(5)):
+        first["img_shape"] = second["img_shape"] = bad
+        with pytest.raises(SystemExit, match=r"sample 'a01_s01_e01': expected \"img_shape\" \(height, width\)"):
+            run("bad")
+    first["img_shape"], second["img_shape"] = (1080, 1920, 3), (360, 640, 3)  # height, width, channels
+    train, val = run("channels")
+    np.testing.assert_allclose(val, train, atol=1e-6)
     with pytest.raises(SystemExit):
         pyskl_gendata.main(
             ["--annotations", str(path), "--layout", "kinect20", "--scale", "image"]

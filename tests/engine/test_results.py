@@ -95,6 +95,7 @@ def test_records_are_appended_and_read_back_in_order(tmp_path):
         (json.dumps(dict(BASE, value=float("nan"))), "value must be a finite number, found nan"),
         (json.dumps(dict(BASE, value=float("inf"))), "value must be a finite number, found inf"),
         (json.dumps(dict(BASE, value="71.2")), "value must be a finite number, found '71.2'"),
+        (json.dumps(dict(BASE, value=1.0, pretrain_cmd_weight="abc")), "pretrain_cmd_weight must be a finite number"),
         (json.dumps(dict(BASE, value=True)), "value must be a finite number, found True"),
         (json.dumps(dict(BASE, value=70.0, dataset=60)), "dataset must be text, found [60]"),
         (json.dumps(dict(BASE, value=70.0, stage=None)), "stage must be text, found [None]"),

@@ -212,3 +212,14 @@ def test_another_distillation_weight_or_pretraining_set_gets_rows_of_its_own():
     assert rows[name].endswith("| 85.0 ± 7.1 (n=2) |")  # weight 1 and a released checkpoint: the method
     assert rows[f"{name}, --cmd-weight 0"].endswith("| 70.0 |")
     assert rows[f"{name}, pretrained on other"].endswith("| 60.0 |")
+
+
+def test_transfer_rows_keep_the_distillation_weights_apart():
+    common = dict(stage="transfer", dataset="pku_v2", protocol="cross_subject", view="joint", metric="top1")
+    records = [
+        dict(common, value=50.0, seed=0, checkpoint="a", pretrain_dataset="ntu60", pretrain_cmd_weight=1.0),
+        dict(common, value=30.0, seed=0, checkpoint="b", pretrain_dataset="ntu60", pretrain_cmd_weight=0.0),
+    ]
+    text = report(records)
+    assert "| CMD (joint) — ours | NTU-60 | 50.0 |" in text
+    assert "| CMD (joint) — ours, --cmd-weight 0 | NTU-60 | 30.0 |" in text
