@@ -111,12 +111,14 @@ def fill_missing(bodies, present, parents, count):
     return kept, int(frames.sum())
 
 
-def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True):
+def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True, low_score=None):
     """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
-    None): {'recordings_with_anyone', 'joints_missing_percent': of the joints of the bodies in the frames
-    they appear in, 'frames_without_anyone', 'centre_never_found': recordings whose layout centre is
-    never found}; recordings the reader will refuse are left out."""
-    missing = total = empty = centreless = anyone = 0
+    None, used to find joints with `min_score`): {'recordings_with_anyone', 'joints_missing_percent': of
+    the joints of the bodies in the frames they appear in, 'frames_without_anyone', 'centre_never_found':
+    recordings whose layout centre is never found}, and with `low_score` 'found_scored_below_percent': of
+    the joints found in recordings with scores, those scored below it (None without any); recordings the
+    reader will refuse are left out."""
+    missing = total = empty = centreless = anyone = found = low = 0
     for i, keypoint in enumerate(keypoints):
         if (
             not isinstance(keypoint, np.ndarray)
@@ -126,20 +128,25 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         ):
             continue  # the reader names it
         score = None if scores is None else scores[i]
-        if score is not None and (
-            not isinstance(score, np.ndarray) or score.dtype.kind not in "iuf" or score.shape != keypoint.shape[:3]
-        ):
+        scored = isinstance(score, np.ndarray) and score.dtype.kind in "iuf" and score.shape == keypoint.shape[:3]
+        if score is not None and min_score is not None and not scored:
             continue  # the reader names it
         present = present_joints(keypoint.astype(np.float64), score, min_score, zeros_missing)
+        if low_score is not None and scored:
+            found += int(present.sum())
+            low += int((present & (score < low_score)).sum())
         appears = present.any(axis=2)  # B x T: the body is there
         total += int(appears.sum()) * present.shape[2]
         missing += int((~present & appears[..., None]).sum())
         empty += int((~appears.any(axis=0)).sum())
         anyone += bool(appears.any())
         centreless += bool(appears.any()) and not present[..., layout.centre].any()
-    return {
+    summary = {
         "recordings_with_anyone": anyone,
         "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,
         "frames_without_anyone": empty,
         "centre_never_found": centreless,
     }
+    if low_score is not None:
+        summary["found_scored_below_percent"] = round(100.0 * low / found, 2) if found else None
+    return summary

@@ -58,7 +58,7 @@ from dataset.layouts import LAYOUTS, LayoutError, dataset_name_problem, get_layo
 from dataset.processed import MAX_FRAME, ForbiddenPickleError, restricted_load
 
 BENCHMARK = "split"
-LOW_SCORE, LOW_SCORE_SHARE = 0.3, 0.05  # a note suggests --min-score when more joints found score below
+LOW_SCORE, LOW_SCORE_PERCENT = 0.3, 5.0  # a note suggests --min-score when more joints found score below
 
 
 def _people(annotation):
@@ -79,7 +79,7 @@ def image_sides(path, by_name, names):
     for name in names:
         shape = by_name[name].get("img_shape")
         if shape is None:
-            lacking.append((name, shape))
+            lacking.append(name)
             continue
         ok = np.ndim(shape) == 1 and len(shape) in (2, 3)
         size = list(shape)[:2] if ok else []
@@ -93,34 +93,12 @@ def image_sides(path, by_name, names):
             )
         sides[name] = float(max(size))
     if sides and lacking:
-        name, shape = lacking[0]
         raise AnnotationError(
-            f'{path}: sample {name!r} has no usable "img_shape" (found {shape!r}) while {len(sides)} others have '
-            f"one; --scale image divides each recording by its image's larger side: give every recording an "
+            f'{path}: sample {lacking[0]!r} has no usable "img_shape" while {len(sides)} others have one; '
+            f"--scale image divides each recording by its image's larger side: give every recording an "
             f"img_shape, or pass --scale none to keep pixels"
         )
     return sides
-
-
-def low_score_share(by_name, names, zeros_missing=True):
-    """The share of the joints found (not NaN, not 0 in every channel when `zeros_missing`) whose
-    keypoint_score is below LOW_SCORE, over the recordings `names` that hold a matching score array;
-    None when none does."""
-    low = found = 0
-    for name in names:
-        try:
-            keypoint = np.asarray(by_name[name].get("keypoint"), dtype=float)
-            score = np.asarray(by_name[name].get("keypoint_score", []), dtype=float)
-        except (TypeError, ValueError):  # bad input, named by the conversion's checks
-            continue
-        if keypoint.ndim != 4 or score.shape != keypoint.shape[:3]:
-            continue
-        present = ~np.isnan(keypoint).any(-1)
-        if zeros_missing:
-            present &= (keypoint != 0).any(-1)
-        found += int(present.sum())
-        low += int((present & (score < LOW_SCORE)).sum())
-    return low / found if found else None
 
 
 class AnnotationError(ValueError):
@@ -407,9 +385,9 @@ def main(argv=None):
         split, annotations = load_annotations(path)
         by_name = index_annotations(path, annotations)
         parts = split_members(path, split, args.train_split, args.val_split, by_name)
-        labels = sample_labels(path, parts["train"] + parts["val"], by_name, args.num_class)
-        num_class = args.num_class or derived_class_count(path, labels)
         names = parts["train"] + parts["val"]
+        labels = sample_labels(path, names, by_name, args.num_class)
+        num_class = args.num_class or derived_class_count(path, labels)
         sides = image_sides(path, by_name, names) if layout.channels == 2 and args.scale != "none" else {}
     except AnnotationError as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -445,7 +423,8 @@ def main(argv=None):
             "warning: no recording has an img_shape: the keypoints are kept as stored, so recordings of different "
             "resolutions keep different scales (--scale none says this is meant)"
         )
-    crowded = [(n, _people(by_name[n])) for n in names if _people(by_name[n]) > layout.bodies]
+    people = {n: _people(by_name[n]) for n in names}
+    crowded = [(n, m) for n, m in people.items() if m > layout.bodies]
     settings["more_people_than_layout_bodies"] = len(crowded)
     if crowded:
         print(
@@ -453,19 +432,22 @@ def main(argv=None):
             f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept. For actions of several "
             f"people, use a layout with more bodies (a JSON copy of {layout.name} with its 'bodies' raised)"
         )
-    if args.missing_joints == "fill" and args.min_score is None:
-        low = low_score_share(by_name, names, not args.keep_zeros)
-        if low is not None and low > LOW_SCORE_SHARE:
+    if args.missing_joints == "fill":
+        settings["missing"] = summary = missing_summary(
+            [by_name[n].get("keypoint") for n in names],
+            layout,
+            [by_name[n].get("keypoint_score") for n in names],
+            args.min_score,
+            not args.keep_zeros,
+            LOW_SCORE if args.min_score is None else None,  # a hint: scored guesses of unseen joints
+        )
+        low = summary.pop("found_scored_below_percent", None)  # a hint, not a record of the folder
+        if low is not None and low > LOW_SCORE_PERCENT:
             print(
-                f"note: {low * 100:.0f} % of the joints found score below {LOW_SCORE} in keypoint_score; an estimator "
+                f"note: {low:.0f} % of the joints found score below {LOW_SCORE} in keypoint_score; an estimator "
                 f"that writes a guess for a joint it did not find (top-down models such as HRNet do) needs "
                 f"--min-score (e.g. {LOW_SCORE}) for those joints to count as missing"
             )
-    if args.missing_joints == "fill":
-        scores = [by_name[n].get("keypoint_score") for n in names] if args.min_score is not None else None
-        settings["missing"] = summary = missing_summary(
-            [by_name[n].get("keypoint") for n in names], layout, scores, args.min_score, not args.keep_zeros
-        )
         joint = layout.joints[layout.centre]
         if 0 < summary["centre_never_found"] == summary["recordings_with_anyone"] and not args.keep_zeros:
             print(

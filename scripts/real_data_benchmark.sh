@@ -47,7 +47,7 @@ raw_folder() {
     fi
 }
 
-# check_source SPEC PATH PATTERN: exit 2 unless PATH holds what the script will read from it: raw files
+# check_source ARGUMENT PATH PATTERN: exit 2 (naming ARGUMENT, NAME=SOURCE) unless PATH holds what the script will read from it: raw files
 # matching PATTERN (a folder or an archive listing them) or, without a PATTERN, a processed folder.
 check_source() {
     if [ -z "$3" ]; then

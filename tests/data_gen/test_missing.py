@@ -120,3 +120,11 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
         "frames_without_anyone": 4,
         "centre_never_found": 0,
     }
+    # the 7 joints found, 2 of them scored below 0.3 (a score on a missing joint does not count)
+    scores = np.full(good.shape[:3], 0.9)
+    scores[0, 1, :2] = 0.1
+    scores[0, 2, 3] = 0.1  # the missing joint
+    scores[0, 0] = 0.0  # frames with nobody
+    low = missing_summary([good], layout, [scores], low_score=0.3)["found_scored_below_percent"]
+    assert low == round(100 * 2 / 7, 2)
+    assert missing_summary([good], layout, [text], low_score=0.3)["found_scored_below_percent"] is None
