@@ -31,16 +31,14 @@ def _family(recorded, files):
     return "evaluation" if "stage" in recorded else None
 
 
-def _what(folder):
-    """What the run files of `folder` belong to, from its settings.json."""
-    recorded = folder_settings(folder) or {}
-    if "counts" in recorded:
-        return "a converter's processed data"
-    if "optim" in recorded:
-        return "a pretraining run"
-    if "stage" in recorded:
+def _what(recorded):
+    """What the run files of a folder belong to, from its settings.json (a dict, or None)."""
+    family = _family(recorded, ())
+    if family == "evaluation":
         return "a kNN evaluation run" if recorded["stage"] == "knn" else f"a {recorded['stage']} classification run"
-    return "the files of a run"
+    return {"data": "a converter's processed data", "pretraining": "a pretraining run"}.get(
+        family, "the files of a run"
+    )
 
 
 def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
@@ -58,22 +56,22 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     files = run_files(folder)
     if not files:
         return claim
-    found = _family(folder_settings(folder), files)
+    recorded = folder_settings(folder)
+    found = _family(recorded, files)
     if found not in (None, "pretraining" if kind == "pretraining" else "evaluation"):
         claim.release()  # --fresh would move another kind's files away (the checkpoint evaluated, the data)
         raise RunFolderError(
-            f"{folder} holds {_what(folder)} ({', '.join(files)}); a {kind} run does not go there, not even with "
+            f"{folder} holds {_what(recorded)} ({', '.join(files)}); a {kind} run does not go there, not even with "
             f"--fresh: choose another output folder (--checkpoint-path)"
         )
     problem = None
     if not resume:
-        problem = f"{folder} holds {_what(folder)} ({', '.join(files)})"
+        problem = f"{folder} holds {_what(recorded)} ({', '.join(files)})"
         if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
     else:
-        recorded = folder_settings(folder)
         differ = differences(recorded, settings, may_change) if recorded is not None else []
         if differ:
             problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"
