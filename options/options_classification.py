@@ -32,6 +32,7 @@ from options.parsing import (
     DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
+    WORKERS_HELP,
     add_run_folder_flags,
     at_least,
     check_device,
@@ -131,7 +132,7 @@ def _common_parser(description, kind):
         "--workers",
         default=DEFAULT_WORKERS,
         type=int,
-        help="data-loading workers: 8, or the CPUs when fewer (published: 32)",
+        help=WORKERS_HELP,
     )
     data.add_argument("-b", "--batch-size", default=None, type=int, help="batch size (preset)")
     model = parser.add_argument_group("model")

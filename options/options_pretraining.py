@@ -13,6 +13,7 @@ from options.parsing import (
     DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
+    WORKERS_HELP,
     add_run_folder_flags,
     at_least,
     check_device,
@@ -114,7 +115,7 @@ def build_parser():
         default=DEFAULT_WORKERS,
         type=int,
         metavar="N",
-        help="data loading workers: 8, or the CPUs when fewer (published: 32)",
+        help=WORKERS_HELP,
     )
     p.add_argument("--epochs", type=int, metavar="N", help="total epochs to run (preset)")
     p.add_argument(

@@ -171,10 +171,17 @@ def given_flags(args):
 DEFAULT_PROTOCOL = "cross_subject"
 # -j: 8 data-loading workers, or the CPUs when fewer (the published 32 only contend for them)
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
+WORKERS_HELP = "data-loading workers: 8, or the CPUs when fewer (published: 32)"
 PROTOCOL_HELP = (
     "benchmark (default: the one the folder's layout.json records, else the one its name xsub, xview or "
     "xsetup stands for, else cross_subject)"
 )
+
+
+def folder_benchmark(split):
+    """The benchmark the folder of `split` holds: the one its layout.json records, else the one its name
+    stands for (the published tools' `xview`: cross_view), else None."""
+    return split.protocol or folder_protocol(os.path.basename(os.path.abspath(split.folder)))
 
 
 def resolve_protocol(parser, protocol, split):
@@ -182,7 +189,7 @@ def resolve_protocol(parser, protocol, split):
     else the one its name stands for (the published tools' `xview`: cross_view), else cross_subject.
     A flag naming another benchmark than the folder's record is a usage error."""
     if protocol is None:
-        return split.protocol or folder_protocol(os.path.basename(os.path.abspath(split.folder))) or DEFAULT_PROTOCOL
+        return folder_benchmark(split) or DEFAULT_PROTOCOL
     if split.protocol and base_protocol(protocol) != split.protocol:
         parser.error(
             f"--protocol {protocol}: the processed folder {split.folder} holds the {split.protocol} benchmark "

@@ -19,14 +19,14 @@ import sys
 import numpy as np
 import torch
 
-from dataset.catalog import PROTOCOL_FOLDERS, folder_protocol
+from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.files import check_writable
 from dataset.processed import ProcessedDataError, load_splits
 from engine.knn import knn_top1
 from engine.probe import fit_stream
 from engine.results import append_results, new_record
 from feeder.feeder_downstream import DownstreamFeeder
-from options.parsing import check_output_path
+from options.parsing import check_output_path, folder_benchmark
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 
@@ -68,8 +68,7 @@ def main(argv=None):
         parser.exit(1, f"error: {exc}\n")
     found = baselines(train, val)
     dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
-    folder_name = os.path.basename(os.path.abspath(args.data_dir))  # a published folder's: xsub, xview, xsetup
-    protocol = args.protocol or train.protocol or folder_protocol(folder_name) or ""
+    protocol = args.protocol or folder_benchmark(train) or ""
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
     try:
         append_results(
