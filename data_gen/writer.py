@@ -365,8 +365,6 @@ def convert(
                     frames.append(n_frame)
                     kept.append(sample)
                     sources.append(task.source)
-                    if n_frame > MAX_FRAME:
-                        cut.append(f"{sample.name} ({n_frame} frames)")
             bar.update(sum(len(t.samples) for t in current))
             if kept:
                 block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
@@ -385,6 +383,7 @@ def convert(
                 if beyond.any():
                     block, frames = block[~beyond], frames[~beyond]
                     kept = [s for s, b in zip(kept, beyond) if not b]
+                cut += [f"{s.name} ({int(t)} frames)" for s, t in zip(kept, frames) if t > MAX_FRAME]
                 for b in benchmarks:
                     for p in ("train", "val"):
                         idx = [i for i, s in enumerate(kept) if s.parts[b] == p]
