@@ -38,6 +38,16 @@ WORK_DIR="${WORK_DIR:-./runs/real_data_benchmark}"
 RESULTS_DIR="${RESULTS_DIR:-./results}"
 read -r -a seeds <<< "${SEEDS-0 1 2}"
 check_seeds "${seeds[@]}"
+# raw_format NAME: sets `pattern` (the raw files' names) and `importer` of a data set read from raw files
+# (nw_ucla, msr_action3d); both empty for any other, whose source is a processed folder.
+raw_format() {
+    case "$1" in
+        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen.ucla_gendata ;;
+        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen.msr_gendata ;;
+        *) pattern='' importer='' ;;
+    esac
+}
+
 # raw_folder DIR PATTERN: the first folder under DIR holding files that match PATTERN.
 raw_folder() {
     local found
@@ -116,11 +126,7 @@ for spec in "$@"; do
             "set WORK_DIR to another folder" >&2
         exit 2
     fi
-    case "$name" in
-        nw_ucla) pattern='a*_s*_e*_v*.json' ;;
-        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' ;;
-        *) pattern='' ;;
-    esac
+    raw_format "$name"
     if [ "$DRY_RUN" != 1 ]; then
         check_source "$spec" "$source_path" "$pattern"
     fi
@@ -135,11 +141,7 @@ for spec in "$@"; do
     fi
     root="$WORK_DIR/$name" data="$WORK_DIR/$name/data" start=$SECONDS
     echo "== $name: data from $source_path"
-    case "$name" in
-        nw_ucla) pattern='a*_s*_e*_v*.json' importer=data_gen.ucla_gendata ;;
-        msr_action3d) pattern='a*_s*_e*_skeleton3D.txt' importer=data_gen.msr_gendata ;;
-        *) pattern='' importer='' ;;
-    esac
+    raw_format "$name"
     if [ -z "$importer" ]; then
         data="$source_path"
     else
