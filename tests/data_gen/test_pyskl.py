@@ -63,6 +63,14 @@ def _run(path, out, layout, *extra):
     )
 
 
+def _refused(capsys, path, out, layout, *extra):
+    """The importer's stderr for a command line it refuses as a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as stop:
+        _run(path, out, layout, *extra)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
 def _expected(bodies, layout, frames=300):
     """Literal expectation: the given bodies in the given order, zero-padded, per-joint-loop normalised."""
     data = np.zeros((1, layout.channels, frames, layout.num_joints, layout.bodies), dtype=np.float32)
@@ -171,9 +179,8 @@ def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
     filled = body.astype(np.float32).copy()
     filled[1, 2] = (12, 30)  # halfway between (10, 30) and (14, 30)
     np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([filled], tri), atol=1e-5)
-    with pytest.raises(SystemExit) as stop:
-        _run(path, str(tmp_path / "zero"), str(layout), "--min-score", "0.3", "--missing-joints", "zero")
-    assert stop.value.code == 2 and "--min-score says which joints are missing" in capsys.readouterr().err
+    err = _refused(capsys, path, str(tmp_path / "zero"), str(layout), "--min-score", "0.3", "--missing-joints", "zero")
+    assert "--min-score says which joints are missing" in err
     annotations[1]["keypoint_score"] = scores[:, :2]
     path = _pickle(tmp_path / "short.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
     with pytest.raises(SystemExit, match=r"sample 'b': --min-score needs a numeric \"keypoint_score\" of shape"):
@@ -183,9 +190,7 @@ def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
 def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "ntu60.pkl", annotations, split)
-    with pytest.raises(SystemExit) as stop:
-        _run(path, str(tmp_path / "out"), "ntu25")
-    assert stop.value.code == 2 and "would record the dataset as 'ntu60'" in capsys.readouterr().err
+    assert "would record the dataset as 'ntu60'" in _refused(capsys, path, str(tmp_path / "out"), "ntu25")
     assert not os.path.exists(tmp_path / "out")
     _run(path, str(tmp_path / "out"), "ntu25", "--dataset", "ntu60")
     assert read_folder_record(str(tmp_path / "out"))[2] == "ntu60"
@@ -198,9 +203,8 @@ def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
 def test_a_dataset_name_that_cannot_name_a_run_folder_is_refused(tmp_path, capsys, stem, flags, found):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / f"{stem}.pkl", annotations, split)
-    with pytest.raises(SystemExit) as stop:
-        _run(path, str(tmp_path / "out"), "ntu25", *flags)
-    assert stop.value.code == 2 and f"{found}: a dataset name is letters, digits" in capsys.readouterr().err
+    err = _refused(capsys, path, str(tmp_path / "out"), "ntu25", *flags)
+    assert f"{found}: a dataset name is letters, digits" in err
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -429,9 +433,7 @@ def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, ke
 def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "a.pkl", annotations, split)
-    with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / "out"), "h36m17")
-    assert info.value.code == 2 and "--layout: unknown layout 'h36m17'" in capsys.readouterr().err
+    assert "--layout: unknown layout 'h36m17'" in _refused(capsys, path, str(tmp_path / "out"), "h36m17")
     with pytest.raises(
         SystemExit,
         match=r"sample 'S002C001P002R001A003': \"keypoint\": expected a numeric "
@@ -461,10 +463,8 @@ def test_layout_file_with_a_float_or_a_parent_cycle_is_a_usage_error(tmp_path, c
     path = _pickle(tmp_path / "a.pkl", annotations, split)
     layout_file = tmp_path / "mine.json"
     layout_file.write_text(json.dumps(dict(NTU25.to_dict(), name="mine", **change)))
-    with pytest.raises(SystemExit) as info:
-        _run(path, str(tmp_path / "out"), str(layout_file))
-    err = capsys.readouterr().err
-    assert info.value.code == 2 and f"--layout: layout file {layout_file}: layout 'mine': " in err and found in err
+    err = _refused(capsys, path, str(tmp_path / "out"), str(layout_file))
+    assert f"--layout: layout file {layout_file}: layout 'mine': " in err and found in err
     assert not os.path.exists(tmp_path / "out")
 
 
