@@ -2,7 +2,7 @@
 
 `run_pretraining(settings, train)` runs a whole pretraining from a `PretrainSettings` record on the
 training `Split` it was resolved with. Its pieces are usable alone: `build_model`, `train_step` (one
-optimisation step on given views), `train_one_epoch`, `save_pretraining_checkpoint`, `resume_from`.
+optimisation step on given views), `train_one_epoch`, `save_pretraining_checkpoint`, `read_resume`.
 
 Loss = CE_joint + CE_motion + CE_bone + loss_cmd (the model applies cmd_weight). Checkpoints
 (docs/published-behaviour.md §3.3) are written by rank 0 only, atomically, after every epoch: first
@@ -14,9 +14,8 @@ once both are written.
 
 The run folder is claimed for the whole run (engine.runfolder). A resume refuses a checkpoint whose
 settings differ from this run's outside RESUME_MAY_CHANGE (the data's fingerprint included), or that is
-older than the folder's newest unless --rewind (the newer files are then kept aside); it re-creates
-the periodic checkpoint of the resumed epoch when missing and cuts log.jsonl back to the epochs before
-the resumed one.
+older than the folder's newest unless --rewind (the newer files are then kept aside); it cuts
+log.jsonl back to the epochs before the resumed one.
 """
 
 import dataclasses
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from dataset.files import append_lines, atomic_output, json_line, keep_aside, write_text
+from dataset.files import append_lines, json_line, keep_aside, write_text
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
@@ -172,7 +171,7 @@ def periodic_checkpoint(folder, epoch):
 def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, scaler=None, log_line=None):
     """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every `every` epochs,
     then `checkpoint_last`, so a resume from the latter finds the former. `record` is the run's
-    settings (a dict), `log_line` the epoch's log record. Returns the paths written."""
+    settings (a dict), `log_line` the epoch's log record."""
     state = {
         "epoch": epoch + 1,
         "state_dict": unwrap(model).state_dict(),
@@ -189,7 +188,6 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, 
         paths.insert(0, periodic_checkpoint(folder, epoch))
     for path in paths:
         save_checkpoint(state, path)
-    return paths
 
 
 def read_resume(path, model, settings):
@@ -280,20 +278,6 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     if os.path.exists(os.path.join(folder, LOG)):
         shutil.copy2(os.path.join(folder, LOG), aside)  # rewind_log then cuts the folder's copy back
     print(f"--rewind: the files newer than epoch {epoch} were moved to {aside}/", flush=True)
-
-
-def restore_periodic_checkpoint(folder, resumed, start_epoch, every):
-    """Copy checkpoint `resumed` (made after epoch start_epoch - 1) to that epoch's periodic file in
-    `folder` when one is due there (every `every` epochs) and missing (a run stopped between the two
-    writes). Returns the path written, or None."""
-    epoch = start_epoch - 1
-    path = periodic_checkpoint(folder, epoch)
-    if epoch < 0 or epoch % every or os.path.exists(path):
-        return None
-    with atomic_output(path) as tmp:
-        shutil.copyfile(resumed, tmp)
-    log.warning("%s was missing: written as a copy of %s", path, resumed)
-    return path
 
 
 def _log_lines(path):
@@ -409,10 +393,7 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
         start_epoch = int(ckpt["epoch"])
         log.info("resumed from %s at epoch %d", run.resume, start_epoch)
         if start_epoch >= optim.epochs:
-            in_place = os.path.dirname(os.path.realpath(run.resume)) == os.path.realpath(folder)
-            if ctx.is_main and in_place:  # a finished run's own folder: its periodic checkpoint is due
-                restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
-            if ctx.is_main:  # another folder stays as it was (a lone checkpoint would be half a run)
+            if ctx.is_main:  # the folder stays as it was
                 length = f"--steps {optim.steps} ({optim.epochs} epochs)" if optim.steps else f"--epochs {optim.epochs}"
                 log.warning(
                     "nothing to do: checkpoint %s is at epoch %d, %s (a longer run continues it)",
@@ -423,7 +404,6 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             leave_together(ctx)
             return []
         if ctx.is_main:
-            restore_periodic_checkpoint(folder, run.resume, start_epoch, run.checkpoint_every)
             rewind_log(log_path, start_epoch, ckpt.get("log"))
     record = to_dict(dataclasses.replace(settings, run=dataclasses.replace(run, start_epoch=start_epoch)))
     if ctx.is_main:
