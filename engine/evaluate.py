@@ -255,7 +255,7 @@ def _views(settings):
     return list(MODALITIES) if settings.run.view == "all" else [settings.run.view]
 
 
-def _start(settings, kind, resume_record=None):
+def _start(settings, kind):
     """The device, the output folder claimed and the results file checked, before any work."""
     run = settings.run
     check_writable(run.results, "--results")
@@ -265,8 +265,6 @@ def _start(settings, kind, resume_record=None):
     claim = open_run_folder(
         run.checkpoint_path,
         kind,
-        to_dict(settings),
-        RESUME_MAY_CHANGE,
         run.resume,
         run.fresh,
         os.path.join(run.checkpoint_path, CHECKPOINT) if resumable else None,

@@ -4,16 +4,16 @@ run's files.
 `open_run_folder` claims the folder (a second run into it is refused, naming the holder), then looks at
 what the folder holds: a fresh run (no resume) into a folder that holds a run is refused, saying what is
 there and which flag continues it (`--resume`) or starts afresh (`--fresh`, which moves the old files to
-a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
-different run (its settings.json differs) or from a checkpoint outside a folder that holds a run (two
-runs' files would mix) is refused the same way. A folder holding processed data, or a run of the other
+a subfolder `previous-<date-time>/`, never deleting them); a resumed run from a checkpoint outside a
+folder that holds a run (two runs' files would mix) is refused the same way. (The resumed checkpoint's
+own settings are compared with the run's before the folder is opened: engine.pretrain.read_resume,
+engine.evaluate.read_probe_resume.) A folder holding processed data, or a run of the other
 family (pretraining, evaluation), is refused even with `--fresh`, which would move its files away.
 """
 
 import os
 
-from dataset.files import FolderInUseError, claim_folder, folder_settings, keep_aside, run_files
-from options.settings import differences
+from dataset.files import claim_folder, folder_settings, keep_aside, run_files
 
 
 class RunFolderError(RuntimeError):
@@ -41,18 +41,16 @@ def _what(recorded):
     )
 
 
-def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
-    """Claim `folder` for a run of `kind` (e.g. 'pretraining') with settings `settings` (a dict) and make
-    sure it holds nothing this run would overwrite (see the module docstring). Returns the Claim.
+def open_run_folder(folder, kind, resume="", fresh=False, resume_file=None):
+    """Claim `folder` for a run of `kind` (e.g. 'pretraining') and make sure it holds nothing this run
+    would overwrite (see the module docstring). Returns the Claim.
 
     `resume_file` is the checkpoint that would continue the run found there, named in the error when it
-    exists (None: such runs cannot be continued). Raises
-    RunFolderError naming the folder, what it holds and the flags that continue or restart it.
+    exists (None: such runs cannot be continued). Raises dataset.files.FolderInUseError naming the
+    holder when another run holds the folder, and RunFolderError naming the folder, what it holds and
+    the flags that continue or restart it.
     """
-    try:
-        claim = claim_folder(folder, kind)
-    except FolderInUseError as exc:
-        raise RunFolderError(str(exc)) from None
+    claim = claim_folder(folder, kind)
     files = run_files(folder)
     if not files:
         return claim
@@ -71,10 +69,6 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
-    else:
-        differ = differences(recorded, settings, may_change) if recorded is not None else []
-        if differ:
-            problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"
     if problem is not None:
         if not fresh:
             claim.release()
