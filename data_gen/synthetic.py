@@ -339,26 +339,6 @@ def ntu_file_text(bodies, present, body_ids):
     return "".join(lines)
 
 
-def _knobs(kwargs):
-    allowed = {
-        "max_yaw",
-        "shape_var",
-        "tempo_var",
-        "phase_var",
-        "amp_var",
-        "noise",
-        "p_partial",
-        "p_missing",
-        "p_third",
-        "min_len",
-        "max_len",
-    }
-    unknown = set(kwargs) - allowed
-    if unknown:
-        raise TypeError(f"unknown options {sorted(unknown)}; valid: {sorted(allowed)}")
-    return kwargs
-
-
 def _setup_geometry(setup):
     """Camera height and distance (metres) of a setup id."""
     rng = np.random.default_rng(4_000_037 + int(setup))
@@ -374,7 +354,6 @@ def _action_ids(classes, action_ids, limit):
 
 def generate_ntu(out, classes=10, subjects=4, cameras=3, setups=2, replications=1, seed=0, action_ids=None, **knobs):
     """Write NTU ``.skeleton`` files for every setup x camera x subject x replication x action; returns names."""
-    knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, 120)
     os.makedirs(out, exist_ok=True)
     names = []
@@ -442,7 +421,6 @@ def generate_pku(
     out, classes=12, subjects=3, cameras=3, replications=1, actions_per_video=5, seed=0, action_ids=None, **knobs
 ):
     """Write a PKU-MMD II folder (skeleton/, label/, split files); returns the video names."""
-    knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, PKU_CLASSES)
     if not 1 <= cameras <= len(PKU_VIEWS):
         raise ValueError(f"PKU-MMD has {len(PKU_VIEWS)} views; got cameras={cameras}")
@@ -475,7 +453,6 @@ def generate_pku(
 
 def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0, **knobs):
     """Write NW-UCLA ``all_sqe`` JSON files for every action x subject x repetition x view; returns names."""
-    knobs = _knobs(knobs)
     if not 1 <= classes <= len(UCLA_ACTIONS):
         raise ValueError(f"NW-UCLA has {len(UCLA_ACTIONS)} classes; got classes={classes}")
     if not 1 <= cameras <= 3:
@@ -500,7 +477,6 @@ def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0
 
 def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=None, **knobs):
     """Write MSR-Action3D skeleton files for every action x subject x repetition; returns names."""
-    knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, MSR_CLASSES)
     knobs["p_third"] = 0.0
     os.makedirs(out, exist_ok=True)
@@ -577,7 +553,6 @@ def generate_pose2d(
 ):
     """Write ``out/pose2d.pkl``: one pose-estimator recording (COCO-17, image pixels) per action x subject x
     repetition, in a pyskl annotation pickle (module docstring); returns the recordings' names."""
-    knobs = _knobs(knobs)
     ids = _action_ids(classes, action_ids, 120)
     knobs["p_third"] = 0.0  # Kinect's ghost bodies; an estimator's extra people are the bystanders
     annotations, split = [], {"xsub_train": [], "xsub_val": []}

@@ -545,22 +545,11 @@ def add_conversion_options(parser):
     parser.add_argument("--no-progress", action="store_true")
 
 
-def run_conversion(
-    tasks,
-    out_folder,
-    benchmarks,
-    settings,
-    args,
-    *,
-    num_class,
-    dataset,
-    layout=NTU25,
-    already_skipped=(),
-    subfolders=True,
-):
+def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
     """The converters' command-line run: print the settings, `convert`, print the counts.
 
-    ``args`` holds the flags of `add_conversion_options`.  A bad file (without --skip-bad), an output
+    ``args`` holds the flags of `add_conversion_options`; ``options`` are `convert`'s other keywords
+    (num_class, dataset, layout, already_skipped, subfolders).  A bad file (without --skip-bad), an output
     folder in use, an unwritable or full disk, or a run that converts nothing ends the program with its
     error (exit status 1). The settings printed and recorded are `settings` followed by the run's own:
     the output folder, the flags of `add_conversion_options` and the frame cap.
@@ -581,15 +570,11 @@ def run_conversion(
             out_folder,
             benchmarks,
             settings,
-            num_class=num_class,
-            dataset=dataset,
-            layout=layout,
             workers=args.workers,
             skip_bad=args.skip_bad,
             chunk=args.chunk,
             progress=not args.no_progress,
-            already_skipped=already_skipped,
-            subfolders=subfolders,
+            **options,
         )
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f"error: {exc}") from None
@@ -603,7 +588,7 @@ def run_conversion(
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
-    if subfolders:
+    if options.get("subfolders", True):
         for name in stale_benchmarks(out_folder, benchmarks):
             print(
                 f"warning: {os.path.join(out_folder, name)} holds a processed folder of an earlier conversion, "

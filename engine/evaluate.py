@@ -59,9 +59,10 @@ class FrozenEncoderError(RunError):
     """A frozen encoder's weights or BatchNorm statistics changed during linear evaluation."""
 
 
-def make_loader(dataset, batch_size, workers, train, seed, device):
-    """A DataLoader over `dataset`: shuffled with a seeded generator when `train`, in order otherwise."""
-    generator = torch.Generator().manual_seed(seed) if train else None
+def make_loader(dataset, batch_size, workers, train, device):
+    """A DataLoader over `dataset`: shuffled by its own generator when `train` (train_classifier seeds it
+    every epoch), in order otherwise."""
+    generator = torch.Generator() if train else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -286,9 +287,7 @@ def _feeder(settings, split, train, indices=None):
 def _frozen_features(settings, model, split, views, random_crop, batch_size, device):
     """{view: (features, labels, indices)} of the frozen encoder on `split`, in the split's order: the
     0.95 centre crops, or random crops when `random_crop` (kNN's --train-crop random)."""
-    loader = make_loader(
-        _feeder(settings, split, random_crop), batch_size, settings.run.workers, False, settings.run.seed, device
-    )
+    loader = make_loader(_feeder(settings, split, random_crop), batch_size, settings.run.workers, False, device)
     return {view: extract_features(model, loader, view, device) for view in views}
 
 
@@ -383,7 +382,6 @@ def _train_or_fit(settings, model, train, val, device, resumed):
                     probe.batch_size,
                     run.workers,
                     is_train,
-                    run.seed,
                     device,
                 )
                 for split, is_train in ((train, True), (val, False))

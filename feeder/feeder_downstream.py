@@ -68,12 +68,7 @@ class DownstreamFeeder(SeededFeeder):
 
     def __getitem__(self, item):
         index = int(self.indices[item])
-        frames = int(min(self.split.num_frame[index], self.split.data.shape[2]))
-        if frames < 1:
-            raise ValueError(
-                f"{self.split.folder} ({self.split.part}): sample {index} "
-                f"({self.split.names[index]!r}) has {frames} frames; expected at least 1"
-            )
+        frames = int(min(self.split.num_frame[index], self.split.data.shape[2]))  # load_split: >= 1
         used = torch.from_numpy(np.array(self.split.data[index, :, :frames], dtype=np.float32))  # 3 x frames x 25 x 2
         if self.train:
             generator = sample_generator(self.seed, self.epoch, index)

@@ -113,7 +113,7 @@ def _settings(out, view="joint", data_dir="data/a", fingerprint="0123456789abcde
 
 
 def _loaders(data):
-    return make_loader(data, 4, 0, True, 0, CPU), make_loader(data, 4, 0, False, 0, CPU)
+    return make_loader(data, 4, 0, True, CPU), make_loader(data, 4, 0, False, CPU)
 
 
 def _train(model, data, settings, resumed=None):
@@ -172,7 +172,7 @@ def test_fusion_is_argmax_of_summed_softmaxes():
 def test_evaluate_reports_views_and_fusion():
     model = _model()
     data = _Clips()
-    loader = make_loader(data, 5, 0, False, 0, CPU)
+    loader = make_loader(data, 5, 0, False, CPU)
     metrics = evaluate(model, loader, ["joint", "motion", "bone"], CPU)
     assert set(metrics) == {"joint", "motion", "bone", FUSION}
     with torch.no_grad():
