@@ -22,7 +22,6 @@ import re
 from dataclasses import asdict, dataclass
 
 from dataset.catalog import PROTOCOL_FOLDERS
-from dataset.files import write_text
 
 LAYOUT_FILE = "layout.json"
 # A dataset's name names default run folders and result rows: letters, digits, '_', '.', '-' (not first).
@@ -328,26 +327,29 @@ def get_layout(spec):
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
 
 
+def _record_problem(num_class, dataset, protocol, need_class=False):
+    """What is wrong with a folder record's class count, dataset name or protocol (None when nothing)."""
+    if (num_class is not None or need_class) and (
+        not isinstance(num_class, numbers.Integral) or isinstance(num_class, bool) or num_class < 1
+    ):
+        return f"num_class must be a positive integer, found {num_class!r}"
+    if protocol is not None and protocol not in PROTOCOL_FOLDERS:
+        return f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}"
+    if dataset is not None and dataset_name_problem(dataset):  # it names default run folders and result rows
+        return dataset_name_problem(dataset)
+    return None
+
+
 def folder_record_text(layout, num_class, dataset=None, protocol=None):
     """The text of a processed folder's `layout.json`: its layout, class count, dataset name and, when
     known, the protocol (benchmark) its train / val parts follow."""
-    if isinstance(num_class, bool) or not isinstance(num_class, numbers.Integral) or num_class < 1:
-        raise LayoutError(f"num_class must be a positive integer, found {num_class!r}")
-    if protocol is not None and protocol not in PROTOCOL_FOLDERS:
-        raise LayoutError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
-    if dataset is not None and dataset_name_problem(dataset):
-        raise LayoutError(dataset_name_problem(dataset))
+    problem = _record_problem(num_class, dataset, protocol, need_class=True)
+    if problem:
+        raise LayoutError(problem)
     record = {"layout": get_layout(layout).to_dict(), "num_class": int(num_class), "dataset": dataset}
     if protocol is not None:
         record["protocol"] = protocol
     return json.dumps(record, indent=1) + "\n"
-
-
-def write_folder_record(folder, layout, num_class, dataset=None, protocol=None):
-    """Record in `folder/layout.json` the folder's layout, class count, dataset name and protocol (atomically)."""
-    path = os.path.join(folder, LAYOUT_FILE)
-    write_text(path, folder_record_text(layout, num_class, dataset, protocol))
-    return path
 
 
 def read_folder_record(folder):
@@ -364,15 +366,9 @@ def read_folder_record(folder):
     if not isinstance(record, dict) or "layout" not in record:
         raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")
     layout = Layout.from_dict(record["layout"], source=path)
-    num_class = record.get("num_class")
-    if num_class is not None and (not isinstance(num_class, int) or isinstance(num_class, bool) or num_class < 1):
-        raise LayoutError(f"{path}: num_class must be a positive integer, found {num_class!r}")
-    protocol = record.get("protocol")
-    if protocol is not None and protocol not in PROTOCOL_FOLDERS:
-        raise LayoutError(f"{path}: unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}")
-    dataset = record.get("dataset")
-    if dataset is not None and dataset_name_problem(dataset):  # it names default run folders and result rows
-        raise LayoutError(
-            f'{path}: {dataset_name_problem(dataset)}; edit its "dataset" or convert again (pyskl: --dataset NAME)'
-        )
+    num_class, dataset, protocol = (record.get(key) for key in ("num_class", "dataset", "protocol"))
+    problem = _record_problem(num_class, dataset, protocol)
+    if problem:
+        fix = '; edit its "dataset" or convert again (pyskl: --dataset NAME)'
+        raise LayoutError(f"{path}: {problem}" + (fix if problem == dataset_name_problem(dataset) else ""))
     return layout, num_class, dataset, protocol

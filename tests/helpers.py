@@ -5,12 +5,21 @@ import pickle
 
 import numpy as np
 
-from dataset.layouts import NTU25, get_layout, write_folder_record
+from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text, get_layout
 
 # The smallest pretraining that runs every part of the loop, for tests of the machinery.
 TINY_PRETRAIN = (
     "--hidden-size 8 --num-layers 1 --contrast-k 32 --topk 16 -b 8 -j 0 --device cpu --contrast-dim 16".split()
 )
+
+
+def write_folder_record(folder, layout, num_class, dataset=None, protocol=None):
+    """Write `folder/layout.json` as a converter does; returns its path."""
+    path = os.path.join(folder, LAYOUT_FILE)
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(folder_record_text(layout, num_class, dataset, protocol))
+    return path
 
 
 def write_processed(folder, n=(16, 4), layout=NTU25, num_class=3, dataset=None, seed=0, frames=None, protocol=None):

@@ -15,8 +15,8 @@ from dataset.layouts import (
     folder_record_text,
     get_layout,
     read_folder_record,
-    write_folder_record,
 )
+from tests.helpers import write_folder_record
 
 # Each joint's parent, by name, as the published bone pairs (NTU) and the Kinect v1 skeleton draw them.
 NTU25_PARENTS = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dataset.catalog import resolve_data_dir
-from dataset.layouts import KINECT20, NTU25, Layout, write_folder_record
+from dataset.layouts import KINECT20, NTU25, Layout
 from dataset.processed import (
     ProcessedDataError,
     fingerprint,
@@ -17,6 +17,7 @@ from dataset.processed import (
     load_splits,
     non_finite_samples,
 )
+from tests.helpers import write_folder_record
 
 
 def _write_part(folder, part, n, labels=None, n_frames=None, n_names=None, frame_dtype="int64"):
