@@ -10,6 +10,8 @@
   the literal per-joint loop.
 - ``writer.py``: the shared pipeline (parallel parsing, chunked normalisation, atomic chunked writes,
   the folder's ``layout.json``).
-- ``synthetic.py``: NTU/PKU/NW-UCLA/MSR-Action3D raw files in the real formats (``python -m data_gen.synthetic``).
+- ``missing.py``: joints a recording lacks (pose-estimator misses, zeros, NaN) filled from other frames.
+- ``synthetic.py``: NTU/PKU/NW-UCLA/MSR-Action3D raw files in the real formats and a pose estimator's
+  COCO-17 pixels in a pyskl pickle (``python -m data_gen.synthetic``).
 - ``bench.py``: speed and peak memory of the converter (``python -m data_gen.bench``).
 """

@@ -13,7 +13,7 @@ The data files are allocated on disk when they are created, so a disk too small 
 start, and a disk or quota that fills up later is a ``NoSpaceError`` naming the file being written.
 The output folder is claimed for the run (``dataset.files.claim_folder``): a second converter into it
 is refused, naming the first; a converter removes only the temporary files it made (and, holding the
-claim, those that killed runs of its own left there).
+claim, those that killed processes left there).
 """
 
 import argparse

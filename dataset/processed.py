@@ -181,7 +181,7 @@ class Split:
     names: list
     labels: np.ndarray  # N int64
     layout: Layout = NTU25
-    num_class: object = None  # int from layout.json, None without one
+    num_class: object = None  # int from layout.json, None without one (evaluation: the published count)
     dataset: object = None  # str from layout.json, None without one
     protocol: object = None  # str from layout.json, None without one
 
