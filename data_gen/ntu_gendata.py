@@ -12,7 +12,7 @@ order and ``OUT/<benchmark>/layout.json`` (layout ``ntu25``, 60 or 120 classes),
 import os
 
 from data_gen.ntu_reader import SkeletonFileError, is_training, parse_name, read_samples, read_text
-from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
+from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, parse_names, raw_files, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
 
 NTU = ("ntu60", "ntu120")
@@ -29,32 +29,30 @@ def read_ignored(path):
     return {n if n.endswith(".skeleton") else n + ".skeleton" for n in names}
 
 
-def list_samples(data_path, dataset, ignored=frozenset()):
-    """Sorted NTU file names in ``data_path``, minus ``ignored``; errors on names outside the pattern."""
-    if not os.path.isdir(data_path):
-        raise SystemExit(f"error: --data-path {data_path} is not a folder")
-    names = sorted(
-        n for n in os.listdir(data_path) if not n.startswith(".") and os.path.isfile(os.path.join(data_path, n))
-    )
-    samples = []
-    for name in names:
-        try:
-            setup, _, _, _, action = parse_name(name)
-        except ValueError as exc:
-            raise SystemExit(f"error: {data_path}: {exc}") from None
-        if action < 1:
-            raise SystemExit(f"error: {os.path.join(data_path, name)}: action {action}; actions are numbered from 1")
+def _action(name):
+    """(action,) of an NTU file name; ValueError outside the pattern or for action 0."""
+    action = parse_name(name)[4]
+    if action < 1:
+        raise ValueError(f"{name}: action {action}; actions are numbered from 1")
+    return (action,)
+
+
+def list_samples(data_path, dataset, ignored=frozenset(), skip_bad=False):
+    """(sorted NTU file names in ``data_path`` minus ``ignored``, skipped lines): a name outside the pattern
+    is an error unless ``skip_bad``; an action beyond the dataset's classes is always one."""
+    names = raw_files(data_path, "NTU .skeleton", ".skeleton")
+    kept, skipped = parse_names(data_path, names, _action, skip_bad)
+    for name, action in kept:
         if action > DATASETS[dataset].num_class:
             raise SystemExit(
                 f"error: {os.path.join(data_path, name)}: action {action} exceeds the "
                 f"{DATASETS[dataset].num_class} classes of {dataset} (use --dataset ntu120, or point --data-path "
                 f"at a folder holding only the NTU-60 files S001-S017)"
             )
-        if name not in ignored:
-            samples.append(name)
+    samples = [name for name, _ in kept if name not in ignored]
     if not samples:
-        raise SystemExit(f"error: no NTU .skeleton files in {data_path}")
-    return samples
+        raise SystemExit(f"error: no NTU .skeleton files in {data_path} outside --ignored-sample-path")
+    return samples, skipped
 
 
 def build_tasks(data_path, names, dataset, benchmarks):
@@ -97,7 +95,7 @@ def main(argv=None):
             parser.error(f"--ignored-sample-path {args.ignored_sample_path}: {exc.strerror}")
         except SkeletonFileError as exc:
             parser.error(f"--ignored-sample-path {exc}")
-    names = list_samples(args.data_path, args.dataset, ignored)
+    names, skipped = list_samples(args.data_path, args.dataset, ignored, args.skip_bad)
     settings = dict(
         dataset=args.dataset,
         data_path=os.path.abspath(args.data_path),
@@ -117,6 +115,7 @@ def main(argv=None):
         args,
         num_class=DATASETS[args.dataset].num_class,
         dataset=args.dataset,
+        already_skipped=skipped,
     )
 
 

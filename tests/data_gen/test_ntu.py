@@ -184,6 +184,12 @@ def test_bad_file_name_is_a_clear_error(tmp_path, ntu):
     ntu.write(raw, "S001C001P001R001A01.skeleton", [[ntu.body([0, 0, 3])]])
     with pytest.raises(SystemExit, match=r"'S001C001P001R001A01.skeleton' is not an NTU RGB\+D sample file name"):
         ntu.run(raw, out)
+    # --skip-bad skips it, as any bad file, and lists it
+    ntu.run(raw, out, "--skip-bad")
+    assert "S001C001P001R001A01.skeleton\tfile name: " in open(os.path.join(out, "skipped.txt")).read()
+    good = [n for n in os.listdir(raw) if n != "S001C001P001R001A01.skeleton"]
+    parts = [load_split(os.path.join(out, "xsub"), part).names for part in ("train", "val")]
+    assert sorted(parts[0] + parts[1]) == sorted(good)  # every other file kept
 
 
 @pytest.mark.parametrize(
