@@ -111,6 +111,12 @@ def fill_missing(bodies, present, parents, count):
     return kept, int(frames.sum())
 
 
+def numeric_array(value, ndim):
+    """Whether `value` is a NumPy array of integers or floats with `ndim` dimensions (pyskl's keypoints: 4,
+    their scores: 3)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim == ndim
+
+
 def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True, low_score=None):
     """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
     None, used to find joints with `min_score`): {'recordings_with_anyone', 'joints_missing_percent': of
@@ -120,15 +126,10 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
     reader will refuse are left out."""
     missing = total = empty = centreless = anyone = found = low = 0
     for i, keypoint in enumerate(keypoints):
-        if (
-            not isinstance(keypoint, np.ndarray)
-            or keypoint.dtype.kind not in "iuf"
-            or keypoint.ndim != 4
-            or keypoint.shape[2:] != (layout.num_joints, layout.channels)
-        ):
+        if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (layout.num_joints, layout.channels):
             continue  # the reader names it
         score = None if scores is None else scores[i]
-        scored = isinstance(score, np.ndarray) and score.dtype.kind in "iuf" and score.shape == keypoint.shape[:3]
+        scored = numeric_array(score, 3) and score.shape == keypoint.shape[:3]
         if score is not None and min_score is not None and not scored:
             continue  # the reader names it
         present = present_joints(keypoint.astype(np.float64), score, min_score, zeros_missing)

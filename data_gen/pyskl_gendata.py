@@ -50,7 +50,7 @@ import sys
 
 import numpy as np
 
-from data_gen.missing import fill_missing, missing_summary, present_joints
+from data_gen.missing import fill_missing, missing_summary, numeric_array, present_joints
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
@@ -226,12 +226,7 @@ def read_keypoint(
     the published converters keep them, zeros are coordinates and NaN is bad input."""
     where = f'{source}: sample {name!r}: "keypoint"'
     v, c = layout.num_joints, layout.channels
-    if (
-        not isinstance(keypoint, np.ndarray)
-        or keypoint.dtype.kind not in "iuf"
-        or keypoint.ndim != 4
-        or keypoint.shape[2:] != (v, c)
-    ):
+    if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (v, c):
         if isinstance(keypoint, np.ndarray):
             found = f"{keypoint.dtype} array of shape {keypoint.shape}"
         else:
@@ -264,7 +259,7 @@ def read_keypoint(
 def checked_scores(source, name, scores, shape):
     """The annotation's ``keypoint_score`` as an M x T x V array matching its keypoints (an error
     naming the sample otherwise)."""
-    if not isinstance(scores, np.ndarray) or scores.dtype.kind not in "iuf" or scores.shape != shape:
+    if not numeric_array(scores, 3) or scores.shape != shape:
         if isinstance(scores, np.ndarray):
             found = f"{scores.dtype} of shape {scores.shape}"
         else:
