@@ -62,12 +62,12 @@ LOW_SCORE, LOW_SCORE_PERCENT = 0.3, 5.0  # a note suggests --min-score when more
 
 
 def _people(annotation):
-    """The people (M) of an annotation's keypoint array (0 when it is not an M x T x V x C array)."""
-    try:
-        shape = np.shape(annotation.get("keypoint"))
-    except ValueError:  # a ragged nesting: bad input, named by the conversion's checks
+    """The people of an annotation: bodies of its M x T x V x C keypoint array with a joint somewhere not at
+    0 or NaN (0 when it is not such an array; the conversion's checks name it)."""
+    keypoint = annotation.get("keypoint")
+    if not numeric_array(keypoint, 4):
         return 0
-    return shape[0] if len(shape) == 4 else 0
+    return int(np.any(np.nan_to_num(keypoint.astype(np.float64)) != 0, axis=(1, 2, 3)).sum())
 
 
 def image_sides(path, by_name, names):
@@ -352,6 +352,8 @@ def main(argv=None):
         "(default: image for a 2-D layout when the recordings have an img_shape, else none)",
     )
     args = parse_conversion(parser, argv)
+    if args.min_score is not None and not 0 <= args.min_score <= 1:
+        parser.error(f"--min-score must be a score in [0, 1], found {args.min_score}")
     for flag, given in (("--min-score", args.min_score is not None), ("--keep-zeros", args.keep_zeros)):
         if given and args.missing_joints != "fill":
             parser.error(f"{flag} says which joints are missing, which only --missing-joints fill does anything with")

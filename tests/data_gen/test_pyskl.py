@@ -185,6 +185,26 @@ def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
     path = _pickle(tmp_path / "short.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
     with pytest.raises(SystemExit, match=r"sample 'b': --min-score needs a numeric \"keypoint_score\" of shape"):
         _run(path, str(tmp_path / "short"), str(layout), "--min-score", "0.3")
+    for bad in ("1.5", "-0.1", "nan"):  # every joint, or none, would be missing
+        assert "--min-score must be a score in [0, 1]" in _refused(
+            capsys, path, str(tmp_path / "x"), str(layout), "--min-score", bad
+        )
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_people_are_counted_by_their_joints_not_the_array_slots(tmp_path, capsys):
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    body = np.array([[(10, 10), (10, 20), (10, 30)], [(12, 10), (12, 20), (12, 30)]], dtype=np.float32)  # T x V x C
+    nobody = np.zeros_like(body)  # a slot the estimator left empty
+    someone = np.full_like(body, np.nan)
+    someone[1, 0] = (40, 40)  # found in one frame only: a person
+    keypoints = {"a": [body, nobody], "b": [nobody, body, np.full_like(body, np.nan)], "c": [body, someone]}
+    annotations = [dict(frame_dir=n, label=0, keypoint=np.stack(k)) for n, k in keypoints.items()]
+    path = _pickle(tmp_path / "mine.pkl", annotations, {"xsub_train": ["a", "b"], "xsub_val": ["c"]})
+    _run(path, str(tmp_path / "out"), str(layout))
+    assert "warning: 1 recording(s) hold more people than the layout's 1 (the first: c, 2)" in capsys.readouterr().out
+    assert json.load(open(tmp_path / "out" / "settings.json"))["more_people_than_layout_bodies"] == 1
 
 
 def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
