@@ -22,11 +22,13 @@ class RunFolderError(RuntimeError):
 
 def _family(recorded, files):
     """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records, or
-    without one its run `files` show (a released model's `checkpoint_0450.pth.tar`: pretraining)."""
+    without one its run `files` show (any checkpoint without a record counts as a pretraining's, so
+    that --fresh never moves it: a released model's `checkpoint_0450.pth.tar`, or one copied in to be
+    evaluated)."""
     recorded = recorded or {}
     if "counts" in recorded:
         return "data"
-    if "optim" in recorded or (not recorded and any(n.startswith("checkpoint_") for n in files)):
+    if "optim" in recorded or (not recorded and any(n.startswith("checkpoint") for n in files)):
         return "pretraining"
     return "evaluation" if "stage" in recorded else None
 

@@ -181,7 +181,7 @@ PROTOCOL_HELP = (
 def folder_benchmark(split):
     """The benchmark the folder of `split` holds: the one its layout.json records, else the one its name
     stands for (the published tools' `xview`: cross_view), else None."""
-    return split.protocol or folder_protocol(os.path.basename(os.path.abspath(split.folder)))
+    return split.protocol or folder_protocol(os.path.basename(os.path.realpath(split.folder)))
 
 
 def resolve_protocol(parser, protocol, split):

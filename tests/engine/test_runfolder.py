@@ -459,6 +459,14 @@ def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, fin
     assert "holds the files of a run (checkpoint_0450.pth.tar); a kNN evaluation run does not go there" in (
         capsys.readouterr().err
     )
+    # any checkpoint without a record, under any run-file name: here the evaluated one, named as ours
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", copied / "checkpoint.pth.tar")
+    argv = [*common, "--pretrained", str(copied / "checkpoint.pth.tar"), "--checkpoint-path", str(copied)]
+    assert knn_eval.main([*argv, "--results", str(tmp_path / "r.jsonl")]) == 1
+    assert "not even with --fresh" in capsys.readouterr().err
+    assert [n for n in os.listdir(copied) if n != ".claim"] == ["checkpoint.pth.tar"]
 
 
 def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(

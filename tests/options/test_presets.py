@@ -193,6 +193,9 @@ def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, 
     assert pretrain_settings(unrecorded, "--protocol", "cross_view").data.protocol == "cross_view"
     published = processed(tmp_path / "NTU-RGB-D-60-AGCN" / "xview", n=(64, 10), num_class=60)  # no record
     assert pretrain_settings(published).data.protocol == "cross_view"  # its name says which benchmark
+    linked = tmp_path / "my_ntu_folder"
+    linked.symlink_to(published)
+    assert pretrain_settings(str(linked)).data.protocol == "cross_view"  # the name of the folder itself
     assert pretrain_settings(published, "--protocol", "cross_subject").data.protocol == "cross_subject"  # no record
     parser, args = parse(["--data-dir", published, "--device", "cpu"])
     open_data(parser, args)
