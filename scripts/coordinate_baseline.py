@@ -26,7 +26,7 @@ from engine.knn import knn_top1
 from engine.probe import fit_stream
 from engine.results import append_results, new_record
 from feeder.feeder_downstream import DownstreamFeeder
-from options.parsing import check_output_path, folder_benchmark
+from options.parsing import check_output_path, resolve_protocol
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 
@@ -56,7 +56,8 @@ def main(argv=None):
         "--protocol",
         default=None,
         choices=PROTOCOL_FOLDERS,
-        help="protocol recorded with the results (default: the folder's record, if any)",
+        help="protocol recorded with the results (default: the folder's record, else the benchmark its name "
+        "stands for, else cross_subject, as the entry points record it)",
     )
     args = parser.parse_args(argv)
     check_output_path(parser, "results", args.results)
@@ -66,9 +67,9 @@ def main(argv=None):
         train, val = load_splits(args.data_dir)
     except (ProcessedDataError, ValueError, OSError) as exc:
         parser.exit(1, f"error: {exc}\n")
+    protocol = resolve_protocol(parser, args.protocol, train)  # as the entry points record it
     found = baselines(train, val)
     dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
-    protocol = args.protocol or folder_benchmark(train) or ""
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
     try:
         append_results(

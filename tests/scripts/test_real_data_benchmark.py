@@ -283,3 +283,15 @@ def test_coordinate_baseline_records_a_published_folders_benchmark_from_its_name
     monkeypatch.chdir(folder)
     coordinate_baseline.main(["--data-dir", ".", "--results", str(results)])
     assert {json.loads(line)["protocol"] for line in results.read_text().splitlines()} == {"cross_view"}
+
+
+def test_coordinate_baseline_refuses_a_protocol_the_folder_does_not_hold_before_the_fits(tmp_path, monkeypatch, capsys):
+    fitted = []
+    monkeypatch.setattr(coordinate_baseline, "baselines", lambda train, val: fitted.append(1))
+    folder = write_processed(tmp_path / "mine", n=(8, 4), dataset="mine", protocol="cross_subject")
+    with pytest.raises(SystemExit) as stop:
+        coordinate_baseline.main(
+            ["--data-dir", folder, "--protocol", "cross_view", "--results", str(tmp_path / "r.jsonl")]
+        )
+    assert stop.value.code == 2 and "holds the cross_subject benchmark" in capsys.readouterr().err
+    assert not fitted and not (tmp_path / "r.jsonl").exists()
