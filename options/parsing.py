@@ -8,6 +8,7 @@ range and the value found.
 """
 
 import argparse
+import json
 import math
 import os
 import re
@@ -84,6 +85,21 @@ def is_feature_export(path):
         return False
 
 
+def holds_results(path):
+    """Whether the file at `path` is absent, empty, or begins with a result record (its first line holds
+    a 'metric'): a pretraining's log.jsonl does not."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError:  # absent, or a folder: check_writable names it
+        return True
+    try:
+        record = json.loads(first) if first.strip() else {"metric": None}
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "metric" in record
+
+
 def check_output_path(parser, name, path):
     """A usage error when an output path cannot be named on this file system (e.g. undecodable bytes), or
     would replace or extend a file of another kind: results go to a `.jsonl` file, a feature export
@@ -94,6 +110,8 @@ def check_output_path(parser, name, path):
         parser.error(f"{flag(name)} {path!r}: the path holds bytes that are not UTF-8; choose another")
     if name == "results" and not path.lower().endswith(".jsonl"):
         parser.error(f"{flag(name)} {path}: results are appended to a JSON-lines file; name one ending in .jsonl")
+    if name == "results" and not holds_results(path):
+        parser.error(f"{flag(name)} {path} holds JSON lines that are not results (a run's log?); choose another path")
     if name == "save_features" and os.path.lexists(path) and not is_feature_export(path):
         parser.error(
             f"{flag(name)} {path} exists and is not a feature export (which it would replace); choose another path"

@@ -168,15 +168,18 @@ def test_coordinate_baseline_outputs_are_checked_before_the_fits(tmp_path, proce
     monkeypatch.setattr(coordinate_baseline, "baselines", no_work)
     folder = processed(tmp_path / "data", n=(8, 4), layout="kinect20", num_class=2, dataset="mine")
     record = os.path.join(folder, "layout.json")
+    log = tmp_path / "log.jsonl"  # a pretraining's epoch log
+    log.write_text('{"epoch": 0, "loss": 9.1}\n')
     before = open(record).read()
     for results, code, message in [
         (record, 2, "results are appended to a JSON-lines file; name one ending in .jsonl"),
         (os.path.join(record, "r.jsonl"), 1, "layout.json is a file, not a folder"),
+        (str(log), 2, "holds JSON lines that are not results"),
     ]:
         with pytest.raises(SystemExit) as stop:
             coordinate_baseline.main(["--data-dir", folder, "--results", results])
         assert stop.value.code == code and message in capsys.readouterr().err
-    assert open(record).read() == before
+    assert open(record).read() == before and log.read_text() == '{"epoch": 0, "loss": 9.1}\n'
 
 
 def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
