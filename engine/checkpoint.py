@@ -28,6 +28,12 @@ def save_checkpoint(obj, path):
         torch.save(obj, f)
 
 
+def evaluation_keys(checkpoint):
+    """The keys that make `checkpoint` an evaluation's: ours keep 'best', the published evaluation's
+    'best_acc1' (its encoders were probed or fine-tuned with labels)."""
+    return [key for key in ("best", "best_acc1") if key in checkpoint]
+
+
 def read_checkpoint(path, need=("state_dict",)):
     """The checkpoint dict at `path`, loaded with `torch.load(weights_only=True)` onto the CPU.
 

@@ -34,6 +34,7 @@ from dataset.files import append_lines, json_line, keep_aside, write_text
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
+    evaluation_keys,
     optimizer_state_for,
     parse_rng_state,
     read_checkpoint,
@@ -199,6 +200,11 @@ def read_resume(path, model, settings):
     are not compared), its weights do not fit the model, or its RNG entry is malformed.
     """
     ckpt = read_checkpoint(path, need=("epoch", "state_dict"))
+    if evaluation_keys(ckpt):
+        raise CheckpointError(
+            f"--resume {path} is an evaluation's checkpoint (it holds {evaluation_keys(ckpt)[0]!r}), not a "
+            "pretraining's: an evaluation resumes with action_classification.py --resume"
+        )
     recorded = checkpoint_layout(ckpt, path)
     layout = settings.data.layout
     if recorded != layout:

@@ -17,6 +17,7 @@ from dataset.layouts import NTU25, LayoutError, get_layout
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
+    evaluation_keys,
     read_checkpoint,
     recorded_settings,
     short_list,
@@ -111,8 +112,8 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     pretrained with).
     """
     checkpoint = read_checkpoint(path)
-    trained_with_labels = [key for key in ("best", "best_acc1") if key in checkpoint]
-    if trained_with_labels:  # ours keep 'best', the published evaluation's 'best_acc1'
+    trained_with_labels = evaluation_keys(checkpoint)
+    if trained_with_labels:
         raise CheckpointError(
             f"checkpoint {path} is an evaluation's (it holds {trained_with_labels[0]!r}): its encoders were probed or "
             f"fine-tuned with labels, and their results would be reported as a self-supervised encoder's; give "

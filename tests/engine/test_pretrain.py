@@ -365,6 +365,15 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     torch.save({k: ckpt[k] for k in ("epoch", "state_dict", "optimizer")}, released)
     run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
     assert read_checkpoint(str(tmp_path / "from_released" / "checkpoint_last.pth.tar"))["epoch"] == 3
+    # An evaluation's checkpoint (ours keep 'best', the published 'best_acc1') is said to be one.
+    for key in ("best", "best_acc1"):
+        evaluation = tmp_path / f"{key}.pth.tar"
+        torch.save({**{k: ckpt[k] for k in ("epoch", "state_dict")}, key: {}}, evaluation)
+        with pytest.raises(
+            CheckpointError, match=rf"--resume {evaluation} is an evaluation's checkpoint \(it holds '{key}'\)"
+        ):
+            run(data_dir, tmp_path / "from_evaluation", "--epochs", "3", "--resume", str(evaluation))
+    assert not os.path.exists(tmp_path / "from_evaluation")
     # --epochs not beyond the checkpoint's epoch: nothing is written, and the log says so.
     before = {name: sha256(out / name) for name in ("checkpoint_last.pth.tar", "settings.json", "log.jsonl")}
     with caplog.at_level("WARNING", logger="engine.pretrain"):
