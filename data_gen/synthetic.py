@@ -347,8 +347,11 @@ def _setup_geometry(setup):
 
 def _action_ids(classes, action_ids, limit):
     ids = list(action_ids) if action_ids else list(range(1, classes + 1))
-    if not ids or min(ids) < 1 or max(ids) > limit:
-        raise ValueError(f"action ids must lie in 1..{limit}, got {ids[:5]}{'...' if len(ids) > 5 else ''}")
+    bad = [i for i in ids if not 1 <= i <= limit]
+    if not ids or bad:
+        raise ValueError(f"action ids must lie in 1..{limit}, found {bad[0] if bad else 'none'}")
+    if len(set(ids)) < len(ids):
+        raise ValueError(f"action ids must differ, found {sorted(i for i in set(ids) if ids.count(i) > 1)} repeated")
     return ids
 
 
@@ -641,6 +644,8 @@ def main(argv=None):
         problems.append(
             f"--replications must be at most 999 (NTU file names have three digits), found {args.replications}"
         )
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        problems.append(f"--out {args.out} is a file; expected a folder")
     if problems:
         parser.error("; ".join(problems))
     try:

@@ -132,7 +132,8 @@ TINY = ["--classes", "1", "--subjects", "1", "--cameras", "1", "--setups", "1"]
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--format", "ntu", "--classes", "121"], "action ids must lie in 1..120"),
+        (["--format", "ntu", "--classes", "121"], "action ids must lie in 1..120, found 121"),
+        (["--format", "msr", "--action-ids", "3", "3"], "action ids must differ, found [3] repeated"),
         (["--format", "pku", "--cameras", "4"], "PKU-MMD has 3 views"),
         (["--format", "ntu", "--noise", "-1"], "--noise must be at least 0"),
         # small in every other count: were the check to fail, 1,000 files, not 240,000
@@ -150,6 +151,14 @@ def test_impossible_requests_are_usage_errors_and_write_nothing(tmp_path, capsys
         main([*flags, "--out", str(tmp_path / "raw")])
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "raw").exists()
+
+
+def test_an_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "raw").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        main(["--format", "msr", "--out", str(tmp_path / "raw")])
+    assert stop.value.code == 2 and "is a file; expected a folder" in capsys.readouterr().err
+    assert (tmp_path / "raw").read_text() == "x"
 
 
 def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
