@@ -58,15 +58,24 @@ raw_folder() {
 }
 
 # check_source ARGUMENT PATH PATTERN: exit 2 (naming ARGUMENT, NAME=SOURCE) unless PATH holds what the script will read from it: raw files
-# matching PATTERN (a folder or an archive listing them) or, without a PATTERN, a processed folder.
+# matching PATTERN (a folder or an archive listing them) or, without a PATTERN, a processed folder that every
+# evaluation opens and whose pretraining resolves, as pretrain_cmd.py resolves it, to the small-data preset.
 check_source() {
     if [ -z "$3" ]; then
-        "$PYTHON" -c 'import sys
+        "$PYTHON" -c 'import contextlib, io, sys
 from dataset.processed import load_splits
+from options.options_pretraining import parse_args, resolve
 try:
     load_splits(sys.argv[1])
 except Exception as exc:
-    sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")' "$2" "$1" || exit 2
+    sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")
+parser, args = parse_args(["--data-dir", sys.argv[1], "--device", "cpu"])
+parser.prog = f"{sys.argv[2]}: its pretraining"
+with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
+    settings = resolve(parser, args)[0]
+if settings.preset != "small":
+    sys.exit(f"{sys.argv[2]}: its layout.json records {settings.data.dataset}, whose published preset a pretraining "
+             "takes; this benchmark compares the defaults of the small-data preset")' "$2" "$1" || exit 2
     elif [ -d "$2" ]; then
         if [ -z "$(raw_folder "$2" "$3")" ]; then
             echo "$1: no files named $3 in it" >&2
