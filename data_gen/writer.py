@@ -42,7 +42,7 @@ from dataset.files import (
     run_files,
     temp_path,
 )
-from dataset.layouts import LAYOUT_FILE, NTU25, folder_record_text
+from dataset.layouts import LAYOUT_FILE, NTU25, LayoutError, folder_record_text, read_folder_record
 from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME, non_finite_samples
 
 
@@ -315,6 +315,13 @@ def convert(
             f"{out_folder} holds the files of a training or evaluation run ({', '.join(held)}); "
             "convert into a folder of its own"
         )
+    problem = _other_data(out_folder, folder_of.values(), dataset, subfolders)
+    if problem:
+        claim.release()
+        raise ConversionError(
+            f"{problem}, which this conversion of {dataset} would replace: choose another "
+            "--out-folder, or remove that one first"
+        )
     for folder in set(folder_of.values()) - {out_folder}:
         with no_space_error(folder):
             os.makedirs(folder, exist_ok=True)
@@ -458,6 +465,23 @@ def convert(
             pool.join()
         claim.release()
     return summary
+
+
+def _other_data(out_folder, folders, dataset, subfolders):
+    """What another data set's processed data in the folders a conversion writes is (None without any): a
+    layout.json recording another dataset, or (converting into `out_folder` itself) the benchmark
+    subfolders of an earlier conversion."""
+    for folder in folders:
+        try:
+            recorded = read_folder_record(folder)[2]
+        except LayoutError:
+            continue  # a broken record is replaced
+        if recorded not in (None, dataset):
+            return f"{folder} holds the processed data of {recorded} (its {LAYOUT_FILE})"
+    nested = [] if subfolders else stale_benchmarks(out_folder, ())
+    if nested:
+        return f"{out_folder} holds the processed folders of an earlier conversion ({', '.join(nested)})"
+    return None
 
 
 def _marked_by_us(folder):

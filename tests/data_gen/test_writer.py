@@ -155,3 +155,27 @@ def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
         .startswith("far once centred.txt\tbad: far once centred.txt: sample bad: normalised")
     )
     assert load_split(str(out / "xsub"), "train").names == ["good1"]
+
+
+def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
+    out = tmp_path / "out"
+    run(tasks("good"), out)  # dataset "mine", benchmark subfolder xsub
+    before = tree(out)
+    good_tasks = [Task("good.txt", reader, ("good",), [Sample("g", 1, {"xsub": "train"})])]
+    with pytest.raises(ConversionError, match=rf"{out / 'xsub'} holds the processed data of mine \(its layout.json\)"):
+        convert(good_tasks, str(out), ["xsub"], {}, num_class=6, dataset="other", layout=KINECT20, progress=False)
+    # one folder written straight into the first conversion's root would sit beside its subfolders
+    with pytest.raises(ConversionError, match=r"holds the processed folders of an earlier conversion \(xsub\)"):
+        convert(
+            good_tasks,
+            str(out),
+            ["xsub"],
+            {},
+            num_class=6,
+            dataset="mine",
+            layout=KINECT20,
+            progress=False,
+            subfolders=False,
+        )
+    assert tree(out) == before
+    run(tasks("good"), out)  # the same data set again: converted afresh
