@@ -117,7 +117,7 @@ def list_files(data_path, file_list, skip_bad):
     left_out = 0
     if file_list is not None:
         try:
-            wanted = sorted(set(read_text(file_list).split()))
+            wanted = sorted({s.removesuffix(SUFFIX) for s in read_text(file_list).split()})  # stems or names
         except (OSError, SkeletonFileError) as exc:
             raise SystemExit(f"error: --file-list {file_list}: {getattr(exc, 'strerror', None) or exc}") from None
         missing = [s for s in wanted if s + SUFFIX not in names]

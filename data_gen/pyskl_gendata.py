@@ -367,13 +367,14 @@ def main(argv=None):
     if args.num_class is not None and args.num_class < 1:
         parser.error(f"--num-class must be at least 1, got {args.num_class}")
     path = args.annotations
-    dataset = args.dataset or os.path.splitext(os.path.basename(path))[0]
+    given = args.dataset is not None
+    dataset = args.dataset if given else os.path.splitext(os.path.basename(path))[0]
     if dataset_name_problem(dataset):
         parser.error(
-            f"{'--dataset' if args.dataset else 'the pickle name'} {dataset!r}: {dataset_name_problem(dataset)}"
-            f"{'' if args.dataset else '; pass --dataset NAME'}"
+            f"{'--dataset' if given else 'the pickle name'} {dataset!r}: {dataset_name_problem(dataset)}"
+            f"{'' if given else '; pass --dataset NAME'}"
         )
-    if not args.dataset and dataset in DATASETS:
+    if not given and dataset in DATASETS:
         parser.error(
             f"the pickle's name would record the dataset as {dataset!r}, whose published settings every run on the "
             f"folder would then take: pass --dataset (--dataset {dataset} if it is that dataset)"

@@ -254,7 +254,7 @@ def load_split(folder, part, mmap=True, num_class=None):
     if missing:
         raise ProcessedDataError(
             f"processed folder {folder}: missing {', '.join(missing)} (make it with "
-            f"data_gen/ntu_gendata.py, pku_gendata.py, ucla_gendata.py or pyskl_gendata.py)"
+            f"python -m data_gen.ntu_gendata, pku_gendata, ucla_gendata, msr_gendata or pyskl_gendata)"
         )
     try:
         data = np.load(data_path, mmap_mode="r" if mmap else None, allow_pickle=False)

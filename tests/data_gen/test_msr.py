@@ -245,7 +245,7 @@ def test_file_list_restricts_and_a_listed_name_needs_its_file(tmp_path, capsys):
     raw, out, listing = str(tmp_path / "raw"), str(tmp_path / "msr"), str(tmp_path / "files_used.txt")
     _raw(raw)
     open(os.path.join(raw, "README.txt"), "w").write("not a recording\n")  # not listed: left out
-    open(listing, "w").write("a01_s01_e01\na20_s10_e03  a05_s03_e02\n\ta12_s04_e01\n")
+    open(listing, "w").write("a01_s01_e01\na20_s10_e03  a05_s03_e02_skeleton3D.txt\n\ta12_s04_e01\n")  # stems or names
     _run(raw, out, "--file-list", listing)
     train, val = load_splits(out)
     assert train.names == ["a01_s01_e01", "a05_s03_e02"] and val.names == ["a12_s04_e01", "a20_s10_e03"]

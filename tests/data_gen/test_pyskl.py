@@ -218,7 +218,11 @@ def test_a_pickle_named_as_a_published_dataset_needs_dataset(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "stem, flags, found",
-    [("my data", [], "the pickle name 'my data'"), ("a", ["--dataset", "../x"], "--dataset '../x'")],
+    [
+        ("my data", [], "the pickle name 'my data'"),
+        ("a", ["--dataset", "../x"], "--dataset '../x'"),
+        ("a", ["--dataset", ""], "--dataset ''"),  # not the pickle's name in its place
+    ],
 )
 def test_a_dataset_name_that_cannot_name_a_run_folder_is_refused(tmp_path, capsys, stem, flags, found):
     annotations, split, _ = _ntu_set()
