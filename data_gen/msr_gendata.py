@@ -11,7 +11,7 @@ with the cross-subject split: subjects 1, 3, 5, 7 and 9 train, the even subjects
 are put in the ``kinect20`` order (``KINECT20_FROM_MSR``).  Samples are named by their file stems
 (``aAA_sSS_eEE``) and ordered by name; labels are the action - 1; recordings longer than 300 frames are
 cut to 300 with their true frame count kept; the published normalisation runs through the layout's
-joints.  ``--file-list LIST`` keeps only the recordings LIST names (whitespace-separated stems, as the
+joints.  ``--file-list LIST`` keeps only the recordings LIST names (whitespace-separated stems or file names, as the
 archive's ``msr_action3d_real3d_files_used_in_cvpr12_paper.txt``); a name without its file is an error.
 
 Frames whose 20 joints are all at (0, 0, 0) hold no skeleton: the tracker lost the actor (most of
@@ -151,7 +151,7 @@ def main(argv=None):
     parser.add_argument(
         "--file-list",
         help="convert only the recordings this file names (whitespace-separated "
-        "aAA_sSS_eEE), e.g. msr_action3d_real3d_files_used_in_cvpr12_paper.txt",
+        "aAA_sSS_eEE, with or without its suffix), e.g. msr_action3d_real3d_files_used_in_cvpr12_paper.txt",
     )
     args = parse_conversion(parser, argv)
     names, skipped, left_out = list_files(args.data_path, args.file_list, args.skip_bad)
