@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import replace
 
-from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, resolve_data_dir
+from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol, resolve_data_dir
 from dataset.files import file_fingerprint
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
@@ -441,6 +441,12 @@ def eval_settings(parser, args, preset, train, info):
         print(
             f"note: the encoder was pretrained on {pretrained_on} and is evaluated on {evaluated_on}; the results "
             f"say so ('pretrained on {pretrained_on}' in tools.report)",
+            flush=True,
+        )
+    elif pretrained_on == evaluated_on and info.get("pretrain_protocol") not in (None, base_protocol(args.protocol)):
+        print(
+            f"note: the encoder was pretrained on the training part of the {info['pretrain_protocol']} benchmark of "
+            f"{evaluated_on}, which may hold the recordings this {args.protocol} evaluation validates on",
             flush=True,
         )
     if args.stage == "knn":

@@ -543,3 +543,13 @@ def test_an_encoder_evaluated_on_another_data_set_is_said_to_be(data_dir, finish
     assert (record["dataset"], record["pretrain_dataset"], record["pretrain_cmd_weight"]) == ("other_set", "ntu60", 1.0)
     assert knn(data_dir, tmp_path / "knn_same", *argv) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_an_encoder_pretrained_on_another_benchmark_of_the_data_set_is_said_to_be(finished, tmp_path, capsys):
+    # the cross-view training part holds recordings a cross-subject evaluation validates on, and vice versa
+    xview = write_processed(tmp_path / "xview", n=(16, 6), dataset="ntu60", protocol="cross_view")
+    argv = [tmp_path / "r.jsonl", "--pretrained", str(finished / "checkpoint_last.pth.tar")]
+    assert knn(xview, tmp_path / "knn", *argv) == 0
+    out = capsys.readouterr().out
+    assert "note: the encoder was pretrained on the training part of the cross_subject benchmark of ntu60" in out
+    assert "this cross_view evaluation validates on" in out
