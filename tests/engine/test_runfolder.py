@@ -280,7 +280,7 @@ def test_unwritable_results_are_found_before_any_work(data_dir, tmp_path, capsys
 
 def test_one_evaluations_records_are_appended_all_or_none(data_dir, tmp_path, capsys, monkeypatch):
     results = tmp_path / "r.jsonl"
-    append_lines(str(results), [{"earlier": 1}])
+    append_lines(str(results), [{"metric": "top1", "earlier": 1}])  # an earlier result
     before = results.read_bytes()
     real_write = os.write
 
