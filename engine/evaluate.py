@@ -266,6 +266,8 @@ def _start(settings, kind):
     claim = open_run_folder(
         run.checkpoint_path,
         kind,
+        to_dict(settings),
+        RESUME_MAY_CHANGE,
         run.resume,
         run.fresh,
         os.path.join(run.checkpoint_path, CHECKPOINT) if resumable else None,

@@ -331,6 +331,8 @@ def _prepare(settings, model, ctx):
         claim = open_run_folder(
             run.checkpoint_path,
             "pretraining",
+            to_dict(settings),
+            RESUME_MAY_CHANGE,
             run.resume,
             run.fresh,
             os.path.join(run.checkpoint_path, LAST_CHECKPOINT),

@@ -4,20 +4,22 @@ run's files.
 `open_run_folder` claims the folder (a second run into it is refused, naming the holder), then looks at
 what the folder holds: a fresh run (no resume) into a folder that holds a run is refused, saying what is
 there and which flag continues it (`--resume`) or starts afresh (`--fresh`, which moves the old files to
-a subfolder `previous-<date-time>/`, never deleting them); a resumed run from a checkpoint outside a
-folder that holds a run (two runs' files would mix) is refused the same way. (The resumed checkpoint's
-own settings are compared with the run's before the folder is opened: engine.pretrain.read_resume,
-engine.evaluate.read_probe_resume.) A folder holding processed data, or a run of the other
-family (pretraining, evaluation), is refused even with `--fresh`, which would move its files away.
+a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
+different run (its settings.json differs: this catches a checkpoint without settings of its own, whose
+settings engine.pretrain.read_resume and engine.evaluate.read_probe_resume cannot compare) or from a
+checkpoint outside a folder that holds a run (two runs' files would mix) is refused the same way. A
+folder holding processed data, or a run of the other family (pretraining, evaluation), is refused even
+with `--fresh`, which would move its files away.
 """
 
 import os
 
 from dataset.files import claim_folder, folder_settings, keep_aside, run_files
+from options.settings import differences
 
 
 class RunFolderError(RuntimeError):
-    """An output folder is in use by another run, or holds a run this command would overwrite."""
+    """An output folder holds a run, or data, that this command would overwrite."""
 
 
 def _family(recorded, files):
@@ -43,9 +45,10 @@ def _what(recorded):
     )
 
 
-def open_run_folder(folder, kind, resume="", fresh=False, resume_file=None):
-    """Claim `folder` for a run of `kind` (e.g. 'pretraining') and make sure it holds nothing this run
-    would overwrite (see the module docstring). Returns the Claim.
+def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
+    """Claim `folder` for a run of `kind` (e.g. 'pretraining') with settings `settings` (a dict; those in
+    `may_change` may differ on resume) and make sure it holds nothing this run would overwrite (see the
+    module docstring). Returns the Claim.
 
     `resume_file` is the checkpoint that would continue the run found there, named in the error when it
     exists (None: such runs cannot be continued). Raises dataset.files.FolderInUseError naming the
@@ -71,6 +74,10 @@ def open_run_folder(folder, kind, resume="", fresh=False, resume_file=None):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
+    else:
+        differ = differences(recorded, settings, may_change) if recorded is not None else []
+        if differ:
+            problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"
     if problem is not None:
         if not fresh:
             claim.release()

@@ -171,7 +171,7 @@ def test_a_killed_writers_temporary_file_is_removed_when_the_folder_is_next_clai
     save_checkpoint({"epoch": 1}, str(tmp_path / "checkpoint_0000.pth.tar"))
     assert left in os.listdir(tmp_path)
     # ... the next run that claims the folder (a --resume, say) removes it.
-    claim = open_run_folder(str(tmp_path), "pretraining", resume=str(target))
+    claim = open_run_folder(str(tmp_path), "pretraining", {}, (), resume=str(target))
     try:
         assert sorted(os.listdir(tmp_path)) == sorted(kept + [".claim", "checkpoint_0000.pth.tar"])
     finally:

@@ -17,6 +17,7 @@ from dataset.processed import ProcessedDataError
 from engine import checkpoint
 from engine import pretrain as engine
 from engine.checkpoint import CheckpointError, read_checkpoint
+from engine.runfolder import RunFolderError
 from feeder import feeder_pretraining
 from options.options_pretraining import parse_args, resolve
 from tests.helpers import TINY_PRETRAIN
@@ -365,6 +366,14 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     torch.save({k: ckpt[k] for k in ("epoch", "state_dict", "optimizer")}, released)
     run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
     assert read_checkpoint(str(tmp_path / "from_released" / "checkpoint_last.pth.tar"))["epoch"] == 3
+    # ... but inside a run's folder the folder's settings.json is compared: the two runs' files would mix
+    inside = out / "released.pth.tar"
+    shutil.copyfile(released, inside)
+    before = {name: sha256(out / name) for name in ("checkpoint_last.pth.tar", "settings.json", "log.jsonl")}
+    with pytest.raises(RunFolderError, match=rf"{out} holds another pretraining run than --resume {inside} \(--topk"):
+        run(data_dir, out, "--epochs", "3", "--resume", str(inside), "--topk", "8")
+    assert {name: sha256(out / name) for name in before} == before
+    inside.unlink()
     # An evaluation's checkpoint (ours keep 'best', the published 'best_acc1') is said to be one.
     for key in ("best", "best_acc1"):
         evaluation = tmp_path / f"{key}.pth.tar"

@@ -385,11 +385,11 @@ def test_the_resume_hint_names_only_a_checkpoint_that_exists(tmp_path):
     (tmp_path / "settings.json").write_text("{}")
     last = tmp_path / "checkpoint_last.pth.tar"
     with pytest.raises(RunFolderError) as refused:
-        open_run_folder(str(tmp_path), "pretraining", resume_file=str(last))
+        open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
     assert "--fresh" in str(refused.value) and "--resume" not in str(refused.value)
     last.write_bytes(b"")
     with pytest.raises(RunFolderError, match=f"continue it with --resume {last}; start afresh with --fresh"):
-        open_run_folder(str(tmp_path), "pretraining", resume_file=str(last))
+        open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
 
 
 def test_a_resume_from_outside_a_folder_that_holds_a_run_is_refused(data_dir, tmp_path, capsys):
