@@ -315,7 +315,7 @@ def convert(
             f"{out_folder} holds the files of a training or evaluation run ({', '.join(held)}); "
             "convert into a folder of its own"
         )
-    problem = _other_data(out_folder, folder_of.values(), dataset, subfolders)
+    problem = _other_data(out_folder, {out_folder, *folder_of.values()}, dataset, subfolders)
     if problem:
         claim.release()
         raise ConversionError(
@@ -468,8 +468,8 @@ def convert(
 
 
 def _other_data(out_folder, folders, dataset, subfolders):
-    """What another data set's processed data in the folders a conversion writes is (None without any): a
-    layout.json recording another dataset, or (converting into `out_folder` itself) the benchmark
+    """What another data set's processed data in the folders a conversion writes into is (None without
+    any): a layout.json recording another dataset, or (converting into `out_folder` itself) the benchmark
     subfolders of an earlier conversion."""
     for folder in folders:
         try:

@@ -361,7 +361,7 @@ def read_folder_record(folder):
     try:
         with open(path) as f:
             record = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
         raise LayoutError(f"{path}: not a readable layout record ({exc})") from None
     if not isinstance(record, dict) or "layout" not in record:
         raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")

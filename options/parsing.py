@@ -198,8 +198,10 @@ PROTOCOL_HELP = (
 
 def folder_benchmark(split):
     """The benchmark the folder of `split` holds: the one its layout.json records, else the one its name
-    stands for (the published tools' `xview`: cross_view), else None."""
-    return split.protocol or folder_protocol(os.path.basename(os.path.realpath(split.folder)))
+    stands for (the published tools' `xview`: cross_view; the name given, else that of the folder a link
+    names), else None."""
+    names = (os.path.basename(os.path.abspath(split.folder)), os.path.basename(os.path.realpath(split.folder)))
+    return split.protocol or folder_protocol(names[0]) or folder_protocol(names[1])  # as given, else linked
 
 
 def resolve_protocol(parser, protocol, split):

@@ -177,5 +177,23 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
             progress=False,
             subfolders=False,
         )
+    # converting with subfolders into a folder that is itself another data set's processed data
+    single = tmp_path / "single"
+    convert(
+        good_tasks,
+        str(single),
+        ["xsub"],
+        {},
+        num_class=6,
+        dataset="mine",
+        layout=KINECT20,
+        progress=False,
+        subfolders=False,
+    )
+    kept = tree(single)
+    with pytest.raises(ConversionError, match=rf"{single} holds the processed data of mine"):
+        convert(good_tasks, str(single), ["xsub"], {}, num_class=6, dataset="other", layout=KINECT20, progress=False)
+    assert tree(single) == kept
     assert tree(out) == before
+    (out / "xsub" / "layout.json").write_bytes(b"\xff\xfe not a record")  # unreadable: replaced, no traceback
     run(tasks("good"), out)  # the same data set again: converted afresh

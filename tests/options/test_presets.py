@@ -196,6 +196,10 @@ def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, 
     linked = tmp_path / "my_ntu_folder"
     linked.symlink_to(published)
     assert pretrain_settings(str(linked)).data.protocol == "cross_view"  # the name of the folder itself
+    (tmp_path / "links").mkdir()
+    stored = processed(tmp_path / "ntu60_cv_v2", n=(64, 10), num_class=60)  # no record, a name of no benchmark
+    (tmp_path / "links" / "xview").symlink_to(stored)
+    assert pretrain_settings(str(tmp_path / "links" / "xview")).data.protocol == "cross_view"  # the name given
     assert pretrain_settings(published, "--protocol", "cross_subject").data.protocol == "cross_subject"  # no record
     parser, args = parse(["--data-dir", published, "--device", "cpu"])
     open_data(parser, args)
