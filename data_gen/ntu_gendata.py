@@ -51,7 +51,8 @@ def list_samples(data_path, dataset, ignored=frozenset(), skip_bad=False):
             )
     samples = [name for name, _ in kept if name not in ignored]
     if not samples:
-        raise SystemExit(f"error: no NTU .skeleton files in {data_path} outside --ignored-sample-path")
+        why = "outside --ignored-sample-path" if ignored else f"named as NTU's ({len(skipped)} skipped)"
+        raise SystemExit(f"error: no NTU .skeleton files in {data_path} {why}")
     return samples, skipped
 
 

@@ -3,7 +3,7 @@
 #
 #   bash scripts/real_data_benchmark.sh nw_ucla=../shared/data/nw_ucla_all_sqe.tar.gz \
 #                                       msr_action3d=../shared/data/msr_action3d_skeleton3D.tar.gz
-#   bash scripts/real_data_benchmark.sh mine=data/my_processed_folder       # any processed folder
+#   bash scripts/real_data_benchmark.sh mine=data/my_processed_folder       # a processed folder of an importer
 #   DRY_RUN=1 bash scripts/real_data_benchmark.sh nw_ucla=all_sqe/          # print the commands only
 #
 # Each argument is NAME=SOURCE. SOURCE is NW-UCLA's all_sqe JSON files (NAME nw_ucla; cross-view:
@@ -70,12 +70,13 @@ try:
 except Exception as exc:
     sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")
 parser, args = parse_args(["--data-dir", sys.argv[1], "--device", "cpu"])
-parser.prog = f"{sys.argv[2]}: its pretraining"
+parser.prog, parser.print_usage = f"{sys.argv[2]}: its pretraining", lambda file=None: None
 with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
-    settings = resolve(parser, args)[0]
+    settings, train = resolve(parser, args)
 if settings.preset != "small":
-    sys.exit(f"{sys.argv[2]}: its layout.json records {settings.data.dataset}, whose published preset a pretraining "
-             "takes; this benchmark compares the defaults of the small-data preset")' "$2" "$1" || exit 2
+    found = f"its layout.json records {train.dataset}" if train.dataset else "it has no layout.json (a folder of the published tools: NTU-60)"
+    sys.exit(f"{sys.argv[2]}: {found}, whose published preset a pretraining takes; this benchmark compares the "
+             "defaults of the small-data preset (import the data with a data_gen importer)")' "$2" "$1" || exit 2
     elif [ -d "$2" ]; then
         if [ -z "$(raw_folder "$2" "$3")" ]; then
             echo "$1: no files named $3 in it" >&2

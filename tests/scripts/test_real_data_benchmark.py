@@ -193,6 +193,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     (tmp_path / "raw" / "a01_s01_e01_skeleton3D.txt").write_text("")
     tiny = write_processed(tmp_path / "tiny", n=(5, 4), layout="kinect20", num_class=2, dataset="tiny")
     ntu = write_processed(tmp_path / "ntu", n=(64, 4), num_class=60, dataset="ntu60", protocol="cross_subject")
+    published = write_processed(tmp_path / "published", n=(64, 4), num_class=60)  # no layout.json
     for args, message in [
         # every source is looked into before the first data set's folder is emptied
         ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={tmp_path / 'empty'}"], "no files named a*_s*_e*_v*.json"),
@@ -202,6 +203,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
         # checked as its pretraining will be: too few recordings, or a published data set's preset
         ([f"msr_action3d={tmp_path / 'raw'}", f"tiny={tiny}"], "the small-data preset needs 8 or more"),
         ([f"ntu={ntu}"], "records ntu60, whose published preset a pretraining takes"),
+        ([f"published={published}"], "it has no layout.json (a folder of the published tools: NTU-60)"),
         ([f"msr_action3d={tmp_path / 'raw'}"] * 2, "data set msr_action3d given twice"),
         ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
         ([f"NW_UCLA={archive}"], "an archive is imported only for nw_ucla and msr_action3d"),
