@@ -162,37 +162,31 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     run(tasks("good"), out)  # dataset "mine", benchmark subfolder xsub
     before = tree(out)
     good_tasks = [Task("good.txt", reader, ("good",), [Sample("g", 1, {"xsub": "train"})])]
-    with pytest.raises(ConversionError, match=rf"{out / 'xsub'} holds the processed data of mine \(its layout.json\)"):
-        convert(good_tasks, str(out), ["xsub"], {}, num_class=6, dataset="other", layout=KINECT20, progress=False)
-    # one folder written straight into the first conversion's root would sit beside its subfolders
-    with pytest.raises(ConversionError, match=r"holds the processed folders of an earlier conversion \(xsub\)"):
+
+    def again(folder, dataset, **options):
         convert(
             good_tasks,
-            str(out),
+            str(folder),
             ["xsub"],
             {},
             num_class=6,
-            dataset="mine",
+            dataset=dataset,
             layout=KINECT20,
             progress=False,
-            subfolders=False,
+            **options,
         )
+
+    with pytest.raises(ConversionError, match=rf"{out / 'xsub'} holds the processed data of mine \(its layout.json\)"):
+        again(out, "other")
+    # one folder written straight into the first conversion's root would sit beside its subfolders
+    with pytest.raises(ConversionError, match=r"holds the processed folders of an earlier conversion \(xsub\)"):
+        again(out, "mine", subfolders=False)
     # converting with subfolders into a folder that is itself another data set's processed data
     single = tmp_path / "single"
-    convert(
-        good_tasks,
-        str(single),
-        ["xsub"],
-        {},
-        num_class=6,
-        dataset="mine",
-        layout=KINECT20,
-        progress=False,
-        subfolders=False,
-    )
+    again(single, "mine", subfolders=False)
     kept = tree(single)
     with pytest.raises(ConversionError, match=rf"{single} holds the processed data of mine"):
-        convert(good_tasks, str(single), ["xsub"], {}, num_class=6, dataset="other", layout=KINECT20, progress=False)
+        again(single, "other")
     assert tree(single) == kept
     assert tree(out) == before
     (out / "xsub" / "layout.json").write_bytes(b"\xff\xfe not a record")  # unreadable: replaced, no traceback
