@@ -232,7 +232,8 @@ NTU25 = Layout(
     bodies=2,
 )
 
-# Kinect v1 (20 joints), the order of NW-UCLA, MSR-Action3D, UTKinect and others. The normalisation
+# Kinect v1 (20 joints) in the Kinect SDK v1 order, hip centre first: NW-UCLA's (the MSR-Action3D
+# importer reorders MSR's own order into it; docs/small-data.md for data in another order). The normalisation
 # uses the joint indices NTU's uses (centre spine, hip centre -> spine to +z, left -> right shoulder
 # to +x); the bones mirror NTU's (the shoulder centre is the root, with a zero bone, as NTU's spine
 # shoulder is; hips hang from the hip centre); 12 of 20 corrupted joints keeps the published 15 of 25.
