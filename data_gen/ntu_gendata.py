@@ -51,7 +51,7 @@ def list_samples(data_path, dataset, ignored=frozenset(), skip_bad=False):
             )
     samples = [name for name, _ in kept if name not in ignored]
     if not samples:
-        why = "outside --ignored-sample-path" if ignored else f"named as NTU's ({len(skipped)} skipped)"
+        why = "outside --ignored-sample-path" if kept else f"named as NTU's ({len(skipped)} skipped)"
         raise SystemExit(f"error: no NTU .skeleton files in {data_path} {why}")
     return samples, skipped
 

@@ -322,7 +322,7 @@ def get_layout(spec):
         try:
             with open(spec) as f:
                 record = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
             raise LayoutError(f"layout file {spec}: {exc}") from None
         return Layout.from_dict(record, source=f"layout file {spec}")
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")

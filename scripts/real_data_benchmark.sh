@@ -74,7 +74,7 @@ parser.prog, parser.print_usage = f"{sys.argv[2]}: its pretraining", lambda file
 with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
     settings, train = resolve(parser, args)
 if settings.preset != "small":
-    found = f"its layout.json records {train.dataset}" if train.dataset else "it has no layout.json (a folder of the published tools: NTU-60)"
+    found = f"its layout.json records {train.dataset}" if train.dataset else "its layout.json names no dataset, or it has none (NTU-60 then)"
     sys.exit(f"{sys.argv[2]}: {found}, whose published preset a pretraining takes; this benchmark compares the "
              "defaults of the small-data preset (import the data with a data_gen importer)")' "$2" "$1" || exit 2
     elif [ -d "$2" ]; then

@@ -187,6 +187,13 @@ def test_bad_file_name_is_a_clear_error(tmp_path, ntu):
     # --skip-bad skips it, as any bad file, and lists it
     ntu.run(raw, out, "--skip-bad")
     assert "S001C001P001R001A01.skeleton\tfile name: " in open(os.path.join(out, "skipped.txt")).read()
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "foo.skeleton").write_text("0\n")
+    ignored = tmp_path / "ignored.txt"
+    ignored.write_text("S001C001P001R001A001\n")
+    with pytest.raises(SystemExit, match=r"no NTU .skeleton files in .*only_bad named as NTU's \(1 skipped\)"):
+        ntu.run(str(only_bad), str(tmp_path / "o"), "--skip-bad", "--ignored-sample-path", str(ignored))
     good = [n for n in os.listdir(raw) if n != "S001C001P001R001A01.skeleton"]
     parts = [load_split(os.path.join(out, "xsub"), part).names for part in ("train", "val")]
     assert sorted(parts[0] + parts[1]) == sorted(good)  # every other file kept

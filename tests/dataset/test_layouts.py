@@ -213,6 +213,9 @@ def test_layout_from_name_dict_and_json_file(tmp_path):
     path.write_text(json.dumps(dict(record, hands=2)))
     with pytest.raises(LayoutError, match=rf"layout file {path}: unknown fields \['hands'\]"):
         get_layout(str(path))
+    path.write_bytes(b"\xff\xfe{}")  # not UTF-8: a layout error naming the file, not a traceback
+    with pytest.raises(LayoutError, match=rf"layout file {path}: 'utf-8' codec can't decode"):
+        get_layout(str(path))
 
 
 def test_a_2d_layout_may_leave_out_the_axis_pairs_a_3d_one_may_not(tmp_path):

@@ -203,7 +203,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
         # checked as its pretraining will be: too few recordings, or a published data set's preset
         ([f"msr_action3d={tmp_path / 'raw'}", f"tiny={tiny}"], "the small-data preset needs 8 or more"),
         ([f"ntu={ntu}"], "records ntu60, whose published preset a pretraining takes"),
-        ([f"published={published}"], "it has no layout.json (a folder of the published tools: NTU-60)"),
+        ([f"published={published}"], "its layout.json names no dataset, or it has none (NTU-60 then)"),
         ([f"msr_action3d={tmp_path / 'raw'}"] * 2, "data set msr_action3d given twice"),
         ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
         ([f"NW_UCLA={archive}"], "an archive is imported only for nw_ucla and msr_action3d"),
