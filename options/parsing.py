@@ -206,7 +206,7 @@ def folder_benchmark(split):
 
 def resolve_protocol(parser, protocol, split):
     """The run's protocol: `protocol` (the flag) when given, else the one the folder of `split` records,
-    else the one its name stands for (the published tools' `xview`: cross_view), else cross_subject.
+    else the one its name stands for (`folder_benchmark`), else cross_subject.
     A flag naming another benchmark than the folder's record is a usage error."""
     if protocol is None:
         return folder_benchmark(split) or DEFAULT_PROTOCOL
