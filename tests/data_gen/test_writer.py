@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_gen.writer import ConversionError, Sample, Task, convert
-from dataset.layouts import KINECT20
+from dataset.layouts import KINECT20, read_folder_record
 from dataset.processed import load_split
 
 GOOD = np.full((3, 10, 20, 1), 0.1, dtype=np.float32)  # C x T x V x M of kinect20, 10 frames
@@ -191,3 +191,4 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     assert tree(out) == before
     (out / "xsub" / "layout.json").write_bytes(b"\xff\xfe not a record")  # unreadable: replaced, no traceback
     run(tasks("good"), out)  # the same data set again: converted afresh
+    assert read_folder_record(str(out / "xsub"))[2] == "mine"  # the unreadable record rewritten
