@@ -200,9 +200,10 @@ def read_resume(path, model, settings):
     are not compared), its weights do not fit the model, or its RNG entry is malformed.
     """
     ckpt = read_checkpoint(path, need=("epoch", "state_dict"))
-    if evaluation_keys(ckpt):
+    trained_with_labels = evaluation_keys(ckpt)
+    if trained_with_labels:
         raise CheckpointError(
-            f"--resume {path} is an evaluation's checkpoint (it holds {evaluation_keys(ckpt)[0]!r}), not a "
+            f"--resume {path} is an evaluation's checkpoint (it holds {trained_with_labels[0]!r}), not a "
             "pretraining's: an evaluation resumes with action_classification.py --resume"
         )
     recorded = checkpoint_layout(ckpt, path)

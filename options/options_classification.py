@@ -166,11 +166,14 @@ def _common_parser(description, kind):
     )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    knn = kind == "kNN evaluation"
     run.add_argument(
         "--seed",
-        default=None,
+        default=42 if knn else None,  # kNN keeps the published default 42
         type=int,
-        help="seed of initialisation, crops, order and subset (default: drawn afresh and recorded, as the "
+        help="seed of a random encoder's weights and, with --train-crop random, of the training crops"
+        if knn
+        else "seed of initialisation, crops, order and subset (default: drawn afresh and recorded, as the "
         "published evaluation draws one each run, so the published semi-supervised script's five repeats "
         "fine-tune on five subsets)",
     )
@@ -264,11 +267,6 @@ def knn_parser():
     ignored.add_argument("--epochs", default=None, type=int)
     ignored.add_argument("--schedule", default=None, type=int, nargs="*")
     ignored.add_argument("--resume", default=None)
-    # kNN keeps the published default 42
-    parser.set_defaults(seed=42)
-    next(
-        a for a in parser._actions if a.dest == "seed"
-    ).help = "seed of a random encoder's weights and, with --train-crop random, of the training crops"
     knn.add_argument(
         "--save-features",
         default=None,
