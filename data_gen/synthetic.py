@@ -71,6 +71,7 @@ joints found are uniform in [0.5, 1].
 """
 
 import argparse
+import inspect
 import json
 import os
 import pickle
@@ -588,6 +589,13 @@ def generate_pose2d(
     return [annotation["frame_dir"] for annotation in annotations]
 
 
+# The pose2d-only flags, defaulting to generate_pose2d's own defaults (the other formats refuse them).
+POSE2D_DEFAULTS = {
+    name: inspect.signature(generate_pose2d).parameters[name].default
+    for name in ("p_joint_missing", "p_frame_empty", "bystanders")
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=("ntu", "pku", "ucla", "msr", "pose2d"), required=True)
@@ -608,13 +616,14 @@ def main(argv=None):
         default=1,
         help="NTU replications / PKU sequences / NW-UCLA, MSR and pose2d repetitions per subject",
     )
-    parser.add_argument(
-        "--p-joint-missing", type=float, help="pose2d: probability that a joint is missed (default 0.08)"
-    )
-    parser.add_argument(
-        "--p-frame-empty", type=float, help="pose2d: probability that nobody is found in a frame (default 0.05)"
-    )
-    parser.add_argument("--bystanders", type=int, help="pose2d: at most this many people standing by (default 0)")
+    for name, kind, what in (
+        ("p_joint_missing", float, "probability that a joint is missed"),
+        ("p_frame_empty", float, "probability that nobody is found in a frame"),
+        ("bystanders", int, "at most this many people standing by"),
+    ):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, help=f"pose2d: {what} (default {POSE2D_DEFAULTS[name]:g})"
+        )
     parser.add_argument("--actions-per-video", type=int, default=5, help="PKU actions per video")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-yaw", type=float, default=10.0, help="yaw jitter (degrees) on top of the camera yaw")
@@ -627,11 +636,10 @@ def main(argv=None):
     parser.add_argument("--p-missing", type=float, default=0.1, help="probability of missing first/last frames")
     parser.add_argument("--p-third", type=float, default=0.1, help="probability of a low-energy third body")
     args = parser.parse_args(argv)
-    pose_only = {"p_joint_missing": 0.08, "p_frame_empty": 0.05, "bystanders": 0}  # flag: its default
-    given = [f"--{name.replace('_', '-')}" for name in pose_only if getattr(args, name) is not None]
+    given = [f"--{name.replace('_', '-')}" for name in POSE2D_DEFAULTS if getattr(args, name) is not None]
     if given and args.format != "pose2d":
         parser.error(f"{', '.join(given)}: only --format pose2d has them")
-    for name, default in pose_only.items():
+    for name, default in POSE2D_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
     problems = [
