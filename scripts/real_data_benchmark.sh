@@ -63,16 +63,16 @@ raw_folder() {
 check_source() {
     if [ -z "$3" ]; then
         "$PYTHON" -c 'import contextlib, io, sys
-from dataset.processed import load_splits
+from dataset.processed import load_split
 from options.options_pretraining import parse_args, resolve
-try:
-    load_splits(sys.argv[1])
-except Exception as exc:
-    sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")
 parser, args = parse_args(["--data-dir", sys.argv[1], "--device", "cpu"])
 parser.prog, parser.print_usage = f"{sys.argv[2]}: its pretraining", lambda file=None: None
-with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
-    settings, train = resolve(parser, args)
+try:  # the training part as the pretraining opens it, then the evaluation part
+    with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
+        settings, train = resolve(parser, args)
+    load_split(sys.argv[1], "val")
+except Exception as exc:
+    sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")
 if settings.preset != "small":
     found = f"its layout.json records {train.dataset}" if train.dataset else "its layout.json names no dataset, or it has none (NTU-60 then)"
     sys.exit(f"{sys.argv[2]}: {found}, whose published preset a pretraining takes; this benchmark compares the "
