@@ -98,6 +98,7 @@ RESUME_MAY_CHANGE = (
 
 def _common_parser(description, kind):
     parser = make_parser(description + ". Flags marked (preset) default to the preset the data folder implies.")
+    knn = kind == "kNN evaluation"
     data = parser.add_argument_group("data")
     data.add_argument(
         "--finetune-dataset",
@@ -110,7 +111,8 @@ def _common_parser(description, kind):
         "--protocol",
         default=None,
         choices=PROTOCOLS,
-        help=PROTOCOL_HELP + "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio",
+        help=PROTOCOL_HELP
+        + ("" if knn else "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio"),
     )
     data.add_argument(
         "--finetune-skeleton-representation",
@@ -146,7 +148,9 @@ def _common_parser(description, kind):
         "--view",
         default="joint",
         choices=VIEWS,
-        help="encoder stream; 'all' evaluates joint, motion, bone and their fusion",
+        help="encoder stream; 'all': kNN on the mean of the three encoders' features"
+        if knn
+        else "encoder stream; 'all' evaluates joint, motion, bone and their fusion",
     )
     model.add_argument(
         "--hidden-size",
@@ -166,7 +170,6 @@ def _common_parser(description, kind):
     )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    knn = kind == "kNN evaluation"
     run.add_argument(
         "--seed",
         default=42 if knn else None,  # kNN keeps the published default 42
