@@ -111,8 +111,7 @@ def _common_parser(description, kind):
         "--protocol",
         default=None,
         choices=PROTOCOLS,
-        help=PROTOCOL_HELP
-        + ("" if knn else "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio"),
+        help=PROTOCOL_HELP + ("" if knn else "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio"),
     )
     data.add_argument(
         "--finetune-skeleton-representation",
