@@ -79,7 +79,7 @@ def main(argv=None):
         "--benchmark",
         nargs="+",
         choices=("xsub", "xview", "xsetup"),
-        help="default: xsub xview (ntu60), xsub xsetup (ntu120)",
+        help="the dataset's benchmarks to write (default and choices: xsub xview for ntu60, xsub xsetup for ntu120)",
     )
     parser.add_argument(
         "--ignored-sample-path",
@@ -88,6 +88,14 @@ def main(argv=None):
     )
     args = parse_conversion(parser, argv)
     benchmarks = args.benchmark or benchmarks_of(args.dataset)
+    if len(set(benchmarks)) < len(benchmarks):
+        parser.error(f"--benchmark {' '.join(benchmarks)} names a benchmark twice (each would be written twice)")
+    unknown = [b for b in benchmarks if b not in benchmarks_of(args.dataset)]
+    if unknown:
+        parser.error(
+            f"--benchmark {' '.join(unknown)} is not a benchmark of {args.dataset} "
+            f"(its benchmarks: {' '.join(benchmarks_of(args.dataset))})"
+        )
     ignored = set()
     if args.ignored_sample_path:
         try:

@@ -304,17 +304,18 @@ def convert(
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
-    held = [
-        name
-        for name in run_files(out_folder)
-        if not (name == "settings.json" and "counts" in (folder_settings(out_folder) or {}))
-    ]
-    if held:
-        claim.release()
-        raise ConversionError(
-            f"{out_folder} holds the files of a training or evaluation run ({', '.join(held)}); "
-            "convert into a folder of its own"
-        )
+    for folder in sorted({out_folder, *folder_of.values()}):  # a run's files: in a folder it would rewrite
+        held = [
+            name
+            for name in run_files(folder)
+            if not (name == "settings.json" and "counts" in (folder_settings(folder) or {}))
+        ]
+        if held:
+            claim.release()
+            raise ConversionError(
+                f"{folder} holds the files of a training or evaluation run ({', '.join(held)}); "
+                "convert into a folder of its own"
+            )
     problem = _other_data(out_folder, {out_folder, *folder_of.values()}, dataset, subfolders)
     if problem:
         claim.release()

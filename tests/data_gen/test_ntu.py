@@ -403,3 +403,34 @@ def test_a_benchmark_left_from_an_earlier_conversion_is_named(tmp_path, capsys, 
     printed = capsys.readouterr().out
     assert f"warning: {os.path.join(out, 'xview')} holds a processed folder of an earlier conversion" in printed
     assert "xsub holds" not in printed
+
+
+@pytest.mark.parametrize(
+    "benchmarks, message",
+    [
+        (["xsub", "xsub"], "--benchmark xsub xsub names a benchmark twice"),
+        (["xsub", "xsetup"], "--benchmark xsetup is not a benchmark of ntu60 (its benchmarks: xsub xview)"),
+    ],
+)
+def test_a_repeated_or_unpublished_benchmark_is_a_usage_error(tmp_path, capsys, ntu, benchmarks, message):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    ntu.raw_set(raw)
+    with pytest.raises(SystemExit) as info:
+        ntu.run(raw, out, "--benchmark", *benchmarks)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(out)  # before any work
+
+
+def test_an_ntu_conversion_refuses_a_benchmark_folder_holding_a_run(tmp_path, ntu):
+    raw, out = str(tmp_path / "raw"), tmp_path / "ntu60"
+    ntu.raw_set(raw)
+    (out / "xview").mkdir(parents=True)  # a run's folder where the conversion would write xview's arrays
+    (out / "xview" / "log.jsonl").write_text("")
+    with pytest.raises(SystemExit) as info:
+        ntu.run(raw, str(out))
+    assert info.value.code == (
+        f"error: {out / 'xview'} holds the files of a training or evaluation run (log.jsonl); "
+        "convert into a folder of its own"
+    )
+    assert sorted(os.listdir(out / "xview")) == ["log.jsonl"] and not (out / "xsub").exists()

@@ -423,6 +423,26 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     assert f"{converted} holds a converter's processed data (settings.json)" in capsys.readouterr().err
 
 
+def test_no_run_goes_into_a_processed_folder_not_even_one_of_the_published_tools(data_dir, finished, tmp_path, capsys):
+    # the published tools write no settings.json and no layout.json: the arrays alone mark the folder
+    published = tmp_path / "xsub"
+    shutil.copytree(data_dir, published)
+    assert not (published / "layout.json").exists() and not (published / "settings.json").exists()
+    before = sorted(os.listdir(published))
+    assert pretrain(data_dir, published, "--epochs", "1", "--fresh") == 1
+    assert f"{published} holds processed data (train_data_joint.npy, val_data_joint.npy)" in capsys.readouterr().err
+    argv = ["--data-dir", data_dir, "--pretrained", str(finished / "checkpoint_last.pth.tar"), "-j", "0"]
+    assert knn_eval.main([*argv, "--checkpoint-path", str(published), "--results", str(tmp_path / "r.jsonl")]) == 1
+    assert f"{published} holds processed data (train_data_joint.npy" in capsys.readouterr().err
+    assert sorted(os.listdir(published)) == before  # nothing written, not even a claim
+    recorded = tmp_path / "recorded"  # an importer's folder, layout.json alone is enough
+    write_processed(str(recorded), dataset="mine")
+    assert pretrain(data_dir, recorded, "--epochs", "1") == 1
+    assert f"{recorded} holds processed data (train_data_joint.npy, val_data_joint.npy, layout.json)" in (
+        capsys.readouterr().err
+    )
+
+
 def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, finished, tmp_path, sha256, capsys):
     # --fresh would have moved away the pretraining whose checkpoint is evaluated, or the converter's record
     converted = tmp_path / "converted"
