@@ -654,6 +654,8 @@ def main(argv=None):
         )
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         problems.append(f"--out {args.out} is a file; expected a folder")
+    elif os.path.isdir(args.out) and os.listdir(args.out):  # its files could be real ones of the same names
+        problems.append(f"--out {args.out} is not empty; give a new or empty folder")
     if problems:
         parser.error("; ".join(problems))
     try:
@@ -663,7 +665,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(
             f"interrupted: {args.out} holds the raw files written so far (the last may be cut short); "
-            "run it again to write them all",
+            "remove it and run again to write them all",
             file=sys.stderr,
         )
         raise SystemExit(130) from None

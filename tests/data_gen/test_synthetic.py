@@ -161,6 +161,17 @@ def test_an_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     assert (tmp_path / "raw").read_text() == "x"
 
 
+def test_an_out_that_holds_files_is_a_usage_error(tmp_path, capsys):
+    raw = tmp_path / "raw"  # a real recording with a name the generator would write
+    raw.mkdir()
+    (raw / "S001C001P001R001A001.skeleton").write_text("real")
+    with pytest.raises(SystemExit) as stop:
+        main(["--format", "ntu", "--out", str(raw), "--classes", "1", "--subjects", "1"])
+    assert stop.value.code == 2 and f"--out {raw} is not empty" in capsys.readouterr().err
+    assert os.listdir(raw) == ["S001C001P001R001A001.skeleton"]
+    assert (raw / "S001C001P001R001A001.skeleton").read_text() == "real"
+
+
 def test_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
