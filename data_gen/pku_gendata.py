@@ -108,10 +108,21 @@ def read_video_samples(skeleton_path, label_path, actions):
 
 def build_tasks(data_path, skip_bad):
     """One Task per video in name order, and the label files skipped as unreadable."""
+    expected = ("skeleton/", "label/", *SPLIT_FILES.values())
+    missing = [n for n in expected if not os.path.exists(os.path.join(data_path, n))]
+    if missing:
+        holds = ", ".join(expected)
+        raise ValueError(f"{data_path}: no {', '.join(missing)} (a PKU-MMD phase II folder holds {holds})")
     splits = {b: read_split(os.path.join(data_path, f)) for b, f in SPLIT_FILES.items()}
     skeleton_dir, label_dir = os.path.join(data_path, "skeleton"), os.path.join(data_path, "label")
-    if not os.path.isdir(skeleton_dir):
-        raise ValueError(f"{data_path}: no skeleton/ folder")
+    for b, names in splits.items():
+        absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
+        if absent:
+            print(
+                f"warning: {len(absent)} training videos of {SPLIT_FILES[b]} have no skeleton file "
+                f"(the first: {absent[0]}); they are left out",
+                flush=True,
+            )
     tasks, skipped = [], []
     for filename in sorted(n for n in os.listdir(skeleton_dir) if n.endswith(".txt")):
         video = filename[:-4]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -202,3 +203,29 @@ def test_a_blank_label_line_does_not_count_in_the_sample_index(tmp_path):
         "A01N01-L.txt_1",
         "A01N01-M.txt_0",
     ]
+
+
+def test_a_folder_without_the_expected_entries_names_them(tmp_path):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    os.remove(os.path.join(raw, "cross_view_v2.txt"))
+    shutil.rmtree(os.path.join(raw, "label"))
+    with pytest.raises(SystemExit) as info:
+        _main(raw, out)
+    assert info.value.code == (
+        f"error: {raw}: no label/, cross_view_v2.txt (a PKU-MMD phase II folder holds skeleton/, label/, "
+        "cross_subject_v2.txt, cross_view_v2.txt)"
+    )
+    assert not os.path.exists(out)
+
+
+def test_training_videos_without_a_skeleton_file_are_named(tmp_path, capsys):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    os.remove(os.path.join(raw, "skeleton", "A01N01-M.txt"))  # on both splits' training lines
+    os.remove(os.path.join(raw, "label", "A01N01-M.txt"))
+    _main(raw, out)
+    printed = capsys.readouterr().out
+    for split in ("cross_subject_v2.txt", "cross_view_v2.txt"):
+        assert f"warning: 1 training videos of {split} have no skeleton file (the first: A01N01-M)" in printed
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
