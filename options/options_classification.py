@@ -60,7 +60,7 @@ COMMON_RULES = {
     "workers": at_least(0),
     "hidden_size": at_least(1),
     "num_layers": at_least(1),
-    "view_frames": at_least(1),
+    "view_frames": at_least(2),  # motion is the difference of consecutive frames
 }
 CLASSIFICATION_RULES = dict(
     COMMON_RULES,
@@ -201,7 +201,12 @@ def _common_parser(description, kind):
         "--pretrain-skeleton-representation", default=None, help="no effect (as published: any value is accepted)"
     )
     published.add_argument("--gpu", default=None, type=int, help="GPU index: the same as --device cuda:GPU")
-    published.add_argument("--start-epoch", default=None, type=int, help="ignored: a resume continues at its epoch")
+    published.add_argument(
+        "--start-epoch",
+        default=None,
+        type=int,
+        help="ignored (published flag)" if knn else "ignored: a resume continues at its epoch",
+    )
     published.add_argument("-p", "--print-freq", default=None, type=int, help="ignored: progress is shown per epoch")
     return parser
 

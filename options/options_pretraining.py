@@ -88,7 +88,7 @@ RULES = {
     "workers": at_least(0),
     "start_epoch": at_least(0),
     "schedule": at_least(0),
-    "view_frames": at_least(1),
+    "view_frames": at_least(2),  # motion is the difference of consecutive frames
     "min_crop_frames": at_least(1),
     "corrupted_joints": at_least(1),
     "lr": positive(),

@@ -191,7 +191,7 @@ check_free() {
 
 # run_args DIR CHECKPOINT: the flags a script gives the run in output folder DIR, in RUN_ARGS: FRESH_ARGS,
 # or under RESUME=1 what goes on with what DIR holds: --resume DIR/CHECKPOINT when it is there, --fresh
-# for a run stopped before its first checkpoint (its files kept aside), nothing for a new one. Returns 1
+# for a run stopped without a checkpoint (its files kept aside), nothing for a new one. Returns 1
 # when RESUME=1 and DIR holds a finished evaluation (result.jsonl): the caller skips it.
 run_args() {
     RUN_ARGS=("${FRESH_ARGS[@]}")
@@ -204,7 +204,7 @@ run_args() {
     elif [ -f "$1/$2" ]; then
         RUN_ARGS=(--resume "$1/$2")
     elif [ -f "$1/settings.json" ]; then
-        echo "RESUME=1: $1 holds a run stopped before its first checkpoint; starting it afresh"
+        echo "RESUME=1: $1 holds a run stopped without a checkpoint to resume from; starting it afresh"
         RUN_ARGS=(--fresh)
     fi
 }

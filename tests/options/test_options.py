@@ -162,6 +162,7 @@ PRETRAIN_RULES = [
     (["--steps", "0"], "--steps must be at least 1 and finite, found 0"),
     (["--schedule", "10", "-3"], "--schedule must be at least 0 and finite, found [10, -3]"),
     (["--min-crop-frames", "0"], "--min-crop-frames must be at least 1 and finite, found 0"),
+    (["--view-frames", "1"], "--view-frames must be at least 2 and finite, found 1"),  # motion would be 0
 ]
 
 
@@ -207,6 +208,7 @@ def test_a_batch_larger_than_the_training_set_is_a_usage_error(small_folder, cap
             ["--transfer", "--finetune-dataset", "ntu60"],
             "--transfer fine-tunes on --finetune-dataset pku_v2",
         ),
+        (parse_knn, ["--view-frames", "1"], "--view-frames must be at least 2 and finite, found 1"),
         (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
         (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
     ],
