@@ -303,6 +303,12 @@ def convert(
         raise ValueError(f"one benchmark goes straight into out_folder, got {benchmarks}")
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
+    if subfolders and os.path.isfile(os.path.join(out_folder, "train_data_joint.npy")):
+        above = os.path.dirname(os.path.normpath(out_folder))
+        raise ConversionError(
+            f"{out_folder} is itself a processed folder (train_data_joint.npy): --out-folder names the "
+            f"folder above the benchmark folders ({', '.join(benchmarks)}), e.g. {above}"
+        )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     for folder in sorted({out_folder, *folder_of.values()}):  # a run's files: in a folder it would rewrite
         held = [

@@ -434,3 +434,17 @@ def test_an_ntu_conversion_refuses_a_benchmark_folder_holding_a_run(tmp_path, nt
         "convert into a folder of its own"
     )
     assert sorted(os.listdir(out / "xview")) == ["log.jsonl"] and not (out / "xsub").exists()
+
+
+def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu):
+    raw, out = str(tmp_path / "raw"), tmp_path / "ntu60"
+    ntu.raw_set(raw)
+    ntu.run(raw, str(out))
+    before = sorted(os.listdir(out / "xsub"))
+    with pytest.raises(SystemExit) as info:
+        ntu.run(raw, str(out / "xsub"))  # would nest xsub/xsub and put settings.json among the arrays
+    assert info.value.code == (
+        f"error: {out / 'xsub'} is itself a processed folder (train_data_joint.npy): --out-folder names the "
+        f"folder above the benchmark folders (xsub, xview), e.g. {out}"
+    )
+    assert sorted(os.listdir(out / "xsub")) == before
