@@ -185,7 +185,7 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     single = tmp_path / "single"
     again(single, "mine", subfolders=False)
     kept = tree(single)
-    with pytest.raises(ConversionError, match=rf"{single} holds the processed data of mine"):
+    with pytest.raises(ConversionError, match=rf"{single} is itself a processed folder \(train_data_joint.npy\)"):
         again(single, "other")
     assert tree(single) == kept
     assert tree(out) == before
