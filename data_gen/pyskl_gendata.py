@@ -41,6 +41,7 @@ split lists too, an annotation without a frame_dir, a frame_dir annotated twice,
 an integer in 0..N-1 are errors.  A sample is bad (an error naming it; skipped with ``--skip-bad``)
 when its keypoint is missing, not a numeric M x T x V x C array of the layout's V and C, has no frame,
 or holds a value that lies beyond ``MAX_COORDINATE`` or is not finite (NaN, with filling, is missing).
+A sample with nobody in any frame is skipped with a warning and listed in ``skipped.txt`` in any case.
 """
 
 import numbers
