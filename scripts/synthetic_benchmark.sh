@@ -111,16 +111,19 @@ data="$BENCH_DIR/data/xsub"
 echo "== data: synthetic NTU .skeleton files -> data_gen/ntu_gendata.py -> $data"
 clear_work_dir "$BENCH_DIR" raw data checkpoints eval logs
 # The classes are written by MAX_JOBS generators side by side (every sample is seeded by its own
-# ids, so the files do not depend on how the work is split).
+# ids, so the files do not depend on how the work is split), each into a folder of its own (a
+# generator takes a new or empty one), then gathered into raw/ for the converter.
 for ((part = 1; part <= MAX_JOBS && part <= BENCH_CLASSES; part++)); do
     job "$BENCH_DIR/logs/synthetic_$part.log" \
-        "$PYTHON" -m data_gen.synthetic --format ntu --out "$BENCH_DIR/raw" --seed 1000 \
+        "$PYTHON" -m data_gen.synthetic --format ntu --out "$BENCH_DIR/raw/part$part" --seed 1000 \
         --action-ids $(seq "$part" "$MAX_JOBS" "$BENCH_CLASSES") \
         --subjects "$BENCH_SUBJECTS" --cameras 3 --setups 2 --replications "$BENCH_REPLICATIONS" \
         --max-yaw 90 --shape-var 0.2 --tempo-var 0.5 --phase-var 0.5 --amp-var 0.3 --noise 0.02 \
         --p-partial 0.35 --p-missing 0.1 --p-third 0.1
 done
 wait_jobs
+run find "$BENCH_DIR/raw" -mindepth 2 -type f -exec mv -t "$BENCH_DIR/raw" {} +
+run find "$BENCH_DIR/raw" -mindepth 1 -type d -empty -delete
 run "$PYTHON" -m data_gen.ntu_gendata --dataset ntu60 --benchmark xsub --data-path "$BENCH_DIR/raw" \
     --out-folder "$BENCH_DIR/data" --workers "$((MAX_JOBS > 2 ? MAX_JOBS : 2))" --no-progress
 run rm -rf "$BENCH_DIR/raw"

@@ -1,4 +1,4 @@
-"""scripts/synthetic_benchmark.sh (dry run) and its report, scripts/benchmark_report.py."""
+"""scripts/synthetic_benchmark.sh (dry runs, and one tiny real run) and its report, scripts/benchmark_report.py."""
 
 import json
 import os
@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from dataset.processed import load_split
 from options.options_classification import parse_knn
 from options.options_pretraining import parse_args
 from options.parsing import fill
@@ -148,3 +149,34 @@ def test_extra_pretraining_flags_come_last(tmp_path):
     assert len(pretrain) == 2
     for words in pretrain:
         assert words[-3:] == ["--cos", "--epochs", "5"] and value(words, "--seed") == "3"
+
+
+def test_parallel_generators_write_every_recording_once(tmp_path):
+    # MAX_JOBS generators side by side, each into a folder of its own, gathered for the converter
+    env = dict(
+        os.environ,
+        DRY_RUN="0",
+        BENCH_DIR=str(tmp_path / "b"),
+        RESULTS_DIR=str(tmp_path / "r"),
+        BENCH_CLASSES="6",
+        BENCH_SUBJECTS="3",
+        BENCH_REPLICATIONS="2",
+        BENCH_EPOCHS="1",
+        SEEDS="0",
+        MAX_JOBS="3",
+    )
+    proc = subprocess.run(
+        ["bash", "scripts/synthetic_benchmark.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = str(tmp_path / "b" / "data" / "xsub")
+    names = sorted(load_split(data, "train").names + load_split(data, "val").names)
+    assert names == sorted(
+        f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}.skeleton"
+        for a in range(1, 7)
+        for p in range(1, 4)
+        for c in range(1, 4)
+        for s in range(1, 3)
+        for r in range(1, 3)
+    )
+    assert not (tmp_path / "b" / "raw").exists()
