@@ -108,6 +108,8 @@ def read_video_samples(skeleton_path, label_path, actions):
 
 def build_tasks(data_path, skip_bad):
     """One Task per video in name order, and the label files skipped as unreadable."""
+    if not os.path.isdir(data_path):
+        raise ValueError(f"{data_path}: no such folder (--data-path names PKU-MMD phase II's raw folder)")
     expected = ("skeleton/", "label/", *SPLIT_FILES.values())
     missing = [n for n in expected if not os.path.exists(os.path.join(data_path, n))]
     if missing:
@@ -119,7 +121,7 @@ def build_tasks(data_path, skip_bad):
         absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
         if absent:
             print(
-                f"warning: {len(absent)} training videos of {SPLIT_FILES[b]} have no skeleton file "
+                f"warning: {len(absent)} training video(s) of {SPLIT_FILES[b]} have no skeleton file "
                 f"(the first: {absent[0]}); they are left out",
                 flush=True,
             )

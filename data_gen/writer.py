@@ -304,7 +304,7 @@ def convert(
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
     if subfolders and os.path.isfile(os.path.join(out_folder, "train_data_joint.npy")):
-        above = os.path.dirname(os.path.normpath(out_folder))
+        above = os.path.dirname(os.path.abspath(out_folder))
         raise ConversionError(
             f"{out_folder} is itself a processed folder (train_data_joint.npy): --out-folder names the "
             f"folder above the benchmark folders ({', '.join(benchmarks)}), e.g. {above}"

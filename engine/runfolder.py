@@ -15,10 +15,9 @@ with `--fresh`, which would move its files away.
 import os
 
 from dataset.files import claim_folder, folder_settings, keep_aside, run_files
-from dataset.layouts import LAYOUT_FILE
 from options.settings import differences
 
-DATA_FILES = ("train_data_joint.npy", "val_data_joint.npy", LAYOUT_FILE)  # what marks a processed folder
+DATA_FILES = ("train_data_joint.npy", "val_data_joint.npy")  # what marks a processed folder
 
 
 class RunFolderError(RuntimeError):

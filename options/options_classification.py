@@ -111,7 +111,12 @@ def _common_parser(description, kind):
         "--protocol",
         default=None,
         choices=PROTOCOLS,
-        help=PROTOCOL_HELP + ("" if knn else "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio"),
+        help=PROTOCOL_HELP
+        + (
+            "; not the *_semi ones: kNN uses the whole training set"
+            if knn
+            else "; the *_semi ones fine-tune on a labelled fraction, see --data-ratio"
+        ),
     )
     data.add_argument(
         "--finetune-skeleton-representation",
@@ -207,7 +212,9 @@ def _common_parser(description, kind):
         type=int,
         help="ignored (published flag)" if knn else "ignored: a resume continues at its epoch",
     )
-    published.add_argument("-p", "--print-freq", default=None, type=int, help="ignored: progress is shown per epoch")
+    published.add_argument(
+        "-p", "--print-freq", default=None, type=int, help="ignored" + ("" if knn else ": progress is shown per epoch")
+    )
     return parser
 
 

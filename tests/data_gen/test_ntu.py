@@ -436,7 +436,7 @@ def test_an_ntu_conversion_refuses_a_benchmark_folder_holding_a_run(tmp_path, nt
     assert sorted(os.listdir(out / "xview")) == ["log.jsonl"] and not (out / "xsub").exists()
 
 
-def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu):
+def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu, monkeypatch):
     raw, out = str(tmp_path / "raw"), tmp_path / "ntu60"
     ntu.raw_set(raw)
     ntu.run(raw, str(out))
@@ -448,3 +448,7 @@ def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu):
         f"folder above the benchmark folders (xsub, xview), e.g. {out}"
     )
     assert sorted(os.listdir(out / "xsub")) == before
+    monkeypatch.chdir(out / "xsub")  # a relative --out-folder: the folder above is still named
+    with pytest.raises(SystemExit) as info:
+        ntu.run(raw, ".")
+    assert info.value.code.endswith(f"(xsub, xview), e.g. {out}")

@@ -227,5 +227,12 @@ def test_training_videos_without_a_skeleton_file_are_named(tmp_path, capsys):
     _main(raw, out)
     printed = capsys.readouterr().out
     for split in ("cross_subject_v2.txt", "cross_view_v2.txt"):
-        assert f"warning: 1 training videos of {split} have no skeleton file (the first: A01N01-M)" in printed
+        assert f"warning: 1 training video(s) of {split} have no skeleton file (the first: A01N01-M)" in printed
     assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
+
+
+def test_a_data_path_that_is_no_folder_is_named(tmp_path):
+    missing = str(tmp_path / "PKU-MMD-v2")
+    with pytest.raises(SystemExit) as info:
+        _main(missing, str(tmp_path / "out"))
+    assert info.value.code == f"error: {missing}: no such folder (--data-path names PKU-MMD phase II's raw folder)"

@@ -435,12 +435,14 @@ def test_no_run_goes_into_a_processed_folder_not_even_one_of_the_published_tools
     assert knn_eval.main([*argv, "--checkpoint-path", str(published), "--results", str(tmp_path / "r.jsonl")]) == 1
     assert f"{published} holds processed data (train_data_joint.npy" in capsys.readouterr().err
     assert sorted(os.listdir(published)) == before  # nothing written, not even a claim
-    recorded = tmp_path / "recorded"  # an importer's folder, layout.json alone is enough
+    recorded = tmp_path / "recorded"  # an importer's folder
     write_processed(str(recorded), dataset="mine")
     assert pretrain(data_dir, recorded, "--epochs", "1") == 1
-    assert f"{recorded} holds processed data (train_data_joint.npy, val_data_joint.npy, layout.json)" in (
-        capsys.readouterr().err
-    )
+    assert f"{recorded} holds processed data (train_data_joint.npy, val_data_joint.npy)" in capsys.readouterr().err
+    mine = tmp_path / "mine"  # a layout file kept beside the checkpoints is no processed data
+    mine.mkdir()
+    (mine / "layout.json").write_text("{}")
+    assert pretrain(data_dir, mine, "--epochs", "1") == 0
 
 
 def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, finished, tmp_path, sha256, capsys):
