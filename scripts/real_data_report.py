@@ -127,7 +127,7 @@ def markdown(summary):
             f"K {s['contrast_k']}, top-k {s['topk']}, key momentum {s['contrast_m']:g}, views of "
             f"{s['view_frames']} frames (crops of at least {s['min_crop_frames']}), "
             f"{s['corrupted_joints']} corrupted joints. CMD − CMD-weight-0, linear 3-stream: "
-            f"{gap['mean']:+.1f} ± {gap['std']:.1f} (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])})."
+            f"{cell(gap, '+')} (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])})."
         )
     return "\n".join(lines)
 

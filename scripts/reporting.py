@@ -19,9 +19,10 @@ def stats(values):
     }
 
 
-def cell(s):
-    """'mean ± std' of `stats`."""
-    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+def cell(s, sign=""):
+    """'mean ± std' of `stats` ('mean' alone for one seed, whose spread is unknown); `sign` '+' signs the mean."""
+    mean = f"{s['mean']:{sign}.1f}"
+    return mean if len(s["per_seed"]) == 1 else f"{mean} ± {s['std']:.1f}"
 
 
 def run_settings(path):

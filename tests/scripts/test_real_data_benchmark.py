@@ -11,6 +11,7 @@ import pytest
 
 from dataset.layouts import KINECT20
 from scripts import coordinate_baseline, real_data_report
+from scripts.reporting import cell, stats
 from tests.helpers import write_processed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -305,3 +306,9 @@ def test_coordinate_baseline_refuses_a_protocol_the_folder_does_not_hold_before_
         )
     assert stop.value.code == 2 and "holds the cross_subject benchmark" in capsys.readouterr().err
     assert not fitted and not (tmp_path / "r.jsonl").exists()
+
+
+def test_one_seed_shows_no_spread():
+    assert cell(stats([80.0])) == "80.0"  # the spread of one value is unknown, not 0
+    assert cell(stats([79.0, 81.0])) == "80.0 ± 1.4"  # sample std: sqrt(2)
+    assert cell(stats([-1.25]), "+") == "-1.2" and cell(stats([0.5, 1.5]), "+") == "+1.0 ± 0.7"
