@@ -109,7 +109,7 @@ def read_video_samples(skeleton_path, label_path, actions):
 def build_tasks(data_path, skip_bad):
     """One Task per video in name order, and the label files skipped as unreadable."""
     if not os.path.isdir(data_path):
-        raise ValueError(f"{data_path}: no such folder (--data-path names PKU-MMD phase II's raw folder)")
+        raise ValueError(f"--data-path {data_path} is not a folder (PKU-MMD phase II's raw folder)")
     expected = ("skeleton/", "label/", *SPLIT_FILES.values())
     missing = [n for n in expected if not os.path.exists(os.path.join(data_path, n))]
     if missing:

@@ -213,7 +213,11 @@ def _common_parser(description, kind):
         help="ignored (published flag)" if knn else "ignored: a resume continues at its epoch",
     )
     published.add_argument(
-        "-p", "--print-freq", default=None, type=int, help="ignored" + ("" if knn else ": progress is shown per epoch")
+        "-p",
+        "--print-freq",
+        default=None,
+        type=int,
+        help="ignored (published flag)" if knn else "ignored: progress is shown per epoch",
     )
     return parser
 

@@ -17,7 +17,7 @@ import statistics
 import sys
 
 from engine.results import load_results
-from scripts.reporting import cell, publish_summary, run_settings, stats
+from scripts.reporting import cell, over_seeds, publish_summary, run_settings, stats
 
 METHODS = ("cmd", "cmd_weight0")
 LABELS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
@@ -105,8 +105,8 @@ def markdown(summary):
     seeds = summary["seeds"]
     s = summary["settings"]
     lines = [
-        f"kNN top-1 % (cosine 1-NN on frozen joint-encoder features), mean ± std over seeds "
-        f"{', '.join(map(str, seeds))}. GRU {s['hidden_size']} x {s['num_layers']}, batch {s['batch_size']}, "
+        f"kNN top-1 % (cosine 1-NN on frozen joint-encoder features), {over_seeds(seeds)}. "
+        f"GRU {s['hidden_size']} x {s['num_layers']}, batch {s['batch_size']}, "
         f"K {s['contrast_k']}, top-k {s['topk']}, m {s['contrast_m']}, lr {s['lr']}, "
         f"{s['train_samples']} training samples ({s['steps_per_epoch']} steps per epoch), device {s['device']}.",
         "",
@@ -125,7 +125,7 @@ def markdown(summary):
     )
     lines += [
         "",
-        "kNN top-1 % over training (mean ± std over seeds):",
+        f"kNN top-1 % over training ({over_seeds(seeds)}):",
         "",
         "| epochs | steps | " + " | ".join(LABELS[m] for m in summary["methods"]) + " |",
         "|---|---|" + "---|" * len(summary["methods"]),

@@ -14,7 +14,7 @@ import os
 import sys
 
 from engine.results import load_results
-from scripts.reporting import cell, publish_summary, run_settings, stats
+from scripts.reporting import cell, over_seeds, publish_summary, run_settings, stats
 
 METHODS = {"cmd": "CMD", "cmd_weight0": "CMD, --cmd-weight 0", "random": "random encoder"}
 COLUMNS = (
@@ -101,8 +101,8 @@ def collect(work_dir, datasets, seeds):
 
 def markdown(summary):
     lines = [
-        f"Top-1 % on each data set's evaluation part, mean ± sample standard deviation over seeds "
-        f"{', '.join(map(str, summary['seeds']))}; every run with the small-data preset the folder implies "
+        f"Top-1 % on each data set's evaluation part, {over_seeds(summary['seeds'], 'sample standard deviation')}; "
+        "every run with the small-data preset the folder implies "
         "(docs/small-data.md), the same for all data sets.",
         "",
         "| data set | encoder | " + " | ".join(HEADER) + " |",
@@ -127,7 +127,8 @@ def markdown(summary):
             f"K {s['contrast_k']}, top-k {s['topk']}, key momentum {s['contrast_m']:g}, views of "
             f"{s['view_frames']} frames (crops of at least {s['min_crop_frames']}), "
             f"{s['corrupted_joints']} corrupted joints. CMD − CMD-weight-0, linear 3-stream: "
-            f"{cell(gap, '+')} (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])})."
+            + cell(gap, "+")
+            + (f" (per seed {', '.join(f'{v:+.1f}' for v in gap['per_seed'])})." if len(gap["per_seed"]) > 1 else ".")
         )
     return "\n".join(lines)
 

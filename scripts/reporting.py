@@ -10,13 +10,20 @@ from options.settings import flatten
 
 
 def stats(values):
-    """Mean, sample standard deviation (0 for one value) and the values themselves."""
+    """Mean, sample standard deviation (None for one value: unknown) and the values themselves."""
     values = [float(v) for v in values]
     return {
         "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
         "per_seed": values,
     }
+
+
+def over_seeds(seeds, spread="std"):
+    """'mean ± SPREAD over seeds 0, 1, 2', or 'seed 0 (one run: no spread)' for a table's header."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]} (one run: no spread)"
+    return f"mean ± {spread} over seeds {', '.join(map(str, seeds))}"
 
 
 def cell(s, sign=""):

@@ -235,4 +235,4 @@ def test_a_data_path_that_is_no_folder_is_named(tmp_path):
     missing = str(tmp_path / "PKU-MMD-v2")
     with pytest.raises(SystemExit) as info:
         _main(missing, str(tmp_path / "out"))
-    assert info.value.code == f"error: {missing}: no such folder (--data-path names PKU-MMD phase II's raw folder)"
+    assert info.value.code == f"error: --data-path {missing} is not a folder (PKU-MMD phase II's raw folder)"

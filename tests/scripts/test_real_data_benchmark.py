@@ -11,7 +11,7 @@ import pytest
 
 from dataset.layouts import KINECT20
 from scripts import coordinate_baseline, real_data_report
-from scripts.reporting import cell, stats
+from scripts.reporting import cell, over_seeds, stats
 from tests.helpers import write_processed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -309,6 +309,7 @@ def test_coordinate_baseline_refuses_a_protocol_the_folder_does_not_hold_before_
 
 
 def test_one_seed_shows_no_spread():
-    assert cell(stats([80.0])) == "80.0"  # the spread of one value is unknown, not 0
+    assert cell(stats([80.0])) == "80.0" and stats([80.0])["std"] is None  # one value's spread is unknown, not 0
+    assert over_seeds([0]) == "seed 0 (one run: no spread)" and over_seeds([0, 1]) == "mean ± std over seeds 0, 1"
     assert cell(stats([79.0, 81.0])) == "80.0 ± 1.4"  # sample std: sqrt(2)
     assert cell(stats([-1.25]), "+") == "-1.2" and cell(stats([0.5, 1.5]), "+") == "+1.0 ± 0.7"
