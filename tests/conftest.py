@@ -6,6 +6,7 @@ and scripts are marked `slow` (`python -m pytest -m "not slow" tests` leaves the
 
 import hashlib
 import os
+import re
 
 import pytest
 import torch
@@ -13,6 +14,15 @@ import torch
 from tests.helpers import write_processed
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# The scripts' variables in the caller's shell (RESUME=1 after a sweep, DEVICE, BENCH_*, …) would change
+# what the script tests run, which set the ones they need themselves.
+SCRIPT_VARIABLES = re.compile(
+    r"(BENCH|DEMO)_\w+|RESUME|FRESH|DEVICE|WORKERS|NPROC|DRY_RUN|MAX_JOBS|SEEDS|VIEWS|RATIOS|WORK_DIR|"
+    r"RESULTS_DIR|PYTHON|GENDATA_WORKERS|NTU60_RAW|NTU60_MISSING|NTU120_RAW|NTU120_MISSING|PKU_RAW"
+)
+for name in [n for n in os.environ if SCRIPT_VARIABLES.fullmatch(n)]:
+    del os.environ[name]
 
 
 @pytest.fixture(autouse=True)

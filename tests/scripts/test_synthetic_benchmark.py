@@ -154,10 +154,8 @@ def test_extra_pretraining_flags_come_last(tmp_path):
 
 def test_parallel_generators_write_every_recording_once(tmp_path):
     # MAX_JOBS generators side by side, each into a folder of its own, gathered for the converter
-    # the script's own variables come from this test alone, whatever the caller's shell exports
-    own = ("RESUME", "FRESH", "DEVICE", "WORKERS")
     env = dict(
-        {k: v for k, v in os.environ.items() if k not in own and not k.startswith("BENCH_")},
+        os.environ,
         PYTHON=sys.executable,
         DRY_RUN="0",
         BENCH_DIR=str(tmp_path / "b"),
