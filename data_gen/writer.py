@@ -43,7 +43,7 @@ from dataset.files import (
     temp_path,
 )
 from dataset.layouts import LAYOUT_FILE, NTU25, LayoutError, folder_record_text, read_folder_record
-from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME, non_finite_samples
+from dataset.processed import CONVERTING, MAX_COORDINATE, MAX_FRAME, non_finite_samples, split_paths
 
 
 def sample_shape(layout):
@@ -303,7 +303,7 @@ def convert(
         raise ValueError(f"one benchmark goes straight into out_folder, got {benchmarks}")
     records = {b: folder_record_text(layout, num_class, dataset, folder_protocol(b)) for b in benchmarks}
     folder_of = {b: os.path.join(out_folder, b) if subfolders else out_folder for b in benchmarks}
-    if subfolders and os.path.isfile(os.path.join(out_folder, "train_data_joint.npy")):
+    if subfolders and os.path.isfile(split_paths(out_folder, "train")[0]):
         above = os.path.dirname(os.path.abspath(out_folder))
         raise ConversionError(
             f"{out_folder} is itself a processed folder (train_data_joint.npy): --out-folder names the "
@@ -633,5 +633,5 @@ def stale_benchmarks(out_folder, benchmarks):
     return sorted(
         name
         for name in os.listdir(out_folder)
-        if name not in benchmarks and os.path.isfile(os.path.join(out_folder, name, "train_data_joint.npy"))
+        if name not in benchmarks and os.path.isfile(split_paths(os.path.join(out_folder, name), "train")[0])
     )

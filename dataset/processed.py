@@ -198,6 +198,13 @@ def split_paths(folder, part):
     )
 
 
+def data_arrays(folder):
+    """The names of the parts' data arrays present in `folder` (train, val): what marks a processed folder,
+    the published tools' included (they write no layout.json)."""
+    paths = (split_paths(folder, part)[0] for part in ("train", "val"))
+    return [os.path.basename(path) for path in paths if os.path.isfile(path)]
+
+
 def non_finite_samples(data, rows=SCAN_ROWS, limit=MAX_COORDINATE):
     """Indices of the samples of ``data`` (N x ...) that hold a NaN, an infinity or a value beyond
     +-``limit``, in one pass reading ``rows`` samples at a time: a sample is sound when its max and min

@@ -15,9 +15,8 @@ with `--fresh`, which would move its files away.
 import os
 
 from dataset.files import claim_folder, folder_settings, keep_aside, run_files
+from dataset.processed import data_arrays
 from options.settings import differences
-
-DATA_FILES = ("train_data_joint.npy", "val_data_joint.npy")  # what marks a processed folder
 
 
 class RunFolderError(RuntimeError):
@@ -57,8 +56,8 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     holder when another run holds the folder, and RunFolderError naming the folder, what it holds and
     the flags that continue or restart it.
     """
-    data = [name for name in DATA_FILES if os.path.isfile(os.path.join(folder, name))]
-    if data:  # a processed folder (written by the published tools too: without a settings.json)
+    data = data_arrays(folder)
+    if data:
         raise RunFolderError(
             f"{folder} holds processed data ({', '.join(data)}); a {kind} run does not go there: choose "
             "another output folder (--checkpoint-path)"
