@@ -328,16 +328,17 @@ def get_layout(spec):
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
 
 
-def _record_problem(num_class, dataset, protocol, need_class=False):
-    """What is wrong with a folder record's class count, dataset name or protocol (None when nothing)."""
+def _record_problem(num_class, dataset, protocol, need_class=False, dataset_fix=""):
+    """What is wrong with a folder record's class count, dataset name (followed by `dataset_fix`) or
+    protocol (None when nothing)."""
     if (num_class is not None or need_class) and (
         not isinstance(num_class, numbers.Integral) or isinstance(num_class, bool) or num_class < 1
     ):
         return f"num_class must be a positive integer, found {num_class!r}"
     if protocol is not None and protocol not in PROTOCOL_FOLDERS:
         return f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_FOLDERS)}"
-    if dataset is not None and dataset_name_problem(dataset):  # it names default run folders and result rows
-        return dataset_name_problem(dataset)
+    if dataset is not None and (problem := dataset_name_problem(dataset)):  # it names run folders, result rows
+        return problem + dataset_fix
     return None
 
 
@@ -368,8 +369,8 @@ def read_folder_record(folder):
         raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")
     layout = Layout.from_dict(record["layout"], source=path)
     num_class, dataset, protocol = (record.get(key) for key in ("num_class", "dataset", "protocol"))
-    problem = _record_problem(num_class, dataset, protocol)
+    fix = '; edit its "dataset" or convert again (pyskl: --dataset NAME)'
+    problem = _record_problem(num_class, dataset, protocol, dataset_fix=fix)
     if problem:
-        fix = '; edit its "dataset" or convert again (pyskl: --dataset NAME)'
-        raise LayoutError(f"{path}: {problem}" + (fix if problem == dataset_name_problem(dataset) else ""))
+        raise LayoutError(f"{path}: {problem}")
     return layout, num_class, dataset, protocol
