@@ -87,14 +87,15 @@ def main(argv=None):
         help="list of samples to exclude (the official missing-skeleton list)",
     )
     args = parse_conversion(parser, argv)
-    benchmarks = args.benchmark or benchmarks_of(args.dataset)
+    published = benchmarks_of(args.dataset)
+    benchmarks = args.benchmark or published
     if len(set(benchmarks)) < len(benchmarks):
         parser.error(f"--benchmark {' '.join(benchmarks)} names a benchmark twice (each would be written twice)")
-    unknown = [b for b in benchmarks if b not in benchmarks_of(args.dataset)]
+    unknown = [b for b in benchmarks if b not in published]
     if unknown:
         parser.error(
             f"--benchmark {' '.join(unknown)} is not a benchmark of {args.dataset} "
-            f"(its benchmarks: {' '.join(benchmarks_of(args.dataset))})"
+            f"(its benchmarks: {' '.join(published)})"
         )
     ignored = set()
     if args.ignored_sample_path:

@@ -310,7 +310,8 @@ def convert(
             f"folder above the benchmark folders ({', '.join(benchmarks)}), e.g. {above}"
         )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
-    for folder in sorted({out_folder, *folder_of.values()}):  # a run's files: in a folder it would rewrite
+    targets = sorted({out_folder, *folder_of.values()})  # the folders this conversion writes into
+    for folder in targets:  # a run's files there would be rewritten
         held = [
             name
             for name in run_files(folder)
@@ -322,7 +323,7 @@ def convert(
                 f"{folder} holds the files of a training or evaluation run ({', '.join(held)}); "
                 "convert into a folder of its own"
             )
-    problem = _other_data(out_folder, {out_folder, *folder_of.values()}, dataset, subfolders)
+    problem = _other_data(out_folder, targets, dataset, subfolders)
     if problem:
         claim.release()
         raise ConversionError(
