@@ -131,6 +131,48 @@ def test_forward_logits_losses_queue_and_momentum(mlp):
         assert all(p.grad is None for p in model.key_encoder(n).parameters())
 
 
+def kl_by_definition_autograd(teacher, student, topk, teacher_T, student_T):
+    """kl_by_definition with torch scalars, so that autograd gives its gradient with respect to `student`."""
+    total = 0.0
+    for t_row, s_row in zip(teacher, student):
+        index = sorted(range(len(t_row)), key=lambda j: -float(t_row[j]))[:topk]
+        zt = sum(torch.exp(t_row[j] / teacher_T) for j in index)
+        zs = sum(torch.exp(s_row[j] / student_T) for j in index)
+        for j in index:
+            p = torch.exp(t_row[j] / teacher_T) / zt
+            q = torch.exp(s_row[j] / student_T) / zs
+            total = total + p * torch.log(p / q)
+    return total / len(teacher)
+
+
+def test_cmd_loss_gradient_reaches_every_query_encoder_as_the_definition_gives_it():
+    """The CMD loss alone, backpropagated, gives each query encoder the gradient of the definition's KL sum."""
+    model = tiny_moco(mlp=True)
+    before = copy.deepcopy(model)
+    ref = momentum_updated(model)
+    im_q, im_k = views()
+    *_, loss_cmd = model(im_q, im_k)
+    loss_cmd.backward()
+
+    q = {n: F.normalize(ref.query_encoder(n)(modality(im_q, n, PARENTS)), dim=1) for n in MODALITIES}
+    with torch.no_grad():
+        k = {n: F.normalize(ref.key_encoder(n)(modality(im_k, n, PARENTS)), dim=1) for n in MODALITIES}
+    queue = {n: getattr(before, "queue" + PREFIX[n]) for n in MODALITIES}  # dim x K
+    expected = 0.5 * sum(
+        kl_by_definition_autograd(k[a] @ queue[a], q[b] @ queue[b], 5, 0.3, 0.4)
+        for a in MODALITIES
+        for b in MODALITIES
+        if a != b
+    )
+    expected.backward()
+    for n in MODALITIES:
+        got = dict(model.query_encoder(n).named_parameters())
+        for pname, p_ref in ref.query_encoder(n).named_parameters():
+            assert p_ref.grad is not None and p_ref.grad.abs().max() > 0, (n, pname)
+            torch.testing.assert_close(got[pname].grad, p_ref.grad, rtol=1e-9, atol=1e-12, msg=f"{n} {pname}")
+        assert all(p.grad is None for p in model.key_encoder(n).parameters())
+
+
 def test_key_encoders_start_as_copies():
     model = tiny_moco(mlp=True)
     for n in MODALITIES:
