@@ -13,10 +13,11 @@ from engine.probe import C_GRID, FALLBACK_C, cv_folds, logistic_probe
 
 
 def features(seed, n_per_class=24, classes=4, dim=6):
-    """Three noisy streams of class-dependent features (N x dim each) and their labels."""
+    """Three noisy streams of class-dependent features (N x dim each) and their labels; the class centres are
+    the same for every seed, so a training part and an evaluation part drawn with two seeds share them."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(classes), n_per_class)
-    centres = rng.normal(size=(3, classes, dim))
+    centres = np.random.default_rng(1000 + classes).normal(size=(3, classes, dim))
     streams = {
         name: centres[i][labels] + rng.normal(scale=2.0, size=(len(labels), dim)) * (i + 1)
         for i, name in enumerate(("joint", "motion", "bone"))
@@ -57,12 +58,31 @@ def test_probe_matches_scikit_learn_per_stream_and_fused():
     assert set(found) == {"joint", "motion", "bone", "fusion", "concat"}
 
 
+def top5_by_hand(probabilities, labels):
+    """Percent of rows whose label is among the five largest probabilities, one row at a time."""
+    hits = 0
+    for row, label in zip(probabilities.tolist(), labels.tolist()):
+        hits += label in sorted(range(len(row)), key=lambda j: -row[j])[:5]
+    return hits / len(labels) * 100
+
+
 def test_top5_counts_the_label_among_the_five_most_probable():
+    """Eight classes: top-5 per stream and fused, against scikit-learn's probabilities ranked by hand."""
     train_x, train_y = features(0, classes=8)
     val_x, val_y = features(1, classes=8)
-    found = logistic_probe(({"joint": train_x["joint"]}, train_y), ({"joint": val_x["joint"]}, val_y))
-    assert set(found) == {"joint"}  # no fusion of one stream
-    assert found["joint"]["top1"] <= found["joint"]["top5"] <= 100.0
+    found = logistic_probe((train_x, train_y), (val_x, val_y), seed=3)
+    probabilities = {}
+    for name in ("joint", "motion", "bone"):
+        probabilities[name] = reference(train_x[name], train_y, val_x[name], seed=3)[1]
+        expected = top5_by_hand(probabilities[name], val_y)
+        assert found[name]["top5"] == pytest.approx(expected, abs=100 / len(val_y) + 1e-9)
+    fused = top5_by_hand(sum(probabilities.values()), val_y)
+    assert found["fusion"]["top5"] == pytest.approx(fused, abs=100 / len(val_y) + 1e-9)
+    # the data make top-5 a check of its own: below 100 and above top-1 for the noisiest stream
+    bone = probabilities["bone"]
+    assert (bone.argmax(1) == val_y).mean() * 100 + 10 < top5_by_hand(bone, val_y) < 100
+    one = logistic_probe(({"joint": train_x["joint"]}, train_y), ({"joint": val_x["joint"]}, val_y), seed=3)
+    assert one == {"joint": found["joint"]}  # no fusion of one stream
 
 
 def test_folds_shrink_for_classes_with_few_samples():
