@@ -120,6 +120,41 @@ def test_published_presets_are_bit_for_bit_the_published_values(stage, name):
     assert {k: bits(v) for k, v in got.items()} == {k: bits(v) for k, v in expected.items()}
 
 
+# The small-data preset of a folder of 200 training recordings of median length 31 on 20 joints
+# (docs/small-data.md), by hand: batch 32 (<= 200 / 4), queue 96 (the largest multiple of 32 within 100),
+# top-k 48, views of 16 frames (the power of two nearest 15.5) cropped to at least 8, 3 of 20 joints.
+SMALL_BY_HAND = {
+    "pretrain": dict(
+        PRETRAIN_NTU,
+        hidden_size=64,
+        num_layers=2,
+        lr=0.05,
+        batch_size=32,
+        steps=3000,
+        epochs=None,
+        schedule=[],
+        cos=True,
+        contrast_k=96,
+        topk=48,
+        contrast_m=0.99,
+        view_frames=16,
+        min_crop_frames=8,
+        corrupted_joints=3,
+        checkpoint_every=None,
+    ),
+    "linear": dict(LINEAR, probe="logistic"),
+    "semi": SEMI,
+    "transfer": TRANSFER,
+    "knn": KNN,
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_small_data_preset_of_a_folder_is_the_hand_worked_table(stage):
+    got = preset(stage, SMALL, FolderFacts(train_samples=200, median_frames=31, num_joints=20))
+    assert {k: bits(v) for k, v in got.items()} == {k: bits(v) for k, v in SMALL_BY_HAND[stage].items()}
+
+
 def test_the_published_table_holds_exactly_the_published_stages():
     assert set(PUBLISHED) == set(PUBLISHED_BY_HAND)
     assert set(DATASETS) == {"ntu60", "ntu120", "pku_v2"}

@@ -280,7 +280,9 @@ def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, pr
     assert "warning: --schedule 1 is not used: the learning rate follows the cosine schedule (the small preset)" in (
         capsys.readouterr().out
     )
-    pretrain_settings(mine, "--schedule", "1", "--no-cos")  # the milestones apply
+    stepped = pretrain_settings(mine, "--schedule", "1", "--no-cos")  # the milestones apply, without a warning
+    assert (stepped.optim.cos, tuple(stepped.optim.schedule)) == (False, (1,))
+    assert "--schedule" not in capsys.readouterr().out
     published = processed(tmp_path / "ntu", n=(64, 10), num_class=60, dataset="ntu60")
     pretrain_settings(published, "--schedule", "5")
     assert "--schedule" not in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """tools.bench (`python -m tools.bench`): the ratios it prints (hand-worked) and a tiny configuration run end to end."""
 
+import re
+
 import pytest
 import torch
 
@@ -21,6 +23,10 @@ def test_tiny_configuration_times_both_variants(monkeypatch, capsys, one_thread)
     assert out.count("loop / whole-sequence time") == 2
     assert "one encoder, forward + backward" in out and "one encoder, forward without gradients" in out
     assert "training step" not in out
+    # each kind timed both variants: a positive median and minimum per line, in the order printed
+    times = re.findall(r"(sequence|loop) +median +([\d.]+) ms +min +([\d.]+) ms", out)
+    assert [name for name, *_ in times] == ["sequence", "loop", "sequence", "loop"]
+    assert all(0 < float(low) <= float(median) for _, median, low in times)
 
 
 def test_unknown_kind_is_a_clear_error(capsys):
