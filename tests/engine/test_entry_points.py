@@ -107,13 +107,21 @@ def test_linear_all_views_end_to_end(tiny, tmp_path):
     assert f"| 3s-CMD — ours | {records[3]['value']:.1f} |" in table
 
 
-def test_a_linear_probe_continues_with_resume(tiny, tmp_path):
+def test_a_linear_probe_continues_with_resume(tiny, tmp_path, monkeypatch):
     # refusing a second run into the folder, and --fresh: tests/engine/test_runfolder.py
     results_file = tmp_path / "results.jsonl"
     out = tmp_path / "linear"
     argv = _common(tiny, out, results_file) + ["--batch-size", "4", "--eval-freq", "1"]
     assert action_classification.main(argv + ["--epochs", "1"]) == 0
+    epochs, train_one_epoch = [], evaluate.train_one_epoch
+
+    def spy(*args):  # (model, loader, optimizer, views, device, finetune, epoch, writer)
+        epochs.append(args[6])
+        return train_one_epoch(*args)
+
+    monkeypatch.setattr(evaluate, "train_one_epoch", spy)
     assert action_classification.main(argv + ["--epochs", "2", "--resume", str(out / "checkpoint.pth.tar")]) == 0
+    assert epochs == [1]  # the resumed run trains the epoch left, not both
     saved = torch.load(out / "checkpoint.pth.tar", weights_only=True)
     assert saved["epoch"] == 2 and set(saved["best"]) == {"joint"}
     first, second = _records(results_file)

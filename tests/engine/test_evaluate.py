@@ -179,7 +179,11 @@ def test_evaluate_reports_views_and_fusion():
         scores = [model(data.clips, view=v) for v in ("joint", "motion", "bone")]
     expected = (fuse_scores(scores).argmax(1) == data.labels).float().mean().item() * 100
     assert metrics[FUSION]["top1"] == pytest.approx(expected)
-    assert metrics["joint"]["top5"] == 100.0  # 3 classes
+    per_view = [(s.argmax(1) == data.labels).float().mean().item() * 100 for s in scores]
+    for view, top1 in zip(("joint", "motion", "bone"), per_view):
+        assert metrics[view]["top1"] == pytest.approx(top1), view
+        assert metrics[view]["top5"] == 100.0  # 3 classes
+    assert len({*per_view, expected}) > 1  # the views' scores are their own, not the fusion's
 
 
 @pytest.mark.parametrize("view, trained", [("bone", {"bone"}), ("all", {"joint", "motion", "bone"})])
@@ -208,10 +212,10 @@ def test_linear_training_changes_only_the_classifiers_of_its_views(tmp_path, vie
 def test_finetuning_trains_the_encoder_and_resume_continues(tmp_path):
     data = _Clips()
 
-    def run(epochs, out, resume=""):
+    def run(epochs, out, resume="", seed=0):
         settings = _settings(tmp_path / out, finetune=True, lr=0.01, epochs=epochs, eval_freq=1, resume=resume)
         resumed = read_probe_resume(resume, to_dict(settings)) if resume else None
-        model = _model()
+        model = _model(seed)
         best = _train(model, data, settings, resumed)
         return model, best
 
@@ -220,10 +224,45 @@ def test_finetuning_trains_the_encoder_and_resume_continues(tmp_path):
     assert not torch.equal(straight.encoder_q.encoder.gru.weight_ih_l0, initial.encoder_q.encoder.gru.weight_ih_l0)
     assert not torch.equal(straight.encoder_q.input_norm.running_mean, initial.encoder_q.input_norm.running_mean)
     run(1, "b")
-    resumed, best_resumed = run(2, "b", resume=str(tmp_path / "b" / CHECKPOINT))
+    # the resumed run starts from another initial model and trains epoch 1 alone: only the checkpoint's
+    # state can make it end where the straight run did
+    data = _Clips()
+    resumed, best_resumed = run(2, "b", resume=str(tmp_path / "b" / CHECKPOINT), seed=1)
+    assert data.epochs == [1]
     for key, value in straight.state_dict().items():
         assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
     assert best_resumed == best  # the best epoch so far comes from the checkpoint
+
+
+def test_a_linear_resume_trains_only_the_remaining_epochs_from_the_saved_classifiers(tmp_path):
+    data = _Clips()
+    straight = _model()
+    best = _train(straight, data, _settings(tmp_path / "a", epochs=3))
+    _train(_model(), data, _settings(tmp_path / "b", epochs=2))
+    resume = str(tmp_path / "b" / CHECKPOINT)
+    later = _settings(tmp_path / "c", epochs=3, resume=resume)
+    model = _model()
+    model.reset_classifiers()  # other classifiers than the saved ones, the same frozen encoders
+    data = _Clips()
+    best_resumed = _train(model, data, later, read_probe_resume(resume, to_dict(later)))
+    assert data.epochs == [2]
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(model.state_dict()[key], value, atol=1e-6), key
+    assert best_resumed == best
+
+
+def test_linear_training_that_moves_an_encoder_is_refused_at_its_end(tmp_path, monkeypatch):
+    train_one_epoch = evaluate_module.train_one_epoch
+
+    def moving(model, *args, **kwargs):
+        loss = train_one_epoch(model, *args, **kwargs)
+        with torch.no_grad():
+            model.encoder_q_bone.encoder.gru.weight_hh_l0[0, 0] += 1e-3  # a bug that trains a frozen encoder
+        return loss
+
+    monkeypatch.setattr(evaluate_module, "train_one_epoch", moving)
+    with pytest.raises(FrozenEncoderError, match=r"encoder_q_bone\.encoder\.gru\.weight_hh_l0"):
+        _train(_model(), _Clips(), _settings(tmp_path, view="all", epochs=1))
 
 
 def test_linear_resume_refuses_a_run_of_other_encoders(tmp_path):
