@@ -49,7 +49,12 @@ def test_seed_everything_seeds_python_numpy_and_torch():
     first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
     seed_everything(5)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == first
-    seed_everything(2**40)  # seeds beyond NumPy's 32 bits are reduced, not refused
+    seed_everything(2**40 + 7)  # seeds beyond NumPy's 32 bits are reduced modulo 2**32 for NumPy, not refused
+    big = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(2**40 + 7)
+    np.random.seed(7)
+    torch.manual_seed(2**40 + 7)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == big
     seed_everything(6)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) != first
 
