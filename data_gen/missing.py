@@ -121,10 +121,12 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
     """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
     None, used to find joints with `min_score`): {'recordings_with_anyone', 'joints_missing_percent': of
     the joints of the bodies in the frames they appear in, 'frames_without_anyone', 'centre_never_found':
-    recordings whose layout centre is never found}, and with `low_score` 'found_scored_below_percent': of
+    recordings whose layout centre is never found, 'joints_never_found': the names of the joints found in no
+    frame of any recording}, and with `low_score` 'found_scored_below_percent': of
     the joints found in recordings with scores, those scored below it (None without any); recordings the
     reader will refuse are left out."""
     missing = total = empty = centreless = anyone = found = low = 0
+    ever = np.zeros(layout.num_joints, dtype=bool)  # V: found in some frame of some recording
     for i, keypoint in enumerate(keypoints):
         if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (layout.num_joints, layout.channels):
             continue  # the reader names it
@@ -142,11 +144,13 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         empty += int((~appears.any(axis=0)).sum())
         anyone += bool(appears.any())
         centreless += bool(appears.any()) and not present[..., layout.centre].any()
+        ever |= present.any(axis=(0, 1))
     summary = {
         "recordings_with_anyone": anyone,
         "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,
         "frames_without_anyone": empty,
         "centre_never_found": centreless,
+        "joints_never_found": [name for name, seen in zip(layout.joints, ever) if anyone and not seen],
     }
     if low_score is not None:
         summary["found_scored_below_percent"] = round(100.0 * low / found, 2) if found else None

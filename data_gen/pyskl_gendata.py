@@ -244,8 +244,11 @@ def read_keypoint(
         bodies = np.where(np.isnan(bodies), 0.0, bodies)  # NaN: a missing joint; inf is still bad input
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
+        hint = ""
+        if np.isfinite(bad[1]):  # a unit, most often: Kinect SDKs and motion capture write millimetres
+            hint = "; 3-D coordinates go in metres (millimetres: divide by 1000)" if c == 3 else ""
         raise SkeletonFileError(
-            f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}"
+            f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}{hint}"
         )
     if missing != "fill":
         data = select_bodies(bodies, layout.bodies)[:, :MAX_FRAME]  # C x T' x V x M
@@ -447,11 +450,17 @@ def main(argv=None):
                 f"that writes a guess for a joint it did not find (top-down models such as HRNet do) needs "
                 f"--min-score (e.g. {LOW_SCORE}) for those joints to count as missing"
             )
-        joint = layout.joints[layout.centre]
-        if 0 < summary["centre_never_found"] == summary["recordings_with_anyone"] and not args.keep_zeros:
+        joint, never = layout.joints[layout.centre], summary["joints_never_found"]
+        if never == [joint] and not args.keep_zeros:  # only the centre: it may be the origin of every frame
             print(
                 f"warning: the centre joint ({joint}) is missing in every frame of every recording; if it is the "
                 "origin of root-relative data, pass --keep-zeros (a joint at 0 is then a coordinate)"
+            )
+        elif never:  # as upper-body footage gives: data without those joints, not root-relative data
+            print(
+                f"note: {len(never)} joint(s) are found in no frame of any recording ({', '.join(never)}); each "
+                "is filled from its nearest found joint along the bones"
+                + (f", the centre ({joint}) too, so every frame is still centred" if joint in never else "")
             )
     run_conversion(
         build_tasks(

@@ -355,6 +355,7 @@ def convert(
             skipped.append(f"{source}\tbad: {message}")
 
         cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
+        single = []  # samples of one frame: a motion stream of zeros
         batches = _batches(tasks, chunk)
         current = next(batches, None)
         pending = submit(current) if current else None
@@ -399,6 +400,7 @@ def convert(
                     block, frames = block[~beyond], frames[~beyond]
                     kept = [s for s, b in zip(kept, beyond) if not b]
                 cut += [f"{s.name} ({int(t)} frames)" for s, t in zip(kept, frames) if t > MAX_FRAME]
+                single += [s.name for s, t in zip(kept, frames) if t < 2]
                 for b in benchmarks:
                     for p in ("train", "val"):
                         idx = [i for i, s in enumerate(kept) if s.parts[b] == p]
@@ -413,6 +415,11 @@ def convert(
             tqdm.write(
                 f"warning: {len(cut)} recording(s) are longer than {MAX_FRAME} frames; only their first {MAX_FRAME} "
                 f"are kept, as the published preprocessing keeps them (the first: {cut[0]})"
+            )
+        if single:
+            tqdm.write(
+                f"warning: {len(single)} recording(s) hold a single frame (the first: {single[0]}); their motion "
+                f"stream, the differences of consecutive frames, is all zeros"
             )
         repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
         for b, pairs in repeated.items():
@@ -445,6 +452,7 @@ def convert(
             counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
             skipped=len(skipped),
             longer_than_max_frame=len(cut),
+            single_frame=len(single),
             val_identical_to_train={b: len(pairs) for b, pairs in repeated.items()},
         )
         payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]

@@ -119,7 +119,11 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
         "joints_missing_percent": 12.5,
         "frames_without_anyone": 4,
         "centre_never_found": 0,
+        "joints_never_found": [],  # joint d is missing in frame 2 only
     }
+    never = good.copy()
+    never[0, :, 1] = 0.0  # joint b in no frame
+    assert missing_summary([never, empty], layout)["joints_never_found"] == ["b"]
     # the 7 joints found, 2 of them scored below 0.3 (a score on a missing joint does not count)
     scores = np.full(good.shape[:3], 0.9)
     scores[0, 1, :2] = 0.1

@@ -434,6 +434,10 @@ def test_inconsistent_annotations_are_errors(tmp_path, edit, found):
         (None, "found no keypoint"),
         (np.zeros((1, 0, 25, 3), np.float32), "expected at least one frame"),
         (np.full((1, 2, 25, 3), np.inf, np.float32), "expected values that are finite and within \\+-10000, found inf"),
+        (
+            np.full((1, 2, 25, 3), 12317.5, np.float32),  # a Kinect recording in millimetres
+            "within \\+-10000, found 12317.5; 3-D coordinates go in metres \\(millimetres: divide by 1000\\)",
+        ),
     ],
 )
 def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, keypoint, found):
@@ -555,10 +559,31 @@ def test_root_relative_data_is_named_and_kept_with_keep_zeros(tmp_path, capsys):
         "joints_missing_percent": 33.33,
         "frames_without_anyone": 0,
         "centre_never_found": 2,
+        "joints_never_found": ["root"],
     }
     _run(path, str(tmp_path / "kept"), str(layout), "--keep-zeros")
     assert "warning: the centre joint" not in capsys.readouterr().out
     np.testing.assert_allclose(load_splits(str(tmp_path / "kept"))[0].data[0], _expected([body], tri), atol=1e-6)
+
+
+def test_a_centre_never_found_beside_other_joints_is_filled_not_taken_for_root_relative_data(tmp_path, capsys):
+    """Upper-body footage: the centre (a hip) and another joint never found. --keep-zeros would make their
+    zeros coordinates, so it is not suggested; a note says they are filled, and the frames are centred."""
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    tri = get_layout(dict(TRIANGLE_2D, channels=2, bodies=1))
+    body = np.array([[(0, 0), (30, 40), (0, 0)], [(0, 0), (32, 41), (0, 0)]], dtype=np.float32)  # mid only
+    annotations = [dict(frame_dir=n, label=0, keypoint=body[None]) for n in ("a", "b")]
+    path = _pickle(tmp_path / "upper.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    _run(path, str(tmp_path / "out"), str(layout))
+    out = capsys.readouterr().out
+    assert "--keep-zeros" not in out
+    assert "note: 2 joint(s) are found in no frame of any recording (root, tip); each is filled from its " in out
+    assert "the centre (root) too, so every frame is still centred" in out
+    assert json.load(open(tmp_path / "out" / "settings.json"))["missing"]["joints_never_found"] == ["root", "tip"]
+    # root and tip take mid's position in each frame: after centring, every joint of every frame is at 0
+    data = load_splits(str(tmp_path / "out"))[0].data[0]  # C x T x V x M
+    assert tri.num_joints == 3 and np.abs(data).max() == 0
 
 
 def test_a_person_who_enters_late_stays_in_step(tmp_path):

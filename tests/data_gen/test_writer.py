@@ -142,6 +142,17 @@ def test_a_recording_of_no_frame_is_skipped_as_having_no_body(tmp_path, capsys):
     assert (tmp_path / "out" / "skipped.txt").read_text() == "bad\tno body in any frame\n"
 
 
+def test_recordings_of_a_single_frame_are_counted_and_named(tmp_path, capsys):
+    # one frame: a view repeats it, so its motion stream (frame differences) is all zeros
+    results = {"one": [(GOOD[:, :1], 1)], "two": [(GOOD[:, :2], 2)]}
+    parts = [("t0", "train", "one"), ("t1", "train", "two"), ("v0", "val", "one")]
+    tasks = [Task(f"{n}.txt", results.get, (kind,), [Sample(n, 1, {"xsub": part})]) for n, part, kind in parts]
+    run(tasks, tmp_path / "out")
+    out = capsys.readouterr().out
+    assert "warning: 2 recording(s) hold a single frame (the first: t0); their motion stream" in out
+    assert json.loads((tmp_path / "out" / "settings.json").read_text())["single_frame"] == 2
+
+
 def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
     # within +-10000 as read; the centre joint's -9000 subtracted from +9000 makes 18000, which the
     # folder would be refused for when opened
