@@ -245,7 +245,7 @@ def read_keypoint(
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
         hint = ""
-        if np.isfinite(bad[1]):  # a unit, most often: Kinect SDKs and motion capture write millimetres
+        if np.isfinite(bad[1]):  # most often a unit: millimetres beyond 10 m
             hint = "; 3-D coordinates go in metres (millimetres: divide by 1000)" if c == 3 else ""
         raise SkeletonFileError(
             f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}{hint}"
@@ -451,15 +451,17 @@ def main(argv=None):
                 f"--min-score (e.g. {LOW_SCORE}) for those joints to count as missing"
             )
         joint, never = layout.joints[layout.centre], summary["joints_never_found"]
-        if never == [joint] and not args.keep_zeros:  # only the centre: it may be the origin of every frame
+        root_relative = joint in never and (never == [joint] or layout.channels == 3)  # 3-D lifts put a root at 0
+        if root_relative and not args.keep_zeros:
+            lacking = "" if never == [joint] else " and write the joints your data lacks as NaN, not 0"
             print(
                 f"warning: the centre joint ({joint}) is missing in every frame of every recording; if it is the "
-                "origin of root-relative data, pass --keep-zeros (a joint at 0 is then a coordinate)"
+                f"origin of root-relative data, pass --keep-zeros (a joint at 0 is then a coordinate){lacking}"
             )
-        elif never:  # as upper-body footage gives: data without those joints, not root-relative data
+        elif never:  # as 2-D upper-body footage gives: data without those joints, not root-relative data
             print(
                 f"note: {len(never)} joint(s) are found in no frame of any recording ({', '.join(never)}); each "
-                "is filled from its nearest found joint along the bones"
+                "is filled from its nearest found joint along the bones (or the mean of the found joints)"
                 + (f", the centre ({joint}) too, so every frame is still centred" if joint in never else "")
             )
     run_conversion(

@@ -435,7 +435,7 @@ def test_inconsistent_annotations_are_errors(tmp_path, edit, found):
         (np.zeros((1, 0, 25, 3), np.float32), "expected at least one frame"),
         (np.full((1, 2, 25, 3), np.inf, np.float32), "expected values that are finite and within \\+-10000, found inf"),
         (
-            np.full((1, 2, 25, 3), 12317.5, np.float32),  # a Kinect recording in millimetres
+            np.full((1, 2, 25, 3), 12317.5, np.float32),  # millimetres, 12 m away
             "within \\+-10000, found 12317.5; 3-D coordinates go in metres \\(millimetres: divide by 1000\\)",
         ),
     ],
@@ -584,6 +584,21 @@ def test_a_centre_never_found_beside_other_joints_is_filled_not_taken_for_root_r
     # root and tip take mid's position in each frame: after centring, every joint of every frame is at 0
     data = load_splits(str(tmp_path / "out"))[0].data[0]  # C x T x V x M
     assert tri.num_joints == 3 and np.abs(data).max() == 0
+
+
+def test_a_3d_lift_without_its_root_and_some_joints_still_gets_the_keep_zeros_advice(tmp_path, capsys):
+    """A root-relative 3-D lift in ntu25 without hand tips and thumbs: the root at 0 beside joints never found.
+    It may be root-relative, so the advice stays, with the missing joints to be written as NaN."""
+    annotations, split, _ = _ntu_set()
+    for a in annotations:
+        a["keypoint"] = a["keypoint"].copy()
+        a["keypoint"][:, :, [1, 21, 22, 23, 24]] = 0.0  # spine middle (the centre), hand tips, thumbs
+    path = _pickle(tmp_path / "lift.pkl", annotations, split)
+    _run(path, str(tmp_path / "out"), "ntu25")
+    out = capsys.readouterr().out
+    assert "warning: the centre joint (spine middle) is missing in every frame of every recording" in out
+    assert "pass --keep-zeros (a joint at 0 is then a coordinate) and write the joints your data lacks as NaN" in out
+    assert "note:" not in out
 
 
 def test_a_person_who_enters_late_stays_in_step(tmp_path):
