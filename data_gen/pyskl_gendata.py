@@ -232,8 +232,10 @@ def read_keypoint(
             found = f"{keypoint.dtype} array of shape {keypoint.shape}"
         else:
             found = "no keypoint" if keypoint is None else f"a {type(keypoint).__name__}"
+        scored = c == 2 and isinstance(keypoint, np.ndarray) and keypoint.shape[2:] == (v, 3)
+        hint = '; a third channel of scores goes in "keypoint_score" (M x T x V)' if scored else ""
         raise SkeletonFileError(
-            f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}"
+            f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}{hint}"
         )
     if keypoint.shape[1] == 0:
         raise SkeletonFileError(f"{where}: expected at least one frame, found shape {keypoint.shape}")

@@ -458,6 +458,19 @@ def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, ke
     assert train.names == ["S002C001P002R001A003"] and val.names == ["S001C002P003R001A005"]
 
 
+def test_2d_keypoints_with_their_scores_as_a_third_channel_are_refused_with_the_way_to_split_them(tmp_path):
+    layout = tmp_path / "tri2d.json"
+    layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    triples = np.ones((1, 4, 3, 3), np.float32)  # x, y, score of 3 joints
+    annotations = [dict(frame_dir=n, label=0, keypoint=triples) for n in ("a", "b")]
+    path = _pickle(tmp_path / "scored.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    with pytest.raises(
+        SystemExit, match=r"M x T x 3 x 2 array .* shape \(1, 4, 3, 3\); a third channel of scores goes "
+    ):
+        _run(path, str(tmp_path / "out"), str(layout))
+    assert not (tmp_path / "out" / "train_data_joint.npy").exists()
+
+
 def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     path = _pickle(tmp_path / "a.pkl", annotations, split)
