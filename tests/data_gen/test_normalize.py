@@ -59,6 +59,20 @@ def test_spine_is_turned_onto_plus_z():
     np.testing.assert_allclose(out[8], [1, 0, 0], atol=1e-6)
 
 
+def test_a_spine_pointing_straight_down_is_not_turned():
+    # the spine vector opposite +z: no rotation axis, so the published rotation is the identity (a rotation
+    # by 180 degrees about an undefined axis would otherwise collapse the skeleton)
+    data, s = _sample(frames=1)
+    base = np.array([10, 20, 30], dtype=np.float32)
+    s[0, 0, :] = base
+    s[0, 0, 0] = base + [0, 0, 1]  # spine base above the spine middle: spine vector (0, 0, -1)
+    s[0, 0, 3] = base + [0, 2, 0]
+    s[0, 0, 4] = base + [-1, 0, 0]  # shoulders already along x
+    s[0, 0, 8] = base + [1, 0, 0]
+    out = _mtvc(normalize(data))[0, 0]
+    np.testing.assert_allclose(out, s[0, 0] - base, atol=1e-6)
+
+
 def test_shoulders_are_turned_onto_plus_x():
     data, s = _sample(frames=1)
     base = np.array([10, 20, 30], dtype=np.float32)

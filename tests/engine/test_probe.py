@@ -85,6 +85,10 @@ def test_top5_counts_the_label_among_the_five_most_probable():
     assert one == {"joint": found["joint"]}  # no fusion of one stream
 
 
+def test_the_regularisation_grid_is_the_documented_one():
+    assert C_GRID == (0.001, 0.01, 0.1, 1.0, 10.0)  # docs/small-data.md, "The probe"
+
+
 def test_folds_shrink_for_classes_with_few_samples():
     assert cv_folds(np.repeat(np.arange(3), 10), seed=0).n_splits == 5
     assert cv_folds(np.array([0, 0, 0, 1, 1, 1, 2, 2]), seed=0).n_splits == 2

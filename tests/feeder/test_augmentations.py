@@ -314,6 +314,22 @@ def test_view_length_and_corrupted_joint_count_are_settable():
         aug.pretraining_views(_batch([ones]), torch.tensor([120]), views=aug.ViewSettings(corrupted_joints=26))
 
 
+def test_the_smallest_legal_values_are_accepted_a_single_frame_and_one_corrupted_joint():
+    """A recording of one frame (NW-UCLA holds two) gives views that repeat it; a layout of few joints gets
+    one corrupted joint from the small-data rule, and a zeroing corruption then clears exactly one."""
+    ones = np.ones((3, 300, 25, 2), dtype=np.float32)
+    gen = torch.Generator().manual_seed(7)
+    views, _ = aug.pretraining_views(
+        _repeat(ones, 200), torch.full((200,), 1), gen, aug.ViewSettings(view_frames=16, corrupted_joints=1)
+    )
+    assert views.shape == (200, 3, 16, 25, 2)
+    assert torch.equal(views, views[:, :, :1].expand_as(views))  # every frame the same
+    zeroed = (views.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)  # N
+    assert set(zeroed.tolist()) == {0, 1}
+    clip = aug.centre_crop_resize(_batch([_sample(seed=3)]), torch.tensor([1]))  # N x C x 64 x V x M
+    assert torch.equal(clip, torch.from_numpy(_sample(seed=3)[None, :, :1]).expand_as(clip))
+
+
 def test_other_layouts_use_their_own_joints_and_coordinates():
     # 17 joints, 2 coordinates, 1 person: corruption picks 6 of the 17 joints, maps are 2 x 2
     ones = np.ones((2, 90, 17, 1), dtype=np.float32)
