@@ -132,3 +132,5 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
     low = missing_summary([good], layout, [scores], low_score=0.3)["found_scored_below_percent"]
     assert low == round(100 * 2 / 7, 2)
     assert missing_summary([good], layout, [text], low_score=0.3)["found_scored_below_percent"] is None
+    scores[0, 1, 0] = 0.3  # a score at the threshold is not below it
+    assert missing_summary([good], layout, [scores], low_score=0.3)["found_scored_below_percent"] == round(100 / 7, 2)

@@ -104,8 +104,10 @@ def _frames(values):
     ],
 )
 def test_padding_of_null_frames(before, after):
-    out = pad_null_frames(_frames(before))
+    given = _frames(before)
+    out = pad_null_frames(given)
     np.testing.assert_array_equal(out, _frames(after))
+    np.testing.assert_array_equal(given, _frames(before))  # the input is left as it was
 
 
 def test_padding_is_per_person():

@@ -326,6 +326,10 @@ def test_the_smallest_legal_values_are_accepted_a_single_frame_and_one_corrupted
     assert torch.equal(views, views[:, :, :1].expand_as(views))  # every frame the same
     zeroed = (views.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1)  # N
     assert set(zeroed.tolist()) == {0, 1}
+    every, _ = aug.pretraining_views(
+        _repeat(ones, 40), torch.full((40,), 9), gen, aug.ViewSettings(corrupted_joints=25)
+    )
+    assert set((every.abs().sum(dim=(1, 2, 4)) == 0).sum(dim=1).tolist()) == {0, 25}  # the largest count
     clip = aug.centre_crop_resize(_batch([_sample(seed=3)]), torch.tensor([1]))  # N x C x 64 x V x M
     assert torch.equal(clip, torch.from_numpy(_sample(seed=3)[None, :, :1]).expand_as(clip))
 

@@ -52,6 +52,7 @@ def test_modality_names():
 
 def test_motion_hand_values():
     out = motion(skeleton())
+    assert out.shape == skeleton().shape  # the last frame's difference is 0, not one frame more
     # 10 (t+1)^2 - 10 t^2 = 10 (2t + 1): 10 at t=0, 30 at t=1, and the last frame is 0.
     assert torch.all(out[:, :, 0] == 10)
     assert torch.all(out[:, :, 1] == 30)

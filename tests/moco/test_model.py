@@ -88,6 +88,10 @@ def momentum_updated(model):
 @pytest.mark.parametrize("mlp", [False, True])
 def test_forward_logits_losses_queue_and_momentum(mlp):
     model = tiny_moco(mlp=mlp)
+    with torch.no_grad():  # queries unlike their keys, so the momentum update shows (copies would not move)
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
     before = copy.deepcopy(model)
     ref = momentum_updated(model)
     im_q, im_k = views()
@@ -419,6 +423,11 @@ def test_published_encoder_arguments_are_translated_once():
 def test_bad_settings():
     with pytest.raises(ValueError, match=r"topk.*queue length 8, found 9"):
         tiny_moco(topk=9)
+    with pytest.raises(ValueError, match=r"topk.*queue length 8, found 0"):  # a CMD loss of 0 otherwise
+        tiny_moco(topk=0)
+    assert tiny_moco(topk=1).topk == 1 and tiny_moco(topk=8).topk == 8  # the bounds the flags allow
+    with pytest.raises(ValueError):
+        tiny_moco().query_encoder("hand")
     model = tiny_moco(K=10, topk=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"queue length 10 must be a multiple of the global batch.*found 4"):

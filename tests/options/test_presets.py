@@ -175,6 +175,12 @@ def test_batch_and_queue_rules(samples, batch, queue):
     assert p["corrupted_joints"] == 4  # 15 % of 25 joints, rounded
 
 
+def test_a_batch_of_one_gives_a_queue_of_half_the_set():
+    # -b 1 in one process: the largest multiple of 1 within 10 / 2
+    p = presets.small_pretrain(FolderFacts(train_samples=10, median_frames=40, num_joints=25), {"batch_size": 1})
+    assert (p["batch_size"], p["contrast_k"], p["topk"]) == (1, 5, 2)
+
+
 def test_layouts_keep_their_corrupted_joints_under_published_presets():
     assert presets.preset("pretrain", "ntu60")["corrupted_joints"] is None  # filled from the layout
     assert (NTU25.corrupted_joints, KINECT20.corrupted_joints) == (15, 12)
