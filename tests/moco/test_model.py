@@ -453,6 +453,35 @@ def test_autocast_keeps_losses_in_float32():
     assert torch.isfinite(loss_cmd) and model.queue.dtype == torch.float32
 
 
+def test_similarities_and_the_cmd_loss_are_computed_in_float32_under_autocast():
+    """With the encoders' features fixed, a bfloat16 autocast changes neither the logits nor the CMD loss,
+    computed here from the definitions in float64: the block after the encoders runs with autocast off
+    (bfloat16 matmuls would move them by ~1e-2)."""
+    g = torch.Generator().manual_seed(4)
+    features = {n: torch.randn(2, DIM, generator=g) for n in MODALITIES}  # N x dim, float32
+    torch.manual_seed(0)
+    model = MoCo("graph-based", ARGS, dim=DIM, K=8, topk=5)
+    model.query_encoder = lambda name: lambda x: features[name] * 1.0
+    model.key_encoder = lambda name: lambda x: features[name] * 0.9 + 0.1
+    model._momentum_update_key_encoders = lambda: None
+    queue = {n: getattr(model, "queue" + PREFIX[n]).double().clone() for n in MODALITIES}  # dim x K
+    im_q, im_k = (v.float() for v in views())
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        *logits, _, loss_cmd = model(im_q, im_k)
+    q = {n: F.normalize(features[n].double(), dim=1) for n in MODALITIES}
+    k = {n: F.normalize(features[n].double() * 0.9 + 0.1, dim=1) for n in MODALITIES}
+    for n, found in zip(MODALITIES, logits):
+        expected = torch.cat([(q[n] * k[n]).sum(1, keepdim=True), q[n] @ queue[n]], dim=1) / 0.07
+        torch.testing.assert_close(found.double(), expected, rtol=1e-5, atol=1e-5)
+    expected_cmd = sum(
+        kl_by_definition(k[a] @ queue[a], q[b] @ queue[b], 5, 0.05, 0.1)
+        for a in MODALITIES
+        for b in MODALITIES
+        if a != b
+    )
+    assert loss_cmd.item() == pytest.approx(expected_cmd, rel=1e-5)
+
+
 def _distributed_worker(rank, world, init_file, out_dir, K):
     """One rank: forward its half of a batch of 4 and save its queues and its own keys."""
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
