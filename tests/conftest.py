@@ -54,6 +54,27 @@ def processed():
     return write_processed
 
 
+@pytest.fixture
+def trained_epochs(monkeypatch):
+    """`watch(state)`: from then on, a list of (epoch, whether the model held `state` as it began) of every
+    epoch engine.pretrain trains, so that a test can tell a resume from a restart with the same seed."""
+    from engine import pretrain
+    from engine.distributed import unwrap
+
+    def watch(state):
+        seen, train_one_epoch = [], pretrain.train_one_epoch
+
+        def spy(model, loader, optimizer, epoch, *args, **kwargs):
+            held = unwrap(model).state_dict()
+            seen.append((epoch, all(torch.equal(held[k], v) for k, v in state.items())))
+            return train_one_epoch(model, loader, optimizer, epoch, *args, **kwargs)
+
+        monkeypatch.setattr(pretrain, "train_one_epoch", spy)
+        return seen
+
+    return watch
+
+
 @pytest.fixture(scope="session")
 def sha256():
     """The SHA-256 hex digest of a file's bytes."""

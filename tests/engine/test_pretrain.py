@@ -18,7 +18,6 @@ from dataset.processed import ProcessedDataError
 from engine import checkpoint
 from engine import pretrain as engine
 from engine.checkpoint import CheckpointError, read_checkpoint
-from engine.distributed import unwrap
 from engine.runfolder import RunFolderError
 from feeder import feeder_pretraining
 from moco.builder import MoCo
@@ -78,20 +77,13 @@ def test_a_training_step_descends_the_sum_of_the_three_infonce_losses_and_the_cm
 
 @pytest.mark.slow  # several pretrainings
 @pytest.mark.parametrize("augment_on", ["loader", "device"])
-def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on, monkeypatch):
+def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on, trained_epochs):
     run(data_dir, tmp_path / "straight", "--epochs", "2", "--augment-on", augment_on)
     run(data_dir, tmp_path / "split", "--epochs", "1", "--augment-on", augment_on)
     saved = read_checkpoint(str(tmp_path / "split" / "checkpoint_last.pth.tar"))
     # the resumed run trains epoch 1 alone, from the saved state (a restart with the same seed would give the
     # same weights at the end, so the end alone cannot tell a resume from a restart)
-    seen, step = [], engine.train_one_epoch
-
-    def spy(model, loader, optimizer, epoch, *args, **kwargs):
-        state = unwrap(model).state_dict()
-        seen.append((epoch, all(torch.equal(state[k], v) for k, v in saved["state_dict"].items())))
-        return step(model, loader, optimizer, epoch, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", spy)
+    seen = trained_epochs(saved["state_dict"])
     run(
         data_dir,
         tmp_path / "split",

@@ -17,9 +17,7 @@ import action_classification
 import knn_eval
 import pretrain_cmd
 from dataset.files import append_lines
-from engine import pretrain as engine
 from engine.checkpoint import read_checkpoint
-from engine.distributed import unwrap
 from engine.runfolder import RunFolderError, open_run_folder
 from tests.helpers import TINY_PRETRAIN, write_processed
 
@@ -107,7 +105,7 @@ def test_a_second_run_into_a_claimed_folder_is_refused_naming_the_holder(data_di
 
 
 def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
-    finished, data_dir, tmp_path, sha256, capsys, monkeypatch
+    finished, data_dir, tmp_path, sha256, capsys, trained_epochs
 ):
     out = tmp_path / "run"
     assert pretrain(data_dir, out, "--epochs", "3") == 0
@@ -128,15 +126,7 @@ def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
     assert f"Resume from {periodic}, or pass --rewind" in capsys.readouterr().err
     periodic.unlink()
     shutil.copyfile(kept, out / "checkpoint_last.pth.tar")
-    start = read_checkpoint(older)["state_dict"]
-    seen, train_one_epoch = [], engine.train_one_epoch
-
-    def spy(model, loader, optimizer, epoch, *args, **kwargs):  # which epochs run, and from which state
-        state = unwrap(model).state_dict()
-        seen.append((epoch, all(torch.equal(state[k], v) for k, v in start.items())))
-        return train_one_epoch(model, loader, optimizer, epoch, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", spy)
+    seen = trained_epochs(read_checkpoint(older)["state_dict"])  # which epochs run, and from which state
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", older, "--rewind") == 0
     assert seen[0] == (1, True) and [epoch for epoch, _ in seen] == [1, 2]
     aside = out / [d for d in os.listdir(out) if d.startswith("rewound-")][0]
