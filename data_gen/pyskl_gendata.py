@@ -246,9 +246,8 @@ def read_keypoint(
         bodies = np.where(np.isnan(bodies), 0.0, bodies)  # NaN: a missing joint; inf is still bad input
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
-        hint = ""
-        if np.isfinite(bad[1]):  # most often a unit: millimetres beyond 10 m
-            hint = "; 3-D coordinates go in metres (millimetres: divide by 1000)" if c == 3 else ""
+        millimetres = c == 3 and np.isfinite(bad[1])  # most often the unit: millimetres beyond 10 m
+        hint = "; 3-D coordinates go in metres (millimetres: divide by 1000)" if millimetres else ""
         raise SkeletonFileError(
             f"{where}: expected values that are finite and within +-{MAX_COORDINATE:g}, found {bad[1]:g}{hint}"
         )
