@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from data_gen.normalize import normalize
 from data_gen.ntu_reader import SkeletonFileError, first_bad_coordinate
-from dataset.catalog import folder_protocol
+from dataset.catalog import DATASETS, SMALL_MIN_SAMPLES, folder_protocol
 from dataset.files import (
     FolderInUseError,
     claim_folder,
@@ -437,6 +437,14 @@ def convert(
                     f"warning: {folder_of[b]}: val samples of {len(unseen)} class(es) that no train sample has "
                     f"(0-based labels {', '.join(map(str, unseen[:10]))}{', …' if len(unseen) > 10 else ''}); "
                     f"no classifier trained on this folder can predict them"
+                )
+        for b in benchmarks:
+            few = writers[(b, "train")].count
+            if dataset not in DATASETS and 0 < few < SMALL_MIN_SAMPLES:
+                tqdm.write(
+                    f"warning: {folder_of[b]} has {few} train sample(s); pretraining on a folder of {dataset} "
+                    f"(the small-data preset) needs {SMALL_MIN_SAMPLES} or more, so pretrain_cmd.py will refuse "
+                    f"it (a checkpoint trained elsewhere can still be evaluated on it)"
                 )
         for (b, p), w in writers.items():
             if w.count == 0:

@@ -25,6 +25,9 @@ PROTOCOL_FOLDERS = {"cross_subject": "xsub", "cross_view": "xview", "cross_setup
 SEMI_SUFFIX = "_semi"
 SEMI_PROTOCOLS = ("cross_subject_semi", "cross_view_semi")
 PROTOCOLS = tuple(PROTOCOL_FOLDERS) + SEMI_PROTOCOLS
+# The training recordings a folder of any other dataset needs to be pretrained on (it gets the small-data
+# preset): a batch of 2, a queue of 4, CMD's top-k of 2 (over one neighbour its KL is 0).
+SMALL_MIN_SAMPLES = 8
 
 
 def folder_protocol(benchmark):

@@ -7,7 +7,7 @@ filled from it after parsing, and a flag given on the command line wins.
 
 import os
 
-from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, resolve_data_dir
+from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, SMALL_MIN_SAMPLES, resolve_data_dir
 from dataset.processed import load_split
 from options.parsing import (
     DEFAULT_PROTOCOL,
@@ -33,7 +33,6 @@ from options.presets import (
     PRESET_NAMES,
     SMALL,
     SMALL_CORRUPTED_SHARE,
-    SMALL_MIN_SAMPLES,
     checkpoint_every,
 )
 from options.settings import (

@@ -95,7 +95,6 @@ class FolderFacts:
 # The small-data preset (docs/small-data.md gives each rule's reason and the measurements behind it).
 SMALL_STEPS = 3000  # optimisation steps of a pretraining, whatever the folder's size
 SMALL_BATCH = 32
-SMALL_MIN_SAMPLES = 8  # a batch of 2, a queue of 4, CMD's top-k of 2 (over one neighbour its KL is 0)
 # The key encoder's momentum: a time constant of 100 steps, 1/30 of the run (0.999, the published value for
 # 282,000 steps, cost 1.3 and 3.5 points here). Fixed with the step budget: a resume that extends a run
 # with --steps keeps its teacher.

@@ -254,6 +254,21 @@ def test_class_count_and_dataset_from_flags(tmp_path, capsys):
         _run(path, out, "ntu25", "--num-class", "2")
 
 
+def test_a_folder_too_small_to_pretrain_is_announced_at_import(tmp_path, capsys):
+    def folder(train, name, *flags):
+        annotations = [_annotation(f"r{i}", i % 2, [_body(6, 25, 3, 0.5, i)]) for i in range(train + 1)]
+        split = {"xsub_train": [f"r{i}" for i in range(train)], "xsub_val": [f"r{train}"]}
+        out = str(tmp_path / name)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, "ntu25", *flags)
+        return out, capsys.readouterr().out
+
+    out, printed = folder(7, "mine")  # the small-data preset's pretraining refuses 7 (options_pretraining)
+    assert f"warning: {out} has 7 train sample(s); pretraining on a folder of mine (the small-data preset) " in printed
+    assert "needs 8 or more, so pretrain_cmd.py will refuse it" in printed
+    assert "train sample(s); pretraining" not in folder(8, "eight")[1]
+    assert "train sample(s); pretraining" not in folder(7, "ntu", "--num-class", "60", "--dataset", "ntu60")[1]
+
+
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     annotations[1]["label"] = 10**9  # S001C002P003R001A005, of 3 samples
