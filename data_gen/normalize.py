@@ -116,6 +116,20 @@ def normalize(data, layout=NTU25):
     return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
 
 
+def upside_down(data, layout):
+    """Which of the normalised N x C x T x V x M samples stand upside down for `layout`: the first body's
+    joints on the lower side of `layout.trunk_sides()` higher on average (z, over the frames) than those
+    on the upper side. A sign that the data's joint order is not the layout's (a head-first Kinect v1
+    order imported as kinect20 turns over nearly every sample; the right order almost none). None for a
+    layout without such sides."""
+    sides = layout.trunk_sides()
+    if sides is None:
+        return None
+    lower, upper = (list(side) for side in sides)
+    z = data[:, 2, :, :, 0]  # N x T x V; a frame without the body adds 0 to both sides
+    return z[:, :, lower].mean(axis=(1, 2)) > z[:, :, upper].mean(axis=(1, 2))
+
+
 def normalize_loop(data, layout=NTU25):
     """The normalisation written literally, one sample, person, frame and joint at a time (reference)."""
     _check_shape(data, layout)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from data_gen.normalize import normalize
+from data_gen.normalize import normalize, upside_down
 from data_gen.ntu_reader import SkeletonFileError, first_bad_coordinate
 from dataset.catalog import DATASETS, SMALL_MIN_SAMPLES, folder_protocol
 from dataset.files import (
@@ -355,6 +355,7 @@ def convert(
             skipped.append(f"{source}\tbad: {message}")
 
         cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
+        turned = []  # samples standing upside down once normalised (data_gen.normalize.upside_down)
         single = []  # samples of one frame: a motion stream of zeros
         batches = _batches(tasks, chunk)
         current = next(batches, None)
@@ -400,6 +401,8 @@ def convert(
                     block, frames = block[~beyond], frames[~beyond]
                     kept = [s for s, b in zip(kept, beyond) if not b]
                 cut += [f"{s.name} ({int(t)} frames)" for s, t in zip(kept, frames) if t > MAX_FRAME]
+                flags = upside_down(block, layout)
+                turned += [] if flags is None else [s.name for s, up in zip(kept, flags) if up]
                 single += [s.name for s, t in zip(kept, frames) if t < 2]
                 for b in benchmarks:
                     for p in ("train", "val"):
@@ -420,6 +423,15 @@ def convert(
             tqdm.write(
                 f"warning: {len(single)} recording(s) hold a single frame (the first: {single[0]}); their motion "
                 f"stream, the differences of consecutive frames, is all zeros"
+            )
+        converted = sum(w.count for w in writers.values()) // len(benchmarks)
+        if 2 * len(turned) > converted:
+            a, b = (layout.joints[j] for j in layout.z_axis)
+            tqdm.write(
+                f"warning: {len(turned)} of the {converted} samples stand upside down once normalised (the first: "
+                f"{turned[0]}): the joints on the {a} side of the {a} -> {b} bone, which the normalisation turns "
+                f"up, lie above the rest of the {layout.name} skeleton. Is the data's joint order {layout.name}'s? "
+                f"(docs/small-data.md, 'The joint order must be the layout's')"
             )
         repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
         for b, pairs in repeated.items():
@@ -461,6 +473,7 @@ def convert(
             skipped=len(skipped),
             longer_than_max_frame=len(cut),
             single_frame=len(single),
+            upside_down=None if layout.trunk_sides() is None else len(turned),
             val_identical_to_train={b: len(pairs) for b, pairs in repeated.items()},
         )
         payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]

@@ -122,6 +122,30 @@ class Layout:
                 found.append(name if long else f"{name} {ours!r} against {theirs!r}")
         return ", ".join(found)
 
+    def trunk_sides(self):
+        """(lower, upper): the joints on `a`'s and on `b`'s side of the z-axis pair (a, b), the skeleton cut
+        at that bone; None for a 2-D layout or a pair that is not a bone. The normalisation turns x[b] - x[a]
+        to +z, so in data whose joint order is the layout's the upper side lies above the lower on average
+        (the published hip -> spine bone: the hips and legs below the rest)."""
+        if self.channels != 3 or len(self.z_axis) != 2:
+            return None
+        a, b = self.z_axis
+        if a != b and self.parents[a] == b:
+            cut = a
+        elif a != b and self.parents[b] == a:
+            cut = b
+        else:
+            return None
+        below_cut = {cut}
+        grown = True
+        while grown:
+            more = {j for j, p in enumerate(self.parents) if p in below_cut and j != p} - below_cut
+            below_cut |= more
+            grown = bool(more)
+        rest = tuple(j for j in range(self.num_joints) if j not in below_cut)
+        subtree = tuple(sorted(below_cut))
+        return (subtree, rest) if cut == a else (rest, subtree)
+
     @property
     def num_joints(self):
         return len(self.joints)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from data_gen.normalize import normalize, normalize_loop, pad_null_frames
-from dataset.layouts import KINECT20, Layout
+from data_gen.normalize import normalize, normalize_loop, pad_null_frames, upside_down
+from dataset.layouts import COCO17, KINECT20, NTU25, Layout
 
 
 def _sample(frames=3):
@@ -251,3 +251,20 @@ def test_data_that_does_not_fit_the_layout_is_refused():
         r"found \(1, 3, 4, 25, 2\)",
     ):
         normalize(np.ones((1, 3, 4, 25, 2), np.float32), KINECT20)
+
+
+def test_upside_down_compares_the_mean_height_of_the_lower_and_the_upper_side():
+    lower, upper = (list(side) for side in NTU25.trunk_sides())
+    data = np.zeros((4, 3, 3, 25, 2), dtype=np.float32)  # N x C x T x V x M, normalised
+    z = data[:, 2]  # N x T x V x M
+    z[:, :, upper, 0] = 1.0
+    z[:, :, lower, 0] = -1.0  # sample 0 stands
+    z[1, 2, lower, 0] = 20.0  # sample 1: the lower side above in one frame of three, by enough to lift its mean
+    z[2, 2, lower, 0] = 2.0  # sample 2: above in one frame, not enough
+    z[3, :, :, 1] = -z[3, :, :, 0]  # sample 3: a second body upside down does not count
+    z[:, 1, :, 0] = 0.0  # a frame without the first body adds nothing
+    # Mean z of the lower / upper side over the three frames: sample 0 -2/3 / 2/3, sample 1 (-1 + 0 + 20) / 3
+    # = 6.33 / 2/3, sample 2 (-1 + 0 + 2) / 3 = 1/3 / 2/3, sample 3 as sample 0.
+    np.testing.assert_array_equal(upside_down(data, NTU25), [False, True, False, False])
+    np.testing.assert_array_equal(upside_down(-data, NTU25), [True, False, True, True])
+    assert upside_down(np.zeros((1, 2, 3, 17, 1), np.float32), COCO17) is None

@@ -12,6 +12,7 @@ import pytest
 
 from data_gen import pyskl_gendata
 from data_gen.normalize import normalize_loop
+from data_gen.synthetic import REST_POSE, UCLA_JOINTS
 from dataset.layouts import KINECT20, NTU25, Layout, get_layout, read_folder_record
 from dataset.processed import load_splits
 
@@ -267,6 +268,30 @@ def test_a_folder_too_small_to_pretrain_is_announced_at_import(tmp_path, capsys)
     assert "needs 8 or more, so pretrain_cmd.py will refuse it" in printed
     assert "train sample(s); pretraining" not in folder(8, "eight")[1]
     assert "train sample(s); pretraining" not in folder(7, "ntu", "--num-class", "60", "--dataset", "ntu60")[1]
+
+
+def test_a_joint_order_that_stands_the_skeletons_on_their_heads_is_announced(tmp_path, capsys):
+    standing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1]  # kinect20 facing a Kinect (right shoulder at the larger x)
+    head_first = [3, 2, 1, 0] + list(range(4, 20))  # Kinect v1 data that starts with the head
+
+    def folder(name, order, layout="kinect20"):
+        rng = np.random.default_rng(0)
+        bodies = [standing + [0, 0, 3] + rng.normal(0, 0.02, (8, 20, 3)) for _ in range(10)]
+        annotations = [_annotation(f"r{i}", i % 2, [b[:, order].astype(np.float32)]) for i, b in enumerate(bodies)]
+        split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+        out = str(tmp_path / name)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, layout)
+        with open(os.path.join(out, "settings.json")) as f:
+            return json.load(f)["upside_down"], capsys.readouterr().out
+
+    turned, printed = folder("right", list(range(20)))
+    assert turned == 0 and "upside down" not in printed
+    turned, printed = folder("wrong", head_first)
+    assert turned == 10
+    assert "warning: 10 of the 10 samples stand upside down once normalised (the first: r0): the joints on the " in (
+        printed
+    )
+    assert "hip centre side of the hip centre -> spine bone" in printed and "joint order kinect20's?" in printed
 
 
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):

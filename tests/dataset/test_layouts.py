@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -266,3 +267,29 @@ def test_folder_record_round_trip_and_default(tmp_path):
 def test_joints_given_as_one_string_are_refused():
     with pytest.raises(LayoutError, match=r"layout 'tri': joints must be a list of joint names, found 'abc'"):
         Layout(name="tri", joints="abc", parents=(0, 0, 1), centre=0, z_axis=(0, 1), x_axis=(1, 2), corrupted_joints=1)
+
+
+LEGS = {f"{side} {part}" for side in ("left", "right") for part in ("hip", "knee", "ankle", "foot")}
+
+
+def test_trunk_sides_cut_the_skeleton_at_the_bone_the_normalisation_turns_up():
+    for layout, root in ((KINECT20, "hip centre"), (NTU25, "spine base")):  # z axis: root -> the spine
+        lower, upper = layout.trunk_sides()
+        assert {layout.joints[j] for j in lower} == {root} | LEGS
+        assert sorted(lower + upper) == list(range(layout.num_joints))
+    assert COCO17.trunk_sides() is None  # 2-D: not rotated
+    # b is the root; a and c hang from b, d from c. The z axis b -> c cuts off c's side (c, d), above.
+    chain = Layout(
+        name="chain",
+        joints=("a", "b", "c", "d"),
+        parents=(1, 1, 1, 2),
+        centre=1,
+        z_axis=(1, 2),
+        x_axis=(0, 3),
+        corrupted_joints=1,
+        channels=3,
+        bodies=1,
+    )
+    assert chain.trunk_sides() == ((0, 1), (2, 3))
+    assert replace(chain, z_axis=(2, 1)).trunk_sides() == ((2, 3), (0, 1))  # c -> b: c's side below
+    assert replace(chain, z_axis=(0, 3)).trunk_sides() is None  # not a bone
