@@ -43,12 +43,13 @@ frames at one end have no body, as when Kinect loses the actor), and a low-energ
 so that body selection by energy matters; present throughout when listed before an actor, else for a
 random stretch).
 
-*Files.*  NTU: one ``SsssCcccPpppRrrrAaaa.skeleton`` per sample with every field of the official
-format and CRLF line ends (depth/colour pixel coordinates from a pinhole projection, a joint
-orientation quaternion from the body yaw, tracking states 2).  PKU-MMD II: ``skeleton/<video>.txt``
-(150 values per frame, second body zeros when absent), ``label/<video>.txt`` (``label,start,end,1``;
-several actions per video separated by idle gaps), and ``cross_subject_v2.txt`` /
-``cross_view_v2.txt`` (training videos on line 2, validation videos on line 4).  Video names are
+*Files.*  The 3-D formats hold Kinect camera-space metres (x to the sensor's left, y up, z away from it;
+``kinect_space``), as the real recordings do.  NTU: one ``SsssCcccPpppRrrrAaaa.skeleton`` per sample
+with every field of the official format and CRLF line ends (depth/colour pixel coordinates from a
+pinhole projection, a joint orientation quaternion from the body yaw, tracking states 2). PKU-MMD II:
+``skeleton/<video>.txt`` (150 values per frame, second body zeros when absent), ``label/<video>.txt``
+(``label,start,end,1``; several actions per video separated by idle gaps), and ``cross_subject_v2.txt``
+/ ``cross_view_v2.txt`` (training videos on line 2, validation videos on line 4).  Video names are
 ``A<subject>N<sequence>-<view>`` with views L, M, R; subjects not divisible by 3 and views M, R train.
 NW-UCLA: one ``aAA_sSS_eEE_vVV.json`` per sample in the ``all_sqe`` form (``{"file_name", "label",
 "skeletons": [T][20][3]}``, metres): the actor alone (no partner, ghost or missing frames), its NTU
@@ -258,7 +259,9 @@ def simulate(
     min_len=40,
     max_len=300,
 ):
-    """Camera-space bodies B x T x 25 x 3 (metres) and their presence B x T (bool) for one sample."""
+    """Camera-space bodies B x T x 25 x 3 (metres) and their presence B x T (bool) for one sample: x to the
+    camera's right, y up, z away from it, the frame an image projects from (``_pixels``); the 3-D formats
+    write them in Kinect's camera space (``kinect_space``)."""
     tempo = np.exp(rng.uniform(-np.log1p(tempo_var), np.log1p(tempo_var)))
     length = int(np.clip(round(class_base_length(action_id) * tempo), min_len, max_len))
     start, stop = 0.0, 1.0
@@ -309,6 +312,15 @@ def simulate(
         else:
             present[:, length - cut :] = False
     return out, present
+
+
+def kinect_space(points):
+    """Points ... x 3 of ``simulate``'s camera frame in Kinect's camera space, where x grows to the sensor's
+    left (a right-handed frame: a person facing the sensor has the right shoulder at the larger x, as in
+    every real NTU, NW-UCLA and MSR-Action3D recording). ``simulate``'s frame is its mirror image: written
+    as they were, its people had the left -> right shoulder vector half a turn from the normalisation's
+    +x, and that rotation turned some of them upside down (13 of 96 samples of a small NTU-format set)."""
+    return points * np.array([-1.0, 1.0, 1.0])
 
 
 def _body_line(body_id, lean):
@@ -382,7 +394,7 @@ def generate_ntu(out, classes=10, subjects=4, cameras=3, setups=2, replications=
                         body_ids = 72057594037927936 + rng.integers(1000, 9999, size=len(bodies))
                         name = "S%03dC%03dP%03dR%03dA%03d.skeleton" % (s, c, p, r, a)
                         with open(os.path.join(out, name), "w", newline="") as f:
-                            f.write(ntu_file_text(bodies, present, body_ids))
+                            f.write(ntu_file_text(kinect_space(bodies), present, body_ids))
                         names.append(name)
     return names
 
@@ -403,7 +415,7 @@ def _pku_video(actions, rng, knobs, yaw_deg, size, gap=(10, 40)):
             **{**knobs, "p_missing": 0.0, "p_third": 0.0},
         )
         seq = np.zeros((bodies.shape[1], 2, 25, 3))
-        seq[:, : min(2, len(bodies))] = bodies[:2].transpose(1, 0, 2, 3)
+        seq[:, : min(2, len(bodies))] = kinect_space(bodies[:2]).transpose(1, 0, 2, 3)
         frames.append(seq)
         spans.append((a, t, t + len(seq)))
         t += len(seq)
@@ -472,7 +484,7 @@ def generate_ucla(out, classes=10, subjects=4, cameras=3, replications=1, seed=0
                     rng = np.random.default_rng([seed, label, p, e, v, 7])
                     bodies, _ = simulate(label, False, rng, yaw_deg=45.0 * (v - 2), subject_scale=size, **knobs)
                     name = "a%02d_s%02d_e%02d_v%02d" % (UCLA_ACTIONS[label - 1], p, e, v)
-                    skeletons = np.round(bodies[0][:, UCLA_JOINTS], 6).tolist()  # T x 20 x 3
+                    skeletons = np.round(kinect_space(bodies[0])[:, UCLA_JOINTS], 6).tolist()  # T x 20 x 3
                     with open(os.path.join(out, name + ".json"), "w") as f:
                         json.dump({"file_name": name, "skeletons": skeletons, "label": label}, f)
                     names.append(name + ".json")
@@ -487,7 +499,7 @@ def generate_msr(out, classes=4, subjects=4, replications=1, seed=0, action_ids=
     names = []
     for a, p, e, _, _, bodies, present in _one_person_takes(ids, subjects, replications, seed, 11, knobs):
         frames = np.ones((bodies.shape[1], 20, 4))  # T x 20 x 4: x y z confidence
-        frames[..., :3] = bodies[0][:, MSR_JOINTS]
+        frames[..., :3] = kinect_space(bodies[0])[:, MSR_JOINTS]
         frames[~present[0]] = 0
         name = "a%02d_s%02d_e%02d_skeleton3D.txt" % (a, p, e)
         np.savetxt(os.path.join(out, name), frames.reshape(-1, 4), fmt="%.6f")

@@ -41,9 +41,10 @@
 # in-process trials (same model, loss, optimiser and kNN; 1,800 steps, one seed) 5 corrupted joints
 # gave CMD +17 kNN points over the random encoder with 64-frame views and +24 with 32-frame views
 # (and steps twice as fast), while 15 corrupted joints stayed at or below the random encoder.
-# Measured with this script (3 seeds, 1,395 steps, 2 CPU cores): with these views CMD 54.9 ± 0.3,
-# CMD-weight-0 52.0 ± 2.5, random encoder 38.9 ± 0.9 (CMD +16.0); with the paper's views CMD
-# 22.6 ± 8.5 and CMD-weight-0 34.9 ± 1.6, below the random encoder.
+# Measured with this script (3 seeds, 1,395 steps, 2 CPU cores): with these views CMD 71.0 ± 0.5,
+# CMD-weight-0 66.0 ± 4.5, random encoder 54.1 ± 0.7 (CMD +16.9); with the paper's views (on the
+# generator's earlier, mirror-image data) CMD 22.6 ± 8.5 and CMD-weight-0 34.9 ± 1.6, below the random
+# encoder (docs/benchmarks.md).
 # Unchanged: the paper's augmentations otherwise (crop-resize [0.1, 1], joint corruption or
 # shear), MLP head, T 0.07, teacher T 0.05, student T 0.1, SGD momentum
 # 0.9, weight decay 1e-4, CMD weight 1, the kNN protocol.

@@ -8,9 +8,19 @@ import pickle
 import numpy as np
 import pytest
 
-from data_gen import pku_gendata, pyskl_gendata, synthetic
+from data_gen import ntu_gendata, pku_gendata, pyskl_gendata, synthetic
 from data_gen.ntu_reader import body_energy, parse_name, read_bodies, select_bodies
-from data_gen.synthetic import REST_POSE, coco17_points, generate_ntu, generate_pku, generate_pose2d, main, simulate
+from data_gen.synthetic import (
+    REST_POSE,
+    coco17_points,
+    generate_msr,
+    generate_ntu,
+    generate_pku,
+    generate_pose2d,
+    generate_ucla,
+    main,
+    simulate,
+)
 from dataset.layouts import COCO17
 from dataset.processed import load_splits
 
@@ -82,6 +92,36 @@ def test_classes_are_motions_not_poses():
     assert np.abs(one - one[:, ::-1]).max() > 0.05  # yet a different motion
     speed = lambda b: np.abs(np.diff(b[0], axis=0)).mean(axis=(0, 2))  # noqa: E731  per-joint speed
     assert np.abs(speed(one) - speed(three)).max() > 0.002
+
+
+def test_three_d_formats_hold_kinects_camera_space(tmp_path):
+    # Kinect's camera space is right-handed with x growing to the sensor's left, so a person facing the
+    # sensor has the right shoulder at the larger x (every real NTU, NW-UCLA and MSR-Action3D recording does).
+    def right_of_left(left, right):  # ... x 3 each
+        return bool((right[..., 0] > left[..., 0]).all())
+
+    for name in generate_ntu(str(tmp_path / "ntu"), classes=3, subjects=2, cameras=3, setups=1, **QUIET):
+        if parse_name(name)[1] == 2:  # camera 2 faces the actor (yaw 0 +- 10 degrees)
+            xyz, _ = read_bodies(str(tmp_path / "ntu" / name))
+            assert right_of_left(xyz[0, :, 4], xyz[0, :, 8]), name  # NTU: 5 left, 9 right shoulder
+    for name in generate_ucla(str(tmp_path / "ucla"), classes=3, subjects=1, cameras=3):
+        if name.endswith("_v02.json"):
+            with open(tmp_path / "ucla" / name) as f:
+                skeletons = np.array(json.load(f)["skeletons"])  # T x 20 x 3, kinect20
+            assert right_of_left(skeletons[:, 4], skeletons[:, 8]), name
+    for name in generate_msr(str(tmp_path / "msr"), classes=3, subjects=1, p_missing=0.0):
+        frames = np.loadtxt(tmp_path / "msr" / name).reshape(-1, 20, 4)  # MSR: 1 left, 2 right shoulder
+        assert right_of_left(frames[:, 0, :3], frames[:, 1, :3]), name
+    generate_pku(str(tmp_path / "pku"), classes=3, subjects=1, cameras=2, actions_per_video=2)
+    frames = pku_gendata.read_skeleton(str(tmp_path / "pku" / "skeleton" / "A01N01-M.txt"))  # view M: frontal
+    body = np.asarray(frames)[:, :75].reshape(-1, 25, 3)
+    assert right_of_left(body[:, 4], body[:, 8])
+    # So no converted skeleton stands on its head: in the mirror image the normalisation turned the
+    # shoulders half a turn, which stood 2 of these 18 upside down.
+    out = str(tmp_path / "out")
+    ntu_gendata.main(["--data-path", str(tmp_path / "ntu"), "--out-folder", out, "--dataset", "ntu60", "--no-progress"])
+    with open(os.path.join(out, "settings.json")) as f:
+        assert json.load(f)["upside_down"] == 0
 
 
 def test_action_ids_out_of_range(tmp_path):
@@ -238,6 +278,8 @@ def test_pose2d_with_bystanders_imports_to_the_actor(tmp_path):
     )
     train, val = load_splits(out)
     assert train.layout == COCO17 and train.data.shape[1:] == (2, 300, 17, 1)
+    with open(os.path.join(out, "settings.json")) as f:
+        assert json.load(f)["upside_down"] is None  # a 2-D skeleton is not turned
     for part in (train, val):
         for i, name in enumerate(part.names):
             actor = actors[name]  # T x 17 x 2
