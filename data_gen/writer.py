@@ -355,7 +355,7 @@ def convert(
             skipped.append(f"{source}\tbad: {message}")
 
         cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
-        turned = []  # samples standing upside down once normalised (data_gen.normalize.upside_down)
+        turned, converted = [], 0  # samples standing upside down once normalised (normalize.upside_down); all
         single = []  # samples of one frame: a motion stream of zeros
         batches = _batches(tasks, chunk)
         current = next(batches, None)
@@ -401,6 +401,7 @@ def convert(
                     block, frames = block[~beyond], frames[~beyond]
                     kept = [s for s, b in zip(kept, beyond) if not b]
                 cut += [f"{s.name} ({int(t)} frames)" for s, t in zip(kept, frames) if t > MAX_FRAME]
+                converted += len(kept)
                 flags = upside_down(block, layout)
                 turned += [] if flags is None else [s.name for s, up in zip(kept, flags) if up]
                 single += [s.name for s, t in zip(kept, frames) if t < 2]
@@ -424,7 +425,6 @@ def convert(
                 f"warning: {len(single)} recording(s) hold a single frame (the first: {single[0]}); their motion "
                 f"stream, the differences of consecutive frames, is all zeros"
             )
-        converted = sum(w.count for w in writers.values()) // len(benchmarks)
         if 2 * len(turned) > converted:
             a, b = (layout.joints[j] for j in layout.z_axis)
             tqdm.write(

@@ -124,9 +124,10 @@ class Layout:
 
     def trunk_sides(self):
         """(lower, upper): the joints on `a`'s and on `b`'s side of the z-axis pair (a, b), the skeleton cut
-        at that bone; None for a 2-D layout or a pair that is not a bone. The normalisation turns x[b] - x[a]
-        to +z, so in data whose joint order is the layout's the upper side lies above the lower on average
-        (the published hip -> spine bone: the hips and legs below the rest)."""
+        at that bone (joints of another tree of the layout on neither side); None for a 2-D layout or a
+        pair that is not a bone. The normalisation turns x[b] - x[a] to +z, so in data whose joint order
+        is the layout's the upper side lies above the lower on average (the published hip -> spine bone:
+        the hips and legs below the rest)."""
         if self.channels != 3 or len(self.z_axis) != 2:
             return None
         a, b = self.z_axis
@@ -136,13 +137,19 @@ class Layout:
             cut = b
         else:
             return None
+
+        def root(j):  # the layout's checks refuse cycles
+            while self.parents[j] != j:
+                j = self.parents[j]
+            return j
+
         below_cut = {cut}
         grown = True
         while grown:
-            more = {j for j, p in enumerate(self.parents) if p in below_cut and j != p} - below_cut
+            more = {j for j, p in enumerate(self.parents) if p in below_cut} - below_cut
             below_cut |= more
             grown = bool(more)
-        rest = tuple(j for j in range(self.num_joints) if j not in below_cut)
+        rest = tuple(j for j in range(self.num_joints) if j not in below_cut and root(j) == root(a))
         subtree = tuple(sorted(below_cut))
         return (subtree, rest) if cut == a else (rest, subtree)
 

@@ -274,19 +274,25 @@ def test_a_joint_order_that_stands_the_skeletons_on_their_heads_is_announced(tmp
     standing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1]  # kinect20 facing a Kinect (right shoulder at the larger x)
     head_first = [3, 2, 1, 0] + list(range(4, 20))  # Kinect v1 data that starts with the head
 
-    def folder(name, order, layout="kinect20"):
+    def folder(name, wrong):  # the first `wrong` of 10 recordings head first, imported as kinect20
         rng = np.random.default_rng(0)
         bodies = [standing + [0, 0, 3] + rng.normal(0, 0.02, (8, 20, 3)) for _ in range(10)]
-        annotations = [_annotation(f"r{i}", i % 2, [b[:, order].astype(np.float32)]) for i, b in enumerate(bodies)]
+        orders = [head_first] * wrong + [list(range(20))] * (10 - wrong)
+        annotations = [
+            _annotation(f"r{i}", i % 2, [b[:, o].astype(np.float32)]) for i, (b, o) in enumerate(zip(bodies, orders))
+        ]
         split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
         out = str(tmp_path / name)
-        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, layout)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, "kinect20")
         with open(os.path.join(out, "settings.json")) as f:
             return json.load(f)["upside_down"], capsys.readouterr().out
 
-    turned, printed = folder("right", list(range(20)))
-    assert turned == 0 and "upside down" not in printed
-    turned, printed = folder("wrong", head_first)
+    for wrong in (0, 4, 5):  # counted; not a warning until more than half
+        turned, printed = folder(f"w{wrong}", wrong)
+        assert turned == wrong and "upside down" not in printed
+    turned, printed = folder("w6", 6)
+    assert turned == 6 and "warning: 6 of the 10 samples stand upside down once normalised (the first: r0)" in printed
+    turned, printed = folder("w10", 10)
     assert turned == 10
     assert "warning: 10 of the 10 samples stand upside down once normalised (the first: r0): the joints on the " in (
         printed

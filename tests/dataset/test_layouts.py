@@ -293,3 +293,6 @@ def test_trunk_sides_cut_the_skeleton_at_the_bone_the_normalisation_turns_up():
     assert chain.trunk_sides() == ((0, 1), (2, 3))
     assert replace(chain, z_axis=(2, 1)).trunk_sides() == ((2, 3), (0, 1))  # c -> b: c's side below
     assert replace(chain, z_axis=(0, 3)).trunk_sides() is None  # not a bone
+    # A second tree (d its own root) is on neither side of a cut in the first.
+    assert replace(chain, parents=(1, 1, 1, 3)).trunk_sides() == ((0, 1), (2,))
+    assert replace(chain, parents=(1, 1, 1, 3), z_axis=(2, 1)).trunk_sides() == ((2,), (0, 1))
