@@ -13,7 +13,9 @@ in four steps whose joints the layout names (``dataset.layouts``; for ``ntu25``,
 4. then turned so that its ``x[b] - x[a]`` for ``(a, b) = layout.x_axis`` (NTU: left -> right
    shoulder) points along +x.
 
-2-D layouts (``channels == 2``) get steps 1 and 2 only: the two rotations are 3-D.  Every step works
+2-D layouts (``channels == 2``) get steps 1 and 2 only: the two rotations are 3-D.
+``normalize_and_turn`` also says how far step 4 turned each sample, and ``upside_down`` which
+normalised samples stand on their heads: the importers' signs of data a layout does not fit.  Every step works
 on all samples of the chunk at once; rotation matrices are computed in float64 from the float32
 coordinates and each step's result is stored as float32, as the published per-joint loop does.
 """
@@ -93,15 +95,25 @@ def _check_shape(data, layout):
 
 def normalize(data, layout=NTU25):
     """The normalisation of N x C x T x V x M float32 data in ``layout``; returns a new float32 array."""
+    return normalize_and_turn(data, layout)[0]
+
+
+def normalize_and_turn(data, layout=NTU25):
+    """(the normalised array, the angles in degrees (N) by which step 4 turned each sample's x-axis pair
+    onto +x; NaN where nothing was turned: a 2-D layout, an all-zero sample, a pair of one point). Over
+    90 degrees, the pair pointed away from +x once the z-axis pair stood on +z: a mirror image of the
+    sensor's right-handed space, or people facing away from it, which the published turn leaves at
+    tilts set by small differences (docs/published-behaviour.md §1.4)."""
     _check_shape(data, layout)
     n = len(data)
+    turn = np.full(n, np.nan)
     s = np.ascontiguousarray(np.transpose(data, (0, 4, 2, 3, 1)), dtype=np.float32)  # N x M x T x V x C
     active = (s.reshape(n, -1) != 0).any(axis=1)  # N; all-zero samples are left as they are
     if not active.all():
         out = np.array(data, dtype=np.float32)
         if active.any():
-            out[active] = normalize(out[active], layout)
-        return out
+            out[active], turn[active] = normalize_and_turn(out[active], layout)
+        return out, turn
     s = pad_null_frames(s)
     centre = s[:, 0:1, :, layout.centre : layout.centre + 1, :]  # N x 1 x T x 1 x C
     total = s[..., 0]
@@ -109,11 +121,14 @@ def normalize(data, layout=NTU25):
         total = total + s[..., k]  # N x M x T x V, x + y (+ z) in float32
     s = np.where(total[..., None] != 0, s - centre, np.float32(0))
     if layout.channels == 2:
-        return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
+        return np.transpose(s, (0, 4, 2, 3, 1)), turn  # N x C x T x V x M
     for (a, b), target in ((layout.z_axis, (0.0, 0.0, 1.0)), (layout.x_axis, (1.0, 0.0, 0.0))):
         v = s[:, 0, 0, b] - s[:, 0, 0, a]  # N x C
         s = _rotate(s, _rotation_to(v, target))
-    return np.transpose(s, (0, 4, 2, 3, 1))  # N x C x T x V x M
+    length = np.linalg.norm(v.astype(np.float64), axis=1)  # v: step 4's x-axis pair, before its turn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        turn = np.degrees(np.arccos(np.clip(v[:, 0] / length, -1.0, 1.0)))
+    return np.transpose(s, (0, 4, 2, 3, 1)), np.where(length > 0, turn, np.nan)  # N x C x T x V x M
 
 
 def upside_down(data, layout):

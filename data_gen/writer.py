@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from data_gen.normalize import normalize, upside_down
+from data_gen.normalize import normalize_and_turn, upside_down
 from data_gen.ntu_reader import SkeletonFileError, first_bad_coordinate
 from dataset.catalog import DATASETS, SMALL_MIN_SAMPLES, folder_protocol
 from dataset.files import (
@@ -356,6 +356,7 @@ def convert(
 
         cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
         turned, converted = [], 0  # samples standing upside down once normalised (normalize.upside_down); all
+        away = []  # samples whose x-axis pair step 4 of the normalisation turned over 90 degrees
         single = []  # samples of one frame: a motion stream of zeros
         batches = _batches(tasks, chunk)
         current = next(batches, None)
@@ -387,7 +388,7 @@ def convert(
                 block = np.zeros((len(kept),) + sample_shape(layout), dtype=np.float32)  # n x C x 300 x V x M
                 for i, array in enumerate(arrays):
                     block[i, :, : array.shape[1]] = array
-                block = normalize(block, layout)
+                block, turn = normalize_and_turn(block, layout)
                 beyond = np.zeros(len(kept), dtype=bool)  # centring can carry a coordinate beyond the bound
                 beyond[non_finite_samples(block)] = True
                 for i in np.flatnonzero(beyond):
@@ -398,10 +399,11 @@ def convert(
                     )
                 frames = np.asarray(frames, dtype=np.int64)
                 if beyond.any():
-                    block, frames = block[~beyond], frames[~beyond]
+                    block, frames, turn = block[~beyond], frames[~beyond], turn[~beyond]
                     kept = [s for s, b in zip(kept, beyond) if not b]
                 cut += [f"{s.name} ({int(t)} frames)" for s, t in zip(kept, frames) if t > MAX_FRAME]
                 converted += len(kept)
+                away += [s.name for s, degrees in zip(kept, turn) if degrees > 90]
                 flags = upside_down(block, layout)
                 turned += [] if flags is None else [s.name for s, up in zip(kept, flags) if up]
                 single += [s.name for s, t in zip(kept, frames) if t < 2]
@@ -432,6 +434,15 @@ def convert(
                 f"{turned[0]}): the joints on the {a} side of the {a} -> {b} bone, which the normalisation turns "
                 f"up, lie above the rest of the {layout.name} skeleton. Is the data's joint order {layout.name}'s? "
                 f"(docs/small-data.md, 'The joint order must be the layout's')"
+            )
+        if 2 * len(away) > converted:
+            a, b = (layout.joints[j] for j in layout.x_axis)
+            tqdm.write(
+                f"warning: {len(away)} of the {converted} samples had their {a} -> {b} vector turned more than 90 "
+                f"degrees onto +x by the normalisation (the first: {away[0]}): their coordinates are a mirror image "
+                f"of a sensor's (a left-handed frame: negate x before the import), or the people face away from "
+                f"the sensor; either way the normalisation leaves many of them tilted or upside down "
+                f"(docs/small-data.md, '3-D coordinates in a left-handed frame')"
             )
         repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
         for b, pairs in repeated.items():
@@ -474,6 +485,7 @@ def convert(
             longer_than_max_frame=len(cut),
             single_frame=len(single),
             upside_down=None if layout.trunk_sides() is None else len(turned),
+            x_axis_turned_over_90=None if layout.channels == 2 else len(away),
             val_identical_to_train={b: len(pairs) for b, pairs in repeated.items()},
         )
         payloads = [(os.path.join(folder, LAYOUT_FILE), records[b].encode()) for b, folder in folder_of.items()]

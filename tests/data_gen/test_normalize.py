@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_gen.normalize import normalize, normalize_loop, pad_null_frames, upside_down
+from data_gen.normalize import normalize, normalize_and_turn, normalize_loop, pad_null_frames, upside_down
 from dataset.layouts import COCO17, KINECT20, NTU25, Layout
 
 
@@ -156,7 +156,9 @@ def test_kinect20_centring_and_both_rotations_by_hand():
         for j, offset in relative.items():
             s[0, t, j] = np.add(centre, offset)
     s[0, 1, 5] += [0, 0, 1]  # frame 1: joint 5 at (0, 0, 2) from that frame's spine
-    out = _mtvc(normalize(data, KINECT20))[0]
+    normalised, turn = normalize_and_turn(data, KINECT20)
+    np.testing.assert_allclose(turn, [90.0], atol=1e-6)  # step 4: 90 degrees about -z
+    out = _mtvc(normalised)[0]
     expected = {
         0: (0, 0, -1),
         1: (0, 0, 0),
@@ -268,3 +270,21 @@ def test_upside_down_compares_the_mean_height_of_the_lower_and_the_upper_side():
     np.testing.assert_array_equal(upside_down(data, NTU25), [False, True, False, False])
     np.testing.assert_array_equal(upside_down(-data, NTU25), [True, False, True, True])
     assert upside_down(np.zeros((1, 2, 3, 17, 1), np.float32), COCO17) is None
+
+
+def test_the_turn_of_step_4_is_the_angle_from_the_x_pair_to_plus_x():
+    # kinect20, the spine already on +z (step 3 turns nothing); the left -> right shoulder vector at frame 0
+    # (cos t, sin t, 0) is then turned by t onto +x.
+    angles = [0.0, 30.0, 150.0]
+    data = np.zeros((len(angles) + 1, 3, 2, 20, 1), dtype=np.float32)  # the last sample all zero
+    s = np.transpose(data, (0, 4, 2, 3, 1))  # N x M x T x V x C view
+    for i, t in enumerate(np.radians(angles)):
+        s[i, 0, :, 0] = (0, 0, -1)  # hip centre below the spine (joint 1, at the origin)
+        s[i, 0, :, 1] = (0, 0, 0.001)  # not at exactly 0: a joint summing to 0 counts as untracked
+        s[i, 0, :, 4] = (-np.cos(t) / 2, -np.sin(t) / 2, 0)
+        s[i, 0, :, 8] = (np.cos(t) / 2, np.sin(t) / 2, 0)
+    normalised, turn = normalize_and_turn(data, KINECT20)
+    np.testing.assert_allclose(turn[:3], angles, atol=1e-4)
+    assert np.isnan(turn[3])
+    np.testing.assert_array_equal(normalised, normalize(data, KINECT20))
+    assert np.isnan(normalize_and_turn(np.ones((1, 2, 3, 17, 1), np.float32), COCO17)[1]).all()  # 2-D: no turn

@@ -220,7 +220,7 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
     def interrupted(*_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writer, "normalize", interrupted)
+    monkeypatch.setattr(writer, "normalize_and_turn", interrupted)
     with pytest.raises(SystemExit) as stop:  # Ctrl-C: one line and status 130, no traceback
         ntu.run(raw, out, "--chunk", "2")
     assert stop.value.code == 130
@@ -256,7 +256,7 @@ def test_a_conversion_stopped_among_its_renames_leaves_a_folder_that_is_refused(
     for benchmark in ("xsub", "xview"):
         with open(os.path.join(out, benchmark, ".converting"), "w") as f:
             f.write("pid 1 was replacing this folder's files\n")
-    monkeypatch.setattr(writer, "normalize", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(writer, "normalize_and_turn", lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(SystemExit):
         ntu.run(raw, out)
     assert f"interrupted: {out} holds what it held before this conversion" in capsys.readouterr().err

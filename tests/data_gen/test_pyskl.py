@@ -300,6 +300,35 @@ def test_a_joint_order_that_stands_the_skeletons_on_their_heads_is_announced(tmp
     assert "hip centre side of the hip centre -> spine bone" in printed and "joint order kinect20's?" in printed
 
 
+def test_a_mirror_image_is_announced_by_the_turn_of_the_shoulders(tmp_path, capsys):
+    facing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1]  # kinect20 facing a Kinect (right shoulder at the larger x)
+
+    def folder(name, mirrored):  # the first `mirrored` of 10 recordings with x negated
+        rng = np.random.default_rng(1)
+        bodies = [facing + [0, 0, 3] + rng.normal(0, 0.02, (8, 20, 3)) for _ in range(10)]
+        signs = [[-1, 1, 1]] * mirrored + [[1, 1, 1]] * (10 - mirrored)
+        annotations = [
+            _annotation(f"r{i}", i % 2, [(b * sign).astype(np.float32)])
+            for i, (b, sign) in enumerate(zip(bodies, signs))
+        ]
+        split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+        out = str(tmp_path / name)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, "kinect20")
+        with open(os.path.join(out, "settings.json")) as f:
+            return json.load(f)["x_axis_turned_over_90"], capsys.readouterr().out
+
+    for mirrored in (0, 5):  # counted; not a warning until more than half
+        count, printed = folder(f"m{mirrored}", mirrored)
+        assert count == mirrored and "turned more than 90" not in printed
+    count, printed = folder("m6", 6)
+    assert count == 6
+    assert (
+        "warning: 6 of the 10 samples had their left shoulder -> right shoulder vector turned more than 90 degrees "
+        "onto +x by the normalisation (the first: r0): their coordinates are a mirror image" in printed
+    )
+    assert "negate x before the import" in printed
+
+
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):
     annotations, split, _ = _ntu_set()
     annotations[1]["label"] = 10**9  # S001C002P003R001A005, of 3 samples

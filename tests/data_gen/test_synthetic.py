@@ -117,11 +117,12 @@ def test_three_d_formats_hold_kinects_camera_space(tmp_path):
     body = np.asarray(frames)[:, :75].reshape(-1, 25, 3)
     assert right_of_left(body[:, 4], body[:, 8])
     # So no converted skeleton stands on its head: in the mirror image the normalisation turned the
-    # shoulders half a turn, which stood 2 of these 18 upside down.
+    # shoulders of all 18 more than 90 degrees, and stood 2 upside down.
     out = str(tmp_path / "out")
     ntu_gendata.main(["--data-path", str(tmp_path / "ntu"), "--out-folder", out, "--dataset", "ntu60", "--no-progress"])
     with open(os.path.join(out, "settings.json")) as f:
-        assert json.load(f)["upside_down"] == 0
+        settings = json.load(f)
+    assert settings["upside_down"] == 0 and settings["x_axis_turned_over_90"] == 0
 
 
 def test_action_ids_out_of_range(tmp_path):
@@ -279,7 +280,8 @@ def test_pose2d_with_bystanders_imports_to_the_actor(tmp_path):
     train, val = load_splits(out)
     assert train.layout == COCO17 and train.data.shape[1:] == (2, 300, 17, 1)
     with open(os.path.join(out, "settings.json")) as f:
-        assert json.load(f)["upside_down"] is None  # a 2-D skeleton is not turned
+        settings = json.load(f)
+    assert settings["upside_down"] is None and settings["x_axis_turned_over_90"] is None  # 2-D: not turned
     for part in (train, val):
         for i, name in enumerate(part.names):
             actor = actors[name]  # T x 17 x 2
