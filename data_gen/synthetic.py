@@ -319,7 +319,8 @@ def kinect_space(points):
     left (a right-handed frame: a person facing the sensor has the right shoulder at the larger x, as in
     every real NTU, NW-UCLA and MSR-Action3D recording). ``simulate``'s frame is its mirror image: written
     as they were, its people had the left -> right shoulder vector half a turn from the normalisation's
-    +x, and that rotation turned some of them upside down (13 of 96 samples of a small NTU-format set)."""
+    +x, and that turn left them at scattered tilts (the demo's 960 samples: all turned over 90 degrees,
+    61 upside down)."""
     return points * np.array([-1.0, 1.0, 1.0])
 
 
