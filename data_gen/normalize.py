@@ -99,11 +99,13 @@ def normalize(data, layout=NTU25):
 
 
 def normalize_and_turn(data, layout=NTU25):
-    """(the normalised array, the angles in degrees (N) by which step 4 turned each sample's x-axis pair
-    onto +x; NaN where nothing was turned: a 2-D layout, an all-zero sample, a pair of one point). Over
-    90 degrees, the pair pointed away from +x once the z-axis pair stood on +z: a mirror image of the
-    sensor's right-handed space, or people facing away from it, which the published turn leaves at
-    tilts set by small differences (docs/published-behaviour.md §1.4)."""
+    """(the normalised array, the angles in degrees (N) from each sample's x-axis pair to +x before step 4,
+    the angle step 4 turns it through; NaN for a 2-D layout, an all-zero sample or a pair of one point).
+    Step 4 turns nothing where the pair lies within 1e-6 of the x axis, either way, so a pair exactly
+    opposite +x reads 180 and stays opposite. Over 90 degrees, the pair pointed away from +x once the
+    z-axis pair stood on +z: a mirror image of the sensor's right-handed space, or people facing away
+    from it, which the published turn leaves at tilts set by small differences (docs/published-behaviour.md
+    §1.4)."""
     _check_shape(data, layout)
     n = len(data)
     turn = np.full(n, np.nan)

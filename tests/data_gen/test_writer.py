@@ -168,6 +168,35 @@ def test_a_coordinate_beyond_the_bound_once_normalised_is_bad_input(tmp_path):
     assert load_split(str(out / "xsub"), "train").names == ["good1"]
 
 
+def _standing(mirrored=False, far=False):
+    """A kinect20 recording (3 x 10 x 20 x 1) 3 m from a Kinect, facing it (the right shoulder at the larger x;
+    `mirrored`: x negated); `far`: the hip centre 18,000 below the spine, beyond the bound once centred."""
+    joints = np.tile([0.0, 0.0, 3.0], (20, 1))
+    joints[0] = (0.0, -0.3, 3.0)  # hip centre below the spine (joint 1)
+    joints[4], joints[8] = (-0.2, 0.25, 3.05), (0.2, 0.25, 3.0)  # left, right shoulder
+    joints[[2, 3]] = (0.0, 0.25, 3.0), (0.0, 0.45, 3.0)
+    if far:
+        joints[:, 1] += 9000.0
+        joints[0, 1] = -9000.0
+    if mirrored:
+        joints[:, 0] *= -1
+    return (np.broadcast_to(joints.T[:, None, :, None], (3, 10, 20, 1)).astype(np.float32).copy(), 10)
+
+
+def test_the_shoulder_turn_is_counted_for_the_samples_written(tmp_path, capsys):
+    # The first recording is rejected (beyond the bound once centred): neither it nor its turn counts.
+    kinds = [("rejected", True, True), ("m1", True, False), ("m2", True, False), ("f", False, False)]
+    task_list = [
+        Task(f"{name}.txt", lambda m, f: [_standing(m, f)], (m, f), [Sample(name, 0, {"xsub": "train"})])
+        for name, m, f in kinds
+    ]
+    run(task_list, tmp_path / "out", skip_bad=True)
+    printed = capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "settings.json").read_text())["x_axis_turned_over_90"] == 2
+    assert "warning: 2 of the 3 samples had their left shoulder -> right shoulder vector turned more than 90" in printed
+    assert "(the first: m1)" in printed
+
+
 def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     out = tmp_path / "out"
     run(tasks("good"), out)  # dataset "mine", benchmark subfolder xsub
