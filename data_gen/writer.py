@@ -355,7 +355,8 @@ def convert(
             skipped.append(f"{source}\tbad: {message}")
 
         cut = []  # samples longer than MAX_FRAME: their first MAX_FRAME frames are kept, as published
-        turned, converted = [], 0  # samples standing upside down once normalised (normalize.upside_down); all
+        converted = 0  # samples written (once each, whatever the number of benchmarks)
+        turned = []  # samples standing upside down once normalised (normalize.upside_down)
         away = []  # samples whose x-axis pair step 4 of the normalisation turned over 90 degrees
         single = []  # samples of one frame: a motion stream of zeros
         batches = _batches(tasks, chunk)
