@@ -138,19 +138,15 @@ class Layout:
         else:
             return None
 
-        def root(j):  # the layout's checks refuse cycles
-            while self.parents[j] != j:
-                j = self.parents[j]
-            return j
+        def chain(j):  # j and its ancestors up to its root (the layout's checks refuse cycles)
+            found = [j]
+            while self.parents[found[-1]] != found[-1]:
+                found.append(self.parents[found[-1]])
+            return found
 
-        below_cut = {cut}
-        grown = True
-        while grown:
-            more = {j for j, p in enumerate(self.parents) if p in below_cut} - below_cut
-            below_cut |= more
-            grown = bool(more)
-        rest = tuple(j for j in range(self.num_joints) if j not in below_cut and root(j) == root(a))
-        subtree = tuple(sorted(below_cut))
+        chains = [chain(j) for j in range(self.num_joints)]
+        subtree = tuple(j for j, c in enumerate(chains) if cut in c)
+        rest = tuple(j for j, c in enumerate(chains) if cut not in c and c[-1] == chains[a][-1])
         return (subtree, rest) if cut == a else (rest, subtree)
 
     @property
