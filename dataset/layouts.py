@@ -98,8 +98,8 @@ class Layout:
         for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
             if self.channels == 2 and not pair:  # a 2-D skeleton is not rotated: the pairs are not used
                 continue
-            if len(pair) != 2 or any(not 0 <= j < v for j in pair):
-                problems.append(f"{field} must be two joint indices in [0, {v}), found {pair}")
+            if len(pair) != 2 or any(not 0 <= j < v for j in pair) or pair[0] == pair[1]:
+                problems.append(f"{field} must be two different joint indices in [0, {v}), found {pair}")
         if not 0 <= self.centre < v:
             problems.append(f"centre must be a joint index in [0, {v}), found {self.centre}")
         if not 1 <= self.corrupted_joints <= v:

@@ -197,6 +197,12 @@ def report(records):
             "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
         )
     if sections:
+        baselines = sum(r["stage"] == "baseline" for r in top1)
+        if baselines:  # their rows belong beside the encoders of one data set (scripts/real_data_report.py)
+            sections.append(
+                f"({baselines} coordinate-baseline records ('baseline') left out: scripts/real_data_report.py "
+                "tables them)"
+            )
         return "\n\n".join(sections)
     if not records:
         return "no results"

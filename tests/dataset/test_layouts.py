@@ -136,7 +136,8 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
     [
         (dict(parents=(0, 0, 5)), "parents must be joint indices in [0, 3)"),
         (dict(parents=(0, 0)), "2 parents for 3 joints"),
-        (dict(z_axis=(0, 3)), "z_axis must be two joint indices in [0, 3), found (0, 3)"),
+        (dict(z_axis=(0, 3)), "z_axis must be two different joint indices in [0, 3), found (0, 3)"),
+        (dict(x_axis=(2, 2)), "x_axis must be two different joint indices in [0, 3), found (2, 2)"),  # no direction
         (dict(centre=-1), "centre must be a joint index in [0, 3), found -1"),
         (dict(channels=4), "channels must be 2 or 3, found 4"),
         (dict(corrupted_joints=4), "corrupted_joints must be in [1, 3], found 4"),

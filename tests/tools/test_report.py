@@ -160,6 +160,16 @@ def test_records_of_no_evaluation_say_so():
     assert "scripts/real_data_report.py" in text
 
 
+def test_baselines_mixed_with_evaluations_are_said_to_be_left_out():
+    baseline = dict(stage="baseline", dataset="d", protocol="", view="coordinates_1nn", metric="top1", value=50.0)
+    probe = dict(stage="linear", dataset="d", protocol="", view="fusion", metric="top1", value=70.0, checkpoint="a")
+    text = report([baseline, dict(baseline, view="coordinates_logistic"), probe])
+    assert "| 3s-CMD — ours |" in text and "50.0" not in text
+    said = "(2 coordinate-baseline records ('baseline') left out: scripts/real_data_report.py tables them)"
+    assert text.endswith(said)
+    assert "left out" not in report([probe])
+
+
 @pytest.mark.parametrize("argv", [["--help"]])
 def test_the_report_command_line(argv, capsys):
     with pytest.raises(SystemExit) as stop:
