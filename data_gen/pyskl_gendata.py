@@ -8,14 +8,17 @@ FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir
 "keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score (and
 to suggest it), ``img_shape`` (height, width) with --scale image; other keys (``total_frames``, ...) are
 ignored.  It is read by a restricted unpickler
-that builds plain containers, strings, numbers and numeric numpy arrays only: a pickle that asks for
+that builds plain containers, strings, numbers and numeric or text numpy arrays only: a pickle that asks for
 anything else is refused before any of it runs.  The layout (``ntu25``, ``kinect20``, ``coco17`` or the path
 of a JSON layout file, see ``dataset.layouts``) fixes V, C (3, or 2 for a 2-D layout) and the bodies kept
 per sample.
 
 A 2-D layout's keypoints are divided by the larger side of each recording's ``img_shape`` (``--scale
 image``, the default when the recordings have one), so that recordings of different resolutions share
-one scale; ``--scale none`` keeps them as stored.
+one scale; ``--scale none`` keeps them as stored.  Keypoints normalised to the image already (all within
++-2 in images of 32 px or more) are refused before any work, since they would be divided once more;
+so is a layout whose joints and channels no recording's keypoints have (a wrong --layout, which
+--skip-bad would answer by skipping every recording).
 
 Pose-estimator output (``--missing-joints fill``, the default; ``data_gen.missing``): a joint that is
 NaN, 0 in every channel (unless --keep-zeros) or scored below --min-score is missing; frames with
@@ -102,6 +105,52 @@ def image_sides(path, by_name, names):
     return sides
 
 
+def check_layout_fits(path, by_name, names, layout):
+    """AnnotationError when no recording's keypoints have the layout's joints and channels: then the
+    layout (or how the keypoints were packed) is wrong, not a sample, and --skip-bad would skip them all."""
+    want = (layout.num_joints, layout.channels)
+    found = [(n, by_name[n].get("keypoint").shape) for n in names if numeric_array(by_name[n].get("keypoint"), 4)]
+    if not found or any(shape[2:] == want for _, shape in found):
+        return
+    name, shape = found[0]
+    if layout.channels == 2 and shape[2:] == (layout.num_joints, 3):
+        reason = 'a third channel of scores goes in "keypoint_score" (M x T x V), x and y in "keypoint"'
+    else:
+        reason = (
+            f"the layout is not your data's skeleton: name the right one with --layout ({', '.join(LAYOUTS)}) or "
+            "write one in a JSON file (docs/small-data.md)"
+        )
+    raise AnnotationError(
+        f"{path}: no recording's keypoints have the {want[0]} joints x {want[1]} channels of layout {layout.name} "
+        f"(the first, sample {name!r}, is an array of shape {shape}); {reason}"
+    )
+
+
+NORMALISED = 2.0  # keypoints all within this (of 0) in images this many times larger are normalised already
+SMALLEST_IMAGE = 32
+
+
+def check_pixels(path, by_name, sides):
+    """AnnotationError when the 2-D keypoints of every recording with an img_shape lie within +-NORMALISED
+    (not all at 0) while their images are SMALLEST_IMAGE px or more: keypoints normalised to the image
+    already, which --scale image would divide by its side once more."""
+    largest = 0.0
+    for name in sides:
+        keypoint = by_name[name].get("keypoint")
+        if numeric_array(keypoint, 4) and keypoint.size:
+            finite = np.abs(keypoint[np.isfinite(keypoint)])
+            largest = max(largest, float(finite.max()) if finite.size else 0.0)
+            if largest > NORMALISED:
+                return
+    if 0 < largest and min(sides.values()) >= SMALLEST_IMAGE:
+        raise AnnotationError(
+            f"{path}: every keypoint lies within +-{largest:.3g} while the images (img_shape) are "
+            f"{min(sides.values()):g} px or more: the keypoints look normalised to the image already, and "
+            "--scale image would divide them by the image's side once more; store pixels, or pass --scale none "
+            "to keep them as stored"
+        )
+
+
 class AnnotationError(ValueError):
     """The annotation pickle cannot be read or its splits, names or labels are inconsistent."""
 
@@ -154,6 +203,8 @@ def split_members(path, split, train_split, val_split, by_name):
         if name not in split:
             raise AnnotationError(f"{path}: no split {name!r}; its splits: {', '.join(map(repr, split))}")
         members = split[name]
+        if isinstance(members, np.ndarray) and members.ndim == 1 and members.dtype.kind == "U":
+            members = members.tolist()  # a numpy array of names, as np.array(names) writes it
         if not isinstance(members, (list, tuple)) or not all(isinstance(m, str) for m in members):
             raise AnnotationError(f"{path}: split {name!r}: expected a list of frame_dir strings")
         seen = set()
@@ -391,7 +442,9 @@ def main(argv=None):
         names = parts["train"] + parts["val"]
         labels = sample_labels(path, names, by_name, args.num_class)
         num_class = args.num_class or derived_class_count(path, labels)
+        check_layout_fits(path, by_name, names, layout)
         sides = image_sides(path, by_name, names) if layout.channels == 2 and args.scale != "none" else {}
+        check_pixels(path, by_name, sides)
     except AnnotationError as exc:
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ the folder's record of its layout, class count and dataset (``dataset.layouts``)
 the published tools load unchanged: without ``layout.json`` a folder is ``ntu25`` with no recorded
 class count, its labels may be numpy floats (PKU-MMD) and its frame counts any integer dtype.
 ``label.pkl`` is read by a restricted unpickler that builds only plain containers, strings and numbers
-(numpy numeric scalars and arrays included), so a crafted file cannot run code.
+(numpy numeric and text scalars and arrays included), so a crafted file cannot run code.
 
 ``load_split`` checks a part when it is opened, so that bad data fails before any work with a
 ``ProcessedDataError`` naming the folder, the part and, for a bad sample, its index and name: the
@@ -47,18 +47,21 @@ class ForbiddenPickleError(pickle.UnpicklingError):
     """A pickle asked for something the restricted unpickler does not build (nothing of it was called)."""
 
 
-def _numeric_dtype(*args):
-    """numpy.dtype, admitted only for booleans, integers and floats."""
+PLAIN_KINDS = "biufUS"  # numpy dtypes built from raw bytes alone: booleans, integers, floats and text
+
+
+def _plain_dtype(*args):
+    """numpy.dtype, admitted only for booleans, integers, floats and text (no objects)."""
     dtype = np.dtype(*args)
-    if dtype.kind not in "biuf":
-        raise ForbiddenPickleError(f"numpy dtype {dtype} is not numeric")
+    if dtype.kind not in PLAIN_KINDS:
+        raise ForbiddenPickleError(f"numpy dtype {dtype} is not numeric or text")
     return dtype
 
 
-def _numeric_scalar(dtype, data=None):
-    """A numpy numeric scalar rebuilt from its dtype and raw bytes."""
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or not isinstance(data, bytes):
-        raise ForbiddenPickleError("only numeric numpy scalars are allowed")
+def _plain_scalar(dtype, data=None):
+    """A numpy numeric or text scalar rebuilt from its dtype and raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in PLAIN_KINDS or not isinstance(data, bytes):
+        raise ForbiddenPickleError("only numeric or text numpy scalars are allowed")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
@@ -78,10 +81,10 @@ def _plain_reconstruct(subtype, shape, dtype_code):
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
-def _numeric_frombuffer(buf, dtype, shape, order):
-    """A numeric numpy array from raw bytes (how protocol-5 pickles store arrays)."""
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
-        raise ForbiddenPickleError("only numeric numpy arrays are allowed")
+def _plain_frombuffer(buf, dtype, shape, order):
+    """A numeric or text numpy array from raw bytes (how protocol-5 pickles store arrays)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in PLAIN_KINDS:
+        raise ForbiddenPickleError("only numeric or text numpy arrays are allowed")
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
 
 
@@ -93,33 +96,34 @@ def _codecs_encode(text, encoding="utf-8"):
 
 
 _ALLOWED = {
-    ("numpy", "dtype"): _numeric_dtype,
-    ("numpy.core.multiarray", "scalar"): _numeric_scalar,
-    ("numpy._core.multiarray", "scalar"): _numeric_scalar,
+    ("numpy", "dtype"): _plain_dtype,
+    ("numpy.core.multiarray", "scalar"): _plain_scalar,
+    ("numpy._core.multiarray", "scalar"): _plain_scalar,
     ("numpy.core.multiarray", "_reconstruct"): _plain_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _plain_reconstruct,
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy.core.numeric", "_frombuffer"): _numeric_frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _numeric_frombuffer,
+    ("numpy.core.numeric", "_frombuffer"): _plain_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _plain_frombuffer,
     ("_codecs", "encode"): _codecs_encode,
 }
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves no global except numeric numpy scalars/arrays and byte strings."""
+    """Unpickler that resolves no global except numeric or text numpy scalars/arrays and byte strings."""
 
     def find_class(self, module, name):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
             raise ForbiddenPickleError(
-                f"{module}.{name} is not allowed (only plain containers, strings, numbers and numeric numpy arrays are)"
+                f"{module}.{name} is not allowed (only plain containers, strings, numbers and numeric or text "
+                "numpy arrays are)"
             ) from None
 
 
 def restricted_load(file):
     """The object pickled in the binary ``file``, built from plain containers, strings, numbers and
-    numeric numpy scalars and arrays only: anything else is a ``ForbiddenPickleError`` (an
+    numeric or text numpy scalars and arrays only: anything else is a ``ForbiddenPickleError`` (an
     ``UnpicklingError``) raised before it is called, so a crafted pickle cannot run code.  An array
     whose declared shape does not match its data, or a declared size too large for memory, is refused
     before it is allocated (a ``ValueError`` or an ``UnpicklingError``)."""

@@ -120,6 +120,17 @@ def test_bodies_by_energy_split_order_labels_and_record(tmp_path, protocol):
     assert settings["unused_annotations"] == 1 and settings["counts"] == {"train": 2, "val": 1}
 
 
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_splits_written_as_numpy_arrays_of_names_read_as_lists(tmp_path, protocol):
+    annotations, split, _ = _ntu_set()
+    arrays = {name: np.array(members) for name, members in split.items()}  # dtype <U20, as np.array(names) gives
+    out = str(tmp_path / "out")
+    _run(_pickle(tmp_path / "a.pkl", annotations, arrays, protocol), out, "ntu25", "--missing-joints", "zero")
+    train, val = load_splits(out)
+    assert train.names == split["xsub_train"] and val.names == split["xsub_val"]
+    assert all(type(name) is str for name in train.names + val.names)
+
+
 TRIANGLE_2D = dict(name="tri2d", joints=["root", "mid", "tip"], parents=[0, 0, 1], centre=0, corrupted_joints=1)
 
 
@@ -386,6 +397,35 @@ def test_two_dimensional_layout_from_a_json_file(tmp_path):
     assert val.data[0, :, 0, :, 0].T.tolist() == [[-1, 2], [0, 0], [1, -5]]
 
 
+def test_keypoints_normalised_already_are_not_divided_by_the_image_again(tmp_path):
+    layout_file = tmp_path / "tri2d.json"
+    layout_file.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    pixels = np.array([[[[960, 540], [960, 400], [990, 300]]] * 4], np.float32)  # 1 x 4 x 3 x 2, in a 1920 x 1080 image
+    annotations = [_annotation(n, 0, [pixels[0] + i]) for i, n in enumerate("ab")]
+    split = {"xsub_train": ["a"], "xsub_val": ["b"]}
+    out = tmp_path / "out"
+    for annotation in annotations:
+        annotation["keypoint"] = annotation["keypoint"] / 1920.0  # within [0, 1]: normalised by the estimator
+    path = _pickle(tmp_path / "n.pkl", annotations, split)
+    with pytest.raises(
+        SystemExit,
+        match=r"n.pkl: every keypoint lies within \+-0.516 while the images \(img_shape\) are 1920 px or more: the "
+        r"keypoints look normalised to the image already, .* or pass --scale none",
+    ):
+        _run(path, str(out), str(layout_file))
+    assert not out.exists()  # said before any work
+    _run(path, str(out), str(layout_file), "--scale", "none")  # kept as stored, as asked
+    centred = np.array([[0, 0], [0, -140], [30, -240]]) / 1920  # on the root joint
+    np.testing.assert_allclose(load_splits(str(out))[0].data[0, :, 0, :, 0].T, centred, atol=1e-6)
+    annotations[1]["keypoint"] = annotations[1]["keypoint"] * 1920.0  # one recording in pixels: no longer all within 2
+    _run(_pickle(tmp_path / "n.pkl", annotations, split), str(out), str(layout_file))
+    for annotation in annotations:
+        annotation["keypoint"] = np.zeros_like(annotation["keypoint"])  # nobody found anywhere: not this error
+    with pytest.raises(SystemExit) as stop:
+        _run(_pickle(tmp_path / "n.pkl", annotations, split), str(out), str(layout_file))
+    assert "normalised" not in str(stop.value)
+
+
 class _Payload:
     """Pickles as a call of os.system that would create ``marker``."""
 
@@ -404,7 +444,7 @@ def test_booby_trapped_pickle_is_refused_and_nothing_runs(tmp_path):
     out = str(tmp_path / "out")
     refusal = (
         rf"error: {path}: refused: {os.system.__module__}.system is not allowed \(only plain containers, "
-        r"strings, numbers and numeric numpy arrays are\); nothing in it was run"
+        r"strings, numbers and numeric or text numpy arrays are\); nothing in it was run"
     )
     with pytest.raises(SystemExit, match=refusal):
         _run(path, out, "ntu25")
@@ -539,8 +579,18 @@ def test_2d_keypoints_with_their_scores_as_a_third_channel_are_refused_with_the_
     triples = np.ones((1, 4, 3, 3), np.float32)  # x, y, score of 3 joints
     annotations = [dict(frame_dir=n, label=0, keypoint=triples) for n in ("a", "b")]
     path = _pickle(tmp_path / "scored.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    # every recording packed so: said once for the file, before the output folder exists
     with pytest.raises(
-        SystemExit, match=r"M x T x 3 x 2 array .* shape \(1, 4, 3, 3\); a third channel of scores goes "
+        SystemExit,
+        match=r"scored.pkl: no recording's keypoints have the 3 joints x 2 channels of layout tri2d \(the first, "
+        r"sample 'a', is an array of shape \(1, 4, 3, 3\)\); a third channel of scores goes in \"keypoint_score\"",
+    ):
+        _run(path, str(tmp_path / "out"), str(layout))
+    assert not (tmp_path / "out").exists()
+    annotations[1]["keypoint"] = triples[..., :2]  # one recording packed so: that sample is named
+    path = _pickle(tmp_path / "scored.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    with pytest.raises(
+        SystemExit, match=r"sample 'a'.* M x T x 3 x 2 array .* shape \(1, 4, 3, 3\); a third channel of scores goes "
     ):
         _run(path, str(tmp_path / "out"), str(layout))
     assert not (tmp_path / "out" / "train_data_joint.npy").exists()
@@ -552,10 +602,12 @@ def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
     assert "--layout: unknown layout 'h36m17'" in _refused(capsys, path, str(tmp_path / "out"), "h36m17")
     with pytest.raises(
         SystemExit,
-        match=r"sample 'S002C001P002R001A003': \"keypoint\": expected a numeric "
-        r"M x T x 20 x 3 array \(layout kinect20\)",
+        match=r"a.pkl: no recording's keypoints have the 20 joints x 3 channels of layout kinect20 \(the first, "
+        r"sample 'S002C001P002R001A003', is an array of shape \(2, 310, 25, 3\)\); the layout is not your data's "
+        r"skeleton: name the right one with --layout \(ntu25, kinect20, coco17\)",
     ):
         _run(path, str(tmp_path / "out"), KINECT20.name)
+    assert not (tmp_path / "out").exists()
     (tmp_path / "b.pkl").write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(SystemExit, match=r'b.pkl: expected a dict with "split" .* found a list'):
         _run(str(tmp_path / "b.pkl"), str(tmp_path / "out"), "ntu25")

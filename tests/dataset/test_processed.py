@@ -16,6 +16,7 @@ from dataset.processed import (
     load_split,
     load_splits,
     non_finite_samples,
+    restricted_load,
 )
 from tests.helpers import write_folder_record
 
@@ -59,6 +60,22 @@ def test_malicious_pickle_is_rejected_without_running_code(tmp_path):
     path.write_bytes(pickle.dumps((["a"], np.array([None], dtype=object))))
     with pytest.raises(ProcessedDataError, match="not numeric"):
         load_label_pkl(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_text_is_built_and_objects_are_not(tmp_path, protocol):
+    path = tmp_path / "t.pkl"
+    text = {"names": np.array(["a", "bb"]), "one": np.str_("c"), "raw": np.array([b"d"]), "n": np.int64(3)}
+    path.write_bytes(pickle.dumps(text, protocol=protocol))
+    with open(path, "rb") as f:
+        got = restricted_load(f)
+    assert got.keys() == text.keys() and all(type(got[k]) is type(text[k]) for k in text)
+    assert got["names"].tolist() == ["a", "bb"] and got["one"] == "c"
+    assert got["raw"].tolist() == [b"d"] and got["n"] == 3
+    path.write_bytes(pickle.dumps({"names": np.array(["a", None])}, protocol=protocol))  # dtype object
+    refused = "numpy dtype object is not numeric or text"
+    with open(path, "rb") as f, pytest.raises(pickle.UnpicklingError, match=refused):
+        restricted_load(f)
 
 
 class _Reduced:
