@@ -79,6 +79,9 @@ class Layout:
         v = len(self.joints)
         if v < 1:
             problems.append("no joints")
+        twice = sorted({j for j in self.joints if self.joints.count(j) > 1})
+        if twice:  # messages and checks name joints: each name must say which joint
+            problems.append(f"joint names must differ, found {', '.join(map(repr, twice))} more than once")
         if len(self.parents) != v:
             problems.append(f"{len(self.parents)} parents for {v} joints")
         if any(not 0 <= p < v for p in self.parents):

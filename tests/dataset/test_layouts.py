@@ -136,6 +136,7 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
     [
         (dict(parents=(0, 0, 5)), "parents must be joint indices in [0, 3)"),
         (dict(parents=(0, 0)), "2 parents for 3 joints"),
+        (dict(joints=("a", "b", "a")), "joint names must differ, found 'a' more than once"),
         (dict(z_axis=(0, 3)), "z_axis must be two different joint indices in [0, 3), found (0, 3)"),
         (dict(x_axis=(2, 2)), "x_axis must be two different joint indices in [0, 3), found (2, 2)"),  # no direction
         (dict(centre=-1), "centre must be a joint index in [0, 3), found -1"),
