@@ -159,6 +159,8 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
         epoch=checkpoint.get("epoch"),
         pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
         pretrain_protocol=recorded.get("protocol"),
+        pretrain_data_dir=recorded.get("data_dir"),
+        pretrain_fingerprint=recorded.get("fingerprint"),  # of the training part it learnt from
         cmd_weight=recorded.get("cmd_weight"),
         view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
         min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),

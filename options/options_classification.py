@@ -465,6 +465,15 @@ def eval_settings(parser, args, preset, train, info):
             f"{evaluated_on}, which may hold the recordings this {args.protocol} evaluation validates on",
             flush=True,
         )
+    data, learnt = common["data"], info.get("pretrain_fingerprint")
+    folder = info.get("pretrain_data_dir")
+    if folder and learnt and learnt != data.fingerprint and os.path.realpath(folder) == os.path.realpath(data.data_dir):
+        print(
+            f"warning: {args.pretrained} was pretrained on {data.data_dir} when its training part held other data "
+            "(another fingerprint): the folder was written again since, so this evaluation is not on the data the "
+            "encoder learnt from",
+            flush=True,
+        )
     if args.stage == "knn":
         return EvalSettings(
             **common,
