@@ -77,6 +77,9 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     problem = None
     if not resume:
         problem = f"{folder} holds {_what(recorded)} ({', '.join(files)})"
+        differ = differences(recorded, settings, may_change) if recorded is not None else []
+        if differ:  # e.g. the same command after its checkpoint was trained further
+            problem += f", made with other settings than this run ({'; '.join(differ[:3])})"
         if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):

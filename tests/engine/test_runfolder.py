@@ -425,6 +425,21 @@ def test_a_refusal_names_what_the_folder_holds_not_what_would_run(data_dir, fini
     assert f"{converted} holds a converter's processed data (settings.json)" in capsys.readouterr().err
 
 
+def test_a_refusal_says_how_the_run_found_differs_from_this_one(data_dir, finished, tmp_path, capsys):
+    out, results = tmp_path / "knn", str(tmp_path / "r.jsonl")
+    common = ["--data-dir", data_dir, "-j", "0", "--checkpoint-path", str(out), "--results", results]
+    last = ["--pretrained", str(finished / "checkpoint_last.pth.tar")]
+    assert knn_eval.main([*common, *last]) == 0
+    capsys.readouterr()
+    assert knn_eval.main([*common, *last]) == 1  # the same run again: refused, nothing differs
+    err = capsys.readouterr().err
+    assert "holds a kNN evaluation run" in err and "other settings" not in err
+    # the same command once its checkpoint has changed (here: another checkpoint of the run)
+    assert knn_eval.main([*common, "--pretrained", str(finished / "checkpoint_0000.pth.tar")]) == 1
+    err = capsys.readouterr().err
+    assert "made with other settings than this run (the --pretrained checkpoint" in err and "--fresh" in err
+
+
 def test_no_run_goes_into_a_processed_folder_not_even_one_of_the_published_tools(data_dir, finished, tmp_path, capsys):
     # the published tools write no settings.json and no layout.json: the arrays alone mark the folder
     published = tmp_path / "xsub"
