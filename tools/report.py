@@ -7,14 +7,17 @@ the measured ones (a probe given a --data-ratio subset of the labels in rows of 
 semi-supervised and transfer tables. A cell with several runs (different seeds or checkpoints) shows
 mean ± sample standard deviation over the latest record of each checkpoint and seed, and how many
 checkpoints it pools when more than one; a rerun of the same checkpoint and seed replaces the earlier
-one. Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
-`--cmd-weight` than the published 1 and encoders pretrained on another data set than the one they are
-evaluated on are reported in rows of their own. A
+one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, which no seed changes).
+Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
+`--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
+evaluated on, and evaluations whose own settings differ (an SGD probe's epochs, kNN's training crop,
+…: `SETUP`) are reported in rows of their own. A
 record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
 error naming the file and line.
 """
 
 import argparse
+import json
 import statistics
 import sys
 
@@ -51,12 +54,46 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 }
 
 
+# The evaluation's own settings (EvalSettings parts) that make two records two methods rather than two
+# seeds of one: records that differ in any of them get rows of their own, labelled with it.
+SETUP = {
+    "probe": ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size"),
+    "knn": ("train_crop",),
+    "": ("view_frames", "min_crop_frames"),
+}
+
+
+def _plain(value):
+    return value is None or isinstance(value, (str, int, float))
+
+
+def _setup(record):
+    """{name: value} of the record's SETUP settings (those its settings record holds; a list as its JSON)."""
+    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+    found = {}
+    for part, names in SETUP.items():
+        source = settings.get(part) if part else settings
+        if isinstance(source, dict):
+            found.update({n: source[n] if _plain(source[n]) else json.dumps(source[n]) for n in names if n in source})
+    return found
+
+
+def _repeat(record):
+    """What makes two records of one cell the same run, the later replacing the earlier: the checkpoint
+    and the seed, but the checkpoint alone for kNN on centre crops of a pretrained encoder, which no seed
+    changes."""
+    knn = (record.get("settings") or {}).get("knn") if isinstance(record.get("settings"), dict) else None
+    centre = isinstance(knn, dict) and knn.get("train_crop", "centre") == "centre"
+    seedless = record["stage"] == "knn" and centre and record.get("checkpoint") is not None
+    return record.get("checkpoint"), None if seedless else record.get("seed")
+
+
 def _cell(records):
-    """'mean ± std (n=k)' over the latest record of each checkpoint and seed, or the single value; a cell
+    """'mean ± std (n=k)' over the latest record of each run (`_repeat`), or the single value; a cell
     that pools several checkpoints (pretraining seeds, or epochs of one run) says how many."""
     latest = {}
     for record in records:
-        latest[(record.get("checkpoint"), record.get("seed"))] = record["value"]
+        latest[_repeat(record)] = record["value"]
     values = list(latest.values())
     if not values:
         return ""
@@ -111,22 +148,31 @@ def _variant(record):
 
 
 def _measured_rows(records, columns, label):
-    """Rows of measured cells per view and variant (`_variant`); randomly initialised encoders (no
-    checkpoint) get their own rows."""
+    """Rows of measured cells per view, variant (`_variant`) and evaluation setup (the `_setup` settings
+    that differ among `records`, named in the row); randomly initialised encoders (no checkpoint) get
+    their own rows."""
+    setups = [_setup(r) for r in records]
+    varying = sorted({n for s in setups for n in s if len({t.get(n) for t in setups}) > 1})
+
+    def variant(record):
+        found = _setup(record)
+        parts = [_variant(record)] + [f"{n} {found.get(n, '?')}" for n in varying]
+        return ", ".join(part for part in parts if part)
+
     rows = []
     for baseline in (False, True):
-        for variant in sorted({_variant(r) for r in records}):
+        for kind in sorted({variant(r) for r in records}):
             for view, name in VIEW_NAMES.items():
                 chosen = [
                     r
                     for r in records
-                    if r["view"] == view and (r.get("checkpoint") is None) == baseline and _variant(r) == variant
+                    if r["view"] == view and (r.get("checkpoint") is None) == baseline and variant(r) == kind
                 ]
                 cells = [
                     _cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c]) for c in columns
                 ]
                 if any(cells):
-                    suffix = (f", {variant}" if variant else "") + (", random encoder" if baseline else "")
+                    suffix = (f", {kind}" if kind else "") + (", random encoder" if baseline else "")
                     rows.append([f"{name} {label}{suffix}"] + cells)
     return rows
 

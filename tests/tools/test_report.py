@@ -160,6 +160,38 @@ def test_records_of_no_evaluation_say_so():
     assert "scripts/real_data_report.py" in text
 
 
+def _rows(text, marker):
+    """{row label: its last cell} of the table rows whose label holds `marker`."""
+    cells = [line.strip("|").split("|") for line in text.splitlines() if marker in line]
+    return {row[0].strip(): row[-1].strip() for row in cells}
+
+
+def test_evaluations_set_up_differently_get_rows_of_their_own_and_knn_on_centre_crops_has_no_seeds():
+    knn = dict(stage="knn", dataset="d", protocol="cross_subject", view="joint", metric="top1", checkpoint="a")
+
+    def run(value, seed, crop):
+        return dict(knn, value=value, seed=seed, settings={"knn": {"train_crop": crop, "batch_size": 64}})
+
+    # centre crops of one checkpoint: seeds 1 and 2 are one run (the latest kept); random crops: two draws
+    text = report([run(73.0, 1, "centre"), run(73.6, 2, "centre"), run(68.0, 1, "random"), run(66.0, 3, "random")])
+    assert _rows(text, "— ours") == {
+        "CMD (joint) — ours, train_crop centre": "73.6",
+        "CMD (joint) — ours, train_crop random": "67.0 ± 1.4 (n=2)",
+    }
+    assert _rows(report([run(73.6, 1, "centre"), run(73.6, 2, "centre")]), "— ours") == {"CMD (joint) — ours": "73.6"}
+    random = [dict(run(v, seed, "centre"), checkpoint=None) for v, seed in ((40.0, 1), (44.0, 2))]  # seeds differ
+    assert _rows(report(random), "random encoder") == {"CMD (joint) — ours, random encoder": "42.0 ± 2.8 (n=2)"}
+
+    linear = dict(knn, stage="linear", probe="sgd")
+    sgd = [
+        dict(linear, value=v, seed=1, settings={"probe": {"epochs": e, "lr": 0.1}}) for v, e in ((60.0, 4), (64.0, 6))
+    ]
+    assert _rows(report(sgd), "— ours") == {
+        "CMD (joint) — ours, epochs 4": "60.0",
+        "CMD (joint) — ours, epochs 6": "64.0",
+    }
+
+
 def test_baselines_mixed_with_evaluations_are_said_to_be_left_out():
     baseline = dict(stage="baseline", dataset="d", protocol="", view="coordinates_1nn", metric="top1", value=50.0)
     probe = dict(stage="linear", dataset="d", protocol="", view="fusion", metric="top1", value=70.0, checkpoint="a")
