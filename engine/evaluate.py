@@ -123,7 +123,19 @@ def evaluate(model, loader, views, device):
     merged = {view: torch.cat(s) for view, s in scores.items()}  # view -> N x classes
     if len(views) == len(MODALITIES):
         merged[FUSION] = fuse_scores([merged[v] for v in views])
-    return {name: dict(zip(("top1", "top5"), topk_correct(s, target, ks=(1, 5)))) for name, s in merged.items()}
+    return {name: _top1_top5(s, target) for name, s in merged.items()}
+
+
+def _top1_top5(scores, target):
+    """{'top1', 'top5'} (percent) of class scores (N x C); top-5 is None over 5 classes or fewer, where
+    every target is among the five highest by definition."""
+    top1, top5 = topk_correct(scores, target, ks=(1, 5))
+    return dict(top1=top1, top5=top5 if scores.shape[1] > 5 else None)
+
+
+def top5_text(value):
+    """A top-5 as printed: 'n/a' when there were 5 classes or fewer to rank."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 @torch.no_grad()
@@ -227,13 +239,16 @@ def train_classifier(model, train_loader, val_loader, settings, device, out_dir,
         metrics = evaluate(model, val_loader, views, device)
         for name, values in metrics.items():
             writer.add_scalar(f"val/top1_{name}", values["top1"], epoch)
-            writer.add_scalar(f"val/top5_{name}", values["top5"], epoch)
+            if values["top5"] is not None:
+                writer.add_scalar(f"val/top5_{name}", values["top5"], epoch)
             if name not in best or values["top1"] > best[name]["top1"]:
                 best[name] = dict(values, epoch=epoch)
             best[name]["last_top1"] = values["top1"]  # each view's best is its own; the last beside it
         tqdm.write(
             f"epoch {epoch}: loss {loss:.4f} lr {lr:g} "
-            + " ".join(f"{n} {v['top1']:.2f}/{v['top5']:.2f} (best {best[n]['top1']:.2f})" for n, v in metrics.items())
+            + " ".join(
+                f"{n} {v['top1']:.2f}/{top5_text(v['top5'])} (best {best[n]['top1']:.2f})" for n, v in metrics.items()
+            )
         )
         save_checkpoint(
             {
@@ -420,7 +435,7 @@ def run_classification(settings, model, train, val):
                 settings,
                 view,
                 values["top1"],
-                top5=values["top5"],
+                top5=values.get("top5"),  # None (left out) over 5 classes or fewer
                 epoch=values.get("epoch"),
                 C=values.get("C"),
                 last_top1=values.get("last_top1"),
@@ -442,7 +457,7 @@ def run_classification(settings, model, train, val):
         )
         print(
             f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({trained}): "
-            f"top-1 {values['top1']:.2f} top-5 {values['top5']:.2f}{chosen}"
+            f"top-1 {values['top1']:.2f} top-5 {top5_text(values.get('top5'))}{chosen}"
         )
     print(f"{len(records)} results appended to {run.results}; run folder {out}")
     return best

@@ -4,9 +4,10 @@ results/results.jsonl), read back by the report (tools/report.py) and the benchm
 A record holds stage ('linear', 'semi', 'transfer', 'knn', or 'baseline' for the scripts' no-learning
 baselines), dataset, protocol, view ('joint', 'motion', 'bone', 'all', or 'fusion' for the
 three-stream score), metric ('top1'), value (percent), checkpoint (None for a random encoder), preset,
-settings (the run's record) and date, plus seed, probe, data_ratio, top5, epoch, C, k and
-pretrain_dataset where they apply. An SGD probe's value is the best of its validations (as published),
-chosen for each view and the fusion on its own; `epoch` says which, `last_top1` the last validation's.
+settings (the run's record) and date, plus seed, probe, data_ratio, top5 (not over 5 classes or fewer,
+where it is 100 by definition), epoch, C, k and pretrain_dataset where they apply. An SGD probe's
+value is the best of its validations (as published), chosen for each view and the fusion on its own;
+`epoch` says which, `last_top1` the last validation's.
 """
 
 import datetime

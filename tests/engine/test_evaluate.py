@@ -182,7 +182,7 @@ def test_evaluate_reports_views_and_fusion():
     per_view = [(s.argmax(1) == data.labels).float().mean().item() * 100 for s in scores]
     for view, top1 in zip(("joint", "motion", "bone"), per_view):
         assert metrics[view]["top1"] == pytest.approx(top1), view
-        assert metrics[view]["top5"] == 100.0  # 3 classes
+        assert metrics[view]["top5"] is None  # 3 classes: every target is among the five highest
     assert len({*per_view, expected}) > 1  # the views' scores are their own, not the fusion's
 
 

@@ -85,6 +85,23 @@ def test_top5_counts_the_label_among_the_five_most_probable():
     assert one == {"joint": found["joint"]}  # no fusion of one stream
 
 
+@pytest.mark.parametrize("classes", [5, 6])
+def test_top5_is_left_out_over_five_classes_or_fewer(classes):
+    train_x, train_y = features(0, classes=classes)
+    val_x, val_y = features(1, classes=classes)
+    joint = logistic_probe(({"joint": train_x["joint"]}, train_y), ({"joint": val_x["joint"]}, val_y), seed=3)["joint"]
+    if classes == 5:  # every class the probe knows is among the five most probable
+        assert joint["top5"] is None
+    else:
+        expected = top5_by_hand(reference(train_x["joint"], train_y, val_x["joint"], seed=3)[1], val_y)
+        assert joint["top5"] == pytest.approx(expected, abs=100 / len(val_y) + 1e-9)
+        known = train_y < 5  # a probe fitted on a subset of five of the six classes ranks five
+        subset = logistic_probe(
+            ({"joint": train_x["joint"][known]}, train_y[known]), ({"joint": val_x["joint"]}, val_y)
+        )
+        assert subset["joint"]["top5"] is None and subset["joint"]["top1"] < 100
+
+
 def test_the_regularisation_grid_is_the_documented_one():
     assert C_GRID == (0.001, 0.01, 0.1, 1.0, 10.0)  # docs/small-data.md, "The probe"
 
