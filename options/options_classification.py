@@ -400,6 +400,15 @@ def encoder_name(pretrained):
     return f"{os.path.basename(os.path.dirname(path))}-{stem}-{tag}"
 
 
+def _setup_name(args, preset, train):
+    """What sets an evaluation apart from its preset's, for its default run folder's name: another probe,
+    another k or training crop for kNN (so that two such runs do not meet in one folder)."""
+    if args.stage == "knn":
+        return [f"k{args.knn_neighbours}"] * (args.knn_neighbours != 1) + ["randomcrop"] * (args.train_crop == "random")
+    usual = preset_values("linear", preset, folder_facts(train)).get("probe") if args.stage == "linear" else None
+    return [args.probe] if usual and not args.finetune and args.probe != usual else []
+
+
 def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
     dataset = args.finetune_dataset or DEFAULT_DATASET
@@ -426,6 +435,7 @@ def eval_settings(parser, args, preset, train, info):
         )
     extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
     extra += f"_{encoder_name(args.pretrained)}"
+    extra += "".join(f"_{part}" for part in _setup_name(args, preset, train))
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )

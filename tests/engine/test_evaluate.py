@@ -346,6 +346,25 @@ def test_a_random_encoder_sees_the_views_its_folder_would_be_pretrained_on(tmp_p
         assert (settings.view_frames, settings.min_crop_frames) == (32, shortest)
 
 
+def test_default_run_folders_name_what_sets_an_evaluation_apart_from_its_preset(tmp_path, processed):
+    small = processed(tmp_path / "mine", n=(40, 10), layout=KINECT20, dataset="mine", frames=34)
+    ntu = processed(tmp_path / "ntu", n=(40, 10), dataset="ntu60", num_class=60)
+
+    def folder(parse, data, *flags):
+        argv = ["--data-dir", data, "--device", "cpu", "--seed", "3", *flags]
+        return os.path.basename(prepare_evaluation(*parse(argv))[0].run.checkpoint_path)
+
+    assert folder(parse_classification, small) == "mine_cross_subject_joint_random_seed3"  # the preset's probe
+    assert folder(parse_classification, small, "--probe", "logistic") == "mine_cross_subject_joint_random_seed3"
+    assert folder(parse_classification, small, "--probe", "sgd") == "mine_cross_subject_joint_random_sgd_seed3"
+    assert folder(parse_classification, ntu) == "ntu60_cross_subject_joint_random_seed3"  # the published SGD probe
+    assert folder(parse_classification, ntu, "--probe", "logistic") == "ntu60_cross_subject_joint_random_logistic_seed3"
+    assert folder(parse_knn, small) == "mine_cross_subject_joint_random_seed3"
+    assert folder(parse_knn, small, "--knn-neighbours", "5") == "mine_cross_subject_joint_random_k5_seed3"
+    crop = folder(parse_knn, small, "--knn-neighbours", "5", "--train-crop", "random")
+    assert crop == "mine_cross_subject_joint_random_k5_randomcrop_seed3"
+
+
 @pytest.mark.parametrize("parse", [parse_classification, parse_knn])
 def test_view_frames_with_a_checkpoint_is_a_usage_error(tmp_path, processed, parse, capsys):
     folder = processed(tmp_path / "mine", n=(40, 10), layout=KINECT20, dataset="mine", frames=34)
