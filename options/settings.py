@@ -214,6 +214,7 @@ _NOT_FLAGS = {
     "fingerprint": "the training data (its fingerprint)",
     "val_fingerprint": "the evaluation data (its fingerprint)",
     "pretrained_fingerprint": "the --pretrained checkpoint's content (its fingerprint)",
+    "pretrain_cmd_weight": "the --pretrained checkpoint's --cmd-weight",
     "world_size": "the number of processes",
     "stage": "the stage",
     "preset": "the preset",

@@ -297,6 +297,10 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
             dict(run=dataclasses.replace(later.run, pretrained_fingerprint="fedcba9876543210")),
             r"the --pretrained checkpoint's content \(its fingerprint\): '' then, 'fedcba9876543210' now",
         ),
+        (
+            dict(run=dataclasses.replace(later.run, pretrain_cmd_weight=0.0)),  # no flag of this command sets it
+            r"the --pretrained checkpoint's --cmd-weight: None then, 0.0 now",
+        ),
         (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
         (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now"),
     ):
