@@ -189,7 +189,8 @@ def _common_parser(description, kind):
         "--out",
         dest="checkpoint_path",
         default=None,
-        help="output folder of this run (default: runs/<stage>/<dataset>_<protocol>_<view>...)",
+        help="output folder of this run (default: the --resume checkpoint's folder, else "
+        "runs/<stage>/<dataset>_<protocol>_<view>...)",
     )
     run.add_argument("--results", default=DEFAULT_RESULTS, help="JSON-lines file the results are appended to")
     run.add_argument(
@@ -439,6 +440,8 @@ def eval_settings(parser, args, preset, train, info):
     out = args.checkpoint_path or os.path.join(
         "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
     )
+    if not args.checkpoint_path and args.resume and args.stage != "knn":  # the run goes on where it is
+        out = os.path.dirname(os.path.abspath(args.resume))
     common = dict(
         preset=preset,
         stage=args.stage,

@@ -508,6 +508,23 @@ def test_fresh_never_moves_aside_data_or_a_run_of_the_other_family(data_dir, fin
     assert [n for n in os.listdir(copied) if n != ".claim"] == ["checkpoint.pth.tar"]
 
 
+def test_a_resume_without_an_output_folder_goes_on_in_its_checkpoints_folder(data_dir, finished, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default folders (checkpoints/, runs/) would go
+    run = tmp_path / "pre"
+    assert pretrain(data_dir, run, "--epochs", "1") == 0
+    resume = ["--resume", str(run / "checkpoint_last.pth.tar"), "--epochs", "2"]
+    assert pretrain_cmd.main(["--data-dir", data_dir, *TINY, *resume]) == 0
+    assert torch.load(run / "checkpoint_last.pth.tar", weights_only=False)["epoch"] == 2
+    lin, results = tmp_path / "lin", tmp_path / "r.jsonl"
+    common = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--seed", "1", "--probe", "sgd"]
+    assert classify(data_dir, lin, results, *common) == 0  # PROBE: 2 epochs
+    argv = ["--data-dir", data_dir, "--results", str(results), "--hidden-size", "8", "--num-layers", "1", *PROBE]
+    resumed = [*common, "--resume", str(lin / "checkpoint.pth.tar"), "--epochs", "3"]
+    assert action_classification.main([*argv, *resumed]) == 0
+    assert torch.load(lin / "checkpoint.pth.tar", weights_only=False)["epoch"] == 3
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "runs").exists()
+
+
 def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     data_dir, finished, tmp_path, capsys, sha256
 ):
