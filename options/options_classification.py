@@ -253,7 +253,8 @@ def classification_parser():
         "--data-ratio",
         default=None,
         type=float,
-        help="labelled fraction of the training set (required for *_semi protocols; else 1)",
+        help="labelled fraction of the training set: required for *_semi protocols (fine-tuning); on the "
+        "others the linear probe is trained on that fraction (default 1)",
     )
     train.add_argument(
         "--finetune",
