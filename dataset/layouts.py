@@ -79,9 +79,6 @@ class Layout:
         v = len(self.joints)
         if v < 1:
             problems.append("no joints")
-        twice = sorted({j for j in self.joints if self.joints.count(j) > 1})
-        if twice:  # messages and checks name joints: each name must say which joint
-            problems.append(f"joint names must differ, found {', '.join(map(repr, twice))} more than once")
         if len(self.parents) != v:
             problems.append(f"{len(self.parents)} parents for {v} joints")
         if any(not 0 <= p < v for p in self.parents):
@@ -101,8 +98,8 @@ class Layout:
         for field, pair in (("z_axis", self.z_axis), ("x_axis", self.x_axis)):
             if self.channels == 2 and not pair:  # a 2-D skeleton is not rotated: the pairs are not used
                 continue
-            if len(pair) != 2 or any(not 0 <= j < v for j in pair) or pair[0] == pair[1]:
-                problems.append(f"{field} must be two different joint indices in [0, {v}), found {pair}")
+            if len(pair) != 2 or any(not 0 <= j < v for j in pair):
+                problems.append(f"{field} must be two joint indices in [0, {v}), found {pair}")
         if not 0 <= self.centre < v:
             problems.append(f"centre must be a joint index in [0, {v}), found {self.centre}")
         if not 1 <= self.corrupted_joints <= v:
@@ -340,6 +337,22 @@ LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20, COCO17)}
 DEFAULT_LAYOUT = NTU25
 
 
+def new_layout_problems(layout):
+    """What a layout file given for new data must also get right, beside what every Layout checks:
+    joint names that differ (messages and checks name joints by them) and axis pairs of two different
+    joints (one joint twice gives no direction, so its turn would be skipped). Folders and checkpoints
+    written before these checks keep loading."""
+    problems = []
+    twice = sorted({j for j in layout.joints if layout.joints.count(j) > 1})
+    if twice:
+        problems.append(f"joint names must differ, found {', '.join(map(repr, twice))} more than once")
+    for field in ("z_axis", "x_axis"):
+        pair = getattr(layout, field)
+        if len(pair) == 2 and pair[0] == pair[1]:
+            problems.append(f"{field} must be two different joints, found {list(pair)}")
+    return problems
+
+
 def get_layout(spec):
     """A Layout from a Layout, a known name, a dict of fields or the path of a JSON file of them."""
     if isinstance(spec, Layout):
@@ -354,7 +367,11 @@ def get_layout(spec):
                 record = json.load(f)
         except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
             raise LayoutError(f"layout file {spec}: {exc}") from None
-        return Layout.from_dict(record, source=f"layout file {spec}")
+        layout = Layout.from_dict(record, source=f"layout file {spec}")
+        problems = new_layout_problems(layout)
+        if problems:
+            raise LayoutError(f"layout file {spec}: layout {layout.name!r}: " + "; ".join(problems))
+        return layout
     raise LayoutError(f"unknown layout {spec!r}; known: {', '.join(LAYOUTS)} (or the path of a .json layout file)")
 
 

@@ -136,9 +136,7 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
     [
         (dict(parents=(0, 0, 5)), "parents must be joint indices in [0, 3)"),
         (dict(parents=(0, 0)), "2 parents for 3 joints"),
-        (dict(joints=("a", "b", "a")), "joint names must differ, found 'a' more than once"),
-        (dict(z_axis=(0, 3)), "z_axis must be two different joint indices in [0, 3), found (0, 3)"),
-        (dict(x_axis=(2, 2)), "x_axis must be two different joint indices in [0, 3), found (2, 2)"),  # no direction
+        (dict(z_axis=(0, 3)), "z_axis must be two joint indices in [0, 3), found (0, 3)"),
         (dict(centre=-1), "centre must be a joint index in [0, 3), found -1"),
         (dict(channels=4), "channels must be 2 or 3, found 4"),
         (dict(corrupted_joints=4), "corrupted_joints must be in [1, 3], found 4"),
@@ -201,6 +199,27 @@ def test_layout_json_with_a_parent_cycle_or_a_non_integer_is_refused(tmp_path, c
     assert str(info.value).startswith(f"layout file {path}: layout 'tri': ") and found in str(info.value)
     path.write_text(json.dumps(fields))
     assert get_layout(str(path)).parents == (0, 0, 1)  # lists from JSON become tuples
+
+
+@pytest.mark.parametrize(
+    "change, found",
+    [
+        (dict(joints=["a", "b", "a"]), "joint names must differ, found 'a' more than once"),
+        (dict(x_axis=[2, 2]), "x_axis must be two different joints, found [2, 2]"),  # no direction to turn to
+        (dict(z_axis=[1, 1], x_axis=[0, 0]), "z_axis must be two different joints, found [1, 1]; x_axis must be"),
+    ],
+)
+def test_a_layout_file_for_new_data_names_each_joint_once_and_pairs_two_joints(tmp_path, change, found):
+    fields = dict(name="tri", joints=["a", "b", "c"], parents=[0, 0, 1], centre=0, z_axis=[0, 1], x_axis=[1, 2])
+    path = tmp_path / "tri.json"
+    path.write_text(json.dumps(dict(fields, corrupted_joints=1, **change)))
+    with pytest.raises(LayoutError) as info:
+        get_layout(str(path))
+    assert str(info.value).startswith(f"layout file {path}: layout 'tri': {found}")
+    # a folder imported before these checks still opens with the layout it recorded
+    layout = Layout.from_dict(dict(fields, corrupted_joints=1, **change))
+    write_folder_record(tmp_path / "old", layout, 2, "mine")
+    assert read_folder_record(str(tmp_path / "old"))[0] == layout
 
 
 def test_layout_from_name_dict_and_json_file(tmp_path):
