@@ -10,8 +10,9 @@ checkpoints it pools when more than one; a rerun of the same checkpoint and seed
 one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, which no seed changes).
 Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
 `--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
-evaluated on, and evaluations whose own settings differ (an SGD probe's epochs, kNN's training crop,
-…: `SETUP`) are reported in rows of their own. A
+evaluated on, and (in the linear, kNN and semi-supervised tables) evaluations of one benchmark whose
+own settings differ (an SGD probe's epochs, kNN's training crop, …: `_setup`) are reported in rows of
+their own. A
 record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
 error naming the file and line.
 """
@@ -24,6 +25,7 @@ import sys
 from dataset.catalog import base_protocol
 from engine.results import load_results
 from options.options_classification import DEFAULT_RESULTS
+from options.settings import flatten
 
 BENCHMARKS = (
     ("ntu60", "cross_subject"),
@@ -54,13 +56,11 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 }
 
 
-# The evaluation's own settings (EvalSettings parts) that make two records two methods rather than two
-# seeds of one: records that differ in any of them get rows of their own, labelled with it.
-SETUP = {
-    "probe": ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size"),
-    "knn": ("train_crop",),
-    "": ("view_frames", "min_crop_frames"),
-}
+# The evaluation's own settings that make two records two methods rather than two seeds of one: records
+# of one column that differ in any of them get rows of their own, labelled with it.
+SETUP_KNN = ("train_crop", "view_frames", "min_crop_frames")
+SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", "view_frames")
+SETUP_PROBE += ("min_crop_frames",)
 
 
 def _plain(value):
@@ -68,22 +68,19 @@ def _plain(value):
 
 
 def _setup(record):
-    """{name: value} of the record's SETUP settings (those its settings record holds; a list as its JSON)."""
-    settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
-    found = {}
-    for part, names in SETUP.items():
-        source = settings.get(part) if part else settings
-        if isinstance(source, dict):
-            found.update({n: source[n] if _plain(source[n]) else json.dumps(source[n]) for n in names if n in source})
-    return found
+    """{name: value} of the record's setup settings that its settings record holds (nested as `to_dict`
+    writes it, or flat as older versions did; a list as its JSON)."""
+    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    names = SETUP_KNN if record["stage"] == "knn" else SETUP_PROBE
+    return {n: settings[n] if _plain(settings[n]) else json.dumps(settings[n]) for n in names if n in settings}
 
 
 def _repeat(record):
     """What makes two records of one cell the same run, the later replacing the earlier: the checkpoint
-    and the seed, but the checkpoint alone for kNN on centre crops of a pretrained encoder, which no seed
-    changes."""
-    knn = (record.get("settings") or {}).get("knn") if isinstance(record.get("settings"), dict) else None
-    centre = isinstance(knn, dict) and knn.get("train_crop", "centre") == "centre"
+    and the seed, but the checkpoint alone for kNN on centre crops of a pretrained encoder (as its
+    settings record says), which no seed changes."""
+    known = isinstance(record.get("settings"), dict) and record["settings"]  # without: each seed counts
+    centre = known and _setup(record).get("train_crop", "centre") == "centre"  # before --train-crop: centre
     seedless = record["stage"] == "knn" and centre and record.get("checkpoint") is not None
     return record.get("checkpoint"), None if seedless else record.get("seed")
 
@@ -149,14 +146,17 @@ def _variant(record):
 
 def _measured_rows(records, columns, label):
     """Rows of measured cells per view, variant (`_variant`) and evaluation setup (the `_setup` settings
-    that differ among `records`, named in the row); randomly initialised encoders (no checkpoint) get
-    their own rows."""
-    setups = [_setup(r) for r in records]
-    varying = sorted({n for s in setups for n in s if len({t.get(n) for t in setups}) > 1})
+    that differ among the records of one column, named in the row); randomly initialised encoders (no
+    checkpoint) get their own rows."""
+    values = {}  # (column, name) -> the values records of that column hold (a name a record lacks: none)
+    for record in records:
+        for name, value in _setup(record).items():
+            values.setdefault(((record["dataset"], base_protocol(record["protocol"])), name), set()).add(value)
+    varying = sorted({name for (_, name), found in values.items() if len(found) > 1})
 
     def variant(record):
         found = _setup(record)
-        parts = [_variant(record)] + [f"{n} {found.get(n, '?')}" for n in varying]
+        parts = [_variant(record)] + [f"{n} {found[n]}" for n in varying if n in found]
         return ", ".join(part for part in parts if part)
 
     rows = []

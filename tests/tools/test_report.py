@@ -192,6 +192,29 @@ def test_evaluations_set_up_differently_get_rows_of_their_own_and_knn_on_centre_
     }
 
 
+def test_setups_split_rows_only_where_one_benchmark_holds_several():
+    linear = dict(stage="linear", protocol="cross_subject", view="joint", metric="top1", probe="sgd", checkpoint="a")
+
+    def run(dataset, value, seed, settings):
+        return dict(linear, dataset=dataset, value=value, seed=seed, settings=settings)
+
+    nested = {"probe": {"epochs": 80, "lr": 0.1}, "view_frames": 16}
+    flat = {"epochs": 80, "lr": 0.1, "view_frames": 16, "data_dir": "x"}  # as older versions recorded it
+    records = [run("d", 60.0, 1, nested), run("d", 62.0, 2, flat), run("d", 64.0, 3, {})]  # {}: nothing known
+    assert _rows(report(records), "— ours") == {"CMD (joint) — ours": "62.0 ± 2.0 (n=3)"}
+    # each data set's own views (the small-data preset's rule): one row, a column each
+    other = run("e", 50.0, 1, dict(nested, view_frames=32))
+    assert [row for row in report([*records, other]).splitlines() if "— ours" in row] == [
+        "| CMD (joint) — ours |  |  |  |  |  | 62.0 ± 2.0 (n=3) | 50.0 |"
+    ]
+    rows = _rows(report([*records, run("d", 40.0, 1, dict(nested, view_frames=32))]), "— ours")
+    assert rows == {
+        "CMD (joint) — ours, view_frames 16": "61.0 ± 1.4 (n=2)",
+        "CMD (joint) — ours, view_frames 32": "40.0",
+        "CMD (joint) — ours": "64.0",  # the record that says nothing of its views: unlabelled
+    }
+
+
 def test_baselines_mixed_with_evaluations_are_said_to_be_left_out():
     baseline = dict(stage="baseline", dataset="d", protocol="", view="coordinates_1nn", metric="top1", value=50.0)
     probe = dict(stage="linear", dataset="d", protocol="", view="fusion", metric="top1", value=70.0, checkpoint="a")
