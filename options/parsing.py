@@ -223,7 +223,7 @@ def data_settings(split, dataset, protocol, num_class):
     return DataSettings(
         dataset=split.dataset or dataset,
         protocol=protocol,
-        data_dir=split.folder,
+        data_dir=os.path.abspath(split.folder),  # one name whatever the working folder (a later run compares it)
         layout=split.layout,
         num_class=num_class,
         train_samples=len(split),

@@ -601,17 +601,23 @@ def test_an_encoder_evaluated_on_another_data_set_is_said_to_be(data_dir, finish
     assert "note:" not in capsys.readouterr().out
 
 
-def test_an_encoder_evaluated_on_its_folder_written_again_since_is_warned_about(tmp_path, capsys):
-    folder = write_processed(tmp_path / "mine", n=(16, 6))
-    assert pretrain(folder, tmp_path / "run", "--epochs", "1") == 0
+def test_an_encoder_evaluated_on_its_folder_written_again_since_is_warned_about(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_processed(tmp_path / "mine", n=(16, 6))
+    assert pretrain("mine", tmp_path / "run", "--epochs", "1") == 0  # a relative --data-dir
     argv = [tmp_path / "r.jsonl", "--pretrained", str(tmp_path / "run" / "checkpoint_last.pth.tar")]
+    (tmp_path / "elsewhere").mkdir()
+    write_processed(tmp_path / "elsewhere" / "mine", n=(16, 6), seed=2)  # another folder of the same name
     capsys.readouterr()
-    assert knn(folder, tmp_path / "knn", *argv) == 0
-    assert "warning" not in capsys.readouterr().out  # the data it learnt from
-    write_processed(folder, n=(16, 6), seed=1)  # imported again: other coordinates and frame counts
-    assert knn(folder, tmp_path / "knn2", *argv) == 0
+    assert knn("mine", tmp_path / "knn", *argv) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert knn("mine", tmp_path / "knn2", *argv) == 0  # other data, but not the folder it learnt from
+    assert knn("../mine", tmp_path / "knn3", *argv) == 0  # its own folder, by another path
+    assert "warning" not in capsys.readouterr().out
+    write_processed(tmp_path / "mine", n=(16, 6), seed=1)  # imported again: other coordinates and frame counts
+    assert knn("../mine", tmp_path / "knn4", *argv) == 0
     out = capsys.readouterr().out
-    assert f"was pretrained on {folder} when its training part held other data (another fingerprint)" in out
+    assert f"was pretrained on {tmp_path / 'mine'} when its training part held other data (another fingerprint)" in out
 
 
 def test_an_encoder_pretrained_on_another_benchmark_of_the_data_set_is_said_to_be(finished, tmp_path, capsys):
