@@ -177,7 +177,8 @@ def build_parser():
         type=str,
         metavar="DIR",
         help="folder for checkpoints, settings and TensorBoard logs "
-        "(default: the --resume checkpoint's folder, else ./checkpoints/<dataset>_<protocol>_pretrain)",
+        "(default: the folder of the --resume checkpoint when it holds a run's settings.json, else "
+        "./checkpoints/<dataset>_<protocol>_pretrain)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -332,8 +333,9 @@ def resolve(parser, args):
     if args.amp and not device.startswith("cuda"):
         print(f"warning: --amp applies to CUDA only; running {device} in float32", flush=True)
         args.amp = False
-    if args.checkpoint_path is None and args.resume:  # the run goes on where it is
-        args.checkpoint_path = os.path.dirname(os.path.abspath(args.resume))
+    resumed_in = os.path.dirname(os.path.abspath(args.resume)) if args.resume else ""
+    if args.checkpoint_path is None and os.path.isfile(os.path.join(resumed_in, "settings.json")):
+        args.checkpoint_path = resumed_in  # a run of ours goes on where it is (not beside a downloaded checkpoint)
     elif args.checkpoint_path is None:
         args.checkpoint_path = f"./checkpoints/{train.dataset or args.pre_dataset or 'ntu60'}_{args.protocol}_pretrain"
     check_output_path(parser, "checkpoint_path", args.checkpoint_path)

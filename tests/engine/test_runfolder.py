@@ -515,6 +515,14 @@ def test_a_resume_without_an_output_folder_goes_on_in_its_checkpoints_folder(dat
     resume = ["--resume", str(run / "checkpoint_last.pth.tar"), "--epochs", "2"]
     assert pretrain_cmd.main(["--data-dir", data_dir, *TINY, *resume]) == 0
     assert torch.load(run / "checkpoint_last.pth.tar", weights_only=False)["epoch"] == 2
+    downloads = tmp_path / "downloads"  # a checkpoint alone, as released ones arrive: nothing is written beside it
+    downloads.mkdir()
+    shutil.copyfile(run / "checkpoint_0000.pth.tar", downloads / "checkpoint_0000.pth.tar")
+    resume = ["--resume", str(downloads / "checkpoint_0000.pth.tar"), "--epochs", "2"]
+    assert pretrain_cmd.main(["--data-dir", data_dir, *TINY, *resume]) == 0
+    assert os.listdir(downloads) == ["checkpoint_0000.pth.tar"]
+    assert os.listdir(tmp_path / "checkpoints") == ["ntu60_cross_subject_pretrain"]  # the default folder
+    shutil.rmtree(tmp_path / "checkpoints")
     lin, results = tmp_path / "lin", tmp_path / "r.jsonl"
     common = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--seed", "1", "--probe", "sgd"]
     assert classify(data_dir, lin, results, *common) == 0  # PROBE: 2 epochs
