@@ -430,6 +430,8 @@ def run_classification(settings, model, train, val):
             best = dict(resumed[0]["best"])
         else:
             best = _train_or_fit(settings, model, train, val, device, resumed)
+        if (settings.data.num_class or 6) <= 5:  # also a run resumed from before top-5 was left out here
+            best = {view: dict(values, top5=None) for view, values in best.items()}
         records = [
             make_record(
                 settings,

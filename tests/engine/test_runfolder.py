@@ -533,6 +533,21 @@ def test_a_resume_without_an_output_folder_goes_on_in_its_checkpoints_folder(dat
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_probe_of_five_classes_or_fewer_records_no_top5_even_resumed_from_an_older_run(finished, tmp_path):
+    three = write_processed(tmp_path / "three", n=(16, 6), num_class=3, dataset="three")  # 3 classes recorded
+    out, results = tmp_path / "lin", tmp_path / "r.jsonl"
+    common = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--seed", "1", "--probe", "sgd"]
+    assert classify(three, out, results, *common) == 0
+    assert all("top5" not in json.loads(line) for line in results.read_text().splitlines())
+    state = torch.load(out / "checkpoint.pth.tar", weights_only=False)
+    for values in state["best"].values():  # as runs saved it before top-5 was left out over 5 classes or fewer,
+        values.update(top1=100.0, top5=100.0)  # and a best no later epoch replaces
+    torch.save(state, out / "checkpoint.pth.tar")
+    assert classify(three, out, results, *common, "--resume", str(out / "checkpoint.pth.tar"), "--epochs", "3") == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(records) == 2 and records[1]["value"] == 100.0 and all("top5" not in r for r in records)
+
+
 def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     data_dir, finished, tmp_path, capsys, sha256
 ):
