@@ -40,7 +40,7 @@ from engine.checkpoint import (
 )
 from engine.knn import knn_top1
 from engine.pretrained import downstream_model
-from engine.probe import logistic_probe
+from engine.probe import informative_top5, logistic_probe
 from engine.results import RESULT, append_results, make_record
 from engine.runfolder import open_run_folder
 from engine.runtime import RunError, adjust_learning_rate, make_writer, save_settings, seed_everything, topk_correct
@@ -130,7 +130,7 @@ def _top1_top5(scores, target):
     """{'top1', 'top5'} (percent) of class scores (N x C); top-5 is None over 5 classes or fewer, where
     every target is among the five highest by definition."""
     top1, top5 = topk_correct(scores, target, ks=(1, 5))
-    return dict(top1=top1, top5=top5 if scores.shape[1] > 5 else None)
+    return dict(top1=top1, top5=informative_top5(top5, scores.shape[1]))
 
 
 def top5_text(value):
@@ -430,8 +430,9 @@ def run_classification(settings, model, train, val):
             best = dict(resumed[0]["best"])
         else:
             best = _train_or_fit(settings, model, train, val, device, resumed)
-        if (settings.data.num_class or 6) <= 5:  # also a run resumed from before top-5 was left out here
-            best = {view: dict(values, top5=None) for view, values in best.items()}
+        classes = settings.data.num_class
+        if classes is not None:  # also a run resumed from before top-5 was left out over 5 classes or fewer
+            best = {v: dict(values, top5=informative_top5(values.get("top5"), classes)) for v, values in best.items()}
         records = [
             make_record(
                 settings,

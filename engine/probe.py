@@ -62,12 +62,17 @@ def fit_stream(train_x, train_y, seed=0, c_grid=C_GRID):
         return _pipeline(c).fit(train_x, train_y), c
 
 
+def informative_top5(top5, classes):
+    """`top5`, or None when there were `classes` <= 5 to rank: then every label is among the five."""
+    return top5 if classes > 5 else None
+
+
 def _accuracy(probabilities, classes, labels):
     """Top-1 and top-5 (percent) of class probabilities (N x C over `classes`) against `labels` (N); top-5
     None over 5 classes or fewer (every class the probe knows is among the five)."""
     ranked = classes[np.argsort(-probabilities, axis=1)]  # N x C, most probable first
-    top5 = (ranked[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0
-    return {"top1": float((ranked[:, 0] == labels).mean() * 100.0), "top5": float(top5) if len(classes) > 5 else None}
+    top5 = float((ranked[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0)
+    return {"top1": float((ranked[:, 0] == labels).mean() * 100.0), "top5": informative_top5(top5, len(classes))}
 
 
 def logistic_probe(train, val, seed=0):
