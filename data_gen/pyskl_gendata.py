@@ -105,6 +105,12 @@ def image_sides(path, by_name, names):
     return sides
 
 
+def _scores_hint(shape, layout):
+    """Where the scores go, when a 2-D layout's keypoints of `shape` hold them as a third channel; else ''."""
+    scored = layout.channels == 2 and tuple(shape[2:]) == (layout.num_joints, 3)
+    return 'a third channel of scores goes in "keypoint_score" (M x T x V)' if scored else ""
+
+
 def check_layout_fits(path, by_name, names, layout):
     """AnnotationError when no recording's keypoints have the layout's joints and channels: then the
     layout (or how the keypoints were packed) is wrong, not a sample, and --skip-bad would skip them all."""
@@ -113,13 +119,10 @@ def check_layout_fits(path, by_name, names, layout):
     if not found or any(shape[2:] == want for _, shape in found):
         return
     name, shape = found[0]
-    if layout.channels == 2 and shape[2:] == (layout.num_joints, 3):
-        reason = 'a third channel of scores goes in "keypoint_score" (M x T x V), x and y in "keypoint"'
-    else:
-        reason = (
-            f"the layout is not your data's skeleton: name the right one with --layout ({', '.join(LAYOUTS)}) or "
-            "write one in a JSON file (docs/small-data.md)"
-        )
+    reason = _scores_hint(shape, layout) or (
+        f"the layout is not your data's skeleton: name the right one with --layout ({', '.join(LAYOUTS)}) or "
+        "write one in a JSON file (docs/small-data.md)"
+    )
     raise AnnotationError(
         f"{path}: no recording's keypoints have the {want[0]} joints x {want[1]} channels of layout {layout.name} "
         f"(the first, sample {name!r}, is an array of shape {shape}); {reason}"
@@ -283,8 +286,8 @@ def read_keypoint(
             found = f"{keypoint.dtype} array of shape {keypoint.shape}"
         else:
             found = "no keypoint" if keypoint is None else f"a {type(keypoint).__name__}"
-        scored = c == 2 and isinstance(keypoint, np.ndarray) and keypoint.shape[2:] == (v, 3)
-        hint = '; a third channel of scores goes in "keypoint_score" (M x T x V)' if scored else ""
+        hint = _scores_hint(keypoint.shape, layout) if isinstance(keypoint, np.ndarray) else ""
+        hint = f"; {hint}" if hint else ""
         raise SkeletonFileError(
             f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}{hint}"
         )
