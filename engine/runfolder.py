@@ -75,19 +75,17 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
             f"--fresh: choose another output folder (--checkpoint-path)"
         )
     problem = None
+    differ = "; ".join((differences(recorded, settings, may_change) if recorded is not None else [])[:3])
     if not resume:
         problem = f"{folder} holds {_what(recorded)} ({', '.join(files)})"
-        differ = differences(recorded, settings, may_change) if recorded is not None else []
         if differ:  # e.g. the same command after its checkpoint was trained further
-            problem += f", made with other settings than this run ({'; '.join(differ[:3])})"
+            problem += f", made with other settings than this run ({differ})"
         if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
-    else:
-        differ = differences(recorded, settings, may_change) if recorded is not None else []
-        if differ:
-            problem = f"{folder} holds another {kind} run than --resume {resume} ({'; '.join(differ[:3])})"
+    elif differ:
+        problem = f"{folder} holds another {kind} run than --resume {resume} ({differ})"
     if problem is not None:
         if not fresh:
             claim.release()
