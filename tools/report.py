@@ -58,9 +58,9 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 
 # The evaluation's own settings that make two records two methods rather than two seeds of one: records
 # of one column that differ in any of them get rows of their own, labelled with it.
-SETUP_KNN = ("train_crop", "view_frames", "min_crop_frames")
-SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", "view_frames")
-SETUP_PROBE += ("min_crop_frames",)
+SETUP_VIEWS = ("view_frames", "min_crop_frames")
+SETUP_KNN = ("train_crop", *SETUP_VIEWS)
+SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", *SETUP_VIEWS)
 
 
 def _plain(value):
@@ -148,25 +148,24 @@ def _measured_rows(records, columns, label):
     """Rows of measured cells per view, variant (`_variant`) and evaluation setup (the `_setup` settings
     that differ among the records of one column, named in the row); randomly initialised encoders (no
     checkpoint) get their own rows."""
+    setups = [_setup(r) for r in records]
     values = {}  # (column, name) -> the values records of that column hold (a name a record lacks: none)
-    for record in records:
-        for name, value in _setup(record).items():
+    for record, setup in zip(records, setups):
+        for name, value in setup.items():
             values.setdefault(((record["dataset"], base_protocol(record["protocol"])), name), set()).add(value)
     varying = sorted({name for (_, name), found in values.items() if len(found) > 1})
-
-    def variant(record):
-        found = _setup(record)
-        parts = [_variant(record)] + [f"{n} {found[n]}" for n in varying if n in found]
-        return ", ".join(part for part in parts if part)
-
+    kinds = [  # each record's row suffix: its variant and its setup where the setups of a column differ
+        ", ".join(part for part in [_variant(r)] + [f"{n} {s[n]}" for n in varying if n in s] if part)
+        for r, s in zip(records, setups)
+    ]
     rows = []
     for baseline in (False, True):
-        for kind in sorted({variant(r) for r in records}):
+        for kind in sorted(set(kinds)):
             for view, name in VIEW_NAMES.items():
                 chosen = [
                     r
-                    for r in records
-                    if r["view"] == view and (r.get("checkpoint") is None) == baseline and variant(r) == kind
+                    for r, k in zip(records, kinds)
+                    if r["view"] == view and (r.get("checkpoint") is None) == baseline and k == kind
                 ]
                 cells = [
                     _cell([r for r in chosen if (r["dataset"], base_protocol(r["protocol"])) == c]) for c in columns
