@@ -435,14 +435,15 @@ def eval_settings(parser, args, preset, train, info):
             f"--knn-neighbours {args.knn_neighbours} is larger than the training set of {train.folder} "
             f"({len(train)} samples)"
         )
-    extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
-    extra += f"_{encoder_name(args.pretrained)}"
-    extra += "".join(f"_{part}" for part in _setup_name(args, preset, train))
-    out = args.checkpoint_path or os.path.join(
-        "runs", args.stage, f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
-    )
-    if not args.checkpoint_path and args.resume and args.stage != "knn":  # the run goes on where it is
+    if args.checkpoint_path:
+        out = args.checkpoint_path
+    elif args.resume and args.stage != "knn":  # the run goes on where it is
         out = os.path.dirname(os.path.abspath(args.resume))
+    else:
+        extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
+        extra += "".join(f"_{part}" for part in [encoder_name(args.pretrained), *_setup_name(args, preset, train)])
+        name = f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
+        out = os.path.join("runs", args.stage, name)
     common = dict(
         preset=preset,
         stage=args.stage,
