@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dataset.layouts import NTU25
 from moco.builder import MoCo, PublishedClassifier
-from moco.encoder import SkeletonGRUEncoder
+from moco.encoder import BIGRU, SkeletonGRUEncoder
 from moco.loss import cmd_kl, cmd_loss
 from moco.modalities import MODALITIES, modality
 from moco.model import CMD, ThreeStreamClassifier
@@ -355,6 +355,28 @@ def test_published_builder_draws_the_weights_of_the_model(mlp):
     torch.manual_seed(12)
     other = CMD(150, HIDDEN, LAYERS, NTU25.parents, contrast_dim=DIM, contrast_k=8, topk=5, mlp=mlp)
     assert not torch.equal(other.encoder_q.encoder.gru.weight_ih_l0, model.encoder_q.encoder.gru.weight_ih_l0)
+
+
+def test_published_module_paths_build_the_same_models():
+    # The published scripts write `import moco.builder_cmd` and call it positionally (skeleton
+    # representation, the BIGRU arguments, dim, K, m, T, teacher_T, student_T, cmd_weight, topk, mlp);
+    # their encoder module is moco/GRU.py.
+    import moco.builder_cmd
+    from moco.GRU import BIGRU as PublishedBIGRU
+
+    torch.manual_seed(11)
+    published = moco.builder_cmd.MoCo("graph-based", ARGS, DIM, 8, 0.9, 0.2, 0.3, 0.4, 0.5, 5, True)
+    torch.manual_seed(11)
+    model = MoCo(
+        "graph-based", ARGS, dim=DIM, K=8, m=0.9, T=0.2, teacher_T=0.3, student_T=0.4, cmd_weight=0.5, topk=5, mlp=True
+    )
+    assert_same_state(published, model)
+    assert (published.contrast_k, published.topk, published.cmd_weight) == (8, 5, 0.5)
+    torch.manual_seed(3)
+    encoder = PublishedBIGRU(150, HIDDEN, LAYERS, num_class=7)
+    torch.manual_seed(3)
+    assert_same_state(encoder, BIGRU(150, HIDDEN, LAYERS, num_class=7))
+    assert encoder(torch.randn(2, 5, 150), knn_eval=True).shape == (2, 2 * HIDDEN)
 
 
 def test_published_downstream_builder_draws_the_weights_of_the_classifier():
