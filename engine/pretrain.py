@@ -64,7 +64,7 @@ from feeder.seeding import epoch_generator, worker_init_fn
 from moco.modalities import MODALITIES
 from moco.model import CMD
 from options.options_pretraining import RESUME_MAY_CHANGE
-from options.settings import differences, to_dict
+from options.settings import differences, learning_rate_change, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,8 @@ def read_resume(path, model, settings):
     Returns the checkpoint dict and a function restoring its RNG states (None without one). Raises
     CheckpointError naming the file when it lacks the published keys, was made for another layout or
     another run (its settings differ outside RESUME_MAY_CHANGE; released checkpoints, which hold none,
-    are not compared), its weights do not fit the model, or its RNG entry is malformed.
+    are not compared), its weights do not fit the model, or its RNG entry is malformed. Warns when the
+    learning rate changes, or the checkpoint holds no optimizer state.
     """
     ckpt = read_checkpoint(path, need=("epoch", "state_dict"))
     trained_with_labels = evaluation_keys(ckpt)
@@ -225,11 +226,16 @@ def read_resume(path, model, settings):
                 f"--resume {path} belongs to another run: " + "; ".join(differ) + ". Start a new "
                 "run (another output folder, no --resume) to change these"
             )
+        change = learning_rate_change(before, to_dict(settings))
+        if change:
+            log.warning("--resume %s: %s", path, change)
     state = strip_module_prefix(ckpt["state_dict"])
     check_fits(path, state, unwrap(model).state_dict())
     ckpt["state_dict"] = state
     if "optimizer" in ckpt:  # SGD over model.parameters() (build_optimizer), in our order
         ckpt["optimizer"] = optimizer_state_for(path, ckpt["optimizer"], list(unwrap(model).named_parameters()))
+    else:
+        log.warning("--resume %s holds no optimizer state: SGD's momentum starts again from zero", path)
     restore_rng = parse_rng_state(ckpt["rng"], path) if "rng" in ckpt else None
     return ckpt, restore_rng
 

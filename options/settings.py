@@ -181,15 +181,34 @@ def flatten(record):
     return flat
 
 
-def differences(recorded, current, may_change=()):
+def differences(recorded, current, may_change=(), only=None):
     """['name: recorded → current', ...] for every setting both flattened records hold that differs,
-    except those in `may_change`. Records are dicts as `to_dict` gives (older flat ones compare too)."""
+    except those in `may_change` (and, given `only`, those not in it). Records are dicts as `to_dict`
+    gives (older flat ones compare too)."""
     old, new = flatten(recorded), flatten(current)
+    names = set(old) & set(new) - set(may_change)
     return [
         f"{flag(k)}: {old[k]!r} then, {new[k]!r} now"
-        for k in sorted(set(old) & set(new) - set(may_change))
+        for k in sorted(names if only is None else names & set(only))
         if _plain(old[k]) != _plain(new[k])
     ]
+
+
+# The settings of the learning rate. A resume may change them, as the published code's flags do, and
+# takes them from its command line and preset, not from the checkpoint: `learning_rate_change` says so.
+LEARNING_RATE = ("lr", "schedule", "cos")
+
+
+def learning_rate_change(recorded, current):
+    """A warning's text when the learning-rate settings of `current` differ from the resumed run's
+    `recorded` ones, else None."""
+    changed = differences(recorded, current, only=LEARNING_RATE)
+    if changed:
+        return (
+            f"the learning rate changes ({'; '.join(changed)}): a resume takes it from this command's flags "
+            "and preset; give the run's own to keep it"
+        )
+    return None
 
 
 def describe(record):

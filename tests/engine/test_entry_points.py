@@ -107,7 +107,7 @@ def test_linear_all_views_end_to_end(tiny, tmp_path):
     assert f"| 3s-CMD — ours | {records[3]['value']:.1f} |" in table
 
 
-def test_a_linear_probe_continues_with_resume(tiny, tmp_path, monkeypatch):
+def test_a_linear_probe_continues_with_resume(tiny, tmp_path, monkeypatch, caplog):
     # refusing a second run into the folder, and --fresh: tests/engine/test_runfolder.py
     results_file = tmp_path / "results.jsonl"
     out = tmp_path / "linear"
@@ -120,8 +120,12 @@ def test_a_linear_probe_continues_with_resume(tiny, tmp_path, monkeypatch):
         return train_one_epoch(*args)
 
     monkeypatch.setattr(evaluate, "train_one_epoch", spy)
-    assert action_classification.main(argv + ["--epochs", "2", "--resume", str(out / "checkpoint.pth.tar")]) == 0
+    resume = ["--epochs", "2", "--resume", str(out / "checkpoint.pth.tar"), "--lr", "0.5"]
+    with caplog.at_level("WARNING", logger="engine.evaluate"):
+        assert action_classification.main(argv + resume) == 0
     assert epochs == [1]  # the resumed run trains the epoch left, not both
+    # its new learning rate is allowed, and said (the published preset's is 0.1)
+    assert f"--resume {out / 'checkpoint.pth.tar'}: the learning rate changes (--lr: 0.1 then, 0.5 now)" in caplog.text
     saved = torch.load(out / "checkpoint.pth.tar", weights_only=True)
     assert saved["epoch"] == 2 and set(saved["best"]) == {"joint"}
     first, second = _records(results_file)

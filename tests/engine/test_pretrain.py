@@ -389,14 +389,27 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     assert read_checkpoint(last)["epoch"] == 1  # nothing was trained or written
     moved = shutil.copytree(data_dir, tmp_path / "moved")
     # Settings listed as changeable may change: another learning rate, schedule, frequency, data path.
-    run(str(moved), out, "--epochs", "2", "--resume", last, "--lr", "0.02", "--schedule", "1", "-p", "2")
+    lr = read_checkpoint(last)["settings"]["optim"]["lr"]
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(str(moved), out, "--epochs", "2", "--resume", last, "--lr", "0.02", "--schedule", "1", "-p", "2")
     assert read_checkpoint(last)["settings"]["optim"]["lr"] == 0.02
+    # ... and the learning rate's change is said (a resume that leaves its flags out takes the preset's)
+    assert f"--resume {last}: the learning rate changes (--lr: {lr!r} then, 0.02 now" in caplog.text
+    assert "--schedule" in caplog.text and "--print-freq" not in caplog.text
     # A checkpoint without 'settings' (the released ones) is not compared.
     released = tmp_path / "released.pth.tar"
     ckpt = read_checkpoint(last)
     torch.save({k: ckpt[k] for k in ("epoch", "state_dict", "optimizer")}, released)
-    run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, tmp_path / "from_released", "--epochs", "3", "--resume", str(released), "--topk", "8")
     assert read_checkpoint(str(tmp_path / "from_released" / "checkpoint_last.pth.tar"))["epoch"] == 3
+    assert "optimizer state" not in caplog.text and "learning rate" not in caplog.text
+    # One without an optimizer state (the published script saves one; a pruned copy may not) is told.
+    torch.save({k: ckpt[k] for k in ("epoch", "state_dict")}, released)
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, tmp_path / "from_pruned", "--epochs", "2", "--resume", str(released))
+    assert f"--resume {released} holds no optimizer state: SGD's momentum starts again from zero" in caplog.text
     # ... but inside a run's folder the folder's settings.json is compared: the two runs' files would mix
     inside = out / "released.pth.tar"
     shutil.copyfile(released, inside)
