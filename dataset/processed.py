@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.files import file_fingerprint
+from dataset.files import file_fingerprint, folder_settings
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
 PARTS = ("train", "val")
@@ -340,6 +340,32 @@ def load_splits(folder, num_class=None, mmap=True):
     """(train, val) parts of a processed folder, each checked by ``load_split`` (labels against
     ``num_class``, or else the class count of the folder's ``layout.json``)."""
     return tuple(load_split(folder, part, mmap=mmap, num_class=num_class) for part in PARTS)
+
+
+# What an importer counted that, in most of a folder's recordings, means a wrong joint order or a mirrored
+# frame (data_gen.writer warns of it at the import; docs/small-data.md, "Your own skeleton: the layout").
+IMPORT_SIGNS = {
+    "upside_down": ("stood upside down once normalised", "is the data's joint order the layout's?"),
+    "x_axis_turned_over_90": ("had their x-axis pair turned over 90 degrees", "a mirror image, or people facing away?"),
+}
+
+
+def import_warnings(folder):
+    """The import's warnings that still hold for the processed folder `folder`, from the summary its
+    importer wrote beside it (settings.json): a sign of IMPORT_SIGNS counted in more than half of its
+    recordings. [] for folders without such a summary (the NTU and PKU-MMD converters write theirs a
+    folder above, and their layouts are the published ones)."""
+    record = folder_settings(folder) or {}
+    counts = record.get("counts")
+    if not isinstance(counts, dict):
+        return []
+    total = sum(counts.get(part, 0) for part in PARTS)
+    return [
+        f"{folder}: {record[key]} of its {total} recordings {what} when it was imported ({key} in its "
+        f"settings.json): {question} (docs/small-data.md, 'Your own skeleton: the layout')"
+        for key, (what, question) in IMPORT_SIGNS.items()
+        if isinstance(record.get(key), int) and 2 * record[key] > total
+    ]
 
 
 def fingerprint(folder, part="train", blocks=64, block_bytes=4096):

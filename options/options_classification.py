@@ -45,6 +45,7 @@ from options.parsing import (
     in_unit,
     make_parser,
     positive,
+    print_import_warnings,
     resolve_preset,
     resolve_protocol,
 )
@@ -366,6 +367,7 @@ def open_data(parser, args):
     recorded = read_folder_record(folder)[1]  # without a record: the published dataset's classes
     num_class = None if recorded else DATASETS[args.finetune_dataset or DEFAULT_DATASET].num_class
     splits = tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))
+    print_import_warnings(splits[0])
     args.protocol = resolve_protocol(parser, args.protocol, splits[0])
     return splits
 

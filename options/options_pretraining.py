@@ -24,6 +24,7 @@ from options.parsing import (
     in_unit,
     make_parser,
     positive,
+    print_import_warnings,
     resolve_preset,
     resolve_protocol,
     world_size_from_env,
@@ -267,6 +268,7 @@ def resolve(parser, args):
     if not os.path.isdir(folder):
         parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
     train = load_split(folder, "train")
+    print_import_warnings(train)
     args.protocol = resolve_protocol(parser, args.protocol, train)
     if args.epochs is not None and args.steps is not None:
         parser.error("give --epochs or --steps, not both")

@@ -19,7 +19,7 @@ import torch
 
 from dataset.catalog import base_protocol, folder_protocol
 from dataset.files import file_in_the_way
-from dataset.processed import MAX_FRAME, fingerprint
+from dataset.processed import MAX_FRAME, fingerprint, import_warnings
 from options.presets import FolderFacts, choose_preset, preset
 from options.settings import DataSettings, flag
 
@@ -202,6 +202,13 @@ def folder_benchmark(split):
     names), else None."""
     names = (os.path.basename(os.path.abspath(split.folder)), os.path.basename(os.path.realpath(split.folder)))
     return split.protocol or folder_protocol(names[0]) or folder_protocol(names[1])  # as given, else linked
+
+
+def print_import_warnings(split):
+    """Print the warnings of the import of `split`'s folder that still hold (`import_warnings`): a run
+    that trains or evaluates on it repeats them, as an importer's may have scrolled by unread."""
+    for warning in import_warnings(split.folder):
+        print(f"warning: {warning}", flush=True)
 
 
 def resolve_protocol(parser, protocol, split):

@@ -15,6 +15,7 @@ from data_gen.normalize import normalize_loop
 from data_gen.synthetic import REST_POSE, UCLA_JOINTS
 from dataset.layouts import KINECT20, NTU25, Layout, get_layout, read_folder_record
 from dataset.processed import load_splits
+from options import options_classification, options_pretraining
 
 
 def _body(frames, joints, channels, spread, seed):
@@ -309,6 +310,16 @@ def test_a_joint_order_that_stands_the_skeletons_on_their_heads_is_announced(tmp
         printed
     )
     assert "hip centre side of the hip centre -> spine bone" in printed and "joint order kinect20's?" in printed
+    # A pretraining or an evaluation on the folder says it again (the import's lines may have scrolled by).
+    for name, count in (("w5", 0), ("w6", 6), ("w10", 10)):
+        out = str(tmp_path / name)
+        argv = ["--data-dir", out, "--checkpoint-path", out + "ck"]
+        options_pretraining.resolve(*options_pretraining.parse_args(argv))
+        parser, args = options_classification.parse_knn(["--data-dir", out])
+        options_classification.open_data(parser, args)
+        printed = capsys.readouterr().out
+        warning = f"warning: {out}: {count} of its 10 recordings stood upside down once normalised when it was imported"
+        assert printed.count(warning) == (2 if count else 0) and ("upside down" in printed) == bool(count)
 
 
 def test_a_mirror_image_is_announced_by_the_turn_of_the_shoulders(tmp_path, capsys):
@@ -338,6 +349,13 @@ def test_a_mirror_image_is_announced_by_the_turn_of_the_shoulders(tmp_path, caps
         "onto +x by the normalisation (the first: r0): their coordinates are a mirror image" in printed
     )
     assert "negate x before the import" in printed
+    for name, count in (("m5", 0), ("m6", 6)):  # said again where a run meets the folder
+        out = str(tmp_path / name)
+        options_classification.open_data(*options_classification.parse_knn(["--data-dir", out]))
+        printed = capsys.readouterr().out
+        assert (f"warning: {out}: 6 of its 10 recordings had their x-axis pair turned over 90 degrees" in printed) == (
+            count == 6
+        )
 
 
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):
