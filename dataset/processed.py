@@ -359,13 +359,18 @@ def import_warnings(folder):
     counts = record.get("counts")
     if not isinstance(counts, dict):
         return []
-    total = sum(counts.get(part, 0) for part in PARTS)
+    total = sum(_count(counts.get(part)) for part in PARTS)
     return [
         f"{folder}: {record[key]} of its {total} recordings {what} when it was imported ({key} in its "
         f"settings.json): {question} (docs/small-data.md, 'Your own skeleton: the layout')"
         for key, (what, question) in IMPORT_SIGNS.items()
-        if isinstance(record.get(key), int) and 2 * record[key] > total
+        if 2 * _count(record.get(key)) > total > 0
     ]
+
+
+def _count(value):
+    """A count of an importer's summary as written (an int), else 0 (a hand-edited or damaged file)."""
+    return value if type(value) is int else 0
 
 
 def fingerprint(folder, part="train", blocks=64, block_bytes=4096):

@@ -356,6 +356,7 @@ def test_a_mirror_image_is_announced_by_the_turn_of_the_shoulders(tmp_path, caps
         assert (f"warning: {out}: 6 of its 10 recordings had their x-axis pair turned over 90 degrees" in printed) == (
             count == 6
         )
+        assert ("turned over 90 degrees" in printed) == (count == 6)
 
 
 def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, capsys):

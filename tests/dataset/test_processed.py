@@ -12,6 +12,7 @@ from dataset.layouts import KINECT20, NTU25, Layout
 from dataset.processed import (
     ProcessedDataError,
     fingerprint,
+    import_warnings,
     load_label_pkl,
     load_split,
     load_splits,
@@ -365,3 +366,25 @@ def test_fingerprint_follows_the_content_of_a_part(tmp_path, processed):
     with open(os.path.join(b, "train_label.pkl"), "wb") as f:  # other labels
         pickle.dump(([f"train{i:03d}" for i in range(6)], [0] * 6), f)
     assert fingerprint(b) != before
+
+
+def test_import_warnings_read_an_importers_summary_and_nothing_else(tmp_path):
+    def warnings(record):
+        (tmp_path / "settings.json").write_text(json.dumps(record))
+        return import_warnings(str(tmp_path))
+
+    summary = {"counts": {"train": 6, "val": 4}, "upside_down": 6, "x_axis_turned_over_90": 5}
+    (only,) = warnings(summary)  # 6 of 10 is more than half, 5 is not
+    assert only.startswith(f"{tmp_path}: 6 of its 10 recordings stood upside down once normalised when it was imported")
+    assert warnings(dict(summary, x_axis_turned_over_90=6))[1].startswith(
+        f"{tmp_path}: 6 of its 10 recordings had their x-axis pair turned over 90 degrees"
+    )
+    assert warnings(dict(summary, upside_down=5)) == []
+    assert warnings(dict(summary, upside_down=None)) == []  # a 2-D layout's summary
+    # a run's record (no counts), damaged or hand-edited counts: nothing, and no error
+    assert warnings({"optim": {"lr": 0.05}, "upside_down": 6}) == []
+    assert warnings(dict(summary, counts={"train": None, "val": "4"})) == []
+    assert warnings(dict(summary, counts={"xsub/train": 6}, upside_down=6)) == []
+    assert warnings(dict(summary, upside_down=True)) == []
+    (tmp_path / "settings.json").write_text("{not json")
+    assert import_warnings(str(tmp_path)) == [] and import_warnings(str(tmp_path / "missing")) == []

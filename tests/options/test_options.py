@@ -13,7 +13,7 @@ from engine.pretrained import downstream_model
 from options.options_classification import choose_preset, eval_settings, open_data, parse_classification, parse_knn
 from options.options_pretraining import parse_args, resolve
 from options.presets import PUBLISHED, SMALL, SMALL_PRESETS, STAGES, FolderFacts, preset
-from options.settings import flatten, to_dict
+from options.settings import flatten, learning_rate_change, to_dict
 from tests.helpers import TINY_PRETRAIN
 
 # The published settings (docs/published-behaviour.md §4), written out by hand, not imported, so that a
@@ -539,3 +539,23 @@ def test_the_logistic_probe_refuses_and_does_not_record_the_sgd_settings(small_f
 def test_data_loading_workers_default_to_the_published_8_or_the_cpus(parse):
     assert parse([])[1].workers == min(8, os.cpu_count() or 1)  # no more workers than CPUs to run them
     assert parse(["-j", "3"])[1].workers == 3
+
+
+def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_not_set_it():
+    step = {"optim": {"lr": 0.05, "cos": False, "schedule": [120, 160], "epochs": 200}, "run": {"print_freq": 10}}
+    cosine = {"optim": {"lr": 0.05, "cos": True, "schedule": [], "epochs": 97}, "run": {"print_freq": 10}}
+
+    def change(record, **optim):
+        return learning_rate_change(record, {**record, "optim": {**record["optim"], **optim}, "run": {"print_freq": 1}})
+
+    assert change(step) is None and change(cosine) is None  # other settings (print_freq) do not count
+    assert change(step, lr=0.01) == (
+        "the learning rate changes (--lr: 0.05 then, 0.01 now): a resume takes it from this command's flags "
+        "and preset; give the run's own to keep it"
+    )
+    assert "--schedule: [120, 160] then, [150] now" in change(step, schedule=[150])
+    assert "--cos: False then, True now" in change(step, cos=True)
+    assert change(cosine, schedule=[1]) is None  # the cosine schedule has no milestones
+    assert change(cosine, epochs=200) is None  # a longer run stretches it, as asked
+    # records of older versions were flat
+    assert "--lr: 0.05 then, 0.1 now" in learning_rate_change({"lr": 0.05, "cos": True}, {"lr": 0.1, "cos": True})
