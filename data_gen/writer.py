@@ -639,6 +639,8 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
     )
     for key, value in settings.items():
         print(f"{key}: {value}")
+    folders = [os.path.join(out_folder, b) for b in benchmarks] if options.get("subfolders", True) else [out_folder]
+    earlier = [folder for folder in folders if os.path.isfile(split_paths(folder, "train")[0])]
     try:
         summary = convert(
             tasks,
@@ -662,6 +664,8 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
         raise SystemExit(130) from None
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
+    for folder in earlier:  # as the published converters do, but said
+        print(f"note: {folder} held an earlier conversion, which this one replaced")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
     if options.get("subfolders", True):
         for name in stale_benchmarks(out_folder, benchmarks):

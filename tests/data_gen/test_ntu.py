@@ -227,7 +227,10 @@ def test_interrupted_run_leaves_old_outputs_and_no_temporaries(tmp_path, monkeyp
     assert f"interrupted: {out} holds what it held before this conversion" in capsys.readouterr().err
     assert tree(out) == before  # old outputs intact, no temp files
     monkeypatch.undo()
-    ntu.run(raw, out)  # a rerun replaces cleanly
+    ntu.run(raw, out)  # a rerun replaces cleanly, and says so for each benchmark folder
+    printed = capsys.readouterr().out
+    for benchmark in ("xsub", "xview"):
+        assert f"note: {os.path.join(out, benchmark)} held an earlier conversion, which this one replaced" in printed
     assert "S001C001P001R001A005.skeleton" in load_split(os.path.join(out, "xsub"), "train").names
     assert not [f for f in os.listdir(os.path.join(out, "xsub")) if f.startswith(".")]
     assert [f for f in os.listdir(out) if f.startswith(".")] == [".claim"]

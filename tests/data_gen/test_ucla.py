@@ -199,7 +199,7 @@ def test_name_outside_the_pattern_is_an_error_or_skipped(tmp_path, name, found):
     assert [len(s) for s in load_splits(out)] == [3, 2]
 
 
-def test_stale_temporaries_are_removed_and_a_rerun_replaces_outputs(tmp_path):
+def test_stale_temporaries_are_removed_and_a_rerun_replaces_outputs(tmp_path, capsys):
     raw, out = str(tmp_path / "all_sqe"), str(tmp_path / "ucla")
     _raw(raw)
     os.makedirs(out)
@@ -208,9 +208,11 @@ def test_stale_temporaries_are_removed_and_a_rerun_replaces_outputs(tmp_path):
     _run(raw, out)
     assert not os.path.exists(stale)
     assert [n for n in os.listdir(out) if n.startswith(".")] == [".claim"]
+    assert "earlier conversion" not in capsys.readouterr().out
     os.remove(os.path.join(raw, "a01_s01_e00_v01.json"))
     _run(raw, out)
     assert load_splits(out)[0].names == ["a04_s01_e02_v02", "a12_s02_e01_v02"]
+    assert f"note: {out} held an earlier conversion, which this one replaced" in capsys.readouterr().out
 
 
 def test_data_path_that_is_not_the_all_sqe_folder(tmp_path):
