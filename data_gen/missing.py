@@ -111,6 +111,61 @@ def fill_missing(bodies, present, parents, count):
     return kept, int(frames.sum())
 
 
+def centres(bodies, present):
+    """B x T x C: each body's mean present joint in each frame (NaN where it is absent)."""
+    count = present.sum(axis=2, keepdims=True)  # B x T x 1
+    total = np.where(present[..., None], np.nan_to_num(bodies), 0.0).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def change_places(bodies, present):
+    """Whether two of the bodies (B x T x V x C, `present` B x T x V) change places between two consecutive
+    frames in which both are present: each nearer the other's previous position than its own, on the
+    sum of the two distances (the sign of per-frame detections listed in each frame's own order)."""
+    c = centres(bodies, present)  # B x T x C
+    for a in range(len(c)):
+        for b in range(a + 1, len(c)):
+            step = lambda x, y: np.linalg.norm(x[1:] - y[:-1], axis=-1)  # noqa: E731 (T - 1)
+            with np.errstate(invalid="ignore"):
+                if (step(c[a], c[b]) + step(c[b], c[a]) < step(c[a], c[a]) + step(c[b], c[b])).any():
+                    return True
+    return False
+
+
+def track_people(bodies, present):
+    """(bodies, present) with each frame's people reordered so that each place follows one person: frame
+    by frame, the pairs of a place and a person present in the frame are taken nearest first (the
+    distance from the place's last seen position to the person's mean present joint); people left over
+    take the free places in their order. Per-frame pose estimators list each frame's people in an order
+    of their own; the body ranking and filling that follow need one person per place."""
+    count, frames = present.shape[:2]
+    c = centres(bodies, present)  # B x T x C
+    last = np.full(c.shape[::2], np.nan)  # B x C: where each place's person was last seen
+    order = np.empty((count, frames), dtype=np.int64)  # the body each place takes in each frame
+    for t in range(frames):
+        here = [b for b in range(count) if present[b, t].any()]
+        pairs = sorted(
+            (float(np.linalg.norm(c[b, t] - last[p])), p, b)
+            for p in range(count)
+            if np.isfinite(last[p]).all()
+            for b in here
+        )
+        row, taken = {}, set()
+        for _, p, b in pairs:
+            if p not in row and b not in taken:
+                row[p] = b
+                taken.add(b)
+        rest = [b for b in here if b not in taken] + [b for b in range(count) if b not in here]
+        row.update(zip([p for p in range(count) if p not in row], rest))
+        for p, b in row.items():
+            order[p, t] = b
+            if b in here:
+                last[p] = c[b, t]
+    frame = np.arange(frames)
+    return bodies[order, frame], present[order, frame]
+
+
 def numeric_array(value, ndim):
     """Whether `value` is a NumPy array of integers or floats with `ndim` dimensions (pyskl's keypoints: 4,
     their scores: 3)."""
@@ -122,10 +177,12 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
     None, used to find joints with `min_score`): {'recordings_with_anyone', 'joints_missing_percent': of
     the joints of the bodies in the frames they appear in, 'frames_without_anyone', 'centre_never_found':
     recordings whose layout centre is never found, 'joints_never_found': the names of the joints found in no
-    frame of any recording}, and with `low_score` 'found_scored_below_percent': of
+    frame of any recording, 'recordings_with_several_people': those in which two bodies are present in a
+    frame, 'people_change_places': those of them in which two bodies change places (`change_places`)},
+    and with `low_score` 'found_scored_below_percent': of
     the joints found in recordings with scores, those scored below it (None without any); recordings the
     reader will refuse are left out."""
-    missing = total = empty = centreless = anyone = found = low = 0
+    missing = total = empty = centreless = anyone = found = low = several = swapping = 0
     ever = np.zeros(layout.num_joints, dtype=bool)  # V: found in some frame of some recording
     for i, keypoint in enumerate(keypoints):
         if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (layout.num_joints, layout.channels):
@@ -145,12 +202,17 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         anyone += bool(appears.any())
         centreless += bool(appears.any()) and not present[..., layout.centre].any()
         ever |= present.any(axis=(0, 1))
+        if (appears.sum(axis=0) > 1).any():
+            several += 1
+            swapping += change_places(keypoint.astype(np.float64), present)
     summary = {
         "recordings_with_anyone": anyone,
         "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,
         "frames_without_anyone": empty,
         "centre_never_found": centreless,
         "joints_never_found": [name for name, seen in zip(layout.joints, ever) if anyone and not seen],
+        "recordings_with_several_people": several,
+        "people_change_places": swapping,
     }
     if low_score is not None:
         summary["found_scored_below_percent"] = round(100.0 * low / found, 2) if found else None

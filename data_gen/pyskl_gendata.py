@@ -2,7 +2,7 @@
 
     python -m data_gen.pyskl_gendata --annotations FILE.pkl --layout NAME|FILE.json --train-split NAME
         --val-split NAME --out-folder DIR [--num-class N] [--dataset NAME] [--protocol P]
-        [--missing-joints fill|zero] [--min-score S] [--keep-zeros] [--workers N] [--skip-bad]
+        [--missing-joints fill|zero] [--min-score S] [--keep-zeros] [--track] [--workers N] [--skip-bad]
 
 FILE.pkl holds ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir": str, "label": int,
 "keypoint": M x T x V x C array, ...}]}``; ``keypoint_score`` (M x T x V) is read with --min-score (and
@@ -24,9 +24,13 @@ Pose-estimator output (``--missing-joints fill``, the default; ``data_gen.missin
 NaN, 0 in every channel (unless --keep-zeros) or scored below --min-score is missing; frames with
 nobody are dropped, the bodies ranked by energy over their present joints times the share of frames
 they appear in, and each body's missing joints filled from its other frames.  The counts (the share of
-missing joints, frames with nobody, recordings whose centre joint is never found) are printed and
-saved in settings.json.  ``--missing-joints zero`` is the published converters' treatment: zeros are
-coordinates, the most energetic bodies kept as NTU's body selection keeps them, NaN is bad input.
+missing joints, frames with nobody, recordings whose centre joint is never found, recordings in which
+two people change places between frames) are printed and saved in settings.json.  Per-frame pose
+estimators list each frame's people in an order of their own; ``--track`` first reorders them so that
+each place follows one person (``data_gen.missing.track_people``), and a warning suggests it when most
+recordings of several people have two of them change places.  ``--missing-joints zero`` is the
+published converters' treatment: zeros are coordinates, the most energetic bodies kept as NTU's body
+selection keeps them, NaN is bad input.
 
 DIR becomes one processed folder (``DIR/{train,val}_{data_joint.npy,num_frame.npy,label.pkl}``,
 ``DIR/layout.json`` with the layout, the class count and the dataset name, ``DIR/settings.json``,
@@ -54,7 +58,7 @@ import sys
 
 import numpy as np
 
-from data_gen.missing import fill_missing, missing_summary, numeric_array, present_joints
+from data_gen.missing import fill_missing, missing_summary, numeric_array, present_joints, track_people
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
@@ -269,10 +273,20 @@ def derived_class_count(path, labels):
 
 
 def read_keypoint(
-    source, name, keypoint, layout, missing="fill", scores=None, min_score=None, zeros_missing=True, scale=1.0
+    source,
+    name,
+    keypoint,
+    layout,
+    missing="fill",
+    scores=None,
+    min_score=None,
+    zeros_missing=True,
+    scale=1.0,
+    track=False,
 ):
     """[(C x min(T, 300) x V x M float32, T)] of one annotation's ``keypoint`` (M' x T x V x C), divided
-    by ``scale`` (``--scale image``: the larger side of its image).
+    by ``scale`` (``--scale image``: the larger side of its image), each frame's people first reordered to
+    follow one person per place with ``track`` (``data_gen.missing.track_people``; filling only).
 
     With ``missing='fill'`` a joint that is NaN, or 0 in every channel (unless not ``zeros_missing``),
     or (with ``scores`` M' x T x V and ``min_score``) scored below it, is missing: the frames with nobody
@@ -298,6 +312,8 @@ def read_keypoint(
         scores = checked_scores(source, name, scores, keypoint.shape[:3]) if min_score is not None else None
         present = present_joints(bodies, scores, min_score, zeros_missing)  # M' x T x V
         bodies = np.where(np.isnan(bodies), 0.0, bodies)  # NaN: a missing joint; inf is still bad input
+        if track:
+            bodies, present = track_people(bodies, present)
     bad = first_bad_coordinate(bodies.reshape(-1, v * c))
     if bad is not None:
         millimetres = c == 3 and np.isfinite(bad[1])  # most often the unit: millimetres beyond 10 m
@@ -330,10 +346,20 @@ def checked_scores(source, name, scores, shape):
 
 
 def build_tasks(
-    path, parts, by_name, labels, layout, benchmark=BENCHMARK, missing="fill", min_score=None, zeros=True, scales=None
+    path,
+    parts,
+    by_name,
+    labels,
+    layout,
+    benchmark=BENCHMARK,
+    missing="fill",
+    min_score=None,
+    zeros=True,
+    scales=None,
+    track=False,
 ):
     """One Task per sample: the train part's in its split's order, then the val part's; `scales` (name:
-    divisor) scales their keypoints."""
+    divisor) scales their keypoints; `track` reorders each frame's people (`read_keypoint`)."""
 
     def scores(name):  # passed to the workers only when used
         return by_name[name].get("keypoint_score") if min_score is not None else None
@@ -356,6 +382,7 @@ def build_tasks(
                         min_score,
                         zeros,
                         (scales or {}).get(name, 1.0),
+                        track,
                     ),
                     samples=[Sample(name, labels[name], {benchmark: part})],
                 )
@@ -410,12 +437,23 @@ def main(argv=None):
         "recordings of different resolutions share one scale; none: keep the coordinates as stored "
         "(default: image for a 2-D layout when the recordings have an img_shape, else none)",
     )
+    parser.add_argument(
+        "--track",
+        action="store_true",
+        help="with --missing-joints fill, reorder each frame's people so that each place follows one person, "
+        "nearest to where it was last seen (for per-frame pose estimators, such as OpenPose, that list each "
+        "frame's people in an order of their own)",
+    )
     args = parse_conversion(parser, argv)
     if args.min_score is not None and not 0 <= args.min_score <= 1:
         parser.error(f"--min-score must be a score in [0, 1], found {args.min_score}")
-    for flag, given in (("--min-score", args.min_score is not None), ("--keep-zeros", args.keep_zeros)):
+    for flag, given in (
+        ("--min-score", args.min_score is not None),
+        ("--keep-zeros", args.keep_zeros),
+        ("--track", args.track),
+    ):
         if given and args.missing_joints != "fill":
-            parser.error(f"{flag} says which joints are missing, which only --missing-joints fill does anything with")
+            parser.error(f"{flag} goes with --missing-joints fill (zero keeps the published converters' treatment)")
     benchmark = PROTOCOL_FOLDERS[args.protocol] if args.protocol else BENCHMARK
     try:
         layout = get_layout(args.layout)
@@ -473,6 +511,7 @@ def main(argv=None):
         missing_joints=args.missing_joints,
         min_score=args.min_score,
         keep_zeros=args.keep_zeros,
+        track=args.track,
         scale="image" if sides else "none",
     )
     if args.scale == "image" and not sides:
@@ -501,6 +540,14 @@ def main(argv=None):
             LOW_SCORE if args.min_score is None else None,  # a hint: scored guesses of unseen joints
         )
         low = summary.pop("found_scored_below_percent", None)  # a hint, not a record of the folder
+        swapping, several = summary["people_change_places"], summary["recordings_with_several_people"]
+        if 2 * swapping > several and not args.track:
+            print(
+                f"warning: in {swapping} of the {several} recordings with several people, two of them change "
+                "places between consecutive frames, as when each frame lists its people in its own order "
+                "(per-frame pose estimators such as OpenPose do); the bodies kept would then mix people: "
+                "--track reorders each frame's people to follow each person"
+            )
         if low is not None and low > LOW_SCORE_PERCENT:
             print(
                 f"note: {low:.0f} % of the joints found score below {LOW_SCORE} in keypoint_score; an estimator "
@@ -533,6 +580,7 @@ def main(argv=None):
             args.min_score,
             not args.keep_zeros,
             sides,
+            args.track,
         ),
         args.out_folder,
         [benchmark],

@@ -2,8 +2,17 @@
 
 import numpy as np
 
-from data_gen.missing import fill_body, fill_missing, missing_summary, nearest_found, present_joints, rank_bodies
-from dataset.layouts import get_layout
+from data_gen.missing import (
+    change_places,
+    fill_body,
+    fill_missing,
+    missing_summary,
+    nearest_found,
+    present_joints,
+    rank_bodies,
+    track_people,
+)
+from dataset.layouts import Layout, get_layout
 
 # a 4-joint chain of 1-D coordinates: 0 (root) - 1 - 2, and 3 hanging off 0
 PARENTS = (0, 0, 1, 0)
@@ -120,6 +129,8 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
         "frames_without_anyone": 4,
         "centre_never_found": 0,
         "joints_never_found": [],  # joint d is missing in frame 2 only
+        "recordings_with_several_people": 0,
+        "people_change_places": 0,
     }
     never = good.copy()
     never[0, :, 1] = 0.0  # joint b in no frame
@@ -134,3 +145,45 @@ def test_the_summary_counts_what_filling_will_meet_and_leaves_bad_recordings_to_
     assert missing_summary([good], layout, [text], low_score=0.3)["found_scored_below_percent"] is None
     scores[0, 1, 0] = 0.3  # a score at the threshold is not below it
     assert missing_summary([good], layout, [scores], low_score=0.3)["found_scored_below_percent"] == round(100 / 7, 2)
+
+
+def _crossing_people():
+    """Two people of 3 joints in 2-D over 6 frames, A from x = 0 to the right, B from x = 5 to the left
+    (0.3 a frame each, never closer than 2), each frame listing them in an order of its own."""
+    t = np.arange(6)[:, None]
+    joints = np.array([[1.0, 1.0], [1.0, 2.0], [1.2, 1.5]])  # V x C (no joint at 0, which is missing)
+    a = joints + np.stack([0.3 * t, 0 * t], axis=-1)  # T x V x C
+    b = joints + np.stack([5 - 0.3 * t, 0 * t], axis=-1)
+    tracked = np.stack([a, b])  # 2 x T x V x C
+    swapped = np.array([False, True, True, False, True, False])
+    listed = tracked.copy()
+    listed[:, swapped] = tracked[::-1][:, swapped]
+    return tracked, listed
+
+
+def test_tracking_gives_each_place_one_person_nearest_first():
+    tracked, listed = _crossing_people()
+    bodies, present = track_people(listed, present_joints(listed))
+    np.testing.assert_array_equal(bodies, tracked)
+    assert present.all()
+    assert change_places(listed, present_joints(listed)) and not change_places(tracked, present_joints(tracked))
+    # a person who leaves keeps their place for their return; one who arrives takes a free place
+    three = np.zeros((3,) + tracked.shape[1:])
+    three[:2, [0, 1, 5]] = listed[:, [0, 1, 5]]
+    three[2, 2:4] = tracked[0, 2:4]  # frames 2, 3: B gone, A listed third
+    three[:, 4] = tracked[0, 4] + [20, 0], tracked[1, 4], tracked[0, 4]  # C arrives far off, listed first
+    bodies, present = track_people(three, present_joints(three))
+    np.testing.assert_array_equal(bodies[0], tracked[0])  # A throughout
+    np.testing.assert_array_equal(bodies[1, [0, 1, 4, 5]], tracked[1, [0, 1, 4, 5]])  # B where seen
+    assert not present[1, 2:4].any()  # and absent while gone
+    np.testing.assert_array_equal(bodies[2, 4], tracked[0, 4] + [20, 0])  # C in the free place
+    assert not present[2, [0, 1, 2, 3, 5]].any()
+
+
+def test_the_summary_counts_recordings_whose_people_change_places():
+    tracked, listed = _crossing_people()
+    alone = tracked.copy()
+    alone[1] = 0  # one person: nothing to swap
+    layout = Layout("three", ("a", "b", "c"), (0, 0, 0), 0, (), (), 1, channels=2, bodies=1)
+    summary = missing_summary([listed, tracked, alone], layout)
+    assert (summary["recordings_with_several_people"], summary["people_change_places"]) == (2, 1)

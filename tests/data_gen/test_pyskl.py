@@ -193,7 +193,9 @@ def test_a_low_score_makes_a_joint_missing(tmp_path, capsys):
     filled[1, 2] = (12, 30)  # halfway between (10, 30) and (14, 30)
     np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([filled], tri), atol=1e-5)
     err = _refused(capsys, path, str(tmp_path / "zero"), str(layout), "--min-score", "0.3", "--missing-joints", "zero")
-    assert "--min-score says which joints are missing" in err
+    assert "--min-score goes with --missing-joints fill (zero keeps the published converters' treatment)" in err
+    err = _refused(capsys, path, str(tmp_path / "zero"), str(layout), "--track", "--missing-joints", "zero")
+    assert "--track goes with --missing-joints fill" in err
     annotations[1]["keypoint_score"] = scores[:, :2]
     path = _pickle(tmp_path / "short.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
     with pytest.raises(SystemExit, match=r"sample 'b': --min-score needs a numeric \"keypoint_score\" of shape"):
@@ -719,6 +721,8 @@ def test_root_relative_data_is_named_and_kept_with_keep_zeros(tmp_path, capsys):
         "frames_without_anyone": 0,
         "centre_never_found": 2,
         "joints_never_found": ["root"],
+        "recordings_with_several_people": 0,
+        "people_change_places": 0,
     }
     _run(path, str(tmp_path / "kept"), str(layout), "--keep-zeros")
     assert "warning: the centre joint" not in capsys.readouterr().out
@@ -774,3 +778,37 @@ def test_a_person_who_enters_late_stays_in_step(tmp_path):
     held = late.copy()
     held[:2] = late[2]  # where it entered, until it entered
     np.testing.assert_allclose(load_splits(str(tmp_path / "out"))[0].data[0], _expected([actor, held], tri), atol=1e-5)
+
+
+def test_people_listed_in_each_frames_own_order_are_announced_and_tracked(tmp_path, capsys):
+    # A per-frame estimator's output: an actor waving about (600, 500) px and a still bystander at
+    # (1400, 500), each frame listing them in an order of its own; coco17 keeps one body.
+    rng = np.random.default_rng(0)
+    pose = rng.uniform(-60, 60, (17, 2))
+    annotations, straight = [], []
+    for i in range(10):
+        t = np.arange(20)[:, None, None]
+        actor = [600, 500] + pose + 40 * np.sin(t / 3 + i) * rng.uniform(0.5, 1, (17, 2))  # T x V x C
+        bystander = [1400, 500] + pose + rng.normal(0, 1, (20, 17, 2))
+        people = np.stack([actor, bystander]).astype(np.float32)
+        listed = people.copy()
+        swapped = rng.random(20) < 0.4
+        listed[:, swapped] = people[::-1][:, swapped]
+        straight.append(_annotation(f"r{i}", i % 2, list(people)))
+        annotations.append(_annotation(f"r{i}", i % 2, list(listed)))
+    split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+    _run(_pickle(tmp_path / "straight.pkl", straight, split), str(tmp_path / "straight"), "coco17")
+    assert "change places" not in capsys.readouterr().out
+    _run(_pickle(tmp_path / "listed.pkl", annotations, split), str(tmp_path / "listed"), "coco17")
+    assert "warning: in 10 of the 10 recordings with several people, two of them change places" in (
+        capsys.readouterr().out
+    )
+    _run(_pickle(tmp_path / "listed.pkl", annotations, split), str(tmp_path / "tracked"), "coco17", "--track")
+    assert "change places" not in capsys.readouterr().out
+    expected = load_splits(str(tmp_path / "straight"))
+    for name, different in (("tracked", False), ("listed", True)):
+        for got, want in zip(load_splits(str(tmp_path / name)), expected):
+            assert (not np.array_equal(got.data, want.data)) == different
+    with open(tmp_path / "tracked" / "settings.json") as f:
+        record = json.load(f)
+    assert record["track"] is True and record["missing"]["people_change_places"] == 10
