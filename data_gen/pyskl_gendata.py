@@ -170,7 +170,10 @@ def load_annotations(path):
     except OSError as exc:
         raise AnnotationError(f"--annotations {path}: {exc.strerror}") from None
     except ForbiddenPickleError as exc:
-        raise AnnotationError(f"{path}: refused: {exc}; nothing in it was run") from None
+        ragged = "; a list of arrays of different shapes (people or frames) becomes one: pad each keypoint to an "
+        ragged += "M x T x V x C array of numbers"
+        hint = ragged if "dtype object" in str(exc) else ""
+        raise AnnotationError(f"{path}: refused: {exc}; nothing in it was run{hint}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise AnnotationError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
     if (
@@ -520,6 +523,22 @@ def main(argv=None):
         print(
             "warning: no recording has an img_shape: the keypoints are kept as stored, so recordings of different "
             "resolutions keep different scales (--scale none says this is meant)"
+        )
+    frames_first = [n for n in names if numeric_array(by_name[n].get("keypoint"), 4)]
+    frames_first = [n for n in frames_first if by_name[n]["keypoint"].shape[0] > by_name[n]["keypoint"].shape[1]]
+    if 2 * len(frames_first) > len(names):
+        first = frames_first[0]
+        print(
+            f"warning: {len(frames_first)} of the {len(names)} recordings have more people than frames (the first: "
+            f"{first}, keypoint of shape {by_name[first]['keypoint'].shape}); keypoint is M x T x V x C, people "
+            "first: were they written frames first (np.swapaxes(keypoint, 0, 1) puts them right)?"
+        )
+    roots = [layout.joints[j] for j, parent in enumerate(layout.parents) if j == parent]
+    if len(roots) > 1:
+        print(
+            f"warning: layout {layout.name} has {len(roots)} roots, joints that are their own parent "
+            f"({', '.join(roots[:5])}{', …' if len(roots) > 5 else ''}), where a skeleton has one; parents are "
+            "0-based joint indices (written 1-based, many joints become roots and every bone is wrong)"
         )
     people = {n: _people(by_name[n]) for n in names}
     crowded = [(n, m) for n, m in people.items() if m > layout.bodies]

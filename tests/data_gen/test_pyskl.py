@@ -812,3 +812,46 @@ def test_people_listed_in_each_frames_own_order_are_announced_and_tracked(tmp_pa
     with open(tmp_path / "tracked" / "settings.json") as f:
         record = json.load(f)
     assert record["track"] is True and record["missing"]["people_change_places"] == 10
+
+
+def test_ragged_people_frames_first_and_a_one_based_layout_are_named(tmp_path, capsys):
+    annotations, split, _ = _ntu_set()
+    # ragged: two people of different lengths made into one numpy array (an object array)
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [np.ones((4, 25, 3), np.float32), np.ones((3, 25, 3), np.float32)]
+    annotations[0]["keypoint"] = ragged
+    path = _pickle(tmp_path / "ragged.pkl", annotations, split)
+    with pytest.raises(
+        SystemExit,
+        match="dtype object is not numeric or text; nothing in it was run; a list of "
+        "arrays of different shapes .people or frames. becomes one: pad each keypoint",
+    ):
+        _run(path, str(tmp_path / "ragged"), "ntu25")
+    # frames first: T x M x V x C passed as M x T x V x C
+    annotations, split, _ = _ntu_set()
+    _run(_pickle(tmp_path / "right.pkl", annotations, split), str(tmp_path / "right"), "ntu25")
+    assert "more people than frames" not in capsys.readouterr().out
+    for a in annotations:
+        a["keypoint"] = np.ascontiguousarray(np.swapaxes(a["keypoint"], 0, 1))
+        a["keypoint_score"] = np.ascontiguousarray(np.swapaxes(a["keypoint_score"], 0, 1))
+    _run(_pickle(tmp_path / "swapped.pkl", annotations, split), str(tmp_path / "swapped"), "ntu25")
+    printed = capsys.readouterr().out
+    n = len(split["xsub_train"]) + len(split["xsub_val"])  # the recordings the splits name
+    assert f"warning: {n} of the {n} recordings have more people than frames (the first: " in printed
+    assert "np.swapaxes(keypoint, 0, 1)" in printed
+    # a layout of several roots, as 1-based parents make
+    annotations, split, _ = _ntu_set()
+    one_based = tmp_path / "one_based.json"
+    record = json.loads(NTU25.to_json())
+    chain = [0] + list(range(24))  # joint j hangs from joint j - 1; written 1-based: [1, 1, 2, ..., 24]
+    record.update(name="ntu25_1", parents=[p + 1 for p in chain])
+    one_based.write_text(json.dumps(record))
+    _run(_pickle(tmp_path / "plain.pkl", annotations, split), str(tmp_path / "plain"), str(one_based))
+    printed = capsys.readouterr().out
+    roots = [j for j, p in enumerate(record["parents"]) if j == p]
+    assert (
+        len(roots) > 1
+        and f"warning: layout ntu25_1 has {len(roots)} roots, joints that are their own parent" in printed
+    )
+    _run(_pickle(tmp_path / "plain.pkl", annotations, split), str(tmp_path / "ntu"), "ntu25")
+    assert "roots" not in capsys.readouterr().out
