@@ -111,57 +111,75 @@ def fill_missing(bodies, present, parents, count):
     return kept, int(frames.sum())
 
 
+# How far one person may move between two frames in which it is seen, in its own sizes (the mean distance
+# of its joints from their mean): farther, a detection is taken for someone else. A walker at 30 frames a
+# second covers about a tenth of its size a frame; people listed in the wrong place are usually several
+# sizes away.
+REACH = 2.0
+
+
 def centres(bodies, present):
-    """B x T x C: each body's mean present joint in each frame (NaN where it is absent)."""
-    count = present.sum(axis=2, keepdims=True)  # B x T x 1
-    total = np.where(present[..., None], np.nan_to_num(bodies), 0.0).sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+    """(B x T x C, B x T): each body's mean present joint in each frame, and its size there, the mean
+    distance of its present joints from that mean (NaN where it is absent)."""
+    count = present.sum(axis=2)  # B x T
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        centre = np.where(present[..., None], np.nan_to_num(bodies), 0.0).sum(axis=2) / count[..., None]
+        spread = np.linalg.norm(np.nan_to_num(bodies) - centre[:, :, None], axis=-1)  # B x T x V
+        size = np.where(present, spread, 0.0).sum(axis=2) / count
+    return np.where(count[..., None] > 0, centre, np.nan), np.where(count > 0, size, np.nan)
 
 
 def change_places(bodies, present):
     """Whether two of the bodies (B x T x V x C, `present` B x T x V) change places between two consecutive
-    frames in which both are present: each nearer the other's previous position than its own, on the
-    sum of the two distances (the sign of per-frame detections listed in each frame's own order)."""
-    c = centres(bodies, present)  # B x T x C
-    for a in range(len(c)):
-        for b in range(a + 1, len(c)):
-            step = lambda x, y: np.linalg.norm(x[1:] - y[:-1], axis=-1)  # noqa: E731 (T - 1)
-            with np.errstate(invalid="ignore"):
-                if (step(c[a], c[b]) + step(c[b], c[a]) < step(c[a], c[a]) + step(c[b], c[b])).any():
+    frames in which both are present: each beyond reach of its own previous position (REACH times the
+    larger of the two bodies' sizes) and within reach of the other's. Per-frame detections listed in each
+    frame's own order do this; people who stay in their places, and noise near one of them, do not."""
+    c, size = centres(bodies, present)  # B x T x C, B x T
+    with np.errstate(invalid="ignore", over="ignore"):
+        for a in range(len(c)):
+            for b in range(a + 1, len(c)):
+                reach = REACH * np.fmax.reduce([size[a, 1:], size[a, :-1], size[b, 1:], size[b, :-1]])  # T - 1
+
+                def step(x, y):  # from y's position in one frame to x's in the next
+                    return np.linalg.norm(x[1:] - y[:-1], axis=-1)
+
+                crossed = (step(c[a], c[b]) <= reach) & (step(c[b], c[a]) <= reach)
+                if (crossed & (step(c[a], c[a]) > reach) & (step(c[b], c[b]) > reach)).any():
                     return True
     return False
 
 
 def track_people(bodies, present):
-    """(bodies, present) with each frame's people reordered so that each place follows one person: frame
-    by frame, the pairs of a place and a person present in the frame are taken nearest first (the
-    distance from the place's last seen position to the person's mean present joint); people left over
-    take the free places in their order. Per-frame pose estimators list each frame's people in an order
-    of their own; the body ranking and filling that follow need one person per place."""
+    """(bodies, present) with each frame's people reordered so that each place follows one person. Frame
+    by frame, the pairs of a place and a person present in the frame are taken nearest first (from where
+    the place's person was last seen to the person's mean present joint), each within reach (REACH times
+    the larger of the two sizes); a person left over takes a place never used before, else the nearest
+    free place. Per-frame pose estimators list each frame's people in an order of their own; the body
+    ranking and filling that follow need one person per place."""
     count, frames = present.shape[:2]
-    c = centres(bodies, present)  # B x T x C
+    c, size = centres(bodies, present)  # B x T x C, B x T
     last = np.full(c.shape[::2], np.nan)  # B x C: where each place's person was last seen
+    last_size = np.full(count, np.nan)
     order = np.empty((count, frames), dtype=np.int64)  # the body each place takes in each frame
     for t in range(frames):
         here = [b for b in range(count) if present[b, t].any()]
-        pairs = sorted(
-            (float(np.linalg.norm(c[b, t] - last[p])), p, b)
-            for p in range(count)
-            if np.isfinite(last[p]).all()
-            for b in here
-        )
+        used = [p for p in range(count) if np.isfinite(last[p]).all()]
+        distance = {(p, b): float(np.linalg.norm(c[b, t] - last[p])) for p in used for b in here}
+        pairs = sorted((d, p, b) for (p, b), d in distance.items() if d <= REACH * np.fmax(size[b, t], last_size[p]))
         row, taken = {}, set()
         for _, p, b in pairs:
             if p not in row and b not in taken:
                 row[p] = b
                 taken.add(b)
-        rest = [b for b in here if b not in taken] + [b for b in range(count) if b not in here]
-        row.update(zip([p for p in range(count) if p not in row], rest))
+        for b in [b for b in here if b not in taken]:
+            free = [p for p in range(count) if p not in row]
+            new = [p for p in free if p not in used]
+            row[new[0] if new else min(free, key=lambda p: distance[(p, b)])] = b
+        row.update(zip([p for p in range(count) if p not in row], [b for b in range(count) if b not in here]))
         for p, b in row.items():
             order[p, t] = b
             if b in here:
-                last[p] = c[b, t]
+                last[p], last_size[p] = c[b, t], size[b, t]
     frame = np.arange(frames)
     return bodies[order, frame], present[order, frame]
 
@@ -191,7 +209,8 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         scored = numeric_array(score, 3) and score.shape == keypoint.shape[:3]
         if score is not None and min_score is not None and not scored:
             continue  # the reader names it
-        present = present_joints(keypoint.astype(np.float64), score, min_score, zeros_missing)
+        bodies = keypoint.astype(np.float64)
+        present = present_joints(bodies, score, min_score, zeros_missing)
         if low_score is not None and scored:
             found += int(present.sum())
             low += int((present & (score < low_score)).sum())
@@ -204,7 +223,7 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
         ever |= present.any(axis=(0, 1))
         if (appears.sum(axis=0) > 1).any():
             several += 1
-            swapping += change_places(keypoint.astype(np.float64), present)
+            swapping += change_places(bodies, present)
     summary = {
         "recordings_with_anyone": anyone,
         "joints_missing_percent": round(100.0 * missing / total, 2) if total else 0.0,

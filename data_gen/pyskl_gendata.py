@@ -28,7 +28,7 @@ missing joints, frames with nobody, recordings whose centre joint is never found
 two people change places between frames) are printed and saved in settings.json.  Per-frame pose
 estimators list each frame's people in an order of their own; ``--track`` first reorders them so that
 each place follows one person (``data_gen.missing.track_people``), and a warning suggests it when most
-recordings of several people have two of them change places.  ``--missing-joints zero`` is the
+recordings of several people have two of them change places (``change_places``).  ``--missing-joints zero`` is the
 published converters' treatment: zeros are coordinates, the most energetic bodies kept as NTU's body
 selection keeps them, NaN is bad input.
 
@@ -170,8 +170,8 @@ def load_annotations(path):
     except OSError as exc:
         raise AnnotationError(f"--annotations {path}: {exc.strerror}") from None
     except ForbiddenPickleError as exc:
-        ragged = "; a list of arrays of different shapes (people or frames) becomes one: pad each keypoint to an "
-        ragged += "M x T x V x C array of numbers"
+        ragged = "; numpy makes one of a list of arrays of different shapes (people or frames of a keypoint): pad "
+        ragged += "them to one M x T x V x C array of numbers, and write a split as a list of names"
         hint = ragged if "dtype object" in str(exc) else ""
         raise AnnotationError(f"{path}: refused: {exc}; nothing in it was run{hint}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
@@ -525,7 +525,9 @@ def main(argv=None):
             "resolutions keep different scales (--scale none says this is meant)"
         )
     frames_first = [n for n in names if numeric_array(by_name[n].get("keypoint"), 4)]
-    frames_first = [n for n in frames_first if by_name[n]["keypoint"].shape[0] > by_name[n]["keypoint"].shape[1]]
+    frames_first = [  # more people than frames, and than the layout keeps: a short clip of a group is neither
+        n for n in frames_first if by_name[n]["keypoint"].shape[0] > max(by_name[n]["keypoint"].shape[1], layout.bodies)
+    ]
     if 2 * len(frames_first) > len(names):
         first = frames_first[0]
         print(
@@ -536,9 +538,9 @@ def main(argv=None):
     roots = [layout.joints[j] for j, parent in enumerate(layout.parents) if j == parent]
     if len(roots) > 1:
         print(
-            f"warning: layout {layout.name} has {len(roots)} roots, joints that are their own parent "
-            f"({', '.join(roots[:5])}{', …' if len(roots) > 5 else ''}), where a skeleton has one; parents are "
-            "0-based joint indices (written 1-based, many joints become roots and every bone is wrong)"
+            f"note: layout {layout.name} has {len(roots)} roots, joints that are their own parent "
+            f"({', '.join(roots[:5])}{', …' if len(roots) > 5 else ''}); the built-in layouts have one. Parents "
+            "are 0-based joint indices: written 1-based, several joints become roots and every bone is wrong"
         )
     people = {n: _people(by_name[n]) for n in names}
     crowded = [(n, m) for n, m in people.items() if m > layout.bodies]

@@ -187,3 +187,29 @@ def test_the_summary_counts_recordings_whose_people_change_places():
     layout = Layout("three", ("a", "b", "c"), (0, 0, 0), 0, (), (), 1, channels=2, bodies=1)
     summary = missing_summary([listed, tracked, alone], layout)
     assert (summary["recordings_with_several_people"], summary["people_change_places"]) == (2, 1)
+
+
+def test_tracking_leaves_people_in_order_where_they_are():
+    # the reviewer's cases, in order already: one who is missed while another arrives; one who leaves
+    # before another enters. A stranger beyond reach takes a place never used, not the missing one's.
+    tracked, _ = _crossing_people()
+    a, b = tracked[0, :4], tracked[1, :4] + [95, 0]  # B about 100 away
+    missed = np.zeros((2, 4) + tracked.shape[2:])
+    missed[0, [0, 2, 3]], missed[1, 1:] = a[[0, 2, 3]], b[1:]
+    leaving = np.zeros((2, 8) + tracked.shape[2:])
+    leaving[0, :4], leaving[1, 4:] = a, b
+    for bodies in (missed, leaving):
+        present = present_joints(bodies)
+        kept, kept_present = track_people(bodies, present)
+        np.testing.assert_array_equal(kept, bodies)
+        np.testing.assert_array_equal(kept_present, present)
+        assert not change_places(bodies, present)
+
+
+def test_a_second_detection_near_the_person_is_no_change_of_places():
+    tracked, listed = _crossing_people()
+    echo = tracked[[0]] + [0.5, 0] + np.random.default_rng(0).normal(0, 0.05, tracked[[0]].shape)  # beside A
+    bodies = np.concatenate([tracked[[0]], echo])
+    bodies[:, [1, 2, 4]] = bodies[::-1][:, [1, 2, 4]]  # listed either way round
+    assert not change_places(bodies, present_joints(bodies))
+    assert change_places(listed, present_joints(listed))
