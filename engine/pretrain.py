@@ -191,14 +191,14 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, 
         save_checkpoint(state, path)
 
 
-def read_resume(path, model, settings):
+def read_resume(path, model, settings, warn=True):
     """Read and check the checkpoint a run resumes from, before anything is written.
 
     Returns the checkpoint dict and a function restoring its RNG states (None without one). Raises
     CheckpointError naming the file when it lacks the published keys, was made for another layout or
     another run (its settings differ outside RESUME_MAY_CHANGE; released checkpoints, which hold none,
     are not compared), its weights do not fit the model, or its RNG entry is malformed. Warns when the
-    learning rate changes, or the checkpoint holds no optimizer state.
+    learning rate changes, or the checkpoint holds no optimizer state (with `warn`: one process of a run).
     """
     ckpt = read_checkpoint(path, need=("epoch", "state_dict"))
     trained_with_labels = evaluation_keys(ckpt)
@@ -227,14 +227,14 @@ def read_resume(path, model, settings):
                 "run (another output folder, no --resume) to change these"
             )
         change = learning_rate_change(before, to_dict(settings))
-        if change:
+        if change and warn:
             log.warning("--resume %s: %s", path, change)
     state = strip_module_prefix(ckpt["state_dict"])
     check_fits(path, state, unwrap(model).state_dict())
     ckpt["state_dict"] = state
     if "optimizer" in ckpt:  # SGD over model.parameters() (build_optimizer), in our order
         ckpt["optimizer"] = optimizer_state_for(path, ckpt["optimizer"], list(unwrap(model).named_parameters()))
-    else:
+    elif warn:
         log.warning("--resume %s holds no optimizer state: SGD's momentum starts again from zero", path)
     restore_rng = parse_rng_state(ckpt["rng"], path) if "rng" in ckpt else None
     return ckpt, restore_rng
@@ -333,7 +333,7 @@ def _prepare(settings, model, ctx):
     run = settings.run
     ckpt = restore_rng = claim = None
     if run.resume:
-        ckpt, restore_rng = read_resume(run.resume, model, settings)
+        ckpt, restore_rng = read_resume(run.resume, model, settings, warn=ctx.is_main)
     if ctx.is_main:
         claim = open_run_folder(
             run.checkpoint_path,

@@ -27,6 +27,7 @@ from options.parsing import (
     print_import_warnings,
     resolve_preset,
     resolve_protocol,
+    say,
     world_size_from_env,
 )
 from options.presets import (
@@ -288,12 +289,11 @@ def resolve(parser, args):
     if args.corrupted_joints is None:
         args.corrupted_joints = layout.corrupted_joints
     elif name == SMALL and "corrupted_joints" not in given and args.corrupted_joints != layout.corrupted_joints:
-        print(
+        say(
             f"note: the small-data preset corrupts {args.corrupted_joints} of the {layout.num_joints} joints "
             f"({SMALL_CORRUPTED_SHARE * 100:g} %), "
             f"not the {layout.corrupted_joints} of layout {layout.name!r} (the published presets' share); "
-            f"--corrupted-joints {layout.corrupted_joints} uses the layout's",
-            flush=True,
+            f"--corrupted-joints {layout.corrupted_joints} uses the layout's"
         )
     check_rules(parser, vars(args), RULES)
     global_batch = args.batch_size * world_size
@@ -327,13 +327,12 @@ def resolve(parser, args):
     if problems:
         parser.error("; ".join(problems))
     if "schedule" in given and args.cos:  # as in the published code, the cosine schedule has no milestones
-        print(
+        say(
             f"warning: --schedule {' '.join(map(str, args.schedule))} is not used: the learning rate follows the "
-            f"cosine schedule ({'--cos' if 'cos' in given else f'the {name} preset'}); --no-cos uses the milestones",
-            flush=True,
+            f"cosine schedule ({'--cos' if 'cos' in given else f'the {name} preset'}); --no-cos uses the milestones"
         )
     if args.amp and not device.startswith("cuda"):
-        print(f"warning: --amp applies to CUDA only; running {device} in float32", flush=True)
+        say(f"warning: --amp applies to CUDA only; running {device} in float32")
         args.amp = False
     resumed_in = os.path.dirname(os.path.abspath(args.resume)) if args.resume else ""
     if args.checkpoint_path is None and os.path.isfile(os.path.join(resumed_in, "settings.json")):

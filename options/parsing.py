@@ -204,11 +204,18 @@ def folder_benchmark(split):
     return split.protocol or folder_protocol(names[0]) or folder_protocol(names[1])  # as given, else linked
 
 
+def say(message):
+    """Print a note or warning of the settings' resolution once per run: every process of a torchrun
+    resolves the same settings, so only rank 0 prints."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, flush=True)
+
+
 def print_import_warnings(split):
     """Print the warnings of the import of `split`'s folder that still hold (`import_warnings`): a run
     that trains or evaluates on it repeats them, as an importer's may have scrolled by unread."""
     for warning in import_warnings(split.folder):
-        print(f"warning: {warning}", flush=True)
+        say(f"warning: {warning}")
 
 
 def resolve_protocol(parser, protocol, split):

@@ -494,7 +494,7 @@ class _PublishedBIGRU(torch.nn.Module):
         self.input_norm = torch.nn.BatchNorm1d(input_size)
 
 
-def test_resume_from_an_optimizer_state_written_in_the_published_module_order(data_dir, tmp_path):
+def test_resume_from_an_optimizer_state_written_in_the_published_module_order(data_dir, tmp_path, caplog):
     # An SGD state dict lists momentum buffers by parameter position; the published code's positions follow
     # its module order (encoders q, k, q_motion, ... each GRU, head, BatchNorm), not ours.
     settings, _ = settings_of(data_dir, tmp_path / "run", "--epochs", "2")
@@ -533,6 +533,13 @@ def test_resume_from_an_optimizer_state_written_in_the_published_module_order(da
     torch.save({"epoch": 1, "state_dict": model.state_dict(), "optimizer": bad}, path)
     with pytest.raises(CheckpointError, match="optimizer state's momentum buffers do not fit"):
         engine.read_resume(str(path), model, settings)
+    # Without an optimizer state: a warning, from the one process that warns (every rank reads the checkpoint).
+    torch.save({"epoch": 1, "state_dict": model.state_dict()}, path)
+    for warn in (False, True):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="engine.pretrain"):
+            engine.read_resume(str(path), model, settings, warn=warn)
+        assert ("holds no optimizer state" in caplog.text) == warn
 
 
 def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monkeypatch, capsys):
