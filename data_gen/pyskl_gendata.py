@@ -28,7 +28,10 @@ missing joints, frames with nobody, recordings whose centre joint is never found
 two people change places between frames) are printed and saved in settings.json.  Per-frame pose
 estimators list each frame's people in an order of their own; ``--track`` first reorders them so that
 each place follows one person (``data_gen.missing.track_people``), and a warning suggests it when most
-recordings of several people have two of them change places (``change_places``).  ``--missing-joints zero`` is the
+recordings of several people have two of them change places (``change_places``).  For 3-D data it warns
+when most recordings' z pair points down the data's y axis (OpenCV's camera frame, which 3-D lifters
+write: negate x and y) or a joint other than the centre lies at the origin throughout (root-relative
+data, whose root must be the centre): ``frame_signs``.  ``--missing-joints zero`` is the
 published converters' treatment: zeros are coordinates, the most energetic bodies kept as NTU's body
 selection keeps them, NaN is bad input.
 
@@ -334,6 +337,46 @@ def read_keypoint(
     return [(np.ascontiguousarray(data, dtype=np.float32), frames)]
 
 
+def frame_signs(names, by_name, layout, settings):
+    """Warn of two signs, each in most recordings, of 3-D data in a frame the normalisation does not
+    expect, and record their counts in `settings`: the layout's z pair (up the body) pointing down the
+    data's y axis (a camera frame with y down, OpenCV's: negate x and y, a half turn about the camera's
+    axis; the normalisation expects Kinect's, x to the sensor's left, y up, z away), and a joint other than
+    the centre at the origin in every frame (root-relative data: the published normalisation moves any
+    joint at exactly 0 onto the centre, so that joint must be the centre)."""
+    keypoints = [k for k in (by_name[n].get("keypoint") for n in names) if numeric_array(k, 4)]
+    keypoints = [k for k in keypoints if k.shape[2:] == (layout.num_joints, layout.channels) and k.shape[1]]
+    if layout.channels == 3 and layout.z_axis:
+        a, b = layout.z_axis
+        down = 0
+        for k in keypoints:
+            with np.errstate(invalid="ignore", over="ignore"):  # inf: the reader refuses it, naming the sample
+                v = (k[:, :, b].astype(np.float64) - k[:, :, a]).reshape(-1, 3)  # (M x T) x 3
+            v = v[np.isfinite(v).all(axis=1) & (k[:, :, b] != 0).any(axis=-1).ravel()]  # a may be a root at 0
+            v = v[np.linalg.norm(v, axis=1) > 0]
+            down += bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
+        settings["z_axis_along_minus_y"] = int(down)
+        if 2 * down > len(keypoints):
+            print(
+                f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
+                f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
+                "with y down (OpenCV's, which 3-D pose lifters write). The normalisation expects Kinect's (x to "
+                "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
+                "camera's axis; negating x alone would mirror the people)"
+            )
+    at_origin = np.zeros(layout.num_joints, dtype=np.int64)
+    for k in keypoints:
+        at_origin += (np.nan_to_num(k[0]) == 0).all(axis=(0, 2))  # V: the first body's joint is 0 throughout
+    lonely = np.flatnonzero(2 * at_origin > len(keypoints))  # a root at 0; several: joints never found
+    if len(lonely) == 1 and lonely[0] != layout.centre:
+        print(
+            f"warning: {layout.joints[lonely[0]]} lies at the origin in every frame of {at_origin[lonely[0]]} of the "
+            f"{len(keypoints)} recordings, as in root-relative data; the published normalisation moves a joint "
+            f"at exactly 0 onto the centre ({layout.joints[layout.centre]}), so make {layout.joints[lonely[0]]} "
+            "the layout's centre (and pass --keep-zeros)"
+        )
+
+
 def checked_scores(source, name, scores, shape):
     """The annotation's ``keypoint_score`` as an M x T x V array matching its keypoints (an error
     naming the sample otherwise)."""
@@ -542,6 +585,7 @@ def main(argv=None):
             f"({', '.join(roots[:5])}{', …' if len(roots) > 5 else ''}); the built-in layouts have one. Parents "
             "are 0-based joint indices: written 1-based, several joints become roots and every bone is wrong"
         )
+    frame_signs(names, by_name, layout, settings)
     people = {n: _people(by_name[n]) for n in names}
     crowded = [(n, m) for n, m in people.items() if m > layout.bodies]
     settings["more_people_than_layout_bodies"] = len(crowded)

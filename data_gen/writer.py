@@ -441,10 +441,11 @@ def convert(
             tqdm.write(
                 f"warning: {len(away)} of the {converted} samples had their {a} -> {b} vector turned more than 90 "
                 f"degrees onto +x by the normalisation (the first: {away[0]}): their coordinates are a mirror image "
-                f"of a sensor's (a left-handed frame: negate x before the import), the people face away from "
-                f"the sensor, or the layout's x_axis pair runs from right to left; any of these leaves many of them "
-                f"tilted or upside down "
-                f"(docs/small-data.md, '3-D coordinates in a left-handed frame')"
+                f"of a sensor's (a left-handed frame: negate x before the import), the data's y axis points down "
+                f"(a camera frame as OpenCV's, which 3-D pose lifters write: negate x and y), the people face away "
+                f"from the sensor, or the layout's x_axis pair runs from right to left; any of these leaves many of "
+                f"them tilted or upside down "
+                f"(docs/small-data.md, '3-D coordinates: the frame the normalisation expects')"
             )
         repeated = {b: repeated_samples(writers[(b, "train")], writers[(b, "val")]) for b in benchmarks}
         for b, pairs in repeated.items():

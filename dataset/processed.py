@@ -346,7 +346,10 @@ def load_splits(folder, num_class=None, mmap=True):
 # frame (data_gen.writer warns of it at the import; docs/small-data.md, "Your own skeleton: the layout").
 IMPORT_SIGNS = {
     "upside_down": ("stood upside down once normalised", "is the data's joint order the layout's?"),
-    "x_axis_turned_over_90": ("had their x-axis pair turned over 90 degrees", "a mirror image, or people facing away?"),
+    "x_axis_turned_over_90": (
+        "had their x-axis pair turned over 90 degrees",
+        "a mirror image, y pointing down, or people facing away?",
+    ),
 }
 
 

@@ -860,3 +860,39 @@ def test_ragged_people_frames_first_and_a_one_based_layout_are_named(tmp_path, c
     )
     _run(_pickle(tmp_path / "plain.pkl", annotations, split), str(tmp_path / "ntu"), "ntu25")
     assert "roots" not in capsys.readouterr().out
+
+
+def test_a_camera_frame_with_y_down_and_a_root_away_from_the_centre_are_named(tmp_path, capsys):
+    facing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1]  # kinect20 facing a Kinect (x to its left, y up, z away)
+    rng = np.random.default_rng(2)
+    kinect = [facing + [0, 0, 3] + rng.normal(0, 0.02, (8, 20, 3)) for _ in range(10)]
+    split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+
+    def folder(name, bodies, *flags):
+        annotations = [_annotation(f"r{i}", i % 2, [b.astype(np.float32)]) for i, b in enumerate(bodies)]
+        out = str(tmp_path / name)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, "kinect20", *flags)
+        with open(os.path.join(out, "settings.json")) as f:
+            return out, json.load(f), capsys.readouterr().out
+
+    _, record, printed = folder("kinect", kinect)
+    assert record["z_axis_along_minus_y"] == 0 and "points down the data's y axis" not in printed
+    opencv = [b * [-1, -1, 1] for b in kinect]  # x right, y down, z away: a half turn about z, not a mirror
+    _, record, printed = folder("opencv", opencv)
+    assert record["z_axis_along_minus_y"] == 10 and record["x_axis_turned_over_90"] == 10
+    assert (
+        "warning: in 10 of the 10 recordings the layout's z pair (hip centre -> spine), which points up the body, "
+        "points down the data's y axis" in printed
+    )
+    assert "negate x and y before the import" in printed and "the data's y axis points down" in printed
+    out, record, printed = folder("turned_back", [b * [-1, -1, 1] for b in opencv])
+    for got, want in zip(load_splits(out), load_splits(str(tmp_path / "kinect"))):
+        np.testing.assert_array_equal(got.data, want.data)
+    # root-relative at the hip centre, while kinect20 centres the spine
+    _, _, printed = folder("root", [b - b[:, :1] for b in kinect], "--keep-zeros")
+    assert (
+        "warning: hip centre lies at the origin in every frame of 10 of the 10 recordings, as in root-relative "
+        "data; the published normalisation moves a joint at exactly 0 onto the centre (spine), so make hip "
+        "centre the layout's centre" in printed
+    )
+    assert "lies at the origin" not in folder("plain", kinect)[2]
