@@ -364,10 +364,15 @@ def frame_signs(names, by_name, layout, settings):
                 "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
                 "camera's axis; negating x alone would mirror the people)"
             )
-    at_origin = np.zeros(layout.num_joints, dtype=np.int64)
+    at_origin = np.zeros(layout.num_joints, dtype=np.int64)  # recordings whose root is each joint
     for k in keypoints:
-        at_origin += (np.nan_to_num(k[0]) == 0).all(axis=(0, 2))  # V: the first body's joint is 0 throughout
-    lonely = np.flatnonzero(2 * at_origin > len(keypoints))  # a root at 0; several: joints never found
+        body = np.nan_to_num(k[0].astype(np.float64))  # T x V x C, the first body
+        zero = (body == 0).all(axis=(0, 2))  # V: at 0 throughout
+        others = body[:, ~zero]  # T x V' x C
+        # a root: the one joint at 0, amid the others (a joint never found lies at a camera's origin, away)
+        if zero.sum() == 1 and others.size and ((others.min(1) <= 0) & (others.max(1) >= 0)).all(1).mean() > 0.5:
+            at_origin += zero
+    lonely = np.flatnonzero(2 * at_origin > len(keypoints))
     if len(lonely) == 1 and lonely[0] != layout.centre:
         print(
             f"warning: {layout.joints[lonely[0]]} lies at the origin in every frame of {at_origin[lonely[0]]} of the "

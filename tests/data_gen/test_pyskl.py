@@ -896,3 +896,14 @@ def test_a_camera_frame_with_y_down_and_a_root_away_from_the_centre_are_named(tm
         "centre the layout's centre" in printed
     )
     assert "lies at the origin" not in folder("plain", kinect)[2]
+
+
+def test_a_joint_never_found_in_camera_coordinates_is_not_taken_for_a_root(tmp_path, capsys):
+    facing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1] + [0, 0, 3]  # 3 m in front of the camera
+    bodies = [facing + np.random.default_rng(i).normal(0, 0.02, (8, 20, 3)) for i in range(10)]
+    for b in bodies:
+        b[:, 7] = 0  # the left hand never found
+    annotations = [_annotation(f"r{i}", i % 2, [b.astype(np.float32)]) for i, b in enumerate(bodies)]
+    split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+    _run(_pickle(tmp_path / "hand.pkl", annotations, split), str(tmp_path / "hand"), "kinect20")
+    assert "lies at the origin" not in capsys.readouterr().out
