@@ -58,6 +58,7 @@ import numbers
 import os
 import pickle
 import sys
+import warnings
 
 import numpy as np
 
@@ -338,47 +339,49 @@ def read_keypoint(
 
 
 def frame_signs(names, by_name, layout, settings):
-    """Warn of two signs, each in most recordings, of 3-D data in a frame the normalisation does not
-    expect, and record their counts in `settings`: the layout's z pair (up the body) pointing down the
-    data's y axis (a camera frame with y down, OpenCV's: negate x and y, a half turn about the camera's
-    axis; the normalisation expects Kinect's, x to the sensor's left, y up, z away), and a joint other than
-    the centre at the origin in every frame (root-relative data: the published normalisation moves any
-    joint at exactly 0 onto the centre, so that joint must be the centre)."""
+    """For a 3-D layout, warn of two signs, each in most recordings, of data in a frame the normalisation
+    does not expect, and record the first's count in `settings`: the layout's z pair (up the body)
+    pointing down the data's y axis (a camera frame with y down, OpenCV's: negate x and y, a half turn
+    about the camera's axis; the normalisation expects Kinect's, x to the sensor's left, y up, z away),
+    and one joint other than the centre at the origin in every frame, amid the others (root-relative
+    data: the published normalisation moves any joint at exactly 0 onto the centre, so that joint must
+    be the centre). NaN joints (missing) count as neither."""
+    if layout.channels != 3 or not layout.z_axis:
+        return
     keypoints = [k for k in (by_name[n].get("keypoint") for n in names) if numeric_array(k, 4)]
-    keypoints = [k for k in keypoints if k.shape[2:] == (layout.num_joints, layout.channels) and k.shape[1]]
-    if layout.channels == 3 and layout.z_axis:
-        a, b = layout.z_axis
-        down = 0
-        for k in keypoints:
-            with np.errstate(invalid="ignore", over="ignore"):  # inf: the reader refuses it, naming the sample
-                v = (k[:, :, b].astype(np.float64) - k[:, :, a]).reshape(-1, 3)  # (M x T) x 3
-            v = v[np.isfinite(v).all(axis=1) & (k[:, :, b] != 0).any(axis=-1).ravel()]  # a may be a root at 0
-            v = v[np.linalg.norm(v, axis=1) > 0]
-            down += bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
-        settings["z_axis_along_minus_y"] = int(down)
-        if 2 * down > len(keypoints):
-            print(
-                f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
-                f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
-                "with y down (OpenCV's, which 3-D pose lifters write). The normalisation expects Kinect's (x to "
-                "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
-                "camera's axis; negating x alone would mirror the people)"
-            )
+    keypoints = [k for k in keypoints if k.shape[2:] == (layout.num_joints, 3) and k.shape[0] and k.shape[1]]
+    a, b = layout.z_axis
+    down = 0
     at_origin = np.zeros(layout.num_joints, dtype=np.int64)  # recordings whose root is each joint
-    for k in keypoints:
-        body = np.nan_to_num(k[0].astype(np.float64))  # T x V x C, the first body
-        zero = (body == 0).all(axis=(0, 2))  # V: at 0 throughout
-        others = body[:, ~zero]  # T x V' x C
-        # a root: the one joint at 0, amid the others (a joint never found lies at a camera's origin, away)
-        if zero.sum() == 1 and others.size and ((others.min(1) <= 0) & (others.max(1) >= 0)).all(1).mean() > 0.5:
-            at_origin += zero
+    with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():  # inf: the reader names it
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        for k in keypoints:
+            k = k.astype(np.float64)
+            v = (k[:, :, b] - k[:, :, a]).reshape(-1, 3)  # (M x T) x 3; either joint may be a root at 0
+            v = v[np.isfinite(v).all(axis=1) & (np.linalg.norm(v, axis=1) > 0)]
+            down += bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
+            zero = (k[0] == 0).all(axis=(0, 2))  # V: the first body's joint at 0 throughout (NaN is not 0)
+            others = k[0][:, ~zero]  # T x V' x C
+            # a root: the one joint at 0, amid the others (a joint never found lies at a camera's origin, away)
+            amid = (np.nanmin(others, axis=1) <= 0) & (np.nanmax(others, axis=1) >= 0) if others.size else None
+            if zero.sum() == 1 and amid is not None and amid.all(axis=1).mean() > 0.5:
+                at_origin += zero
+    settings["z_axis_along_minus_y"] = int(down)
+    if 2 * down > len(keypoints):
+        print(
+            f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
+            f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
+            "with y down (OpenCV's, which 3-D pose lifters write). The normalisation expects Kinect's (x to "
+            "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
+            "camera's axis; negating x alone would mirror the people)"
+        )
     lonely = np.flatnonzero(2 * at_origin > len(keypoints))
     if len(lonely) == 1 and lonely[0] != layout.centre:
+        root = layout.joints[lonely[0]]
         print(
-            f"warning: {layout.joints[lonely[0]]} lies at the origin in every frame of {at_origin[lonely[0]]} of the "
-            f"{len(keypoints)} recordings, as in root-relative data; the published normalisation moves a joint "
-            f"at exactly 0 onto the centre ({layout.joints[layout.centre]}), so make {layout.joints[lonely[0]]} "
-            "the layout's centre (and pass --keep-zeros)"
+            f"warning: {root} lies at the origin in every frame of {at_origin[lonely[0]]} of the {len(keypoints)} "
+            f"recordings, as in root-relative data; the published normalisation moves a joint at exactly 0 onto "
+            f"the centre ({layout.joints[layout.centre]}), so make {root} the layout's centre (and pass --keep-zeros)"
         )
 
 

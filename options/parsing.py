@@ -207,7 +207,11 @@ def folder_benchmark(split):
 def say(message):
     """Print a note or warning of the settings' resolution once per run: every process of a torchrun
     resolves the same settings, so only rank 0 prints."""
-    if os.environ.get("RANK", "0") == "0":
+    try:
+        rank = int(os.environ.get("RANK") or 0)  # as engine.distributed reads it (a bad value fails there)
+    except ValueError:
+        rank = 0
+    if rank == 0:
         print(message, flush=True)
 
 

@@ -907,3 +907,38 @@ def test_a_joint_never_found_in_camera_coordinates_is_not_taken_for_a_root(tmp_p
     split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
     _run(_pickle(tmp_path / "hand.pkl", annotations, split), str(tmp_path / "hand"), "kinect20")
     assert "lies at the origin" not in capsys.readouterr().out
+
+
+def test_the_frame_checks_meet_empty_recordings_nan_joints_other_roots_and_2d(tmp_path, capsys):
+    facing = REST_POSE[UCLA_JOINTS] * [-1, 1, 1]  # kinect20 facing a Kinect
+    kinect = [facing + [0, 0, 3] + np.random.default_rng(i).normal(0, 0.02, (8, 20, 3)) for i in range(10)]
+    split = {"xsub_train": [f"r{i}" for i in range(8)], "xsub_val": ["r8", "r9"]}
+
+    def folder(name, bodies, layout="kinect20", *flags):
+        annotations = [_annotation(f"r{i}", i % 2, list(b[None].astype(np.float32))) for i, b in enumerate(bodies)]
+        annotations[0]["keypoint"] = np.zeros((0,) + bodies[0].shape, np.float32)  # nobody found in r0
+        annotations[0]["keypoint_score"] = np.zeros((0,) + bodies[0].shape[:2], np.float32)
+        out = str(tmp_path / name)
+        _run(_pickle(tmp_path / f"{name}.pkl", annotations, split), out, layout, *flags)
+        with open(os.path.join(out, "settings.json")) as f:
+            return json.load(f), capsys.readouterr().out
+
+    # root-relative at the spine (the top of kinect20's z pair) in OpenCV's frame, two joints NaN
+    lifted = [(b - b[:, 1:2]) * [-1, -1, 1] for b in kinect]
+    for b in lifted:
+        b[:, [7, 11]] = np.nan
+    record, printed = folder("spine", lifted, "kinect20", "--keep-zeros")
+    assert record["skipped"] == 1 and record["z_axis_along_minus_y"] == 9  # r0 held nobody
+    assert "points down the data's y axis" in printed and "lies at the origin" not in printed  # spine: the centre
+    # root-relative at the hip centre, two joints NaN: still the hip centre's warning
+    record, printed = folder("hips", [(b - b[:, :1]) for b in lifted], "kinect20", "--keep-zeros")
+    assert "warning: hip centre lies at the origin in every frame of 9 of the 9 recordings" in printed
+    # 2-D: neither check (a joint never found at 0 is no root, and 2-D has no z pair)
+    flat = [b[..., :2] * 300 for b in kinect]
+    for b in flat:
+        b[:, 7] = 0
+    layout = tmp_path / "kinect20_2d.json"
+    record2d = dict(json.loads(KINECT20.to_json()), name="kinect20_2d", channels=2, z_axis=[], x_axis=[])
+    layout.write_text(json.dumps(record2d))
+    record, printed = folder("flat", flat, str(layout), "--scale", "none")
+    assert "z_axis_along_minus_y" not in record and "lies at the origin" not in printed
