@@ -139,14 +139,15 @@ def change_places(bodies, present):
         for a in range(len(c)):
             for b in range(a + 1, len(c)):
                 reach = REACH * np.fmax.reduce([size[a, 1:], size[a, :-1], size[b, 1:], size[b, :-1]])  # T - 1
-
-                def step(x, y):  # from y's position in one frame to x's in the next
-                    return np.linalg.norm(x[1:] - y[:-1], axis=-1)
-
-                crossed = (step(c[a], c[b]) <= reach) & (step(c[b], c[a]) <= reach)
-                if (crossed & (step(c[a], c[a]) > reach) & (step(c[b], c[b]) > reach)).any():
+                crossed = (_step(c[a], c[b]) <= reach) & (_step(c[b], c[a]) <= reach)
+                if (crossed & (_step(c[a], c[a]) > reach) & (_step(c[b], c[b]) > reach)).any():
                     return True
     return False
+
+
+def _step(x, y):
+    """T - 1: the distance from y's position in each frame to x's in the next (x, y: T x C)."""
+    return np.linalg.norm(x[1:] - y[:-1], axis=-1)
 
 
 def track_people(bodies, present):
@@ -190,6 +191,12 @@ def numeric_array(value, ndim):
     return isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim == ndim
 
 
+def fits(keypoint, layout):
+    """Whether `keypoint` is a numeric M x T x V x C array of the layout's joints and channels (the reader
+    names any other)."""
+    return numeric_array(keypoint, 4) and keypoint.shape[2:] == (layout.num_joints, layout.channels)
+
+
 def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missing=True, low_score=None):
     """What filling will do to `keypoints` (a list of B x T x V x C arrays; `scores` a list of B x T x V or
     None, used to find joints with `min_score`): {'recordings_with_anyone', 'joints_missing_percent': of
@@ -203,7 +210,7 @@ def missing_summary(keypoints, layout, scores=None, min_score=None, zeros_missin
     missing = total = empty = centreless = anyone = found = low = several = swapping = 0
     ever = np.zeros(layout.num_joints, dtype=bool)  # V: found in some frame of some recording
     for i, keypoint in enumerate(keypoints):
-        if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (layout.num_joints, layout.channels):
+        if not fits(keypoint, layout):
             continue  # the reader names it
         score = None if scores is None else scores[i]
         scored = numeric_array(score, 3) and score.shape == keypoint.shape[:3]

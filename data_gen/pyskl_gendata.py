@@ -62,7 +62,7 @@ import warnings
 
 import numpy as np
 
-from data_gen.missing import fill_missing, missing_summary, numeric_array, present_joints, track_people
+from data_gen.missing import fill_missing, fits, missing_summary, numeric_array, present_joints, track_people
 from data_gen.ntu_reader import MAX_COORDINATE, SkeletonFileError, first_bad_coordinate, select_bodies
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS, PROTOCOL_FOLDERS
@@ -348,8 +348,9 @@ def frame_signs(names, by_name, layout, settings):
     be the centre). NaN joints (missing) count as neither."""
     if layout.channels != 3 or not layout.z_axis:
         return
-    keypoints = [k for k in (by_name[n].get("keypoint") for n in names) if numeric_array(k, 4)]
-    keypoints = [k for k in keypoints if k.shape[2:] == (layout.num_joints, 3) and k.shape[0] and k.shape[1]]
+    keypoints = [
+        k for k in (by_name[n].get("keypoint") for n in names) if fits(k, layout) and k.shape[0] and k.shape[1]
+    ]
     a, b = layout.z_axis
     down = 0
     at_origin = np.zeros(layout.num_joints, dtype=np.int64)  # recordings whose root is each joint
@@ -575,15 +576,14 @@ def main(argv=None):
             "warning: no recording has an img_shape: the keypoints are kept as stored, so recordings of different "
             "resolutions keep different scales (--scale none says this is meant)"
         )
-    frames_first = [n for n in names if numeric_array(by_name[n].get("keypoint"), 4)]
-    frames_first = [  # more people than frames, and than the layout keeps: a short clip of a group is neither
-        n for n in frames_first if by_name[n]["keypoint"].shape[0] > max(by_name[n]["keypoint"].shape[1], layout.bodies)
-    ]
+    shapes = {n: by_name[n]["keypoint"].shape for n in names if numeric_array(by_name[n].get("keypoint"), 4)}
+    # more people than frames, and than the layout keeps (a short clip of a group the layout keeps is neither)
+    frames_first = [n for n, shape in shapes.items() if shape[0] > max(shape[1], layout.bodies)]
     if 2 * len(frames_first) > len(names):
         first = frames_first[0]
         print(
             f"warning: {len(frames_first)} of the {len(names)} recordings have more people than frames (the first: "
-            f"{first}, keypoint of shape {by_name[first]['keypoint'].shape}); keypoint is M x T x V x C, people "
+            f"{first}, keypoint of shape {shapes[first]}); keypoint is M x T x V x C, people "
             "first: were they written frames first (np.swapaxes(keypoint, 0, 1) puts them right)?"
         )
     roots = [layout.joints[j] for j, parent in enumerate(layout.parents) if j == parent]

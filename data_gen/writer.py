@@ -330,6 +330,7 @@ def convert(
             f"{problem}, which this conversion of {dataset} would replace: choose another "
             "--out-folder, or remove that one first"
         )
+    earlier = sorted(f for f in set(folder_of.values()) if os.path.isfile(split_paths(f, "train")[0]))
     for folder in set(folder_of.values()) - {out_folder}:
         with no_space_error(folder):
             os.makedirs(folder, exist_ok=True)
@@ -516,6 +517,8 @@ def convert(
             pool.terminate()
             pool.join()
         claim.release()
+    for folder in earlier:  # as the published converters do, but said
+        print(f"note: {folder} held an earlier conversion, which this one replaced")
     return summary
 
 
@@ -640,8 +643,6 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
     )
     for key, value in settings.items():
         print(f"{key}: {value}")
-    folders = [os.path.join(out_folder, b) for b in benchmarks] if options.get("subfolders", True) else [out_folder]
-    earlier = [folder for folder in folders if os.path.isfile(split_paths(folder, "train")[0])]
     try:
         summary = convert(
             tasks,
@@ -665,8 +666,6 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
         raise SystemExit(130) from None
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
-    for folder in earlier:  # as the published converters do, but said
-        print(f"note: {folder} held an earlier conversion, which this one replaced")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
     if options.get("subfolders", True):
         for name in stale_benchmarks(out_folder, benchmarks):
