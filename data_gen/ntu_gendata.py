@@ -52,7 +52,8 @@ def list_samples(data_path, dataset, ignored=frozenset(), skip_bad=False):
     samples = [name for name, _ in kept if name not in ignored]
     if not samples:
         why = "outside --ignored-sample-path" if kept else f"named as NTU's ({len(skipped)} skipped)"
-        raise SystemExit(f"error: no NTU .skeleton files in {data_path} {why}")
+        own = "" if kept else "; recordings of your own go through a pyskl pickle (docs/small-data.md)"
+        raise SystemExit(f"error: no NTU .skeleton files in {data_path} {why}{own}")
     return samples, skipped
 
 

@@ -72,7 +72,8 @@ def parse_name(name):
     if match is None:
         raise ValueError(
             f"{name!r} is not an NTU RGB+D sample file name; expected SsssCcccPpppRrrrAaaa.skeleton "
-            f"(e.g. S001C002P003R002A013.skeleton)"
+            f"(e.g. S001C002P003R002A013.skeleton); recordings of your own in this format go through a pyskl "
+            f"pickle (docs/small-data.md, 'Kinect v2 recordings of your own')"
         )
     return tuple(int(g) for g in match.groups())
 

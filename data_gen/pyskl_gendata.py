@@ -274,7 +274,13 @@ def derived_class_count(path, labels):
         )
     empty = num_class - len(set(labels.values()))
     if empty:
-        hint = "" if 0 in labels.values() else "; label 0 has none: labels here count from 0, are yours from 1?"
+        hint = (
+            ""
+            if 0 in labels.values()
+            else (
+                "; label 0 has none: labels here count from 0, are yours from 1? (subtract 1 before writing the pickle)"
+            )
+        )
         print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample{hint}")
     return num_class
 
@@ -600,8 +606,9 @@ def main(argv=None):
     if crowded:
         print(
             f"warning: {len(crowded)} recording(s) hold more people than the layout's {layout.bodies} "
-            f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept. For actions of several "
-            f"people, use a layout with more bodies (a JSON copy of {layout.name} with its 'bodies' raised)"
+            f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept (a Kinect's extra bodies "
+            f"are mostly noise). For actions of more people, use a layout with more bodies (a JSON copy of "
+            f"{layout.name} with its 'bodies' raised)"
         )
     if args.missing_joints == "fill":
         settings["missing"] = summary = missing_summary(
