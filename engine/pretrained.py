@@ -162,6 +162,7 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
         pretrain_data_dir=recorded.get("data_dir"),
         pretrain_fingerprint=recorded.get("fingerprint"),  # of the training part it learnt from
         cmd_weight=recorded.get("cmd_weight"),
+        pretrain_preset=recorded.get("preset"),
         view_frames=recorded.get("view_frames", PUBLISHED_VIEWS["view_frames"]),
         min_crop_frames=recorded.get("min_crop_frames", PUBLISHED_VIEWS["min_crop_frames"]),
         mlp=any(k.endswith("encoder_q.fc.0.weight") for k in raw),

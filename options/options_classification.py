@@ -49,7 +49,7 @@ from options.parsing import (
     resolve_preset,
     resolve_protocol,
 )
-from options.presets import DEFAULT_DATASET, PRESET_NAMES
+from options.presets import DEFAULT_DATASET, PRESET_NAMES, SMALL
 from options.presets import preset as preset_values
 from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
 
@@ -480,6 +480,14 @@ def eval_settings(parser, args, preset, train, info):
         print(
             f"note: the encoder was pretrained on the training part of the {info['pretrain_protocol']} benchmark of "
             f"{evaluated_on}, which may hold the recordings this {args.protocol} evaluation validates on",
+            flush=True,
+        )
+    trained = info.get("pretrain_preset")
+    if trained and (trained == SMALL) != (preset == SMALL):  # a folder of NTU's, say, pretrained with --preset small
+        print(
+            f"note: {args.pretrained} was pretrained with the {trained} preset; this evaluation takes its folder's, "
+            f"{preset} ({'the logistic probe' if preset == SMALL else 'the published SGD probe'}): --preset {trained} "
+            "evaluates it as that preset does",
             flush=True,
         )
     data, learnt = common["data"], info.get("pretrain_fingerprint")

@@ -569,3 +569,21 @@ def test_the_resolution_notes_are_printed_by_one_process_of_a_torchrun(small_fol
         out = capsys.readouterr().out
         assert ("note: the small-data preset corrupts 4 of the 25 joints" in out) == printed
         assert ("warning: --amp applies to CUDA only" in out) == printed
+
+
+def test_an_encoder_pretrained_with_the_other_kind_of_preset_is_noted(folder, released, tmp_path, capsys):
+    import torch
+
+    ckpt = torch.load(released, weights_only=False)
+    for trained, argv, said in (
+        ("small", [], True),  # NTU's folder: the published probe, where the pretraining took the small-data preset
+        ("small", ["--preset", "small"], False),
+        ("ntu60", [], False),
+        (None, [], False),  # a released checkpoint records no preset
+    ):
+        path = tmp_path / f"{trained}.pth.tar"
+        torch.save(dict(ckpt, settings={"preset": trained}) if trained else ckpt, path)
+        _classification(folder, "--pretrained", str(path), *argv)
+        out = capsys.readouterr().out
+        note = f"note: {path} was pretrained with the small preset; this evaluation takes its folder's, ntu60"
+        assert (note in out) == said and ("--preset small evaluates it as that preset does" in out) == said
