@@ -274,13 +274,10 @@ def derived_class_count(path, labels):
         )
     empty = num_class - len(set(labels.values()))
     if empty:
-        hint = (
-            ""
-            if 0 in labels.values()
-            else (
-                "; label 0 has none: labels here count from 0, are yours from 1? (subtract 1 before writing the pickle)"
-            )
+        one_based = (
+            "; label 0 has none: labels here count from 0, are yours from 1? (subtract 1 before writing the pickle)"
         )
+        hint = "" if 0 in labels.values() else one_based
         print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample{hint}")
     return num_class
 
