@@ -321,7 +321,7 @@ def prepare_evaluation(parser, args):
     train, val = open_data(parser, args)
     preset, random_views = choose_preset(parser, args, train)
     model, info = downstream_model(
-        args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers, random_views
+        args.pretrained, train.num_class, train.layout, args.hidden_size, args.num_layers, random_views, train.folder
     )
     settings = eval_settings(parser, args, preset, train, info)
     trained = np.asarray(train.labels)

@@ -212,7 +212,8 @@ def read_resume(path, model, settings, warn=True):
     if recorded != layout:
         raise CheckpointError(
             f"--resume {path}: the checkpoint was trained on skeletons of layout {recorded.name!r}, "
-            f"the data folder holds layout {layout.name!r}; they differ in {recorded.differences(layout)}"
+            f"the data folder {settings.data.data_dir} holds layout {layout.name!r}; they differ in "
+            f"{recorded.differences(layout)}"
         )
     before = recorded_settings(ckpt)
     if before is not None:

@@ -103,11 +103,12 @@ def checkpoint_layout(checkpoint, path):
         raise CheckpointError(f"checkpoint {path}: unreadable layout record ({exc})") from None
 
 
-def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
+def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, folder=None):
     """A ThreeStreamClassifier holding the query encoders of checkpoint `path` and fresh classifiers.
 
-    `layout` is the skeleton layout of the data the model will see; it, and `hidden_size`/`num_layers`
-    when given, must match the checkpoint (CheckpointError naming both otherwise). Returns (model, info):
+    `layout` is the skeleton layout of the data the model will see (that of data folder `folder`, named
+    in errors when given); it, and `hidden_size`/`num_layers` when given, must match the checkpoint
+    (CheckpointError naming both otherwise). Returns (model, info):
     info describes the checkpoint (sizes, epoch, head type, format, the dataset and views it was
     pretrained with).
     """
@@ -124,17 +125,18 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     pretrained_on = checkpoint_layout(checkpoint, path)
     unused = ("z_axis", "x_axis") if layout.channels == pretrained_on.channels == 2 else ()  # not rotated
     differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES + unused)
+    data = f"data folder {folder}" if folder else "data folder"
     if differ:
         raise CheckpointError(
             f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
-            f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the data "
-            f"folder holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
+            f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the {data} "
+            f"holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
             f"differ in {differ}"
         )
     if sizes["input_size"] != layout.input_size:
         raise CheckpointError(
-            f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the data "
-            f"folder's layout {layout.name!r} gives {layout.input_size} features per frame"
+            f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the {data}'s "
+            f"layout {layout.name!r} gives {layout.input_size} features per frame"
         )
     recorded = flatten(recorded_settings(checkpoint) or {})
     for name, wanted in (
@@ -174,12 +176,12 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None):
     return model, info
 
 
-def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers=None, views=None):
-    """The model of an evaluation run: `load_pretrained(pretrained, …)`, or, when `pretrained` is empty,
+def downstream_model(pretrained, num_class, layout, hidden_size=None, num_layers=None, views=None, folder=None):
+    """The model of an evaluation run: `load_pretrained(pretrained, …, folder=folder)`, or, when `pretrained` is empty,
     randomly initialised encoders of the given sizes (a baseline) whose info records `views`
     ({'view_frames', 'min_crop_frames'}; the published 64 / 64 when None)."""
     if pretrained:
-        return load_pretrained(pretrained, num_class, layout, hidden_size, num_layers)
+        return load_pretrained(pretrained, num_class, layout, hidden_size, num_layers, folder)
     model = build_classifier(num_class, int(hidden_size), int(num_layers), layout)
     return model, dict(
         path=None,

@@ -484,8 +484,9 @@ def eval_settings(parser, args, preset, train, info):
         )
     trained = info.get("pretrain_preset")
     if trained and (trained == SMALL) != (preset == SMALL):  # a folder of NTU's, say, pretrained with --preset small
+        taken = "the one --preset names" if args.preset else "its folder's"
         print(
-            f"note: {args.pretrained} was pretrained with the {trained} preset; this evaluation takes its folder's, "
+            f"note: {args.pretrained} was pretrained with the {trained} preset; this evaluation takes {taken}, "
             f"{preset} ({'the logistic probe' if preset == SMALL else 'the published SGD probe'}): --preset {trained} "
             "evaluates it as that preset does",
             flush=True,

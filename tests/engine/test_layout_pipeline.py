@@ -3,6 +3,7 @@ kNN and linear evaluation with nothing but --data-dir; checkpoints refuse folder
 
 import json
 import os
+import re
 
 import pytest
 
@@ -109,14 +110,16 @@ def test_a_checkpoint_refuses_a_folder_of_another_layout(kinect, tmp_path, proce
     )
     err = capsys.readouterr().err
     assert err.startswith("knn_eval.py: error: ")
-    assert "pretrained on skeletons of layout 'kinect20'" in err and "holds layout 'ntu25'" in err
+    assert "pretrained on skeletons of layout 'kinect20'" in err
+    assert f"but the data folder {ntu} holds layout 'ntu25'" in err  # names the folder as well as the checkpoint
     assert not os.path.exists(tmp_path / "r.jsonl") and not os.path.exists(tmp_path / "k")
 
 
 def test_resume_on_a_folder_of_another_layout_is_refused(kinect, tmp_path, processed):
     other = processed(tmp_path / "ntu")
     with pytest.raises(
-        CheckpointError, match="trained on skeletons of layout 'kinect20', the data folder holds layout 'ntu25'"
+        CheckpointError,
+        match=f"layout 'kinect20', the data folder {re.escape(str(other))} holds layout 'ntu25'",
     ):
         pretrain(
             "--data-dir",

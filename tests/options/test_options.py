@@ -579,11 +579,16 @@ def test_an_encoder_pretrained_with_the_other_kind_of_preset_is_noted(folder, re
         ("small", [], True),  # NTU's folder: the published probe, where the pretraining took the small-data preset
         ("small", ["--preset", "small"], False),
         ("ntu60", [], False),
+        ("ntu60", ["--preset", "small"], "the one --preset names, small"),  # the other way round, by the flag
         (None, [], False),  # a released checkpoint records no preset
     ):
         path = tmp_path / f"{trained}.pth.tar"
         torch.save(dict(ckpt, settings={"preset": trained}) if trained else ckpt, path)
         _classification(folder, "--pretrained", str(path), *argv)
         out = capsys.readouterr().out
+        if isinstance(said, str):
+            assert f"note: {path} was pretrained with the ntu60 preset; this evaluation takes {said} " in out
+            assert "--preset ntu60 evaluates it as that preset does" in out
+            continue
         note = f"note: {path} was pretrained with the small preset; this evaluation takes its folder's, ntu60"
         assert (note in out) == said and ("--preset small evaluates it as that preset does" in out) == said
