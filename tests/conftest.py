@@ -1,7 +1,8 @@
 """Shared test set-up: torch on few threads (2-core CI), and the fixtures several packages' tests use.
 
-Tests are arranged by the package they check (tests/<package>/); end-to-end runs of the entry points
-and scripts are marked `slow` (`python -m pytest -m "not slow" tests` leaves them out).
+Tests are arranged by the package they check (tests/<package>/); the slowest end-to-end
+runs (the demo, several pretrainings or processes) are marked `slow` (`python -m pytest -m "not slow" tests`
+leaves them out).
 """
 
 import hashlib

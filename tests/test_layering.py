@@ -1,4 +1,4 @@
-"""The packages' order (ARCHITECTURE.md): each imports only the packages below it."""
+"""The packages' order (ARCHITECTURE.md, "Layers"): each imports only the packages listed above it there."""
 
 import ast
 import os

@@ -13,7 +13,7 @@ import pytest
 from data_gen import pyskl_gendata
 from data_gen.normalize import normalize_loop
 from data_gen.synthetic import REST_POSE, UCLA_JOINTS
-from dataset.layouts import KINECT20, NTU25, Layout, get_layout, read_folder_record
+from dataset.layouts import KINECT20, LAYOUTS, NTU25, Layout, get_layout, read_folder_record
 from dataset.processed import load_splits
 from options import options_classification, options_pretraining
 
@@ -625,7 +625,7 @@ def test_layout_and_annotation_file_problems_are_clear(tmp_path, capsys):
         SystemExit,
         match=r"a.pkl: no recording's keypoints have the 20 joints x 3 channels of layout kinect20 \(the first, "
         r"sample 'S002C001P002R001A003', is an array of shape \(2, 310, 25, 3\)\); the layout is not your data's "
-        r"skeleton: name the right one with --layout \(ntu25, kinect20, coco17\)",
+        r"skeleton: name the right one with --layout " + re.escape(f"({', '.join(LAYOUTS)})"),
     ):
         _run(path, str(tmp_path / "out"), KINECT20.name)
     assert not (tmp_path / "out").exists()

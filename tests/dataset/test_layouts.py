@@ -10,11 +10,13 @@ from dataset.layouts import (
     COCO17,
     KINECT20,
     LAYOUT_FILE,
+    LAYOUTS,
     NTU25,
     Layout,
     LayoutError,
     folder_record_text,
     get_layout,
+    new_layout_problems,
     read_folder_record,
 )
 from tests.helpers import write_folder_record
@@ -96,6 +98,17 @@ COCO17_PARENTS = {
 
 def _named(layout, index):
     return layout.joints[index]
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_every_built_in_layout_passes_a_layout_files_checks_and_round_trips(name, tmp_path):
+    # a layout added to LAYOUTS is held to what a user's layout file is: its own JSON must load again
+    layout = LAYOUTS[name]
+    assert layout.name == name and not new_layout_problems(layout)
+    assert get_layout(layout.to_dict()) == layout
+    path = tmp_path / f"{name}.json"
+    path.write_text(layout.to_json())  # as the docs tell a user to start a file of their own
+    assert get_layout(str(path)) == layout
 
 
 @pytest.mark.parametrize(

@@ -167,16 +167,26 @@ def test_the_published_table_holds_exactly_the_published_stages():
     assert preset("pretrain", "ntu60")["schedule"] == [351]
 
 
-def test_preset_table_has_no_key_its_entry_point_does_not_read():
-    reads = {"pretrain": set(vars(parse_args([])[1])), "knn": set(vars(parse_knn([])[1]))}
+def test_preset_tables_and_the_flags_they_fill_match_both_ways():
+    parsers = {"pretrain": parse_args([])[0], "knn": parse_knn([])[0]}
     for stage in ("linear", "semi", "transfer"):
-        reads[stage] = set(vars(parse_classification([])[1]))
+        parsers[stage] = parse_classification([])[0]
+    reads = {stage: {action.dest for action in parser._actions} for stage, parser in parsers.items()}
+    # a flag whose help says it comes from the preset ("(preset)", "(preset: …", "(preset; …")
+    filled = {
+        stage: {action.dest for action in parser._actions if "(preset" in (action.help or "")}
+        for stage, parser in parsers.items()
+    }
+    assert "batch_size" in filled["pretrain"] and "knn_neighbours" in filled["knn"] and "probe" in filled["linear"]
     facts = FolderFacts(train_samples=100, median_frames=40, num_joints=25)
     tables = {key: PUBLISHED[key] for key in PUBLISHED}
     tables.update({(stage, SMALL): SMALL_PRESETS[stage](facts) for stage in STAGES})
     for (stage, name), settings in tables.items():
         unused = set(settings) - reads[stage]
         assert not unused, f"preset {stage}/{name} holds keys no entry point reads: {sorted(unused)}"
+        # a new (preset) flag needs a value in every preset, or its runs would record None
+        missing = filled[stage] - set(settings)
+        assert not missing, f"preset {stage}/{name} gives no value for the (preset) flags {sorted(missing)}"
     # the semi-supervised protocols run on the folder of their benchmark
     assert base_protocol("cross_view_semi") == "cross_view" and base_protocol("cross_setup") == "cross_setup"
     assert resolve_data_dir("ntu60", "cross_view_semi") == resolve_data_dir("ntu60", "cross_view")

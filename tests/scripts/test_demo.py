@@ -33,6 +33,7 @@ TINY = dict(
 )
 
 
+@pytest.mark.slow  # the whole demo script, every stage, at tiny sizes
 def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     repo_json = os.path.join(ROOT, "results", "demo.json")
