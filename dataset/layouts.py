@@ -340,9 +340,16 @@ DEFAULT_LAYOUT = NTU25
 def new_layout_problems(layout):
     """What a layout file given for new data must also get right, beside what every Layout checks:
     joint names that differ (messages and checks name joints by them) and axis pairs of two different
-    joints (one joint twice gives no direction, so its turn would be skipped). Folders and checkpoints
-    written before these checks keep loading."""
+    joints (one joint twice gives no direction, so its turn would be skipped), and a built-in layout's
+    name only for that layout (runs print and compare layouts by name). Folders and checkpoints written
+    before these checks keep loading."""
     problems = []
+    built_in = LAYOUTS.get(layout.name)
+    if built_in is not None and built_in != layout:
+        problems.append(
+            f"the name {layout.name!r} is a built-in layout's, and this file differs from it in "
+            f"{built_in.differences(layout)}: give the file's layout a name of its own"
+        )
     twice = sorted({j for j in layout.joints if layout.joints.count(j) > 1})
     if twice:
         problems.append(f"joint names must differ, found {', '.join(map(repr, twice))} more than once")

@@ -245,6 +245,16 @@ def test_layout_from_name_dict_and_json_file(tmp_path):
     assert get_layout(record) == mine
     with pytest.raises(LayoutError, match=r"unknown layout 'h36m17'; known: ntu25, kinect20, coco17"):
         get_layout("h36m17")
+    # a built-in layout's name on other fields would print and compare as that layout: refused by name
+    path.write_text(json.dumps(dict(record, name="kinect20")))
+    with pytest.raises(LayoutError) as info:
+        get_layout(str(path))
+    assert str(info.value) == (
+        f"layout file {path}: layout 'kinect20': the name 'kinect20' is a built-in layout's, and this file "
+        "differs from it in bodies 1 against 2: give the file's layout a name of its own"
+    )
+    path.write_text(KINECT20.to_json())  # the built-in layout itself, as docs tell a user to start a file
+    assert get_layout(str(path)) == KINECT20
     path.write_text(json.dumps(dict(record, hands=2)))
     with pytest.raises(LayoutError, match=rf"layout file {path}: unknown fields \['hands'\]"):
         get_layout(str(path))
