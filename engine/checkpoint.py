@@ -8,24 +8,30 @@ versions of this code hold 'options' (flat settings) and 'arch' instead of 'sett
 """
 
 import ast
+import contextlib
 import os
 import random
 
 import numpy as np
 import torch
 
-from dataset.files import atomic_output
+from dataset.files import atomic_output, no_space_error
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or not what the caller needs."""
 
 
-def save_checkpoint(obj, path):
-    """`torch.save(obj)` to `path` through a temporary file and a rename (never half-written; a full disk
-    raises dataset.files.NoSpaceError naming `path`)."""
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+def save_checkpoint(obj, path, *more):
+    """`torch.save(obj)` to `path`, and to each path of `more`, through temporary files renamed in the
+    given order once all are whole: never half-written, and a failure in any write (a full disk raises
+    dataset.files.NoSpaceError naming the file) changes none of them."""
+    paths = (path, *more)
+    with contextlib.ExitStack() as renames:  # entered last-first, so renamed (on leaving) first-first
+        temps = [renames.enter_context(atomic_output(p)) for p in reversed(paths)][::-1]
+        for tmp, target in zip(temps, paths):
+            with no_space_error(target), open(tmp, "wb") as f:
+                torch.save(obj, f)
 
 
 def evaluation_keys(checkpoint):

@@ -170,8 +170,9 @@ def periodic_checkpoint(folder, epoch):
 
 
 def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, scaler=None, log_line=None):
-    """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every `every` epochs,
-    then `checkpoint_last`, so a resume from the latter finds the former. `record` is the run's
+    """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every `every` epochs and
+    `checkpoint_last`, both or neither (a full disk in the second leaves the first unchanged too), the
+    periodic one renamed first. `record` is the run's
     settings (a dict), `log_line` the epoch's log record."""
     state = {
         "epoch": epoch + 1,
@@ -187,8 +188,7 @@ def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, 
     paths = [os.path.join(folder, LAST_CHECKPOINT)]
     if epoch % every == 0:
         paths.insert(0, periodic_checkpoint(folder, epoch))
-    for path in paths:
-        save_checkpoint(state, path)
+    save_checkpoint(state, *paths)
 
 
 def read_resume(path, model, settings, warn=True):

@@ -129,6 +129,33 @@ def test_checkpoints_follow_the_umask(tmp_path, umask):
     assert stat.S_IMODE(os.stat(tmp_path / "c.pth.tar").st_mode) == 0o666 & ~umask
 
 
+def test_one_object_to_several_checkpoints_renames_them_in_order_once_all_are_whole(tmp_path, monkeypatch):
+    first, second = str(tmp_path / "checkpoint_0004.pth.tar"), str(tmp_path / "checkpoint_last.pth.tar")
+    renamed = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), replace(src, dst)))
+    save_checkpoint({"epoch": 5, "w": torch.arange(3.0)}, first, second)
+    monkeypatch.undo()
+    assert renamed == ["checkpoint_0004.pth.tar", "checkpoint_last.pth.tar"]
+    for path in (first, second):
+        assert read_checkpoint(path, need=("epoch",))["w"].tolist() == [0.0, 1.0, 2.0]
+    # the second write fails on a full disk: it is named, and neither file changes
+    earlier = {path: open(path, "rb").read() for path in (first, second)}
+    save = torch.save
+
+    def full_at_second(obj, f):
+        if ".checkpoint_last.pth.tar." in f.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(obj, f)
+
+    monkeypatch.setattr(torch, "save", full_at_second)
+    with pytest.raises(NoSpaceError, match=f"no space left on {second}: "):
+        save_checkpoint({"epoch": 6}, first, second)
+    monkeypatch.undo()
+    assert {path: open(path, "rb").read() for path in (first, second)} == earlier
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_0004.pth.tar", "checkpoint_last.pth.tar"]
+
+
 def test_full_disk_in_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint_last.pth.tar"
     save_checkpoint({"epoch": 1}, str(path))

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import pretrain_cmd
-from dataset.files import is_temporary
+from dataset.files import NoSpaceError, is_temporary
 from dataset.processed import ProcessedDataError
 from engine import checkpoint
 from engine import pretrain as engine
@@ -304,23 +304,29 @@ def _log_epochs(folder):
     return [json.loads(line)["epoch"] for line in (folder / "log.jsonl").read_text().splitlines()]
 
 
-def test_periodic_checkpoint_is_written_first(data_dir, tmp_path, monkeypatch):
-    # A kill between the two writes of epoch 0 leaves the periodic file, not checkpoint_last.
-    save = engine.save_checkpoint
-    written = []
+def test_an_epochs_two_checkpoints_are_written_both_or_neither(data_dir, tmp_path, monkeypatch):
+    # A failure while checkpoint_last is written (a full disk, a kill) leaves the periodic file of the
+    # same epoch unwritten too: a periodic checkpoint ahead of checkpoint_last would refuse the resume
+    # from checkpoint_last that RESUME=1 gives.
+    run(data_dir, tmp_path / "run", "--epochs", "1")
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in checkpoints(tmp_path / "run")}
+    assert sorted(before) == ["checkpoint_0000.pth.tar", "checkpoint_last.pth.tar"]
+    save, written = torch.save, []
 
-    def killed_at_last(obj, path):
-        written.append(os.path.basename(path))
-        if path.endswith(engine.LAST_CHECKPOINT):
-            raise _Killed
-        save(obj, path)
+    def full_at_last(obj, f):
+        written.append(os.path.basename(f.name))
+        if ".checkpoint_last.pth.tar." in f.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(obj, f)
 
-    monkeypatch.setattr(engine, "save_checkpoint", killed_at_last)
-    with pytest.raises(_Killed):
-        run(data_dir, tmp_path / "killed", "--epochs", "1")
+    monkeypatch.setattr(torch, "save", full_at_last)
+    last = tmp_path / "run" / "checkpoint_last.pth.tar"
+    with pytest.raises(NoSpaceError, match=f"no space left on {last}"):
+        run(data_dir, tmp_path / "run", "--epochs", "2", "--checkpoint-every", "1", "--resume", str(last))
     monkeypatch.undo()
-    assert written == ["checkpoint_0000.pth.tar", "checkpoint_last.pth.tar"]
-    assert checkpoints(tmp_path / "killed") == ["checkpoint_0000.pth.tar"]
+    assert [name.split(".")[1] for name in written] == ["checkpoint_0001", "checkpoint_last"]  # both begun
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in checkpoints(tmp_path / "run")} == before
+    assert not [name for name in os.listdir(tmp_path / "run") if is_temporary(name)]
 
 
 def test_periodic_checkpoints_follow_checkpoint_every(data_dir, tmp_path, sha256):
