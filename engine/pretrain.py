@@ -21,6 +21,7 @@ log.jsonl back to the epochs before the resumed one.
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -264,7 +265,10 @@ def newest_epoch(folder, resumed_path):
             states.append((max(epochs) + 1, LOG))
     last = os.path.join(folder, LAST_CHECKPOINT)
     if os.path.exists(last) and not os.path.samefile(last, resumed_path):
-        states.append((int(read_checkpoint(last, need=("epoch",))["epoch"]), LAST_CHECKPOINT))
+        try:
+            states.append((int(read_checkpoint(last, need=("epoch",))["epoch"]), LAST_CHECKPOINT))
+        except CheckpointError:  # damaged: it may hold a newer state; --rewind moves it aside with the rest
+            states.append((math.inf, LAST_CHECKPOINT))
     return max(states, key=lambda state: (state[0], state[1] != LOG, state[1] or ""))  # a checkpoint over the log
 
 
@@ -275,7 +279,19 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     if newest <= epoch:
         return
     if not rewind:
+        if newest == math.inf:
+            raise RunFolderError(
+                f"--resume {resumed_path}: {os.path.join(folder, LAST_CHECKPOINT)} cannot be read, so whether it "
+                "holds a newer state is unknown; pass --rewind to continue from this checkpoint (the unreadable "
+                "file and any newer ones are then moved to rewound-<date-time>/, not deleted)"
+            )
         newest_file = LAST_CHECKPOINT if source == LOG else source  # a log line beyond every checkpoint
+        if source == LOG and not os.path.exists(os.path.join(folder, LAST_CHECKPOINT)):
+            raise RunFolderError(
+                f"--resume {resumed_path} continues after {epoch} epochs, but {folder}'s log.jsonl reaches "
+                f"{newest} epochs, a state no checkpoint there holds; pass --rewind to continue from this "
+                "checkpoint (the log's later epochs are kept in rewound-<date-time>/)"
+            )
         raise RunFolderError(
             f"--resume {resumed_path} continues after {epoch} epochs, but {folder} holds a newer state "
             f"({newest} epochs, {source}); resuming would replace it. Resume from "

@@ -139,6 +139,33 @@ def test_resume_from_an_older_checkpoint_needs_rewind_and_keeps_the_newer_files(
         assert torch.equal(value, redone["state_dict"][key]), key
 
 
+def test_an_unreadable_checkpoint_last_or_a_log_beyond_every_checkpoint_can_be_rewound(
+    finished, data_dir, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    assert pretrain(data_dir, out, "--epochs", "3") == 0
+    older, last = str(out / "checkpoint_0000.pth.tar"), out / "checkpoint_last.pth.tar"
+    damaged = last.read_bytes()[:1000]  # a copy cut short
+    last.write_bytes(damaged)
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", older) == 1
+    err = capsys.readouterr().err
+    assert f"--resume {older}: {last} cannot be read, so whether it holds a newer state is unknown; " in err
+    assert "pass --rewind to continue from this checkpoint" in err and last.read_bytes() == damaged
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", older, "--rewind") == 0  # it was refused here
+    aside = out / [d for d in os.listdir(out) if d.startswith("rewound-")][0]
+    assert (aside / "checkpoint_last.pth.tar").read_bytes() == damaged
+    assert read_checkpoint(str(last))["epoch"] == 3
+    # checkpoint_last gone, the log beyond every periodic checkpoint: no advice to resume from a missing file
+    last.unlink()
+    for name in os.listdir(out):
+        if name.startswith("checkpoint_000") and name != "checkpoint_0000.pth.tar":
+            os.unlink(out / name)
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", older) == 1
+    err = capsys.readouterr().err
+    assert f"{out}'s log.jsonl reaches 3 epochs, a state no checkpoint there holds; pass --rewind" in err
+    assert "Resume from" not in err
+
+
 def test_rewind_without_resume_is_a_usage_error(data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         pretrain(data_dir, tmp_path / "run", "--epochs", "1", "--rewind")
