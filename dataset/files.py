@@ -249,8 +249,13 @@ def claim_folder(folder, what):
         f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
         f"({what}: {' '.join(sys.argv)[:300]})"
     )
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, holder.encode(errors="replace"), 0)
+    try:
+        with no_space_error(folder, "nothing was written"):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(errors="replace"), 0)
+    except BaseException:
+        os.close(fd)  # the claim ends with the error
+        raise
     remove_dead_temporaries(folder)
     return Claim(folder, fd)
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from dataset.files import write_text
+from dataset.files import no_space_error, write_text
 from options.settings import describe
 
 
@@ -44,13 +44,26 @@ class _NullWriter:
 
 
 def make_writer(out_dir, enabled=True):
-    """A TensorBoard SummaryWriter logging to `out_dir`, or a no-op writer when disabled."""
+    """A TensorBoard SummaryWriter logging to `out_dir`, or a no-op writer when disabled. A full disk met
+    when it is made, flushed or closed is a NoSpaceError naming `out_dir`."""
     if not enabled or not out_dir:
         return _NullWriter()
     from torch.utils.tensorboard import SummaryWriter
 
-    os.makedirs(out_dir, exist_ok=True)
-    return SummaryWriter(log_dir=out_dir)
+    unchanged = "the run's checkpoints and log.jsonl written so far are unchanged"
+
+    class Writer(SummaryWriter):
+        def flush(self):
+            with no_space_error(out_dir, unchanged):
+                super().flush()
+
+        def close(self):
+            with no_space_error(out_dir, unchanged):
+                super().close()
+
+    with no_space_error(out_dir, unchanged):
+        os.makedirs(out_dir, exist_ok=True)
+        return Writer(log_dir=out_dir)
 
 
 def adjust_learning_rate(optimizer, epoch, base_lr, schedule=(), cos=False, epochs=None):

@@ -496,3 +496,15 @@ def test_a_folder_that_cannot_be_claimed_is_named_with_the_reason(tmp_path, monk
     with pytest.raises(OSError) as info:
         claim_folder(str(tmp_path / "ro" / "run"), "a test")
     assert str(info.value) == f"{tmp_path}/ro/run: cannot write there (Operation not permitted)"
+
+
+def test_a_full_disk_met_while_claiming_names_the_folder_and_leaves_it_free(tmp_path, monkeypatch):
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "pwrite", full)
+    with pytest.raises(NoSpaceError) as info:
+        claim_folder(str(tmp_path / "run"), "a test")
+    assert str(info.value) == f"no space left on {tmp_path}/run: No space left on device; nothing was written"
+    monkeypatch.undo()
+    claim_folder(str(tmp_path / "run"), "a test").release()  # the failed claim was let go

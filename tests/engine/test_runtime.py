@@ -1,5 +1,6 @@
 """Shared run-time helpers: seeding, the settings file, the learning-rate schedule, top-k accuracy."""
 
+import errno
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataset.files import NoSpaceError
 from dataset.layouts import NTU25
 from engine.runtime import adjust_learning_rate, make_writer, save_settings, seed_everything, topk_correct
 from options.settings import EncoderSettings, describe, to_dict
@@ -75,6 +77,27 @@ def test_topk_correct_by_hand():
     # row 0 top-1 hit; row 1 target 2 is second; row 2 target 0 is last; row 3 target 2 is last
     assert topk_correct(scores, target, (1, 2)) == pytest.approx([25.0, 50.0])
     assert topk_correct(scores, target, (1, 5)) == pytest.approx([25.0, 100.0])  # k beyond the classes: all of them
+
+
+def test_a_full_disk_met_by_tensorboard_names_its_folder(tmp_path, monkeypatch):
+    from torch.utils.tensorboard.writer import FileWriter
+
+    writer = make_writer(str(tmp_path / "tb"))
+    writer.add_scalar("x", 1.0, 0)
+    writer.flush()
+    assert os.listdir(tmp_path / "tb")  # the event file
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileWriter, "flush", full)
+    for method in (writer.flush, writer.close):
+        with pytest.raises(NoSpaceError) as info:
+            method()
+        assert str(info.value) == (
+            f"no space left on {tmp_path / 'tb'}: No space left on device; the run's checkpoints and "
+            "log.jsonl written so far are unchanged"
+        )
 
 
 def test_a_disabled_writer_writes_nothing(tmp_path):
