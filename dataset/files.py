@@ -195,14 +195,17 @@ def check_writable(path, what):
 
 def file_fingerprint(path, blocks=64, block_bytes=4096, digest=None):
     """A cheap identity of a file: SHA-256 of its size and `blocks` evenly spaced blocks of its bytes
-    (added to `digest` when given). Returns the first 16 hex digits."""
+    (added to `digest` when given). Returns the first 16 hex digits. `path` may be a file open for binary
+    reading: the fingerprint is then of what that file holds, whatever was renamed over its name since."""
+    if not hasattr(path, "read"):
+        with open(path, "rb") as f:
+            return file_fingerprint(f, blocks, block_bytes, digest)
     digest = digest or hashlib.sha256()
-    size = os.path.getsize(path)
+    size = os.fstat(path.fileno()).st_size
     digest.update(str(size).encode())
-    with open(path, "rb") as f:
-        for i in range(blocks):
-            f.seek(size * i // blocks)
-            digest.update(f.read(block_bytes))
+    for i in range(blocks):
+        path.seek(size * i // blocks)
+        digest.update(path.read(block_bytes))
     return digest.hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ import random
 import numpy as np
 import torch
 
-from dataset.files import atomic_output, no_space_error
+from dataset.files import atomic_output, file_fingerprint, no_space_error
 
 
 class CheckpointError(RuntimeError):
@@ -40,8 +40,10 @@ def evaluation_keys(checkpoint):
     return [key for key in ("best", "best_acc1") if key in checkpoint]
 
 
-def read_checkpoint(path, need=("state_dict",)):
-    """The checkpoint dict at `path`, loaded with `torch.load(weights_only=True)` onto the CPU.
+def read_checkpoint(path, need=("state_dict",), fingerprint=False):
+    """The checkpoint dict at `path`, loaded with `torch.load(weights_only=True)` onto the CPU; with
+    `fingerprint`, (dict, dataset.files.file_fingerprint of the bytes loaded), read through one open file
+    so that a checkpoint a running pretraining renames over the path meanwhile is not mixed in.
 
     Raises CheckpointError naming the file when it is missing, truncated, not a torch file, holds
     something other than a dict or objects outside the weights-only allowlist, or lacks a key of `need`.
@@ -55,7 +57,9 @@ def read_checkpoint(path, need=("state_dict",)):
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+            identity = file_fingerprint(f) if fingerprint else None
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(
             f"checkpoint {path} ({os.path.getsize(path)} bytes) could not be read as a torch "
@@ -68,7 +72,7 @@ def read_checkpoint(path, need=("state_dict",)):
         raise CheckpointError(
             f"checkpoint {path}: no {', '.join(map(repr, missing))} entry; its keys are {short_list(map(str, obj))}"
         )
-    return obj
+    return (obj, identity) if fingerprint else obj
 
 
 def _load_reason(exc):

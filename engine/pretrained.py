@@ -110,9 +110,9 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
     in errors when given); it, and `hidden_size`/`num_layers` when given, must match the checkpoint
     (CheckpointError naming both otherwise). Returns (model, info):
     info describes the checkpoint (sizes, epoch, head type, format, the dataset and views it was
-    pretrained with).
+    pretrained with, the fingerprint of the bytes loaded).
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint, fingerprint = read_checkpoint(path, fingerprint=True)
     trained_with_labels = evaluation_keys(checkpoint)
     if trained_with_labels:
         raise CheckpointError(
@@ -158,6 +158,7 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
     info = dict(
         sizes,
         path=path,
+        fingerprint=fingerprint,
         epoch=checkpoint.get("epoch"),
         pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
         pretrain_protocol=recorded.get("protocol"),

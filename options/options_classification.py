@@ -24,7 +24,6 @@ import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol, resolve_data_dir
-from dataset.files import file_fingerprint
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
@@ -464,7 +463,7 @@ def eval_settings(parser, args, preset, train, info):
             view=args.view,
             pretrained=args.pretrained,
             pretrain_dataset=pretrained_on,
-            pretrained_fingerprint=file_fingerprint(args.pretrained) if args.pretrained else "",
+            pretrained_fingerprint=info.get("fingerprint") or "",  # of the bytes loaded
             val_fingerprint=fingerprint(train.folder, "val"),
             pretrain_cmd_weight=info.get("cmd_weight"),
         ),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dataset.files import NoSpaceError, is_temporary
+from dataset.files import NoSpaceError, file_fingerprint, is_temporary
 from engine import checkpoint
 from engine.checkpoint import (
     CheckpointError,
@@ -154,6 +154,27 @@ def test_one_object_to_several_checkpoints_renames_them_in_order_once_all_are_wh
     monkeypatch.undo()
     assert {path: open(path, "rb").read() for path in (first, second)} == earlier
     assert sorted(os.listdir(tmp_path)) == ["checkpoint_0004.pth.tar", "checkpoint_last.pth.tar"]
+
+
+def test_a_checkpoint_renamed_over_while_it_is_read_gives_the_fingerprint_of_what_was_loaded(tmp_path, monkeypatch):
+    # an evaluation of a running pretraining's checkpoint_last: the file is replaced (renamed over) meanwhile
+    path, newer = str(tmp_path / "checkpoint_last.pth.tar"), str(tmp_path / "newer.pth.tar")
+    save_checkpoint({"epoch": 1, "w": torch.zeros(5000)}, path)
+    save_checkpoint({"epoch": 2, "w": torch.ones(5000)}, newer)
+    loaded_bytes = open(path, "rb").read()
+    load = torch.load
+
+    def load_then_replaced(f, **kwargs):
+        obj = load(f, **kwargs)
+        os.replace(newer, path)  # the pretraining's next save lands right after the load
+        return obj
+
+    monkeypatch.setattr(torch, "load", load_then_replaced)
+    obj, identity = read_checkpoint(path, need=("epoch",), fingerprint=True)
+    monkeypatch.undo()
+    (tmp_path / "loaded.pth.tar").write_bytes(loaded_bytes)
+    assert obj["epoch"] == 1 and identity == file_fingerprint(str(tmp_path / "loaded.pth.tar"))
+    assert identity != file_fingerprint(path)  # what the path holds now (epoch 2)
 
 
 def test_full_disk_in_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from dataset.files import file_fingerprint
 from dataset.layouts import KINECT20, NTU25
 from engine.checkpoint import CheckpointError
 from engine.pretrained import (
@@ -150,7 +151,8 @@ def test_the_layout_of_a_checkpoint(tmp_path):
         load_pretrained(path, 3, moved)
     # the name and the corrupted joints are not the skeleton: an evaluation does not need them to agree
     renamed = dataclasses.replace(NTU25, name="my_ntu", corrupted_joints=4)
-    assert load_pretrained(path, 3, renamed)[1]["hidden_size"] > 0
+    info = load_pretrained(path, 3, renamed)[1]
+    assert info["hidden_size"] > 0 and info["fingerprint"] == file_fingerprint(path)  # what results record
 
 
 def test_not_a_checkpoint(tmp_path):
