@@ -309,6 +309,13 @@ def convert(
             f"{out_folder} is itself a processed folder (train_data_joint.npy): --out-folder names the "
             f"folder above the benchmark folders ({', '.join(benchmarks)}), e.g. {above}"
         )
+    source = settings.get("data_path")
+    inside = [f for f in folder_of.values() if source and os.path.realpath(f) == os.path.realpath(source)]
+    if inside:  # the arrays would land among the raw files, and the next conversion would trip on them
+        raise ConversionError(
+            f"the raw files' folder {source} is the processed folder {inside[0]} this conversion writes: "
+            "choose an --out-folder whose benchmark folders are not the raw files' folder"
+        )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     targets = sorted({out_folder, *folder_of.values()})  # the folders this conversion writes into
     for folder in targets:  # a run's files there would be rewritten

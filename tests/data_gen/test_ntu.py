@@ -439,6 +439,20 @@ def test_an_ntu_conversion_refuses_a_benchmark_folder_holding_a_run(tmp_path, nt
     assert sorted(os.listdir(out / "xview")) == ["log.jsonl"] and not (out / "xsub").exists()
 
 
+def test_raw_files_in_a_benchmark_folder_of_the_out_folder_are_refused(tmp_path, ntu):
+    # --data-path P/xsub --out-folder P: the arrays would land among the .skeleton files
+    raw = tmp_path / "P" / "xsub"
+    ntu.raw_set(str(raw))
+    before = sorted(os.listdir(raw))
+    with pytest.raises(SystemExit) as info:
+        ntu.run(str(raw), str(tmp_path / "P"))
+    assert info.value.code == (
+        f"error: the raw files' folder {raw} is the processed folder {raw} this conversion writes: choose an "
+        "--out-folder whose benchmark folders are not the raw files' folder"
+    )
+    assert sorted(os.listdir(raw)) == before and sorted(os.listdir(tmp_path / "P")) == ["xsub"]
+
+
 def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu, monkeypatch):
     raw, out = str(tmp_path / "raw"), tmp_path / "ntu60"
     ntu.raw_set(raw)
