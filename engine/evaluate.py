@@ -289,6 +289,7 @@ def _start(settings, kind):
         run.resume,
         run.fresh,
         os.path.join(run.checkpoint_path, CHECKPOINT) if resumable else None,
+        reads=run.pretrained,
     )
     return torch.device(run.device), claim
 

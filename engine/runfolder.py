@@ -46,15 +46,16 @@ def _what(recorded):
     )
 
 
-def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None):
+def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, resume_file=None, reads=None):
     """Claim `folder` for a run of `kind` (e.g. 'pretraining') with settings `settings` (a dict; those in
     `may_change` may differ on resume) and make sure it holds nothing this run would overwrite (see the
     module docstring). Returns the Claim.
 
     `resume_file` is the checkpoint that would continue the run found there, named in the error when it
-    exists (None: such runs cannot be continued). Raises dataset.files.FolderInUseError naming the
-    holder when another run holds the folder, and RunFolderError naming the folder, what it holds and
-    the flags that continue or restart it.
+    exists (None: such runs cannot be continued); `reads`, a file the run reads (the checkpoint an
+    evaluation evaluates), which --fresh must not move aside with the earlier run's files. Raises
+    dataset.files.FolderInUseError naming the holder when another run holds the folder, and
+    RunFolderError naming the folder, what it holds and the flags that continue or restart it.
     """
     data = data_arrays(folder)
     if data:
@@ -80,7 +81,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
         problem = f"{folder} holds {_what(recorded)} ({', '.join(files)})"
         if differ:  # e.g. the same command after its checkpoint was trained further
             problem += f", made with other settings than this run ({differ})"
-        if resume_file and os.path.isfile(resume_file):
+        if resume_file and os.path.isfile(resume_file) and not differ:  # a resume with other settings is refused
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
@@ -92,6 +93,16 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
             raise RunFolderError(
                 f"{problem}; start afresh with --fresh (its files are moved to "
                 f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)"
+            )
+        if (
+            reads
+            and os.path.basename(reads) in files
+            and os.path.samefile(os.path.dirname(os.path.abspath(reads)), folder)
+        ):
+            claim.release()
+            raise RunFolderError(
+                f"--fresh would move {reads}, which this run reads, out of {folder} with the earlier run's files: "
+                "copy it elsewhere first, or choose another output folder (--checkpoint-path)"
             )
         aside = keep_aside(folder, files, "previous")
         print(f"--fresh: the files of the earlier run in {folder} were moved to {aside}/", flush=True)

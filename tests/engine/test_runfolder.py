@@ -419,6 +419,30 @@ def test_the_resume_hint_names_only_a_checkpoint_that_exists(tmp_path):
     last.write_bytes(b"")
     with pytest.raises(RunFolderError, match=f"continue it with --resume {last}; start afresh with --fresh"):
         open_run_folder(str(tmp_path), "pretraining", {}, (), resume_file=str(last))
+    # a run of other settings would be refused a resume: the hint is --fresh alone again
+    (tmp_path / "settings.json").write_text(json.dumps({"lr": 0.1}))
+    with pytest.raises(RunFolderError) as refused:
+        open_run_folder(str(tmp_path), "pretraining", {"lr": 0.05}, (), resume_file=str(last))
+    assert "made with other settings than this run (--lr: 0.1 then, 0.05 now)" in str(refused.value)
+    assert "--fresh" in str(refused.value) and "--resume" not in str(refused.value)
+
+
+def test_fresh_never_moves_aside_the_checkpoint_an_evaluation_reads(tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"stage": "linear"}))
+    evaluated = tmp_path / "checkpoint_0003.pth.tar"  # a pretraining's checkpoint copied into the folder
+    evaluated.write_bytes(b"weights")
+    with pytest.raises(RunFolderError) as refused:
+        open_run_folder(str(tmp_path), "linear", {"stage": "linear"}, (), fresh=True, reads=str(evaluated))
+    assert str(refused.value) == (
+        f"--fresh would move {evaluated}, which this run reads, out of {tmp_path} with the earlier run's files: "
+        "copy it elsewhere first, or choose another output folder (--checkpoint-path)"
+    )
+    assert sorted(os.listdir(tmp_path)) == [".claim", "checkpoint_0003.pth.tar", "settings.json"]
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-pretrained.pth.tar"
+    elsewhere.write_bytes(b"weights")
+    open_run_folder(str(tmp_path), "linear", {"stage": "linear"}, (), fresh=True, reads=str(elsewhere)).release()
+    aside = [name for name in os.listdir(tmp_path) if name.startswith("previous-")]  # an earlier run's, moved
+    assert len(aside) == 1 and (tmp_path / aside[0] / "checkpoint_0003.pth.tar").read_bytes() == b"weights"
 
 
 def test_a_resume_from_outside_a_folder_that_holds_a_run_is_refused(data_dir, tmp_path, capsys):
