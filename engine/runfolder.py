@@ -81,7 +81,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
         problem = f"{folder} holds {_what(recorded)} ({', '.join(files)})"
         if differ:  # e.g. the same command after its checkpoint was trained further
             problem += f", made with other settings than this run ({differ})"
-        if resume_file and os.path.isfile(resume_file) and not differ:  # a resume with other settings is refused
+        if resume_file and os.path.isfile(resume_file):
             problem += f"; continue it with --resume {resume_file}"
     elif os.path.realpath(os.path.dirname(os.path.abspath(resume))) != os.path.realpath(folder):
         problem = f"{folder} holds a {kind} run ({', '.join(files)}) and --resume {resume} is not one of its files"
