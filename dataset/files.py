@@ -174,8 +174,9 @@ def file_in_the_way(folder):
 
 
 def check_writable(path, what):
-    """Raise OutputError naming `what` and `path` unless a file can be written at `path` (its folder is
-    made when missing; nothing else is left behind). Called before work whose result would otherwise be lost."""
+    """Raise OutputError naming `what` and `path` unless a file of a few kB can be written at `path` (its
+    folder is made when missing; nothing else is left behind). Called before work whose result would
+    otherwise be lost."""
     if os.path.isdir(path):
         raise OutputError(errno.EISDIR, f"{what} {path} is a folder; expected a file path")
     folder = os.path.dirname(os.path.realpath(path))  # a symbolic link's target: where an append writes
@@ -185,8 +186,12 @@ def check_writable(path, what):
     tmp = temp_path(os.path.realpath(path))
     try:
         os.makedirs(folder, exist_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, bytes(4096))  # a full disk still makes an empty file
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, "the file is read-only")
     except OSError as exc:

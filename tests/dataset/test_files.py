@@ -239,6 +239,17 @@ def test_check_writable_accepts_a_writable_path_and_leaves_nothing(tmp_path):
     assert (tmp_path / "old.json").read_text() == "kept\n"
 
 
+def test_check_writable_finds_a_full_disk_that_still_makes_empty_files(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "write", full)
+    with pytest.raises(OSError) as info:
+        check_writable(str(tmp_path / "r.jsonl"), "--results")
+    assert str(info.value) == f"--results {tmp_path}/r.jsonl: cannot write there (No space left on device)"
+    assert os.listdir(tmp_path) == []  # the probe file is gone
+
+
 def test_check_writable_follows_a_symbolic_link_as_the_append_will(tmp_path):
     # A dangling link into a missing folder: the check makes the target's folder, and the append writes there.
     link = tmp_path / "results.jsonl"
