@@ -434,6 +434,13 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             leave_together(ctx)
             return []
         if ctx.is_main:
+            if start_epoch > 1 and not os.path.exists(log_path):
+                log.warning(
+                    "%s is missing: it starts again with the checkpoint's copy of epoch %d; the lines of the "
+                    "epochs before are lost (their TensorBoard scalars are kept)",
+                    log_path,
+                    start_epoch - 1,
+                )
             rewind_log(log_path, start_epoch, ckpt.get("log"))
     record = to_dict(dataclasses.replace(settings, run=dataclasses.replace(run, start_epoch=start_epoch)))
     if ctx.is_main:

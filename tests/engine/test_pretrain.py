@@ -373,6 +373,16 @@ def test_resume_leaves_one_log_line_per_epoch(data_dir, tmp_path, monkeypatch):
     assert restored == straight
 
 
+def test_a_resume_that_finds_no_log_says_the_earlier_lines_are_lost(data_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    run(data_dir, out, "--epochs", "2")
+    (out / "log.jsonl").unlink()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar"))
+    assert f"{out / 'log.jsonl'} is missing: it starts again with the checkpoint's copy of epoch 1; " in caplog.text
+    assert _log_epochs(out) == [1, 2]
+
+
 @pytest.mark.slow  # several pretrainings
 def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_path, processed, caplog, sha256):
     out = tmp_path / "run"
