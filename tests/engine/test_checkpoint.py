@@ -190,7 +190,10 @@ def test_full_disk_in_a_checkpoint_keeps_the_earlier_file(tmp_path, monkeypatch)
                 raise OSError(errno.ENOSPC, "No space left on device")
             return super().write(data)
 
-    monkeypatch.setattr(checkpoint, "open", lambda p, mode: FullDisk(p, "w"), raising=False)
+    def writes(path, mode):  # a write fills the disk; a read is as usual
+        return FullDisk(path, "w") if "w" in mode else io.open(path, mode)
+
+    monkeypatch.setattr(checkpoint, "open", writes, raising=False)
     with pytest.raises(NoSpaceError, match=f"no space left on {path}"):
         save_checkpoint({"epoch": 2, "w": torch.zeros(1000)}, str(path))
     assert os.listdir(tmp_path) == ["checkpoint_last.pth.tar"] and path.read_bytes() == earlier

@@ -482,7 +482,10 @@ def test_full_disk_during_a_checkpoint_says_so_and_keeps_the_last_one(data_dir, 
                 raise OSError(errno.ENOSPC, "No space left on device")
             return super().write(data)
 
-    monkeypatch.setattr(checkpoint, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
+    def writes(path, mode):  # a write fills the disk; a read (the checkpoint resumed from) is as usual
+        return FullDisk(path, "w") if "w" in mode else io.open(path, mode)
+
+    monkeypatch.setattr(checkpoint, "open", writes, raising=False)
     assert main(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
     err = capsys.readouterr().err
     assert f"pretrain_cmd.py: error: no space left on {out / 'checkpoint_last.pth.tar'}" in err
