@@ -313,7 +313,8 @@ def convert(
     inside = [f for f in folder_of.values() if source and os.path.realpath(f) == os.path.realpath(source)]
     if inside:  # the arrays would land among the raw files, and the next conversion would trip on them
         raise ConversionError(
-            f"the raw files' folder {source} is the processed folder {inside[0]} this conversion writes: "
+            f"the raw files' folder {source} is the processed folder {os.path.abspath(inside[0])} this conversion "
+            "writes: "
             "choose an --out-folder whose benchmark folders are not the raw files' folder"
         )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there

@@ -190,8 +190,10 @@ def check_writable(path, what):
         try:
             os.write(fd, bytes(4096))  # a full disk still makes an empty file
         finally:
-            os.close(fd)
-            os.unlink(tmp)
+            try:
+                os.close(fd)  # some network file systems report a full disk here
+            finally:
+                os.unlink(tmp)
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, "the file is read-only")
     except OSError as exc:

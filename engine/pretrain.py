@@ -172,9 +172,9 @@ def periodic_checkpoint(folder, epoch):
 
 def save_pretraining_checkpoint(folder, epoch, model, optimizer, record, every, scaler=None, log_line=None):
     """Write the checkpoint of a finished `epoch` (0-based): `checkpoint_%04d` every `every` epochs and
-    `checkpoint_last`, both or neither (a full disk in the second leaves the first unchanged too), the
-    periodic one renamed first. `record` is the run's
-    settings (a dict), `log_line` the epoch's log record."""
+    `checkpoint_last`, both or neither (a full disk in the second leaves the first unchanged too; renamed
+    once both are whole, the periodic one first, so only a kill between the two renames leaves it ahead).
+    `record` is the run's settings (a dict), `log_line` the epoch's log record."""
     state = {
         "epoch": epoch + 1,
         "state_dict": unwrap(model).state_dict(),
@@ -252,7 +252,8 @@ def _global_batch(record):
 
 def newest_epoch(folder, resumed_path):
     """(epoch count, file) of the newest training state in run folder `folder`: its periodic checkpoints,
-    log.jsonl and checkpoint_last (read only when it is not the file resumed from)."""
+    log.jsonl and checkpoint_last (read only when it is not the file resumed from; math.inf when it
+    cannot be read or holds no epoch)."""
     states = [(0, None)]
     for name in os.listdir(folder):
         match = _PERIODIC.match(name)
@@ -267,7 +268,7 @@ def newest_epoch(folder, resumed_path):
     if os.path.exists(last) and not os.path.samefile(last, resumed_path):
         try:
             states.append((int(read_checkpoint(last, need=("epoch",))["epoch"]), LAST_CHECKPOINT))
-        except CheckpointError:  # damaged: it may hold a newer state; --rewind moves it aside with the rest
+        except CheckpointError:  # damaged or epoch-less: it may hold a newer state; --rewind moves it aside
             states.append((math.inf, LAST_CHECKPOINT))
     return max(states, key=lambda state: (state[0], state[1] != LOG, state[1] or ""))  # a checkpoint over the log
 
@@ -281,12 +282,12 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
     if not rewind:
         if newest == math.inf:
             raise RunFolderError(
-                f"--resume {resumed_path}: {os.path.join(folder, LAST_CHECKPOINT)} cannot be read, so whether it "
-                "holds a newer state is unknown; pass --rewind to continue from this checkpoint (the unreadable "
-                "file and any newer ones are then moved to rewound-<date-time>/, not deleted)"
+                f"--resume {resumed_path}: {os.path.join(folder, LAST_CHECKPOINT)} cannot be read (or holds no "
+                "epoch), so whether it holds a newer state is unknown; pass --rewind to continue from this "
+                "checkpoint (the unreadable file and any newer ones are then moved to rewound-<date-time>/, not "
+                "deleted)"
             )
-        newest_file = LAST_CHECKPOINT if source == LOG else source  # a log line beyond every checkpoint
-        if source == LOG and not os.path.exists(os.path.join(folder, LAST_CHECKPOINT)):
+        if source == LOG:  # a log line beyond every checkpoint (a tie goes to the checkpoint)
             raise RunFolderError(
                 f"--resume {resumed_path} continues after {epoch} epochs, but {folder}'s log.jsonl reaches "
                 f"{newest} epochs, a state no checkpoint there holds; pass --rewind to continue from this "
@@ -295,7 +296,7 @@ def rewind_folder(folder, resumed_path, epoch, rewind):
         raise RunFolderError(
             f"--resume {resumed_path} continues after {epoch} epochs, but {folder} holds a newer state "
             f"({newest} epochs, {source}); resuming would replace it. Resume from "
-            f"{os.path.join(folder, newest_file)}, or pass --rewind to continue from this "
+            f"{os.path.join(folder, source)}, or pass --rewind to continue from this "
             f"checkpoint (the newer files are then moved to rewound-<date-time>/, not deleted)"
         )
     newer = [
@@ -434,12 +435,14 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
             leave_together(ctx)
             return []
         if ctx.is_main:
-            if start_epoch > 1 and not os.path.exists(log_path):
+            here = os.path.samefile(os.path.dirname(os.path.abspath(run.resume)), folder)
+            if here and start_epoch > 1 and not os.path.exists(log_path):  # a resume into another folder has none
                 log.warning(
-                    "%s is missing: it starts again with the checkpoint's copy of epoch %d; the lines of the "
-                    "epochs before are lost (their TensorBoard scalars are kept)",
+                    "%s is missing: it starts again %s; the lines of the epochs before are lost",
                     log_path,
-                    start_epoch - 1,
+                    f"with the checkpoint's copy of epoch {start_epoch - 1}"
+                    if ckpt.get("log")
+                    else f"at epoch {start_epoch}",
                 )
             rewind_log(log_path, start_epoch, ckpt.get("log"))
     record = to_dict(dataclasses.replace(settings, run=dataclasses.replace(run, start_epoch=start_epoch)))

@@ -158,7 +158,7 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
     info = dict(
         sizes,
         path=path,
-        fingerprint=fingerprint,
+        checkpoint_fingerprint=fingerprint,  # of the bytes loaded (pretrain_fingerprint: its training data's)
         epoch=checkpoint.get("epoch"),
         pretrain_dataset=recorded.get("dataset") or recorded.get("dataset_name") or recorded.get("pre_dataset"),
         pretrain_protocol=recorded.get("protocol"),

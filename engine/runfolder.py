@@ -94,11 +94,8 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
                 f"{problem}; start afresh with --fresh (its files are moved to "
                 f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)"
             )
-        if (
-            reads
-            and os.path.basename(reads) in files
-            and os.path.samefile(os.path.dirname(os.path.abspath(reads)), folder)
-        ):
+        moved = {os.path.realpath(os.path.join(folder, name)) for name in files}
+        if reads and os.path.realpath(reads) in moved:  # by its name in the folder, or through a link
             claim.release()
             raise RunFolderError(
                 f"--fresh would move {reads}, which this run reads, out of {folder} with the earlier run's files: "

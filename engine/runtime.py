@@ -50,7 +50,7 @@ def make_writer(out_dir, enabled=True):
         return _NullWriter()
     from torch.utils.tensorboard import SummaryWriter
 
-    unchanged = "the run's checkpoints and log.jsonl written so far are unchanged"
+    unchanged = "the files written so far are unchanged"
 
     class Writer(SummaryWriter):
         def flush(self):

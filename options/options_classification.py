@@ -463,7 +463,7 @@ def eval_settings(parser, args, preset, train, info):
             view=args.view,
             pretrained=args.pretrained,
             pretrain_dataset=pretrained_on,
-            pretrained_fingerprint=info.get("fingerprint") or "",  # of the bytes loaded
+            pretrained_fingerprint=info.get("checkpoint_fingerprint") or "",  # of the bytes loaded
             val_fingerprint=fingerprint(train.folder, "val"),
             pretrain_cmd_weight=info.get("cmd_weight"),
         ),

@@ -381,6 +381,20 @@ def test_a_resume_that_finds_no_log_says_the_earlier_lines_are_lost(data_dir, tm
         run(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar"))
     assert f"{out / 'log.jsonl'} is missing: it starts again with the checkpoint's copy of epoch 1; " in caplog.text
     assert _log_epochs(out) == [1, 2]
+    # a checkpoint without its epoch's log line (released, older): the log starts at the next epoch
+    last = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
+    torch.save({key: value for key, value in last.items() if key != "log"}, out / "no_log.pth.tar")
+    (out / "log.jsonl").unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, out, "--epochs", "4", "--resume", str(out / "no_log.pth.tar"), "--rewind")
+    assert f"{out / 'log.jsonl'} is missing: it starts again at epoch 3; " in caplog.text
+    assert _log_epochs(out) == [3]
+    # a resume into another folder has no log there to lose: no warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, tmp_path / "elsewhere", "--epochs", "5", "--resume", str(out / "checkpoint_last.pth.tar"))
+    assert "is missing" not in caplog.text and _log_epochs(tmp_path / "elsewhere") == [3, 4]
 
 
 @pytest.mark.slow  # several pretrainings

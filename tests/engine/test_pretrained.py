@@ -152,7 +152,7 @@ def test_the_layout_of_a_checkpoint(tmp_path):
     # the name and the corrupted joints are not the skeleton: an evaluation does not need them to agree
     renamed = dataclasses.replace(NTU25, name="my_ntu", corrupted_joints=4)
     info = load_pretrained(path, 3, renamed)[1]
-    assert info["hidden_size"] > 0 and info["fingerprint"] == file_fingerprint(path)  # what results record
+    assert info["hidden_size"] > 0 and info["checkpoint_fingerprint"] == file_fingerprint(path)  # what results record
 
 
 def test_not_a_checkpoint(tmp_path):

@@ -16,7 +16,7 @@ import torch
 import action_classification
 import knn_eval
 import pretrain_cmd
-from dataset.files import append_lines
+from dataset.files import append_lines, file_fingerprint
 from engine.checkpoint import read_checkpoint
 from engine.runfolder import RunFolderError, open_run_folder
 from tests.helpers import TINY_PRETRAIN, write_processed
@@ -149,7 +149,7 @@ def test_an_unreadable_checkpoint_last_or_a_log_beyond_every_checkpoint_can_be_r
     last.write_bytes(damaged)
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", older) == 1
     err = capsys.readouterr().err
-    assert f"--resume {older}: {last} cannot be read, so whether it holds a newer state is unknown; " in err
+    assert f"--resume {older}: {last} cannot be read (or holds no epoch), so whether it holds a newer state" in err
     assert "pass --rewind to continue from this checkpoint" in err and last.read_bytes() == damaged
     assert pretrain(data_dir, out, "--epochs", "3", "--resume", older, "--rewind") == 0  # it was refused here
     aside = out / [d for d in os.listdir(out) if d.startswith("rewound-")][0]
@@ -164,6 +164,11 @@ def test_an_unreadable_checkpoint_last_or_a_log_beyond_every_checkpoint_can_be_r
     err = capsys.readouterr().err
     assert f"{out}'s log.jsonl reaches 3 epochs, a state no checkpoint there holds; pass --rewind" in err
     assert "Resume from" not in err
+    # checkpoint_last there but older than the log, and the file resumed: it is not offered back either
+    shutil.copyfile(older, last)
+    assert pretrain(data_dir, out, "--epochs", "3", "--resume", str(last)) == 1
+    err = capsys.readouterr().err
+    assert f"{out}'s log.jsonl reaches 3 epochs, a state no checkpoint there holds" in err and "Resume from" not in err
 
 
 def test_rewind_without_resume_is_a_usage_error(data_dir, tmp_path, capsys):
@@ -282,6 +287,40 @@ def test_a_linear_probe_folder_is_not_reused_without_resume(data_dir, tmp_path, 
     assert "--resume" in err and "--fresh" in err
     assert sorted(os.listdir(out / "tensorboard")) == events  # no second run's events mixed in
     assert classify(data_dir, out, results, "--fresh") == 0
+
+
+def test_an_evaluation_records_the_checkpoint_it_loaded_while_a_pretraining_renames_another_over_it(
+    finished, data_dir, tmp_path, monkeypatch
+):
+    evaluated, newer = tmp_path / "checkpoint_last.pth.tar", tmp_path / "newer.pth.tar"
+    shutil.copyfile(finished / "checkpoint_0000.pth.tar", evaluated)
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", newer)
+    loaded = file_fingerprint(str(evaluated))
+    load = torch.load
+
+    def load_then_replaced(f, *args, **kwargs):
+        obj = load(f, *args, **kwargs)
+        if os.path.exists(newer) and getattr(f, "name", f) == str(evaluated):
+            os.replace(newer, evaluated)  # the pretraining's next epoch lands right after the load
+        return obj
+
+    monkeypatch.setattr(torch, "load", load_then_replaced)
+    assert knn(data_dir, tmp_path / "k", tmp_path / "r.jsonl", "--pretrained", str(evaluated)) == 0
+    monkeypatch.undo()
+    recorded = json.loads((tmp_path / "k" / "settings.json").read_text())["run"]["pretrained_fingerprint"]
+    assert not newer.exists() and recorded == loaded != file_fingerprint(str(evaluated))
+
+
+def test_fresh_refuses_to_move_the_checkpoint_an_evaluation_reads_out_of_its_folder(
+    finished, data_dir, tmp_path, capsys
+):
+    out, results = tmp_path / "knn", tmp_path / "r.jsonl"
+    assert knn(data_dir, out, results) == 0  # a random encoder's evaluation
+    evaluated = out / "checkpoint_0002.pth.tar"  # a pretraining's checkpoint copied in
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", evaluated)
+    assert knn(data_dir, out, results, "--fresh", "--pretrained", str(evaluated)) == 1
+    assert f"--fresh would move {evaluated}, which this run reads" in capsys.readouterr().err
+    assert evaluated.exists() and not [name for name in os.listdir(out) if name.startswith("previous-")]
 
 
 def test_knn_folder_is_not_reused_without_fresh(data_dir, tmp_path, capsys):
@@ -432,6 +471,10 @@ def test_fresh_never_moves_aside_the_checkpoint_an_evaluation_reads(tmp_path):
         "copy it elsewhere first, or choose another output folder (--checkpoint-path)"
     )
     assert sorted(os.listdir(tmp_path)) == [".claim", "checkpoint_0003.pth.tar", "settings.json"]
+    link = tmp_path.parent / f"{tmp_path.name}-link.pth.tar"  # --pretrained reaching it through a link
+    link.symlink_to(evaluated)
+    with pytest.raises(RunFolderError, match="--fresh would move .*-link.pth.tar, which this run reads"):
+        open_run_folder(str(tmp_path), "linear", {"stage": "linear"}, (), fresh=True, reads=str(link))
     elsewhere = tmp_path.parent / f"{tmp_path.name}-pretrained.pth.tar"
     elsewhere.write_bytes(b"weights")
     open_run_folder(str(tmp_path), "linear", {"stage": "linear"}, (), fresh=True, reads=str(elsewhere)).release()

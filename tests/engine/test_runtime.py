@@ -95,8 +95,7 @@ def test_a_full_disk_met_by_tensorboard_names_its_folder(tmp_path, monkeypatch):
         with pytest.raises(NoSpaceError) as info:
             method()
         assert str(info.value) == (
-            f"no space left on {tmp_path / 'tb'}: No space left on device; the run's checkpoints and "
-            "log.jsonl written so far are unchanged"
+            f"no space left on {tmp_path / 'tb'}: No space left on device; the files written so far are unchanged"
         )
 
 
