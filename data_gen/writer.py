@@ -314,8 +314,7 @@ def convert(
     if inside:  # the arrays would land among the raw files, and the next conversion would trip on them
         raise ConversionError(
             f"the raw files' folder {source} is the processed folder {os.path.abspath(inside[0])} this conversion "
-            "writes: "
-            "choose an --out-folder whose benchmark folders are not the raw files' folder"
+            "writes: choose an --out-folder whose benchmark folders are not the raw files' folder"
         )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     targets = sorted({out_folder, *folder_of.values()})  # the folders this conversion writes into
