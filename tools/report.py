@@ -63,7 +63,8 @@ SETUP_KNN = ("train_crop", *SETUP_VIEWS)
 SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", *SETUP_VIEWS)
 
 
-def _plain(value):
+def _scalar(value):
+    """Whether `value` is JSON's null, a string or a number (a list or dict is shown as its JSON)."""
     return value is None or isinstance(value, (str, int, float))
 
 
@@ -72,7 +73,7 @@ def _setup(record):
     writes it, or flat as older versions did; a list as its JSON)."""
     settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
     names = SETUP_KNN if record["stage"] == "knn" else SETUP_PROBE
-    return {n: settings[n] if _plain(settings[n]) else json.dumps(settings[n]) for n in names if n in settings}
+    return {n: settings[n] if _scalar(settings[n]) else json.dumps(settings[n]) for n in names if n in settings}
 
 
 def _repeat(record):
