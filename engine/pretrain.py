@@ -99,7 +99,8 @@ def train_step(model, optimizer, im_q, im_k, scaler=None, amp=False):
 
     Statistics: 'loss_ce_<modality>', 'loss_cmd', 'loss' (the total) as detached scalars, and
     'top1_<modality>' (percent of queries whose positive key scores highest). Raises
-    NonFiniteLossError, before any weight changes, when the total loss on any rank is not finite.
+    NonFiniteLossError, before the optimizer step, when the total loss on any rank is not finite (the
+    forward pass has already moved the key encoders, enqueued the keys and updated BatchNorm statistics).
     """
     with torch.autocast(device_type=im_q.device.type, enabled=amp):
         *logits, labels, loss_cmd = model(im_q, im_k)  # 3 x (N x (1+K)), N, scalar

@@ -69,12 +69,7 @@ def encoder_sizes(state, path):
                 f"checkpoint {path} holds another architecture: {prefix} has no "
                 f"{gru}weight_ih_l0/weight_hh_l0 (a GRU encoder, docs/published-behaviour.md §3.1)"
             )
-        three_h, hidden = state[gru + "weight_hh_l0"].shape
-        if three_h != 3 * hidden:
-            raise CheckpointError(
-                f"checkpoint {path} holds another architecture: {gru}weight_hh_l0 has shape "
-                f"{tuple(state[gru + 'weight_hh_l0'].shape)}, expected (3H, H) of a GRU"
-            )
+        hidden = state[gru + "weight_hh_l0"].shape[1]  # (3H, H); another shape fails check_fits, naming the key
         layers = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
         found[prefix] = {
             "input_size": int(state[gru + "weight_ih_l0"].shape[1]),
@@ -132,11 +127,6 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
             f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the {data} "
             f"holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
             f"differ in {differ}"
-        )
-    if sizes["input_size"] != layout.input_size:
-        raise CheckpointError(
-            f"checkpoint {path} has encoders of input size {sizes['input_size']}, but the {data}'s "
-            f"layout {layout.name!r} gives {layout.input_size} features per frame"
         )
     recorded = flatten(recorded_settings(checkpoint) or {})
     for name, wanted in (

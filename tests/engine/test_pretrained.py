@@ -187,6 +187,15 @@ def test_other_architecture(tmp_path):
     path = _save_released(tmp_path, state, "onedir.pth.tar")
     with pytest.raises(CheckpointError, match=r"onedir\.pth\.tar.*missing .*weight_hh_l0_reverse"):
         _load(path)
+    # an LSTM's (4H, H) recurrent weights where a GRU has (3H, H): named by the shape check
+    state = dict(_pretrain_model().state_dict())
+    for prefix in ("encoder_q", "encoder_q_motion", "encoder_q_bone"):
+        key = f"{prefix}.encoder.gru.weight_hh_l0"
+        state[key] = torch.zeros(4 * HIDDEN, HIDDEN)
+    path = _save_released(tmp_path, state, "lstm.pth.tar")
+    lstm_shape = rf"other shapes .*weight_hh_l0 \({4 * HIDDEN}, {HIDDEN}\)"
+    with pytest.raises(CheckpointError, match=r"lstm\.pth\.tar.*" + lstm_shape):
+        _load(path)
 
 
 @pytest.mark.parametrize("key", ["best", "best_acc1"])
