@@ -7,12 +7,13 @@ or on how many there are, so a resumed run draws exactly the views the uninterru
 """
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dataset.processed import load_split
+from dataset.processed import ProcessedDataError
 
 
 def _entropy(*values):
@@ -42,8 +43,9 @@ class SeededFeeder(Dataset):
     """A Dataset over a processed `split` whose random draws for sample i come from
     `sample_generator(seed, epoch, i)`; call `set_epoch` before each epoch's iterator is made.
 
-    Pickled (for DataLoader workers started without fork), a memory-mapped split travels as its folder
-    and part and is mapped again where it is unpickled, instead of being copied into the pickle."""
+    Pickled (for DataLoader workers started without fork), a memory-mapped split's data travels as its
+    file's path and shape and is mapped again where it is unpickled, instead of being copied into the
+    pickle; the rest of the split travels as it is (checked once, where the run loaded it)."""
 
     def __init__(self, split, seed):
         self.split, self.seed, self.epoch = split, int(seed), 0
@@ -53,13 +55,19 @@ class SeededFeeder(Dataset):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        if isinstance(self.split.data, np.memmap):
-            state["split"] = (self.split.folder, self.split.part)
+        data = self.split.data
+        if isinstance(data, np.memmap):
+            state["split"] = replace(self.split, data=(data.filename, data.shape))
         return state
 
     def __setstate__(self, state):
-        if isinstance(state["split"], tuple):
-            state["split"] = load_split(*state["split"])
+        split = state["split"]
+        if isinstance(split.data, tuple):
+            path, shape = split.data
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            if data.shape != shape:
+                raise ProcessedDataError(f"{path} was replaced while the run used it: shape {data.shape}, was {shape}")
+            state["split"] = replace(split, data=data)
         self.__dict__.update(state)
 
 

@@ -1,13 +1,15 @@
 """Pretraining feeder and seeding: view shapes, reproducible streams, independence from workers."""
 
+import os
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dataset.processed import load_split
+from dataset.processed import ProcessedDataError, load_split
 from feeder import augmentations as aug
 from feeder.augmentations import ViewSettings
 from feeder.feeder_pretraining import PretrainingFeeder
@@ -130,6 +132,19 @@ def test_pickled_feeder_reopens_its_folder_instead_of_copying_the_data(folder):
     assert len(blob) < 20_000  # the data array alone is 6 x 180,000 bytes
     copy = pickle.loads(blob)
     assert copy.epoch == 4 and torch.equal(copy[5][1], feeder[5][1])
+
+
+def test_a_pickled_feeder_keeps_its_split_as_loaded_and_maps_its_data_file_again(tmp_path, processed):
+    folder = processed(tmp_path / "data", n=(6, 2), seed=1)
+    split = replace(train_part(folder), num_class=60)  # as an evaluation sets a folder's published count
+    blob = pickle.dumps(PretrainingFeeder(split, seed=3))
+    os.remove(f"{folder}/train_label.pkl")  # the split is not read again from its folder
+    copy = pickle.loads(blob)
+    assert isinstance(copy.split.data, np.memmap) and copy.split.num_class == 60
+    assert copy.split.names == split.names and np.array_equal(copy.split.labels, split.labels)
+    np.save(f"{folder}/train_data_joint.npy", np.zeros((5, 3, 300, 25, 2), np.float32))  # another conversion's
+    with pytest.raises(ProcessedDataError, match=r"train_data_joint\.npy was replaced .*\(5, 3, 300, 25, 2\)"):
+        pickle.loads(blob)
 
 
 def test_unknown_mode_is_rejected(folder):
