@@ -6,8 +6,8 @@ samples are the centre crop with ratio 0.95 resized to 64 frames. No other augme
 Random crops are drawn from the generator `sample_generator(seed, epoch, sample index)`, so a run's
 inputs do not depend on the number of DataLoader workers and are reproduced by the same seed; call
 `set_epoch` before each epoch (DataLoader workers receive a fresh copy of the dataset every epoch,
-so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles as
-its folder and part, so spawned workers map the file instead of receiving a copy of it.
+so do not combine it with `persistent_workers`). A feeder over a memory-mapped split pickles its
+data as the file's path, so spawned workers map the file instead of receiving a copy of it.
 """
 
 import numpy as np
