@@ -162,7 +162,7 @@ def train_one_epoch(model, loader, optimizer, views, device, finetune, epoch, wr
         if not torch.isfinite(loss):
             raise RunError(
                 f"the classifier's loss became {loss.item()} at epoch {epoch} (a learning rate too "
-                f"large, or non-finite weights in the checkpoint); nothing was recorded"
+                f"large, or non-finite weights in the checkpoint); no result was recorded"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -434,9 +434,8 @@ def run_classification(settings, model, train, val):
             best = dict(resumed[0]["best"])
         else:
             best = _train_or_fit(settings, model, train, val, device, resumed)
-        classes = settings.data.num_class
-        if classes is not None:  # also a run resumed from before top-5 was left out over 5 classes or fewer
-            best = {v: dict(values, top5=informative_top5(values.get("top5"), classes)) for v, values in best.items()}
+        classes = settings.data.num_class  # also a run resumed from before top-5 was left out over 5 classes or fewer
+        best = {v: dict(values, top5=informative_top5(values.get("top5"), classes)) for v, values in best.items()}
         records = [
             make_record(
                 settings,

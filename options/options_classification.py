@@ -512,10 +512,10 @@ def eval_settings(parser, args, preset, train, info):
         )
     if args.finetune and args.probe == "logistic":
         parser.error("--probe logistic is a linear probe on frozen features; fine-tuning trains with SGD")
-    if args.resume and args.probe == "logistic" and not args.finetune:
+    if args.resume and args.probe == "logistic":
         parser.error("--resume continues an SGD run; the logistic probe is fitted in one go (use --fresh to redo it)")
     sgd = {name: getattr(args, name) for name in SGD_ONLY}
-    if args.probe == "logistic" and not args.finetune:
+    if args.probe == "logistic":
         given = [
             {"weight_decay": "--wd"}.get(name, f"--{name.replace('_', '-')}") for name in SGD_ONLY if name in args.given
         ]
