@@ -97,6 +97,17 @@ def test_loader_batches_do_not_depend_on_workers(folder):
     assert len({tuple(row[:8].tolist()) for row in flat}) == 6
 
 
+@pytest.mark.slow  # workers started by spawn (macOS's and Windows' start method; Linux's forkserver is alike)
+def test_loader_batches_are_the_same_from_spawned_workers(folder):
+    feeder = PretrainingFeeder(train_part(folder), seed=5)
+    feeder.set_epoch(2)
+    alone = torch.cat([q for q, _ in DataLoader(feeder, batch_size=3)])
+    loader = DataLoader(
+        feeder, batch_size=3, num_workers=2, worker_init_fn=worker_init_fn, multiprocessing_context="spawn"
+    )
+    assert torch.equal(torch.cat([q for q, _ in loader]), alone)
+
+
 def test_raw_mode_returns_the_sample_and_its_frame_count(folder):
     feeder = PretrainingFeeder(train_part(folder), mode="raw")
     data, frames = feeder[1]
