@@ -16,7 +16,6 @@ with one error for a full disk.
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,6 +25,11 @@ import secrets
 import socket
 import sys
 import time
+
+try:
+    import fcntl  # POSIX only, as os.pread / os.pwrite below
+except ImportError:
+    raise ImportError("this code needs Linux or another POSIX system (Windows: WSL): it locks files by fcntl") from None
 
 log = logging.getLogger(__name__)
 

@@ -519,3 +519,12 @@ def test_a_full_disk_met_while_claiming_names_the_folder_and_leaves_it_free(tmp_
     assert str(info.value) == f"no space left on {tmp_path}/run: No space left on device; nothing was written"
     monkeypatch.undo()
     claim_folder(str(tmp_path / "run"), "a test").release()  # the failed claim was let go
+
+
+def test_without_fcntl_the_import_says_the_code_needs_posix():
+    """On Windows `import fcntl` fails: the first import of the project says what it needs."""
+    code = "import sys; sys.modules['fcntl'] = None; import pretrain_cmd"
+    root = pathlib.Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "ImportError: this code needs Linux or another POSIX system (Windows: WSL)" in done.stderr
