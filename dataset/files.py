@@ -12,6 +12,8 @@ with one error for a full disk.
   writers left there (`remove_dead_temporaries`).
 - `NoSpaceError`: a write that met a full disk or quota names the path; partial files are removed and
   what was written before is unchanged.
+- Where a filesystem keeps no file locks (flock fails: NFS without a lock manager, Lustre without
+  `-o flock`), claims and appends go on without them, with one warning per path.
 """
 
 import contextlib
@@ -154,7 +156,7 @@ def append_lines(path, records):
         os.makedirs(os.path.dirname(os.path.realpath(path)), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock(fd, fcntl.LOCK_EX, path, "appends of several processes at once may interleave")
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
@@ -252,7 +254,7 @@ def claim_folder(folder, what):
                 raise
             raise OutputError(exc.errno, f"{folder}: cannot write there ({exc.strerror or exc})") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, folder, "a second run into the folder is not refused")
     except BlockingIOError:
         holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
@@ -272,6 +274,27 @@ def claim_folder(folder, what):
         raise
     remove_dead_temporaries(folder)
     return Claim(folder, fd)
+
+
+# flock's errors where a filesystem keeps no locks (NFS without a lock manager, Lustre without -o flock, …)
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+_warned_unlocked = set()
+
+
+def _lock(fd, flags, path, consequence):
+    """flock `fd` with `flags`; False where the filesystem of `path` keeps no locks: the work goes on
+    unprotected, with one warning per path saying the `consequence`. Other errors (BlockingIOError
+    included) are raised."""
+    try:
+        fcntl.flock(fd, flags)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        if path not in _warned_unlocked:
+            _warned_unlocked.add(path)
+            log.warning("%s: its filesystem keeps no file locks (%s), so %s", path, exc.strerror, consequence)
+        return False
+    return True
 
 
 def remove_dead_temporaries(folder):

@@ -344,6 +344,41 @@ def test_claim_is_refused_while_another_process_holds_it_and_free_once_it_dies(t
     again.release()
 
 
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_where_the_filesystem_keeps_no_locks_claims_and_appends_go_on_with_one_warning(
+    tmp_path, monkeypatch, caplog, code
+):
+    """NFS without a lock manager (ENOLCK), Lustre without -o flock (ENOSYS), some FUSE mounts."""
+
+    def no_locks(fd, flags):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files.fcntl, "flock", no_locks)
+    monkeypatch.setattr(files, "_warned_unlocked", set())
+    folder, log_path = str(tmp_path / "out"), str(tmp_path / "out" / "log.jsonl")
+    claim_folder(folder, "a run").release()
+    assert "a run" in (tmp_path / "out" / ".claim").read_text()
+    for epoch in range(3):
+        append_lines(log_path, [{"epoch": epoch}])
+    assert [json.loads(line)["epoch"] for line in open(log_path)] == [0, 1, 2]
+    warnings = [r.getMessage() for r in caplog.records if "keeps no file locks" in r.getMessage()]
+    assert warnings == [
+        f"{folder}: its filesystem keeps no file locks ({os.strerror(code)}), so a second run into the folder "
+        "is not refused",
+        f"{log_path}: its filesystem keeps no file locks ({os.strerror(code)}), so appends of several processes "
+        "at once may interleave",
+    ]
+
+
+def test_a_lock_error_of_another_kind_is_raised(tmp_path, monkeypatch):
+    def failing(fd, flags):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(files.fcntl, "flock", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        claim_folder(str(tmp_path / "out"), "a run")
+
+
 def test_claimer_removes_only_temporary_files(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
