@@ -621,7 +621,8 @@ def at_least_one(text):
 def add_conversion_options(parser):
     """The converters' shared flags: --workers, --skip-bad, --chunk, --no-progress (see `run_conversion`);
     --workers and --chunk below 1 are usage errors (exit status 2) before any work."""
-    parser.add_argument("--workers", type=at_least_one, default=min(8, os.cpu_count() or 1), help="parsing processes")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # a job's own
+    parser.add_argument("--workers", type=at_least_one, default=min(8, cpus), help="parsing processes")
     parser.add_argument(
         "--skip-bad",
         action="store_true",

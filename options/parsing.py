@@ -187,9 +187,11 @@ def given_flags(args):
 
 
 DEFAULT_PROTOCOL = "cross_subject"
-# -j: 8 data-loading workers, or the CPUs when fewer (the published 32 only contend for them)
-DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
-WORKERS_HELP = "data-loading workers: 8, or the CPUs when fewer (published: 32)"
+# -j: 8 data-loading workers, or the CPUs this process may use when fewer (a batch job's, not the whole
+# node's; the published 32 only contend for them)
+USABLE_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+DEFAULT_WORKERS = min(8, USABLE_CPUS)
+WORKERS_HELP = "data-loading workers: 8, or the CPUs this process may use when fewer (published: 32)"
 PROTOCOL_HELP = (
     "benchmark (default: the one the folder's layout.json records, else the one its name xsub, xview or "
     "xsetup stands for, else cross_subject)"

@@ -2,6 +2,8 @@
 error (exit status 2) before any work, and flags winning over the preset."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -547,8 +549,21 @@ def test_the_logistic_probe_refuses_and_does_not_record_the_sgd_settings(small_f
 
 @pytest.mark.parametrize("parse", [parse_args, parse_classification, parse_knn])
 def test_data_loading_workers_default_to_the_published_8_or_the_cpus(parse):
-    assert parse([])[1].workers == min(8, os.cpu_count() or 1)  # no more workers than CPUs to run them
+    assert parse([])[1].workers == min(8, len(os.sched_getaffinity(0)))  # no more than the CPUs this process may use
     assert parse(["-j", "3"])[1].workers == 3
+
+
+def test_a_job_given_one_cpu_of_the_node_gets_one_loading_or_parsing_worker():
+    """A batch scheduler binds a job to some of the node's CPUs; os.cpu_count() counts them all."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from options.parsing import DEFAULT_WORKERS; from data_gen.writer import conversion_parser; "
+        "parser = conversion_parser('x', '--data-path', 'raw', 'out'); "
+        "print(DEFAULT_WORKERS, parser.parse_args(['--data-path', 'r', '--out-folder', 'o']).workers)"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "1"]
 
 
 def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_not_set_it():
