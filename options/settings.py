@@ -194,19 +194,21 @@ def differences(recorded, current, may_change=(), only=None):
     ]
 
 
-# The settings of the learning rate (the milestones only without the cosine schedule, which ignores
-# them). A resume may change them, as the published code's flags do, and takes them from its command
-# line and preset, not from the checkpoint: `learning_rate_change` says so. A new length (--epochs,
-# --steps) stretches a cosine schedule; that is what a longer resume asks for, so it is not warned of.
+# The settings of the learning rate: lr and the schedule, whose milestones (without the cosine schedule)
+# or the run's length (with it: --epochs, --steps stretch it) set it. A resume may change them, as the
+# published code's flags do, and takes them from its command line and preset, not from the checkpoint:
+# `learning_rate_change` says so (a resume that forgot --steps would otherwise go on silently for the
+# preset's length, its learning rate jumping back up).
 LEARNING_RATE = ("lr", "cos")
 MILESTONES = "schedule"
+RUN_LENGTH = ("epochs", "steps")
 
 
 def learning_rate_change(recorded, current):
     """A warning's text when the learning-rate settings of `current` differ from the resumed run's
     `recorded` ones, else None."""
     cosine = flatten(recorded).get("cos") and flatten(current).get("cos")
-    changed = differences(recorded, current, only=LEARNING_RATE + (() if cosine else (MILESTONES,)))
+    changed = differences(recorded, current, only=LEARNING_RATE + (RUN_LENGTH if cosine else (MILESTONES,)))
     if changed:
         return (
             f"the learning rate changes ({'; '.join(changed)}): a resume takes it from this command's flags "

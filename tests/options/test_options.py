@@ -581,7 +581,8 @@ def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_no
     assert "--schedule: [120, 160] then, [150] now" in change(step, schedule=[150])
     assert "--cos: False then, True now" in change(step, cos=True)
     assert change(cosine, schedule=[1]) is None  # the cosine schedule has no milestones
-    assert change(cosine, epochs=200) is None  # a longer run stretches it, as asked
+    assert "--epochs: 97 then, 200 now" in change(cosine, epochs=200)  # a longer run stretches it
+    assert change(step, epochs=300) is None  # the milestones alone set a step schedule
     # records of older versions were flat
     assert "--lr: 0.05 then, 0.1 now" in learning_rate_change({"lr": 0.05, "cos": True}, {"lr": 0.1, "cos": True})
 
