@@ -85,6 +85,7 @@ def main(argv=None):
     parser.add_argument(
         "--ignored-sample-path",
         "--ignored_sample_path",
+        type=os.path.expanduser,
         help="list of samples to exclude (the official missing-skeleton list)",
     )
     args = parse_conversion(parser, argv)

@@ -561,8 +561,8 @@ def conversion_parser(description, source_flag, source_help, out_help):
     parser = argparse.ArgumentParser(description=description)
     # the published converters' spellings (--data_path, --out_folder) are accepted too
     spellings = dict.fromkeys([source_flag, "--" + source_flag[2:].replace("-", "_")])
-    parser.add_argument(*spellings, required=True, help=source_help)
-    parser.add_argument("--out-folder", "--out_folder", required=True, help=out_help)
+    parser.add_argument(*spellings, required=True, type=os.path.expanduser, help=source_help)
+    parser.add_argument("--out-folder", "--out_folder", required=True, type=os.path.expanduser, help=out_help)
     add_conversion_options(parser)
     parser.source_flag = source_flag
     return parser

@@ -125,7 +125,10 @@ def _common_parser(description, kind):
         help="input representation (published flag; CMD uses graph-based)",
     )
     data.add_argument(
-        "--data-dir", default=None, help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)"
+        "--data-dir",
+        default=None,
+        type=os.path.expanduser,
+        help="processed folder (default: ./data/<dataset root>/<xsub|xview|xsetup>)",
     )
     data.add_argument(
         "--preset",
@@ -145,6 +148,7 @@ def _common_parser(description, kind):
     model.add_argument(
         "--pretrained",
         default="",
+        type=os.path.expanduser,
         help="pretraining checkpoint (released checkpoint_0450.pth.tar or ours); "
         "none: randomly initialised encoders (a baseline)",
     )
@@ -189,10 +193,13 @@ def _common_parser(description, kind):
         "--out",
         dest="checkpoint_path",
         default=None,
+        type=os.path.expanduser,
         help="output folder of this run (default: the --resume checkpoint's folder, else "
         "runs/<stage>/<dataset>_<protocol>_<view>...)",
     )
-    run.add_argument("--results", default=DEFAULT_RESULTS, help="JSON-lines file the results are appended to")
+    run.add_argument(
+        "--results", default=DEFAULT_RESULTS, type=os.path.expanduser, help="JSON-lines file results are appended to"
+    )
     run.add_argument(
         "--pretrain-dataset",
         default=None,
@@ -247,6 +254,7 @@ def classification_parser():
     train.add_argument(
         "--resume",
         default="",
+        type=os.path.expanduser,
         help="continue from this run's checkpoint.pth.tar (the same views, folder and checkpoint)",
     )
     train.add_argument(
@@ -290,6 +298,7 @@ def knn_parser():
     knn.add_argument(
         "--save-features",
         default=None,
+        type=os.path.expanduser,
         help="write train/val features, labels and names to this .npz (an existing file is replaced)",
     )
     return parser

@@ -152,7 +152,7 @@ def build_parser():
     p.add_argument(
         "--resume",
         default="",
-        type=str,
+        type=os.path.expanduser,
         metavar="PATH",
         help="checkpoint to resume from; the settings that define the run must equal the checkpoint's, "
         "only these may change: " + ", ".join(flag(name) for name in RESUME_MAY_CHANGE),
@@ -176,7 +176,7 @@ def build_parser():
     p.add_argument(
         "--checkpoint-path",
         default=None,
-        type=str,
+        type=os.path.expanduser,
         metavar="DIR",
         help="folder for checkpoints, settings and TensorBoard logs "
         "(default: the folder of the --resume checkpoint when it holds a run's settings.json, else "
@@ -220,7 +220,7 @@ def build_parser():
     p.add_argument(
         "--data-dir",
         default=None,
-        type=str,
+        type=os.path.expanduser,
         metavar="DIR",
         help="processed folder (default: the dataset's folder for the protocol)",
     )

@@ -553,6 +553,33 @@ def test_data_loading_workers_default_to_the_published_8_or_the_cpus(parse):
     assert parse(["-j", "3"])[1].workers == 3
 
 
+def test_a_leading_tilde_in_a_path_flag_is_the_home_folder(monkeypatch):
+    """bash leaves `--flag=~/x` alone: unexpanded, runs wrote into a folder named '~' in the working one."""
+    from data_gen.writer import conversion_parser
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    pretraining = parse_args(["--data-dir=~/d", "--checkpoint-path=~/c", "--resume=~/c/last.pth.tar"])[1]
+    assert (pretraining.data_dir, pretraining.checkpoint_path, pretraining.resume) == (
+        "/home/someone/d",
+        "/home/someone/c",
+        "/home/someone/c/last.pth.tar",
+    )
+    flags = ["--data-dir=~/d", "--pretrained=~/p.tar", "--out=~/o", "--results=~/r.jsonl"]
+    linear = parse_classification([*flags, "--resume=~/o/checkpoint.pth.tar"])[1]
+    knn = parse_knn([*flags, "--save-features=~/f.npz"])[1]
+    assert [linear.data_dir, linear.pretrained, linear.checkpoint_path, linear.results, linear.resume] == [
+        "/home/someone/d",
+        "/home/someone/p.tar",
+        "/home/someone/o",
+        "/home/someone/r.jsonl",
+        "/home/someone/o/checkpoint.pth.tar",
+    ]
+    assert knn.save_features == "/home/someone/f.npz"
+    converter = conversion_parser("x", "--data-path", "raw", "out")
+    converter = converter.parse_args(["--data-path=~/raw", "--out-folder=~/o"])
+    assert (converter.data_path, converter.out_folder) == ("/home/someone/raw", "/home/someone/o")
+
+
 def test_a_job_given_one_cpu_of_the_node_gets_one_loading_or_parsing_worker():
     """A batch scheduler binds a job to some of the node's CPUs; os.cpu_count() counts them all."""
     code = (
