@@ -7,7 +7,8 @@ with one error for a full disk.
 - `append_lines(path, records)`: JSON lines appended under an exclusive lock in one write, so the
   records of one call are in the file all together or not at all.
 - `claim_folder(folder, what)`: an exclusive lock on `folder/.claim` held for the life of the process
-  (the kernel drops it when the process dies). A second claim is refused naming the holder. The
+  (the kernel drops it when the process dies; its forked children, such as DataLoader workers, close
+  their copies, so that they do not keep it). A second claim is refused naming the holder. The
   holder of a claim is the only writer in the folder, so it removes the temporary files that dead
   writers left there (`remove_dead_temporaries`).
 - `NoSpaceError`: a write that met a full disk or quota names the path; partial files are removed and
@@ -232,11 +233,28 @@ class Claim:
 
     def __init__(self, folder, fd):
         self.folder, self._fd = folder, fd
+        _HELD.add(self)
 
     def release(self):
+        _HELD.discard(self)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+_HELD = set()  # this process's Claims
+
+
+def _leave_claims_to_the_parent():
+    """In a forked child (a DataLoader worker, a converter's parser): close its copies of the claims' files,
+    so that a claim ends when its holder does, not when the last of its children notices."""
+    for claim in _HELD:
+        os.close(claim._fd)
+        claim._fd = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_leave_claims_to_the_parent)
 
 
 def claim_folder(folder, what):

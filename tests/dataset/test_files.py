@@ -379,6 +379,34 @@ def test_a_lock_error_of_another_kind_is_raised(tmp_path, monkeypatch):
         claim_folder(str(tmp_path / "out"), "a run")
 
 
+def test_a_claim_ends_with_its_holder_though_a_forked_child_lives_on(tmp_path):
+    """DataLoader workers are forked children of the run: killed by hand, the run's claim must end at once,
+    not when its orphaned workers notice (seconds later)."""
+    code = (
+        "import os, sys, time\nfrom dataset.files import claim_folder\n"
+        'claim = claim_folder(sys.argv[1], "a test holder")\n'
+        "if os.fork() == 0:  # the child says its pid once it runs\n"
+        "    print(os.getpid(), flush=True)\n    time.sleep(120)\n    os._exit(0)\n"
+        "time.sleep(120)\n"
+    )
+    folder = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(FolderInUseError):
+            claim_folder(str(folder), "a second writer")
+        holder.kill()
+        holder.wait()
+        os.kill(child, 0)  # the child lives on
+        claim_folder(str(folder), "a second writer").release()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, 9)
+
+
 def test_claimer_removes_only_temporary_files(tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
