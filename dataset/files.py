@@ -14,7 +14,8 @@ with one error for a full disk.
 - `NoSpaceError`: a write that met a full disk or quota names the path; partial files are removed and
   what was written before is unchanged.
 - Where a filesystem keeps no file locks (flock fails: NFS without a lock manager, Lustre without
-  `-o flock`), claims and appends go on without them, with one warning per path.
+  `-o flock`), claims and appends go on without them, with one warning per path; such a claim removes
+  no temporary file (their writers may be live on another machine).
 """
 
 import contextlib
@@ -249,7 +250,8 @@ def _leave_claims_to_the_parent():
     """In a forked child (a DataLoader worker, a converter's parser): close its copies of the claims' files,
     so that a claim ends when its holder does, not when the last of its children notices."""
     for claim in _HELD:
-        os.close(claim._fd)
+        with contextlib.suppress(OSError):
+            os.close(claim._fd)
         claim._fd = None
     _HELD.clear()
 
@@ -271,32 +273,34 @@ def claim_folder(folder, what):
             if out_of_space(exc):
                 raise
             raise OutputError(exc.errno, f"{folder}: cannot write there ({exc.strerror or exc})") from None
+    claim = Claim(folder, fd)  # registered before the lock: a child forked from here on closes its copy
     try:
-        _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, folder, "a second run into the folder is not refused")
-    except BlockingIOError:
-        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise FolderInUseError(
-            f"{folder} is in use by {holder}; wait for it to finish, or choose another folder"
-        ) from None
-    holder = (
-        f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
-        f"({what}: {' '.join(sys.argv)[:300]})"
-    )
-    try:
+        try:
+            locked = _lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, folder, _UNLOCKED_CLAIM)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise FolderInUseError(
+                f"{folder} is in use by {holder}; wait for it to finish, or choose another folder"
+            ) from None
+        holder = (
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
+            f"({what}: {' '.join(sys.argv)[:300]})"
+        )
         with no_space_error(folder, "nothing was written"):
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder.encode(errors="replace"), 0)
     except BaseException:
-        os.close(fd)  # the claim ends with the error
+        claim.release()  # the claim ends with the error
         raise
-    remove_dead_temporaries(folder)
-    return Claim(folder, fd)
+    if locked:  # unlocked, a live writer on another machine may share the folder: its files stay
+        remove_dead_temporaries(folder)
+    return claim
 
 
 # flock's errors where a filesystem keeps no locks (NFS without a lock manager, Lustre without -o flock, …)
 _NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 _warned_unlocked = set()
+_UNLOCKED_CLAIM = "a second run into the folder is not refused, and interrupted writes' temporary files stay"
 
 
 def _lock(fd, flags, path, consequence):

@@ -356,15 +356,19 @@ def test_where_the_filesystem_keeps_no_locks_claims_and_appends_go_on_with_one_w
     monkeypatch.setattr(files.fcntl, "flock", no_locks)
     monkeypatch.setattr(files, "_warned_unlocked", set())
     folder, log_path = str(tmp_path / "out"), str(tmp_path / "out" / "log.jsonl")
+    os.makedirs(folder)
+    elsewhere = _temp_of(os.path.join(folder, "checkpoint_last.pth.tar"), 4_000_000)  # another machine's writer
+    open(elsewhere, "wb").close()
     claim_folder(folder, "a run").release()
     assert "a run" in (tmp_path / "out" / ".claim").read_text()
+    assert os.path.exists(elsewhere)  # no lock, so no knowing whether its writer is dead
     for epoch in range(3):
         append_lines(log_path, [{"epoch": epoch}])
     assert [json.loads(line)["epoch"] for line in open(log_path)] == [0, 1, 2]
     warnings = [r.getMessage() for r in caplog.records if "keeps no file locks" in r.getMessage()]
     assert warnings == [
         f"{folder}: its filesystem keeps no file locks ({os.strerror(code)}), so a second run into the folder "
-        "is not refused",
+        "is not refused, and interrupted writes' temporary files stay",
         f"{log_path}: its filesystem keeps no file locks ({os.strerror(code)}), so appends of several processes "
         "at once may interleave",
     ]
