@@ -43,9 +43,10 @@ class SeededFeeder(Dataset):
     """A Dataset over a processed `split` whose random draws for sample i come from
     `sample_generator(seed, epoch, i)`; call `set_epoch` before each epoch's iterator is made.
 
-    Pickled (for DataLoader workers started without fork), a memory-mapped split's data travels as its
-    file's path and shape and is mapped again where it is unpickled, instead of being copied into the
-    pickle; the rest of the split travels as it is (checked once, where the run loaded it)."""
+    Pickled (for DataLoader workers started without fork), a split memory-mapping a whole file travels
+    as the file's path, dtype and shape and is mapped again where it is unpickled, instead of being
+    copied into the pickle (a file since replaced by one of another dtype or shape is refused); the rest
+    of the split travels as it is (checked once, where the run loaded it)."""
 
     def __init__(self, split, seed):
         self.split, self.seed, self.epoch = split, int(seed), 0
@@ -56,19 +57,26 @@ class SeededFeeder(Dataset):
     def __getstate__(self):
         state = dict(self.__dict__)
         data = self.split.data
-        if isinstance(data, np.memmap):
-            state["split"] = replace(self.split, data=(data.filename, data.shape))
+        if isinstance(data, np.memmap) and _file_array(data.filename) == _file_array(data):  # the file, not a slice
+            state["split"] = replace(self.split, data=(data.filename, _file_array(data)))
         return state
 
     def __setstate__(self, state):
         split = state["split"]
         if isinstance(split.data, tuple):
-            path, shape = split.data
+            path, array = split.data
             data = np.load(path, mmap_mode="r", allow_pickle=False)
-            if data.shape != shape:
-                raise ProcessedDataError(f"{path} was replaced while the run used it: shape {data.shape}, was {shape}")
+            if _file_array(data) != array:
+                raise ProcessedDataError(f"{path} was replaced while the run used it: {_file_array(data)}, was {array}")
             state["split"] = replace(split, data=data)
         self.__dict__.update(state)
+
+
+def _file_array(data):
+    """(dtype, shape) of an array, or of the .npy file at path `data` (its header only)."""
+    if isinstance(data, str):
+        data = np.load(data, mmap_mode="r", allow_pickle=False)
+    return data.dtype.str, data.shape
 
 
 def worker_init_fn(worker_id):

@@ -136,7 +136,7 @@ def test_streams_are_distinct_and_reproducible():
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 1)))
 
 
-def test_pickled_feeder_reopens_its_folder_instead_of_copying_the_data(folder):
+def test_pickled_feeder_maps_its_data_file_instead_of_copying_the_data(folder):
     feeder = PretrainingFeeder(train_part(folder), seed=3)
     feeder.set_epoch(4)
     blob = pickle.dumps(feeder)
@@ -156,6 +156,17 @@ def test_a_pickled_feeder_keeps_its_split_as_loaded_and_maps_its_data_file_again
     np.save(f"{folder}/train_data_joint.npy", np.zeros((5, 3, 300, 25, 2), np.float32))  # another conversion's
     with pytest.raises(ProcessedDataError, match=r"train_data_joint\.npy was replaced .*\(5, 3, 300, 25, 2\)"):
         pickle.loads(blob)
+    np.save(f"{folder}/train_data_joint.npy", np.zeros((6, 3, 300, 25, 2), np.float64))
+    with pytest.raises(ProcessedDataError, match=r"was replaced .*'<f8'"):
+        pickle.loads(blob)
+
+
+def test_a_feeder_over_part_of_a_mapped_file_pickles_that_part(tmp_path, processed):
+    folder = processed(tmp_path / "data", n=(6, 2), seed=1)
+    split = train_part(folder)
+    part = replace(split, data=split.data[2:4], names=split.names[2:4], labels=split.labels[2:4])
+    copy = pickle.loads(pickle.dumps(PretrainingFeeder(part, seed=3)))
+    np.testing.assert_array_equal(copy.split.data, np.load(f"{folder}/train_data_joint.npy")[2:4])
 
 
 def test_unknown_mode_is_rejected(folder):
