@@ -201,7 +201,7 @@ def differences(recorded, current, may_change=(), only=None):
 # preset's length, its learning rate jumping back up).
 LEARNING_RATE = ("lr", "cos")
 MILESTONES = "schedule"
-RUN_LENGTH = ("epochs", "steps")
+RUN_LENGTH = ("epochs",)  # --steps sets the epochs; the schedule counts epochs (engine.runtime)
 
 
 def learning_rate_change(recorded, current):

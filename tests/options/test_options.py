@@ -609,6 +609,7 @@ def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_no
     assert "--cos: False then, True now" in change(step, cos=True)
     assert change(cosine, schedule=[1]) is None  # the cosine schedule has no milestones
     assert "--epochs: 97 then, 200 now" in change(cosine, epochs=200)  # a longer run stretches it
+    assert change({**cosine, "optim": {**cosine["optim"], "steps": 3000}}, steps=3010) is None  # the same epochs
     assert change(step, epochs=300) is None  # the milestones alone set a step schedule
     # records of older versions were flat
     assert "--lr: 0.05 then, 0.1 now" in learning_rate_change({"lr": 0.05, "cos": True}, {"lr": 0.1, "cos": True})
