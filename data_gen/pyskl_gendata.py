@@ -455,7 +455,12 @@ def main(argv=None):
         "the annotation pickle (FILE.pkl)",
         "the processed folder to write",
     )
-    parser.add_argument("--layout", required=True, help=f"a layout name ({', '.join(LAYOUTS)}) or a JSON layout file")
+    parser.add_argument(
+        "--layout",
+        required=True,
+        type=os.path.expanduser,
+        help=f"a layout name ({', '.join(LAYOUTS)}) or a JSON layout file",
+    )
     for part, role in (("train", "train the model"), ("val", "are evaluated")):
         parser.add_argument(f"--{part}-split", required=True, help=f"the split whose samples {role}")
     parser.add_argument(

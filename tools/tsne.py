@@ -85,8 +85,10 @@ def projector_export(features, labels, names, folder, tag="features"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.tsne", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, help="a .npz written by knn_eval.py --save-features")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--features", required=True, type=os.path.expanduser, help="a .npz written by knn_eval.py --save-features"
+    )
+    parser.add_argument("--out", required=True, type=os.path.expanduser, help="output folder")
     parser.add_argument("--part", default="val", choices=["train", "val"])
     parser.add_argument("--max-points", default=3000, type=int)
     parser.add_argument("--seed", default=0, type=int)

@@ -148,6 +148,16 @@ def _gappy_sample():
     return actor, bystander
 
 
+def test_paths_under_the_home_folder_may_be_given_with_a_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "tri2d.json").write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
+    actor, _ = _gappy_sample()
+    annotations = [dict(frame_dir=name, label=i, keypoint=np.stack([actor])) for i, name in enumerate("ab")]
+    _pickle(tmp_path / "mine.pkl", annotations, {"xsub_train": ["a"], "xsub_val": ["b"]})
+    _run("~/mine.pkl", "~/out", "~/tri2d.json")  # as bash passes --flag=~/x, unexpanded
+    assert [len(part) for part in load_splits(str(tmp_path / "out"))] == [1, 1]
+
+
 def test_missing_joints_are_filled_and_empty_ends_cut(tmp_path):
     layout = tmp_path / "tri2d.json"
     layout.write_text(json.dumps(dict(TRIANGLE_2D, channels=2, bodies=1)))
