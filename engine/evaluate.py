@@ -434,7 +434,8 @@ def run_classification(settings, model, train, val):
             best = dict(resumed[0]["best"])
         else:
             best = _train_or_fit(settings, model, train, val, device, resumed)
-        classes = settings.data.num_class  # also a run resumed from before top-5 was left out over 5 classes or fewer
+        classes = settings.data.num_class
+        # top-5 left out over 5 classes or fewer, also in a run resumed from before it was
         best = {v: dict(values, top5=informative_top5(values.get("top5"), classes)) for v, values in best.items()}
         records = [
             make_record(
