@@ -69,7 +69,12 @@ def encoder_sizes(state, path):
                 f"checkpoint {path} holds another architecture: {prefix} has no "
                 f"{gru}weight_ih_l0/weight_hh_l0 (a GRU encoder, docs/published-behaviour.md §3.1)"
             )
-        hidden = state[gru + "weight_hh_l0"].shape[1]  # (3H, H); another shape fails check_fits, naming the key
+        three_h, hidden = state[gru + "weight_hh_l0"].shape
+        if three_h != 3 * hidden:  # refused before a model of the size it implies is built
+            raise CheckpointError(
+                f"checkpoint {path} holds another architecture: {gru}weight_hh_l0 has shape "
+                f"{(three_h, hidden)}, expected (3H, H) of a GRU"
+            )
         layers = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(re.escape(gru) + r"weight_ih_l(\d+)", k)))
         found[prefix] = {
             "input_size": int(state[gru + "weight_ih_l0"].shape[1]),

@@ -187,13 +187,13 @@ def test_other_architecture(tmp_path):
     path = _save_released(tmp_path, state, "onedir.pth.tar")
     with pytest.raises(CheckpointError, match=r"onedir\.pth\.tar.*missing .*weight_hh_l0_reverse"):
         _load(path)
-    # an LSTM's (4H, H) recurrent weights where a GRU has (3H, H): named by the shape check
+    # an LSTM's (4H, H) recurrent weights where a GRU has (3H, H): refused before a model is built
     state = dict(_pretrain_model().state_dict())
     for prefix in ("encoder_q", "encoder_q_motion", "encoder_q_bone"):
         key = f"{prefix}.encoder.gru.weight_hh_l0"
         state[key] = torch.zeros(4 * HIDDEN, HIDDEN)
     path = _save_released(tmp_path, state, "lstm.pth.tar")
-    lstm_shape = rf"other shapes .*weight_hh_l0 \({4 * HIDDEN}, {HIDDEN}\)"
+    lstm_shape = rf"another architecture: .*weight_hh_l0 has shape \({4 * HIDDEN}, {HIDDEN}\), expected \(3H, H\)"
     with pytest.raises(CheckpointError, match=r"lstm\.pth\.tar.*" + lstm_shape):
         _load(path)
 
