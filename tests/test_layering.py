@@ -1,7 +1,11 @@
-"""The packages' order (ARCHITECTURE.md, "Layers"): each imports only the packages listed above it there."""
+"""The packages' order (ARCHITECTURE.md, "Layers"): each imports only the packages listed above it there;
+and every library the product imports is declared in requirements.txt and pyproject.toml."""
 
 import ast
+import importlib.metadata
 import os
+import re
+import sys
 
 import pytest
 
@@ -107,3 +111,36 @@ def test_subpackages_and_narrower_files_are_checked(tmp_path):
     (tmp_path / "moco" / "extra" / "hook.py").write_text("import engine\n")
     found = [(part, os.path.relpath(path, tmp_path)) for part, path in modules(str(tmp_path)) if part == "moco"]
     assert found == [("moco", os.path.join("moco", "extra", "hook.py"))]
+
+
+def declared(text):
+    """The distribution names (lower case) of requirement lines such as 'scikit-learn>=1.2  # why'."""
+    names = set()
+    for line in text.splitlines():
+        match = re.match(r'\s*"?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~;\[]|"|$)', line.split("#")[0])
+        if match:
+            names.add(match.group(1).lower())
+    return names
+
+
+def test_declared_reads_requirement_lines():
+    text = 'torch>=2.3\n# a comment\n\nscikit-learn>=1.2  # why\n    "tqdm>=4.64",  # why\nnumpy\n'
+    assert declared(text) == {"torch", "scikit-learn", "tqdm", "numpy"}
+
+
+def test_every_library_the_product_imports_is_declared():
+    # a library installed only as another's dependency would vanish with a version of that other
+    third_party = set()
+    for _, path in modules():
+        third_party |= imported(path) - OURS - set(sys.stdlib_module_names) - {"__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {name: {d.lower() for d in distributions.get(name, [name])} for name in third_party}
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        in_requirements = declared(f.read())
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        dependencies = re.search(r"^dependencies = \[(.*?)^\]", f.read(), re.S | re.M)
+    in_pyproject = declared(dependencies.group(1))
+    for where, names in (("requirements.txt", in_requirements), ("pyproject.toml's dependencies", in_pyproject)):
+        missing = sorted(module for module, dists in needed.items() if not dists & names)
+        assert not missing, f"the product imports {missing}, which {where} does not list"
+    assert in_requirements == in_pyproject
