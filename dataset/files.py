@@ -238,9 +238,9 @@ class Claim:
 
     def release(self):
         _HELD.discard(self)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = self._fd, None  # released even if closing fails
+        if fd is not None:
+            os.close(fd)
 
 
 _HELD = set()  # this process's Claims
@@ -249,11 +249,9 @@ _HELD = set()  # this process's Claims
 def _leave_claims_to_the_parent():
     """In a forked child (a DataLoader worker, a converter's parser): close its copies of the claims' files,
     so that a claim ends when its holder does, not when the last of its children notices."""
-    for claim in _HELD:
+    for claim in list(_HELD):
         with contextlib.suppress(OSError):
-            os.close(claim._fd)
-        claim._fd = None
-    _HELD.clear()
+            claim.release()
 
 
 os.register_at_fork(after_in_child=_leave_claims_to_the_parent)
