@@ -57,8 +57,10 @@ class SeededFeeder(Dataset):
     def __getstate__(self):
         state = dict(self.__dict__)
         data = self.split.data
-        if isinstance(data, np.memmap) and _file_array(data.filename) == _file_array(data):  # the file, not a slice
-            state["split"] = replace(self.split, data=(data.filename, _file_array(data)))
+        if isinstance(data, np.memmap):
+            array = _file_array(data)
+            if _file_array(data.filename) == array:  # the whole file, not a slice of it
+                state["split"] = replace(self.split, data=(data.filename, array))
         return state
 
     def __setstate__(self, state):
