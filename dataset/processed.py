@@ -267,11 +267,8 @@ def load_split(folder, part, mmap=True, num_class=None):
             f"processed folder {folder}: missing {', '.join(missing)} (make it with "
             f"python -m data_gen.ntu_gendata, pku_gendata, ucla_gendata, msr_gendata or pyskl_gendata)"
         )
-    try:
-        data = np.load(data_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        num_frame = np.load(frame_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ProcessedDataError(f"processed folder {folder}: unreadable {part} array ({exc})") from None
+    data = _load_array(folder, data_path, mmap_mode="r" if mmap else None)
+    num_frame = _load_array(folder, frame_path)
     c, v, m = layout.channels, layout.num_joints, layout.bodies
     if data.ndim != 5 or data.shape[1] != c or data.shape[3:] != (v, m):
         raise ProcessedDataError(
@@ -334,6 +331,20 @@ def load_split(folder, part, mmap=True, num_class=None):
         dataset=dataset,
         protocol=protocol,
     )
+
+
+def _load_array(folder, path, mmap_mode=None):
+    """The .npy file `path` of a processed folder, or ProcessedDataError naming it. NumPy's own advice
+    for a file that is not a plain array (allow_pickle) is wrong here, so it is replaced."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc)
+        if "allow_pickle" in reason:
+            reason = "not a plain NumPy array (a Git LFS pointer, a web page, a pickled object?)"
+        raise ProcessedDataError(
+            f"processed folder {folder}: {os.path.basename(path)} is unreadable ({reason})"
+        ) from None
 
 
 def load_splits(folder, num_class=None, mmap=True):

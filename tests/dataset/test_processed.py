@@ -127,6 +127,27 @@ def test_mismatched_lengths_name_the_folder(tmp_path, kw):
         load_split(folder, "val")
 
 
+@pytest.mark.parametrize(
+    "name, content, found",
+    [
+        # a Git LFS pointer where the data should be: NumPy would advise allow_pickle
+        ("train_data_joint.npy", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n", "not a plain"),
+        ("train_num_frame.npy", None, "train_num_frame.npy is unreadable"),  # cut short by a failed copy
+    ],
+)
+def test_an_unreadable_array_is_named_and_never_advised_to_be_unpickled(tmp_path, name, content, found):
+    folder = str(tmp_path / "xsub")
+    _write_part(folder, "train", 3)
+    path = os.path.join(folder, name)
+    whole = open(path, "rb").read()
+    open(path, "wb").write(whole[: len(whole) - 8] if content is None else content)
+    with pytest.raises(ProcessedDataError) as caught:
+        load_split(folder, "train")
+    message = str(caught.value)
+    assert f"{folder}: {name} is unreadable" in message and found in message
+    assert "allow_pickle" not in message
+
+
 def test_missing_files_name_the_folder(tmp_path):
     with pytest.raises(ProcessedDataError, match="missing train_data_joint.npy"):
         load_split(str(tmp_path), "train")
