@@ -32,7 +32,7 @@ def cv_folds(labels, seed, folds=FOLDS):
     counts = np.bincount(labels)[np.unique(labels)]
     if counts.max() < 2:
         return None
-    return StratifiedKFold(n_splits=max(2, min(folds, int(counts.min()))), shuffle=True, random_state=seed)
+    return StratifiedKFold(n_splits=max(2, min(folds, int(counts.min()))), shuffle=True, random_state=seed % 2**32)
 
 
 def _pipeline(c):

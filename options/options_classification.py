@@ -31,6 +31,8 @@ from options.parsing import (
     DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
+    SEED,
+    VIEW_FRAMES,
     WORKERS_HELP,
     add_run_folder_flags,
     at_least,
@@ -60,7 +62,8 @@ COMMON_RULES = {
     "workers": at_least(0),
     "hidden_size": at_least(1),
     "num_layers": at_least(1),
-    "view_frames": at_least(2),  # motion is the difference of consecutive frames
+    "view_frames": VIEW_FRAMES,
+    "seed": SEED,
 }
 CLASSIFICATION_RULES = dict(
     COMMON_RULES,

@@ -13,6 +13,8 @@ from options.parsing import (
     DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
+    SEED,
+    VIEW_FRAMES,
     WORKERS_HELP,
     add_run_folder_flags,
     at_least,
@@ -89,7 +91,8 @@ RULES = {
     "workers": at_least(0),
     "start_epoch": at_least(0),
     "schedule": at_least(0),
-    "view_frames": at_least(2),  # motion is the difference of consecutive frames
+    "view_frames": VIEW_FRAMES,
+    "seed": SEED,
     "min_crop_frames": at_least(1),
     "corrupted_joints": at_least(1),
     "lr": positive(),

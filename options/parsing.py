@@ -47,13 +47,28 @@ def add_run_folder_flags(parser, kind):
     )
 
 
-# (test, wording of the accepted range); every number must also be finite.
+# (test, wording of the accepted range); every number must also be finite, as a float32 too (the
+# tensors every value ends in: a learning rate of 1e39 is finite in Python and inf in the model).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def at_least(low):
     return (lambda v: v >= low), f"at least {low}"
 
 
 def positive():
     return (lambda v: v > 0), "positive"
+
+
+def between(low, high):
+    return (lambda v: low <= v <= high), f"from {low} to {high}"
+
+
+# A seed: every generator the runs seed (torch, SeedSequence, scikit-learn modulo 2**32) takes it.
+SEED = between(0, 2**63 - 1)
+# A view longer than the longest recording a processed folder holds only interpolates; 2: motion is a
+# difference of consecutive frames.
+VIEW_FRAMES = between(2, MAX_FRAME)
 
 
 def in_unit(closed_top=True):
@@ -70,7 +85,7 @@ def check_rules(parser, values, rules):
         if value is None:
             continue
         items = value if isinstance(value, (list, tuple)) else [value]
-        if not all(math.isfinite(v) and test(v) for v in items):
+        if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX and test(v) for v in items):
             problems.append(f"{flag(name)} must be {wording} and finite, found {value}")
     if problems:
         parser.error("; ".join(problems))

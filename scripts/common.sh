@@ -124,7 +124,8 @@ check_runs() {
     done
 }
 
-# check_seeds SEED...: fail when a SEED is not a non-negative integer, or none is given.
+# check_seeds SEED...: fail when a SEED is not an integer from 0 to 2**63 - 1 (what the runs' --seed
+# takes), or none is given.
 check_seeds() {
     local seed
     if [ $# -eq 0 ]; then
@@ -135,6 +136,10 @@ check_seeds() {
     for seed in "$@"; do
         if [[ ! "$seed" =~ ^(0|[1-9][0-9]*)$ ]]; then
             echo "seed '$seed' (SEEDS): expected a non-negative integer without leading zeros" >&2
+            exit 2
+        fi
+        if ((${#seed} > 19)) || { ((${#seed} == 19)) && [[ "$seed" > 9223372036854775807 ]]; }; then
+            echo "seed $seed (SEEDS): expected at most 9223372036854775807 (2**63 - 1)" >&2
             exit 2
         fi
         if [[ "$seen" == *" $seed "* ]]; then

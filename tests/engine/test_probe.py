@@ -58,6 +58,18 @@ def test_probe_matches_scikit_learn_per_stream_and_fused():
     assert set(found) == {"joint", "motion", "bone", "fusion", "concat"}
 
 
+def test_a_seed_beyond_32_bits_draws_the_folds_of_its_low_32_bits():
+    # every run accepts seeds up to 2**63 - 1; scikit-learn's folds take 32 bits
+    train_x, train_y = features(0)
+    val_x, val_y = features(1)
+    train_x = {"joint": train_x["joint"]}
+    val_x = {"joint": val_x["joint"]}
+    big = logistic_probe((train_x, train_y), (val_x, val_y), seed=2**40 + 3)
+    assert big == logistic_probe((train_x, train_y), (val_x, val_y), seed=3)
+    folds = [test.tolist() for _, test in cv_folds(train_y, 2**63 - 1).split(train_x["joint"], train_y)]
+    assert folds == [test.tolist() for _, test in cv_folds(train_y, 2**32 - 1).split(train_x["joint"], train_y)]
+
+
 def top5_by_hand(probabilities, labels):
     """Percent of rows whose label is among the five largest probabilities, one row at a time."""
     hits = 0

@@ -209,7 +209,12 @@ PRETRAIN_RULES = [
     (["--steps", "0"], "--steps must be at least 1 and finite, found 0"),
     (["--schedule", "10", "-3"], "--schedule must be at least 0 and finite, found [10, -3]"),
     (["--min-crop-frames", "0"], "--min-crop-frames must be at least 1 and finite, found 0"),
-    (["--view-frames", "1"], "--view-frames must be at least 2 and finite, found 1"),  # motion would be 0
+    (["--view-frames", "1"], "--view-frames must be from 2 to 300 and finite, found 1"),  # motion would be 0
+    (["--view-frames", "301"], "--view-frames must be from 2 to 300 and finite, found 301"),  # beyond any recording
+    # finite in Python, infinite in the float32 tensors it ends in
+    (["--lr", "1e39"], "--lr must be positive and finite, found 1e+39"),
+    (["--seed", "-5"], "--seed must be from 0 to 9223372036854775807 and finite, found -5"),
+    (["--seed", str(2**63)], f"--seed must be from 0 to 9223372036854775807 and finite, found {2**63}"),
 ]
 
 
@@ -255,7 +260,10 @@ def test_a_batch_larger_than_the_training_set_is_a_usage_error(small_folder, cap
             ["--transfer", "--finetune-dataset", "ntu60"],
             "--transfer fine-tunes on --finetune-dataset pku_v2",
         ),
-        (parse_knn, ["--view-frames", "1"], "--view-frames must be at least 2 and finite, found 1"),
+        (parse_knn, ["--view-frames", "1"], "--view-frames must be from 2 to 300 and finite, found 1"),
+        (parse_classification, ["--lr", "1e39"], "--lr must be positive and finite, found 1e+39"),
+        (parse_classification, ["--seed", "-1"], "--seed must be from 0 to 9223372036854775807 and finite, found -1"),
+        (parse_knn, ["--seed", str(2**64)], f"--seed must be from 0 to 9223372036854775807 and finite, found {2**64}"),
         (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
         (parse_knn, ["--protocol", "cross_subject_semi"], "kNN evaluation uses the full training set"),
     ],

@@ -250,6 +250,8 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("synthetic_benchmark.sh", [], {"SEEDS": ""}, "SEEDS is empty"),
         ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "01"}, "without leading zeros"),
         ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "0 1 0"}, "seed 0 (SEEDS) given twice"),
+        ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "1 9223372036854775808"}, "at most 9223372036854775807"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"SEEDS": "12345678901234567890"}, "at most 9223372036854775807"),
     ]:
         status, err, commands = refused(script, *args, **env)
         assert (status, commands) == (2, []) and message in err, (script, args, env, err)
