@@ -110,7 +110,8 @@ def strip_module_prefix(state_dict):
 
 def check_fits(path, state, expected, may_miss=frozenset()):
     """Raise CheckpointError naming `path` and the keys unless the tensors of `state` have exactly the
-    names (but `may_miss`) and shapes of the `expected` state dict."""
+    names (but `may_miss`) and shapes of the `expected` state dict, and hold finite numbers only (a
+    NaN weight would surface minutes later as a probe's error that names no checkpoint)."""
     missing = set(expected) - set(state) - set(may_miss)
     unexpected = set(state) - set(expected)
     wrong = [
@@ -125,6 +126,9 @@ def check_fits(path, state, expected, may_miss=frozenset()):
     ]
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
+    not_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        raise CheckpointError(f"checkpoint {path} holds NaN or inf in {short_list(not_finite)}")
 
 
 # Within one encoder the published BIGRU registers the GRU, then the head, then the input BatchNorm

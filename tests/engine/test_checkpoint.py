@@ -114,6 +114,10 @@ def test_state_dict_checks_and_recorded_settings():
         r"other shapes a \(4,\) \(expected \(2,\)\)",
     ):
         check_fits("p", {"a": torch.ones(4), "b": torch.ones(3), "c": torch.ones(1)}, expected)
+    # a weight that is NaN or inf is named (integer buffers such as BatchNorm's batch count are not checked)
+    broken = {"a": torch.tensor([1.0, float("nan")]), "b": torch.tensor([float("-inf"), 0, 0]), "n": torch.tensor(7)}
+    with pytest.raises(CheckpointError, match=r"^checkpoint p holds NaN or inf in a, b$"):
+        check_fits("p", broken, dict(expected, n=torch.tensor(0)), may_miss={"fc"})
     assert recorded_settings({"settings": {"preset": "ntu60"}, "options": {"lr": 1}}) == {"preset": "ntu60"}
     assert recorded_settings({"options": {"lr": 1}}) == {"lr": 1}  # checkpoints of earlier versions
     assert recorded_settings({"epoch": 1, "state_dict": {}}) is None  # released checkpoints

@@ -236,6 +236,18 @@ def test_bad_checkpoint_or_folder_stops_with_a_clear_message(tiny, tmp_path, cap
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"{prog}: error: checkpoint {bogus}") and "Traceback" not in err
+    # a checkpoint with a NaN weight is refused at loading, naming it, before any feature is computed
+    state = dict(tiny["state"])
+    state["encoder_q_bone.encoder.gru.weight_hh_l0"] = state["encoder_q_bone.encoder.gru.weight_hh_l0"].clone()
+    state["encoder_q_bone.encoder.gru.weight_hh_l0"][0, 0] = float("nan")
+    nan = tmp_path / "nan.pth.tar"
+    torch.save({"epoch": 451, "state_dict": state}, nan)
+    argv[argv.index(str(bogus))] = str(nan)
+    for main, prog in ((action_classification.main, "action_classification.py"), (knn_eval.main, "knn_eval.py")):
+        assert main([*argv, "--save-features", str(tmp_path / "f.npz")] if main is knn_eval.main else argv) == 1
+        err = capsys.readouterr().err
+        assert err == f"{prog}: error: checkpoint {nan} holds NaN or inf in encoder_q_bone.encoder.gru.weight_hh_l0\n"
+    assert not (tmp_path / "f.npz").exists()
     # a folder that is not there is a usage error; one without the files is bad data (exit status 1)
     with pytest.raises(SystemExit) as stop:
         knn_eval.main(["--data-dir", str(tmp_path / "missing"), "-j", "0", "--out", str(tmp_path / "y")])
