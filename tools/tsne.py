@@ -21,16 +21,21 @@ def load_features(path, part):
     """(features N x D float32, labels N int64, names N) of `part` ('train' or 'val') in an export."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (
-                np.asarray(data[f"{part}_features"], dtype=np.float32),
-                np.asarray(data[f"{part}_labels"], dtype=np.int64),
-                [str(n) for n in data[f"{part}_names"]],
-            )
+            features = np.asarray(data[f"{part}_features"], dtype=np.float32)
+            labels = np.asarray(data[f"{part}_labels"], dtype=np.int64)
+            names = [str(n) for n in data[f"{part}_names"]]
     except (OSError, ValueError, KeyError, EOFError) as exc:  # EOFError: an empty file
         raise ValueError(
             f"{path}: not a feature export with {part}_features/_labels/_names "
             f"(written by knn_eval.py --save-features): {exc}"
         ) from None
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=tuple(range(1, features.ndim))))
+    if bad.size:
+        raise ValueError(
+            f"{path}: {part}_features hold NaN or inf in {bad.size} of {len(features)} rows, "
+            f"the first {names[bad[0]]!r}"
+        )
+    return features, labels, names
 
 
 MIN_POINTS = 3  # t-SNE's perplexity (at least 2 here) must be below the number of samples
@@ -93,6 +98,8 @@ def main(argv=None):
     parser.add_argument("--max-points", default=3000, type=int)
     parser.add_argument("--seed", default=0, type=int)
     args = parser.parse_args(argv)
+    if not 0 <= args.seed < 2**32:  # what scikit-learn's t-SNE takes
+        parser.error(f"--seed must be from 0 to {2**32 - 1}, found {args.seed}")
     if args.max_points < MIN_POINTS:
         parser.error(f"--max-points must be at least {MIN_POINTS}, found {args.max_points}")
     blocking = file_in_the_way(os.path.abspath(args.out))  # checked first: nothing computed for a plot with no place

@@ -67,6 +67,18 @@ def test_too_few_points_for_t_sne_are_errors(export, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), *flags])
         assert stop.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # scikit-learn's t-SNE takes 32-bit seeds
+        tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), "--seed", "-1"])
+    assert stop.value.code == 2 and "--seed must be from 0 to 4294967295, found -1" in capsys.readouterr().err
+    broken = tmp_path / "nan.npz"  # features of an encoder with NaN weights: named, not embedded
+    features = np.ones((4, 4), np.float32)
+    features[2, 1] = np.nan
+    save_features(str(broken), "joint", "c.pth.tar", *[(features, np.arange(4), ["a", "b", "c", "d"])] * 2)
+    assert tsne.main(["--features", str(broken), "--out", str(tmp_path / "out")]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"python -m tools.tsne: error: {broken}: val_features hold NaN or inf in 1 of 4 rows, the first 'c'\n"
+    )
     two = tmp_path / "two.npz"
     part = (np.zeros((2, 4), np.float32), np.array([0, 1]), ["a", "b"])
     save_features(str(two), "joint", "c.pth.tar", part, part)
