@@ -364,15 +364,20 @@ def _check_training_classes(parser, settings, train):
     except ValueError as exc:
         parser.error(f"--data-ratio: {exc} in {train.folder}")
     labels = np.asarray(train.labels)
-    classes = np.unique(labels if indices is None else labels[indices])
-    if len(classes) < 2:
-        what = "its training part"
-        if indices is not None:
-            what = f"the --data-ratio {settings.probe.data_ratio:g} subset of its training part"
-        raise ProcessedDataError(
-            f"{train.folder}: {what} holds one class (label {classes[0]}); a classifier needs two or more"
-        )
+    what = "its training part"
+    if indices is not None:
+        labels, what = labels[indices], f"the --data-ratio {settings.probe.data_ratio:g} subset of its training part"
+    check_classes(train.folder, labels, what)
     return indices
+
+
+def check_classes(folder, labels, what="its training part"):
+    """ProcessedDataError naming `folder` unless the training `labels` hold two classes or more."""
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise ProcessedDataError(
+            f"{folder}: {what} holds one class (label {classes[0]}); a classifier needs two or more"
+        )
 
 
 def _training_subset(settings, train):

@@ -22,6 +22,7 @@ import torch
 from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.files import check_writable
 from dataset.processed import ProcessedDataError, load_splits
+from engine.evaluate import check_classes
 from engine.knn import knn_top1
 from engine.probe import fit_stream
 from engine.results import append_results, new_record
@@ -65,6 +66,7 @@ def main(argv=None):
     try:
         check_writable(args.results, "--results")  # before the fits, whose result would be lost
         train, val = load_splits(args.data_dir)
+        check_classes(train.folder, train.labels)
     except (ProcessedDataError, ValueError, OSError) as exc:
         parser.exit(1, f"error: {exc}\n")
     protocol = resolve_protocol(parser, args.protocol, train)  # as the entry points record it

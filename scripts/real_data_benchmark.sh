@@ -64,6 +64,7 @@ check_source() {
     if [ -z "$3" ]; then
         "$PYTHON" -c 'import contextlib, io, sys
 from dataset.processed import load_split
+from engine.evaluate import check_classes
 from options.options_pretraining import parse_args, resolve
 parser, args = parse_args(["--data-dir", sys.argv[1], "--device", "cpu"])
 parser.prog, parser.print_usage = f"{sys.argv[2]}: its pretraining", lambda file=None: None
@@ -71,6 +72,7 @@ try:  # the training part as the pretraining opens it, then the evaluation part
     with contextlib.redirect_stdout(io.StringIO()):  # the notes a run prints
         settings, train = resolve(parser, args)
     load_split(sys.argv[1], "val")
+    check_classes(sys.argv[1], train.labels)  # every probe and baseline would refuse it, after the pretrainings
 except Exception as exc:
     sys.exit(f"{sys.argv[2]}: not a processed folder every evaluation can open: {exc}")
 if settings.preset != "small":

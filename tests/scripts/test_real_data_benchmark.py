@@ -181,6 +181,11 @@ def test_coordinate_baseline_outputs_are_checked_before_the_fits(tmp_path, proce
             coordinate_baseline.main(["--data-dir", folder, "--results", results])
         assert stop.value.code == code and message in capsys.readouterr().err
     assert open(record).read() == before and log.read_text() == '{"epoch": 0, "loss": 9.1}\n'
+    # a training part of one class: refused by the folder, before any fit
+    one = processed(tmp_path / "one", n=(8, 4), layout="kinect20", num_class=1, dataset="mine")
+    with pytest.raises(SystemExit) as stop:
+        coordinate_baseline.main(["--data-dir", one, "--results", str(tmp_path / "r.jsonl")])
+    assert stop.value.code == 1 and f"{one}: its training part holds one class (label 0)" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
@@ -195,6 +200,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     tiny = write_processed(tmp_path / "tiny", n=(5, 4), layout="kinect20", num_class=2, dataset="tiny")
     ntu = write_processed(tmp_path / "ntu", n=(64, 4), num_class=60, dataset="ntu60", protocol="cross_subject")
     published = write_processed(tmp_path / "published", n=(64, 4), num_class=60)  # no layout.json
+    one = write_processed(tmp_path / "one", n=(16, 4), layout="kinect20", num_class=1, dataset="one")
     for args, message in [
         # every source is looked into before the first data set's folder is emptied
         ([f"msr_action3d={tmp_path / 'raw'}", f"nw_ucla={tmp_path / 'empty'}"], "no files named a*_s*_e*_v*.json"),
@@ -205,6 +211,8 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
         ([f"msr_action3d={tmp_path / 'raw'}", f"tiny={tiny}"], "the small-data preset needs 8 or more"),
         ([f"ntu={ntu}"], "records ntu60, whose published preset a pretraining takes"),
         ([f"published={published}"], "its layout.json names no dataset, or it has none (NTU-60 then)"),
+        # pretrained, then refused by every probe and baseline
+        ([f"msr_action3d={tmp_path / 'raw'}", f"one={one}"], "its training part holds one class (label 0)"),
         ([f"msr_action3d={tmp_path / 'raw'}"] * 2, "data set msr_action3d given twice"),
         ([f"my data={tmp_path}"], "expected NAME=SOURCE"),
         ([f"NW_UCLA={archive}"], "an archive is imported only for nw_ucla and msr_action3d"),
