@@ -372,7 +372,7 @@ def get_layout(spec):
         try:
             with open(spec) as f:
                 record = json.load(f)
-        except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8; nested too deep
             raise LayoutError(f"layout file {spec}: {exc}") from None
         layout = Layout.from_dict(record, source=f"layout file {spec}")
         problems = new_layout_problems(layout)
@@ -412,12 +412,12 @@ def read_folder_record(folder):
     """(layout, num_class or None, dataset or None, protocol or None) of a processed folder; `ntu25`
     without a record (records written before protocols were recorded have none)."""
     path = os.path.join(folder, LAYOUT_FILE)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):  # a folder of that name is no record but an error
         return DEFAULT_LAYOUT, None, None, None
     try:
         with open(path) as f:
             record = json.load(f)
-    except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8; nested too deep
         raise LayoutError(f"{path}: not a readable layout record ({exc})") from None
     if not isinstance(record, dict) or "layout" not in record:
         raise LayoutError(f"{path}: expected a JSON object with 'layout', 'num_class' and 'dataset'")

@@ -142,6 +142,8 @@ def _to_int_label(value, path, index):
         raise ProcessedDataError(f"{path}: label {index} is {value!r}; expected an integer class number")
     if not float(value).is_integer():
         raise ProcessedDataError(f"{path}: label {index} is {value!r}; expected an integral value")
+    if not -(2**63) <= int(value) < 2**63:  # what the labels' int64 array holds
+        raise ProcessedDataError(f"{path}: label {index} is {value!r}; expected a class number")
     return int(value)
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -104,6 +105,11 @@ def test_non_integral_label_and_bad_structure(tmp_path):
     path.write_bytes(pickle.dumps((["a"], [1.5])))
     with pytest.raises(ProcessedDataError, match="integral"):
         load_label_pkl(path)
+    for huge in (2**70, 1e30):  # integral, beyond the labels' int64 array
+        path.write_bytes(pickle.dumps((["a", "b"], [0, huge])))
+        message = f"{path}: label 1 is {huge!r}; expected a class number"
+        with pytest.raises(ProcessedDataError, match=re.escape(message)):
+            load_label_pkl(path)
     path.write_bytes(pickle.dumps({"names": []}))
     with pytest.raises(ProcessedDataError, match="pair"):
         load_label_pkl(path)
@@ -359,12 +365,17 @@ def test_two_dimensional_layout_from_the_record(tmp_path):
             json.dumps({"layout": KINECT20.to_dict(), "num_class": True}),
             "num_class must be a positive integer, found True",
         ),
+        ("[" * 100_000, "not a readable layout record .maximum recursion depth"),  # nested too deep to parse
+        (None, "not a readable layout record .*Is a directory"),  # a folder of the name is no missing record
     ],
 )
 def test_unreadable_layout_record_names_the_folder(tmp_path, text, found):
     folder = str(tmp_path / "xsub")
     _write_part(folder, "train", 2)
-    (tmp_path / "xsub" / "layout.json").write_text(text)
+    if text is None:
+        (tmp_path / "xsub" / "layout.json").mkdir()
+    else:
+        (tmp_path / "xsub" / "layout.json").write_text(text)
     with pytest.raises(ProcessedDataError, match=rf"processed folder {folder}: .*layout.json.*{found}"):
         load_split(folder, "train")
 
