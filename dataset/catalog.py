@@ -44,7 +44,7 @@ def base_protocol(protocol):
 
 def resolve_data_dir(dataset, protocol, data_dir=None):
     """The processed folder of `dataset` under `protocol` (ValueError naming the valid choices); `data_dir` wins."""
-    if data_dir:
+    if data_dir is not None:  # "" too: an empty --data-dir (an unset variable) is no folder, not the default
         return data_dir
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)} (or pass --data-dir)")

@@ -23,12 +23,11 @@ import os
 import re
 from dataclasses import replace
 
-from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol, resolve_data_dir
+from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
 from options.parsing import (
-    DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
     SEED,
@@ -39,6 +38,7 @@ from options.parsing import (
     check_device,
     check_output_path,
     check_rules,
+    data_folder,
     data_settings,
     fill,
     folder_facts,
@@ -367,14 +367,7 @@ def parse_knn(argv=None):
 
 def open_data(parser, args):
     """(train, val) Splits of the evaluation's processed folder (ProcessedDataError when bad)."""
-    try:
-        folder = resolve_data_dir(
-            args.finetune_dataset or DEFAULT_DATASET, args.protocol or DEFAULT_PROTOCOL, args.data_dir
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    if not os.path.isdir(folder):
-        parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
+    folder = data_folder(parser, args.finetune_dataset, args.protocol, args.data_dir)
     recorded = read_folder_record(folder)[1]  # without a record: the published dataset's classes
     num_class = None if recorded else DATASETS[args.finetune_dataset or DEFAULT_DATASET].num_class
     splits = tuple(replace(split, num_class=split.num_class or num_class) for split in load_splits(folder, num_class))

@@ -7,10 +7,9 @@ filled from it after parsing, and a flag given on the command line wins.
 
 import os
 
-from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, SMALL_MIN_SAMPLES, resolve_data_dir
+from dataset.catalog import DATASETS, PROTOCOL_FOLDERS, SMALL_MIN_SAMPLES
 from dataset.processed import load_split
 from options.parsing import (
-    DEFAULT_PROTOCOL,
     DEFAULT_WORKERS,
     PROTOCOL_HELP,
     SEED,
@@ -21,6 +20,7 @@ from options.parsing import (
     check_device,
     check_output_path,
     check_rules,
+    data_folder,
     data_settings,
     given_flags,
     in_unit,
@@ -265,12 +265,7 @@ def resolve(parser, args):
     ProcessedDataError."""
     world_size = world_size_from_env(parser)
     device = check_device(parser, args.device)
-    try:
-        folder = resolve_data_dir(args.pre_dataset or DEFAULT_DATASET, args.protocol or DEFAULT_PROTOCOL, args.data_dir)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if not os.path.isdir(folder):
-        parser.error(f"processed folder {folder}: no such folder (pass --data-dir, or make it with data_gen/)")
+    folder = data_folder(parser, args.pre_dataset, args.protocol, args.data_dir)
     train = load_split(folder, "train")
     print_import_warnings(train)
     args.protocol = resolve_protocol(parser, args.protocol, train)

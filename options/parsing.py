@@ -17,10 +17,10 @@ import zipfile
 import numpy as np
 import torch
 
-from dataset.catalog import base_protocol, folder_protocol
+from dataset.catalog import base_protocol, folder_protocol, resolve_data_dir
 from dataset.files import file_in_the_way
 from dataset.processed import MAX_FRAME, fingerprint, import_warnings
-from options.presets import FolderFacts, choose_preset, preset
+from options.presets import DEFAULT_DATASET, FolderFacts, choose_preset, preset
 from options.settings import DataSettings, flag
 
 
@@ -169,6 +169,20 @@ def fill(args, settings):
     for key, value in settings.items():
         if key in vars(args) and getattr(args, key) is None:
             setattr(args, key, value)
+
+
+def data_folder(parser, dataset, protocol, data_dir):
+    """The processed folder a run reads: --data-dir, else the folder of `dataset` under `protocol`; a
+    usage error when it is not a folder."""
+    try:
+        folder = resolve_data_dir(dataset or DEFAULT_DATASET, protocol or DEFAULT_PROTOCOL, data_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not os.path.isdir(folder):
+        parser.error(
+            f"processed folder {folder or repr(folder)}: no such folder (pass --data-dir, or make it with data_gen/)"
+        )
+    return folder
 
 
 def folder_facts(split):

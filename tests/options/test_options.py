@@ -297,6 +297,10 @@ def test_pretraining_rules_on_the_resolved_values_fail_before_any_output(folder,
     assert "no such folder" in usage_error(
         capsys, lambda a: resolve(*parse_args(a)), ["--data-dir", str(tmp_path / "nowhere"), "--device", "cpu"]
     )
+    # an empty --data-dir (a shell variable left unset) names no folder; it is not the default NTU-60 one
+    for parse, run in ((parse_args, resolve), (parse_classification, open_data), (parse_knn, open_data)):
+        message = usage_error(capsys, lambda a, p=parse, r=run: r(*p(a)), ["--data-dir", "", "--device", "cpu"])
+        assert "processed folder '': no such folder" in message
     assert not os.path.exists(out)
 
 
