@@ -350,7 +350,7 @@ def _parse(parser, rules, argv):
     args.device = check_device(parser, args.device)
 
     for name in ("checkpoint_path", "results", "save_features"):
-        if getattr(args, name, None):
+        if getattr(args, name, None) is not None:  # given, or a default
             check_output_path(parser, name, getattr(args, name))
     return parser, args
 

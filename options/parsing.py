@@ -119,6 +119,8 @@ def check_output_path(parser, name, path):
     """A usage error when an output path cannot be named on this file system (e.g. undecodable bytes), or
     would replace or extend a file of another kind: results go to a `.jsonl` file, a feature export
     replaces only an earlier one."""
+    if not path:  # a shell variable left unset
+        parser.error(f"{flag(name)} is empty; name a path")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

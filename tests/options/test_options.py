@@ -301,6 +301,11 @@ def test_pretraining_rules_on_the_resolved_values_fail_before_any_output(folder,
     for parse, run in ((parse_args, resolve), (parse_classification, open_data), (parse_knn, open_data)):
         message = usage_error(capsys, lambda a, p=parse, r=run: r(*p(a)), ["--data-dir", "", "--device", "cpu"])
         assert "processed folder '': no such folder" in message
+    for name in ("--checkpoint-path", "--results", "--save-features"):
+        message = usage_error(capsys, parse_knn, ["--data-dir", out, name, ""])  # an output path as empty
+        assert f"{name} is empty; name a path" in message
+    message = usage_error(capsys, lambda a: pretrain(folder, *a), [*TINY, "--checkpoint-path", ""])
+    assert "--checkpoint-path is empty; name a path" in message
     assert not os.path.exists(out)
 
 
