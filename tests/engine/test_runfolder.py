@@ -380,7 +380,7 @@ def test_full_disk_at_settings_is_one_line(data_dir, tmp_path, capsys, monkeypat
     assert "knn_eval.py: error: no space left on" in err and "Traceback" not in err
 
 
-def test_non_finite_weights_stop_the_probe_with_one_line(data_dir, tmp_path, capsys):
+def test_non_finite_weights_or_a_diverging_probe_stop_with_one_line(data_dir, tmp_path, capsys):
     out = tmp_path / "pre"
     assert pretrain(data_dir, out, "--epochs", "1") == 0
     ckpt = read_checkpoint(str(out / "checkpoint_last.pth.tar"))
@@ -389,24 +389,20 @@ def test_non_finite_weights_stop_the_probe_with_one_line(data_dir, tmp_path, cap
             value.fill_(float("nan"))
     torch.save(ckpt, tmp_path / "nan.pth.tar")
     results = tmp_path / "r.jsonl"
-    assert (
-        action_classification.main(
-            [
-                "--data-dir",
-                data_dir,
-                "--checkpoint-path",
-                str(tmp_path / "lin"),
-                "--results",
-                str(results),
-                "--pretrained",
-                str(tmp_path / "nan.pth.tar"),
-                *PROBE,
-            ]
-        )
-        == 1
-    )
+
+    def probe(checkpoint, *flags):
+        argv = ["--data-dir", data_dir, "--checkpoint-path", str(tmp_path / "lin"), "--results", str(results)]
+        return action_classification.main([*argv, "--pretrained", checkpoint, *PROBE, *flags])
+
+    # NaN weights: refused at loading, naming the tensor, before any output
+    assert probe(str(tmp_path / "nan.pth.tar")) == 1
     err = capsys.readouterr().err
-    assert "loss became nan" in err and "Traceback" not in err
+    assert f"checkpoint {tmp_path / 'nan.pth.tar'} holds NaN or inf in encoder_q.encoder.gru.weight_ih_l0" in err
+    assert "Traceback" not in err and not (tmp_path / "lin").exists()
+    # finite weights and a learning rate that makes the classifier's loss overflow: stopped at that step
+    assert probe(str(out / "checkpoint_last.pth.tar"), "--lr", "3e38") == 1
+    err = capsys.readouterr().err
+    assert "the classifier's loss became" in err and "Traceback" not in err
     assert not results.exists()
 
 
