@@ -11,8 +11,8 @@ one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, wh
 Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
 `--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
 evaluated on, and (in the linear, kNN and semi-supervised tables) evaluations of one benchmark whose
-own settings differ (an SGD probe's epochs, kNN's training crop, …: `_setup`) are reported in rows of
-their own. A
+own settings or data differ (an SGD probe's epochs, kNN's training crop, the folder's training part,
+…: `_setup`) are reported in rows of their own. A
 record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
 error naming the file and line.
 """
@@ -58,9 +58,12 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 
 # The evaluation's own settings that make two records two methods rather than two seeds of one: records
 # of one column that differ in any of them get rows of their own, labelled with it.
-SETUP_VIEWS = ("view_frames", "min_crop_frames")
+# `fingerprint` is the evaluated folder's training part: two folders of one data set's name (another
+# file list, another import) are two benchmarks.
+SETUP_VIEWS = ("view_frames", "min_crop_frames", "fingerprint")
 SETUP_KNN = ("train_crop", *SETUP_VIEWS)
 SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", *SETUP_VIEWS)
+SETUP_LABELS = {"fingerprint": "data"}  # in a row's name
 
 
 def _scalar(value):
@@ -156,7 +159,9 @@ def _measured_rows(records, columns, label):
             values.setdefault(((record["dataset"], base_protocol(record["protocol"])), name), set()).add(value)
     varying = sorted({name for (_, name), found in values.items() if len(found) > 1})
     kinds = [  # each record's row suffix: its variant and its setup where the setups of a column differ
-        ", ".join(part for part in [_variant(r)] + [f"{n} {s[n]}" for n in varying if n in s] if part)
+        ", ".join(
+            part for part in [_variant(r)] + [f"{SETUP_LABELS.get(n, n)} {s[n]}" for n in varying if n in s] if part
+        )
         for r, s in zip(records, setups)
     ]
     rows = []

@@ -215,6 +215,22 @@ def test_setups_split_rows_only_where_one_benchmark_holds_several():
     }
 
 
+def test_one_data_sets_name_on_two_folders_of_other_content_gets_rows_of_its_own():
+    linear = dict(stage="linear", dataset="msr", protocol="cross_subject", view="joint", metric="top1", probe="sgd")
+
+    def run(value, seed, fingerprint, checkpoint="a"):
+        data = {"dataset": "msr", "fingerprint": fingerprint, "train_samples": 291}
+        return dict(linear, value=value, seed=seed, checkpoint=checkpoint, settings={"data": data})
+
+    # one checkpoint evaluated on the folder it was pretrained on and on a second import (another file list)
+    rows = _rows(report([run(70.0, 1, "aa"), run(72.0, 2, "aa"), run(50.0, 1, "bb")]), "— ours")
+    assert rows == {"CMD (joint) — ours, data aa": "71.0 ± 1.4 (n=2)", "CMD (joint) — ours, data bb": "50.0"}
+    # one folder: nothing to tell apart, so no label
+    assert _rows(report([run(70.0, 1, "aa"), run(74.0, 1, "aa", "b")]), "— ours") == {
+        "CMD (joint) — ours": "72.0 ± 2.8 (n=2, 2 checkpoints)"
+    }
+
+
 def test_baselines_mixed_with_evaluations_are_said_to_be_left_out():
     baseline = dict(stage="baseline", dataset="d", protocol="", view="coordinates_1nn", metric="top1", value=50.0)
     probe = dict(stage="linear", dataset="d", protocol="", view="fusion", metric="top1", value=70.0, checkpoint="a")
