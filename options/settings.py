@@ -209,6 +209,8 @@ def learning_rate_change(recorded, current):
     `recorded` ones, else None."""
     cosine = flatten(recorded).get("cos") and flatten(current).get("cos")
     changed = differences(recorded, current, only=LEARNING_RATE + (RUN_LENGTH if cosine else (MILESTONES,)))
+    if cosine and changed and any(line.startswith("--epochs") for line in changed):
+        changed += differences(recorded, current, only=("steps",))  # the flag a small-data run was given
     if changed:
         return (
             f"the learning rate changes ({'; '.join(changed)}): a resume takes it from this command's flags "

@@ -629,6 +629,9 @@ def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_no
     assert change(cosine, schedule=[1]) is None  # the cosine schedule has no milestones
     assert "--epochs: 97 then, 200 now" in change(cosine, epochs=200)  # a longer run stretches it
     assert change({**cosine, "optim": {**cosine["optim"], "steps": 3000}}, steps=3010) is None  # the same epochs
+    # a run given --steps 300 resumed without it: the preset's 3,000 steps stretch it, said in both flags
+    told = change({**cosine, "optim": {**cosine["optim"], "epochs": 34, "steps": 300}}, epochs=334, steps=3000)
+    assert "(--epochs: 34 then, 334 now; --steps: 300 then, 3000 now)" in told
     assert change(step, epochs=300) is None  # the milestones alone set a step schedule
     # records of older versions were flat
     assert "--lr: 0.05 then, 0.1 now" in learning_rate_change({"lr": 0.05, "cos": True}, {"lr": 0.1, "cos": True})
