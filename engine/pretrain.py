@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 
 import torch
@@ -474,6 +475,13 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                     f"{stats['top1_bone']:.1f}  lr {lr:.3g}"
                 )
         leave_together(ctx)
+        if ctx.is_main and history:
+            last = os.path.join(folder, LAST_CHECKPOINT)
+            tqdm.write(
+                f"pretrained to epoch {history[-1]['epoch']}: {last}; a linear probe of it: python "
+                f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
+                f"{shlex.quote(last)} --view all"
+            )
     finally:
         writer.close()
     return history

@@ -601,7 +601,14 @@ def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsy
     assert (
         pretrain_cmd.main(["--data-dir", data_dir, "--checkpoint-path", str(out), *TINY_PRETRAIN, "--epochs", "2"]) == 0
     )
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err.replace("\r", "\n")
     for line in (out / "log.jsonl").read_text().splitlines():
         epoch = json.loads(line)
-        assert f"epoch mean loss={epoch['loss']:.4f}, top1={epoch['top1_joint']:.1f}]\n" in err.replace("\r", "\n")
+        assert f"epoch mean loss={epoch['loss']:.4f}, top1={epoch['top1_joint']:.1f}]\n" in err
+    # the last line names the checkpoint and how to probe it
+    last = out / "checkpoint_last.pth.tar"
+    assert printed.out.splitlines()[-1] == (
+        f"pretrained to epoch 1: {last}; a linear probe of it: python action_classification.py --data-dir "
+        f"{os.path.abspath(data_dir)} --pretrained {last} --view all"
+    )
