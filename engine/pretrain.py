@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -482,6 +483,13 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                 f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
                 f"{shlex.quote(last)} --view all"
             )
+    except KeyboardInterrupt:
+        last = os.path.join(folder, LAST_CHECKPOINT)
+        if ctx.is_main and os.path.isfile(last):
+            tqdm.write(
+                f"to go on from its last whole epoch: this command with --resume {shlex.quote(last)}", sys.stderr
+            )
+        raise
     finally:
         writer.close()
     return history

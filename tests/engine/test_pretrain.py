@@ -590,6 +590,7 @@ def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monke
     assert main(data_dir, out, "--epochs", "3") == 130
     err = capsys.readouterr().err
     assert "pretrain_cmd.py: interrupted; the files written so far are whole" in err and "Traceback" not in err
+    assert f"this command with --resume {out / 'checkpoint_last.pth.tar'}\n" in err  # how to go on
     assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1
     monkeypatch.setattr(engine, "train_step", train_step)
     assert main(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar")) == 0  # claim released
