@@ -207,10 +207,12 @@ RUN_LENGTH = ("epochs",)  # --steps sets the epochs; the schedule counts epochs 
 def learning_rate_change(recorded, current):
     """A warning's text when the learning-rate settings of `current` differ from the resumed run's
     `recorded` ones, else None."""
-    cosine = flatten(recorded).get("cos") and flatten(current).get("cos")
-    changed = differences(recorded, current, only=LEARNING_RATE + (RUN_LENGTH if cosine else (MILESTONES,)))
-    if cosine and changed and any(line.startswith("--epochs") for line in changed):
-        changed += differences(recorded, current, only=("steps",))  # the flag a small-data run was given
+    old, new = flatten(recorded), flatten(current)
+    cosine = old.get("cos") and new.get("cos")
+    # where the epochs differ, --steps (the flag that sets them in a small-data run) is named beside them
+    stretched = "epochs" in old and "epochs" in new and old["epochs"] != new["epochs"]
+    length = RUN_LENGTH + (("steps",) if stretched else ())
+    changed = differences(recorded, current, only=LEARNING_RATE + (length if cosine else (MILESTONES,)))
     if changed:
         return (
             f"the learning rate changes ({'; '.join(changed)}): a resume takes it from this command's flags "
