@@ -456,6 +456,7 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
     if restore_rng is not None:
         restore_rng()
     history = []
+    last = os.path.join(folder, LAST_CHECKPOINT)  # named when the run ends or is interrupted
     try:
         for epoch in range(start_epoch, optim.epochs):
             sampler.set_epoch(epoch)
@@ -477,14 +478,12 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                 )
         leave_together(ctx)
         if ctx.is_main and history:
-            last = os.path.join(folder, LAST_CHECKPOINT)
             tqdm.write(
                 f"pretrained to epoch {history[-1]['epoch']}: {last}; a linear probe of it: python "
                 f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
                 f"{shlex.quote(last)} --view all"
             )
     except KeyboardInterrupt:
-        last = os.path.join(folder, LAST_CHECKPOINT)
         if ctx.is_main and os.path.isfile(last):
             tqdm.write(
                 f"to go on from its last whole epoch: this command with --resume {shlex.quote(last)}", sys.stderr
