@@ -50,7 +50,7 @@ def make_record(settings, view, value, **extra):
         settings.data.protocol,
         view,
         value,
-        checkpoint=os.path.abspath(run.pretrained) if run.pretrained else None,  # one name whatever the cwd
+        checkpoint=os.path.realpath(run.pretrained) if run.pretrained else None,  # one name whatever the cwd or links
         preset=settings.preset,
         seed=run.seed,
         pretrain_dataset=run.pretrain_dataset,

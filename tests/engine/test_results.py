@@ -71,6 +71,17 @@ def test_an_evaluations_record_names_its_run_and_settings():
     assert json.loads(json.dumps(record)) == record  # plain JSON
 
 
+def test_a_checkpoint_reached_through_a_link_is_recorded_by_its_real_path(tmp_path, monkeypatch):
+    # tools.report counts the runs of a cell by checkpoint: a link and its target are one checkpoint
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint_0099.pth.tar").write_bytes(b"")
+    os.symlink("run", tmp_path / "latest")
+    via_link = make_record(_knn_settings(pretrained="latest/checkpoint_0099.pth.tar"), "joint", 1.0)
+    direct = make_record(_knn_settings(pretrained=str(tmp_path / "run" / "checkpoint_0099.pth.tar")), "joint", 1.0)
+    assert via_link["checkpoint"] == direct["checkpoint"] == os.path.realpath(tmp_path / "run/checkpoint_0099.pth.tar")
+
+
 def test_records_are_appended_and_read_back_in_order(tmp_path):
     path = tmp_path / "results" / "r.jsonl"  # the folder is made
     append_results(
