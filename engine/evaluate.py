@@ -47,7 +47,7 @@ from engine.runtime import RunError, adjust_learning_rate, make_writer, save_set
 from feeder.feeder_downstream import DownstreamFeeder, semi_subset
 from moco.modalities import MODALITIES
 from options.options_classification import RESUME_MAY_CHANGE, choose_preset, eval_settings, open_data
-from options.settings import differences, learning_rate_change, to_dict
+from options.settings import differences, learning_rate_change, resume_refusal, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def read_probe_resume(path, record):
     if recorded is not None:
         differ = differences(recorded, record, RESUME_MAY_CHANGE)
         if differ:
-            raise CheckpointError(f"--resume {path} belongs to another run: " + "; ".join(differ))
+            raise CheckpointError(resume_refusal(path, differ))
         change = learning_rate_change(recorded, record)
         if change:
             log.warning("--resume %s: %s", path, change)

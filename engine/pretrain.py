@@ -67,7 +67,7 @@ from feeder.seeding import epoch_generator, worker_init_fn
 from moco.modalities import MODALITIES
 from moco.model import CMD
 from options.options_pretraining import RESUME_MAY_CHANGE
-from options.settings import differences, learning_rate_change, to_dict
+from options.settings import differences, learning_rate_change, resume_refusal, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +227,7 @@ def read_resume(path, model, settings, warn=True):
         if then is not None and then != now:  # per process and process count may change, not their product
             differ.append(f"the global batch (--batch-size x processes): {then} then, {now} now")
         if differ:
-            raise CheckpointError(
-                f"--resume {path} belongs to another run: " + "; ".join(differ) + ". Start a new "
-                "run (another output folder, no --resume) to change these"
-            )
+            raise CheckpointError(resume_refusal(path, differ))
         change = learning_rate_change(before, to_dict(settings))
         if change and warn:
             log.warning("--resume %s: %s", path, change)

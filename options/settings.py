@@ -194,6 +194,16 @@ def differences(recorded, current, may_change=(), only=None):
     ]
 
 
+def resume_refusal(path, differ):
+    """The message refusing `--resume path`, whose recorded settings differ from this command's as
+    `differ` (from `differences`) says: how to continue that run, and how to change them."""
+    return (
+        f"--resume {path} was made with other settings than this command's: " + "; ".join(differ) + ". To "
+        "continue that run, give the values it had (each 'then' above; its folder's settings.json holds them "
+        "all); to change them, start a new run (another output folder, no --resume)"
+    )
+
+
 # The settings of the learning rate: lr and the schedule, whose milestones (without the cosine schedule)
 # or the run's length (with it: --epochs, --steps stretch it) set it. A resume may change them, as the
 # published code's flags do, and takes them from its command line and preset, not from the checkpoint:

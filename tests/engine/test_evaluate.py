@@ -304,7 +304,9 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
         (dict(probe=dataclasses.replace(later.probe, finetune=True)), "--finetune: False then, True now"),
         (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now"),
     ):
-        with pytest.raises(CheckpointError, match=f"--resume {resume} belongs to another run: {message}"):
+        with pytest.raises(
+            CheckpointError, match=f"--resume {resume} was made with other settings than this command's: {message}"
+        ):
             read_probe_resume(resume, to_dict(dataclasses.replace(later, **change)))
     assert not (tmp_path / "b").exists()
     # The same data in another folder, and a longer run at another learning rate, continue it.
