@@ -345,7 +345,9 @@ def frame_signs(names, by_name, layout, settings):
     """For a 3-D layout, warn of two signs, each in most recordings, of data in a frame the normalisation
     does not expect, and record the first's count in `settings`: the layout's z pair (up the body)
     pointing down the data's y axis (a camera frame with y down, OpenCV's: negate x and y, a half turn
-    about the camera's axis; the normalisation expects Kinect's, x to the sensor's left, y up, z away),
+    about the camera's axis; the normalisation expects Kinect's, x to the sensor's left, y up, z away;
+    but where the joints below the pair, `Layout.trunk_sides`, lie lower than the rest, the body stands
+    upright and the sign is of a joint order other than the layout's, as a head-first Kinect v1 order),
     and one joint other than the centre at the origin in every frame, amid the others (root-relative
     data: the published normalisation moves any joint at exactly 0 onto the centre, so that joint must
     be the centre). NaN joints (missing) count as neither."""
@@ -355,7 +357,8 @@ def frame_signs(names, by_name, layout, settings):
         k for k in (by_name[n].get("keypoint") for n in names) if fits(k, layout) and k.shape[0] and k.shape[1]
     ]
     a, b = layout.z_axis
-    down = 0
+    sides = layout.trunk_sides()  # to tell a y-down frame (the whole body upside down) from a wrong order
+    down = upright = 0
     at_origin = np.zeros(layout.num_joints, dtype=np.int64)  # recordings whose root is each joint
     with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():  # inf: the reader names it
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
@@ -363,7 +366,11 @@ def frame_signs(names, by_name, layout, settings):
             k = k.astype(np.float64)
             v = (k[:, :, b] - k[:, :, a]).reshape(-1, 3)  # (M x T) x 3; either joint may be a root at 0
             v = v[np.isfinite(v).all(axis=1) & (np.linalg.norm(v, axis=1) > 0)]
-            down += bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
+            pair_down = bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
+            down += pair_down
+            if pair_down and sides is not None:  # ... while the joints below the pair lie lower: upright
+                y = k[0][:, :, 1]  # T x V, the first body
+                upright += np.nanmean(y[:, list(sides[0])]) < np.nanmean(y[:, list(sides[1])])
             zero = (k[0] == 0).all(axis=(0, 2))  # V: the first body's joint at 0 throughout (NaN is not 0)
             others = k[0][:, ~zero]  # T x V' x C
             # a root: the one joint at 0, amid the others (a joint never found lies at a camera's origin, away)
@@ -371,7 +378,16 @@ def frame_signs(names, by_name, layout, settings):
             if zero.sum() == 1 and amid is not None and amid.all(axis=1).mean() > 0.5:
                 at_origin += zero
     settings["z_axis_along_minus_y"] = int(down)
-    if 2 * down > len(keypoints):
+    if 2 * down > len(keypoints) and 2 * upright > down:
+        print(
+            f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
+            f"{layout.joints[b]}), which points up the body, points down the data's y axis, but the joints on "
+            f"its {layout.joints[a]} side lie below the rest of the {layout.name} skeleton in {upright} of them: "
+            f"those bodies stand upright, so it is the data's joint order that is not {layout.name}'s, not the "
+            "camera's frame. Check the order against the layout's joints (docs/small-data.md, 'The joint order "
+            "must be the layout's') rather than negating any axis"
+        )
+    elif 2 * down > len(keypoints):
         print(
             f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
             f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
