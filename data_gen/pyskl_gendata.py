@@ -358,7 +358,7 @@ def frame_signs(names, by_name, layout, settings):
     ]
     a, b = layout.z_axis
     sides = layout.trunk_sides()  # to tell a y-down frame (the whole body upside down) from a wrong order
-    down = upright = 0
+    down = upright = measured = 0  # measured: recordings where the z pair has a direction (not all zeros)
     at_origin = np.zeros(layout.num_joints, dtype=np.int64)  # recordings whose root is each joint
     with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():  # inf: the reader names it
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
@@ -367,6 +367,7 @@ def frame_signs(names, by_name, layout, settings):
             v = (k[:, :, b] - k[:, :, a]).reshape(-1, 3)  # (M x T) x 3; either joint may be a root at 0
             v = v[np.isfinite(v).all(axis=1) & (np.linalg.norm(v, axis=1) > 0)]
             pair_down = bool(len(v)) and np.median(v[:, 1] / np.linalg.norm(v, axis=1)) < -0.5
+            measured += bool(len(v))
             down += pair_down
             if pair_down and sides is not None:  # ... while the joints below the pair lie lower: upright
                 y = k[0][:, :, 1]  # T x V, the first body
@@ -378,18 +379,18 @@ def frame_signs(names, by_name, layout, settings):
             if zero.sum() == 1 and amid is not None and amid.all(axis=1).mean() > 0.5:
                 at_origin += zero
     settings["z_axis_along_minus_y"] = int(down)
-    if 2 * down > len(keypoints) and 2 * upright > down:
+    if 2 * down > measured and 2 * upright > down:
         print(
-            f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
+            f"warning: in {down} of the {measured} recordings the layout's z pair ({layout.joints[a]} -> "
             f"{layout.joints[b]}), which points up the body, points down the data's y axis, but the joints on "
             f"its {layout.joints[a]} side lie below the rest of the {layout.name} skeleton in {upright} of them: "
             f"those bodies stand upright, so it is the data's joint order that is not {layout.name}'s, not the "
             "camera's frame. Check the order against the layout's joints (docs/small-data.md, 'The joint order "
             "must be the layout's') rather than negating any axis"
         )
-    elif 2 * down > len(keypoints):
+    elif 2 * down > measured:
         print(
-            f"warning: in {down} of the {len(keypoints)} recordings the layout's z pair ({layout.joints[a]} -> "
+            f"warning: in {down} of the {measured} recordings the layout's z pair ({layout.joints[a]} -> "
             f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
             "with y down (OpenCV's, which 3-D pose lifters write). The normalisation expects Kinect's (x to "
             "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
