@@ -27,7 +27,7 @@ from engine.knn import knn_top1
 from engine.probe import fit_stream
 from engine.results import append_results, new_record
 from feeder.feeder_downstream import DownstreamFeeder
-from options.parsing import check_output_path, resolve_protocol
+from options.parsing import check_output_path, print_import_warnings, resolve_protocol
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 
@@ -69,6 +69,7 @@ def main(argv=None):
         check_classes(train.folder, train.labels)
     except (ProcessedDataError, ValueError, OSError) as exc:
         parser.exit(1, f"error: {exc}\n")
+    print_import_warnings(train)  # as every run on the folder repeats them (a wrong joint order, ...)
     protocol = resolve_protocol(parser, args.protocol, train)  # as the entry points record it
     found = baselines(train, val)
     dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
