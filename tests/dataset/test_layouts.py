@@ -340,3 +340,28 @@ def test_trunk_sides_cut_the_skeleton_at_the_bone_the_normalisation_turns_up():
     # A second tree (d its own root) is on neither side of a cut in the first.
     assert replace(chain, parents=(1, 1, 1, 3)).trunk_sides() == ((0, 1), (2,))
     assert replace(chain, parents=(1, 1, 1, 3), z_axis=(2, 1)).trunk_sides() == ((2,), (0, 1))
+
+
+def test_the_documented_reorder_of_a_built_in_layout_gives_the_hand_worked_layout(tmp_path, monkeypatch):
+    # docs/small-data.md's snippet, run as written: kinect20 in a head-first order (head, shoulder centre,
+    # spine, hip centre, then kinect20's limbs); the expected fields worked out by hand from the bones
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "small-data.md")) as f:
+        doc = f.read()
+    marker = "# a built-in layout in your data's joint order\n"
+    snippet = doc[doc.index(marker) : doc.index("```", doc.index(marker))]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "docs/small-data.md", "exec"), {})
+    layout = get_layout(str(tmp_path / "kinect20_head_first.json"))
+    assert layout.joints[:4] == ("head", "shoulder centre", "spine", "hip centre")
+    assert layout.joints[4:] == KINECT20.joints[4:]
+    # head, shoulder centre, spine from the shoulder centre (1, its own parent), hip centre from the spine,
+    # shoulders from the shoulder centre, hips from the hip centre (3), limbs along their chains
+    assert layout.parents == (1, 1, 1, 2, 1, 4, 5, 6, 1, 8, 9, 10, 3, 12, 13, 14, 3, 16, 17, 18)
+    assert (layout.centre, layout.z_axis, layout.x_axis) == (2, (3, 2), (4, 8))
+    assert (layout.corrupted_joints, layout.channels, layout.bodies) == (
+        KINECT20.corrupted_joints,
+        KINECT20.channels,
+        KINECT20.bodies,
+    )
+    lower, upper = layout.trunk_sides()  # the hips and legs below the hip centre -> spine bone, as in kinect20
+    assert set(lower) == {3, *range(12, 20)} and set(upper) == {0, 1, 2, *range(4, 12)}
