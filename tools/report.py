@@ -19,6 +19,7 @@ error naming the file and line.
 
 import argparse
 import json
+import os
 import statistics
 import sys
 
@@ -86,7 +87,8 @@ def _repeat(record):
     known = isinstance(record.get("settings"), dict) and record["settings"]  # without: each seed counts
     centre = known and _setup(record).get("train_crop", "centre") == "centre"  # before --train-crop: centre
     seedless = record["stage"] == "knn" and centre and record.get("checkpoint") is not None
-    return record.get("checkpoint"), None if seedless else record.get("seed")
+    checkpoint = record.get("checkpoint")  # by its real path (records before it was written so were not)
+    return checkpoint and os.path.realpath(checkpoint), None if seedless else record.get("seed")
 
 
 def _cell(records):

@@ -304,3 +304,17 @@ def test_transfer_rows_keep_the_distillation_weights_apart():
     text = report(records)
     assert "| CMD (joint) — ours | NTU-60 | 50.0 |" in text
     assert "| CMD (joint) — ours, --cmd-weight 0 | NTU-60 | 30.0 |" in text
+
+
+def test_a_checkpoint_named_through_a_link_and_by_its_real_path_is_one_run(tmp_path):
+    # records written before checkpoints were recorded by their real path name one through the link the
+    # command was given: a rerun recorded by the real path replaces it rather than pooling "2 checkpoints"
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "checkpoint_0450.pth.tar").write_bytes(b"")
+    (tmp_path / "checkpoints").symlink_to(tmp_path / "scratch")
+    linear = dict(stage="linear", dataset="d", protocol="cross_subject", view="joint", metric="top1", seed=42)
+    older = dict(linear, value=80.0, checkpoint=str(tmp_path / "checkpoints" / "checkpoint_0450.pth.tar"))
+    rerun = dict(linear, value=82.0, checkpoint=str(tmp_path / "scratch" / "checkpoint_0450.pth.tar"))
+    assert _rows(report([older, rerun]), "— ours") == {"CMD (joint) — ours": "82.0"}
+    other = dict(linear, value=78.0, checkpoint=str(tmp_path / "scratch" / "checkpoint_0300.pth.tar"))
+    assert _rows(report([older, other]), "— ours") == {"CMD (joint) — ours": "79.0 ± 1.4 (n=2, 2 checkpoints)"}
