@@ -30,7 +30,8 @@ estimators list each frame's people in an order of their own; ``--track`` first 
 each place follows one person (``data_gen.missing.track_people``), and a warning suggests it when most
 recordings of several people have two of them change places (``change_places``).  For 3-D data it warns
 when most recordings' z pair points down the data's y axis (OpenCV's camera frame, which 3-D lifters
-write: negate x and y) or a joint other than the centre lies at the origin throughout (root-relative
+write: negate x and y; or, where the bodies stand upright all the same, a joint order other than the
+layout's) or a joint other than the centre lies at the origin throughout (root-relative
 data, whose root must be the centre): ``frame_signs``.  ``--missing-joints zero`` is the
 published converters' treatment: zeros are coordinates, the most energetic bodies kept as NTU's body
 selection keeps them, NaN is bad input.
@@ -370,8 +371,8 @@ def frame_signs(names, by_name, layout, settings):
             measured += bool(len(v))
             down += pair_down
             if pair_down and sides is not None:  # ... while the joints below the pair lie lower: upright
-                y = k[0][:, :, 1]  # T x V, the first body
-                upright += np.nanmean(y[:, list(sides[0])]) < np.nanmean(y[:, list(sides[1])])
+                y = np.where((k == 0).all(axis=3), np.nan, k[..., 1])  # M x T x V; a joint at 0: not found
+                upright += np.nanmean(y[..., list(sides[0])]) < np.nanmean(y[..., list(sides[1])])
             zero = (k[0] == 0).all(axis=(0, 2))  # V: the first body's joint at 0 throughout (NaN is not 0)
             others = k[0][:, ~zero]  # T x V' x C
             # a root: the one joint at 0, amid the others (a joint never found lies at a camera's origin, away)

@@ -910,6 +910,20 @@ def test_a_camera_frame_with_y_down_and_a_root_away_from_the_centre_are_named(tm
     )
     assert "negate x and y before the import" in printed and "the data's y axis points down" in printed
     assert "joint order that is not" not in printed  # upside down as a whole: the frame, not the order
+    # the upright test leaves out joints at 0 (not found): y-down bodies below the camera's axis (y > 0
+    # throughout) whose legs were never found are still upside down as a whole, not a wrong order
+    legless = [b + [0, 0.8, 0] for b in opencv]
+    for b in legless:
+        b[:, 12:20] = 0
+    _, record, printed = folder("legless", legless)
+    assert record["z_axis_along_minus_y"] == 10 and "negate x and y before the import" in printed
+    assert "joint order that is not" not in printed
+    # a wrong order seen in a second body, the first never found (zeros): named as the order
+    head_first = [3, 2, 1, 0] + list(range(4, 20))
+    annotations = [_annotation(f"r{i}", i % 2, [np.zeros_like(b), b[:, head_first]]) for i, b in enumerate(kinect)]
+    _run(_pickle(tmp_path / "second.pkl", annotations, split), str(tmp_path / "second"), "kinect20")
+    printed = capsys.readouterr().out
+    assert "so it is the data's joint order that is not kinect20's" in printed and "negate x and y" not in printed
     # a recording of zeros (MSR-Action3D's release has one) has no direction to count: 9 of 9, not 9 of 10
     blank = [b if i != 3 else np.zeros_like(b) for i, b in enumerate(opencv)]
     _, record, printed = folder("blank", blank, "--skip-bad")
