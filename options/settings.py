@@ -198,9 +198,10 @@ def resume_refusal(path, differ):
     """The message refusing `--resume path`, whose recorded settings differ from this command's as
     `differ` (from `differences`) says: how to continue that run, and how to change them."""
     return (
-        f"--resume {path} was made with other settings than this command's: " + "; ".join(differ) + ". To "
-        "continue that run, give the values it had (each 'then' above; its folder's settings.json holds them "
-        "all); to change them, start a new run (another output folder, no --resume)"
+        f"--resume {path} was made by a run with other settings or data: " + "; ".join(differ) + ". To "
+        "continue that run, give it what it was given (each 'then' above: its flags, data folder, --pretrained "
+        "checkpoint; its folder's settings.json records them); to change any of it, start a new run (another "
+        "output folder, no --resume)"
     )
 
 

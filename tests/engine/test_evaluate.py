@@ -305,7 +305,7 @@ def test_resume_refuses_a_run_of_other_views_or_data(tmp_path):
         (dict(probe=dataclasses.replace(later.probe, data_ratio=0.5)), "--data-ratio: 1.0 then, 0.5 now"),
     ):
         with pytest.raises(
-            CheckpointError, match=f"--resume {resume} was made with other settings than this command's: {message}"
+            CheckpointError, match=f"--resume {resume} was made by a run with other settings or data: {message}"
         ):
             read_probe_resume(resume, to_dict(dataclasses.replace(later, **change)))
     assert not (tmp_path / "b").exists()

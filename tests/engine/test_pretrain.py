@@ -409,7 +409,7 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
         (["-b", "4", "--contrast-k", "32"], r"the global batch \(--batch-size x processes\): 8 then, 4 now"),
     ):
         with pytest.raises(
-            CheckpointError, match=f"--resume {last} was made with other settings than this command's: {message}"
+            CheckpointError, match=f"--resume {last} was made by a run with other settings or data: {message}"
         ):
             run(data_dir, out, "--epochs", "2", "--resume", last, *extra)
     # the message says how to go on with the run, not only how to change it (a forgotten --seed is the
@@ -417,9 +417,10 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
     with pytest.raises(CheckpointError) as refused:
         run(data_dir, out, "--epochs", "2", "--resume", last, "--seed", "7")
     assert str(refused.value) == (
-        f"--resume {last} was made with other settings than this command's: --seed: 42 then, 7 now. To continue "
-        "that run, give the values it had (each 'then' above; its folder's settings.json holds them all); to "
-        "change them, start a new run (another output folder, no --resume)"
+        f"--resume {last} was made by a run with other settings or data: --seed: 42 then, 7 now. To continue "
+        "that run, give it what it was given (each 'then' above: its flags, data folder, --pretrained checkpoint; "
+        "its folder's settings.json records them); to change any of it, start a new run (another output folder, "
+        "no --resume)"
     )
     # other data is told by its fingerprint (the folder's path may change: the same data, moved)
     other_data = processed(tmp_path / "other_data", seed=1)

@@ -651,7 +651,7 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     before, lines = snapshot(out, sha256), results.read_text()
     resume = ["--resume", str(out / "checkpoint.pth.tar"), "--epochs", "3"]
     assert classify(str(other), out, results, *common, *resume) == 1
-    assert "other settings than this command's: the evaluation data (its fingerprint)" in capsys.readouterr().err
+    assert "other settings or data: the evaluation data (its fingerprint)" in capsys.readouterr().err
     assert (
         classify(
             data_dir, out, results, "--pretrained", str(finished / "checkpoint_0000.pth.tar"), "--seed", "1", *resume
