@@ -380,23 +380,25 @@ def frame_signs(names, by_name, layout, settings):
             if zero.sum() == 1 and amid is not None and amid.all(axis=1).mean() > 0.5:
                 at_origin += zero
     settings["z_axis_along_minus_y"] = int(down)
-    if 2 * down > measured and 2 * upright > down:
-        print(
+    if 2 * down > measured:
+        pointing = (
             f"warning: in {down} of the {measured} recordings the layout's z pair ({layout.joints[a]} -> "
-            f"{layout.joints[b]}), which points up the body, points down the data's y axis, but the joints on "
-            f"its {layout.joints[a]} side lie below the rest of the {layout.name} skeleton in {upright} of them: "
-            f"those bodies stand upright, so it is the data's joint order that is not {layout.name}'s, not the "
-            "camera's frame. Check the order against the layout's joints (docs/small-data.md, 'The joint order "
-            "must be the layout's') rather than negating any axis"
+            f"{layout.joints[b]}), which points up the body, points down the data's y axis"
         )
-    elif 2 * down > measured:
-        print(
-            f"warning: in {down} of the {measured} recordings the layout's z pair ({layout.joints[a]} -> "
-            f"{layout.joints[b]}), which points up the body, points down the data's y axis: a camera frame "
-            "with y down (OpenCV's, which 3-D pose lifters write). The normalisation expects Kinect's (x to "
-            "the sensor's left, y up, z away): negate x and y before the import (a half turn about the "
-            "camera's axis; negating x alone would mirror the people)"
-        )
+        if 2 * upright > down:  # the bodies stand upright all the same: the order, not the frame
+            print(
+                f"{pointing}, but the joints on its {layout.joints[a]} side lie below the rest of the "
+                f"{layout.name} skeleton in {upright} of them: those bodies stand upright, so it is the data's "
+                f"joint order that is not {layout.name}'s, not the camera's frame. Check the order against the "
+                "layout's joints (docs/small-data.md, 'The joint order must be the layout's') rather than "
+                "negating any axis"
+            )
+        else:
+            print(
+                f"{pointing}: a camera frame with y down (OpenCV's, which 3-D pose lifters write). The "
+                "normalisation expects Kinect's (x to the sensor's left, y up, z away): negate x and y before "
+                "the import (a half turn about the camera's axis; negating x alone would mirror the people)"
+            )
     lonely = np.flatnonzero(2 * at_origin > len(keypoints))
     if len(lonely) == 1 and lonely[0] != layout.centre:
         root = layout.joints[lonely[0]]
