@@ -86,15 +86,21 @@ def encoder_sizes(state, path):
     return found["encoder_q"]
 
 
-def checkpoint_layout(checkpoint, path):
-    """The skeleton layout a checkpoint was pretrained on: as its settings record it (or, in checkpoints
-    of earlier versions, its 'arch'), else the published ntu25."""
-    record = None
+def _layout_record(checkpoint):
+    """The layout a checkpoint's settings record (or, in checkpoints of earlier versions, its 'arch')
+    holds, else None."""
     settings = recorded_settings(checkpoint)
     if isinstance(settings, dict) and isinstance(settings.get("data"), dict):
-        record = settings["data"].get("layout")
-    elif isinstance(checkpoint.get("arch"), dict):
-        record = checkpoint["arch"].get("layout")
+        return settings["data"].get("layout")
+    if isinstance(checkpoint.get("arch"), dict):
+        return checkpoint["arch"].get("layout")
+    return None
+
+
+def checkpoint_layout(checkpoint, path):
+    """The skeleton layout a checkpoint was pretrained on: as it records it (`_layout_record`), else the
+    published ntu25."""
+    record = _layout_record(checkpoint)
     if record is None:
         return NTU25
     try:
@@ -127,11 +133,19 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
     differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES + unused)
     data = f"data folder {folder}" if folder else "data folder"
     if differ:
+        shape = f"{pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies"
+        what, inputs = f"was pretrained on skeletons of layout {pretrained_on.name!r} ({shape})", ""
+        if _layout_record(checkpoint) is None:  # a released checkpoint records nothing: the layout is assumed
+            what = f"records no layout and is read as a released checkpoint, of layout {pretrained_on.name!r} ({shape})"
+            if sizes["input_size"] != pretrained_on.input_size:
+                inputs = (
+                    f"; its encoders take {sizes['input_size']} inputs a frame, not {pretrained_on.name}'s "
+                    f"{pretrained_on.input_size}: give the checkpoint its pretraining wrote, whose settings name its "
+                    "layout"
+                )
         raise CheckpointError(
-            f"checkpoint {path} was pretrained on skeletons of layout {pretrained_on.name!r} "
-            f"({pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies), but the {data} "
-            f"holds layout {layout.name!r} ({layout.num_joints} joints, {layout.bodies} bodies); they "
-            f"differ in {differ}"
+            f"checkpoint {path} {what}, but the {data} holds layout {layout.name!r} ({layout.num_joints} joints, "
+            f"{layout.bodies} bodies); they differ in {differ}{inputs}"
         )
     recorded = flatten(recorded_settings(checkpoint) or {})
     for name, wanted in (

@@ -25,16 +25,17 @@ from moco.model import CMD, ThreeStreamClassifier
 HIDDEN, LAYERS = 8, 2
 
 
-def _pretrain_model(mlp=True, hidden=HIDDEN, layers=LAYERS):
+def _pretrain_model(mlp=True, hidden=HIDDEN, layers=LAYERS, layout=NTU25):
     torch.manual_seed(0)
     model = MoCo(
         "graph-based",
-        {"en_input_size": 150, "en_hidden_size": hidden, "en_num_layers": layers, "num_class": 128},
+        {"en_input_size": layout.input_size, "en_hidden_size": hidden, "en_num_layers": layers, "num_class": 128},
         dim=16,
         K=32,
         topk=8,
         mlp=mlp,
         pretrain=True,
+        layout=layout,
     )
     with torch.no_grad():  # BatchNorm statistics as after training, so that they matter
         for name in MODALITIES:
@@ -138,10 +139,24 @@ def test_the_layout_of_a_checkpoint(tmp_path):
     path = _save_released(tmp_path, _pretrain_model().state_dict())
     with pytest.raises(
         CheckpointError,
-        match=r"pretrained on skeletons of layout 'ntu25' \(25 joints, 2 bodies\), "
-        r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\)",
+        match=r"records no layout and is read as a released checkpoint, of layout 'ntu25' \(25 joints, 2 bodies\), "
+        r"but the data folder holds layout 'kinect20' \(20 joints, 1 bodies\); they differ in [^;]*$",
     ):
         load_pretrained(path, 3, KINECT20)
+    # a checkpoint of ours without its settings, of 20 joints x 3 channels: not taken for NTU's without a word
+    bare = os.path.join(tmp_path, "bare.pth.tar")
+    torch.save({"epoch": 1, "state_dict": _pretrain_model(layout=KINECT20).state_dict()}, bare)
+    with pytest.raises(
+        CheckpointError,
+        match=r"; its encoders take 60 inputs a frame, not ntu25's 150: give the checkpoint its pretraining wrote",
+    ):
+        load_pretrained(bare, 3, KINECT20)
+    recorded = os.path.join(tmp_path, "recorded.pth.tar")
+    torch.save(
+        {"state_dict": _pretrain_model().state_dict(), "settings": {"data": {"layout": NTU25.to_dict()}}}, recorded
+    )
+    with pytest.raises(CheckpointError, match=r"^checkpoint \S+ was pretrained on skeletons of layout 'ntu25'"):
+        load_pretrained(recorded, 3, KINECT20)
     # the same name and size, another skeleton: the message says what differs
     moved = dataclasses.replace(NTU25, centre=3, parents=(0,) * 25)
     with pytest.raises(
