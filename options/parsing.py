@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import torch
 
-from dataset.catalog import base_protocol, folder_protocol, resolve_data_dir
+from dataset.catalog import SEMI_PROTOCOLS, SEMI_SUFFIX, base_protocol, folder_protocol, resolve_data_dir
 from dataset.files import file_in_the_way
 from dataset.processed import MAX_FRAME, fingerprint, import_warnings
 from options.presets import DEFAULT_DATASET, FolderFacts, choose_preset, preset
@@ -262,9 +262,16 @@ def resolve_protocol(parser, protocol, split):
     if protocol is None:
         return folder_benchmark(split) or DEFAULT_PROTOCOL
     if split.protocol and base_protocol(protocol) != split.protocol:
+        advice = f"leave the flag out or pass --protocol {split.protocol}"
+        if protocol in SEMI_PROTOCOLS:  # semi-supervised fine-tuning, which a plain protocol would not do
+            semi = split.protocol + SEMI_SUFFIX
+            advice = (
+                f"pass --protocol {semi}" if semi in SEMI_PROTOCOLS else f"pass --protocol {split.protocol} --finetune"
+            )
+            advice += " to fine-tune on that benchmark's labels (with your --data-ratio)"
         parser.error(
             f"--protocol {protocol}: the processed folder {split.folder} holds the {split.protocol} benchmark "
-            f"(its layout.json says so); leave the flag out or pass --protocol {split.protocol}"
+            f"(its layout.json says so); {advice}"
         )
     return protocol
 

@@ -228,6 +228,29 @@ def test_the_protocol_comes_from_the_folders_record(tmp_path, processed, parse, 
             wrong()
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and f"processed folder {ucla} holds the cross_view benchmark" in err
+        assert err.rstrip().endswith("leave the flag out or pass --protocol cross_view")
+
+
+def test_a_semi_supervised_protocol_of_another_benchmark_is_pointed_to_the_folders(tmp_path, processed, capsys):
+    # leaving the flag out, as the plain protocol's advice says, would probe on the subset instead of fine-tuning
+    ucla = processed(tmp_path / "ucla", n=(40, 10), layout=KINECT20, dataset="nw_ucla", protocol="cross_view")
+    setup = processed(tmp_path / "setup", n=(40, 10), layout=KINECT20, dataset="mine", protocol="cross_setup")
+    for folder, flags in (
+        (ucla, "--protocol cross_view_semi"),
+        (setup, "--protocol cross_setup --finetune"),  # there is no cross_setup_semi
+    ):
+        parser, args = parse_classification(
+            ["--data-dir", folder, "--device", "cpu", "--protocol", "cross_subject_semi", "--data-ratio", "0.5"]
+        )
+        with pytest.raises(SystemExit) as exit_:
+            open_data(parser, args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"{folder} holds the" in err and f"; pass {flags} to fine-tune" in err
+        parser, args = parse_classification(
+            ["--data-dir", folder, "--device", "cpu", *flags.split(), "--data-ratio", "0.5"]
+        )
+        open_data(parser, args)  # the advice taken is accepted, and fine-tunes
+        assert args.stage == "semi"
 
 
 @pytest.mark.parametrize(
