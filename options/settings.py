@@ -140,6 +140,7 @@ class EvalRunSettings:
     pretrained_fingerprint: str = ""
     val_fingerprint: str = ""
     pretrain_cmd_weight: object = None  # the checkpoint's recorded --cmd-weight (None: released or random)
+    pretrain_fingerprint: str = ""  # the training part the checkpoint learnt from, as it records it ('' if not)
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,7 @@ _NOT_FLAGS = {
     "val_fingerprint": "the evaluation data (its fingerprint)",
     "pretrained_fingerprint": "the --pretrained checkpoint's content (its fingerprint)",
     "pretrain_cmd_weight": "the --pretrained checkpoint's --cmd-weight",
+    "pretrain_fingerprint": "the data the --pretrained checkpoint learnt from (its fingerprint)",
     "world_size": "the number of processes",
     "stage": "the stage",
     "preset": "the preset",

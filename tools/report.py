@@ -10,9 +10,10 @@ checkpoints it pools when more than one; a rerun of the same checkpoint and seed
 one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, which no seed changes).
 Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
 `--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
-evaluated on, and (in the linear, kNN and semi-supervised tables) evaluations of one benchmark whose
-own settings or data differ (an SGD probe's epochs, kNN's training crop, the folder's training part,
-…: `_setup`) are reported in rows of their own. A
+evaluated on (or on other data of its name: another training part), and (in the linear, kNN and
+semi-supervised tables) evaluations of one benchmark whose own settings or data differ (an SGD probe's
+epochs, kNN's training crop, the encoder's size, the folder's training part, …: `_setup`) are reported
+in rows of their own. A
 record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
 error naming the file and line.
 """
@@ -60,8 +61,8 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 # The evaluation's own settings that make two records two methods rather than two seeds of one: records
 # of one column that differ in any of them get rows of their own, labelled with it.
 # `fingerprint` is the evaluated folder's training part: two folders of one data set's name (another
-# file list, another import) are two benchmarks.
-SETUP_VIEWS = ("view_frames", "min_crop_frames", "fingerprint")
+# file list, another import) are two benchmarks. The encoder's size makes two encoders two methods.
+SETUP_VIEWS = ("hidden_size", "num_layers", "view_frames", "min_crop_frames", "fingerprint")
 SETUP_KNN = ("train_crop", *SETUP_VIEWS)
 SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", *SETUP_VIEWS)
 SETUP_LABELS = {"fingerprint": "data"}  # in a row's name
@@ -144,10 +145,18 @@ def _weight(record):
 
 def _variant(record):
     """What sets a record's encoder apart from the published method on its own data set: no or another
-    distillation weight, pretraining on another data set ('' for neither)."""
-    source = record.get("pretrain_dataset")
-    elsewhere = record.get("checkpoint") is not None and source and source != record["dataset"]
-    return ", ".join(part for part in (_weight(record), f"pretrained on {source}" if elsewhere else "") if part)
+    distillation weight, pretraining on another data set, or on another training part than the evaluated
+    folder's under the same name (its fingerprint: another import, another benchmark's part); '' for none."""
+    source, pretrained = record.get("pretrain_dataset"), record.get("checkpoint") is not None
+    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    learnt, evaluated = settings.get("pretrain_fingerprint"), settings.get("fingerprint")
+    if pretrained and source and source != record["dataset"]:
+        elsewhere = f"pretrained on {source}"
+    elif pretrained and learnt and evaluated and learnt != evaluated:
+        elsewhere = f"pretrained on other {source + ' ' if source else ''}data ({learnt[:8]})"
+    else:
+        elsewhere = ""
+    return ", ".join(part for part in (_weight(record), elsewhere) if part)
 
 
 def _measured_rows(records, columns, label):

@@ -18,8 +18,10 @@ import knn_eval
 import pretrain_cmd
 from dataset.files import append_lines, file_fingerprint
 from engine.checkpoint import read_checkpoint
+from engine.results import load_results
 from engine.runfolder import RunFolderError, open_run_folder
 from tests.helpers import TINY_PRETRAIN, write_processed
+from tools.report import report
 
 TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
 PROBE = ["-j", "0", "--device", "cpu", "--epochs", "2", "--schedule", "1", "--eval-freq", "1", "-b", "8"]
@@ -708,7 +710,9 @@ def test_an_encoder_evaluated_on_another_data_set_is_said_to_be(data_dir, finish
     assert "note:" not in capsys.readouterr().out
 
 
-def test_an_encoder_evaluated_on_its_folder_written_again_since_is_warned_about(tmp_path, monkeypatch, capsys):
+def test_an_encoder_evaluated_on_its_folder_written_again_or_another_of_its_name_is_told_apart(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     write_processed(tmp_path / "mine", n=(16, 6))
     assert pretrain("mine", tmp_path / "run", "--epochs", "1") == 0  # a relative --data-dir
@@ -717,14 +721,28 @@ def test_an_encoder_evaluated_on_its_folder_written_again_since_is_warned_about(
     write_processed(tmp_path / "elsewhere" / "mine", n=(16, 6), seed=2)  # another folder of the same name
     capsys.readouterr()
     assert knn("mine", tmp_path / "knn", *argv) == 0
+    assert "note:" not in capsys.readouterr().out
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert knn("mine", tmp_path / "knn2", *argv) == 0  # other data, but not the folder it learnt from
+    out = capsys.readouterr().out
+    assert "warning" not in out
+    said = (
+        f"note: the encoder was pretrained on {tmp_path / 'mine'} of ntu60, whose training part is not "
+        f"{tmp_path / 'elsewhere' / 'mine'}'s (another fingerprint); the results say so ('pretrained on other "
+        "ntu60 data' in tools.report)"
+    )
+    assert said in out
     assert knn("../mine", tmp_path / "knn3", *argv) == 0  # its own folder, by another path
     assert "warning" not in capsys.readouterr().out
     write_processed(tmp_path / "mine", n=(16, 6), seed=1)  # imported again: other coordinates and frame counts
     assert knn("../mine", tmp_path / "knn4", *argv) == 0
     out = capsys.readouterr().out
     assert f"was pretrained on {tmp_path / 'mine'} when its training part held other data (another fingerprint)" in out
+    # the report keeps the encoder on its own data apart from it on others of the name (the same checkpoint)
+    rows = [line.split(" | ")[0] for line in report(load_results([str(tmp_path / "r.jsonl")])).splitlines()]
+    learnt = json.loads((tmp_path / "run" / "settings.json").read_text())["data"]["fingerprint"][:8]
+    ours = sorted(row.split(", data ")[0] for row in rows if "— ours" in row)  # three folders, each its own data
+    assert ours == ["| CMD (joint) — ours"] + 2 * [f"| CMD (joint) — ours, pretrained on other ntu60 data ({learnt})"]
 
 
 def test_an_encoder_pretrained_on_another_benchmark_of_the_data_set_is_said_to_be(finished, tmp_path, capsys):

@@ -318,3 +318,31 @@ def test_a_checkpoint_named_through_a_link_and_by_its_real_path_is_one_run(tmp_p
     assert _rows(report([older, rerun]), "— ours") == {"CMD (joint) — ours": "82.0"}
     other = dict(linear, value=78.0, checkpoint=str(tmp_path / "scratch" / "checkpoint_0300.pth.tar"))
     assert _rows(report([older, other]), "— ours") == {"CMD (joint) — ours": "79.0 ± 1.4 (n=2, 2 checkpoints)"}
+
+
+def test_encoders_of_other_sizes_or_pretrained_on_other_data_of_the_name_get_rows_of_their_own():
+    linear = dict(stage="linear", dataset="mine", protocol="cross_subject", view="fusion", metric="top1")
+
+    def run(value, checkpoint, hidden=64, learnt="aa", seed=0):
+        settings = {
+            "data": {"dataset": "mine", "fingerprint": "aa"},
+            "encoder": {"hidden_size": hidden, "num_layers": 2},
+            "run": {"pretrain_fingerprint": learnt},
+        }
+        return dict(linear, value=value, seed=seed, checkpoint=checkpoint, pretrain_dataset="mine", settings=settings)
+
+    # two pretraining seeds of one size pool; another size is another method, not a third seed
+    rows = _rows(report([run(80.0, "a"), run(84.0, "b"), run(60.0, "c", hidden=8)]), "— ours")
+    assert rows == {
+        "3s-CMD — ours, hidden_size 64": "82.0 ± 2.8 (n=2, 2 checkpoints)",
+        "3s-CMD — ours, hidden_size 8": "60.0",
+    }
+    # an encoder pretrained on another folder named 'mine' (another training part) is not this folder's
+    rows = _rows(report([run(80.0, "a"), run(84.0, "b"), run(30.0, "c", learnt="bbbbbbbbbbbb")]), "— ours")
+    assert rows == {
+        "3s-CMD — ours": "82.0 ± 2.8 (n=2, 2 checkpoints)",
+        "3s-CMD — ours, pretrained on other mine data (bbbbbbbb)": "30.0",
+    }
+    # records that say nothing of the pretraining data (released checkpoints, older records) stay in the row
+    older = dict(run(76.0, "d"), settings={"data": {"dataset": "mine", "fingerprint": "aa"}})
+    assert _rows(report([run(80.0, "a"), older]), "— ours") == {"3s-CMD — ours": "78.0 ± 2.8 (n=2, 2 checkpoints)"}
