@@ -6,9 +6,7 @@ file and what was wrong, no traceback. Only a bug shows a traceback."""
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 
 from dataset.files import FolderInUseError
 from dataset.layouts import LayoutError
@@ -34,22 +32,9 @@ ANTICIPATED = (
 PEER_LOST = re.compile(r"Connection closed by peer|Connection reset by peer|[Bb]roken pipe|NCCL|[Gg]loo")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's time limit, a preemption, `kill`), stopped as Ctrl-C stops a run: the run's
-    own `finally` blocks run (TensorBoard's last scalars flushed, the run folder's claim given back) and the
-    command says how to go on. A KeyboardInterrupt, so that DataLoader workers stop quietly too."""
-
-
-def _terminated(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once, as before
-    raise Terminated
-
-
 def main_guard(prog, fn, *args):
     """Call fn(*args); an anticipated error prints `prog: error: <message>` and returns exit status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    on_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
-    before = signal.signal(signal.SIGTERM, _terminated) if on_main_thread else None
     try:
         fn(*args)
     except (*ANTICIPATED, RunError) as exc:
@@ -60,11 +45,9 @@ def main_guard(prog, fn, *args):
             raise
         print(f"{prog}: error: another process of this run stopped ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as exc:  # Ctrl-C: every file is written whole or not at all, so one line is enough
-        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
-        print(f"{prog}: {how}; the files written so far are whole (a run folder says how to go on)", file=sys.stderr)
-        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
-    finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, before)
+    except KeyboardInterrupt:  # Ctrl-C: every file is written whole or not at all, so one line is enough
+        print(
+            f"{prog}: interrupted; the files written so far are whole (a run folder says how to go on)", file=sys.stderr
+        )
+        return 130
     return 0
