@@ -457,7 +457,7 @@ def run_classification(settings, model, train, val):
             )
             for view, values in best.items()
         ]
-        append_results(run.results, records)
+        append_results(run.results, records, again=finished)
     finally:
         claim.release()
     trained = "fine-tuned with SGD" if probe.finetune else f"{probe.probe} probe"

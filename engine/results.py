@@ -61,13 +61,38 @@ def make_record(settings, view, value, **extra):
     )
 
 
-def append_results(path, records):
+def append_results(path, records, again=False):
     """Append `records` (one evaluation's) to the results file `path`, all in one write or none
     (dataset.files.append_lines), then write them to `result.jsonl` in their run folder, in the same
-    format: a run folder holding one is a finished evaluation (the scripts' RESUME=1 skips it)."""
-    append_lines(path, records)
+    format: a run folder holding one is a finished evaluation (the scripts' RESUME=1 skips it).
+
+    `again`: the records of a run stopped after its last epoch, recorded on its resume; if it was stopped
+    between the two writes, the results file holds them already (`_held`) and they are not appended twice.
+    """
+    if not (again and _held(path, records)):
+        append_lines(path, records)
     if records and records[0].get("run"):  # an evaluation's (a baseline's records have no run folder)
         write_text(os.path.join(records[0]["run"], RESULT), "".join(json_line(r) for r in records))
+
+
+def _held(path, records):
+    """Whether the results file `path` holds every one of `records`: the same run folder, view, value,
+    epoch and seed (not the date); lines that are no record are passed over."""
+
+    def key(record):
+        return tuple(record.get(k) for k in ("run", "view", "value", "epoch", "seed"))
+
+    held = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    held.add(key(json.loads(line)))
+                except (ValueError, AttributeError):  # a fragment, or JSON that is no object
+                    continue
+    except FileNotFoundError:
+        return False
+    return all(key(record) in held for record in records)
 
 
 def _check(record, where):

@@ -678,6 +678,14 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     assert "nothing to do" in capsys.readouterr().out and len(results.read_text().splitlines()) == len(
         lines.splitlines()
     )
+    # stopped between its two writes (appended, the run folder's copy not yet written): not appended twice
+    recorded = results.read_text()
+    (out / "result.jsonl").unlink()
+    assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
+    assert "recording its results" in capsys.readouterr().out and results.read_text() == recorded
+    assert [json.loads(x)["value"] for x in (out / "result.jsonl").read_text().splitlines()] == [
+        json.loads(x)["value"] for x in recorded.splitlines()
+    ]
     moved = shutil.copyfile(checkpoint, tmp_path / "moved.pth.tar")  # the same checkpoint elsewhere continues it
     assert classify(data_dir, out, results, "--pretrained", str(moved), "--seed", "1", *resume) == 0
     assert len(results.read_text().splitlines()) == 2 * len(lines.splitlines())
