@@ -132,20 +132,19 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
     unused = ("z_axis", "x_axis") if layout.channels == pretrained_on.channels == 2 else ()  # not rotated
     differ = pretrained_on.differences(layout, ignore=EVALUATION_IGNORES + unused)
     data = f"data folder {folder}" if folder else "data folder"
+    shape = f"{pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies"
+    what = f"was pretrained on skeletons of layout {pretrained_on.name!r} ({shape})"
+    if _layout_record(checkpoint) is None:  # a released checkpoint records nothing: the layout is assumed
+        what = f"records no layout and is read as a released checkpoint, of layout {pretrained_on.name!r} ({shape})"
+        if sizes["input_size"] != pretrained_on.input_size:
+            raise CheckpointError(
+                f"checkpoint {path} {what}, but its encoders take {sizes['input_size']} inputs a frame, not "
+                f"{pretrained_on.input_size}: give the checkpoint its pretraining wrote, whose settings name its layout"
+            )
     if differ:
-        shape = f"{pretrained_on.num_joints} joints, {pretrained_on.bodies} bodies"
-        what, inputs = f"was pretrained on skeletons of layout {pretrained_on.name!r} ({shape})", ""
-        if _layout_record(checkpoint) is None:  # a released checkpoint records nothing: the layout is assumed
-            what = f"records no layout and is read as a released checkpoint, of layout {pretrained_on.name!r} ({shape})"
-            if sizes["input_size"] != pretrained_on.input_size:
-                inputs = (
-                    f"; its encoders take {sizes['input_size']} inputs a frame, not {pretrained_on.name}'s "
-                    f"{pretrained_on.input_size}: give the checkpoint its pretraining wrote, whose settings name its "
-                    "layout"
-                )
         raise CheckpointError(
             f"checkpoint {path} {what}, but the {data} holds layout {layout.name!r} ({layout.num_joints} joints, "
-            f"{layout.bodies} bodies); they differ in {differ}{inputs}"
+            f"{layout.bodies} bodies); they differ in {differ}"
         )
     recorded = flatten(recorded_settings(checkpoint) or {})
     for name, wanted in (
