@@ -457,7 +457,7 @@ def run_classification(settings, model, train, val):
             )
             for view, values in best.items()
         ]
-        append_results(run.results, records, again=finished)
+        appended = append_results(run.results, records, again=finished)
     finally:
         claim.release()
     trained = "fine-tuned with SGD" if probe.finetune else f"{probe.probe} probe"
@@ -471,7 +471,10 @@ def run_classification(settings, model, train, val):
             f"{settings.stage} {settings.data.dataset} {settings.data.protocol} {view} ({trained}): "
             f"top-1 {values['top1']:.2f} top-5 {top5_text(values.get('top5'))}{chosen}"
         )
-    print(f"{len(records)} results appended to {run.results}; run folder {out}")
+    if appended:
+        print(f"{len(records)} results appended to {run.results}; run folder {out}")
+    else:
+        print(f"{len(records)} results already in {run.results} (appended before the stop); run folder {out}")
     return best
 
 

@@ -68,11 +68,14 @@ def append_results(path, records, again=False):
 
     `again`: the records of a run stopped after its last epoch, recorded on its resume; if it was stopped
     between the two writes, the results file holds them already (`_held`) and they are not appended twice.
+    Returns whether they were appended.
     """
-    if not (again and _held(path, records)):
+    appended = not (again and _held(path, records))
+    if appended:
         append_lines(path, records)
     if records and records[0].get("run"):  # an evaluation's (a baseline's records have no run folder)
         write_text(os.path.join(records[0]["run"], RESULT), "".join(json_line(r) for r in records))
+    return appended
 
 
 def _held(path, records):
@@ -88,7 +91,7 @@ def _held(path, records):
             for line in f:
                 try:
                     held.add(key(json.loads(line)))
-                except (ValueError, AttributeError):  # a fragment, or JSON that is no object
+                except (ValueError, AttributeError, TypeError):  # a fragment, JSON that is no object, a list
                     continue
     except FileNotFoundError:
         return False

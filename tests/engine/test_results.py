@@ -140,10 +140,10 @@ def test_records_appended_again_are_left_out_only_when_the_file_holds_each(tmp_p
     run = str(tmp_path / "run")
     records = [dict(BASE, view=v, value=x, epoch=3, seed=1, run=run) for v, x in (("joint", 60.0), ("fusion", 70.25))]
     path = tmp_path / "r.jsonl"
-    path.write_text('{"stage": "lin\n[1, 2]\n')  # a fragment and JSON that is no record: passed over
+    path.write_text('{"stage": "lin\n[1, 2]\n{"view": ["a"]}\n')  # a fragment, JSON of no record: passed over
     append_results(str(path), records)
     held = path.read_text()
-    append_results(str(path), [dict(r, date="later") for r in records], again=True)  # a resume's: held already
+    assert not append_results(str(path), [dict(r, date="later") for r in records], again=True)  # held already
     assert path.read_text() == held and (tmp_path / "run" / "result.jsonl").is_file()
     append_results(str(path), [dict(records[0], value=61.0), records[1]], again=True)  # one of them not held
     assert len(path.read_text().splitlines()) == len(held.splitlines()) + 2
