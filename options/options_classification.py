@@ -478,9 +478,8 @@ def eval_settings(parser, args, preset, train, info):
     data, learnt, folder = common["data"], info.get("pretrain_fingerprint"), info.get("pretrain_data_dir")
     # the same name, another training part: its records get rows of their own in tools.report
     other_data = pretrained_on == evaluated_on and learnt and learnt != data.fingerprint
-    report_says = (
-        f"; the results say so ('pretrained on other {evaluated_on} data' in tools.report)" if other_data else ""
-    )
+    rewritten = other_data and folder and os.path.realpath(folder) == os.path.realpath(data.data_dir)
+    report_says = f"; the results say so ('pretrained on other {evaluated_on} data' in tools.report)"
     if pretrained_on and pretrained_on != evaluated_on and args.stage != "transfer":
         print(
             f"note: the encoder was pretrained on {pretrained_on} and is evaluated on {evaluated_on}; the results "
@@ -490,20 +489,21 @@ def eval_settings(parser, args, preset, train, info):
     elif pretrained_on == evaluated_on and info.get("pretrain_protocol") not in (None, base_protocol(args.protocol)):
         print(
             f"note: the encoder was pretrained on the training part of the {info['pretrain_protocol']} benchmark of "
-            f"{evaluated_on}, which may hold the recordings this {args.protocol} evaluation validates on{report_says}",
+            f"{evaluated_on}, which may hold the recordings this {args.protocol} evaluation validates on"
+            + (report_says if other_data and not rewritten else ""),
             flush=True,
         )
-    elif other_data and folder and os.path.realpath(folder) == os.path.realpath(data.data_dir):
+    elif other_data and not rewritten:
+        print(
+            f"note: the encoder was pretrained on {folder or 'a folder'} of {evaluated_on}, whose training part is "
+            f"not {data.data_dir}'s (another fingerprint){report_says}",
+            flush=True,
+        )
+    if rewritten:  # whatever was noted above
         print(
             f"warning: {args.pretrained} was pretrained on {data.data_dir} when its training part held other data "
             "(another fingerprint): the folder was written again since, so this evaluation is not on the data the "
             f"encoder learnt from{report_says}",
-            flush=True,
-        )
-    elif other_data:
-        print(
-            f"note: the encoder was pretrained on {folder or 'a folder'} of {evaluated_on}, whose training part is "
-            f"not {data.data_dir}'s (another fingerprint){report_says}",
             flush=True,
         )
     trained = info.get("pretrain_preset")

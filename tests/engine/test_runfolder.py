@@ -682,7 +682,9 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     recorded = results.read_text()
     (out / "result.jsonl").unlink()
     assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
-    assert "recording its results" in capsys.readouterr().out and results.read_text() == recorded
+    out_text = capsys.readouterr().out
+    assert "recording its results" in out_text and results.read_text() == recorded
+    assert f"results already in {results} (appended before the stop)" in out_text and "appended to" not in out_text
     assert [json.loads(x)["value"] for x in (out / "result.jsonl").read_text().splitlines()] == [
         json.loads(x)["value"] for x in recorded.splitlines()
     ]
@@ -751,6 +753,12 @@ def test_an_encoder_evaluated_on_its_folder_written_again_or_another_of_its_name
     learnt = json.loads((tmp_path / "run" / "settings.json").read_text())["data"]["fingerprint"][:8]
     ours = sorted(row.split(", data ")[0] for row in rows if "— ours" in row)  # three folders, each its own data
     assert ours == ["| CMD (joint) — ours"] + 2 * [f"| CMD (joint) — ours, pretrained on other ntu60 data ({learnt})"]
+    # imported again in place as another benchmark: the benchmark's note does not hide the data's warning
+    write_processed(tmp_path / "mine", n=(16, 6), seed=3, dataset="ntu60", protocol="cross_view")
+    assert knn("../mine", tmp_path / "knn5", *argv) == 0
+    out = capsys.readouterr().out
+    assert "note: the encoder was pretrained on the training part of the cross_subject benchmark of ntu60" in out
+    assert "when its training part held other data (another fingerprint)" in out and out.count("the results say") == 1
 
 
 def test_an_encoder_pretrained_on_another_benchmark_of_the_data_set_is_said_to_be(finished, tmp_path, capsys):
