@@ -10,12 +10,11 @@ checkpoints it pools when more than one; a rerun of the same checkpoint and seed
 one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, which no seed changes).
 Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
 `--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
-evaluated on (or on other data of its name: another training part), and (in the linear, kNN and
-semi-supervised tables) evaluations of one benchmark whose own settings or data differ (an SGD probe's
-epochs, kNN's training crop, the encoder's size, the folder's training part, …: `_setup`) are reported
-in rows of their own. A
-record that cannot be reported (a value that is not a finite number, fields of the wrong type) is an
-error naming the file and line.
+evaluated on (or on other data of its name: another training part), encoders of other sizes, and (in
+the linear, kNN and semi-supervised tables) evaluations of one benchmark whose own settings or data
+differ (an SGD probe's epochs, kNN's training crop, the folder's training part, …: `_setup`) are
+reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
+fields of the wrong type) is an error naming the file and line.
 """
 
 import argparse
@@ -143,6 +142,12 @@ def _weight(record):
     return f"--cmd-weight {float(weight):g}" if weight is not None and float(weight) != 1.0 else ""
 
 
+def _encoder_size(record):
+    """'hidden_size H, num_layers L' as the record's settings hold them ('' where they do not)."""
+    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    return ", ".join(f"{name} {settings[name]}" for name in ("hidden_size", "num_layers") if name in settings)
+
+
 def _variant(record):
     """What sets a record's encoder apart from the published method on its own data set: no or another
     distillation weight, pretraining on another data set, or on another training part than the evaluated
@@ -240,21 +245,25 @@ def report(records):
     if transfer:
         rows = []
         sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
+        sizes = {id(r): _encoder_size(r) for r in transfer}  # named in a row where the records hold several
+        named = len(set(sizes.values())) > 1
         for source in sources:
             for weight in sorted({_weight(r) for r in transfer}):
-                for view, name in VIEW_NAMES.items():
-                    cell = _cell(
-                        [
-                            r
-                            for r in transfer
-                            if str(r.get("pretrain_dataset") or "unknown") == source
-                            and r["view"] == view
-                            and _weight(r) == weight
-                        ]
-                    )
-                    if cell:
-                        label = f"{name} — ours" + (f", {weight}" if weight else "")
-                        rows.append([label, DATASET_NAMES.get(source, source), cell])
+                for size in sorted(set(sizes.values())):
+                    for view, name in VIEW_NAMES.items():
+                        cell = _cell(
+                            [
+                                r
+                                for r in transfer
+                                if str(r.get("pretrain_dataset") or "unknown") == source
+                                and r["view"] == view
+                                and _weight(r) == weight
+                                and sizes[id(r)] == size
+                            ]
+                        )
+                        if cell:
+                            label = ", ".join([f"{name} — ours"] + [part for part in (weight, named and size) if part])
+                            rows.append([label, DATASET_NAMES.get(source, source), cell])
         sections.append(
             "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
         )

@@ -346,3 +346,18 @@ def test_encoders_of_other_sizes_or_pretrained_on_other_data_of_the_name_get_row
     # records that say nothing of the pretraining data (released checkpoints, older records) stay in the row
     older = dict(run(76.0, "d"), settings={"data": {"dataset": "mine", "fingerprint": "aa"}})
     assert _rows(report([run(80.0, "a"), older]), "— ours") == {"3s-CMD — ours": "78.0 ± 2.8 (n=2, 2 checkpoints)"}
+
+
+def test_transfer_rows_keep_encoders_of_other_sizes_apart():
+    common = dict(stage="transfer", dataset="pku_v2", protocol="cross_subject", view="joint", metric="top1")
+
+    def run(value, checkpoint, hidden):
+        settings = {"encoder": {"hidden_size": hidden, "num_layers": 3}}
+        return dict(common, value=value, seed=0, checkpoint=checkpoint, pretrain_dataset="ntu60", settings=settings)
+
+    text = report([run(80.0, "a", 1024), run(40.0, "b", 64), run(42.0, "c", 64)])
+    assert "| CMD (joint) — ours, hidden_size 1024, num_layers 3 | NTU-60 | 80.0 |" in text
+    assert "| CMD (joint) — ours, hidden_size 64, num_layers 3 | NTU-60 | 41.0 ± 1.4 (n=2, 2 checkpoints) |" in text
+    assert "| CMD (joint) — ours | NTU-60 | 41.0 ± 1.4 (n=2, 2 checkpoints) |" in report(
+        [run(40.0, "b", 64), run(42.0, "c", 64)]
+    )
