@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.files import file_fingerprint, folder_settings
+from dataset.files import file_fingerprint, folder_settings, is_temporary
 from dataset.layouts import NTU25, Layout, LayoutError, read_folder_record
 
 PARTS = ("train", "val")
@@ -265,9 +265,16 @@ def load_split(folder, part, mmap=True, num_class=None):
     data_path, frame_path, label_path = split_paths(folder, part)
     missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
     if missing:
+        stopped = sorted(name for name in os.listdir(folder) if is_temporary(name)) if os.path.isdir(folder) else []
         raise ProcessedDataError(
             f"processed folder {folder}: missing {', '.join(missing)} (make it with "
             f"python -m data_gen.ntu_gendata, pku_gendata, ucla_gendata, msr_gendata or pyskl_gendata)"
+            + (
+                f"; it holds {len(stopped)} temporary file(s) of a write that was stopped ({stopped[0]}, …): a "
+                "conversion into it was interrupted, so convert again (that removes them)"
+                if stopped
+                else ""
+            )
         )
     data = _load_array(folder, data_path, mmap_mode="r" if mmap else None)
     num_frame = _load_array(folder, frame_path)

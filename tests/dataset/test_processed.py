@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dataset.catalog import resolve_data_dir
+from dataset.files import temp_path
 from dataset.layouts import KINECT20, NTU25, Layout
 from dataset.processed import (
     ProcessedDataError,
@@ -155,8 +156,19 @@ def test_an_unreadable_array_is_named_and_never_advised_to_be_unpickled(tmp_path
 
 
 def test_missing_files_name_the_folder(tmp_path):
-    with pytest.raises(ProcessedDataError, match="missing train_data_joint.npy"):
+    with pytest.raises(ProcessedDataError, match="missing train_data_joint.npy") as caught:
         load_split(str(tmp_path), "train")
+    assert "temporary" not in str(caught.value)
+    # a conversion stopped before its renames leaves only its writers' temporaries: the message says so
+    stopped = temp_path(str(tmp_path / "train_data_joint.npy"))
+    open(stopped, "w").close()
+    open(tmp_path / "notes.txt", "w").close()  # not a temporary
+    with pytest.raises(ProcessedDataError) as caught:
+        load_split(str(tmp_path), "train")
+    assert str(caught.value).endswith(
+        f"; it holds 1 temporary file(s) of a write that was stopped ({os.path.basename(stopped)}, …): a conversion "
+        "into it was interrupted, so convert again (that removes them)"
+    )
 
 
 def test_resolve_data_dir():
