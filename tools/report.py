@@ -72,10 +72,16 @@ def _scalar(value):
     return value is None or isinstance(value, (str, int, float))
 
 
+def _settings(record):
+    """The record's settings record as one flat dict (nested as `to_dict` writes it, or flat as older
+    versions did); {} where it has none."""
+    return flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+
+
 def _setup(record):
     """{name: value} of the record's setup settings that its settings record holds (nested as `to_dict`
     writes it, or flat as older versions did; a list as its JSON)."""
-    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    settings = _settings(record)
     names = SETUP_KNN if record["stage"] == "knn" else SETUP_PROBE
     return {n: settings[n] if _scalar(settings[n]) else json.dumps(settings[n]) for n in names if n in settings}
 
@@ -144,7 +150,7 @@ def _weight(record):
 
 def _encoder_size(record):
     """'hidden_size H, num_layers L' as the record's settings hold them ('' where they do not)."""
-    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    settings = _settings(record)
     return ", ".join(f"{name} {settings[name]}" for name in ("hidden_size", "num_layers") if name in settings)
 
 
@@ -153,7 +159,7 @@ def _variant(record):
     distillation weight, pretraining on another data set, or on another training part than the evaluated
     folder's under the same name (its fingerprint: another import, another benchmark's part); '' for none."""
     source, pretrained = record.get("pretrain_dataset"), record.get("checkpoint") is not None
-    settings = flatten(record["settings"]) if isinstance(record.get("settings"), dict) else {}
+    settings = _settings(record)
     learnt, evaluated = settings.get("pretrain_fingerprint"), settings.get("fingerprint")
     if pretrained and source and source != record["dataset"]:
         elsewhere = f"pretrained on {source}"
@@ -244,26 +250,16 @@ def report(records):
     transfer = [r for r in top1 if r["stage"] == "transfer"]
     if transfer:
         rows = []
-        sources = sorted({str(r.get("pretrain_dataset") or "unknown") for r in transfer})
-        sizes = {id(r): _encoder_size(r) for r in transfer}  # named in a row where the records hold several
-        named = len(set(sizes.values())) > 1
-        for source in sources:
-            for weight in sorted({_weight(r) for r in transfer}):
-                for size in sorted(set(sizes.values())):
-                    for view, name in VIEW_NAMES.items():
-                        cell = _cell(
-                            [
-                                r
-                                for r in transfer
-                                if str(r.get("pretrain_dataset") or "unknown") == source
-                                and r["view"] == view
-                                and _weight(r) == weight
-                                and sizes[id(r)] == size
-                            ]
-                        )
-                        if cell:
-                            label = ", ".join([f"{name} — ours"] + [part for part in (weight, named and size) if part])
-                            rows.append([label, DATASET_NAMES.get(source, source), cell])
+        # a row per source, distillation weight and encoder size (named where the records hold several)
+        groups = [(str(r.get("pretrain_dataset") or "unknown"), _weight(r), _encoder_size(r)) for r in transfer]
+        named = len({size for _, _, size in groups}) > 1
+        for group in sorted(set(groups)):
+            source, weight, size = group
+            for view, name in VIEW_NAMES.items():
+                cell = _cell([r for r, g in zip(transfer, groups) if g == group and r["view"] == view])
+                if cell:
+                    label = ", ".join([f"{name} — ours"] + [part for part in (weight, named and size) if part])
+                    rows.append([label, DATASET_NAMES.get(source, source), cell])
         sections.append(
             "### Transfer to PKU-MMD II (top-1 %)\n\n" + _table(["method", "pretrained on", "PKU-MMD II x-sub"], rows)
         )
