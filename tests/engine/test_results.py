@@ -149,3 +149,6 @@ def test_records_appended_again_are_left_out_only_when_the_file_holds_each(tmp_p
     assert len(path.read_text().splitlines()) == len(held.splitlines()) + 2
     append_results(str(path), records)  # without `again`, every record is appended (a new run's)
     assert len(path.read_text().splitlines()) == len(held.splitlines()) + 4
+    fresh = tmp_path / "sub" / "new.jsonl"  # no results file yet (stopped before the first write): appended
+    assert append_results(str(fresh), records, again=True)
+    assert [json.loads(line)["value"] for line in fresh.read_text().splitlines()] == [60.0, 70.25]

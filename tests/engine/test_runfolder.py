@@ -748,11 +748,16 @@ def test_an_encoder_evaluated_on_its_folder_written_again_or_another_of_its_name
     assert knn("../mine", tmp_path / "knn4", *argv) == 0
     out = capsys.readouterr().out
     assert f"was pretrained on {tmp_path / 'mine'} when its training part held other data (another fingerprint)" in out
+    assert "whose training part is not" not in out  # the folder it learnt from, written again: the warning alone
     # the report keeps the encoder on its own data apart from it on others of the name (the same checkpoint)
     rows = [line.split(" | ")[0] for line in report(load_results([str(tmp_path / "r.jsonl")])).splitlines()]
     learnt = json.loads((tmp_path / "run" / "settings.json").read_text())["data"]["fingerprint"][:8]
     ours = sorted(row.split(", data ")[0] for row in rows if "— ours" in row)  # three folders, each its own data
     assert ours == ["| CMD (joint) — ours"] + 2 * [f"| CMD (joint) — ours, pretrained on other ntu60 data ({learnt})"]
+    (tmp_path / "link").symlink_to(tmp_path / "mine")  # the folder written again, reached through a link
+    assert knn(str(tmp_path / "link"), tmp_path / "knn4b", tmp_path / "r2.jsonl", *argv[1:]) == 0
+    out = capsys.readouterr().out
+    assert "when its training part held other data" in out and "whose training part is not" not in out
     # imported again in place as another benchmark: the benchmark's note does not hide the data's warning
     write_processed(tmp_path / "mine", n=(16, 6), seed=3, dataset="ntu60", protocol="cross_view")
     assert knn("../mine", tmp_path / "knn5", *argv) == 0
@@ -769,3 +774,37 @@ def test_an_encoder_pretrained_on_another_benchmark_of_the_data_set_is_said_to_b
     out = capsys.readouterr().out
     assert "note: the encoder was pretrained on the training part of the cross_subject benchmark of ntu60" in out
     assert "this cross_view evaluation validates on" in out
+
+
+def test_a_transfer_to_another_data_set_gets_no_note_of_other_data(finished, tmp_path, capsys):
+    # an encoder pretrained on NTU, fine-tuned on PKU-MMD II: other data by design, not a folder mixed up
+    pku = write_processed(tmp_path / "pku", n=(16, 6), num_class=4, dataset="pku_v2", protocol="cross_subject")
+    argv = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--transfer"]
+    capsys.readouterr()
+    assert classify(pku, tmp_path / "transfer", tmp_path / "r.jsonl", *argv) == 0
+    out = capsys.readouterr().out
+    assert "note:" not in out and "warning: " not in out
+    assert load_results([str(tmp_path / "r.jsonl")])[0]["stage"] == "transfer"
+
+
+def test_a_logistic_probe_is_not_resumed(finished, data_dir, tmp_path, capsys):
+    argv = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--probe", "logistic"]
+    with pytest.raises(SystemExit) as stop:
+        classify(data_dir, tmp_path / "probe", tmp_path / "r.jsonl", *argv, "--seed", "0", "--resume", argv[1])
+    assert stop.value.code == 2
+    assert "--resume continues an SGD run; the logistic probe is fitted in one go" in capsys.readouterr().err
+    assert not (tmp_path / "probe").exists() and not (tmp_path / "r.jsonl").exists()
+
+
+def test_every_run_on_a_folder_repeats_its_imports_warnings(tmp_path, capsys):
+    folder = write_processed(tmp_path / "mine", n=(16, 6))
+    # an importer's summary: 20 of 22 recordings upside down once normalised (a y-down frame, say)
+    (tmp_path / "mine" / "settings.json").write_text('{"counts": {"train": 16, "val": 6}, "upside_down": 20}\n')
+    said = f"warning: {folder}: 20 of its 22 recordings stood upside down once normalised when it was imported"
+    assert pretrain(folder, tmp_path / "run", "--epochs", "1") == 0
+    assert said in capsys.readouterr().out
+    argv = ["--pretrained", str(tmp_path / "run" / "checkpoint_last.pth.tar")]
+    assert knn(folder, tmp_path / "knn", tmp_path / "r.jsonl", *argv) == 0
+    assert said in capsys.readouterr().out
+    assert classify(folder, tmp_path / "probe", tmp_path / "r.jsonl", *argv, "--epochs", "1") == 0
+    assert said in capsys.readouterr().out

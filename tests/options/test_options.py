@@ -657,6 +657,7 @@ def test_an_encoder_pretrained_with_the_other_kind_of_preset_is_noted(folder, re
         ("ntu60", [], False),
         ("ntu60", ["--preset", "small"], "the one --preset names, small"),  # the other way round, by the flag
         (None, [], False),  # a released checkpoint records no preset
+        ("ntu120", [], False),  # another published preset: the published probe either way
     ):
         path = tmp_path / f"{trained}.pth.tar"
         torch.save(dict(ckpt, settings={"preset": trained}) if trained else ckpt, path)
@@ -668,3 +669,4 @@ def test_an_encoder_pretrained_with_the_other_kind_of_preset_is_noted(folder, re
             continue
         note = f"note: {path} was pretrained with the small preset; this evaluation takes its folder's, ntu60"
         assert (note in out) == said and ("--preset small evaluates it as that preset does" in out) == said
+        assert said or "was pretrained with the" not in out
