@@ -106,7 +106,7 @@ def test_non_integral_label_and_bad_structure(tmp_path):
     path.write_bytes(pickle.dumps((["a"], [1.5])))
     with pytest.raises(ProcessedDataError, match="integral"):
         load_label_pkl(path)
-    for huge in (2**70, 1e30):  # integral, beyond the labels' int64 array
+    for huge in (2**70, 1e30, 2**63, -(2**63) - 1):  # integral, beyond the labels' int64 array (its edges too)
         path.write_bytes(pickle.dumps((["a", "b"], [0, huge])))
         message = f"{path}: label 1 is {huge!r}; expected a class number"
         with pytest.raises(ProcessedDataError, match=re.escape(message)):
@@ -430,5 +430,8 @@ def test_import_warnings_read_an_importers_summary_and_nothing_else(tmp_path):
     assert warnings(dict(summary, counts={"train": None, "val": "4"})) == []
     assert warnings(dict(summary, counts={"xsub/train": 6}, upside_down=6)) == []
     assert warnings(dict(summary, upside_down=True)) == []
+    one = {"counts": {"train": 1, "val": 0}, "x_axis_turned_over_90": 0}
+    assert warnings(dict(one, upside_down=1)) != [] and warnings(dict(one, upside_down=True)) == []  # True: no count
+    assert warnings(dict(summary, counts=[6, 4])) == []
     (tmp_path / "settings.json").write_text("{not json")
     assert import_warnings(str(tmp_path)) == [] and import_warnings(str(tmp_path / "missing")) == []

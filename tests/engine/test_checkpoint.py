@@ -164,7 +164,7 @@ def test_a_checkpoint_renamed_over_while_it_is_read_gives_the_fingerprint_of_wha
     # an evaluation of a running pretraining's checkpoint_last: the file is replaced (renamed over) meanwhile
     path, newer = str(tmp_path / "checkpoint_last.pth.tar"), str(tmp_path / "newer.pth.tar")
     save_checkpoint({"epoch": 1, "w": torch.zeros(5000)}, path)
-    save_checkpoint({"epoch": 2, "w": torch.ones(5000)}, newer)
+    save_checkpoint({"epoch": 2, "w": torch.ones(6000)}, newer)  # another size: read from the open file, not the path
     loaded_bytes = open(path, "rb").read()
     load = torch.load
 
