@@ -213,3 +213,41 @@ def test_a_second_detection_near_the_person_is_no_change_of_places():
     bodies[:, [1, 2, 4]] = bodies[::-1][:, [1, 2, 4]]  # listed either way round
     assert not change_places(bodies, present_joints(bodies))
     assert change_places(listed, present_joints(listed))
+
+
+TRIANGLE = np.array([[1.0, 1.0], [1.0, 2.0], [2.0, 1.0]])  # a 3-joint body of size about 0.6, no joint at 0
+
+
+def test_a_change_of_places_needs_each_person_to_land_on_the_others_place():
+    # A jumps onto B's place, but B jumps far off instead of onto A's: no exchange
+    bodies = np.stack([[TRIANGLE, TRIANGLE + [10, 0]], [TRIANGLE + [10, 0], TRIANGLE + [100, 0]]], axis=1)
+    assert not change_places(bodies, present_joints(bodies))
+    swapped = np.stack([[TRIANGLE, TRIANGLE + [10, 0]], [TRIANGLE + [10, 0], TRIANGLE]], axis=1)
+    assert change_places(swapped, present_joints(swapped))
+    # a small person beside a large one moves 6 units, within the large one's reach (2 x its size of
+    # about 6.2): no exchange, though 6 is far beyond the small one's own reach
+    small, large = 0.5 * (TRIANGLE - TRIANGLE.mean(0)), 10 * (TRIANGLE - TRIANGLE.mean(0))
+    frames = [[small + [100, 0], large + [106, 0]], [small + [106, 0], large + [100, 0]]]
+    bodies = np.stack(frames, axis=1)
+    assert not change_places(bodies, present_joints(bodies))
+
+
+def test_tracking_never_puts_one_person_in_two_places():
+    # A stays; B, beside A, leaves in the last frame: A keeps its place there and B's stays empty
+    bodies = np.zeros((2, 3, 3, 2))
+    bodies[0] = TRIANGLE + [10, 10]
+    bodies[1, :2] = TRIANGLE + [11, 10]
+    kept, present = track_people(bodies, present_joints(bodies))
+    np.testing.assert_array_equal(present[:, 2].any(axis=1), [True, False])
+    np.testing.assert_array_equal(kept[0], bodies[0])
+
+
+def test_a_person_beyond_every_places_reach_takes_the_nearest_free_place():
+    # three people seen once at x = 0, 50, 100; then one person alone at x = 95, beyond reach of all three
+    bodies = np.zeros((3, 2, 3, 2))
+    for p, x in enumerate((0, 50, 100)):
+        bodies[p, 0] = TRIANGLE + [x, 0]
+    bodies[0, 1] = TRIANGLE + [95, 0]  # listed first
+    kept, present = track_people(bodies, present_joints(bodies))
+    np.testing.assert_array_equal(present[:, 1].any(axis=1), [False, False, True])  # the place last seen at 100
+    np.testing.assert_array_equal(kept[2, 1], TRIANGLE + [95, 0])
