@@ -828,6 +828,13 @@ def test_people_listed_in_each_frames_own_order_are_announced_and_tracked(tmp_pa
         capsys.readouterr().out
     )
     _run(_pickle(tmp_path / "listed.pkl", annotations, split), str(tmp_path / "tracked"), "coco17", "--track")
+    assert "change places" not in capsys.readouterr().out  # --track given: nothing to advise
+    # one recording of ten listed in each frame's order: counted, but no warning (a majority is)
+    _run(_pickle(tmp_path / "one.pkl", annotations[:1] + straight[1:], split), str(tmp_path / "one"), "coco17")
+    assert "change places" not in capsys.readouterr().out
+    with open(tmp_path / "one" / "settings.json") as f:
+        missing = json.load(f)["missing"]
+    assert (missing["people_change_places"], missing["recordings_with_several_people"]) == (1, 10)
     expected = load_splits(str(tmp_path / "straight"))
     for name, different in (("tracked", False), ("listed", True)):
         for got, want in zip(load_splits(str(tmp_path / name)), expected):
@@ -862,6 +869,11 @@ def test_ragged_people_frames_first_and_a_one_based_layout_are_named(tmp_path, c
     n = len(split["xsub_train"]) + len(split["xsub_val"])  # the recordings the splits name
     assert f"warning: {n} of the {n} recordings have more people than frames (the first: " in printed
     assert "np.swapaxes(keypoint, 0, 1)" in printed
+    annotations, split, _ = _ntu_set()
+    for key in ("keypoint", "keypoint_score"):  # one recording of them frames first: not a majority
+        annotations[0][key] = np.ascontiguousarray(np.swapaxes(annotations[0][key], 0, 1))
+    _run(_pickle(tmp_path / "one.pkl", annotations, split), str(tmp_path / "one"), "ntu25")
+    assert "more people than frames" not in capsys.readouterr().out
     annotations, split, _ = _ntu_set()
     for a in annotations:  # single frames of two people (posture data) are not taken for it
         first = a["keypoint"][0, :1]  # 1 x V x C
@@ -910,6 +922,11 @@ def test_a_camera_frame_with_y_down_and_a_root_away_from_the_centre_are_named(tm
     )
     assert "negate x and y before the import" in printed and "the data's y axis points down" in printed
     assert "joint order that is not" not in printed  # upside down as a whole: the frame, not the order
+    _, record, printed = folder("some", opencv[:3] + kinect[3:])  # 3 of 10 y-down: counted, not a majority
+    assert record["z_axis_along_minus_y"] == 3 and "points down the data's y axis" not in printed
+    lying = [b[..., [0, 2, 1]] * [1, -1, 1] for b in kinect]  # turned about x: the trunk along z, level in y
+    _, record, printed = folder("lying", lying)
+    assert record["z_axis_along_minus_y"] == 0 and "points down the data's y axis" not in printed
     # the upright test leaves out joints at 0 (not found): y-down bodies below the camera's axis (y > 0
     # throughout) whose legs were never found are still upside down as a whole, not a wrong order
     legless = [b + [0, 0.8, 0] for b in opencv]
