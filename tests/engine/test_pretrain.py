@@ -585,6 +585,13 @@ def test_resume_from_an_optimizer_state_written_in_the_published_module_order(da
         with caplog.at_level("WARNING", logger="engine.pretrain"):
             engine.read_resume(str(path), model, settings, warn=warn)
         assert ("holds no optimizer state" in caplog.text) == warn
+    # The run's own checkpoint resumed with another learning rate: told by the process that warns.
+    other_lr, _ = settings_of(data_dir, tmp_path / "run", "--epochs", "2", "--lr", "0.2")
+    for warn in (False, True):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="engine.pretrain"):
+            engine.read_resume(str(tmp_path / "run" / "checkpoint_last.pth.tar"), model, other_lr, warn=warn)
+        assert ("the learning rate changes (--lr: " in caplog.text) == warn
 
 
 def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monkeypatch, capsys):
@@ -606,6 +613,17 @@ def test_ctrl_c_is_one_line_and_leaves_the_folder_free(data_dir, tmp_path, monke
     assert read_checkpoint(str(out / "checkpoint_last.pth.tar"))["epoch"] == 1
     monkeypatch.setattr(engine, "train_step", train_step)
     assert main(data_dir, out, "--epochs", "3", "--resume", str(out / "checkpoint_last.pth.tar")) == 0  # claim released
+
+
+def test_ctrl_c_before_the_first_checkpoint_names_no_resume(data_dir, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "train_step", interrupted)
+    assert main(data_dir, tmp_path / "run", "--epochs", "3") == 130
+    err = capsys.readouterr().err
+    assert "pretrain_cmd.py: interrupted; the files written so far are whole" in err
+    assert "--resume" not in err and not (tmp_path / "run" / "checkpoint_last.pth.tar").exists()
 
 
 def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsys):

@@ -626,6 +626,7 @@ def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_no
     )
     assert "--schedule: [120, 160] then, [150] now" in change(step, schedule=[150])
     assert "--cos: False then, True now" in change(step, cos=True)
+    assert "--schedule: [] then, [150] now" in change(cosine, cos=False, schedule=[150])  # a step schedule now
     assert change(cosine, schedule=[1]) is None  # the cosine schedule has no milestones
     assert "--epochs: 97 then, 200 now" in change(cosine, epochs=200)  # a longer run stretches it
     assert change({**cosine, "optim": {**cosine["optim"], "steps": 3000}}, steps=3010) is None  # the same epochs
