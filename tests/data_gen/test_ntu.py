@@ -451,6 +451,11 @@ def test_raw_files_in_a_benchmark_folder_of_the_out_folder_are_refused(tmp_path,
         "--out-folder whose benchmark folders are not the raw files' folder"
     )
     assert sorted(os.listdir(raw)) == before and sorted(os.listdir(tmp_path / "P")) == ["xsub"]
+    (tmp_path / "link").symlink_to(tmp_path / "P")  # the same folder by another path
+    with pytest.raises(SystemExit) as info:
+        ntu.run(str(tmp_path / "link" / "xsub"), str(tmp_path / "P"))
+    assert str(info.value.code).startswith(f"error: the raw files' folder {tmp_path / 'link' / 'xsub'} is the")
+    assert sorted(os.listdir(raw)) == before and sorted(os.listdir(tmp_path / "P")) == ["xsub"]
 
 
 def test_out_folder_naming_a_benchmark_folder_is_refused(tmp_path, ntu, monkeypatch):

@@ -225,6 +225,15 @@ def test_pretraining_flags_out_of_range_are_usage_errors(folder, small_folder, c
     assert message in usage_error(capsys, lambda a: pretrain(small_folder, *a), argv)
 
 
+def test_the_ranges_include_their_ends(small_folder):
+    for ends in (["--seed", str(2**63 - 1), "--view-frames", "300"], ["--seed", "0", "--view-frames", "2"]):
+        settings = pretrain(small_folder, *ends, "--min-crop-frames", "1")
+        assert [settings.run.seed, settings.views.view_frames] == [int(ends[1]), int(ends[3])]
+        for parse in (parse_classification, parse_knn):
+            args = parse(ends)[1]
+            assert [args.seed, args.view_frames] == [int(ends[1]), int(ends[3])]
+
+
 def test_an_output_folder_that_cannot_be_one_is_a_usage_error(folder, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
