@@ -64,8 +64,10 @@ def test_report_layout_and_aggregation(tmp_path, capsys):
             ),
         ],
     )
-    # a randomly initialised baseline (no checkpoint), same cell
-    append_results(str(path), [new_record("knn", "pku_v2", "cross_subject", "joint", 12.5, settings={}, seed=0, k=1)])
+    # a randomly initialised baseline (no checkpoint), same cell; a --pretrain-dataset flag given without a
+    # checkpoint names no pretraining
+    baseline = new_record("knn", "pku_v2", "cross_subject", "joint", 12.5, settings={}, seed=0, k=1)
+    append_results(str(path), [dict(baseline, pretrain_dataset="ntu60")])
     record = json.loads(path.read_text().splitlines()[0])
     assert {"stage", "dataset", "protocol", "view", "metric", "value", "checkpoint", "settings", "date"} <= set(record)
     assert main([str(path)]) == 0
