@@ -395,6 +395,14 @@ def test_a_resume_that_finds_no_log_says_the_earlier_lines_are_lost(data_dir, tm
     with caplog.at_level("WARNING", logger="engine.pretrain"):
         run(data_dir, tmp_path / "elsewhere", "--epochs", "5", "--resume", str(out / "checkpoint_last.pth.tar"))
     assert "is missing" not in caplog.text and _log_epochs(tmp_path / "elsewhere") == [3, 4]
+    # after one epoch the checkpoint's copy is the whole log: nothing lost, nothing to say
+    one = tmp_path / "one"
+    run(data_dir, one, "--epochs", "1")
+    (one / "log.jsonl").unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, one, "--epochs", "2", "--resume", str(one / "checkpoint_last.pth.tar"))
+    assert "is missing" not in caplog.text and _log_epochs(one) == [0, 1]
 
 
 @pytest.mark.slow  # several pretrainings
