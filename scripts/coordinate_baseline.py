@@ -13,7 +13,6 @@ the 1-NN is the kNN evaluation of engine/knn.py (cosine similarity). Two records
 """
 
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -28,6 +27,7 @@ from engine.probe import fit_stream
 from engine.results import append_results, new_record
 from feeder.feeder_downstream import DownstreamFeeder
 from options.parsing import check_output_path, print_import_warnings, resolve_protocol
+from options.presets import DEFAULT_DATASET
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 
@@ -72,7 +72,7 @@ def main(argv=None):
     print_import_warnings(train)  # as every run on the folder repeats them (a wrong joint order, ...)
     protocol = resolve_protocol(parser, args.protocol, train)  # as the entry points record it
     found = baselines(train, val)
-    dataset = train.dataset or os.path.basename(os.path.normpath(args.data_dir))
+    dataset = train.dataset or DEFAULT_DATASET  # a folder without a record: as the entry points record it
     common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
     try:
         append_results(

@@ -301,7 +301,9 @@ def test_coordinate_baseline_records_a_published_folders_benchmark_from_its_name
     results = tmp_path / "r.jsonl"
     monkeypatch.chdir(folder)
     coordinate_baseline.main(["--data-dir", ".", "--results", str(results)])
-    assert {json.loads(line)["protocol"] for line in results.read_text().splitlines()} == {"cross_view"}
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {r["protocol"] for r in records} == {"cross_view"}
+    assert {r["dataset"] for r in records} == {"ntu60"}  # as the entry points record it, not the folder's name
 
 
 def test_coordinate_baseline_refuses_a_protocol_the_folder_does_not_hold_before_the_fits(tmp_path, monkeypatch, capsys):
