@@ -82,6 +82,20 @@ def test_the_small_data_corruption_rule_says_when_it_departs_from_the_layout(tmp
     assert "corrupts 3 of the 20 joints (15 %), not the 12 of layout 'kinect20'" in capsys.readouterr().out
     assert pretrain_settings(folder, "--corrupted-joints", "12").views.corrupted_joints == 12
     assert "note:" not in capsys.readouterr().out
+    assert pretrain_settings(folder, "--corrupted-joints", "7").views.corrupted_joints == 7  # the user's own
+    assert "note:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("joints, corrupted", [(3, 1), (10, 2), (16, 2), (17, 3), (20, 3), (25, 4), (30, 4)])
+def test_the_corruption_rule_rounds_15_percent_and_keeps_one(joints, corrupted):
+    # 15 % of the joints, Python's round (halves to even: 1.5 -> 2, 4.5 -> 4; 2.4 -> 2), at least 1
+    p = presets.small_pretrain(FolderFacts(train_samples=100, median_frames=40, num_joints=joints))
+    assert p["corrupted_joints"] == corrupted
+
+
+def test_the_small_data_evaluation_presets_need_no_facts():
+    assert presets.preset("linear", "small")["probe"] == "logistic"
+    assert presets.preset("knn", "small") == presets.preset("knn", "small", FolderFacts(100, 40, 20))
 
 
 def test_every_small_data_value_is_overridden_by_its_flag(tmp_path, processed):
