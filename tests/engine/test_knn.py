@@ -72,6 +72,11 @@ def test_bad_arguments_are_reported():
     train = torch.randn(3, 4)
     with pytest.raises(ValueError, match="only 3 training"):
         knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 4), k=5)
+    with pytest.raises(ValueError, match="4 neighbours requested but only 3 training features"):  # one short
+        knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 4), k=4)
+    assert knn_predict(train, torch.tensor([0, 1, 1]), train, k=3).tolist() == [1, 1, 1]  # all three: k = M
+    with pytest.raises(ValueError, match="the number of neighbours must be at least 1, found 0"):
+        knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 4), k=0)
     with pytest.raises(ValueError, match="feature sizes differ"):
         knn_predict(train, torch.zeros(3, dtype=torch.long), torch.randn(2, 5))
 
