@@ -128,6 +128,7 @@ def test_all_zero_sample_is_left_alone_and_matches_loop_on_awkward_batch():
     data[5, :, :, :, 0] = 0  # first person empty: no centre, no rotation
     data[6, :, :3, :, 1] = 0
     data[6, :, 20:, :, 1] = 0
+    data[4, :, :, 5, 0] = np.array([0.5, -0.5, 2.0])[:, None]  # x + y = 0: a found joint all the same (z counts)
     out = normalize(data)
     assert out.dtype == np.float32 and out.shape == data.shape
     np.testing.assert_array_equal(out[0], 0)
