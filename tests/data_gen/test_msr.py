@@ -226,6 +226,7 @@ def test_bad_line_names_the_file_and_line_and_is_skipped_with_skip_bad(tmp_path,
         ("a21_s01_e01_skeleton3D.txt", "'a21_s01_e01_skeleton3D.txt': action 21; MSR-Action3D has actions 1..20"),
         ("a00_s01_e01_skeleton3D.txt", "'a00_s01_e01_skeleton3D.txt': action 0; MSR-Action3D has actions 1..20"),
         ("a01_s11_e01_skeleton3D.txt", "'a01_s11_e01_skeleton3D.txt': subject 11; MSR-Action3D has subjects 1..10"),
+        ("a01_s00_e01_skeleton3D.txt", "'a01_s00_e01_skeleton3D.txt': subject 0; MSR-Action3D has subjects 1..10"),
     ],
 )
 def test_name_outside_the_pattern_is_an_error_or_skipped(tmp_path, name, found):
@@ -260,6 +261,10 @@ def test_file_list_restricts_and_a_listed_name_needs_its_file(tmp_path, capsys):
         _run(raw, out, "--file-list", listing, "--skip-bad")
     with pytest.raises(SystemExit, match=f"error: --file-list {tmp_path}/none.txt: No such file"):
         _run(raw, out, "--file-list", str(tmp_path / "none.txt"))
+    open(listing, "w").write(" \n\t\n")  # a list of nothing would import nothing
+    with pytest.raises(SystemExit, match=f"error: --file-list {listing} is empty"):
+        _run(raw, str(tmp_path / "empty"), "--file-list", listing)
+    assert not os.path.exists(tmp_path / "empty")
 
 
 def test_data_path_that_is_not_the_skeleton_folder(tmp_path):
