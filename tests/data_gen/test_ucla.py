@@ -120,6 +120,7 @@ def test_runs_as_a_script_and_as_a_module(tmp_path, module):
         (b'{"label": 11, "skeletons": []}', '"label": expected an action label, an integer in 1..10, found 11'),
         (b'{"label": 0, "skeletons": []}', "an integer in 1..10, found 0"),
         (b'{"label": "3", "skeletons": []}', 'an integer in 1..10, found "3"'),
+        (b'{"label": true, "skeletons": []}', "an integer in 1..10, found true"),  # JSON true is no label 1
         (b'{"label": 3, "skeletons": []}', '"skeletons": expected a list of frames of 20 joints, found no frame'),
         ('{"label": 3, "skeletons": [F, F, G]}', '"skeletons": frame 3: expected 20 joints, found 19 joints'),
         ('{"label": 3, "skeletons": [F, H]}', r"frame 2, joint 20: expected 3 numbers \(x y z\), found \[0.5, 0.5\]"),
