@@ -151,6 +151,8 @@ def test_normalisation_joints_by_name(layout, centre, z_axis, x_axis, bodies, co
         (dict(parents=(0, 0)), "2 parents for 3 joints"),
         (dict(z_axis=(0, 3)), "z_axis must be two joint indices in [0, 3), found (0, 3)"),
         (dict(centre=-1), "centre must be a joint index in [0, 3), found -1"),
+        (dict(centre=3), "centre must be a joint index in [0, 3), found 3"),
+        (dict(parents=(0, 0, 3)), "parents must be joint indices in [0, 3)"),  # one past the last joint
         (dict(channels=4), "channels must be 2 or 3, found 4"),
         (dict(corrupted_joints=4), "corrupted_joints must be in [1, 3], found 4"),
         (dict(corrupted_joints=0), "corrupted_joints must be in [1, 3], found 0"),  # the augmentation needs one
@@ -337,6 +339,7 @@ def test_trunk_sides_cut_the_skeleton_at_the_bone_the_normalisation_turns_up():
     assert chain.trunk_sides() == ((0, 1), (2, 3))
     assert replace(chain, z_axis=(2, 1)).trunk_sides() == ((2, 3), (0, 1))  # c -> b: c's side below
     assert replace(chain, z_axis=(0, 3)).trunk_sides() is None  # not a bone
+    assert replace(chain, z_axis=(1, 1)).trunk_sides() is None  # one joint twice (the root, its own parent)
     # A second tree (d its own root) is on neither side of a cut in the first.
     assert replace(chain, parents=(1, 1, 1, 3)).trunk_sides() == ((0, 1), (2,))
     assert replace(chain, parents=(1, 1, 1, 3), z_axis=(2, 1)).trunk_sides() == ((2,), (0, 1))
