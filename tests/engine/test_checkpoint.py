@@ -17,6 +17,7 @@ from engine import checkpoint
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
+    optimizer_state_for,
     parse_rng_state,
     read_checkpoint,
     recorded_settings,
@@ -121,6 +122,17 @@ def test_state_dict_checks_and_recorded_settings():
     assert recorded_settings({"settings": {"preset": "ntu60"}, "options": {"lr": 1}}) == {"preset": "ntu60"}
     assert recorded_settings({"options": {"lr": 1}}) == {"lr": 1}  # checkpoints of earlier versions
     assert recorded_settings({"epoch": 1, "state_dict": {}}) is None  # released checkpoints
+    assert recorded_settings({"run": {"lr": 0.1}}) == {"lr": 0.1}  # an older linear evaluation's
+
+
+def test_an_optimizer_state_without_momentum_buffers_or_of_two_groups():
+    params = list(torch.nn.Linear(2, 3).named_parameters())
+    # SGD with --momentum 0 keeps None for each parameter's buffer: loaded as it is
+    none = {"state": {0: {"momentum_buffer": None}, 1: {"momentum_buffer": None}}, "param_groups": [{"params": [0, 1]}]}
+    assert optimizer_state_for("c.pth.tar", none, params) is none
+    two = {"state": {}, "param_groups": [{"params": [0]}, {"params": [1]}]}
+    with pytest.raises(CheckpointError, match="c.pth.tar: its 'optimizer' entry is not the state of one SGD"):
+        optimizer_state_for("c.pth.tar", two, params)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
