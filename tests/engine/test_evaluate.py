@@ -251,6 +251,49 @@ def test_a_linear_resume_trains_only_the_remaining_epochs_from_the_saved_classif
     assert best_resumed == best
 
 
+def test_the_epochs_mean_loss_weighs_each_batch_by_its_size():
+    class Fixed(torch.nn.Module):  # logits that no step changes (lr 0): each batch's loss is known beforehand
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([[2.0, 0.0, -1.0]]))
+
+        def forward(self, clips, view):
+            return clips[:, :3] * self.w
+
+    clips, labels = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 3.0]]), torch.tensor([0, 2, 1])
+    batches = [(clips[:2], labels[:2], None), (clips[2:], labels[2:], None)]  # of 2, then of 1
+    model, logged = Fixed(), {}
+
+    class Writer:
+        def add_scalar(self, tag, value, step):
+            logged[tag] = value
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    mean = evaluate_module.train_one_epoch(model, batches, optimizer, ["joint"], CPU, False, 0, Writer())
+    by_batch = [torch.nn.functional.cross_entropy(model(c, "joint"), y).item() for c, y, _ in batches]
+    assert mean == pytest.approx((2 * by_batch[0] + by_batch[1]) / 3, rel=1e-6) and logged["train/loss"] == mean
+
+
+def test_the_best_epoch_is_the_first_of_equal_results_and_each_epoch_has_its_batch_order(tmp_path, monkeypatch):
+    flat = {"joint": {"top1": 50.0, "top5": None}}
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *args: flat)
+    orders = []
+    train_one_epoch = evaluate_module.train_one_epoch
+
+    def recorded(model, loader, *args):
+        orders.append([int(i) for _, _, index in loader for i in index])
+        return train_one_epoch(model, loader, *args)
+
+    monkeypatch.setattr(evaluate_module, "train_one_epoch", recorded)
+    best = _train(_model(), _Clips(), _settings(tmp_path / "a", epochs=4, eval_freq=1, schedule=()))
+    assert best["joint"]["epoch"] == 0 and best["joint"]["last_top1"] == 50.0
+    assert len({tuple(order) for order in orders}) == 4  # a batch order of its own each epoch
+    first = orders[:]
+    orders.clear()
+    _train(_model(), _Clips(), _settings(tmp_path / "b", epochs=4, eval_freq=1, schedule=()))
+    assert orders == first  # and the same again for the same seed
+
+
 def test_linear_training_that_moves_an_encoder_is_refused_at_its_end(tmp_path, monkeypatch):
     train_one_epoch = evaluate_module.train_one_epoch
 
