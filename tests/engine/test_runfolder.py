@@ -785,6 +785,7 @@ def test_a_transfer_to_another_data_set_gets_no_note_of_other_data(finished, tmp
     out = capsys.readouterr().out
     assert "note:" not in out and "warning: " not in out
     assert load_results([str(tmp_path / "r.jsonl")])[0]["stage"] == "transfer"
+    assert not (tmp_path / "transfer" / "train_subset.json").exists()  # all labels: no subset drawn
 
 
 def test_a_logistic_probe_is_not_resumed(finished, data_dir, tmp_path, capsys):
@@ -808,3 +809,16 @@ def test_every_run_on_a_folder_repeats_its_imports_warnings(tmp_path, capsys):
     assert said in capsys.readouterr().out
     assert classify(folder, tmp_path / "probe", tmp_path / "r.jsonl", *argv, "--epochs", "1") == 0
     assert said in capsys.readouterr().out
+
+
+def test_knn_with_random_training_crops_changes_the_training_features_only(finished, data_dir, tmp_path):
+    argv = ["--pretrained", str(finished / "checkpoint_last.pth.tar"), "--seed", "0"]
+    saved = {}
+    for crop in ("centre", "random"):
+        npz = tmp_path / f"{crop}.npz"
+        flags = ["--train-crop", crop, "--save-features", str(npz)]
+        assert knn(data_dir, tmp_path / crop, tmp_path / "r.jsonl", *argv, *flags) == 0
+        with np.load(npz) as f:
+            saved[crop] = {key: f[key] for key in ("train_features", "val_features")}
+    assert not np.allclose(saved["centre"]["train_features"], saved["random"]["train_features"])
+    np.testing.assert_array_equal(saved["centre"]["val_features"], saved["random"]["val_features"])
