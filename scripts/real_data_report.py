@@ -69,7 +69,11 @@ def collect_dataset(root, seeds):
     for method in METHODS:
         runs = [run_values(os.path.join(root, "eval", f"{method}_seed{seed}.jsonl")) for seed in seeds]
         summary["methods"][method] = {f"{s}_{v}": stats([r[(s, v)] for r in runs]) for s, v in COLUMNS}
-    baseline = {r["view"]: r for r in load_results([os.path.join(root, "eval", "baseline.jsonl")])}
+    path = os.path.join(root, "eval", "baseline.jsonl")
+    baseline = {r["view"]: r for r in load_results([path])}
+    missing = [view for view in ("coordinates_logistic", "coordinates_1nn") if view not in baseline]
+    if missing:
+        raise ValueError(f"{path}: no {' or '.join(missing)} record (did scripts.coordinate_baseline run?)")
     summary["coordinates"] = {
         "logistic": baseline["coordinates_logistic"]["value"],
         "C": baseline["coordinates_logistic"].get("C"),

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from dataset.layouts import KINECT20
+from dataset.processed import load_splits
 from scripts import coordinate_baseline, real_data_report
 from scripts.reporting import cell, over_seeds, stats
+from tests.feeder.reference_augmentations import centre_crop
 from tests.helpers import write_processed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,7 +92,7 @@ def write_records(path, records, **extra):
             )
 
 
-def test_report_means_and_spreads_by_hand(tmp_path):
+def test_report_means_and_spreads_by_hand(tmp_path, capsys):
     root = tmp_path / "w" / "d"
     (root / "eval").mkdir(parents=True)
     base = {"cmd": 80.0, "cmd_weight0": 78.0, "random": 40.0}
@@ -132,12 +134,22 @@ def test_report_means_and_spreads_by_hand(tmp_path):
     )
     text = (tmp_path / "results" / "real.md").read_text()
     assert "| d | CMD | 80.0 ± 1.0 | 81.0 ± 1.0 |" in text and "30 minutes" in text and "12 evaluated" in text
+    # a run's file holding a record twice: the later one counts (a rerun's)
+    runs = [(s, v, 50.0) for s, v in real_data_report.COLUMNS] + [("linear", "joint", 90.0)]
+    write_records(root / "eval" / "cmd_seed0.jsonl", runs)
+    summary = real_data_report.collect(str(tmp_path / "w"), ["d"], [0])["datasets"]["d"]
+    assert summary["methods"]["cmd"]["linear_joint"]["per_seed"] == [90.0]
     (root / "eval" / "random_seed2.jsonl").write_text("")
     with pytest.raises(ValueError, match="random_seed2.jsonl: no top-1 record for knn all"):
         real_data_report.collect(str(tmp_path / "w"), ["d"], [0, 1, 2])
+    write_records(root / "eval" / "baseline.jsonl", [("baseline", "coordinates_1nn", 61.0)])
+    argv = ["--work-dir", str(tmp_path / "w"), "--datasets", "d", "--seeds", "0", "--out", str(out)]
+    assert real_data_report.main(argv) == 1
+    said = f"real_data_report.py: error: {root / 'eval' / 'baseline.jsonl'}: no coordinates_logistic record"
+    assert capsys.readouterr().err.startswith(said)
 
 
-def test_coordinate_baselines_against_a_separable_folder(tmp_path):
+def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch):
     # Two classes whose coordinates differ in sign: a linear model and 1-NN both separate them.
     folder = write_processed(
         tmp_path / "d", n=(40, 10), layout=KINECT20, num_class=2, dataset="separable", frames=50, protocol="cross_view"
@@ -148,14 +160,24 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path):
         data[1::2] *= -1  # label i % 2
         np.save(os.path.join(folder, f"{part}_data_joint.npy"), data)
     results = tmp_path / "r.jsonl"
+    grids, fit_stream = [], coordinate_baseline.fit_stream
+    monkeypatch.setattr(
+        coordinate_baseline, "fit_stream", lambda x, y, seed, grid: grids.append(grid) or fit_stream(x, y, seed, grid)
+    )
     found = coordinate_baseline.main(["--data-dir", folder, "--results", str(results)])
     assert found["logistic"] == 100.0 and found["1nn"] == 100.0
+    assert grids == [(0.0003, 0.001, 0.003, 0.01, 0.1)]  # the grid the records name (below)
+    # the input: each recording's 0.95 centre crop resized to 64 frames, as evaluations see it
+    train = load_splits(folder)[0]
+    expected = [centre_crop(d, int(f), 0.95, 64).reshape(-1) for d, f in zip(train.data, train.num_frame)]
+    np.testing.assert_allclose(coordinate_baseline.centre_crops(train), np.stack(expected), rtol=1e-5, atol=1e-6)
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["stage"], r["view"], r["value"]) for r in records] == [
         ("baseline", "coordinates_logistic", 100.0),
         ("baseline", "coordinates_1nn", 100.0),
     ]
     assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
+    assert records[0]["C_grid"] == [0.0003, 0.001, 0.003, 0.01, 0.1] and records[0]["C"] in records[0]["C_grid"]
     assert {r["protocol"] for r in records} == {"cross_view"}  # the folder's record
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
