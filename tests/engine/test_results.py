@@ -111,6 +111,8 @@ def test_records_are_appended_and_read_back_in_order(tmp_path):
         (json.dumps(dict(BASE, value=70.0, dataset=60)), "dataset must be text, found [60]"),
         (json.dumps(dict(BASE, value=70.0, stage=None)), "stage must be text, found [None]"),
         (json.dumps(dict(BASE, value=70.0, data_ratio="1%")), "data_ratio must be a finite number, found '1%'"),
+        (json.dumps(dict(BASE, value=70.0, seed=True)), "seed must be an integer, found True"),
+        (json.dumps(dict(BASE, value=70.0, pretrain_dataset=5)), "pretrain_dataset must be text, found 5"),
     ],
 )
 def test_a_bad_record_is_an_error_naming_file_and_line(tmp_path, line, message):
@@ -149,6 +151,7 @@ def test_records_appended_again_are_left_out_only_when_the_file_holds_each(tmp_p
     assert len(path.read_text().splitlines()) == len(held.splitlines()) + 2
     append_results(str(path), records)  # without `again`, every record is appended (a new run's)
     assert len(path.read_text().splitlines()) == len(held.splitlines()) + 4
+    assert append_results(str(path), [dict(r, seed=2) for r in records], again=True)  # another seed's: not held
     fresh = tmp_path / "sub" / "new.jsonl"  # no results file yet (stopped before the first write): appended
     assert append_results(str(fresh), records, again=True)
     assert [json.loads(line)["value"] for line in fresh.read_text().splitlines()] == [60.0, 70.25]
