@@ -55,6 +55,7 @@ def test_label_file_with_a_single_action(tmp_path):
         ("3,2,10,1\n0,1,4,1\n", "line 2: expected a label in 1..51"),
         ("3,9,9,1\n", "start < end"),
         ("x,1,2,1\n", "line 1"),
+        ("1.5,0,10,1\n", "line 1: expected .* with integer label, start and end"),
     ],
 )
 def test_bad_label_lines(tmp_path, text, found):
@@ -78,6 +79,25 @@ def test_slicing_and_layout(tmp_path):
         for m in range(2):
             for v in (0, 24):
                 np.testing.assert_allclose(data[:, t, v, m], raw[f, m * 75 + v * 3 : m * 75 + v * 3 + 3], atol=1e-6)
+
+
+def test_an_action_longer_than_300_frames_keeps_its_first_300_and_its_length(tmp_path):
+    video = np.random.default_rng(0).normal(size=(360, 150))
+    np.savetxt(tmp_path / "skeleton.txt", video, fmt="%.4f")
+    (tmp_path / "label.txt").write_text("1,0,350,1\n")
+    actions = pku_gendata.read_labels(str(tmp_path / "label.txt"))
+    ((data, frames),) = pku_gendata.read_video_samples(
+        str(tmp_path / "skeleton.txt"), str(tmp_path / "label.txt"), actions
+    )
+    assert data.shape == (3, 300, 25, 2) and frames == 350
+    np.testing.assert_allclose(data[:, 299, 24, 1], video[299, 75 + 72 : 75 + 75], atol=1e-4)
+
+
+def test_a_split_file_whose_second_line_is_empty_is_refused(tmp_path):
+    # an empty list of training videos would put every video in the evaluation part
+    (tmp_path / "split.txt").write_text("Training videos: \n\nValidation videos: \nA01N01-L\n")
+    with pytest.raises(ValueError, match="split.txt: line 2: expected the training video names .* found an empty line"):
+        pku_gendata.read_split(str(tmp_path / "split.txt"))
 
 
 def test_action_past_the_end_of_the_video(tmp_path):
