@@ -46,6 +46,11 @@ def test_select_bodies_keeps_two_highest_energies_in_descending_order(ntu):
     assert out.shape == (3, 5, 25, 2)
     np.testing.assert_array_equal(out[..., 0], xyz[1].transpose(2, 0, 1))
     np.testing.assert_array_equal(out[..., 1], xyz[2].transpose(2, 0, 1))
+    # equal energies (a mirrored copy, the same to the bit): the body listed last comes first, as the
+    # published argsort()[::-1] has it
+    twins = np.stack([xyz[1], -xyz[1]])
+    assert body_energy(twins[0]) == body_energy(twins[1])
+    np.testing.assert_array_equal(select_bodies(twins)[..., 0], twins[1].transpose(2, 0, 1))
 
 
 @pytest.mark.parametrize(
@@ -155,6 +160,12 @@ def test_truncated_and_garbled_files_name_file_and_line(tmp_path, ntu):
     open(path, "w", newline="").write("\r\n".join(lines[:40]))  # cut inside frame 2's joints
     with pytest.raises(SystemExit, match=r"S001C002P001R001A003.skeleton: line 41: expected 25 joint lines"):
         ntu.run(raw, out)
+    open(path, "w", newline="").write("\r\n".join(lines + ["garbage"]))  # something after the last frame
+    with pytest.raises(SkeletonFileError, match=rf"line {len(lines) + 1}: expected end of file after \d+ frames"):
+        read_bodies(path)
+    open(path, "w", newline="").write("1\r\n-1\r\n")  # a negative body count
+    with pytest.raises(SkeletonFileError, match=r"line 2: expected the number of bodies of frame 1"):
+        read_bodies(path)
     lines[5] = lines[5].replace("250.1", "abc")
     open(path, "w", newline="").write("\r\n".join(lines))
     with pytest.raises(SkeletonFileError, match=r"line 6: expected a joint line of 12 numbers"):
