@@ -24,6 +24,8 @@ from dataset.files import (
     atomic_output,
     check_writable,
     claim_folder,
+    file_fingerprint,
+    folder_settings,
     is_temporary,
     keep_aside,
     no_space_error,
@@ -595,3 +597,23 @@ def test_without_fcntl_the_import_says_the_code_needs_posix():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.returncode == 1
     assert "ImportError: this code needs Linux or another POSIX system (Windows: WSL)" in done.stderr
+
+
+def test_a_fingerprint_samples_the_whole_file_and_its_size(tmp_path):
+    zeros = bytearray(1 << 20)
+    (tmp_path / "a").write_bytes(zeros)
+    late = bytearray(zeros)
+    late[(1 << 20) * 63 // 64] = 1  # in the last of the 64 sampled blocks
+    (tmp_path / "b").write_bytes(late)
+    (tmp_path / "c").write_bytes(zeros + bytes(64))  # the same blocks, 64 bytes longer
+    prints = [file_fingerprint(str(tmp_path / name)) for name in "abc"]
+    assert len(set(prints)) == 3 and all(len(p) == 16 for p in prints)
+    assert file_fingerprint(str(tmp_path / "a")) == prints[0]  # and the same bytes, the same fingerprint
+
+
+def test_folder_settings_is_a_dict_or_nothing(tmp_path):
+    assert folder_settings(str(tmp_path)) is None
+    (tmp_path / "settings.json").write_text("[1, 2]")
+    assert folder_settings(str(tmp_path)) is None
+    (tmp_path / "settings.json").write_text('{"counts": {"train": 1}}')
+    assert folder_settings(str(tmp_path)) == {"counts": {"train": 1}}
