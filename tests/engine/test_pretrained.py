@@ -128,6 +128,17 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
     )
     with pytest.raises(CheckpointError, match="hidden_size=6, but hidden_size=7 was requested or recorded"):
         _load(bad, num_class=4)
+    layers = dict(record, encoder={"num_layers": 2})
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": layers}, bad)
+    with pytest.raises(CheckpointError, match="num_layers=3, but num_layers=2 was requested or recorded"):
+        _load(bad, num_class=4)
+    with pytest.raises(CheckpointError, match="num_layers=3, but num_layers=1 was requested or recorded"):
+        _load(ours, num_class=4, num_layers=1)
+    # the training part it learnt from, as evaluations compare it with the folder's
+    learnt = os.path.join(tmp_path, "learnt.pth.tar")
+    data = dict(record["data"], fingerprint="abc")
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, data=data)}, learnt)
+    assert _load(learnt, num_class=4)[1]["pretrain_fingerprint"] == "abc"
 
 
 def test_the_layout_of_a_checkpoint(tmp_path):
