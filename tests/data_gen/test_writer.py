@@ -90,6 +90,16 @@ def test_a_bad_result_names_its_file_and_nothing_is_written(tmp_path, bad, probl
 def test_a_label_given_by_the_importer_is_checked_too(tmp_path):
     with pytest.raises(ConversionError, match=r"^bad: .*sample bad: its label 9 is not an integer in 0\.\.5"):
         run([Task("bad", reader, ("good",), [Sample("bad", 9, {"xsub": "train"})])], tmp_path / "out")
+    with pytest.raises(ConversionError, match=r"sample bad: its label 6 is not an integer in 0\.\.5"):  # one past
+        run([Task("bad", reader, ("good",), [Sample("bad", 6, {"xsub": "train"})])], tmp_path / "out")
+
+
+def test_a_dead_conversions_temporaries_in_a_benchmark_folder_are_removed(tmp_path):
+    dead = tmp_path / "out" / "xsub" / ".train_label.pkl.4194000-deadbeef.tmp.pkl"  # a process long gone
+    dead.parent.mkdir(parents=True)
+    dead.write_bytes(b"half a file")
+    run(tasks("good"), tmp_path / "out")
+    assert not dead.exists() and (tmp_path / "out" / "xsub" / "train_label.pkl").is_file()
 
 
 def scaled(by):

@@ -105,3 +105,4 @@ def test_a_disabled_writer_writes_nothing(tmp_path):
     writer.flush()
     writer.close()
     assert not (tmp_path / "tb").exists()
+    make_writer("").add_scalar("x", 1.0, 0)  # no folder: no writer either
