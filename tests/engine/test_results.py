@@ -122,6 +122,14 @@ def test_a_bad_record_is_an_error_naming_file_and_line(tmp_path, line, message):
         load_results([str(path)])
 
 
+def test_a_last_line_without_its_newline_is_skipped_whatever_it_begins_with(tmp_path, caplog):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(dict(BASE, value=70.0)) + "\nnot js")  # an append cut short mid-write
+    with caplog.at_level("WARNING", logger="engine.results"):
+        assert [r["value"] for r in load_results([str(path)])] == [70.0]
+    assert f"{path}, line 2: skipped" in caplog.text
+
+
 def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path, caplog):
     path = tmp_path / "r.jsonl"
     append_results(str(path), [dict(BASE, value=70.0, seed=1), dict(BASE, value=72.0, seed=2)])
