@@ -123,15 +123,13 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
     )
     # sizes recorded otherwise than the weights say: refused
     bad = os.path.join(tmp_path, "bad_record.pth.tar")
-    torch.save(
-        {"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, encoder={"hidden_size": 7})}, bad
-    )
-    with pytest.raises(CheckpointError, match="hidden_size=6, but hidden_size=7 was requested or recorded"):
-        _load(bad, num_class=4)
-    layers = dict(record, encoder={"num_layers": 2})
-    torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": layers}, bad)
-    with pytest.raises(CheckpointError, match="num_layers=3, but num_layers=2 was requested or recorded"):
-        _load(bad, num_class=4)
+    for encoder, said in (
+        ({"hidden_size": 7}, "hidden_size=6, but hidden_size=7"),
+        ({"num_layers": 2}, "num_layers=3, but num_layers=2"),
+    ):
+        torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, encoder=encoder)}, bad)
+        with pytest.raises(CheckpointError, match=f"{said} was requested or recorded"):
+            _load(bad, num_class=4)
     with pytest.raises(CheckpointError, match="num_layers=3, but num_layers=1 was requested or recorded"):
         _load(ours, num_class=4, num_layers=1)
     # the training part it learnt from, as evaluations compare it with the folder's
