@@ -5,7 +5,6 @@ import os
 import pickle
 import shlex
 import subprocess
-import time
 
 import pytest
 
@@ -92,9 +91,12 @@ def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / ".cmd-work-folder").write_text("")
-    holder = subprocess.Popen(["flock", str(work / ".cmd-work-folder"), "sleep", "30"])
+    # flock runs its command only once it holds the lock, so "held" means held (no sleep to guess with)
+    holder = subprocess.Popen(
+        ["flock", str(work / ".cmd-work-folder"), "-c", "echo held; exec sleep 30"], stdout=subprocess.PIPE, text=True
+    )
     try:
-        time.sleep(0.5)
+        assert holder.stdout.readline().strip() == "held"
         env = dict(os.environ, WORK_DIR=str(work), DRY_RUN="0", PYTHON="true")
         proc = subprocess.run(
             ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
@@ -103,6 +105,7 @@ def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
 
 
 def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
