@@ -67,9 +67,14 @@ def test_too_few_points_for_t_sne_are_errors(export, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), *flags])
         assert stop.value.code == 2 and message in capsys.readouterr().err
-    with pytest.raises(SystemExit) as stop:  # scikit-learn's t-SNE takes 32-bit seeds
-        tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), "--seed", "-1"])
-    assert stop.value.code == 2 and "--seed must be from 0 to 4294967295, found -1" in capsys.readouterr().err
+    for seed in (-1, 2**32):  # scikit-learn's t-SNE takes 32-bit seeds
+        with pytest.raises(SystemExit) as stop:
+            tsne.main(["--features", str(export), "--out", str(tmp_path / "out"), "--seed", str(seed)])
+        assert stop.value.code == 2 and f"--seed must be from 0 to 4294967295, found {seed}" in capsys.readouterr().err
+    # the largest seed let through is one scikit-learn takes
+    points = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    tsne.tsne_plot(points, np.arange(8) % 2, str(tmp_path / "largest_seed.png"), seed=2**32 - 1)
+    assert (tmp_path / "largest_seed.png").stat().st_size > 0
     broken = tmp_path / "nan.npz"  # features of an encoder with NaN weights: named, not embedded
     features = np.ones((4, 4), np.float32)
     features[2, 1] = np.nan
