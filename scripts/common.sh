@@ -1,6 +1,6 @@
 # Shared by every experiment script (source it; do not run it).
 #
-# Environment knobs, all optional:
+# Environment knobs, all optional (the switches DRY_RUN, FRESH and RESUME take 1 or 0; any other value is refused):
 #   DRY_RUN=1   print the commands without running them
 #   PYTHON      the interpreter (default: python)
 #   DEVICE      passed as --device to every entry point (default: the entry point's own choice,
@@ -27,6 +27,16 @@ cd "$REPO_ROOT"
 
 PYTHON="${PYTHON:-python}"
 DRY_RUN="${DRY_RUN:-0}"
+# The switches take 1 (on) or 0 (off, as unset or empty): DRY_RUN=true would otherwise read as off and run.
+for switch in DRY_RUN FRESH RESUME; do
+    case "${!switch:-0}" in
+        0 | 1) ;;
+        *)
+            echo "$switch=${!switch}: expected 1 (on) or 0 (off)" >&2
+            exit 2
+            ;;
+    esac
+done
 WORKERS="${WORKERS:-8}"
 NPROC="${NPROC:-1}"
 SCRIPT_START_SECONDS=$SECONDS
@@ -113,7 +123,21 @@ wait_jobs() {
     return "$failed"
 }
 
-# check_runs NAME...: fail with the list of known runs when a NAME is not one of them (before any work).
+# check_distinct WHAT ITEM...: fail when an ITEM is given twice; WHAT names it (a printf format of one %s).
+check_distinct() {
+    local what="$1" item seen=" "
+    shift
+    for item in "$@"; do
+        if [[ "$seen" == *" $item "* ]]; then
+            printf "$what given twice: its runs would share one output folder\n" "$item" >&2
+            exit 2
+        fi
+        seen+="$item "
+    done
+}
+
+# check_runs NAME...: fail with the list of known runs when a NAME is not one of them or is given twice
+# (before any work).
 check_runs() {
     local name
     for name in "$@"; do
@@ -122,6 +146,7 @@ check_runs() {
             exit 2
         fi
     done
+    check_distinct "run %s" "$@"
 }
 
 # check_seeds SEED...: fail when a SEED is not an integer from 0 to 2**63 - 1 (what the runs' --seed
@@ -132,7 +157,6 @@ check_seeds() {
         echo "SEEDS is empty; expected seeds such as '0 1 2'" >&2
         exit 2
     fi
-    local seen=" "
     for seed in "$@"; do
         if [[ ! "$seed" =~ ^(0|[1-9][0-9]*)$ ]]; then
             echo "seed '$seed' (SEEDS): expected a non-negative integer without leading zeros" >&2
@@ -142,15 +166,11 @@ check_seeds() {
             echo "seed $seed (SEEDS): expected at most 9223372036854775807 (2**63 - 1)" >&2
             exit 2
         fi
-        if [[ "$seen" == *" $seed "* ]]; then
-            echo "seed $seed (SEEDS) given twice: its runs would share one folder" >&2
-            exit 2
-        fi
-        seen+="$seed "
     done
+    check_distinct "seed %s (SEEDS)" "$@"
 }
 
-# check_views VIEW...: fail when a VIEW is not one an evaluation takes.
+# check_views VIEW...: fail when a VIEW is not one an evaluation takes or is given twice.
 check_views() {
     local view
     for view in "$@"; do
@@ -162,6 +182,7 @@ check_views() {
                 ;;
         esac
     done
+    check_distinct "view %s (VIEWS)" "$@"
 }
 
 # pretrained_checkpoint NAME: the last pretraining checkpoint of run NAME.

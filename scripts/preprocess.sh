@@ -41,6 +41,7 @@ for dataset in "${datasets[@]}"; do
             ;;
     esac
 done
+check_distinct "dataset %s" "${datasets[@]}"
 
 outputs=()
 for dataset in "${datasets[@]}"; do

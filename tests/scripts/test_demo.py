@@ -87,6 +87,24 @@ def test_the_demo_never_empties_a_work_folder_it_did_not_make(tmp_path):
     assert proc.returncode == 2 and "RESUME=1: this script starts afresh" in proc.stderr
 
 
+def test_a_switch_neither_1_nor_0_is_refused_before_anything_is_removed(tmp_path):
+    # DRY_RUN=true read as "not 1" would run the demo for real and empty its work folder
+    work = tmp_path / "work"
+    (work / "checkpoints" / "cmd").mkdir(parents=True)
+    (work / "checkpoints" / "cmd" / "checkpoint_last.pth.tar").write_text("days of training")
+    (work / ".cmd-work-folder").write_text("")
+    for switch, value in (("DRY_RUN", "true"), ("DRY_RUN", "yes"), ("FRESH", "on"), ("RESUME", "2")):
+        env = dict(os.environ, WORK_DIR=str(work), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="1", PYTHON="true")
+        env[switch] = value
+        proc = subprocess.run(
+            ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 2 and f"{switch}={value}: expected 1 (on) or 0 (off)" in proc.stderr
+        assert not [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    assert sorted(os.listdir(work)) == [".cmd-work-folder", "checkpoints"]
+    assert (work / "checkpoints" / "cmd" / "checkpoint_last.pth.tar").read_text() == "days of training"
+
+
 def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

@@ -252,6 +252,21 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "0 1 0"}, "seed 0 (SEEDS) given twice"),
         ("real_data_benchmark.sh", ["a=/tmp"], {"SEEDS": "1 9223372036854775808"}, "at most 9223372036854775807"),
         ("semi_supervised.sh", ["ntu60_xsub"], {"SEEDS": "12345678901234567890"}, "at most 9223372036854775807"),
+        # a name given twice would run twice into one folder
+        ("pretrain.sh", ["ntu60_xsub", "ntu60_xview", "ntu60_xsub"], {}, "run ntu60_xsub given twice"),
+        ("knn_eval.sh", ["ntu60_xsub", "ntu60_xsub"], {}, "run ntu60_xsub given twice"),
+        ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "all joint all"}, "view all (VIEWS) given twice"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "0.1 0.2 0.1"}, "ratio 0.1 (RATIOS) given twice"),
+        ("preprocess.sh", ["ntu60", "ntu60"], {}, "dataset ntu60 given twice"),
+        # RATIOS as --data-ratio takes them: a decimal fraction above 0 and at most 1
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": " "}, "RATIOS is empty"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "0.1 abc"}, "ratio 'abc' (RATIOS): expected"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "0"}, "ratio '0' (RATIOS): expected"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "1.01"}, "ratio '1.01' (RATIOS): expected"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "-0.1"}, "ratio '-0.1' (RATIOS): expected"),
+        # the switches take 1 or 0 (DRY_RUN: tests/scripts/test_demo.py, where a real run would be harmless)
+        ("knn_eval.sh", ["ntu60_xsub"], {"FRESH": "yes"}, "FRESH=yes: expected 1 (on) or 0 (off)"),
+        ("pretrain.sh", ["ntu60_xsub"], {"RESUME": "true"}, "RESUME=true: expected 1 (on) or 0 (off)"),
     ]:
         status, err, commands = refused(script, *args, **env)
         assert (status, commands) == (2, []) and message in err, (script, args, env, err)
@@ -430,3 +445,116 @@ def test_published_scripts_pass_only_choices_and_no_preset_value():
                 code = "\n".join(line for line in f.read().splitlines() if not line.lstrip().startswith("#"))
             for value in ("16384", "8192", "451", "1001"):
                 assert value not in code, f"scripts/{script} retypes the preset value {value}"
+
+
+def test_ratios_at_the_ends_of_the_range_are_taken():
+    commands = dry_run("semi_supervised.sh", "ntu60_xsub", RATIOS="1 .5 1.0 0.001", SEEDS="1")
+    ratios = [flags(c)["--data-ratio"][0] for c in commands if entry_point(c) == "action_classification.py"]
+    assert ratios == ["1", ".5", "1.0", "0.001"]
+
+
+def in_a_copy(tmp_path, script, *args, **env):
+    """(exit status, stdout, stderr) of `scripts/<script> args` run for real (PYTHON=true: every python
+    command does nothing) in a copy of scripts/ under `tmp_path`, so that its folders are the test's own."""
+    if not (tmp_path / "scripts").exists():
+        shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    proc = subprocess.run(
+        ["bash", os.path.join("scripts", script), *args],
+        cwd=tmp_path,
+        env=dict(os.environ, **dict(dict(DRY_RUN="0", PYTHON="true"), **env)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+# each script's runs given, and the output folder of its second run
+SECOND_RUN = {
+    "pretrain.sh": (["ntu60_xsub", "ntu60_xview"], {}, "checkpoints/ntu60_xview"),
+    "linear_eval.sh": (["ntu60_xsub", "ntu60_xview"], {"VIEWS": "joint"}, "runs/linear/ntu60_xview_joint"),
+    "knn_eval.sh": (["ntu60_xsub", "ntu60_xview"], {}, "runs/knn/ntu60_xview"),
+    "semi_supervised.sh": (["ntu60_xsub"], {"RATIOS": "0.1", "SEEDS": "1 2"}, "runs/semi/ntu60_xsub_ratio0.1_seed2"),
+    "transfer.sh": (["ntu60_xsub", "ntu120_xsub"], {}, "runs/transfer/ntu120_xsub_to_pku_v2_xsub"),
+}
+
+
+def test_every_published_script_refuses_a_later_runs_occupied_folder_before_its_first_run(tmp_path):
+    # an interrupted run leaves settings.json alone (no result, no checkpoint): that too is an earlier run
+    for script, (runs, env, second) in SECOND_RUN.items():
+        tree = tmp_path / script
+        (tree / second).mkdir(parents=True)
+        (tree / second / "settings.json").write_text("{}")
+        status, out, err = in_a_copy(tree, script, *runs, **env)
+        assert status == 2 and f"./{second} holds an earlier run" in err, (script, err)
+        assert not [line for line in out.splitlines() if line.startswith("+ ")], (script, out)
+        assert os.listdir(tree / second) == ["settings.json"]
+
+
+def test_fresh_and_resume_go_on_in_a_real_run(tmp_path):
+    # the dry runs above skip the occupied-folder check; here the scripts run (PYTHON=true) and get past it
+    (tmp_path / "runs" / "knn" / "ntu60_xsub").mkdir(parents=True)
+    (tmp_path / "runs" / "knn" / "ntu60_xsub" / "settings.json").write_text("{}")
+    status, _, err = in_a_copy(tmp_path, "knn_eval.sh", "ntu60_xsub")
+    assert status == 2 and "holds an earlier run" in err
+    for switch in ("FRESH", "RESUME"):  # RESUME: a run stopped without a checkpoint starts afresh
+        status, out, err = in_a_copy(tmp_path, "knn_eval.sh", "ntu60_xsub", **{switch: "1"})
+        assert status == 0, (switch, err)
+        (knn,) = [shlex.split(line[2:]) for line in out.splitlines() if "knn_eval.py" in line]
+        assert "--fresh" in knn and "--resume" not in knn, switch
+        assert out.strip().splitlines()[-1].startswith("Done in ")
+
+
+def test_every_evaluation_sweep_skips_a_finished_run_under_resume_and_goes_on(tmp_path):
+    for script, (runs, env, second) in SECOND_RUN.items():
+        if script == "pretrain.sh":
+            continue  # tests above: a pretraining resumes from its checkpoint
+        tree = tmp_path / script
+        shutil.copytree(os.path.join(ROOT, "scripts"), tree / "scripts")
+        first = [flags(c)["--checkpoint-path"][0] for c in dry_run(script, *runs, **env) if "--checkpoint-path" in c][0]
+        (tree / first).mkdir(parents=True)
+        for name in ("settings.json", "result.jsonl"):
+            (tree / first / name).write_text("{}")
+        commands = dry_run(script, *runs, root=tree, RESUME="1", **env)
+        folders = [flags(c)["--checkpoint-path"][0] for c in commands if "--checkpoint-path" in c]
+        assert folders == [f"./{second}"], (script, folders)
+        assert entry_point(commands[-1]) == "tools.report"
+
+
+def test_each_run_gets_its_seed_and_each_stage_its_results_file():
+    for script, stage, seeds in [
+        ("pretrain.sh", None, {"42"}),
+        ("linear_eval.sh", "linear", {"42"}),
+        ("knn_eval.sh", "knn", None),  # no --seed: knn_eval.py fixes its own, 42, as published
+        ("transfer.sh", "transfer", {"42"}),
+        ("semi_supervised.sh", "semi", {"1", "2", "3", "4", "5"}),
+    ]:
+        commands = dry_run(script)
+        runs = [c for c in commands if entry_point(c) in ("pretrain_cmd.py", "action_classification.py", "knn_eval.py")]
+        if seeds is not None:
+            assert {flags(c)["--seed"][0] for c in runs} == seeds, script
+        if stage is not None:
+            assert {flags(c)["--results"][0] for c in runs} == {f"results/{stage}.jsonl"}, script
+            assert commands[-1][commands[-1].index("tools.report") + 1 :] == [f"results/{stage}.jsonl"], script
+
+
+def test_preprocess_gives_each_dataset_its_own_raw_files():
+    env = dict(NTU60_RAW="r60", NTU60_MISSING="m60", NTU120_RAW="r120", NTU120_MISSING="m120", PKU_RAW="rpku")
+    for given, expected in (({}, None), (env, env)):
+        by_dataset = {}
+        for c in dry_run("preprocess.sh", **given):
+            parsed = flags(c)
+            name = parsed["--dataset"][0] if "--dataset" in parsed else "pku_v2"
+            by_dataset[name] = (parsed["--data-path"], parsed.get("--ignored-sample-path"))
+        expected = expected or dict(
+            NTU60_RAW="./raw/nturgb+d_skeletons",
+            NTU60_MISSING="./raw/NTU_RGBD_samples_with_missing_skeletons.txt",
+            NTU120_RAW="./raw/nturgb+d120_skeletons",
+            NTU120_MISSING="./raw/NTU_RGBD120_samples_with_missing_skeletons.txt",
+            PKU_RAW="./raw/PKU-MMD-v2",
+        )
+        assert by_dataset == {
+            "ntu60": ([expected["NTU60_RAW"]], [expected["NTU60_MISSING"]]),
+            "ntu120": ([expected["NTU120_RAW"]], [expected["NTU120_MISSING"]]),
+            "pku_v2": ([expected["PKU_RAW"]], None),
+        }
