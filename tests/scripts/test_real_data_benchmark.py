@@ -214,6 +214,7 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
     work = tmp_path / "w"
     (work / "mine" / "data").mkdir(parents=True)
     (work / "keep.txt").write_text("x")
+    (work / ".cmd-work-folder").write_text("")  # the scripts' own: each case is refused by its own check
     archive = tmp_path / "x.tar.gz"
     archive.write_bytes(b"")
     (tmp_path / "empty").mkdir()
@@ -244,6 +245,34 @@ def test_bad_arguments_are_refused_before_anything_is_removed(tmp_path):
         proc, commands = benchmark(*args, WORK_DIR=str(work), DRY_RUN="0", MAX_JOBS="1")
         assert proc.returncode == 2 and message in proc.stderr and commands == [], (args, proc.stderr)
     assert (work / "mine" / "data").is_dir() and (work / "keep.txt").exists()
+
+
+def test_a_source_in_a_relative_work_folder_is_refused(tmp_path):
+    # WORK_DIR relative to the repository, the source one level down (the subfolder the script would
+    # empty) or further: both refused, and nothing removed
+    work = tmp_path / "w"
+    (work / "mine" / "data").mkdir(parents=True)
+    (work / ".cmd-work-folder").write_text("")
+    (tmp_path / "elsewhere").mkdir()
+    for source in (work / "mine", work / "mine" / "data", tmp_path / "elsewhere" / ".." / "w" / "mine"):
+        proc, commands = benchmark(f"mine={source}", WORK_DIR=os.path.relpath(work, ROOT), DRY_RUN="0")
+        assert proc.returncode == 2 and "the source is inside WORK_DIR" in proc.stderr, (source, proc.stderr)
+        assert commands == []
+    assert (work / "mine" / "data").is_dir()
+
+
+def test_each_run_appends_to_its_own_results_file_and_the_import_skips_bad_files(tmp_path):
+    proc, commands = benchmark("msr_action3d=msr/", "mine=data/mine", SEEDS="0 1", WORK_DIR=str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr
+    (importer,) = [c for c in commands if "data_gen.msr_gendata" in c]
+    assert "--skip-bad" in importer
+    for name in ("msr_action3d", "mine"):
+        root = tmp_path / "w" / name
+        for entry in ("knn_eval.py", "action_classification.py"):
+            runs = [c for c in commands if entry in c and c[c.index("--checkpoint-path") + 1].startswith(f"{root}/")]
+            results = sorted(c[c.index("--results") + 1] for c in runs)
+            expected = [f"{root}/eval/{m}_seed{s}.jsonl" for m in ("cmd", "cmd_weight0", "random") for s in (0, 1)]
+            assert results == sorted(expected), (entry, results)
 
 
 def test_only_each_data_sets_subfolder_of_its_own_work_folder_is_emptied(tmp_path):
