@@ -105,6 +105,66 @@ def test_a_switch_neither_1_nor_0_is_refused_before_anything_is_removed(tmp_path
     assert (work / "checkpoints" / "cmd" / "checkpoint_last.pth.tar").read_text() == "days of training"
 
 
+def test_a_rerun_empties_exactly_its_own_subfolders(tmp_path):
+    # left in place, an earlier run's eval/*.jsonl would be appended to and its checkpoints refused
+    for script, variable in (("demo.sh", "WORK_DIR"), ("synthetic_benchmark.sh", "BENCH_DIR")):
+        work = tmp_path / script
+        for sub in ("raw", "data", "checkpoints", "eval", "logs", "keep"):
+            (work / sub).mkdir(parents=True)
+        (work / ".cmd-work-folder").write_text("")
+        env = dict(os.environ, **{variable: str(work)}, RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="1")
+        proc = subprocess.run(
+            ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stderr
+        removed = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ rm ")]
+        assert removed[0] == ["rm", "-rf", *(str(work / sub) for sub in ("raw", "data", "checkpoints", "eval", "logs"))]
+
+
+def fake_python(tmp_path, fails_on):
+    """An interpreter for PYTHON that does nothing, fails (status 3, a line on stderr) on commands naming
+    `fails_on`, and marks two commands running at once (each holds a folder for a moment)."""
+    path = tmp_path / "python"
+    path.write_text(
+        "#!/bin/bash\n"
+        f'case "$*" in *{fails_on}*) echo "a traceback from $1" >&2; exit 3 ;; esac\n'
+        f'mkdir "{tmp_path}/running" 2> /dev/null || touch "{tmp_path}/overlap"\n'
+        f'sleep 0.3; rmdir "{tmp_path}/running" 2> /dev/null; exit 0\n'
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_failing_step_stops_the_demo_with_its_status_and_log(tmp_path):
+    env = dict(os.environ, WORK_DIR=str(tmp_path / "w"), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="0", MAX_JOBS="1")
+    # a step run in the foreground: the script stops with its status
+    env["PYTHON"] = fake_python(tmp_path, "data_gen.synthetic")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and "a traceback from -m" in proc.stderr
+    assert "data_gen.ntu_gendata" not in proc.stdout and "Done in" not in proc.stdout
+    # a background job (one at a time, MAX_JOBS=1): named with the last lines of its log, stderr included
+    env["PYTHON"] = fake_python(tmp_path, "pretrain_cmd.py")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    log = tmp_path / "w" / "logs" / "pretrain_cmd.log"
+    assert (
+        proc.returncode != 0 and f"FAILED: {log}" in proc.stderr and "a traceback from pretrain_cmd.py" in proc.stderr
+    )
+    assert "knn_eval.py" not in proc.stdout and "Done in" not in proc.stdout
+    assert log.read_text() == "a traceback from pretrain_cmd.py\n"  # a job's stderr goes to its log
+    assert not (tmp_path / "overlap").exists()
+
+
+def test_max_jobs_bounds_the_jobs_running_at_once(tmp_path):
+    env = dict(os.environ, WORK_DIR=str(tmp_path / "w"), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="0", MAX_JOBS="1")
+    env["PYTHON"] = fake_python(tmp_path, "nothing-names-this")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("(output: ") == 8 and not (tmp_path / "overlap").exists()
+    env["MAX_JOBS"] = "2"  # the demo's default: the fake sees two at once
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and (tmp_path / "overlap").exists()
+
+
 def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

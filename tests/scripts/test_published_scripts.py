@@ -242,6 +242,8 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("preprocess.sh", ["ntu60", "typo"], {}, "unknown dataset 'typo'"),
         ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "joint foo"}, "unknown view 'foo'"),
         ("pretrain.sh", ["ntu60_xsub"], {"NPROC": "abc"}, "NPROC=abc: expected a positive integer"),
+        ("synthetic_benchmark.sh", [], {"MAX_JOBS": "abc"}, "MAX_JOBS=abc: expected a positive integer"),
+        ("demo.sh", [], {"MAX_JOBS": "0"}, "MAX_JOBS=0: expected a positive integer"),
         ("linear_eval.sh", ["ntu60_xsub"], {"FRESH": "1", "RESUME": "1"}, "set one of the two"),
         ("transfer.sh", ["pku_v2_xsub"], {}, "was pretrained on PKU-MMD II itself"),
         ("semi_supervised.sh", ["ntu60_xsub"], {"SEEDS": "1 zero"}, "seed 'zero' (SEEDS): expected"),
