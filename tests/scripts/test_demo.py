@@ -203,6 +203,7 @@ def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     random = [c for c in knn + linear if "--pretrained" not in c]
     assert len(random) == 2  # the random encoder, on crops of the pretrained encoders' 32 frames
     assert all(c[c.index("--view-frames") + 1] == "32" for c in random + pretrain)
+    assert all(c[c.index("--corrupted-joints") + 1] == "5" for c in pretrain)
     for words in linear:
         assert words[words.index("--schedule") + 1 : words.index("--schedule") + 3] == ["10", "14"]
         assert "--finetune" not in words

@@ -275,6 +275,30 @@ def test_each_run_appends_to_its_own_results_file_and_the_import_skips_bad_files
             assert results == sorted(expected), (entry, results)
 
 
+def test_the_evaluations_start_once_every_pretraining_has_ended_and_the_time_is_kept(tmp_path):
+    order = tmp_path / "order"
+    fake = tmp_path / "python"  # does nothing but note when each command starts and ends
+    fake.write_text(f'#!/bin/bash\necho "start $1" >> "{order}"\nsleep 0.2\necho "end $1" >> "{order}"\n')
+    fake.chmod(0o755)
+    (tmp_path / "processed").mkdir()
+    work = tmp_path / "w"
+    proc, _ = benchmark(
+        f"mine={tmp_path / 'processed'}",
+        WORK_DIR=str(work),
+        RESULTS_DIR=str(tmp_path / "r"),
+        DRY_RUN="0",
+        PYTHON=str(fake),
+        MAX_JOBS="4",  # more than the two pretrainings: only the script's wait keeps the evaluations back
+        SEEDS="0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = order.read_text().splitlines()
+    ended = [i for i, line in enumerate(lines) if line == "end pretrain_cmd.py"]
+    started = [i for i, line in enumerate(lines) if line in ("start knn_eval.py", "start action_classification.py")]
+    assert len(ended) == 2 and len(started) == 6 and max(ended) < min(started)
+    assert int((work / "mine" / "seconds").read_text()) >= 0
+
+
 def test_only_each_data_sets_subfolder_of_its_own_work_folder_is_emptied(tmp_path):
     work = tmp_path / "w"
     for name in ("mine", "other", "keep"):

@@ -80,7 +80,18 @@ def test_benchmark_dry_run(size, epochs, hidden, layers, batch, k, topk, classes
     assert len(random) == 3 and all(value(c, "--hidden-size") == hidden for c in random)
     assert all(value(c, "--view-frames") == "32" for c in random)  # the pretrained encoders' crops
     assert all(parse_knn(c[c.index("knn_eval.py") + 1 :])[1].knn_neighbours is None for c in knn)  # the preset's 1
+    folders = [value(c, "--checkpoint-path") for c in commands if "--checkpoint-path" in c]
+    assert len(folders) == len(set(folders)) == 6 + len(knn)  # every run a folder of its own
     assert commands[-1][1:3] == ["-m", "scripts.benchmark_report"]
+
+
+def test_each_size_has_its_own_default_folder_and_the_random_encoder_follows_the_views(tmp_path):
+    for size in ("cpu", "gpu"):  # a GPU run never empties the CPU run's folder
+        commands = dry_run(BENCH_SIZE=size, BENCH_PRETRAIN_ARGS="--view-frames 64", SEEDS="0")
+        pretrain = [c for c in commands if "pretrain_cmd.py" in c]
+        assert {value(c, "--checkpoint-path").split("/")[-3] for c in pretrain} == {f"synthetic_benchmark_{size}"}
+        random = [c for c in commands if "knn_eval.py" in c and "--pretrained" not in c]
+        assert [value(c, "--view-frames") for c in random] == ["64"]
 
 
 def _jsonl(path, records):
