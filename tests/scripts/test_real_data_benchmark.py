@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -297,6 +298,29 @@ def test_the_evaluations_start_once_every_pretraining_has_ended_and_the_time_is_
     started = [i for i, line in enumerate(lines) if line in ("start knn_eval.py", "start action_classification.py")]
     assert len(ended) == 2 and len(started) == 6 and max(ended) < min(started)
     assert int((work / "mine" / "seconds").read_text()) >= 0
+
+
+@pytest.mark.parametrize("suffix", [".tgz", ".tar.gz", ".zip"])
+def test_an_archive_is_unpacked_and_an_import_that_left_nothing_stops_before_the_pretrainings(tmp_path, suffix):
+    raw = tmp_path / "release" / "MSRAction3DSkeletonReal3D"
+    raw.mkdir(parents=True)
+    (raw / "a01_s01_e01_skeleton3D.txt").write_text("0 0 0 0\n")
+    base = str(tmp_path / "msr")
+    archive = shutil.make_archive(base, "zip" if suffix == ".zip" else "gztar", tmp_path / "release")
+    os.rename(archive, base + suffix)
+    fake = tmp_path / "python"  # Python's own for the script's checks and the unpacking; every -m or .py does nothing
+    fake.write_text(f'#!/bin/bash\nif [ "$1" = -c ]; then exec "{sys.executable}" "$@"; fi\nexit 0\n')
+    fake.chmod(0o755)
+    work = tmp_path / "w"
+    proc, commands = benchmark(f"msr_action3d={base + suffix}", WORK_DIR=str(work), DRY_RUN="0", PYTHON=str(fake))
+    assert (work / "msr_action3d" / "raw" / "MSRAction3DSkeletonReal3D" / "a01_s01_e01_skeleton3D.txt").exists()
+    (importer,) = [c for c in commands if "data_gen.msr_gendata" in c]
+    assert importer[importer.index("--data-path") + 1] == str(
+        work / "msr_action3d" / "raw" / "MSRAction3DSkeletonReal3D"
+    )
+    # the importer (here: nothing) wrote no processed folder: stopped, naming it, before any pretraining
+    assert proc.returncode == 2 and f"(converted to {work}/msr_action3d/data)" in proc.stderr, proc.stderr
+    assert not [c for c in commands if "pretrain_cmd.py" in c]
 
 
 def test_only_each_data_sets_subfolder_of_its_own_work_folder_is_emptied(tmp_path):
