@@ -111,12 +111,7 @@ for spec in "$@"; do
         echo "argument '$spec': expected NAME=SOURCE, NAME of letters, digits, '_', '.' or '-' (not first)" >&2
         exit 2
     fi
-    for seen in "${names[@]}"; do
-        if [ "$seen" = "$name" ]; then
-            echo "argument '$spec': data set $name given twice" >&2
-            exit 2
-        fi
-    done
+    check_distinct "data set %s" "${names[@]}" "$name"
     if [ ! -e "$source_path" ]; then
         if [ "$DRY_RUN" != 1 ]; then
             echo "$spec: no such file or folder" >&2
