@@ -65,16 +65,28 @@ RUNS = {  # run name -> (dataset, protocol, last checkpoint)
 }
 
 
-def dry_run(script, *args, root=ROOT, **env):
-    """The commands printed by `DRY_RUN=1 bash <root>/scripts/<script> args` as lists of words."""
-    proc = subprocess.run(
+def run_script(script, *args, root=ROOT, **env):
+    """`bash scripts/<script> args` run in `root`, with DRY_RUN=1 unless `env` sets it."""
+    return subprocess.run(
         ["bash", os.path.join("scripts", script), *args],
         cwd=root,
-        env=dict(os.environ, DRY_RUN="1", **env),
+        env={**os.environ, "DRY_RUN": "1", **env},
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def with_scripts(tree):
+    """`tree`, holding a copy of scripts/ (made once): a root whose output folders are a test's own."""
+    if not (tree / "scripts").exists():
+        shutil.copytree(os.path.join(ROOT, "scripts"), tree / "scripts")
+    return tree
+
+
+def dry_run(script, *args, root=ROOT, **env):
+    """The commands printed by `DRY_RUN=1 bash <root>/scripts/<script> args` as lists of words."""
+    proc = run_script(script, *args, root=root, **env, DRY_RUN="1")
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert commands, f"{script} printed no commands:\n{proc.stdout}"
@@ -162,7 +174,7 @@ def test_pretrain_runs_all_five_with_spec_settings():
 
 def test_pretrain_multi_gpu_and_device_and_resume(tmp_path):
     # a copy of scripts/ in an empty tree: RESUME=1 resumes the run that has a checkpoint, starts the other
-    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    with_scripts(tmp_path)
     (tmp_path / "checkpoints" / "ntu120_xsetup").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ntu120_xsetup" / "checkpoint_last.pth.tar").write_bytes(b"")
     env = dict(NPROC="4", DEVICE="cuda", RESUME="1", PYTHON="python3.11")
@@ -178,7 +190,7 @@ def test_pretrain_multi_gpu_and_device_and_resume(tmp_path):
 
 
 def test_pretrain_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_path):
-    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    with_scripts(tmp_path)
     (tmp_path / "checkpoints" / "ntu60_xsub").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ntu60_xsub" / "settings.json").write_text("{}")
     (words,) = dry_run("pretrain.sh", "ntu60_xsub", root=tmp_path, RESUME="1")
@@ -188,7 +200,7 @@ def test_pretrain_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_
 def test_an_evaluation_sweep_goes_on_with_resume(tmp_path):
     # RESUME=1: a finished evaluation (result.jsonl) is skipped, an interrupted SGD probe continues from its
     # checkpoint, an interrupted run without one starts afresh, a run not started starts.
-    shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
+    with_scripts(tmp_path)
     runs = tmp_path / "runs" / "semi"
     for seed, files in (
         (1, ["settings.json", "result.jsonl"]),
@@ -215,14 +227,7 @@ def test_an_evaluation_sweep_goes_on_with_resume(tmp_path):
 
 def refused(script, *args, root=ROOT, **env):
     """(exit status, stderr, commands printed) of a dry run that should stop."""
-    proc = subprocess.run(
-        ["bash", os.path.join("scripts", script), *args],
-        cwd=root,
-        env=dict(os.environ, **dict(dict(DRY_RUN="1"), **env)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_script(script, *args, root=root, **env)
     return proc.returncode, proc.stderr, [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
 
 
@@ -355,14 +360,7 @@ def test_no_private_or_misnamed_paths():
 
 def test_real_run_reports_time_and_results_location():
     # PYTHON=true turns every python command into a no-op, so the script runs its real (non-dry) path.
-    proc = subprocess.run(
-        ["bash", "scripts/knn_eval.sh", "ntu60_xsub"],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHON="true", DRY_RUN="0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_script("knn_eval.sh", "ntu60_xsub", PYTHON="true", DRY_RUN="0")
     assert proc.returncode == 0, proc.stderr
     assert "Dry run" not in proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
@@ -455,19 +453,10 @@ def test_ratios_at_the_ends_of_the_range_are_taken():
     assert ratios == ["1", ".5", "1.0", "0.001"]
 
 
-def in_a_copy(tmp_path, script, *args, **env):
+def in_a_copy(tree, script, *args, **env):
     """(exit status, stdout, stderr) of `scripts/<script> args` run for real (PYTHON=true: every python
-    command does nothing) in a copy of scripts/ under `tmp_path`, so that its folders are the test's own."""
-    if not (tmp_path / "scripts").exists():
-        shutil.copytree(os.path.join(ROOT, "scripts"), tmp_path / "scripts")
-    proc = subprocess.run(
-        ["bash", os.path.join("scripts", script), *args],
-        cwd=tmp_path,
-        env=dict(os.environ, **dict(dict(DRY_RUN="0", PYTHON="true"), **env)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    command does nothing) in a copy of scripts/ under `tree`, so that its folders are the test's own."""
+    proc = run_script(script, *args, root=with_scripts(tree), **{"DRY_RUN": "0", "PYTHON": "true", **env})
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -512,7 +501,7 @@ def test_every_evaluation_sweep_skips_a_finished_run_under_resume_and_goes_on(tm
         if script == "pretrain.sh":
             continue  # tests above: a pretraining resumes from its checkpoint
         tree = tmp_path / script
-        shutil.copytree(os.path.join(ROOT, "scripts"), tree / "scripts")
+        with_scripts(tree)
         first = [flags(c)["--checkpoint-path"][0] for c in dry_run(script, *runs, **env) if "--checkpoint-path" in c][0]
         (tree / first).mkdir(parents=True)
         for name in ("settings.json", "result.jsonl"):
