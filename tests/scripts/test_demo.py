@@ -32,13 +32,20 @@ TINY = dict(
 )
 
 
+def run_script(env, script="demo.sh", timeout=30):
+    """`bash scripts/<script>` from the repository root with the environment `env`."""
+    return subprocess.run(
+        ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 @pytest.mark.slow  # the whole demo script, every stage, at tiny sizes
 def test_demo_runs_end_to_end_at_tiny_scale(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     repo_json = os.path.join(ROOT, "results", "demo.json")
     before = os.stat(repo_json).st_mtime_ns if os.path.exists(repo_json) else None
     env = dict(os.environ, WORK_DIR=str(work), RESULTS_DIR=str(results), DRY_RUN="0", **TINY)
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_script(env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     summary = json.loads((results / "demo.json").read_text())
@@ -68,9 +75,7 @@ def test_the_demo_never_empties_a_work_folder_it_did_not_make(tmp_path):
     (work / "data" / "mine.npy").write_text("the user's")
     for script, variable in (("demo.sh", "WORK_DIR"), ("synthetic_benchmark.sh", "BENCH_DIR")):
         env = dict(os.environ, **{variable: str(work)}, DRY_RUN="1")
-        proc = subprocess.run(
-            ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
-        )
+        proc = run_script(env, script)
         assert proc.returncode == 2 and f"{work} holds files these scripts did not make there" in proc.stderr
         assert not [line for line in proc.stdout.splitlines() if line.startswith("+ rm")]
     assert (work / "data" / "mine.npy").read_text() == "the user's"
@@ -79,11 +84,11 @@ def test_the_demo_never_empties_a_work_folder_it_did_not_make(tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     env = dict(os.environ, WORK_DIR=str(other), DRY_RUN="0", PYTHON="true")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    proc = run_script(env)
     assert proc.returncode == 2 and sorted(os.listdir(other)) == ["notes.txt"]
     # these scripts start afresh: RESUME=1 does not apply
     env = dict(os.environ, WORK_DIR=str(tmp_path / "new"), DRY_RUN="1", RESUME="1")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    proc = run_script(env)
     assert proc.returncode == 2 and "RESUME=1: this script starts afresh" in proc.stderr
 
 
@@ -96,9 +101,7 @@ def test_a_switch_neither_1_nor_0_is_refused_before_anything_is_removed(tmp_path
     for switch, value in (("DRY_RUN", "true"), ("DRY_RUN", "yes"), ("FRESH", "on"), ("RESUME", "2")):
         env = dict(os.environ, WORK_DIR=str(work), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="1", PYTHON="true")
         env[switch] = value
-        proc = subprocess.run(
-            ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
-        )
+        proc = run_script(env)
         assert proc.returncode == 2 and f"{switch}={value}: expected 1 (on) or 0 (off)" in proc.stderr
         assert not [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert sorted(os.listdir(work)) == [".cmd-work-folder", "checkpoints"]
@@ -113,9 +116,7 @@ def test_a_rerun_empties_exactly_its_own_subfolders(tmp_path):
             (work / sub).mkdir(parents=True)
         (work / ".cmd-work-folder").write_text("")
         env = dict(os.environ, **{variable: str(work)}, RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="1")
-        proc = subprocess.run(
-            ["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
-        )
+        proc = run_script(env, script)
         assert proc.returncode == 0, proc.stderr
         removed = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ rm ")]
         assert removed[0] == ["rm", "-rf", *(str(work / sub) for sub in ("raw", "data", "checkpoints", "eval", "logs"))]
@@ -139,12 +140,12 @@ def test_a_failing_step_stops_the_demo_with_its_status_and_log(tmp_path):
     env = dict(os.environ, WORK_DIR=str(tmp_path / "w"), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="0", MAX_JOBS="1")
     # a step run in the foreground: the script stops with its status
     env["PYTHON"] = fake_python(tmp_path, "data_gen.synthetic")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = run_script(env, timeout=60)
     assert proc.returncode == 3 and "a traceback from -m" in proc.stderr
     assert "data_gen.ntu_gendata" not in proc.stdout and "Done in" not in proc.stdout
     # a background job (one at a time, MAX_JOBS=1): named with the last lines of its log, stderr included
     env["PYTHON"] = fake_python(tmp_path, "pretrain_cmd.py")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = run_script(env, timeout=60)
     log = tmp_path / "w" / "logs" / "pretrain_cmd.log"
     assert (
         proc.returncode != 0 and f"FAILED: {log}" in proc.stderr and "a traceback from pretrain_cmd.py" in proc.stderr
@@ -157,11 +158,11 @@ def test_a_failing_step_stops_the_demo_with_its_status_and_log(tmp_path):
 def test_max_jobs_bounds_the_jobs_running_at_once(tmp_path):
     env = dict(os.environ, WORK_DIR=str(tmp_path / "w"), RESULTS_DIR=str(tmp_path / "r"), DRY_RUN="0", MAX_JOBS="1")
     env["PYTHON"] = fake_python(tmp_path, "nothing-names-this")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = run_script(env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("(output: ") == 8 and not (tmp_path / "overlap").exists()
     env["MAX_JOBS"] = "2"  # the demo's default: the fake sees two at once
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = run_script(env, timeout=60)
     assert proc.returncode == 0 and (tmp_path / "overlap").exists()
 
 
@@ -176,9 +177,7 @@ def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         env = dict(os.environ, WORK_DIR=str(work), DRY_RUN="0", PYTHON="true")
-        proc = subprocess.run(
-            ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
-        )
+        proc = run_script(env)
         assert proc.returncode == 1 and "is the work folder of another script that is running" in proc.stderr
     finally:
         holder.kill()
@@ -188,7 +187,7 @@ def test_a_work_folder_in_use_by_another_script_is_refused(tmp_path):
 
 def test_demo_dry_run_prints_the_workflow_and_runs_nothing(tmp_path):
     env = dict(os.environ, WORK_DIR=str(tmp_path / "work"), RESULTS_DIR=str(tmp_path / "results"), DRY_RUN="1")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    proc = run_script(env)
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert not (tmp_path / "work").exists()
