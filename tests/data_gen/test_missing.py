@@ -3,6 +3,7 @@
 import numpy as np
 
 from data_gen.missing import (
+    centres,
     change_places,
     fill_body,
     fill_missing,
@@ -216,6 +217,17 @@ def test_a_second_detection_near_the_person_is_no_change_of_places():
 
 
 TRIANGLE = np.array([[1.0, 1.0], [1.0, 2.0], [2.0, 1.0]])  # a 3-joint body of size about 0.6, no joint at 0
+
+
+def test_a_centre_and_size_count_only_the_present_joints():
+    # frame 0: joints (0, 0), (2, 0), (9, 9) with the last absent (a NaN would spoil a plain mean);
+    # by hand the centre is (1, 0) and each present joint lies 1 away from it; frame 1: nothing present
+    bodies = np.array([[[[0.0, 0.0], [2.0, 0.0], [np.nan, 9.0]], [[5.0, 5.0], [6.0, 6.0], [7.0, 7.0]]]])
+    present = np.array([[[True, True, False], [False, False, False]]])
+    centre, size = centres(bodies, present)
+    np.testing.assert_array_equal(centre[0, 0], [1.0, 0.0])
+    assert size[0, 0] == 1.0
+    assert np.isnan(centre[0, 1]).all() and np.isnan(size[0, 1])  # absent: no centre, no size
 
 
 def test_a_change_of_places_needs_each_person_to_land_on_the_others_place():

@@ -134,6 +134,10 @@ def test_streams_are_distinct_and_reproducible():
     assert torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 1, 0)))
     assert not torch.equal(a, torch.rand(4, generator=epoch_generator(1, 0, 1)))
+    # a negative value is its 64-bit two's complement, not its magnitude: -1 is 2**64 - 1, and not 1
+    minus_one = torch.rand(4, generator=sample_generator(-1, 0, 0))
+    assert torch.equal(minus_one, torch.rand(4, generator=sample_generator(2**64 - 1, 0, 0)))
+    assert not torch.equal(minus_one, torch.rand(4, generator=sample_generator(1, 0, 0)))
 
 
 def test_pickled_feeder_maps_its_data_file_instead_of_copying_the_data(folder):

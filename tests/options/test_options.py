@@ -649,7 +649,8 @@ def test_a_resume_is_told_when_its_learning_rate_changes_and_not_of_what_does_no
 
 def test_the_resolution_notes_are_printed_by_one_process_of_a_torchrun(small_folder, capsys, monkeypatch):
     # ntu25's own count is 15 of 25 joints; the small-data preset corrupts 4: a note says so, with --amp's
-    for rank, printed in (("0", True), ("1", False), ("", True), ("00", True)):  # as engine.distributed reads RANK
+    # RANK as engine.distributed reads it; a bad one fails there, and prints here as rank 0
+    for rank, printed in (("0", True), ("1", False), ("", True), ("00", True), ("abc", True)):
         monkeypatch.setenv("RANK", rank)
         pretrain(small_folder, "--amp")
         out = capsys.readouterr().out
