@@ -317,6 +317,17 @@ def test_a_folder_too_small_for_the_small_data_preset_is_a_usage_error(tmp_path,
     assert (s.optim.batch_size, s.contrast.contrast_k, s.contrast.topk) == (2, 4, 2)
 
 
+def test_a_queue_of_one_names_the_top_k_it_leaves_at_zero(tmp_path, processed, capsys):
+    folder = processed(tmp_path / "mine", n=(40, 4), layout=KINECT20, dataset="mine", frames=31)
+    with pytest.raises(SystemExit) as exit_:
+        pretrain_settings(folder, "--contrast-k", "1", "-b", "1")
+    assert exit_.value.code == 2
+    assert "--contrast-k 1 leaves the CMD top-k, half the queue, at 0: give --topk 1" in capsys.readouterr().err
+    s = pretrain_settings(folder, "--contrast-k", "1", "-b", "1", "--topk", "1")
+    assert (s.contrast.contrast_k, s.contrast.topk) == (1, 1)
+    assert pretrain_settings(folder, "--contrast-k", "3", "-b", "1").contrast.topk == 1  # half of 3, rounded down
+
+
 def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, processed, capsys):
     mine = processed(tmp_path / "mine", n=(200, 10), layout="kinect20", dataset="mine")  # small preset: cosine
     assert pretrain_settings(mine, "--schedule", "1").optim.cos
