@@ -242,3 +242,30 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     (out / "xsub" / "layout.json").write_bytes(b"\xff\xfe not a record")  # unreadable: replaced, no traceback
     run(tasks("good"), out)  # the same data set again: converted afresh
     assert read_folder_record(str(out / "xsub"))[2] == "mine"  # the unreadable record rewritten
+
+
+def test_the_chunk_size_changes_nothing_written_or_said(tmp_path, capsys):
+    # chunks of 1, 2 and 3 samples split what 128 converts at once: a copy and its first train twin (t0,
+    # not the later t2) in different chunks, a bad file and one beyond the bound once centred skipped,
+    # a file holding two samples
+    def task(name, part, by, kind=None):
+        read, args = (reader, (kind,)) if kind else (scaled, (by,))
+        names = [f"{name}.0", f"{name}.1"] if kind == "count" else [name]
+        samples = [Sample(n, 1, {"xsub": part}) for n in names]
+        return Task(f"{name}.txt", read, args, samples)
+
+    parts = [("t0", "train", 0.0), ("t1", "train", 0.5), ("nan", "train", 0, "nan"), ("t2", "train", 0.0)]
+    parts += [("two", "train", 0, "count"), ("far", "val", 0, "far once centred"), ("v0", "val", 0.0)]
+    parts += [("v1", "val", 0.25), ("v2", "val", 0.5)]
+    outputs = []
+    for chunk in (1, 2, 3, 128):
+        out = tmp_path / str(chunk)
+        convert([task(*p) for p in parts], str(out), ["xsub"], {}, num_class=2, dataset="mine", layout=KINECT20,
+                progress=False, skip_bad=True, chunk=chunk)  # fmt: skip
+        said = capsys.readouterr().out.replace(str(out), "OUT")
+        files = {f: (out / "xsub" / f).read_bytes() for f in sorted(os.listdir(out / "xsub")) if f != "settings.json"}
+        outputs.append((said, files, (out / "skipped.txt").read_text()))
+    assert "OUT/xsub: 2 of its 3 val samples are identical to a train sample (the first: v0 = t0)" in outputs[0][0]
+    assert len(load_split(str(tmp_path / "1" / "xsub"), "train").names) == 5  # t0, t1, t2, two.0, two.1
+    assert [line.split("\t")[0] for line in outputs[0][2].splitlines()] == ["nan.txt", "far.txt"]
+    assert all(output == outputs[-1] for output in outputs[:-1])
