@@ -170,9 +170,13 @@ check_seeds() {
     check_distinct "seed %s (SEEDS)" "$@"
 }
 
-# check_views VIEW...: fail when a VIEW is not one an evaluation takes or is given twice.
+# check_views VIEW...: fail when a VIEW is not one an evaluation takes or is given twice, or none is given.
 check_views() {
     local view
+    if [ $# -eq 0 ]; then
+        echo "VIEWS is empty; expected views such as 'joint all'" >&2
+        exit 2
+    fi
     for view in "$@"; do
         case "$view" in
             joint | motion | bone | all) ;;

@@ -19,7 +19,7 @@ runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
     runs=("${ALL_RUNS[@]}")
 fi
-read -r -a views <<< "${VIEWS:-joint all}"
+read -r -a views <<< "${VIEWS-joint all}"
 results=results/linear.jsonl
 
 check_runs "${runs[@]}"

@@ -19,7 +19,7 @@ runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
     runs=(ntu60_xsub ntu60_xview)
 fi
-read -r -a ratios <<< "${RATIOS:-0.01 0.05 0.1 0.2}"
+read -r -a ratios <<< "${RATIOS-0.01 0.05 0.1 0.2}"
 read -r -a seeds <<< "${SEEDS-1 2 3 4 5}"
 check_seeds "${seeds[@]}"
 if [ ${#ratios[@]} -eq 0 ]; then

@@ -246,6 +246,8 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("transfer.sh", ["ntu60_xsub", "typo"], {}, "unknown run 'typo'"),
         ("preprocess.sh", ["ntu60", "typo"], {}, "unknown dataset 'typo'"),
         ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": "joint foo"}, "unknown view 'foo'"),
+        ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": " "}, "VIEWS is empty"),  # it evaluated nothing, exit 0
+        ("linear_eval.sh", ["ntu60_xsub"], {"VIEWS": ""}, "VIEWS is empty"),
         ("pretrain.sh", ["ntu60_xsub"], {"NPROC": "abc"}, "NPROC=abc: expected a positive integer"),
         ("synthetic_benchmark.sh", [], {"MAX_JOBS": "abc"}, "MAX_JOBS=abc: expected a positive integer"),
         ("demo.sh", [], {"MAX_JOBS": "0"}, "MAX_JOBS=0: expected a positive integer"),
@@ -267,6 +269,7 @@ def test_every_name_and_knob_is_checked_before_the_first_command():
         ("preprocess.sh", ["ntu60", "ntu60"], {}, "dataset ntu60 given twice"),
         # RATIOS as --data-ratio takes them: a decimal fraction above 0 and at most 1
         ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": " "}, "RATIOS is empty"),
+        ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": ""}, "RATIOS is empty"),  # as SEEDS="" is refused
         ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "0.1 abc"}, "ratio 'abc' (RATIOS): expected"),
         ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "0"}, "ratio '0' (RATIOS): expected"),
         ("semi_supervised.sh", ["ntu60_xsub"], {"RATIOS": "1.01"}, "ratio '1.01' (RATIOS): expected"),
