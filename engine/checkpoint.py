@@ -11,6 +11,7 @@ import ast
 import contextlib
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -57,7 +58,9 @@ def read_checkpoint(path, need=("state_dict",), fingerprint=False):
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            # a plain pickle: torch warns of its protocol before it fails (or loads it), two lines of noise
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             obj = torch.load(f, map_location="cpu", weights_only=True)
             identity = file_fingerprint(f) if fingerprint else None
     except Exception as exc:  # torch raises several types for corrupt or unsafe files

@@ -3,10 +3,12 @@
 import errno
 import io
 import os
+import pickle
 import random
 import stat
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -92,6 +94,13 @@ def test_read_checkpoint_errors_name_the_file(tmp_path):
     # one line, naming the class refused; never torch's advice to load with weights_only=False
     assert "\n" not in str(refused.value) and "_Arbitrary" in str(refused.value)
     assert "weights_only" not in str(refused.value)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"state_dict": {}}, protocol=4))  # pickled without torch.save
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match=r"plain\.pkl \(\d+ bytes\) could not be read"):
+            read_checkpoint(str(plain))
+    assert not [w for w in warned if "pickle protocol" in str(w.message)]  # the error's line alone
     listed = tmp_path / "list.pth.tar"
     torch.save([1, 2], listed)
     with pytest.raises(CheckpointError, match=r"list\.pth\.tar: expected a dict, found list"):
