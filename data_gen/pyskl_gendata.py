@@ -55,6 +55,7 @@ or holds a value that lies beyond ``MAX_COORDINATE`` or is not finite (NaN, with
 A sample with nobody in any frame is skipped with a warning and listed in ``skipped.txt`` in any case.
 """
 
+import math
 import numbers
 import os
 import pickle
@@ -94,11 +95,14 @@ def image_sides(path, by_name, names):
         if shape is None:
             lacking.append(name)
             continue
-        ok = np.ndim(shape) == 1 and len(shape) in (2, 3)
-        size = list(shape)[:2] if ok else []
-        ok = ok and all(
-            isinstance(s, numbers.Real) and not isinstance(s, bool) and np.isfinite(s) and s > 0 for s in size
-        )
+        try:  # a ragged shape fails np.ndim, an integer beyond float64 math.isfinite
+            ok = np.ndim(shape) == 1 and len(shape) in (2, 3)
+            size = list(shape)[:2] if ok else []
+            ok = ok and all(
+                isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in size
+            )
+        except (ValueError, OverflowError):
+            ok = False
         if not ok:
             raise AnnotationError(
                 f'{path}: sample {name!r}: expected "img_shape" (height, width) of two positive numbers, found '
