@@ -39,7 +39,7 @@ from dataset.processed import MAX_FRAME
 
 NUM_CLASSES, NUM_SUBJECTS = 20, 10
 SUFFIX = "_skeleton3D.txt"
-NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_skeleton3D\.txt$")
+NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_skeleton3D\.txt\Z")
 BENCHMARK = "xsub"
 FIELDS = 4  # x y z confidence
 # MSR-Action3D's 20 joints (1-based: 1/2 left/right shoulder, 3 shoulder centre, 4 spine, 5/6 left/right

@@ -20,7 +20,7 @@ JOINT_FIELDS = 12
 # MAX_COORDINATE (dataset.processed, shared with the processed-folder checks): beyond it a coordinate is garbage.
 COORDINATE_RULE = f"x y z coordinates that are finite and within +-{MAX_COORDINATE:g} (metres)"
 
-NAME_PATTERN = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton$")
+NAME_PATTERN = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton\Z")
 NTU60_XSUB_TRAIN = frozenset([1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
 NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | frozenset(
     [

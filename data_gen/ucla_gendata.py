@@ -31,7 +31,7 @@ from dataset.layouts import KINECT20
 from dataset.processed import MAX_FRAME
 
 NUM_CLASSES = 10
-NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})\.json$")
+NAME_PATTERN = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})\.json\Z")
 TRAIN_VIEWS, VAL_VIEWS = (1, 2), (3,)
 BENCHMARK = "xview"
 

@@ -584,7 +584,8 @@ def raw_files(data_path, what, suffix, hint_folder="the one holding them"):
         hint = " (extract the archive first)" if re.search(r"\.(tar|tgz|tar\.gz|zip|rar|7z)$", data_path) else ""
         raise SystemExit(f"error: --data-path {data_path} is not a folder{hint}")
     entries = sorted(n for n in os.listdir(data_path) if not n.startswith("."))
-    names = [n for n in entries if os.path.isfile(os.path.join(data_path, n))]
+    # an entry named as a recording that is no file (a folder, a broken link) is kept: its reader names it
+    names = [n for n in entries if n.endswith(suffix) or os.path.isfile(os.path.join(data_path, n))]
     if not any(n.endswith(suffix) for n in names):
         folders = [n for n in entries if n not in names]
         hint = f"; it holds the folders {', '.join(folders[:3])}: point --data-path at {hint_folder}" if folders else ""
@@ -602,8 +603,9 @@ def parse_names(data_path, names, parse, skip_bad):
         except ValueError as exc:
             if not skip_bad:
                 raise SystemExit(f"error: {data_path}: {exc}\n(rerun with --skip-bad to skip it)") from None
-            print(f"skipping: {exc}")
-            skipped.append(f"{os.path.join(data_path, name)}\tfile name: {exc}")
+            print(f"skipping: {exc}")  # names the file by repr(), which escapes bytes that are not UTF-8
+            path = os.path.join(data_path, name).encode("utf-8", "surrogateescape")  # os.listdir's surrogates
+            skipped.append(f"{path.decode('utf-8', 'backslashreplace')}\tfile name: {exc}")
     return kept, skipped
 
 

@@ -242,6 +242,28 @@ def test_name_outside_the_pattern_is_an_error_or_skipped(tmp_path, name, found):
     assert [len(s) for s in load_splits(out)] == [3, 3]
 
 
+def test_what_only_looks_like_a_recording_is_named(tmp_path, capsys):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "msr")
+    _raw(raw)
+    # a name ending in a newline: a pattern ending in "$" took it, as the sample 'a02_s01_e01_'
+    odd = os.path.join(raw, "a02_s01_e01_skeleton3D.txt\n")
+    os.rename(_write(raw, "x", _frames(2, 9)), odd)
+    with pytest.raises(SystemExit) as caught:
+        _run(raw, out)
+    assert "'a02_s01_e01_skeleton3D.txt\\n' is not an MSR-Action3D skeleton file name" in str(caught.value)
+    # a name whose bytes are not UTF-8: skipped and listed as \xNN (writing skipped.txt failed at the end)
+    os.rename(odd, os.path.join(raw, os.fsdecode(b"README\xff.txt")))
+    _run(raw, out, "--skip-bad")
+    assert "skipping: 'README\\udcff.txt' is not an MSR-Action3D" in capsys.readouterr().out
+    listed = open(os.path.join(out, "skipped.txt"), encoding="utf-8").read()
+    assert listed.startswith(f"{raw}/README\\xff.txt\tfile name: 'README\\udcff.txt' is not")
+    # a folder named as a recording was passed over in silence: now a bad file, named
+    os.remove(os.path.join(raw, os.fsdecode(b"README\xff.txt")))
+    os.mkdir(os.path.join(raw, "a02_s02_e01_skeleton3D.txt"))
+    with pytest.raises(SystemExit, match=r"Is a directory: '.*/raw/a02_s02_e01_skeleton3D\.txt'"):
+        _run(raw, out + "2")
+
+
 def test_file_list_restricts_and_a_listed_name_needs_its_file(tmp_path, capsys):
     raw, out, listing = str(tmp_path / "raw"), str(tmp_path / "msr"), str(tmp_path / "files_used.txt")
     _raw(raw)

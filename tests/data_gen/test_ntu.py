@@ -10,7 +10,14 @@ import pytest
 
 from data_gen import ntu_gendata, writer
 from data_gen.normalize import normalize_loop
-from data_gen.ntu_reader import SkeletonFileError, body_energy, is_training, read_bodies, select_bodies
+from data_gen.ntu_reader import (
+    SkeletonFileError,
+    body_energy,
+    is_training,
+    parse_name,
+    read_bodies,
+    select_bodies,
+)
 from dataset.layouts import NTU25, read_folder_record
 from dataset.processed import ProcessedDataError, load_split
 
@@ -195,6 +202,9 @@ def test_bad_file_name_is_a_clear_error(tmp_path, ntu):
     ntu.write(raw, "S001C001P001R001A01.skeleton", [[ntu.body([0, 0, 3])]])
     with pytest.raises(SystemExit, match=r"'S001C001P001R001A01.skeleton' is not an NTU RGB\+D sample file name"):
         ntu.run(raw, out)
+    for name in ("S001C001P001R001A001.skeleton\n", "S001C001P001R001A001.skeleton\nx"):  # "$" matched before a "\n"
+        with pytest.raises(ValueError, match="is not an NTU RGB"):
+            parse_name(name)
     # --skip-bad skips it, as any bad file, and lists it
     ntu.run(raw, out, "--skip-bad")
     assert "S001C001P001R001A01.skeleton\tfile name: " in open(os.path.join(out, "skipped.txt")).read()

@@ -179,6 +179,12 @@ def test_bad_file_names_the_file_and_is_skipped_with_skip_bad(tmp_path, content,
     assert "a03_s02_e00_v01" not in train.names and len(train) == 3 and len(val) == 2
 
 
+def test_a_name_ending_in_a_newline_is_outside_the_pattern():  # "$" matched before a final "\n"
+    with pytest.raises(ValueError, match="is not an NW-UCLA all_sqe file name"):
+        ucla_gendata.view_of("a01_s01_e00_v01.json\n")
+    assert ucla_gendata.view_of("a01_s01_e00_v01.json") == 1
+
+
 @pytest.mark.parametrize(
     "name, found",
     [
