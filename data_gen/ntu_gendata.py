@@ -25,7 +25,8 @@ def benchmarks_of(dataset):
 
 def read_ignored(path):
     """Sample names (with .skeleton) listed in an ignore file, one per line, extension optional."""
-    names = [line.strip() for line in read_text(path, "utf-8").splitlines() if line.strip()]
+    text = read_text(path, "utf-8").removeprefix("\ufeff")  # a byte-order mark some Windows editors write
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     return {n if n.endswith(".skeleton") else n + ".skeleton" for n in names}
 
 

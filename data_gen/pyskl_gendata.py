@@ -548,8 +548,8 @@ def main(argv=None):
         parser.error(f"--layout: {exc}")
     if args.scale == "image" and layout.channels != 2:
         parser.error(f"--scale image divides 2-D image coordinates; layout {layout.name} is 3-D")
-    if args.num_class is not None and args.num_class < 1:
-        parser.error(f"--num-class must be at least 1, got {args.num_class}")
+    if args.num_class is not None and not 1 <= args.num_class < 2**63:  # labels are stored as int64
+        parser.error(f"--num-class must be at least 1 and below 2**63, got {args.num_class}")
     path = args.annotations
     given = args.dataset is not None
     dataset = args.dataset if given else os.path.splitext(os.path.basename(path))[0]

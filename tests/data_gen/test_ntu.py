@@ -125,6 +125,12 @@ def test_gendata_matches_independent_expectation(tmp_path, ntu):
         assert read_folder_record(os.path.join(out, bench)) == (NTU25, 60, "ntu60", protocol)
 
 
+def test_an_ignore_list_may_begin_with_a_byte_order_mark(tmp_path):
+    ignore = tmp_path / "ignore.txt"
+    ignore.write_bytes(b"\xef\xbb\xbfS001C002P001R001A003\r\nS001C002P001R001A004.skeleton\r\n")
+    assert ntu_gendata.read_ignored(str(ignore)) == {"S001C002P001R001A003.skeleton", "S001C002P001R001A004.skeleton"}
+
+
 def test_script_entry_point_with_workers_and_ignore_list(tmp_path, ntu):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     ntu.raw_set(raw)

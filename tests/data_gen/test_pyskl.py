@@ -278,6 +278,10 @@ def test_class_count_and_dataset_from_flags(tmp_path, capsys):
         r"found 2",
     ):
         _run(path, out, "ntu25", "--num-class", "2")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a label of 2**63 would pass, and the folder's int64 labels then refuse it
+        _run(path, out, "ntu25", "--num-class", str(2**63 + 1))
+    assert f"--num-class must be at least 1 and below 2**63, got {2**63 + 1}" in capsys.readouterr().err
 
 
 def test_a_folder_too_small_to_pretrain_is_announced_at_import(tmp_path, capsys):
