@@ -269,3 +269,29 @@ def test_the_chunk_size_changes_nothing_written_or_said(tmp_path, capsys):
     assert len(load_split(str(tmp_path / "1" / "xsub"), "train").names) == 5  # t0, t1, t2, two.0, two.1
     assert [line.split("\t")[0] for line in outputs[0][2].splitlines()] == ["nan.txt", "far.txt"]
     assert all(output == outputs[-1] for output in outputs[:-1])
+
+
+def test_a_folder_or_file_in_the_way_of_the_outputs_is_refused_before_any_work(tmp_path, tree):
+    out = tmp_path / "out"
+    run(tasks("good"), out)
+    (out / "xsub" / "val_label.pkl").unlink()
+    (out / "xsub" / "val_label.pkl").mkdir()  # the renames stopped there, the train part already replaced
+    before = tree(str(out))
+    read = []
+
+    def counted(kind):
+        read.append(kind)
+        return reader(kind)
+
+    again = [
+        Task(f"{n}.txt", counted, ("good",), [Sample(n, 3, {"xsub": p})]) for n, p in (("a", "train"), ("b", "val"))
+    ]
+    with pytest.raises(ConversionError, match=r"xsub/val_label\.pkl is a folder, where this conversion writes a file"):
+        run(again, out)
+    assert tree(str(out)) == before and not read  # nothing read, nothing replaced
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    (elsewhere / "xsub").write_text("notes")
+    with pytest.raises(ConversionError, match=r"other/xsub is a file, where this conversion writes a folder"):
+        run(tasks("good"), elsewhere)
+    assert (elsewhere / "xsub").read_text() == "notes"
