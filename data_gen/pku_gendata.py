@@ -119,6 +119,12 @@ def build_tasks(data_path, skip_bad):
     skeleton_dir, label_dir = os.path.join(data_path, "skeleton"), os.path.join(data_path, "label")
     for b, names in splits.items():
         absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
+        if len(absent) == len(names):  # a line not split as expected: every video would go to the evaluation
+            raise ValueError(
+                f"{os.path.join(data_path, SPLIT_FILES[b])}: line 2: none of its {len(names)} training video "
+                f"name(s) has a skeleton file in {skeleton_dir} (the first: {absent[0]!r}); expected names "
+                f'such as A01N01-L separated by ", "'
+            )
         if absent:
             print(
                 f"warning: {len(absent)} training video(s) of {SPLIT_FILES[b]} have no skeleton file "

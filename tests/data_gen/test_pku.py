@@ -251,6 +251,18 @@ def test_training_videos_without_a_skeleton_file_are_named(tmp_path, capsys):
     assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
 
+def test_a_training_line_that_names_no_video_is_an_error(tmp_path):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    split = os.path.join(raw, "cross_subject_v2.txt")
+    lines = open(split).read().splitlines()
+    open(split, "w").write("\n".join([lines[0], lines[1].replace(", ", "; ")] + lines[2:]) + "\n")
+    with pytest.raises(SystemExit) as info:  # it wrote xsub with no training sample, and exited 0
+        _main(raw, out)
+    assert str(info.value.code).startswith(f"error: {split}: line 2: none of its 1 training video name(s) has a")
+    assert not os.path.exists(out)
+
+
 def test_a_data_path_that_is_no_folder_is_named(tmp_path):
     missing = str(tmp_path / "PKU-MMD-v2")
     with pytest.raises(SystemExit) as info:
