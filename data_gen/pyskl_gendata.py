@@ -287,6 +287,24 @@ def derived_class_count(path, labels):
     return num_class
 
 
+def keypoint_problem(source, name, keypoint, layout):
+    """What is wrong with the shape of one annotation's ``keypoint`` for `layout` (not a numeric
+    M x T x V x C array of its V and C, or no frame), naming the sample; None when nothing is."""
+    where = f'{source}: sample {name!r}: "keypoint"'
+    v, c = layout.num_joints, layout.channels
+    if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (v, c):
+        if isinstance(keypoint, np.ndarray):
+            found = f"{keypoint.dtype} array of shape {keypoint.shape}"
+        else:
+            found = "no keypoint" if keypoint is None else f"a {type(keypoint).__name__}"
+        hint = _scores_hint(keypoint.shape, layout) if isinstance(keypoint, np.ndarray) else ""
+        hint = f"; {hint}" if hint else ""
+        return f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}{hint}"
+    if keypoint.shape[1] == 0:
+        return f"{where}: expected at least one frame, found shape {keypoint.shape}"
+    return None
+
+
 def read_keypoint(
     source,
     name,
@@ -310,18 +328,9 @@ def read_keypoint(
     the published converters keep them, zeros are coordinates and NaN is bad input."""
     where = f'{source}: sample {name!r}: "keypoint"'
     v, c = layout.num_joints, layout.channels
-    if not numeric_array(keypoint, 4) or keypoint.shape[2:] != (v, c):
-        if isinstance(keypoint, np.ndarray):
-            found = f"{keypoint.dtype} array of shape {keypoint.shape}"
-        else:
-            found = "no keypoint" if keypoint is None else f"a {type(keypoint).__name__}"
-        hint = _scores_hint(keypoint.shape, layout) if isinstance(keypoint, np.ndarray) else ""
-        hint = f"; {hint}" if hint else ""
-        raise SkeletonFileError(
-            f"{where}: expected a numeric M x T x {v} x {c} array (layout {layout.name}), found {found}{hint}"
-        )
-    if keypoint.shape[1] == 0:
-        raise SkeletonFileError(f"{where}: expected at least one frame, found shape {keypoint.shape}")
+    problem = keypoint_problem(source, name, keypoint, layout)
+    if problem:
+        raise SkeletonFileError(problem)
     bodies = keypoint.astype(np.float64) / scale  # M' x T x V x C; a joint at 0 stays at 0
     if missing == "fill":
         scores = checked_scores(source, name, scores, keypoint.shape[:3]) if min_score is not None else None
@@ -571,6 +580,11 @@ def main(argv=None):
         labels = sample_labels(path, names, by_name, args.num_class)
         num_class = args.num_class or derived_class_count(path, labels)
         check_layout_fits(path, by_name, names, layout)
+        if not args.skip_bad:  # a bad keypoint's shape stops the import before the work, not at its sample
+            bad = (keypoint_problem(path, n, by_name[n].get("keypoint"), layout) for n in names)
+            first = next((problem for problem in bad if problem), None)
+            if first:
+                raise AnnotationError(f"{first}\n(rerun with --skip-bad to skip bad files and samples)")
         sides = image_sides(path, by_name, names) if layout.channels == 2 and args.scale != "none" else {}
         check_pixels(path, by_name, sides)
     except AnnotationError as exc:

@@ -612,6 +612,8 @@ def test_bad_keypoint_names_the_sample_and_is_skipped_with_skip_bad(tmp_path, ke
     with pytest.raises(SystemExit, match=f"error: {path}: sample 'S001C001P001R001A001': \"keypoint\": .*{found}"):
         _run(path, out, "ntu25")
     assert not os.path.exists(os.path.join(out, "train_data_joint.npy"))
+    # a shape is checked before the conversion starts (its folder made, any sample read); values as read
+    assert os.path.exists(out) == ("within" in found)
     _run(path, out, "ntu25", "--skip-bad")
     assert (
         open(os.path.join(out, "skipped.txt"))
