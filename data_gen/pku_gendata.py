@@ -94,6 +94,8 @@ def read_skeleton(path):
 def read_video_samples(skeleton_path, label_path, actions):
     """[(C x min(F, 300) x 25 x 2 float32, F)] for each (label, start, end, line) action of a video."""
     frames = read_skeleton(skeleton_path)  # F x 150
+    if not len(frames):  # else its label file's first action would be blamed for ending beyond frame 0
+        raise SkeletonFileError(f"{skeleton_path}: no frame (an empty file)")
     samples = []
     for _, start, end, no in actions:
         if end > len(frames):

@@ -583,6 +583,8 @@ def conversion_parser(description, source_flag, source_help, out_help):
 def parse_conversion(parser, argv=None):
     """The arguments of a `conversion_parser`; an --out-folder that is the source itself is a usage error."""
     args = parser.parse_args(argv)
+    if not args.out_folder:
+        parser.error("--out-folder is empty")
     source = getattr(args, parser.source_flag[2:].replace("-", "_"))
     if os.path.realpath(args.out_folder) == os.path.realpath(source):
         parser.error(f"--out-folder must not be the {parser.source_flag} {source}")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -142,6 +143,15 @@ def test_bad_label_file_skipped_with_skip_bad(tmp_path):
 
 def _main(raw, out, *extra):
     pku_gendata.main(["--data-path", raw, "--out-folder", out, "--workers", "1", "--no-progress", *extra])
+
+
+def test_an_empty_skeleton_file_is_named_itself(tmp_path):
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    path = os.path.join(raw, "skeleton", "A01N01-M.txt")
+    open(path, "w").close()  # was: its label file's "expected end <= 0"
+    with pytest.raises(SystemExit, match=rf"{re.escape(path)}: no frame \(an empty file\)"):
+        _main(raw, out)
 
 
 @pytest.mark.parametrize("value", ["nan", "-inf", "3e+38", "-10000.5"])

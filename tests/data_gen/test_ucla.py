@@ -238,6 +238,12 @@ def test_data_path_that_is_not_the_all_sqe_folder(tmp_path):
     assert info.value.code == 2  # usage error: would write into the raw folder
 
 
+def test_an_empty_out_folder_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:  # was "error: : cannot write there"
+        _run(str(tmp_path / "all_sqe"), "")
+    assert caught.value.code == 2 and "error: --out-folder is empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", ["--workers", "--chunk"])
 @pytest.mark.parametrize("value", ["0", "-2", "-5", "two"])
 def test_workers_and_chunk_below_one_are_usage_errors(tmp_path, capsys, flag, value):
