@@ -21,7 +21,8 @@ normalised like a pose at the origin and read as motion by the encoders, and the
 samples have no such frames in them (an NTU frame without a body is empty padding after the last).
 
 A file is bad (an error naming it; skipped with ``--skip-bad`` and listed in ``OUT/skipped.txt``) when
-its name is outside the pattern, its action outside 1..20 or its subject outside 1..10, it is empty or
+its name is outside the pattern, its action outside 1..20 or its subject outside 1..10, it cannot be read
+(a folder or a broken link of a recording's name), it is empty or
 not ASCII, a line is not 4 numbers, a coordinate is not finite or lies beyond ``MAX_COORDINATE`` (see
 ``data_gen.ntu_reader``), its line count is not a multiple of 20, or every frame is all zeros.
 """

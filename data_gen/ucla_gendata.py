@@ -13,7 +13,8 @@ recordings longer than 300 frames are cut to 300 with their true frame count kep
 normalisation runs through the layout's joints.
 
 A file is bad (an error naming it; skipped with ``--skip-bad`` and listed in ``DIR/skipped.txt``) when
-its name is outside the pattern or its view outside 1..3, it is not UTF-8 JSON (or is nested too deep to
+its name is outside the pattern or its view outside 1..3, it cannot be read (a folder or a broken link of
+a recording's name), it is not UTF-8 JSON (or is nested too deep to
 parse), "label" or "skeletons" is missing, the label is not an integer in 1..10, it has no frame, a
 frame is not 20 joints of 3 numbers (``true`` and ``false`` are not numbers), or a coordinate is not
 finite or lies beyond ``MAX_COORDINATE`` (see ``data_gen.ntu_reader``).
