@@ -326,6 +326,11 @@ def convert(
         ]
         if held:
             claim.release()
+            if held == ["settings.json"] and folder_settings(folder) is None:  # a conversion's, damaged?
+                raise ConversionError(
+                    f"{os.path.join(folder, 'settings.json')} is unreadable, so whether a conversion or a training "
+                    "or evaluation run wrote it cannot be told: remove it if a conversion did"
+                )
             raise ConversionError(
                 f"{folder} holds the files of a training or evaluation run ({', '.join(held)}); "
                 "convert into a folder of its own"

@@ -464,6 +464,15 @@ def test_an_ntu_conversion_refuses_a_benchmark_folder_holding_a_run(tmp_path, nt
         "convert into a folder of its own"
     )
     assert sorted(os.listdir(out / "xview")) == ["log.jsonl"] and not (out / "xsub").exists()
+    # an unreadable settings.json, a conversion's or a run's: said so, not taken for a run's
+    (out / "xview" / "log.jsonl").unlink()
+    (out / "xview" / "settings.json").write_text('{"counts": {"tr')
+    with pytest.raises(SystemExit) as info:
+        ntu.run(raw, str(out))
+    assert info.value.code == (
+        f"error: {out / 'xview' / 'settings.json'} is unreadable, so whether a conversion or a training or "
+        "evaluation run wrote it cannot be told: remove it if a conversion did"
+    )
 
 
 def test_raw_files_in_a_benchmark_folder_of_the_out_folder_are_refused(tmp_path, ntu):
