@@ -20,16 +20,25 @@ from engine.runtime import make_writer
 def load_features(path, part):
     """(features N x D float32, labels N int64, names N) of `part` ('train' or 'val') in an export."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            features = np.asarray(data[f"{part}_features"], dtype=np.float32)
-            labels = np.asarray(data[f"{part}_labels"], dtype=np.int64)
-            names = [str(n) for n in data[f"{part}_names"]]
-    except (OSError, ValueError, KeyError, EOFError) as exc:  # EOFError: an empty file
+        with np.load(path, allow_pickle=False) as data:  # an .npy gives an array: no context manager, TypeError
+            features, labels, names = (data[f"{part}_{kind}"] for kind in ("features", "labels", "names"))
+    except (OSError, ValueError, KeyError, EOFError, TypeError) as exc:  # EOFError: an empty file
         raise ValueError(
             f"{path}: not a feature export with {part}_features/_labels/_names "
             f"(written by knn_eval.py --save-features): {exc}"
         ) from None
-    bad = np.flatnonzero(~np.isfinite(features).all(axis=tuple(range(1, features.ndim))))
+    n = len(features) if features.ndim else 0
+    for name, array, ok, expected in (
+        ("features", features, features.ndim == 2 and features.shape[1] and features.dtype.kind in "fiu", "N x D real"),
+        ("labels", labels, labels.shape == (n,) and labels.dtype.kind in "iu", f"{n} integer"),
+        ("names", names, names.shape == (n,), f"{n}"),
+    ):
+        if not ok:
+            raise ValueError(
+                f"{path}: {part}_{name}: expected {expected} values, found {array.dtype} of shape {array.shape}"
+            )
+    features, labels, names = features.astype(np.float32), labels.astype(np.int64), [str(n) for n in names]
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
     if bad.size:
         raise ValueError(
             f"{path}: {part}_features hold NaN or inf in {bad.size} of {len(features)} rows, "
@@ -112,12 +121,17 @@ def main(argv=None):
             raise ValueError(
                 f"{args.features}: t-SNE needs {MIN_POINTS} samples or more; its {args.part} part has {len(features)}"
             )
+        chosen = subsample(len(features), args.max_points, args.seed)
+        features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
+        if not np.ptp(features, axis=0).any():  # t-SNE's PCA start divides by their spread: a segmentation fault
+            raise ValueError(
+                f"{args.features}: the {len(features)} {args.part} features drawn are one and the same vector "
+                "(a collapsed encoder?): t-SNE has nothing to spread out"
+            )
         check_writable(png, "--out")
     except (ValueError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
-    chosen = subsample(len(features), args.max_points, args.seed)
-    features, labels, names = features[chosen], labels[chosen], [names[i] for i in chosen]
     try:
         tsne_plot(features, labels, png, args.seed, f"{os.path.basename(args.features)} ({args.part})")
         projector_export(features, labels, names, os.path.join(args.out, "projector"))

@@ -100,3 +100,34 @@ def test_an_output_that_cannot_be_written_is_found_before_the_t_sne(export, tmp_
     out = "/proc/cmd-tsne-test"  # no folder can be made there, not even by root
     assert tsne.main(["--features", str(export), "--out", out, "--part", "train"]) == 1
     assert f"--out {out}/tsne_train.png: cannot write there" in capsys.readouterr().err
+
+
+def test_malformed_exports_are_named_before_the_t_sne(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    good = dict(
+        val_features=rng.normal(size=(8, 4)), val_labels=np.arange(8) % 2, val_names=[f"v{i}" for i in range(8)]
+    )
+    for change, found in [
+        (dict(val_features=np.zeros(8)), "val_features: expected N x D real values, found float64 of shape (8,)"),
+        (
+            dict(val_features=np.zeros((8, 0))),
+            "val_features: expected N x D real values, found float64 of shape (8, 0)",
+        ),
+        (dict(val_features=np.zeros((8, 4), complex)), "expected N x D real values, found complex128"),
+        (dict(val_features=np.zeros((3, 4))), "val_labels: expected 3 integer values, found int64 of shape (8,)"),
+        (dict(val_labels=np.arange(8) / 2), "val_labels: expected 8 integer values, found float64 of shape (8,)"),
+        (dict(val_labels=np.zeros((8, 1), int)), "val_labels: expected 8 integer values, found int64 of shape (8, 1)"),
+        (dict(val_names=["a", "b"]), "val_names: expected 8 values, found <U1 of shape (2,)"),
+        # every row the same (a collapsed encoder): scikit-learn's t-SNE ended in a segmentation fault
+        (dict(val_features=np.zeros((8, 4))), "the 8 val features drawn are one and the same vector"),
+        (dict(val_features=np.tile(rng.normal(size=(1, 4)), (8, 1))), "are one and the same vector"),
+    ]:
+        path = tmp_path / "f.npz"
+        np.savez(path, **{**good, **change})
+        assert tsne.main(["--features", str(path), "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert found in err and len(err.splitlines()) == 1, err
+    np.save(tmp_path / "f.npy", good["val_features"])  # an array, not an export
+    assert tsne.main(["--features", str(tmp_path / "f.npy"), "--out", str(tmp_path / "out")]) == 1
+    assert "f.npy: not a feature export" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
