@@ -150,7 +150,7 @@ def _common_parser(description, kind):
     model = parser.add_argument_group("model")
     model.add_argument(
         "--pretrained",
-        default="",
+        default=None,  # "" after parsing; given empty (an unset shell variable), a usage error
         type=os.path.expanduser,
         help="pretraining checkpoint (released checkpoint_0450.pth.tar or ours); "
         "none: randomly initialised encoders (a baseline)",
@@ -329,6 +329,9 @@ def classification_stage(args):
 
 def _parse(parser, rules, argv):
     args = parser.parse_args(argv)
+    if args.pretrained == "":
+        parser.error("--pretrained is empty; name a checkpoint, or leave the flag out for a random encoder")
+    args.pretrained = args.pretrained or ""
     args.given = given_flags(args)
     try:
         args.stage = classification_stage(args)

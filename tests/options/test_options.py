@@ -315,6 +315,11 @@ def test_pretraining_rules_on_the_resolved_values_fail_before_any_output(folder,
         assert f"{name} is empty; name a path" in message
     message = usage_error(capsys, lambda a: pretrain(folder, *a), [*TINY, "--checkpoint-path", ""])
     assert "--checkpoint-path is empty; name a path" in message
+    # an empty --pretrained evaluated a random encoder as if on purpose; left out, it still does
+    for parse in (parse_classification, parse_knn):
+        message = usage_error(capsys, parse, ["--data-dir", out, "--pretrained", ""])
+        assert "--pretrained is empty; name a checkpoint, or leave the flag out for a random encoder" in message
+        assert parse(["--data-dir", out])[1].pretrained == ""
     assert not os.path.exists(out)
 
 
