@@ -48,11 +48,16 @@ _RUN_FILE = re.compile(
 )
 
 
+def is_run_file(name):
+    """Whether a file or folder of this name in a run folder is one a run writes."""
+    return bool(_RUN_FILE.match(name))
+
+
 def run_files(folder):
     """The names of the run files in `folder` (sorted)."""
     if not os.path.isdir(folder):
         return []
-    return sorted(name for name in os.listdir(folder) if _RUN_FILE.match(name))
+    return sorted(name for name in os.listdir(folder) if is_run_file(name))
 
 
 def folder_settings(folder):

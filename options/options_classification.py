@@ -24,6 +24,7 @@ import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol
+from dataset.files import is_run_file
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
@@ -453,6 +454,13 @@ def eval_settings(parser, args, preset, train, info):
         extra += "".join(f"_{part}" for part in [encoder_name(args.pretrained), *_setup_name(args, preset, train)])
         name = f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
         out = os.path.join("runs", args.stage, name)
+    features = getattr(args, "save_features", None)
+    if features and (
+        os.path.realpath(features) == os.path.realpath(args.results)
+        or os.path.realpath(os.path.dirname(os.path.abspath(features))) == os.path.realpath(out)
+        and is_run_file(os.path.basename(features))
+    ):  # the export and the run's own file would overwrite each other
+        parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
     common = dict(
         preset=preset,
         stage=args.stage,
