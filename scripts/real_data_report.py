@@ -88,11 +88,19 @@ def collect_dataset(root, seeds):
         )
     ]
     summary["cmd_minus_weight0_linear_fusion"] = stats(gap)
-    settings = run_settings(os.path.join(root, "checkpoints", f"cmd_seed{seeds[0]}", "settings.json"))
-    summary["settings"] = {k: settings.get(k) for k in SETTINGS}
-    summary["settings"]["num_class"] = settings.get("num_class")
-    with open(os.path.join(root, "seconds")) as f:
-        summary["minutes"] = int(f.read()) / 60
+    path = os.path.join(root, "checkpoints", f"cmd_seed{seeds[0]}", "settings.json")
+    settings = run_settings(path)
+    lacking = [k for k in (*SETTINGS, "num_class") if k not in settings]
+    if lacking:
+        raise ValueError(f"{path}: no {', '.join(lacking)} (a pretraining's settings record?)")
+    summary["settings"] = {k: settings[k] for k in (*SETTINGS, "num_class")}
+    path = os.path.join(root, "seconds")
+    with open(path) as f:
+        text = f.read()
+    try:
+        summary["minutes"] = int(text) / 60
+    except ValueError:
+        raise ValueError(f"{path}: expected the seconds the data set took, found {text[:40]!r}") from None
     return summary
 
 

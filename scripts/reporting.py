@@ -5,7 +5,7 @@ import json
 import statistics
 import sys
 
-from dataset.files import write_text
+from dataset.files import check_writable, write_text
 from options.settings import flatten
 
 
@@ -33,9 +33,16 @@ def cell(s, sign=""):
 
 
 def run_settings(path):
-    """The flat settings of a run's settings.json (the record's parts merged)."""
+    """The flat settings of a run's settings.json (the record's parts merged); ValueError naming the file
+    when it is not a JSON object."""
     with open(path) as f:
-        return flatten(json.load(f))
+        try:
+            record = json.load(f)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a run's settings record, found {type(record).__name__}")
+    return flatten(record)
 
 
 def publish_summary(out, build, render, prog):
@@ -43,10 +50,12 @@ def publish_summary(out, build, render, prog):
     markdown. Returns the exit status: 1, with the error, when the runs' files cannot make the summary."""
     try:
         summary = build()
+        text = render(summary)
+        for path in (out + ".json", out + ".md"):  # both or neither: a pair half updated would disagree
+            check_writable(path, "--out")
     except (OSError, ValueError, KeyError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    text = render(summary)
     write_text(out + ".json", json.dumps(summary, indent=2) + "\n")
     write_text(out + ".md", text + "\n")
     print(text)

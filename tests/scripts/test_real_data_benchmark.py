@@ -148,6 +148,31 @@ def test_report_means_and_spreads_by_hand(tmp_path, capsys):
     assert real_data_report.main(argv) == 1
     said = f"real_data_report.py: error: {root / 'eval' / 'baseline.jsonl'}: no coordinates_logistic record"
     assert capsys.readouterr().err.startswith(said)
+    # the runs' settings and time named when unreadable, and an output pair written both or neither
+    write_records(
+        root / "eval" / "baseline.jsonl",
+        [("baseline", "coordinates_logistic", 76.5), ("baseline", "coordinates_1nn", 61.0)],
+        val_samples=12,
+    )
+    assert real_data_report.main(argv) == 0
+    capsys.readouterr()
+    record = root / "checkpoints" / "cmd_seed0" / "settings.json"
+    for text, found in (("[1]", "expected a run's settings record, found list"), ("{}", "no preset, train_samples")):
+        record.write_text(text)
+        assert real_data_report.main(argv) == 1
+        assert capsys.readouterr().err.startswith(f"real_data_report.py: error: {record}: {found}")
+    record.write_text(json.dumps(settings))
+    (root / "seconds").write_text("abc\n")
+    assert real_data_report.main(argv) == 1
+    said = f"real_data_report.py: error: {root / 'seconds'}: expected the seconds the data set took, found 'abc\\n'"
+    assert capsys.readouterr().err.startswith(said)
+    (root / "seconds").write_text("60")
+    before = (tmp_path / "results" / "real.json").read_text()
+    (tmp_path / "results" / "real.md").unlink()
+    (tmp_path / "results" / "real.md").mkdir()  # the markdown cannot be written: the JSON is left as it was
+    assert real_data_report.main(argv) == 1
+    assert "real.md is a folder" in capsys.readouterr().err
+    assert (tmp_path / "results" / "real.json").read_text() == before
 
 
 def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch):
