@@ -86,7 +86,10 @@ def check_rules(parser, values, rules):
             continue
         items = value if isinstance(value, (list, tuple)) else [value]
         if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX and test(v) for v in items):
-            problems.append(f"{flag(name)} must be {wording} and finite, found {value}")
+            beyond = any(math.isfinite(v) and abs(v) > FLOAT32_MAX for v in items)  # finite, but not in float32
+            problems.append(
+                f"{flag(name)} must be {wording} and finite, found {value}" + (" (beyond float32)" if beyond else "")
+            )
     if problems:
         parser.error("; ".join(problems))
 

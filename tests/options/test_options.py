@@ -212,7 +212,7 @@ PRETRAIN_RULES = [
     (["--view-frames", "1"], "--view-frames must be from 2 to 300 and finite, found 1"),  # motion would be 0
     (["--view-frames", "301"], "--view-frames must be from 2 to 300 and finite, found 301"),  # beyond any recording
     # finite in Python, infinite in the float32 tensors it ends in
-    (["--lr", "1e39"], "--lr must be positive and finite, found 1e+39"),
+    (["--lr", "1e39"], "--lr must be positive and finite, found 1e+39 (beyond float32)"),
     (["--seed", "-5"], "--seed must be from 0 to 9223372036854775807 and finite, found -5"),
     (["--seed", str(2**63)], f"--seed must be from 0 to 9223372036854775807 and finite, found {2**63}"),
 ]
@@ -270,7 +270,7 @@ def test_a_batch_larger_than_the_training_set_is_a_usage_error(small_folder, cap
             "--transfer fine-tunes on --finetune-dataset pku_v2",
         ),
         (parse_knn, ["--view-frames", "1"], "--view-frames must be from 2 to 300 and finite, found 1"),
-        (parse_classification, ["--lr", "1e39"], "--lr must be positive and finite, found 1e+39"),
+        (parse_classification, ["--lr", "1e39"], "--lr must be positive and finite, found 1e+39 (beyond float32)"),
         (parse_classification, ["--seed", "-1"], "--seed must be from 0 to 9223372036854775807 and finite, found -1"),
         (parse_knn, ["--seed", str(2**64)], f"--seed must be from 0 to 9223372036854775807 and finite, found {2**64}"),
         (parse_knn, ["--knn-neighbours", "0"], "--knn-neighbours must be at least 1 and finite, found 0"),
