@@ -263,6 +263,9 @@ def load_split(folder, part, mmap=True, num_class=None):
     if num_class is None:
         num_class = recorded_class
     data_path, frame_path, label_path = split_paths(folder, part)
+    odd = [p for p in (data_path, frame_path, label_path) if os.path.exists(p) and not os.path.isfile(p)]
+    if odd:  # a folder, or a link to a device: there, but no file to read
+        raise ProcessedDataError(f"processed folder {folder}: {os.path.basename(odd[0])} is not a file")
     missing = [os.path.basename(p) for p in (data_path, frame_path, label_path) if not os.path.isfile(p)]
     if missing:
         stopped = sorted(name for name in os.listdir(folder) if is_temporary(name)) if os.path.isdir(folder) else []

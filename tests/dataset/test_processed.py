@@ -156,6 +156,15 @@ def test_an_unreadable_array_is_named_and_never_advised_to_be_unpickled(tmp_path
     assert "allow_pickle" not in message
 
 
+def test_a_folder_where_a_file_should_be_is_named(tmp_path):
+    folder = str(tmp_path / "xsub")
+    _write_part(folder, "train", 3)
+    os.remove(os.path.join(folder, "train_label.pkl"))
+    os.mkdir(os.path.join(folder, "train_label.pkl"))  # was: "missing train_label.pkl"
+    with pytest.raises(ProcessedDataError, match=f"processed folder {folder}: train_label.pkl is not a file$"):
+        load_split(folder, "train")
+
+
 def test_missing_files_name_the_folder(tmp_path):
     with pytest.raises(ProcessedDataError, match="missing train_data_joint.npy") as caught:
         load_split(str(tmp_path), "train")
