@@ -14,6 +14,7 @@ import logging
 import re
 
 from dataset.layouts import NTU25, LayoutError, get_layout
+from dataset.processed import MAX_FRAME
 from engine.checkpoint import (
     CheckpointError,
     check_fits,
@@ -109,6 +110,15 @@ def checkpoint_layout(checkpoint, path):
         raise CheckpointError(f"checkpoint {path}: unreadable layout record ({exc})") from None
 
 
+# the recorded sizes an evaluation builds on, and the ranges of the pretraining flags that set them
+RECORDED_SIZES = (
+    ("hidden_size", 1, float("inf")),
+    ("num_layers", 1, float("inf")),
+    ("view_frames", 2, MAX_FRAME),
+    ("min_crop_frames", 1, float("inf")),
+)
+
+
 def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, folder=None):
     """A ThreeStreamClassifier holding the query encoders of checkpoint `path` and fresh classifiers.
 
@@ -147,6 +157,13 @@ def load_pretrained(path, num_class, layout, hidden_size=None, num_layers=None, 
             f"{layout.bodies} bodies); they differ in {differ}"
         )
     recorded = flatten(recorded_settings(checkpoint) or {})
+    for name, low, high in RECORDED_SIZES:  # what a pretraining's flags allow: another value was not written by one
+        value = recorded.get(name)
+        if value is not None and not (type(value) is int and low <= value <= high):
+            raise CheckpointError(
+                f"checkpoint {path}: its settings record holds {name}={value!r}; a pretraining records an integer "
+                f"from {low}" + (f" to {high}" if high < float("inf") else "")
+            )
     for name, wanted in (
         ("hidden_size", hidden_size),
         ("num_layers", num_layers),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 
 import pytest
 import torch
@@ -132,6 +133,26 @@ def test_module_prefix_plain_head_and_both_of_our_formats(tmp_path):
             _load(bad, num_class=4)
     with pytest.raises(CheckpointError, match="num_layers=3, but num_layers=1 was requested or recorded"):
         _load(ours, num_class=4, num_layers=1)
+    # a record no pretraining writes (edited by hand): named, not a traceback or 5,000-frame crops later
+    for part, value, said in (
+        (
+            "encoder",
+            {"hidden_size": "abc", "num_layers": 3},
+            "hidden_size='abc'; a pretraining records an integer from 1",
+        ),
+        ("encoder", {"hidden_size": 6, "num_layers": 0}, "num_layers=0; a pretraining records an integer from 1"),
+        (
+            "views",
+            {"view_frames": 5000, "min_crop_frames": 16},
+            "view_frames=5000; a pretraining records an integer from 2 to 300",
+        ),
+        ("views", {"view_frames": 0, "min_crop_frames": 16}, "view_frames=0; a pretraining records"),
+        ("views", {"view_frames": 32, "min_crop_frames": 1.5}, "min_crop_frames=1.5; a pretraining records"),
+        ("views", {"view_frames": True, "min_crop_frames": 16}, "view_frames=True; a pretraining records"),
+    ):
+        torch.save({"epoch": 3, "state_dict": source.state_dict(), "settings": dict(record, **{part: value})}, bad)
+        with pytest.raises(CheckpointError, match=f"bad_record.pth.tar: its settings record holds {re.escape(said)}"):
+            _load(bad, num_class=4)
     # the training part it learnt from, as evaluations compare it with the folder's
     learnt = os.path.join(tmp_path, "learnt.pth.tar")
     data = dict(record["data"], fingerprint="abc")
