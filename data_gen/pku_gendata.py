@@ -36,7 +36,10 @@ def read_split(path):
             f'{path}: line 2: expected the training video names separated by ", ", '
             f"found {'end of file' if len(lines) < 2 else 'an empty line'}"
         )
-    return {name.strip() for name in lines[1].split(",") if name.strip()}
+    names = {name.strip() for name in lines[1].split(",") if name.strip()}
+    if not names:
+        raise ValueError(f'{path}: line 2: expected the training video names separated by ", ", found {lines[1]!r}')
+    return names
 
 
 def read_labels(path):
@@ -121,7 +124,8 @@ def build_tasks(data_path, skip_bad):
     skeleton_dir, label_dir = os.path.join(data_path, "skeleton"), os.path.join(data_path, "label")
     for b, names in splits.items():
         absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
-        if len(absent) == len(names):  # a line not split as expected: every video would go to the evaluation
+        found = any(n.endswith(".txt") for n in os.listdir(skeleton_dir))  # none: said below, naming skeleton/
+        if found and len(absent) == len(names):  # a line not split as expected: every video would be evaluated
             raise ValueError(
                 f"{os.path.join(data_path, SPLIT_FILES[b])}: line 2: none of its {len(names)} training video "
                 f"name(s) has a skeleton file in {skeleton_dir} (the first: {absent[0]!r}); expected names "

@@ -270,6 +270,21 @@ def test_a_training_line_that_names_no_video_is_an_error(tmp_path):
     with pytest.raises(SystemExit) as info:  # it wrote xsub with no training sample, and exited 0
         _main(raw, out)
     assert str(info.value.code).startswith(f"error: {split}: line 2: none of its 1 training video name(s) has a")
+    open(split, "w").write("\n".join([lines[0], ","] + lines[2:]) + "\n")  # no name at all
+    with pytest.raises(SystemExit) as info:
+        _main(raw, out)
+    assert (
+        info.value.code == f"error: {split}: line 2: expected the training video names separated by \", \", found ','"
+    )
+    # skeleton files a folder further down (an archive unpacked so): the folder is named, not the split file
+    nested = os.path.join(raw, "skeleton", "PKU_Skeleton_Renew")
+    os.mkdir(nested)
+    for name in os.listdir(os.path.join(raw, "skeleton")):
+        if name.endswith(".txt"):
+            os.rename(os.path.join(raw, "skeleton", name), os.path.join(nested, name))
+    open(split, "w").write("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit, match="no readable <video>.txt skeleton files"):
+        _main(raw, out)
     assert not os.path.exists(out)
 
 
