@@ -283,7 +283,7 @@ def resolve(parser, args):
             f"the training part of {folder} holds {len(train)} recordings; the small-data preset needs "
             f"{SMALL_MIN_SAMPLES} or more (a queue of 4 and a CMD top-k of 2 at the least)"
         )
-    if args.topk == 0 and "topk" not in given:  # the small-data preset's half of a queue of 1
+    if args.contrast_k == 1 and args.topk == 0 and "topk" not in given:  # the small-data preset's half of 1
         parser.error(f"--contrast-k {args.contrast_k} leaves the CMD top-k, half the queue, at 0: give --topk 1")
     layout = train.layout
     if args.corrupted_joints is None:

@@ -326,6 +326,10 @@ def test_a_queue_of_one_names_the_top_k_it_leaves_at_zero(tmp_path, processed, c
     s = pretrain_settings(folder, "--contrast-k", "1", "-b", "1", "--topk", "1")
     assert (s.contrast.contrast_k, s.contrast.topk) == (1, 1)
     assert pretrain_settings(folder, "--contrast-k", "3", "-b", "1").contrast.topk == 1  # half of 3, rounded down
+    with pytest.raises(SystemExit):  # a queue of 0: the flag's own rule, not advice to give --topk 1
+        pretrain_settings(folder, "--contrast-k", "0", "-b", "1")
+    err = capsys.readouterr().err
+    assert "--contrast-k must be at least 1" in err and "--topk 1" not in err
 
 
 def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, processed, capsys):
