@@ -458,8 +458,8 @@ def eval_settings(parser, args, preset, train, info):
     if features and (
         os.path.realpath(features) == os.path.realpath(args.results)
         or os.path.realpath(os.path.dirname(os.path.abspath(features))) == os.path.realpath(out)
-        and is_run_file(os.path.basename(features))
-    ):  # the export and the run's own file would overwrite each other
+        and (is_run_file(os.path.basename(features)) or os.path.basename(features).startswith("."))
+    ):  # the export and the run's own file (its claim and temporaries are hidden) would overwrite each other
         parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
     common = dict(
         preset=preset,

@@ -691,7 +691,10 @@ def test_an_encoder_pretrained_with_the_other_kind_of_preset_is_noted(folder, re
 def test_a_feature_export_may_not_be_a_file_the_run_writes_itself(folder, tmp_path, capsys):
     run, results = tmp_path / "run", str(tmp_path / "r.jsonl")
     knn = ["--out", str(run), "--results", results, "--save-features"]
-    for features in (results, str(run / "result.jsonl"), str(run / "settings.json"), str(run / "tensorboard")):
+    for features in (
+        results,
+        *(str(run / name) for name in ("result.jsonl", "settings.json", "tensorboard", ".claim")),
+    ):
         message = usage_error(capsys, lambda a: _classification(folder, *a, parse=parse_knn), [*knn, features])
         assert f"--save-features {features} is a file this run writes itself; choose another path" in message
     settings = _classification(folder, *knn, str(run / "features.npz"), parse=parse_knn)  # beside them: fine
