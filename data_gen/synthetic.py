@@ -665,7 +665,9 @@ def main(argv=None):
         problems.append(
             f"--replications must be at most 999 (NTU file names have three digits), found {args.replications}"
         )
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
+    if not args.out:
+        problems.append("--out is empty; name a folder")
+    elif os.path.exists(args.out) and not os.path.isdir(args.out):
         problems.append(f"--out {args.out} is a file; expected a folder")
     elif os.path.isdir(args.out) and os.listdir(args.out):  # its files could be real ones of the same names
         problems.append(f"--out {args.out} is not empty; give a new or empty folder")

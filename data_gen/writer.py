@@ -318,6 +318,18 @@ def convert(
         )
     claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
     targets = sorted({out_folder, *folder_of.values()})  # the folders this conversion writes into
+    # a folder at a name this conversion renames a file onto (or anything but a folder where it writes one)
+    # would stop the renames halfway, after all the work, with the earlier conversion's files half replaced
+    finals = [os.path.join(out_folder, name) for name in ("skipped.txt", "settings.json")]
+    for folder in folder_of.values():
+        finals += [os.path.join(folder, LAYOUT_FILE), *split_paths(folder, "train"), *split_paths(folder, "val")]
+    blocked = [(f, "a folder") for f in finals if os.path.isdir(f) and not os.path.islink(f)]
+    blocked += [(f, "not a folder") for f in folder_of.values() if os.path.lexists(f) and not os.path.isdir(f)]
+    if blocked:
+        claim.release()
+        path, kind = blocked[0]
+        wanted = "a file" if kind == "a folder" else "a folder"
+        raise ConversionError(f"{path} is {kind}, where this conversion writes {wanted}: move it away first")
     for folder in targets:  # a run's files there would be rewritten
         held = [
             name
@@ -342,18 +354,6 @@ def convert(
             f"{problem}, which this conversion of {dataset} would replace: choose another "
             "--out-folder, or remove that one first"
         )
-    # a folder at a name this conversion renames a file onto (or a file where it writes a folder) would
-    # stop the renames halfway, after all the work, with the earlier conversion's files half replaced
-    finals = [os.path.join(out_folder, name) for name in ("skipped.txt", "settings.json")]
-    for folder in folder_of.values():
-        finals += [os.path.join(folder, LAYOUT_FILE), *split_paths(folder, "train"), *split_paths(folder, "val")]
-    blocked = [(f, "a file") for f in folder_of.values() if os.path.lexists(f) and not os.path.isdir(f)]
-    blocked += [(f, "a folder") for f in finals if os.path.isdir(f) and not os.path.islink(f)]
-    if blocked:
-        claim.release()
-        path, kind = blocked[0]
-        wanted = "a folder" if kind == "a file" else "a file"
-        raise ConversionError(f"{path} is {kind}, where this conversion writes {wanted}: move it away first")
     earlier = sorted(f for f in set(folder_of.values()) if os.path.isfile(split_paths(f, "train")[0]))
     for folder in set(folder_of.values()) - {out_folder}:
         with no_space_error(folder):

@@ -200,6 +200,9 @@ def test_an_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
         main(["--format", "msr", "--out", str(tmp_path / "raw")])
     assert stop.value.code == 2 and "is a file; expected a folder" in capsys.readouterr().err
     assert (tmp_path / "raw").read_text() == "x"
+    with pytest.raises(SystemExit) as stop:  # an unset shell variable: was a FileNotFoundError traceback
+        main(["--format", "msr", "--out", ""])
+    assert stop.value.code == 2 and "--out is empty; name a folder" in capsys.readouterr().err
 
 
 def test_an_out_that_holds_files_is_a_usage_error(tmp_path, capsys):

@@ -292,6 +292,10 @@ def test_a_folder_or_file_in_the_way_of_the_outputs_is_refused_before_any_work(t
     elsewhere = tmp_path / "other"
     elsewhere.mkdir()
     (elsewhere / "xsub").write_text("notes")
-    with pytest.raises(ConversionError, match=r"other/xsub is a file, where this conversion writes a folder"):
+    with pytest.raises(ConversionError, match=r"other/xsub is not a folder, where this conversion writes a folder"):
         run(tasks("good"), elsewhere)
     assert (elsewhere / "xsub").read_text() == "notes"
+    (elsewhere / "xsub").unlink()
+    (elsewhere / "settings.json").mkdir()  # was called an unreadable settings.json, of a conversion or a run
+    with pytest.raises(ConversionError, match=r"other/settings\.json is a folder, where this conversion writes a file"):
+        run(tasks("good"), elsewhere)
