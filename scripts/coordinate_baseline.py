@@ -61,6 +61,8 @@ def main(argv=None):
         "stands for, else cross_subject, as the entry points record it)",
     )
     args = parser.parse_args(argv)
+    if not args.data_dir:  # an unset shell variable: a usage error, as the entry points make it
+        parser.error("--data-dir is empty; name a processed folder")
     check_output_path(parser, "results", args.results)
     torch.set_num_threads(1)
     try:
@@ -93,8 +95,9 @@ def main(argv=None):
         )
     except OSError as exc:
         parser.exit(1, f"error: {exc}\n")
+    chosen = "by cross-validation on" if found["C"] in C_GRID else "scikit-learn's default: no fold could be fitted on"
     print(
-        f"coordinates: logistic regression top-1 {found['logistic']:.2f} (C={found['C']:g} by cross-validation on "
+        f"coordinates: logistic regression top-1 {found['logistic']:.2f} (C={found['C']:g}, {chosen} "
         f"the {len(train)} training samples), 1-NN top-1 {found['1nn']:.2f}; appended to {args.results}"
     )
     return found

@@ -175,7 +175,7 @@ def test_report_means_and_spreads_by_hand(tmp_path, capsys):
     assert (tmp_path / "results" / "real.json").read_text() == before
 
 
-def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch):
+def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch, capsys):
     # Two classes whose coordinates differ in sign: a linear model and 1-NN both separate them.
     folder = write_processed(
         tmp_path / "d", n=(40, 10), layout=KINECT20, num_class=2, dataset="separable", frames=50, protocol="cross_view"
@@ -205,9 +205,21 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch):
     assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
     assert records[0]["C_grid"] == [0.0003, 0.001, 0.003, 0.01, 0.1] and records[0]["C"] in records[0]["C_grid"]
     assert {r["protocol"] for r in records} == {"cross_view"}  # the folder's record
+    assert f"(C={records[0]['C']:g}, by cross-validation on the 40 training samples)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
     assert stop.value.code == 1
+    with pytest.raises(SystemExit) as stop:  # an unset shell variable: a usage error, as the entry points make it
+        coordinate_baseline.main(["--data-dir", "", "--results", str(results)])
+    assert stop.value.code == 2 and "--data-dir is empty; name a processed folder" in capsys.readouterr().err
+    # no fold can be fitted (two classes of one training recording each): C is the fallback, and said to be
+    monkeypatch.setattr(
+        coordinate_baseline, "fit_stream", lambda x, y, seed, grid: (fit_stream(x, y, seed, grid)[0], 1.0)
+    )
+    coordinate_baseline.main(["--data-dir", folder, "--results", str(results)])
+    assert (
+        "(C=1, scikit-learn's default: no fold could be fitted on the 40 training samples)" in capsys.readouterr().out
+    )
 
 
 def test_coordinate_baseline_outputs_are_checked_before_the_fits(tmp_path, processed, capsys, monkeypatch):
