@@ -122,10 +122,10 @@ def build_tasks(data_path, skip_bad):
         raise ValueError(f"{data_path}: no {', '.join(missing)} (a PKU-MMD phase II folder holds {holds})")
     splits = {b: read_split(os.path.join(data_path, f)) for b, f in SPLIT_FILES.items()}
     skeleton_dir, label_dir = os.path.join(data_path, "skeleton"), os.path.join(data_path, "label")
+    filenames = sorted(n for n in os.listdir(skeleton_dir) if n.endswith(".txt"))  # none: said below
     for b, names in splits.items():
         absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
-        found = any(n.endswith(".txt") for n in os.listdir(skeleton_dir))  # none: said below, naming skeleton/
-        if found and len(absent) == len(names):  # a line not split as expected: every video would be evaluated
+        if filenames and len(absent) == len(names):  # a line not split as expected: every video would be evaluated
             raise ValueError(
                 f"{os.path.join(data_path, SPLIT_FILES[b])}: line 2: none of its {len(names)} training video "
                 f"name(s) has a skeleton file in {skeleton_dir} (the first: {absent[0]!r}); expected names "
@@ -138,7 +138,7 @@ def build_tasks(data_path, skip_bad):
                 flush=True,
             )
     tasks, skipped = [], []
-    for filename in sorted(n for n in os.listdir(skeleton_dir) if n.endswith(".txt")):
+    for filename in filenames:
         video = filename[:-4]
         label_path = os.path.join(label_dir, filename)
         try:
