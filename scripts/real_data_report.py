@@ -49,6 +49,7 @@ SETTINGS = (
     "view_frames",
     "min_crop_frames",
     "corrupted_joints",
+    "num_class",
 )
 
 
@@ -90,10 +91,10 @@ def collect_dataset(root, seeds):
     summary["cmd_minus_weight0_linear_fusion"] = stats(gap)
     path = os.path.join(root, "checkpoints", f"cmd_seed{seeds[0]}", "settings.json")
     settings = run_settings(path)
-    lacking = [k for k in (*SETTINGS, "num_class") if k not in settings]
+    lacking = [k for k in SETTINGS if k not in settings]
     if lacking:
         raise ValueError(f"{path}: no {', '.join(lacking)} (a pretraining's settings record?)")
-    summary["settings"] = {k: settings[k] for k in (*SETTINGS, "num_class")}
+    summary["settings"] = {k: settings[k] for k in SETTINGS}
     path = os.path.join(root, "seconds")
     with open(path) as f:
         text = f.read()
