@@ -455,12 +455,12 @@ def eval_settings(parser, args, preset, train, info):
         name = f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
         out = os.path.join("runs", args.stage, name)
     features = getattr(args, "save_features", None)
-    if features and (
-        os.path.realpath(features) == os.path.realpath(args.results)
-        or os.path.realpath(os.path.dirname(os.path.abspath(features))) == os.path.realpath(out)
-        and (is_run_file(os.path.basename(features)) or os.path.basename(features).startswith("."))
-    ):  # the export and the run's own file (its claim and temporaries are hidden) would overwrite each other
-        parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
+    if features:  # the export and a file of the run's own would overwrite each other
+        name = os.path.basename(features)
+        in_run = os.path.realpath(os.path.dirname(os.path.abspath(features))) == os.path.realpath(out)
+        run_owned = is_run_file(name) or name.startswith(".")  # its claim and temporaries are hidden
+        if os.path.realpath(features) == os.path.realpath(args.results) or in_run and run_owned:
+            parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
     common = dict(
         preset=preset,
         stage=args.stage,
