@@ -123,6 +123,14 @@ wait_jobs() {
     return "$failed"
 }
 
+# check_given KNOB EXAMPLE ITEM...: fail when no ITEM is given (KNOB set empty, or to spaces).
+check_given() {
+    if [ $# -le 2 ]; then
+        echo "$1 is empty; expected $2" >&2
+        exit 2
+    fi
+}
+
 # check_distinct WHAT ITEM...: fail when an ITEM is given twice; WHAT names it (a printf format of one %s).
 check_distinct() {
     local what="$1" item seen=" "
@@ -153,10 +161,7 @@ check_runs() {
 # takes), or none is given.
 check_seeds() {
     local seed
-    if [ $# -eq 0 ]; then
-        echo "SEEDS is empty; expected seeds such as '0 1 2'" >&2
-        exit 2
-    fi
+    check_given SEEDS "seeds such as '0 1 2'" "$@"
     for seed in "$@"; do
         if [[ ! "$seed" =~ ^(0|[1-9][0-9]*)$ ]]; then
             echo "seed '$seed' (SEEDS): expected a non-negative integer without leading zeros" >&2
@@ -173,10 +178,7 @@ check_seeds() {
 # check_views VIEW...: fail when a VIEW is not one an evaluation takes or is given twice, or none is given.
 check_views() {
     local view
-    if [ $# -eq 0 ]; then
-        echo "VIEWS is empty; expected views such as 'joint all'" >&2
-        exit 2
-    fi
+    check_given VIEWS "views such as 'joint all'" "$@"
     for view in "$@"; do
         case "$view" in
             joint | motion | bone | all) ;;

@@ -22,10 +22,7 @@ fi
 read -r -a ratios <<< "${RATIOS-0.01 0.05 0.1 0.2}"
 read -r -a seeds <<< "${SEEDS-1 2 3 4 5}"
 check_seeds "${seeds[@]}"
-if [ ${#ratios[@]} -eq 0 ]; then
-    echo "RATIOS is empty; expected fractions of the training set such as '0.01 0.1'" >&2
-    exit 2
-fi
+check_given RATIOS "fractions of the training set such as '0.01 0.1'" "${ratios[@]}"
 for ratio in "${ratios[@]}"; do  # what --data-ratio takes, written as the folder names will show it
     if [[ ! "$ratio" =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)$ ]] || ! awk -v r="$ratio" 'BEGIN { exit !(r > 0 && r <= 1) }'; then
         echo "ratio '$ratio' (RATIOS): expected a decimal fraction of the training set, above 0 and at most 1" >&2
