@@ -424,18 +424,24 @@ def run_classification(settings, model, train, val):
     run, probe = settings.run, settings.probe
     resumed = read_probe_resume(run.resume, to_dict(settings)) if run.resume else None
     out = run.checkpoint_path
-    finished = resumed is not None and int(resumed[0]["epoch"]) >= probe.epochs
+    at = int(resumed[0]["epoch"]) if resumed is not None else 0
+    if at > probe.epochs:  # its best results were chosen over epochs this run's settings do not have
+        raise CheckpointError(
+            f"--resume {run.resume} is at epoch {at}, beyond --epochs {probe.epochs}: a run is not cut back; "
+            f"pass --epochs {at} to record its results, or more to continue it"
+        )
+    finished = resumed is not None and at == probe.epochs
     if finished and os.path.exists(os.path.join(out, RESULT)):
         print(
-            f"nothing to do: {run.resume} is at epoch {int(resumed[0]['epoch'])}, --epochs {probe.epochs} "
-            f"(its results are in {os.path.join(out, RESULT)} and were appended to the results file when it "
-            "finished; a longer --epochs continues it)"
+            f"nothing to do: {run.resume} is at epoch {at}, --epochs {probe.epochs} (its results are in "
+            f"{os.path.join(out, RESULT)}, appended to the results file of the command that finished it; "
+            f"nothing is appended to {run.results} now; a longer --epochs continues it)"
         )
         return dict(resumed[0]["best"])
     device, claim = _start(settings, "classification")
     try:
         if finished:  # stopped after its last checkpoint, before its results were recorded
-            print(f"{run.resume} finished training (epoch {int(resumed[0]['epoch'])}); recording its results")
+            print(f"{run.resume} finished training (epoch {at}); recording its results")
             best = dict(resumed[0]["best"])
         else:
             best = _train_or_fit(settings, model, train, val, device, resumed)

@@ -664,10 +664,15 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     assert snapshot(out, sha256) == before and results.read_text() == lines  # settings.json untouched too
     # a finished run resumed with its own length: nothing to do, nothing appended
     assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
-    assert "nothing to do" in capsys.readouterr().out and results.read_text() == lines
+    assert f"nothing is appended to {results} now" in capsys.readouterr().out and results.read_text() == lines
     # stopped after its last checkpoint, before its records: the resume records them (once)
     (out / "result.jsonl").unlink()
     results.write_text("")
+    # asked for fewer epochs than it ran: refused, not recorded under a length it never had
+    shorter = ["--resume", str(out / "checkpoint.pth.tar"), "--epochs", "1"]
+    assert classify(data_dir, out, results, *common, *shorter) == 1
+    assert "is at epoch 2, beyond --epochs 1: a run is not cut back; pass --epochs 2" in capsys.readouterr().err
+    assert results.read_text() == "" and not (out / "result.jsonl").exists()
     assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
     assert "finished training (epoch 2); recording its results" in capsys.readouterr().out
     assert (out / "result.jsonl").read_text() == results.read_text()
