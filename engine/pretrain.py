@@ -362,7 +362,7 @@ def _prepare(settings, model, ctx):
             run.fresh,
             os.path.join(run.checkpoint_path, LAST_CHECKPOINT),
         )
-        if ckpt is not None:
+        if ckpt is not None and int(ckpt["epoch"]) < settings.optim.epochs:  # else nothing to do (_train)
             try:
                 rewind_folder(run.checkpoint_path, run.resume, int(ckpt["epoch"]), run.rewind)
             except BaseException:

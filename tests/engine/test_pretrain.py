@@ -336,6 +336,14 @@ def test_periodic_checkpoints_follow_checkpoint_every(data_dir, tmp_path, sha256
     periodic, last = out / "checkpoint_0002.pth.tar", out / "checkpoint_last.pth.tar"
     assert read_checkpoint(str(periodic))["epoch"] == 3
     assert sha256(periodic) == sha256(last)
+    # --rewind to a checkpoint already at --epochs: nothing to do, and nothing moved aside either
+    before = {
+        name: sha256(out / name) for name in os.listdir(out) if not name.startswith(".") and name != "tensorboard"
+    }
+    run(data_dir, out, "--epochs", "1", "--resume", str(out / "checkpoint_0000.pth.tar"), "--rewind")
+    assert {
+        name: sha256(out / name) for name in os.listdir(out) if not name.startswith(".") and name != "tensorboard"
+    } == before
 
 
 @pytest.mark.slow  # several pretrainings
