@@ -7,7 +7,8 @@ there and which flag continues it (`--resume`) or starts afresh (`--fresh`, whic
 a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a folder that holds a
 different run (its settings.json differs: this catches a checkpoint without settings of its own, whose
 settings engine.pretrain.read_resume and engine.evaluate.read_probe_resume cannot compare) or from a
-checkpoint outside a folder that holds a run (two runs' files would mix) is refused the same way. A
+checkpoint outside a folder that holds a run (two runs' files would mix) is refused the same way, as is
+a folder whose run files stay but one of them is a symbolic link (the run would write over its target). A
 folder holding processed data, or a run of the other family (pretraining, evaluation), is refused even
 with `--fresh`, which would move its files away.
 """
@@ -103,4 +104,14 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
             )
         aside = keep_aside(folder, files, "previous")
         print(f"--fresh: the files of the earlier run in {folder} were moved to {aside}/", flush=True)
+        return claim
+    linked = [name for name in files if os.path.islink(os.path.join(folder, name))]
+    linked = [name for name in linked if not os.path.isdir(os.path.join(folder, name))]  # tensorboard/ may be one
+    if linked:  # the run would write its file over the link's target, a file outside its own
+        claim.release()
+        path = os.path.join(folder, linked[0])
+        raise RunFolderError(
+            f"{path} is a symbolic link (to {os.readlink(path)}), which this run would write over; replace it by "
+            "a copy of its file, or move the earlier run's files aside with --fresh"
+        )
     return claim

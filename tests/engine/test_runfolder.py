@@ -480,6 +480,37 @@ def test_fresh_never_moves_aside_the_checkpoint_an_evaluation_reads(tmp_path):
     assert len(aside) == 1 and (tmp_path / aside[0] / "checkpoint_0003.pth.tar").read_bytes() == b"weights"
 
 
+def test_a_run_file_that_is_a_symbolic_link_is_refused_before_its_target_is_written(
+    data_dir, finished, tmp_path, capsys, sha256
+):
+    # a released checkpoint linked into a folder to be trained further: the resume would replace the
+    # released file with the new run's weights
+    released = tmp_path / "released" / "checkpoint_last.pth.tar"
+    released.parent.mkdir()
+    shutil.copyfile(finished / "checkpoint_last.pth.tar", released)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint_last.pth.tar").symlink_to(released)
+    digest = sha256(released)
+    assert pretrain(data_dir, out, "--epochs", "4", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
+    assert (
+        f"{out / 'checkpoint_last.pth.tar'} is a symbolic link (to {released}), which this run would write over"
+        in capsys.readouterr().err
+    )
+    assert sha256(released) == digest and sorted(os.listdir(out)) == [".claim", "checkpoint_last.pth.tar"]
+    # --fresh moves the link aside (the link itself, not its target) and the run starts afresh
+    assert pretrain(data_dir, out, "--epochs", "1", "--fresh") == 0
+    (aside,) = [name for name in os.listdir(out) if name.startswith("previous-")]
+    assert os.path.islink(out / aside / "checkpoint_last.pth.tar") and sha256(released) == digest
+    # a tensorboard folder reached through a link is a folder the run adds event files to: accepted
+    board = tmp_path / "board"
+    board.mkdir()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "tensorboard").symlink_to(board)
+    open_run_folder(str(linked), "pretraining", {}, (), resume=str(linked / "checkpoint_last.pth.tar")).release()
+
+
 def test_a_resume_from_outside_a_folder_that_holds_a_run_is_refused(data_dir, tmp_path, capsys):
     # run A, restarted with --fresh as run B; resuming A's checkpoint (now in previous-*/) into the folder
     # would write A's epochs beside B's files: refused, naming the folder; --fresh moves B aside first
