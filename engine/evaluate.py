@@ -424,8 +424,8 @@ def run_classification(settings, model, train, val):
     run, probe = settings.run, settings.probe
     resumed = read_probe_resume(run.resume, to_dict(settings)) if run.resume else None
     out = run.checkpoint_path
-    at = int(resumed[0]["epoch"]) if resumed is not None else 0
-    if at > probe.epochs:  # its best results were chosen over epochs this run's settings do not have
+    at = int(resumed[0]["epoch"]) if resumed is not None else None  # resumed: an SGD run, which has epochs
+    if at is not None and at > probe.epochs:  # its best results were chosen over epochs this run's settings do not have
         raise CheckpointError(
             f"--resume {run.resume} is at epoch {at}, beyond --epochs {probe.epochs}: a run is not cut back; "
             f"pass --epochs {at} to record its results, or more to continue it"

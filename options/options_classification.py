@@ -24,7 +24,7 @@ import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol
-from dataset.files import is_run_file
+from dataset.files import CLAIM_FILE, is_run_file, run_files
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
@@ -53,7 +53,7 @@ from options.parsing import (
 )
 from options.presets import DEFAULT_DATASET, PRESET_NAMES, SMALL
 from options.presets import preset as preset_values
-from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings
+from options.settings import EncoderSettings, EvalRunSettings, EvalSettings, KnnSettings, ProbeSettings, flag
 
 PROBES = ("sgd", "logistic")
 DEFAULT_RESULTS = os.path.join("results", "results.jsonl")
@@ -421,6 +421,19 @@ def _setup_name(args, preset, train):
     return [args.probe] if usual and not args.finetune and args.probe != usual else []
 
 
+def _a_run_file(path, out, others=True):
+    """Whether `path` has the name of a file a run writes (its claim and temporaries are hidden ones) in
+    this run's folder `out`, or with `others` in a folder that holds another run (a claim or run files):
+    that run would replace it, or find a stranger among its files."""
+    name = os.path.basename(path)
+    if not (is_run_file(name) or name.startswith(".")):
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.realpath(folder) == os.path.realpath(out):
+        return True
+    return others and (os.path.lexists(os.path.join(folder, CLAIM_FILE)) or bool(run_files(folder)))
+
+
 def eval_settings(parser, args, preset, train, info):
     """The EvalSettings of the run, once the checkpoint (`info`, engine.pretrained) is loaded."""
     dataset = args.finetune_dataset or DEFAULT_DATASET
@@ -455,12 +468,12 @@ def eval_settings(parser, args, preset, train, info):
         name = f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
         out = os.path.join("runs", args.stage, name)
     features = getattr(args, "save_features", None)
-    if features:  # the export and a file of the run's own would overwrite each other
-        name = os.path.basename(features)
-        in_run = os.path.realpath(os.path.dirname(os.path.abspath(features))) == os.path.realpath(out)
-        run_owned = is_run_file(name) or name.startswith(".")  # its claim and temporaries are hidden
-        if os.path.realpath(features) == os.path.realpath(args.results) or in_run and run_owned:
-            parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
+    if features and os.path.realpath(features) == os.path.realpath(args.results):
+        parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
+    for name, path in (("results", args.results), ("save_features", features)):
+        if path and _a_run_file(path, out):
+            whose = "this run writes itself" if _a_run_file(path, out, others=False) else "of another run's folder"
+            parser.error(f"{flag(name)} {path} is a file {whose}; choose another path")
     common = dict(
         preset=preset,
         stage=args.stage,
