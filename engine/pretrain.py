@@ -67,7 +67,7 @@ from feeder.seeding import epoch_generator, worker_init_fn
 from moco.modalities import MODALITIES
 from moco.model import CMD
 from options.options_pretraining import RESUME_MAY_CHANGE
-from options.settings import differences, learning_rate_change, resume_refusal, to_dict
+from options.settings import differences, flatten, learning_rate_change, resume_refusal, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,16 @@ def read_resume(path, model, settings, warn=True):
         change = learning_rate_change(before, to_dict(settings))
         if change and warn:
             log.warning("--resume %s: %s", path, change)
+        then = flatten(before).get("augment_on")
+        if then not in (None, settings.run.augment_on) and warn:  # the same views' law, not the same draws
+            log.warning(
+                "--resume %s: --augment-on %s, the run's was %s: its views are drawn from other random numbers, "
+                "so the run does not repeat an uninterrupted one; pass --augment-on %s for that",
+                path,
+                settings.run.augment_on,
+                then,
+                then,
+            )
     state = strip_module_prefix(ckpt["state_dict"])
     check_fits(path, state, unwrap(model).state_dict())
     ckpt["state_dict"] = state

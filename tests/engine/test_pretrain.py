@@ -110,6 +110,20 @@ def test_resume_reproduces_the_uninterrupted_run(data_dir, tmp_path, augment_on,
     assert not torch.equal(first["state_dict"]["queue_bone"], a["state_dict"]["queue_bone"])
 
 
+def test_a_resume_with_another_augment_on_warns_that_it_is_not_exact(data_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    last = str(out / "checkpoint_last.pth.tar")
+    run(data_dir, out, "--epochs", "1", "--augment-on", "loader")
+    with caplog.at_level("WARNING", logger="engine.pretrain"):
+        run(data_dir, out, "--epochs", "2", "--augment-on", "device", "--resume", last)
+    said = "--augment-on device, the run's was loader: its views are drawn from other random numbers"
+    assert said in caplog.text and "pass --augment-on loader for that" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.pretrain"):  # the checkpoint now records device
+        run(data_dir, out, "--epochs", "3", "--augment-on", "device", "--resume", last)
+    assert "--augment-on" not in caplog.text
+
+
 def test_checkpoint_contents(data_dir, tmp_path):
     history = run(data_dir, tmp_path, "--epochs", "2")
     assert [h["epoch"] for h in history] == [0, 1]
