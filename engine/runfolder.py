@@ -93,7 +93,8 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
             claim.release()
             raise RunFolderError(
                 f"{problem}; start afresh with --fresh (its files are moved to "
-                f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted)"
+                f"{os.path.join(folder, 'previous-<date-time>')}/, nothing is deleted), or keep it and choose "
+                "another output folder (--checkpoint-path)"
             )
         moved = {os.path.realpath(os.path.join(folder, name)) for name in files}
         if reads and os.path.realpath(reads) in moved:  # by its name in the folder, or through a link

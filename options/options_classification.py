@@ -40,6 +40,7 @@ from options.parsing import (
     check_output_path,
     check_rules,
     data_folder,
+    data_name,
     data_settings,
     fill,
     folder_facts,
@@ -199,7 +200,7 @@ def _common_parser(description, kind):
         default=None,
         type=os.path.expanduser,
         help="output folder of this run (default: the --resume checkpoint's folder, else "
-        "runs/<stage>/<dataset>_<protocol>_<view>...)",
+        "runs/<stage>/<dataset>_<protocol>_<view>...; a dataset not published is tagged by its folder: mine-1a2b3c)",
     )
     run.add_argument(
         "--results", default=DEFAULT_RESULTS, type=os.path.expanduser, help="JSON-lines file results are appended to"
@@ -465,7 +466,7 @@ def eval_settings(parser, args, preset, train, info):
     else:
         extra = f"_ratio{args.data_ratio:g}" if (getattr(args, "data_ratio", None) or 1.0) < 1.0 else ""
         extra += "".join(f"_{part}" for part in [encoder_name(args.pretrained), *_setup_name(args, preset, train)])
-        name = f"{train.dataset or dataset}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
+        name = f"{data_name(train, dataset)}_{args.protocol}_{args.view}{extra}_seed{args.seed}"
         out = os.path.join("runs", args.stage, name)
     features = getattr(args, "save_features", None)
     if features and os.path.realpath(features) == os.path.realpath(args.results):

@@ -21,6 +21,7 @@ from options.parsing import (
     check_output_path,
     check_rules,
     data_folder,
+    data_name,
     data_settings,
     given_flags,
     in_unit,
@@ -183,7 +184,7 @@ def build_parser():
         metavar="DIR",
         help="folder for checkpoints, settings and TensorBoard logs "
         "(default: the folder of the --resume checkpoint when it holds a run's settings.json, else "
-        "./checkpoints/<dataset>_<protocol>_pretrain)",
+        "./checkpoints/<dataset>_<protocol>_pretrain; a dataset not published is tagged by its folder: mine-1a2b3c)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -338,7 +339,8 @@ def resolve(parser, args):
     if args.checkpoint_path is None and os.path.isfile(os.path.join(resumed_in, "settings.json")):
         args.checkpoint_path = resumed_in  # a run of ours goes on where it is (not beside a downloaded checkpoint)
     elif args.checkpoint_path is None:
-        args.checkpoint_path = f"./checkpoints/{train.dataset or args.pre_dataset or 'ntu60'}_{args.protocol}_pretrain"
+        data = data_name(train, args.pre_dataset or DEFAULT_DATASET)
+        args.checkpoint_path = f"./checkpoints/{data}_{args.protocol}_pretrain"
     check_output_path(parser, "checkpoint_path", args.checkpoint_path)
     settings = PretrainSettings(
         preset=name,

@@ -8,6 +8,7 @@ range and the value found.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import zipfile
 import numpy as np
 import torch
 
-from dataset.catalog import SEMI_PROTOCOLS, SEMI_SUFFIX, base_protocol, folder_protocol, resolve_data_dir
+from dataset.catalog import DATASETS, SEMI_PROTOCOLS, SEMI_SUFFIX, base_protocol, folder_protocol, resolve_data_dir
 from dataset.files import file_in_the_way
 from dataset.processed import MAX_FRAME, fingerprint, import_warnings
 from options.presets import DEFAULT_DATASET, FolderFacts, choose_preset, preset
@@ -213,6 +214,15 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, wor
     except ValueError as exc:
         parser.error(str(exc))
     return name
+
+
+def data_name(split, dataset):
+    """The data in a default run folder's name: the published `dataset` for a folder without a record, a
+    published dataset's name, else the folder's own name and a tag of its path ('mine-1a2b3c'), since two
+    folders may record one name (two pickles called mine.pkl) and their runs must not meet in one folder."""
+    if split.dataset is None or split.dataset in DATASETS:
+        return split.dataset or dataset
+    return f"{split.dataset}-{hashlib.sha1(os.path.abspath(split.folder).encode()).hexdigest()[:6]}"
 
 
 def given_flags(args):

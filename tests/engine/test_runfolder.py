@@ -79,6 +79,7 @@ def test_fresh_run_into_a_finished_run_is_refused_and_changes_nothing(finished, 
     err = capsys.readouterr().err
     assert f"{finished} holds a pretraining run" in err and "checkpoint_last.pth.tar" in err
     assert "--resume" in err and "--fresh" in err
+    assert "or keep it and choose another output folder (--checkpoint-path)" in err  # when it is another's run
     assert snapshot(finished, sha256) == before
 
 
