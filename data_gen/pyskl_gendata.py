@@ -279,10 +279,15 @@ def derived_class_count(path, labels):
         )
     empty = num_class - len(set(labels.values()))
     if empty:
-        one_based = (
-            "; label 0 has none: labels here count from 0, are yours from 1? (subtract 1 before writing the pickle)"
-        )
-        hint = "" if 0 in labels.values() else one_based
+        if empty == 1 and 0 not in labels.values():
+            hint = (
+                "; label 0 has none: labels here count from 0, are yours from 1? (subtract 1 before writing the pickle)"
+            )
+        else:  # ids with gaps, or classes the evaluation part was meant to have
+            hint = (
+                "; labels here count the classes from 0 without gaps: ids such as 3, 7, 22 become "
+                "np.unique(ids, return_inverse=True)[1] before the pickle is written"
+            )
         print(f"warning: {empty} of the {num_class} classes (labels 0..{num_class - 1}) have no sample{hint}")
     return num_class
 

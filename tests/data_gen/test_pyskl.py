@@ -407,11 +407,13 @@ def test_class_count_without_num_class_is_at_most_the_sample_count(tmp_path, cap
     _run(_pickle(tmp_path / "a.pkl", annotations, split), out, "ntu25")
     out_text = capsys.readouterr().out
     assert "warning: 1 of the 3 classes (labels 0..2) have no sample" in out_text and "from 1?" not in out_text
+    assert "ids such as 3, 7, 22 become np.unique(ids, return_inverse=True)[1]" in out_text  # a gap
     assert read_folder_record(out) == (NTU25, 3, "a", None)
     for a, label in zip(annotations, (1, 2, 2)):  # labels counted from 1: class 0 is empty
         a["label"] = label
     _run(_pickle(tmp_path / "b.pkl", annotations, split), str(tmp_path / "b"), "ntu25")
-    assert "label 0 has none: labels here count from 0, are yours from 1?" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "label 0 has none: labels here count from 0, are yours from 1?" in out_text and "np.unique" not in out_text
 
 
 def test_two_dimensional_layout_from_a_json_file(tmp_path):
