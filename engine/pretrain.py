@@ -486,7 +486,8 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
         leave_together(ctx)
         if ctx.is_main and history:
             tqdm.write(
-                f"pretrained to epoch {history[-1]['epoch']}: {last}; a linear probe of it: python "
+                f"pretrained for {history[-1]['epoch'] + 1} epochs (the log's 0 to {history[-1]['epoch']}): {last}; "
+                "a linear probe of it: python "
                 f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
                 f"{shlex.quote(last)} --view all"
             )

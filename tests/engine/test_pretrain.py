@@ -670,6 +670,7 @@ def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsy
     # the last line names the checkpoint and how to probe it
     last = out / "checkpoint_last.pth.tar"
     assert printed.out.splitlines()[-1] == (
-        f"pretrained to epoch 1: {last}; a linear probe of it: python action_classification.py --data-dir "
+        f"pretrained for 2 epochs (the log's 0 to 1): {last}; a linear probe of it: python action_classification.py "
+        "--data-dir "
         f"{os.path.abspath(data_dir)} --pretrained {last} --view all"
     )
