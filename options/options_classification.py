@@ -11,8 +11,10 @@ Stage of an `action_classification.py` run:
 - 'linear' (frozen encoders) unless fine-tuning is asked for;
 - 'semi' for the protocols `cross_subject_semi` / `cross_view_semi` (which need `--data-ratio`),
   or with `--finetune` on NTU;
-- 'transfer' with `--transfer`, or with `--finetune` on `--finetune-dataset pku_v2` with a plain
-  protocol: an encoder pretrained elsewhere (NTU-60/120) fine-tuned on PKU-MMD II with all labels.
+- 'transfer' with `--transfer`, or a fine-tuning on PKU-MMD II (`--finetune-dataset pku_v2`, or a folder
+  recorded as it) of its cross-subject benchmark with all labels (`settle_stage`, once the folder is
+  open): an encoder pretrained elsewhere (NTU-60/120) fine-tuned there; `--transfer` on anything else
+  is a usage error.
   `--pretrain-dataset` names the source for the results table (ours record it in the checkpoint).
 The linear probe is the published SGD one (`--probe sgd`) under the published presets, and a logistic
 regression fitted to convergence (`--probe logistic`, engine/probe.py) under the small-data preset.
@@ -381,6 +383,25 @@ def open_data(parser, args):
     return splits
 
 
+def settle_stage(parser, args, train):
+    """A fine-tuning's stage once its folder is open: on PKU-MMD II (the folder's record, or
+    --finetune-dataset), its cross-subject benchmark, with all labels, it is the paper's transfer, whichever
+    flags said so; anything else is a semi-supervised fine-tuning, and --transfer there a usage error."""
+    if args.stage not in ("semi", "transfer"):
+        return
+    ratio = 1.0 if args.data_ratio is None else args.data_ratio
+    benchmark = base_protocol(args.protocol)
+    paper = (args.finetune_dataset or train.dataset) == "pku_v2" and benchmark == "cross_subject" and ratio == 1.0
+    if args.transfer and not paper:
+        parser.error(
+            "--transfer fine-tunes on PKU-MMD II's cross-subject benchmark with all its labels, the paper's transfer "
+            f"protocol; this is {benchmark}"
+            + (f" with --data-ratio {ratio:g}" if ratio < 1.0 else "")
+            + ": to fine-tune on it, pass --finetune instead"
+        )
+    args.stage = "transfer" if paper else "semi"
+
+
 def choose_preset(parser, args, train):
     """Choose the preset for the folder of `train` and fill unset flags from it. Returns its name and,
     without --pretrained, the views of the random encoder (None with a checkpoint, which records its
@@ -391,6 +412,7 @@ def choose_preset(parser, args, train):
             f"--transfer fine-tunes on PKU-MMD II (pku_v2), the paper's transfer protocol, but {train.folder} holds "
             f"{train.dataset!r}; to fine-tune the whole network on it, pass --finetune instead"
         )
+    settle_stage(parser, args, train)
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
     if args.pretrained:
         if args.view_frames is not None:
@@ -554,7 +576,10 @@ def eval_settings(parser, args, preset, train, info):
     if args.finetune and args.probe == "logistic":
         parser.error("--probe logistic is a linear probe on frozen features; fine-tuning trains with SGD")
     if args.resume and args.probe == "logistic":
-        parser.error("--resume continues an SGD run; the logistic probe is fitted in one go (use --fresh to redo it)")
+        parser.error(
+            "--resume continues an SGD run (the SGD probe, or --finetune), but this command's probe is the logistic "
+            "regression, fitted in one go: give the run's own flags (--probe sgd, or --finetune) to continue it"
+        )
     sgd = {name: getattr(args, name) for name in SGD_ONLY}
     if args.probe == "logistic":
         given = [

@@ -830,7 +830,9 @@ def test_a_logistic_probe_is_not_resumed(finished, data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         classify(data_dir, tmp_path / "probe", tmp_path / "r.jsonl", *argv, "--seed", "0", "--resume", argv[1])
     assert stop.value.code == 2
-    assert "--resume continues an SGD run; the logistic probe is fitted in one go" in capsys.readouterr().err
+    assert "this command's probe is the logistic regression, fitted in one go: give the run's own flags" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "probe").exists() and not (tmp_path / "r.jsonl").exists()
 
 

@@ -508,6 +508,29 @@ def test_stage_resolution_and_presets(folder, released, capsys):
     assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer", "--protocol", "cross_subject_semi"])
 
 
+def test_the_stage_follows_the_folder_a_fine_tuning_trains_on(tmp_path, processed, released, capsys):
+    # a folder recorded as PKU-MMD II's cross-subject benchmark: --finetune alone is the paper's transfer, as
+    # with --finetune-dataset pku_v2 (the flag the folder makes redundant)
+    pku = processed(tmp_path / "pku", dataset="pku_v2", num_class=51, protocol="cross_subject")
+    for extra in ([], ["--finetune-dataset", "pku_v2"]):
+        settings = _classification(pku, "--finetune", "--pretrained", released, *extra)
+        assert (settings.stage, settings.probe.data_ratio) == ("transfer", 1.0)
+    # with part of the labels it is a semi-supervised fine-tuning, and --transfer refuses it
+    part = _classification(pku, "--finetune", "--data-ratio", "0.5", "--pretrained", released)
+    assert (part.stage, part.probe.data_ratio) == ("semi", 0.5)
+    message = usage_error(
+        capsys, lambda a: _classification(pku, *a), ["--transfer", "--data-ratio", "0.5", "--pretrained", released]
+    )
+    assert "the paper's transfer protocol; this is cross_subject with --data-ratio 0.5: to fine-tune on it" in message
+    # another benchmark of PKU-MMD II (a folder without a record, named xview): no transfer either
+    xview = processed(tmp_path / "pku_views" / "xview", num_class=51)
+    message = usage_error(capsys, lambda a: _classification(xview, *a), ["--transfer", "--pretrained", released])
+    assert "this is cross_view: to fine-tune on it, pass --finetune instead" in message
+    assert _classification(xview, "--finetune-dataset", "pku_v2", "--finetune", "--pretrained", released).stage == (
+        "semi"
+    )
+
+
 def test_knn_neighbours_beyond_the_training_set_is_a_usage_error_before_features(
     tmp_path, processed, capsys, monkeypatch
 ):
