@@ -9,6 +9,7 @@ scored on the validation part. The three-stream score sums
 the three streams' class probabilities, as the SGD probe's fusion sums their softmaxes.
 """
 
+import logging
 import warnings
 
 import numpy as np
@@ -24,6 +25,8 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths tried
 FOLDS = 5
 MAX_ITER = 5000
 FALLBACK_C = 1.0  # scikit-learn's default, when no cross-validation fold can be fitted
+
+log = logging.getLogger(__name__)
 
 
 def cv_folds(labels, seed, folds=FOLDS):
@@ -58,7 +61,16 @@ def fit_stream(train_x, train_y, seed=0, c_grid=C_GRID):
             else [[np.nan]] * len(c_grid)
         )  # C x folds
         fitted = ~np.isnan(scores).any(axis=0)  # folds scored for every C
-        c = c_grid[int(np.argmax(scores[:, fitted].mean(axis=1)))] if fitted.any() else FALLBACK_C
+        if fitted.any():
+            c = c_grid[int(np.argmax(scores[:, fitted].mean(axis=1)))]
+        else:
+            c = FALLBACK_C
+            log.warning(
+                "no cross-validation fold of the %d training recordings could be fitted (too few recordings of a "
+                "class): the logistic probe's C is %g, scikit-learn's default, not a choice",
+                len(train_y),
+                c,
+            )
         return _pipeline(c).fit(train_x, train_y), c
 
 

@@ -151,9 +151,12 @@ def test_folds_that_cannot_be_fitted_are_left_out_of_the_choice_of_c():
     assert found["joint"]["C"] == best
 
 
-def test_no_fold_fitted_falls_back_to_scikit_learns_default_c():
+def test_no_fold_fitted_falls_back_to_scikit_learns_default_c_and_says_so(caplog):
     train_x, train_y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([0, 1])  # one recording a class: no folds
-    found = logistic_probe(({"joint": train_x}, train_y), ({"joint": train_x}, train_y))
+    with caplog.at_level("WARNING", logger="engine.probe"):
+        found = logistic_probe(({"joint": train_x}, train_y), ({"joint": train_x}, train_y))
     assert found["joint"]["C"] == FALLBACK_C == 1.0
+    assert "no cross-validation fold of the 2 training recordings could be fitted" in caplog.text
+    assert "C is 1, scikit-learn's default, not a choice" in caplog.text
     assert found["joint"]["top1"] == 100.0
     assert cv_folds(train_y, seed=0) is None
