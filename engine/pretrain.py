@@ -283,11 +283,12 @@ def newest_epoch(folder, resumed_path):
     return max(states, key=lambda state: (state[0], state[1] != LOG, state[1] or ""))  # a checkpoint over the log
 
 
-def rewind_folder(folder, resumed_path, epoch, rewind):
+def rewind_folder(folder, resumed_path, epoch, rewind, work=True):
     """Refuse a resume at `epoch` from a checkpoint older than the folder's newest, unless `rewind`:
-    then the newer checkpoints (and a copy of log.jsonl) are moved to a subfolder rewound-<date-time>/."""
+    then, when the run has `work` to do, the newer checkpoints (and a copy of log.jsonl) are moved to a
+    subfolder rewound-<date-time>/."""
     newest, source = newest_epoch(folder, resumed_path)
-    if newest <= epoch:
+    if newest <= epoch or rewind and not work:
         return
     if not rewind:
         if newest == math.inf:
@@ -372,9 +373,10 @@ def _prepare(settings, model, ctx):
             run.fresh,
             os.path.join(run.checkpoint_path, LAST_CHECKPOINT),
         )
-        if ckpt is not None and int(ckpt["epoch"]) < settings.optim.epochs:  # else nothing to do (_train)
+        if ckpt is not None:
             try:
-                rewind_folder(run.checkpoint_path, run.resume, int(ckpt["epoch"]), run.rewind)
+                epoch = int(ckpt["epoch"])  # at --epochs or beyond: nothing to do (_train), nothing to move
+                rewind_folder(run.checkpoint_path, run.resume, epoch, run.rewind, epoch < settings.optim.epochs)
             except BaseException:
                 claim.release()
                 raise
@@ -486,8 +488,8 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
         leave_together(ctx)
         if ctx.is_main and history:
             tqdm.write(
-                f"pretrained for {history[-1]['epoch'] + 1} epochs (the log's 0 to {history[-1]['epoch']}): {last}; "
-                "a linear probe of it: python "
+                f"pretrained through epoch {history[-1]['epoch']} (counted from 0; the checkpoint records "
+                f"{history[-1]['epoch'] + 1} epochs): {last}; a linear probe of it: python "
                 f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
                 f"{shlex.quote(last)} --view all"
             )

@@ -350,14 +350,18 @@ def test_periodic_checkpoints_follow_checkpoint_every(data_dir, tmp_path, sha256
     periodic, last = out / "checkpoint_0002.pth.tar", out / "checkpoint_last.pth.tar"
     assert read_checkpoint(str(periodic))["epoch"] == 3
     assert sha256(periodic) == sha256(last)
-    # --rewind to a checkpoint already at --epochs: nothing to do, and nothing moved aside either
-    before = {
-        name: sha256(out / name) for name in os.listdir(out) if not name.startswith(".") and name != "tensorboard"
-    }
+
+    # --rewind to a checkpoint already at --epochs: nothing to do, and nothing moved aside either; without
+    # --rewind it is refused as any resume from behind the folder's newest state
+    def files():
+        return {n: sha256(out / n) for n in os.listdir(out) if not n.startswith(".") and n != "tensorboard"}
+
+    before = files()
     run(data_dir, out, "--epochs", "1", "--resume", str(out / "checkpoint_0000.pth.tar"), "--rewind")
-    assert {
-        name: sha256(out / name) for name in os.listdir(out) if not name.startswith(".") and name != "tensorboard"
-    } == before
+    assert files() == before
+    with pytest.raises(RunFolderError, match=r"holds a newer state \(3 epochs, checkpoint_last.pth.tar\)"):
+        run(data_dir, out, "--epochs", "1", "--resume", str(out / "checkpoint_0000.pth.tar"))
+    assert files() == before
 
 
 @pytest.mark.slow  # several pretrainings
@@ -670,7 +674,7 @@ def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsy
     # the last line names the checkpoint and how to probe it
     last = out / "checkpoint_last.pth.tar"
     assert printed.out.splitlines()[-1] == (
-        f"pretrained for 2 epochs (the log's 0 to 1): {last}; a linear probe of it: python action_classification.py "
-        "--data-dir "
+        f"pretrained through epoch 1 (counted from 0; the checkpoint records 2 epochs): {last}; a linear probe of it: "
+        "python action_classification.py --data-dir "
         f"{os.path.abspath(data_dir)} --pretrained {last} --view all"
     )
