@@ -8,7 +8,8 @@ a subfolder `previous-<date-time>/`, never deleting them); a resumed run into a 
 different run (its settings.json differs: this catches a checkpoint without settings of its own, whose
 settings engine.pretrain.read_resume and engine.evaluate.read_probe_resume cannot compare) or from a
 checkpoint outside a folder that holds a run (two runs' files would mix) is refused the same way, as is
-a folder whose run files stay but one of them is a symbolic link (the run would write over its target). A
+a folder whose run files stay but one of them (not tensorboard/) is a symbolic link (the run would write
+over its target). A
 folder holding processed data, or a run of the other family (pretraining, evaluation), is refused even
 with `--fresh`, which would move its files away.
 """
@@ -106,13 +107,14 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
         aside = keep_aside(folder, files, "previous")
         print(f"--fresh: the files of the earlier run in {folder} were moved to {aside}/", flush=True)
         return claim
-    linked = [name for name in files if os.path.islink(os.path.join(folder, name))]
-    linked = [name for name in linked if not os.path.isdir(os.path.join(folder, name))]  # tensorboard/ may be one
-    if linked:  # the run would write its file over the link's target, a file outside its own
+    # a file the run writes, reached through a link, would be written over the link's target (tensorboard/
+    # is a folder the run adds event files to)
+    linked = [name for name in files if name != "tensorboard" and os.path.islink(os.path.join(folder, name))]
+    if linked:
         claim.release()
         path = os.path.join(folder, linked[0])
         raise RunFolderError(
-            f"{path} is a symbolic link (to {os.readlink(path)}), which this run would write over; replace it by "
-            "a copy of its file, or move the earlier run's files aside with --fresh"
+            f"{path} is a symbolic link (to {os.readlink(path)}), which this run would write over: replace the "
+            "link by a copy of the file, or give this run another folder (--checkpoint-path)"
         )
     return claim

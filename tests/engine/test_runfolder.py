@@ -495,10 +495,15 @@ def test_a_run_file_that_is_a_symbolic_link_is_refused_before_its_target_is_writ
     digest = sha256(released)
     assert pretrain(data_dir, out, "--epochs", "4", "--resume", str(out / "checkpoint_last.pth.tar")) == 1
     assert (
-        f"{out / 'checkpoint_last.pth.tar'} is a symbolic link (to {released}), which this run would write over"
+        f"{out / 'checkpoint_last.pth.tar'} is a symbolic link (to {released}), which this run would write over: "
+        "replace the link by a copy of the file, or give this run another folder (--checkpoint-path)"
         in capsys.readouterr().err
     )
     assert sha256(released) == digest and sorted(os.listdir(out)) == [".claim", "checkpoint_last.pth.tar"]
+    # what the message offers: the released checkpoint resumed into a folder of its own
+    assert pretrain(data_dir, tmp_path / "own", "--epochs", "4", "--resume", str(released)) == 0
+    assert read_checkpoint(str(tmp_path / "own" / "checkpoint_last.pth.tar"))["epoch"] == 4
+    assert sha256(released) == digest
     # --fresh moves the link aside (the link itself, not its target) and the run starts afresh
     assert pretrain(data_dir, out, "--epochs", "1", "--fresh") == 0
     (aside,) = [name for name in os.listdir(out) if name.startswith("previous-")]
