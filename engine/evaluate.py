@@ -428,7 +428,7 @@ def run_classification(settings, model, train, val):
     if at is not None and at > probe.epochs:  # its best results were chosen over epochs this run's settings do not have
         raise CheckpointError(
             f"--resume {run.resume} is at epoch {at}, beyond --epochs {probe.epochs}: a run is not cut back; "
-            f"pass --epochs {at} to record its results, or more to continue it"
+            f"pass --epochs {at}, its length, or more to continue it"
         )
     finished = resumed is not None and at == probe.epochs
     if finished and os.path.exists(os.path.join(out, RESULT)):

@@ -26,7 +26,7 @@ import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol
-from dataset.files import CLAIM_FILE, is_run_file, run_files
+from dataset.files import CLAIM_FILE, folder_settings, is_run_file
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
@@ -444,17 +444,20 @@ def _setup_name(args, preset, train):
     return [args.probe] if usual and not args.finetune and args.probe != usual else []
 
 
-def _a_run_file(path, out, others=True):
-    """Whether `path` has the name of a file a run writes (its claim and temporaries are hidden ones) in
-    this run's folder `out`, or with `others` in a folder that holds another run (a claim or run files):
-    that run would replace it, or find a stranger among its files."""
-    name = os.path.basename(path)
-    if not (is_run_file(name) or name.startswith(".")):
-        return False
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.realpath(folder) == os.path.realpath(out):
-        return True
-    return others and (os.path.lexists(os.path.join(folder, CLAIM_FILE)) or bool(run_files(folder)))
+def _whose_run_file(path, out):
+    """'this run' when `path`, as given or where its link points, has the name of a file a run writes (its
+    claim and temporaries are hidden ones) in this run's folder `out`; "another run's folder" in a
+    folder that holds a run (a claim, or a run's settings.json), which would replace it; else None."""
+    for where in (os.path.abspath(path), os.path.realpath(path)):
+        name, folder = os.path.basename(where), os.path.dirname(where)
+        if not (is_run_file(name) or name.startswith(".")):
+            continue
+        if os.path.realpath(folder) == os.path.realpath(out):
+            return "this run"
+        recorded = folder_settings(folder) or {}
+        if os.path.lexists(os.path.join(folder, CLAIM_FILE)) or "stage" in recorded or "optim" in recorded:
+            return "another run's folder"
+    return None
 
 
 def eval_settings(parser, args, preset, train, info):
@@ -492,11 +495,12 @@ def eval_settings(parser, args, preset, train, info):
         out = os.path.join("runs", args.stage, name)
     features = getattr(args, "save_features", None)
     if features and os.path.realpath(features) == os.path.realpath(args.results):
-        parser.error(f"--save-features {features} is a file this run writes itself; choose another path")
+        parser.error(f"--save-features {features} names a file this run writes itself; choose another path")
     for name, path in (("results", args.results), ("save_features", features)):
-        if path and _a_run_file(path, out):
-            whose = "this run writes itself" if _a_run_file(path, out, others=False) else "of another run's folder"
-            parser.error(f"{flag(name)} {path} is a file {whose}; choose another path")
+        whose = path and _whose_run_file(path, out)
+        if whose:
+            written = "this run writes itself" if whose == "this run" else f"of {whose}"
+            parser.error(f"{flag(name)} {path} names a file {written}; choose another path")
     common = dict(
         preset=preset,
         stage=args.stage,

@@ -218,11 +218,11 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, wor
 
 def data_name(split, dataset):
     """The data in a default run folder's name: the published `dataset` for a folder without a record, a
-    published dataset's name, else the folder's own name and a tag of its path ('mine-1a2b3c'), since two
+    published dataset's name, else the folder's own name and a tag of its real path ('mine-1a2b3c'), since two
     folders may record one name (two pickles called mine.pkl) and their runs must not meet in one folder."""
     if split.dataset is None or split.dataset in DATASETS:
         return split.dataset or dataset
-    return f"{split.dataset}-{hashlib.sha1(os.path.abspath(split.folder).encode()).hexdigest()[:6]}"
+    return f"{split.dataset}-{hashlib.sha1(os.path.realpath(split.folder).encode()).hexdigest()[:6]}"
 
 
 def given_flags(args):

@@ -405,7 +405,7 @@ def test_default_run_folders_name_what_sets_an_evaluation_apart_from_its_preset(
         return os.path.basename(prepare_evaluation(*parse(argv))[0].run.checkpoint_path)
 
     # a dataset name not published is tagged by its folder's path: two folders may record one name
-    mine = "mine-" + hashlib.sha1(os.path.abspath(small).encode()).hexdigest()[:6]
+    mine = "mine-" + hashlib.sha1(os.path.realpath(small).encode()).hexdigest()[:6]
     assert folder(parse_classification, small) == f"{mine}_cross_subject_joint_random_seed3"  # the preset's probe
     assert folder(parse_classification, small, "--probe", "logistic") == f"{mine}_cross_subject_joint_random_seed3"
     assert folder(parse_classification, small, "--probe", "sgd") == f"{mine}_cross_subject_joint_random_sgd_seed3"
@@ -417,6 +417,8 @@ def test_default_run_folders_name_what_sets_an_evaluation_apart_from_its_preset(
     assert crop == f"{mine}_cross_subject_joint_random_k5_randomcrop_seed3"
     other = processed(tmp_path / "other", n=(40, 10), layout=KINECT20, dataset="mine", frames=34)
     assert folder(parse_knn, other).startswith("mine-") and folder(parse_knn, other) != folder(parse_knn, small)
+    (tmp_path / "link").symlink_to(small)  # the same folder through a link: the same runs
+    assert folder(parse_knn, str(tmp_path / "link")) == folder(parse_knn, small)
 
 
 @pytest.mark.parametrize("parse", [parse_classification, parse_knn])

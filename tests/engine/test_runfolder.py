@@ -708,7 +708,10 @@ def test_an_evaluation_resume_checks_its_data_and_checkpoint_before_writing(
     # asked for fewer epochs than it ran: refused, not recorded under a length it never had
     shorter = ["--resume", str(out / "checkpoint.pth.tar"), "--epochs", "1"]
     assert classify(data_dir, out, results, *common, *shorter) == 1
-    assert "is at epoch 2, beyond --epochs 1: a run is not cut back; pass --epochs 2" in capsys.readouterr().err
+    assert (
+        "is at epoch 2, beyond --epochs 1: a run is not cut back; pass --epochs 2, its length, or more"
+        in capsys.readouterr().err
+    )
     assert results.read_text() == "" and not (out / "result.jsonl").exists()
     assert classify(data_dir, out, results, *common, "--resume", str(out / "checkpoint.pth.tar")) == 0
     assert "finished training (epoch 2); recording its results" in capsys.readouterr().out

@@ -719,24 +719,31 @@ def test_a_feature_export_may_not_be_a_file_the_run_writes_itself(folder, tmp_pa
         *(str(run / name) for name in ("result.jsonl", "settings.json", "tensorboard", ".claim")),
     ):
         message = usage_error(capsys, lambda a: _classification(folder, *a, parse=parse_knn), [*knn, features])
-        assert f"--save-features {features} is a file this run writes itself; choose another path" in message
+        assert f"--save-features {features} names a file this run writes itself; choose another path" in message
     settings = _classification(folder, *knn, str(run / "features.npz"), parse=parse_knn)  # beside them: fine
     assert settings.knn.save_features == str(run / "features.npz")
-    # nor a file of another run's folder (one holding a claim or run files), which that run would replace;
-    # --results too
-    other = tmp_path / "other"
+    # nor a file of another run's folder (one holding a claim, or a run's settings.json), which that run would
+    # replace; --results too, also through a link
+    other, evaluation = tmp_path / "other", tmp_path / "evaluation"
     other.mkdir()
     (other / ".claim").write_text("")
+    evaluation.mkdir()
+    (evaluation / "settings.json").write_text('{"stage": "linear"}')
+    (tmp_path / "link.jsonl").symlink_to(evaluation / "result.jsonl")
     for name, path in (
         ("--save-features", str(other / "checkpoint_0007.pth.tar")),
         ("--results", str(other / "result.jsonl")),
+        ("--results", str(evaluation / "result.jsonl")),
+        ("--results", str(tmp_path / "link.jsonl")),
         ("--results", str(run / "result.jsonl")),
     ):
         argv = ["--out", str(run), "--results", results, "--save-features", str(tmp_path / "f.npz"), name, path]
         message = usage_error(capsys, lambda a: _classification(folder, *a, parse=parse_knn), argv)
         whose = "this run writes itself" if path.startswith(str(run)) else "of another run's folder"
-        assert f"{name} {path} is a file {whose}; choose another path" in message
-    mine = tmp_path / "mine"  # a folder of the user's own, holding no run: a run-file name is fine there
+        assert f"{name} {path} names a file {whose}; choose another path" in message
+    # a folder of the user's own, holding no run (a settings.json of theirs included): a run-file name is fine
+    mine = tmp_path / "mine"
     mine.mkdir()
+    (mine / "settings.json").write_text("{}")
     argv = ["--out", str(run), "--results", str(mine / "result.jsonl")]
     assert _classification(folder, *argv, parse=parse_knn).run.results == str(mine / "result.jsonl")
