@@ -651,8 +651,8 @@ def main(argv=None):
     if crowded:
         print(
             f"warning: {len(crowded)} recording(s) hold more people than the layout's {layout.bodies} "
-            f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept (a Kinect's extra bodies "
-            f"are mostly noise). For actions of more people, use a layout with more bodies (a JSON copy of "
+            f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept (a bystander, or a Kinect's "
+            f"noise body, moves less than the actor). For actions of more people, use a layout with more bodies (a JSON copy of "
             f"{layout.name} with its 'bodies' raised)"
         )
     if args.missing_joints == "fill":
