@@ -652,8 +652,8 @@ def main(argv=None):
         print(
             f"warning: {len(crowded)} recording(s) hold more people than the layout's {layout.bodies} "
             f"(the first: {crowded[0][0]}, {crowded[0][1]}); the most active are kept (a bystander, or a Kinect's "
-            f"noise body, moves less than the actor). For actions of more people, use a layout with more bodies (a JSON copy of "
-            f"{layout.name} with its 'bodies' raised)"
+            f"noise body, moves less than the actor). For actions of more people, use a layout with more bodies "
+            f"(a JSON copy of {layout.name} with its 'bodies' raised)"
         )
     if args.missing_joints == "fill":
         settings["missing"] = summary = missing_summary(
