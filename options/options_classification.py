@@ -386,9 +386,15 @@ def open_data(parser, args):
 def settle_stage(parser, args, train):
     """A fine-tuning's stage once its folder is open: on PKU-MMD II (the folder's record, or
     --finetune-dataset), its cross-subject benchmark, with all labels, it is the paper's transfer, whichever
-    flags said so; anything else is a semi-supervised fine-tuning, and --transfer there a usage error."""
+    flags said so; anything else is a semi-supervised fine-tuning, and --transfer there (or on a folder of
+    another dataset) a usage error."""
     if args.stage not in ("semi", "transfer"):
         return
+    if args.transfer and train.dataset not in (None, "pku_v2"):
+        parser.error(
+            f"--transfer fine-tunes on PKU-MMD II (pku_v2), the paper's transfer protocol, but {train.folder} holds "
+            f"{train.dataset!r}; to fine-tune the whole network on it, pass --finetune instead"
+        )
     ratio = 1.0 if args.data_ratio is None else args.data_ratio
     benchmark = base_protocol(args.protocol)
     paper = (args.finetune_dataset or train.dataset) == "pku_v2" and benchmark == "cross_subject" and ratio == 1.0
@@ -407,11 +413,6 @@ def choose_preset(parser, args, train):
     without --pretrained, the views of the random encoder (None with a checkpoint, which records its
     own): a random encoder gets the sizes and views (unset flags) a pretraining on this folder would use,
     the shortest crop following --view-frames as a pretraining's does."""
-    if getattr(args, "transfer", False) and train.dataset not in (None, "pku_v2"):
-        parser.error(
-            f"--transfer fine-tunes on PKU-MMD II (pku_v2), the paper's transfer protocol, but {train.folder} holds "
-            f"{train.dataset!r}; to fine-tune the whole network on it, pass --finetune instead"
-        )
     settle_stage(parser, args, train)
     name = resolve_preset(parser, args, args.stage, train, args.finetune_dataset, "--finetune-dataset")
     if args.pretrained:
