@@ -60,6 +60,19 @@ def run_files(folder):
     return sorted(name for name in os.listdir(folder) if is_run_file(name))
 
 
+def run_family(recorded, files=()):
+    """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records, or
+    without one its run `files` show (any checkpoint without a record counts as a pretraining's, so
+    that --fresh never moves it: a released model's `checkpoint_0450.pth.tar`, or one copied in to be
+    evaluated)."""
+    recorded = recorded or {}
+    if "counts" in recorded:
+        return "data"
+    if "optim" in recorded or (not recorded and any(n.startswith("checkpoint") for n in files)):
+        return "pretraining"
+    return "evaluation" if "stage" in recorded else None
+
+
 def folder_settings(folder):
     """The settings.json in `folder` (a run's record, or a converter's summary) as a dict, or None
     without a readable one."""

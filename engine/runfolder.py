@@ -16,7 +16,7 @@ with `--fresh`, which would move its files away.
 
 import os
 
-from dataset.files import claim_folder, folder_settings, keep_aside, run_files
+from dataset.files import claim_folder, folder_settings, keep_aside, run_family, run_files
 from dataset.processed import data_arrays
 from options.settings import differences
 
@@ -25,22 +25,9 @@ class RunFolderError(RuntimeError):
     """An output folder holds a run, or data, that this command would overwrite."""
 
 
-def _family(recorded, files):
-    """'data', 'pretraining' or 'evaluation': what a folder's settings.json (a dict, or None) records, or
-    without one its run `files` show (any checkpoint without a record counts as a pretraining's, so
-    that --fresh never moves it: a released model's `checkpoint_0450.pth.tar`, or one copied in to be
-    evaluated)."""
-    recorded = recorded or {}
-    if "counts" in recorded:
-        return "data"
-    if "optim" in recorded or (not recorded and any(n.startswith("checkpoint") for n in files)):
-        return "pretraining"
-    return "evaluation" if "stage" in recorded else None
-
-
 def _what(recorded):
     """What the run files of a folder belong to, from its settings.json (a dict, or None)."""
-    family = _family(recorded, ())
+    family = run_family(recorded, ())
     if family == "evaluation":
         return "a kNN evaluation run" if recorded["stage"] == "knn" else f"a {recorded['stage']} classification run"
     return {"data": "a converter's processed data", "pretraining": "a pretraining run"}.get(
@@ -70,7 +57,7 @@ def open_run_folder(folder, kind, settings, may_change, resume="", fresh=False, 
     if not files:
         return claim
     recorded = folder_settings(folder)
-    found = _family(recorded, files)
+    found = run_family(recorded, files)
     if found not in (None, "pretraining" if kind == "pretraining" else "evaluation"):
         claim.release()  # --fresh would move another kind's files away (the checkpoint evaluated, the data)
         raise RunFolderError(

@@ -26,7 +26,7 @@ import re
 from dataclasses import replace
 
 from dataset.catalog import DATASETS, PROTOCOLS, SEMI_PROTOCOLS, base_protocol
-from dataset.files import CLAIM_FILE, folder_settings, is_run_file
+from dataset.files import CLAIM_FILE, folder_settings, is_run_file, run_family
 from dataset.layouts import read_folder_record
 from dataset.processed import fingerprint, load_splits
 from moco.model import VIEWS
@@ -455,8 +455,8 @@ def _whose_run_file(path, out):
             continue
         if os.path.realpath(folder) == os.path.realpath(out):
             return "this run"
-        recorded = folder_settings(folder) or {}
-        if os.path.lexists(os.path.join(folder, CLAIM_FILE)) or "stage" in recorded or "optim" in recorded:
+        runs = ("pretraining", "evaluation")  # what the folder's settings.json records (not a converter's data)
+        if os.path.lexists(os.path.join(folder, CLAIM_FILE)) or run_family(folder_settings(folder)) in runs:
             return "another run's folder"
     return None
 
