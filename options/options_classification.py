@@ -317,11 +317,8 @@ def classification_stage(args):
         return "knn"
     semi = args.protocol in SEMI_PROTOCOLS
     if args.transfer:
-        if semi or args.finetune_dataset not in (None, "pku_v2"):
-            raise ValueError(
-                "--transfer fine-tunes on --finetune-dataset pku_v2 with a plain protocol "
-                f"(cross_subject); found {args.finetune_dataset} {args.protocol}"
-            )
+        if args.finetune_dataset not in (None, "pku_v2"):
+            raise ValueError(f"--transfer fine-tunes on --finetune-dataset pku_v2; found {args.finetune_dataset}")
         args.finetune_dataset = "pku_v2"
         return "transfer"
     if args.finetune_dataset == "pku_v2" and (args.finetune and not semi or semi and args.data_ratio == 1.0):
@@ -345,7 +342,7 @@ def _parse(parser, rules, argv):
         parser.error(f"kNN evaluation uses the full training set; use a plain protocol, not {args.protocol}")
     if getattr(args, "data_ratio", None) is not None and not 0.0 < args.data_ratio <= 1.0:
         parser.error(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
-    if args.stage == "semi" and args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
+    if args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
         parser.error(f"--protocol {args.protocol} needs --data-ratio (e.g. 0.01, 0.05, 0.1, 0.2)")
     check_rules(parser, vars(args), rules)
     names = IGNORED + (IGNORED_KNN if args.stage == "knn" else ())

@@ -505,7 +505,18 @@ def test_stage_resolution_and_presets(folder, released, capsys):
     # a random encoder's crops have the published views' length
     assert (knn.view_frames, knn.min_crop_frames, knn.run.pretrained) == (64, 64, "")
     assert "needs --data-ratio" in usage_error(capsys, parse_classification, ["--protocol", "cross_subject_semi"])
-    assert "--transfer" in usage_error(capsys, parse_classification, ["--transfer", "--protocol", "cross_subject_semi"])
+    # the published transfer command (the semi-supervised protocol with all labels) may also say --transfer
+    # (a test that fails with a refusal of any semi-supervised protocol under --transfer)
+    with_flag = _classification(folder, "--transfer", *own[2:], "--pretrained", released)
+    assert (with_flag.stage, with_flag.probe.data_ratio, with_flag.data.dataset) == ("transfer", 1.0, "pku_v2")
+    part = ["--transfer", "--protocol", "cross_subject_semi", "--data-ratio", "0.1", "--pretrained", released]
+    message = usage_error(capsys, lambda a: _classification(folder, *a), part)
+    assert "this is cross_subject with --data-ratio 0.1: to fine-tune on it, pass --finetune instead" in message
+    message = usage_error(capsys, lambda a: _classification(folder, *a), part[:3] + part[5:])
+    assert "--protocol cross_subject_semi needs --data-ratio" in message
+    assert "pku_v2; found ntu60" in usage_error(
+        capsys, parse_classification, ["--transfer", "--finetune-dataset", "ntu60"]
+    )
 
 
 def test_the_stage_follows_the_folder_a_fine_tuning_trains_on(tmp_path, processed, released, capsys):
