@@ -65,6 +65,7 @@ RESUME_MAY_CHANGE = (
     "world_size",
     "local_rank",  # how the same global batch is split over processes
     "data_dir",  # the same data (same fingerprint) may have moved
+    "num_class",  # learnt by no pretraining; a layout.json (which published tools do not write) records it
     "resume",
     "fresh",
     "rewind",

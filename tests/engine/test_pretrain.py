@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import pretrain_cmd
 from dataset.files import NoSpaceError, is_temporary
+from dataset.layouts import NTU25
 from dataset.processed import ProcessedDataError
 from engine import checkpoint
 from engine import pretrain as engine
@@ -22,7 +23,7 @@ from engine.runfolder import RunFolderError
 from feeder import feeder_pretraining
 from moco.builder import MoCo
 from options.options_pretraining import parse_args, resolve
-from tests.helpers import TINY_PRETRAIN
+from tests.helpers import TINY_PRETRAIN, write_folder_record
 
 TINY = [*TINY_PRETRAIN, "--print-freq", "1"]
 
@@ -464,6 +465,8 @@ def test_resume_refuses_another_run_and_says_when_nothing_is_left(data_dir, tmp_
         run(other_data, out, "--epochs", "2", "--resume", last)
     assert read_checkpoint(last)["epoch"] == 1  # nothing was trained or written
     moved = shutil.copytree(data_dir, tmp_path / "moved")
+    # the published tools' folder, converted again by ours, gains a layout.json and with it a class count
+    write_folder_record(moved, NTU25, 3, "ntu60", "cross_subject")
     # Settings listed as changeable may change: another learning rate, schedule, frequency, data path.
     lr = read_checkpoint(last)["settings"]["optim"]["lr"]
     with caplog.at_level("WARNING", logger="engine.pretrain"):
