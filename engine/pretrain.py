@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from dataset.catalog import DATASETS
 from dataset.files import append_lines, json_line, keep_aside, write_text
 from engine.checkpoint import (
     CheckpointError,
@@ -487,10 +488,12 @@ def _train(settings, ctx, model, optimizer, scaler, loader, sampler, dataset, ck
                 )
         leave_together(ctx)
         if ctx.is_main and history:
+            data = settings.data  # a published one named: a folder without layout.json would be read as NTU-60's
+            named = f" --finetune-dataset {data.dataset} --protocol {data.protocol}" if data.dataset in DATASETS else ""
             tqdm.write(
                 f"pretrained through epoch {history[-1]['epoch']} (counted from 0; the checkpoint records "
                 f"{history[-1]['epoch'] + 1} epochs): {last}; a linear probe of it: python "
-                f"action_classification.py --data-dir {shlex.quote(settings.data.data_dir)} --pretrained "
+                f"action_classification.py --data-dir {shlex.quote(data.data_dir)}{named} --pretrained "
                 f"{shlex.quote(last)} --view all"
             )
     except KeyboardInterrupt:

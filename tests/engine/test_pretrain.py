@@ -5,6 +5,7 @@ import errno
 import io
 import json
 import os
+import shlex
 import shutil
 
 import numpy as np
@@ -22,6 +23,7 @@ from engine.checkpoint import CheckpointError, read_checkpoint
 from engine.runfolder import RunFolderError
 from feeder import feeder_pretraining
 from moco.builder import MoCo
+from options.options_classification import choose_preset, open_data, parse_classification
 from options.options_pretraining import parse_args, resolve
 from tests.helpers import TINY_PRETRAIN, write_folder_record
 
@@ -679,5 +681,19 @@ def test_the_progress_bar_ends_each_epoch_on_its_means(data_dir, tmp_path, capsy
     assert printed.out.splitlines()[-1] == (
         f"pretrained through epoch 1 (counted from 0; the checkpoint records 2 epochs): {last}; a linear probe of it: "
         "python action_classification.py --data-dir "
-        f"{os.path.abspath(data_dir)} --pretrained {last} --view all"
+        f"{os.path.abspath(data_dir)} --finetune-dataset ntu60 --protocol cross_subject --pretrained {last} --view all"
     )
+
+
+def test_the_printed_probe_command_evaluates_the_dataset_pretrained_on(data_dir, tmp_path, capsys):
+    # a published tools' folder (no layout.json) pretrained as NTU-120's: the probe the last line prints must
+    # read it as NTU-120's too (120 classes), not as NTU-60's, the default of a folder without a record
+    out = tmp_path / "run"
+    argv = ["--data-dir", data_dir, "--checkpoint-path", str(out), *TINY_PRETRAIN, "--epochs", "1"]
+    assert pretrain_cmd.main([*argv, "--pre-dataset", "ntu120", "--protocol", "cross_setup"]) == 0
+    command = shlex.split(capsys.readouterr().out.splitlines()[-1].split("a linear probe of it: ")[1])
+    assert command[:2] == ["python", "action_classification.py"]
+    parser, args = parse_classification(command[2:])
+    train, _ = open_data(parser, args)
+    name, _ = choose_preset(parser, args, train)
+    assert (name, train.num_class, args.protocol) == ("ntu120", 120, "cross_setup")
