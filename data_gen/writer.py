@@ -11,9 +11,9 @@ the destination folders and renamed only when the whole run has succeeded; a run
 file, a full disk, an interrupt) removes its temporary files and leaves earlier outputs as they were.
 The data files are allocated on disk when they are created, so a disk too small for them fails at the
 start, and a disk or quota that fills up later is a ``NoSpaceError`` naming the file being written.
-The output folder is claimed for the run (``dataset.files.claim_folder``): a second converter into it
-is refused, naming the first; a converter removes only the temporary files it made (and, holding the
-claim, those that killed processes left there).
+The output folder and its benchmark folders are claimed for the run (``dataset.files.claim_folder``): a
+second converter into any of them is refused, naming the first; a converter removes only the temporary
+files it made (and, holding the claims, those that killed processes left there).
 """
 
 import argparse
@@ -38,7 +38,6 @@ from dataset.files import (
     folder_settings,
     no_space_error,
     out_of_space,
-    remove_dead_temporaries,
     run_files,
     temp_path,
 )
@@ -316,7 +315,12 @@ def convert(
             f"the raw files' folder {source} is the processed folder {os.path.abspath(inside[0])} this conversion "
             "writes: choose an --out-folder whose benchmark folders are not the raw files' folder"
         )
-    claim = claim_folder(out_folder, "conversion")  # also removes what killed conversions left there
+    claims = [claim_folder(out_folder, "conversion")]  # also removes what killed conversions left there
+
+    def release():
+        for held in claims:
+            held.release()
+
     targets = sorted({out_folder, *folder_of.values()})  # the folders this conversion writes into
     # a folder at a name this conversion renames a file onto (or anything but a folder where it writes one)
     # would stop the renames halfway, after all the work, with the earlier conversion's files half replaced
@@ -326,7 +330,7 @@ def convert(
     blocked = [(f, "a folder") for f in finals if os.path.isdir(f) and not os.path.islink(f)]
     blocked += [(f, "not a folder") for f in folder_of.values() if os.path.lexists(f) and not os.path.isdir(f)]
     if blocked:
-        claim.release()
+        release()
         path, kind = blocked[0]
         wanted = "a file" if kind == "a folder" else "a folder"
         raise ConversionError(f"{path} is {kind}, where this conversion writes {wanted}: move it away first")
@@ -337,7 +341,7 @@ def convert(
             if not (name == "settings.json" and "counts" in (folder_settings(folder) or {}))
         ]
         if held:
-            claim.release()
+            release()
             if held == ["settings.json"] and folder_settings(folder) is None:  # a conversion's, damaged?
                 raise ConversionError(
                     f"{os.path.join(folder, 'settings.json')} is unreadable, so whether a conversion or a training "
@@ -347,18 +351,23 @@ def convert(
                 f"{folder} holds the files of a training or evaluation run ({', '.join(held)}); "
                 "convert into a folder of its own"
             )
-    problem = _other_data(out_folder, targets, dataset, subfolders)
+    problem = _other_data(out_folder, targets, dataset, layout, subfolders)
     if problem:
-        claim.release()
+        release()
         raise ConversionError(
             f"{problem}, which this conversion of {dataset} would replace: choose another "
             "--out-folder, or remove that one first"
         )
+    # the benchmark folders are claimed too (which creates them and removes what killed conversions left
+    # there): a conversion into out_folder and another straight into one of its benchmark folders would
+    # otherwise both run, the last to finish replacing the other's files
+    try:
+        for folder in sorted(set(folder_of.values()) - {out_folder}):
+            claims.append(claim_folder(folder, "conversion"))
+    except BaseException:
+        release()
+        raise
     earlier = sorted(f for f in set(folder_of.values()) if os.path.isfile(split_paths(f, "train")[0]))
-    for folder in set(folder_of.values()) - {out_folder}:
-        with no_space_error(folder):
-            os.makedirs(folder, exist_ok=True)
-        remove_dead_temporaries(folder)
     capacity = {(b, p): 0 for b in benchmarks for p in ("train", "val")}
     for task in tasks:
         for s in task.samples:
@@ -506,6 +515,7 @@ def convert(
             w.finish()
         summary = dict(
             settings,
+            dataset=dataset,
             layout=layout.name,
             num_class=num_class,
             counts={f"{b}/{p}" if subfolders else p: w.count for (b, p), w in writers.items()},
@@ -540,23 +550,41 @@ def convert(
         if pool is not None:
             pool.terminate()
             pool.join()
-        claim.release()
+        release()
     for folder in earlier:  # as the published converters do, but said
         print(f"note: {folder} held an earlier conversion, which this one replaced")
     return summary
 
 
-def _other_data(out_folder, folders, dataset, subfolders):
+def _other_data(out_folder, folders, dataset, layout, subfolders):
     """What another data set's processed data in the folders a conversion writes into is (None without
-    any): a layout.json recording another dataset, or (converting into `out_folder` itself) the benchmark
-    subfolders of an earlier conversion."""
+    any): a layout.json or a conversion's settings.json recording another dataset; without a record (as
+    the published tools write their folders), samples of another shape than `layout`'s; or (converting
+    into `out_folder` itself) the benchmark subfolders of an earlier conversion."""
+    records = {}
     for folder in folders:
         try:
-            recorded = read_folder_record(folder)[2]
+            records[folder] = read_folder_record(folder)[2]
         except LayoutError:
             continue  # a broken record is replaced
-        if recorded not in (None, dataset):
-            return f"{folder} holds the processed data of {recorded} (its {LAYOUT_FILE})"
+        if records[folder] not in (None, dataset):
+            return f"{folder} holds the processed data of {records[folder]} (its {LAYOUT_FILE})"
+    for folder in folders:
+        summary = folder_settings(folder) or {}
+        if "counts" in summary and summary.get("dataset") not in (None, dataset):
+            return f"{folder} holds the processed data of {summary['dataset']} (its settings.json)"
+    for folder in folders:
+        train = split_paths(folder, "train")[0]
+        if folder in records and records[folder] is None and os.path.isfile(train):
+            try:
+                shape = np.load(train, mmap_mode="r").shape
+            except (OSError, ValueError):
+                continue  # a broken array is replaced
+            if tuple(shape[1:]) != sample_shape(layout):
+                return (
+                    f"{folder} holds processed data of samples {' x '.join(map(str, shape[1:]))} and no "
+                    f"{LAYOUT_FILE} (a published tool's folder?), not {layout.name}'s"
+                )
     nested = [] if subfolders else stale_benchmarks(out_folder, ())
     if nested:
         return f"{out_folder} holds the processed folders of an earlier conversion ({', '.join(nested)})"

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from data_gen.writer import ConversionError, Sample, Task, convert
+from dataset.files import FolderInUseError, claim_folder
 from dataset.layouts import KINECT20, read_folder_record
 from dataset.processed import load_split
+from tests.helpers import write_processed
 
 GOOD = np.full((3, 10, 20, 1), 0.1, dtype=np.float32)  # C x T x V x M of kinect20, 10 frames
 
@@ -239,9 +241,37 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
         again(single, "other")
     assert tree(single) == kept
     assert tree(out) == before
+    # without its layout.json (as a published tool's folder), the conversion's settings.json still names mine
+    record = (out / "xsub" / "layout.json").read_bytes()
+    (out / "xsub" / "layout.json").unlink()
+    with pytest.raises(ConversionError, match=rf"{out} holds the processed data of mine \(its settings.json\)"):
+        again(out, "other")
+    # ... and a folder with neither, of samples of another skeleton than this conversion's (NTU's 25 joints)
+    published = write_processed(tmp_path / "published" / "xsub", layout="ntu25")
+    kept = tree(published)
+    with pytest.raises(ConversionError, match=rf"{published} holds processed data of samples 3 x 300 x 25 x 2 and no"):
+        again(tmp_path / "published", "mine")
+    assert tree(published) == kept
+    (out / "xsub" / "layout.json").write_bytes(record)
+    assert tree(out) == before
     (out / "xsub" / "layout.json").write_bytes(b"\xff\xfe not a record")  # unreadable: replaced, no traceback
     run(tasks("good"), out)  # the same data set again: converted afresh
     assert read_folder_record(str(out / "xsub"))[2] == "mine"  # the unreadable record rewritten
+
+
+def test_a_conversion_into_a_folder_whose_benchmark_folder_is_held_is_refused(tmp_path, tree):
+    # another conversion writing straight into out/xsub holds it: one into out (benchmark xsub) must not run
+    # beside it, or the last to finish replaces the other's arrays
+    run(tasks("good"), tmp_path / "out")
+    before = tree(tmp_path / "out")
+    held = claim_folder(str(tmp_path / "out" / "xsub"), "conversion")
+    try:
+        with pytest.raises(FolderInUseError, match=rf"{tmp_path / 'out' / 'xsub'} is in use by pid {os.getpid()}"):
+            run(tasks("good"), tmp_path / "out")
+    finally:
+        held.release()
+    assert tree(tmp_path / "out") == before
+    run(tasks("good"), tmp_path / "out")  # the claims of the refused run were released with it
 
 
 def test_the_chunk_size_changes_nothing_written_or_said(tmp_path, capsys):
