@@ -201,12 +201,15 @@ def repeated_samples(train, val):
 def _run_task(task):
     """Worker: ('ok', [(array, T), ...]) or ('bad', message naming the task's source) for one task.
     Any exception of the reader is the file's fault (a reader of a new format meeting a line it did
-    not expect raises what it raises): a SkeletonFileError or OSError names its file already, any
-    other is prefixed with the task's source and, unless a ValueError, its type."""
+    not expect raises what it raises): a SkeletonFileError, or an OSError with a file name (open's),
+    names its file already; any other (a read's, which has none) is prefixed with the task's source and,
+    unless a ValueError or an OSError, its type."""
     try:
         return "ok", task.reader(*task.args)
-    except (SkeletonFileError, OSError) as exc:
+    except SkeletonFileError as exc:
         return "bad", str(exc)
+    except OSError as exc:
+        return "bad", str(exc) if exc.filename else f"{task.source}: {exc}"
     except Exception as exc:
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         return "bad", f"{task.source}: {message}"

@@ -2,6 +2,7 @@
 whatever a new reader returns or raises, a bad sample is an error naming its file (or skipped with
 --skip-bad) before anything is written, never a folder that is refused when it is opened."""
 
+import errno
 import importlib
 import json
 import os
@@ -41,6 +42,8 @@ def reader(kind):
         return [][1]
     if kind == "text":
         return float("abc")
+    if kind == "read error":  # a read() that fails (a bad sector, a network file system): no file name in it
+        raise OSError(errno.EIO, "Input/output error")
     return results[kind]
 
 
@@ -73,6 +76,7 @@ def run(task_list, out, **options):
         ("not a tuple", "the reader returned ndarray"),
         ("index", "IndexError: list index out of range"),
         ("text", "could not convert string to float"),
+        ("read error", r"\[Errno 5\] Input/output error"),
     ],
 )
 def test_a_bad_result_names_its_file_and_nothing_is_written(tmp_path, bad, problem):
