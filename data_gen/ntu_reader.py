@@ -6,7 +6,9 @@ the layout, declares more frames than it has lines, has a body with other than 2
 coordinate that is not finite or lies beyond ``MAX_COORDINATE``.
 """
 
+import os
 import re
+import stat
 
 import numpy as np
 
@@ -155,7 +157,11 @@ def first_bad_coordinate(coords):
 
 def read_text(path, encoding="ascii"):
     """The text of the file at `path`; a SkeletonFileError names the line of the first byte that is not
-    `encoding` ('ascii' or 'utf-8')."""
+    `encoding` ('ascii' or 'utf-8'), and one that is neither a file nor a folder (a FIFO, whose opening
+    would wait for a writer forever; a socket, a device)."""
+    kind = os.stat(path).st_mode  # a missing path: the FileNotFoundError open would raise
+    if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):  # a folder: open's IsADirectoryError names it
+        raise SkeletonFileError(f"{path}: not a regular file (a FIFO, a socket or a device)")
     with open(path, "rb") as f:
         raw = f.read()
     try:

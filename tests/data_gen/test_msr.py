@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -262,6 +263,23 @@ def test_what_only_looks_like_a_recording_is_named(tmp_path, capsys):
     os.mkdir(os.path.join(raw, "a02_s02_e01_skeleton3D.txt"))
     with pytest.raises(SystemExit, match=r"Is a directory: '.*/raw/a02_s02_e01_skeleton3D\.txt'"):
         _run(raw, out + "2")
+    # a FIFO of a recording's name: its opening waited for a writer forever, --skip-bad or not
+    os.rmdir(os.path.join(raw, "a02_s02_e01_skeleton3D.txt"))
+    os.mkfifo(os.path.join(raw, "a02_s02_e01_skeleton3D.txt"))
+
+    def hung(*args):
+        raise TimeoutError("the conversion waited on the FIFO")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        with pytest.raises(SystemExit, match=r"a02_s02_e01_skeleton3D\.txt: not a regular file \(a FIFO"):
+            _run(raw, out + "2")
+        _run(raw, out + "2", "--skip-bad")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    assert "a02_s02_e01_skeleton3D.txt: not a regular file" in open(os.path.join(out + "2", "skipped.txt")).read()
 
 
 def test_file_list_restricts_and_a_listed_name_needs_its_file(tmp_path, capsys):
