@@ -112,7 +112,7 @@ def read_video_samples(skeleton_path, label_path, actions):
 
 
 def build_tasks(data_path, skip_bad):
-    """One Task per video in name order, and the label files skipped as unreadable."""
+    """One Task per video in name order, and the skipped.txt lines of the videos whose label file is bad."""
     if not os.path.isdir(data_path):
         raise ValueError(f"--data-path {data_path} is not a folder (PKU-MMD phase II's raw folder)")
     expected = ("skeleton/", "label/", *SPLIT_FILES.values())
@@ -124,7 +124,8 @@ def build_tasks(data_path, skip_bad):
     skeleton_dir, label_dir = os.path.join(data_path, "skeleton"), os.path.join(data_path, "label")
     filenames = sorted(n for n in os.listdir(skeleton_dir) if n.endswith(".txt"))  # none: said below
     for b, names in splits.items():
-        absent = sorted(n for n in names if not os.path.isfile(os.path.join(skeleton_dir, n + ".txt")))
+        # a folder or a FIFO of a video's name is not absent: it is a bad file, which its reading names
+        absent = sorted(n for n in names if not os.path.lexists(os.path.join(skeleton_dir, n + ".txt")))
         if filenames and len(absent) == len(names):  # a line not split as expected: every video would be evaluated
             raise ValueError(
                 f"{os.path.join(data_path, SPLIT_FILES[b])}: line 2: none of its {len(names)} training video "
@@ -148,7 +149,8 @@ def build_tasks(data_path, skip_bad):
         except SkeletonFileError as exc:
             if not skip_bad:
                 raise
-            skipped.append(str(exc))
+            print(f"skipping bad input: {exc}", flush=True)  # as the conversion says of a bad skeleton file
+            skipped.append(f"{os.path.join(skeleton_dir, filename)}\tbad label file: {exc}")
             continue
         parts = {b: "train" if video in names else "val" for b, names in splits.items()}
         samples = [Sample(f"{filename}_{i}", label - 1, parts) for i, (label, _, _, _) in enumerate(actions)]
@@ -196,7 +198,7 @@ def main(argv=None):
         args,
         num_class=NUM_CLASSES,
         dataset="pku_v2",
-        already_skipped=[f"{m}\tunreadable label file" for m in skipped_labels],
+        already_skipped=skipped_labels,
     )
 
 

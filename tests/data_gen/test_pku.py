@@ -185,7 +185,7 @@ def test_file_that_is_not_utf8_names_file_and_line_and_is_skipped(tmp_path, fold
 
 
 @pytest.mark.parametrize("text, found", [("", "an empty file"), ("\n \n", "only blank lines")])
-def test_label_file_without_an_action_is_a_bad_file(tmp_path, text, found):
+def test_label_file_without_an_action_is_a_bad_file(tmp_path, text, found, capsys):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _raw(raw, dict(LABELS, **{"A01N01-M": text}))
     path = os.path.join(raw, "label", "A01N01-M.txt")
@@ -195,7 +195,9 @@ def test_label_file_without_an_action_is_a_bad_file(tmp_path, text, found):
     assert info.value.code.startswith(f"error: {message}")  # a message: exit status 1
     assert not os.path.exists(out)
     _main(raw, out, "--skip-bad")
-    assert open(os.path.join(out, "skipped.txt")).read() == f"{message}\tunreadable label file\n"
+    assert f"skipping bad input: {message}" in capsys.readouterr().out  # said as a bad skeleton file is
+    video = os.path.join(raw, "skeleton", "A01N01-M.txt")  # skipped.txt's 'source<TAB>reason', as for the others
+    assert open(os.path.join(out, "skipped.txt")).read() == f"{video}\tbad label file: {message}\n"
     assert json.load(open(os.path.join(out, "settings.json")))["skipped"] == 1
     assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
 
@@ -293,3 +295,18 @@ def test_a_data_path_that_is_no_folder_is_named(tmp_path):
     with pytest.raises(SystemExit) as info:
         _main(missing, str(tmp_path / "out"))
     assert info.value.code == f"error: --data-path {missing} is not a folder (PKU-MMD phase II's raw folder)"
+
+
+def test_a_folder_of_a_videos_name_is_a_bad_file_not_a_missing_one(tmp_path, capsys):
+    # it was said to have no skeleton file and to be left out, then stopped the run as a bad file
+    raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
+    _raw(raw, LABELS)
+    path = os.path.join(raw, "skeleton", "A01N01-M.txt")
+    os.remove(path)
+    os.mkdir(path)
+    with pytest.raises(SystemExit, match=rf"Is a directory: '{path}'"):
+        _main(raw, out)
+    assert "have no skeleton file" not in capsys.readouterr().out
+    _main(raw, out, "--skip-bad")
+    assert f"{path}\tbad: " in open(os.path.join(out, "skipped.txt")).read()
+    assert load_split(os.path.join(out, "xsub"), "train").names == ["A01N01-L.txt_0", "A01N01-L.txt_1"]
