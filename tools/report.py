@@ -5,16 +5,17 @@
 prints the linear evaluation table with the published numbers (docs/published-behaviour.md §5) beside
 the measured ones (a probe given a --data-ratio subset of the labels in rows of its own), and the kNN,
 semi-supervised and transfer tables. A cell with several runs (different seeds or checkpoints) shows
-mean ± sample standard deviation over the latest record of each checkpoint and seed, and how many
-checkpoints it pools when more than one; a rerun of the same checkpoint and seed replaces the earlier
-one (of the same checkpoint, for kNN on centre crops of a pretrained encoder, which no seed changes).
+mean ± sample standard deviation over the latest record (by date) of each checkpoint (by its content's
+fingerprint where recorded) and seed, and how many checkpoints it pools when more than one; a rerun of
+the same checkpoint and seed replaces the earlier one (of the same checkpoint, for kNN on centre crops
+of a pretrained encoder, which no seed changes).
 Runs without a checkpoint (randomly initialised encoders), encoders pretrained with another
 `--cmd-weight` than the published 1, encoders pretrained on another data set than the one they are
 evaluated on (or on other data of its name: another training part), encoders of other sizes, and (in
 the linear, kNN and semi-supervised tables) evaluations of one benchmark whose own settings or data
-differ (an SGD probe's epochs, kNN's training crop, the folder's training part, …: `_setup`) are
-reported in rows of their own. A record that cannot be reported (a value that is not a finite number,
-fields of the wrong type) is an error naming the file and line.
+differ (an SGD probe's epochs or validation frequency, kNN's training crop, the folder's training or
+evaluation part, …: `_setup`) are reported in rows of their own. A record that cannot be reported (a
+value that is not a finite number, fields of the wrong type) is an error naming the file and line.
 """
 
 import argparse
@@ -59,12 +60,15 @@ CONTEXT = {  # the single-modality predecessor (ISC), four NTU benchmarks
 
 # The evaluation's own settings that make two records two methods rather than two seeds of one: records
 # of one column that differ in any of them get rows of their own, labelled with it.
-# `fingerprint` is the evaluated folder's training part: two folders of one data set's name (another
-# file list, another import) are two benchmarks. The encoder's size makes two encoders two methods.
-SETUP_VIEWS = ("hidden_size", "num_layers", "view_frames", "min_crop_frames", "fingerprint")
+# `fingerprint` and `val_fingerprint` are the evaluated folder's training and evaluation parts: two folders
+# of one data set's name (another file list, another import, part of its evaluation recordings) are two
+# benchmarks. The encoder's size makes two encoders two methods; the SGD probe's `eval_freq` too, since its
+# result is the best of its validations.
+SETUP_VIEWS = ("hidden_size", "num_layers", "view_frames", "min_crop_frames", "fingerprint", "val_fingerprint")
 SETUP_KNN = ("train_crop", *SETUP_VIEWS)
-SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", *SETUP_VIEWS)
-SETUP_LABELS = {"fingerprint": "data"}  # in a row's name
+SETUP_PROBE = ("finetune", "lr", "momentum", "weight_decay", "epochs", "schedule", "batch_size", "eval_freq")
+SETUP_PROBE += SETUP_VIEWS
+SETUP_LABELS = {"fingerprint": "data", "val_fingerprint": "evaluation data"}  # in a row's name
 
 
 def _scalar(value):
@@ -89,19 +93,23 @@ def _setup(record):
 def _repeat(record):
     """What makes two records of one cell the same run, the later replacing the earlier: the checkpoint
     and the seed, but the checkpoint alone for kNN on centre crops of a pretrained encoder (as its
-    settings record says), which no seed changes."""
+    settings record says), which no seed changes. The checkpoint is its content's fingerprint where the
+    record holds one (two pretrainings saved in turn at one path are two checkpoints), else its real path
+    (records before it was written so were not)."""
     known = isinstance(record.get("settings"), dict) and record["settings"]  # without: each seed counts
     centre = known and _setup(record).get("train_crop", "centre") == "centre"  # before --train-crop: centre
     seedless = record["stage"] == "knn" and centre and record.get("checkpoint") is not None
-    checkpoint = record.get("checkpoint")  # by its real path (records before it was written so were not)
-    return checkpoint and os.path.realpath(checkpoint), None if seedless else record.get("seed")
+    checkpoint = record.get("checkpoint")
+    weights = checkpoint and (_settings(record).get("pretrained_fingerprint") or os.path.realpath(checkpoint))
+    return weights, None if seedless else record.get("seed")
 
 
 def _cell(records):
-    """'mean ± std (n=k)' over the latest record of each run (`_repeat`), or the single value; a cell
-    that pools several checkpoints (pretraining seeds, or epochs of one run) says how many."""
+    """'mean ± std (n=k)' over the latest record (by date, then by order read) of each run (`_repeat`), or
+    the single value; a cell that pools several checkpoints (pretraining seeds, or epochs of one run) says
+    how many."""
     latest = {}
-    for record in records:
+    for record in sorted(records, key=lambda r: str(r.get("date") or "")):  # stable: undated ones first
         latest[_repeat(record)] = record["value"]
     values = list(latest.values())
     if not values:
@@ -170,6 +178,11 @@ def _variant(record):
     return ", ".join(part for part in (_weight(record), elsewhere) if part)
 
 
+def _shown(name, value):
+    """A setup's value in a row's name: a fingerprint by its first 8 digits, as `_variant` shows one."""
+    return value[:8] if name.endswith("fingerprint") and isinstance(value, str) else value
+
+
 def _measured_rows(records, columns, label):
     """Rows of measured cells per view, variant (`_variant`) and evaluation setup (the `_setup` settings
     that differ among the records of one column, named in the row); randomly initialised encoders (no
@@ -182,7 +195,9 @@ def _measured_rows(records, columns, label):
     varying = sorted({name for (_, name), found in values.items() if len(found) > 1})
     kinds = [  # each record's row suffix: its variant and its setup where the setups of a column differ
         ", ".join(
-            part for part in [_variant(r)] + [f"{SETUP_LABELS.get(n, n)} {s[n]}" for n in varying if n in s] if part
+            part
+            for part in [_variant(r)] + [f"{SETUP_LABELS.get(n, n)} {_shown(n, s[n])}" for n in varying if n in s]
+            if part
         )
         for r, s in zip(records, setups)
     ]

@@ -363,3 +363,44 @@ def test_transfer_rows_keep_encoders_of_other_sizes_apart():
     assert "| CMD (joint) — ours | NTU-60 | 41.0 ± 1.4 (n=2, 2 checkpoints) |" in report(
         [run(40.0, "b", 64), run(42.0, "c", 64)]
     )
+
+
+def test_results_on_another_evaluation_part_or_validated_less_often_are_not_seeds_of_one_method():
+    knn = dict(stage="knn", dataset="msr", protocol="cross_subject", view="joint", metric="top1", checkpoint="a")
+
+    def on(value, val):
+        data = {"dataset": "msr", "fingerprint": "aa"}
+        return dict(knn, value=value, seed=0, settings={"data": data, "run": {"val_fingerprint": val}})
+
+    # one checkpoint on all 32 evaluation recordings and on half of them: one replaced the other
+    half, whole = "5e0f" * 16, "a1b2" * 16  # fingerprints: 64 hexadecimal digits, named by the first 8
+    assert _rows(report([on(75.0, half), on(78.1, whole)]), "— ours") == {
+        "CMD (joint) — ours, evaluation data a1b2a1b2": "78.1",
+        "CMD (joint) — ours, evaluation data 5e0f5e0f": "75.0",
+    }
+    sgd = dict(knn, stage="linear", probe="sgd")
+
+    def validated(value, seed, every):
+        return dict(sgd, value=value, seed=seed, settings={"probe": {"epochs": 6, "eval_freq": every}})
+
+    # the best of six validations and a single final one: two measurements, not two seeds of one
+    assert _rows(report([validated(68.8, 1, 1), validated(75.0, 2, 6)]), "— ours") == {
+        "CMD (joint) — ours, eval_freq 1": "68.8",
+        "CMD (joint) — ours, eval_freq 6": "75.0",
+    }
+
+
+def test_two_pretrainings_saved_at_one_path_are_two_checkpoints_and_the_latest_record_wins_by_date():
+    knn = dict(stage="knn", dataset="msr", protocol="cross_subject", view="joint", metric="top1", seed=0)
+
+    def run(value, weights, date):
+        settings = {"run": {"pretrained_fingerprint": weights}}
+        return dict(knn, value=value, checkpoint="ck/checkpoint_last.pth.tar", date=date, settings=settings)
+
+    # --fresh moved the first run aside and a second pretraining wrote the same path: two encoders
+    first, second = run(40.0, "c358", "2026-12-08T03:00:00+00:00"), run(60.0, "d22d", "2026-12-08T04:00:00+00:00")
+    assert _rows(report([first, second]), "— ours") == {"CMD (joint) — ours": "50.0 ± 14.1 (n=2, 2 checkpoints)"}
+    # a rerun of one encoder replaces the earlier record by date, whichever file is read last
+    again = run(44.0, "c358", "2026-12-08T05:00:00+00:00")
+    for records in ([first, again], [again, first]):
+        assert _rows(report(records), "— ours") == {"CMD (joint) — ours": "44.0"}
