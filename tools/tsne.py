@@ -3,13 +3,15 @@
     python -m tools.tsne --features FILE.npz --out DIR [--part val] [--max-points 3000]
 
 writes DIR/tsne_<part>.png (a 2-D t-SNE of the features, points coloured by class) and a TensorBoard
-projector export in DIR/projector (view with `tensorboard --logdir DIR/projector`, tab Projector).
+projector export in DIR/projector/<part> (view with `tensorboard --logdir DIR/projector`, tab Projector;
+each part a run of its own, so that the second does not replace the first).
 At most --max-points samples are drawn (a seeded random subset) to keep t-SNE fast.
 """
 
 import argparse
 import os
 import sys
+import zipfile
 
 import numpy as np
 
@@ -22,7 +24,7 @@ def load_features(path, part):
     try:
         with np.load(path, allow_pickle=False) as data:  # an .npy gives an array: no context manager, TypeError
             features, labels, names = (data[f"{part}_{kind}"] for kind in ("features", "labels", "names"))
-    except (OSError, ValueError, KeyError, EOFError, TypeError) as exc:  # EOFError: an empty file
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:  # EOFError: empty
         raise ValueError(
             f"{path}: not a feature export with {part}_features/_labels/_names "
             f"(written by knn_eval.py --save-features): {exc}"
@@ -114,7 +116,7 @@ def main(argv=None):
     blocking = file_in_the_way(os.path.abspath(args.out))  # checked first: nothing computed for a plot with no place
     if blocking:
         parser.error(f"--out {args.out}: {blocking} is a file, not a folder")
-    png = os.path.join(args.out, f"tsne_{args.part}.png")
+    png, projector = os.path.join(args.out, f"tsne_{args.part}.png"), os.path.join(args.out, "projector", args.part)
     try:  # a bad features file or an output that cannot be written: exit status 1, before the t-SNE
         features, labels, names = load_features(args.features, args.part)
         if len(features) < MIN_POINTS:
@@ -134,11 +136,11 @@ def main(argv=None):
         return 1
     try:
         tsne_plot(features, labels, png, args.seed, f"{os.path.basename(args.features)} ({args.part})")
-        projector_export(features, labels, names, os.path.join(args.out, "projector"))
+        projector_export(features, labels, names, projector)
     except OSError as exc:  # the disk filled or the folder went away during the t-SNE
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {png} and {os.path.join(args.out, 'projector')}")
+    print(f"wrote {png} and {projector}")
     return 0
 
 

@@ -29,14 +29,20 @@ def test_tsne_picture_and_projector_export(export, tmp_path, capsys):
     pictures = tmp_path / "pictures"
     assert tsne.main(["--features", str(export), "--out", str(pictures), "--part", "train"]) == 0
     assert (pictures / "tsne_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    found = {name for _, _, files in os.walk(pictures / "projector") for name in files}
-    assert {"tensors.tsv", "metadata.tsv", "projector_config.pbtxt"} <= found
-    assert f"wrote {pictures / 'tsne_train.png'}" in capsys.readouterr().out
+    assert f"wrote {pictures / 'tsne_train.png'} and {pictures / 'projector' / 'train'}" in capsys.readouterr().out
+    # the other part beside it: each part's projector export is a run of its own (it replaced the first)
+    assert tsne.main(["--features", str(export), "--out", str(pictures), "--part", "val"]) == 0
+    for part, count in (("train", 12), ("val", 6)):
+        found = {
+            name: os.path.join(d, name) for d, _, files in os.walk(pictures / "projector" / part) for name in files
+        }
+        assert {"tensors.tsv", "metadata.tsv", "projector_config.pbtxt"} <= set(found)
+        assert len(open(found["tensors.tsv"]).read().splitlines()) == count
     features, labels, names = tsne.load_features(str(export), "val")
     assert features.shape == (6, 16) and list(labels) == [0, 1, 2, 0, 1, 2] and names[0] == "val000"
 
 
-def test_subsample_and_a_file_that_is_not_an_export(tmp_path, capsys):
+def test_subsample_and_a_file_that_is_not_an_export(export, tmp_path, capsys):
     assert list(tsne.subsample(5, 10, seed=0)) == [0, 1, 2, 3, 4]
     chosen = tsne.subsample(100, 7, seed=1)
     assert len(chosen) == 7 and list(chosen) == sorted(set(chosen)) and list(chosen) == list(tsne.subsample(100, 7, 1))
@@ -50,6 +56,9 @@ def test_subsample_and_a_file_that_is_not_an_export(tmp_path, capsys):
     assert "usage:" not in err and len(err.splitlines()) == 1
     assert tsne.main(["--features", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "out")]) == 1
     assert "missing.npz: not a feature export" in capsys.readouterr().err
+    (tmp_path / "cut.npz").write_bytes(export.read_bytes()[:300])  # a copy cut short: no zip directory
+    assert tsne.main(["--features", str(tmp_path / "cut.npz"), "--out", str(tmp_path / "out")]) == 1
+    assert "cut.npz: not a feature export" in capsys.readouterr().err
     (tmp_path / "empty.npz").write_bytes(b"")  # what a write stopped at once leaves
     assert tsne.main(["--features", str(tmp_path / "empty.npz"), "--out", str(tmp_path / "out")]) == 1
     assert "empty.npz: not a feature export" in capsys.readouterr().err
