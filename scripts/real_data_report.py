@@ -53,11 +53,25 @@ SETTINGS = (
 )
 
 
-def run_values(path):
-    """{(stage, view): top-1} of one run's results file (the last record of each pair wins)."""
+WEIGHTS = {"cmd": 1.0, "cmd_weight0": 0.0}  # the --cmd-weight each method's encoder was pretrained with
+
+
+def run_values(path, method):
+    """{(stage, view): top-1} of one run's results file of `method` (the last record of each pair wins).
+    A ValueError where a record is not of that method, as far as it says (a checkpoint for the random
+    encoder, none or another --cmd-weight for CMD's), or where its linear records come from two probes."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: results file missing (did the evaluations run?)")
-    values = {(r["stage"], r["view"]): float(r["value"]) for r in load_results([path])}
+    latest = {(r["stage"], r["view"]): r for r in load_results([path])}
+    for (stage, view), record in latest.items():
+        checkpoint, weight = record.get("checkpoint"), record.get("pretrain_cmd_weight")
+        if (method == "random") != (checkpoint is None) or weight is not None and float(weight) != WEIGHTS[method]:
+            found = f"checkpoint {checkpoint}, --cmd-weight {weight}" if checkpoint else "a random encoder"
+            raise ValueError(f"{path}: its {stage} {view} record is of {found}, not of the {METHODS[method]}")
+    probes = sorted({str(r.get("probe")) for (stage, _), r in latest.items() if stage == "linear"})
+    if len(probes) > 1:
+        raise ValueError(f"{path}: its linear records come from several probes ({', '.join(probes)})")
+    values = {pair: float(record["value"]) for pair, record in latest.items()}
     missing = [f"{stage} {view}" for stage, view in COLUMNS if (stage, view) not in values]
     if missing:
         raise ValueError(f"{path}: no top-1 record for {', '.join(missing)}")
@@ -68,7 +82,7 @@ def collect_dataset(root, seeds):
     """The summary of one data set's runs under `root`."""
     summary = {"methods": {}}
     for method in METHODS:
-        runs = [run_values(os.path.join(root, "eval", f"{method}_seed{seed}.jsonl")) for seed in seeds]
+        runs = [run_values(os.path.join(root, "eval", f"{method}_seed{seed}.jsonl"), method) for seed in seeds]
         summary["methods"][method] = {f"{s}_{v}": stats([r[(s, v)] for r in runs]) for s, v in COLUMNS}
     path = os.path.join(root, "eval", "baseline.jsonl")
     baseline = {r["view"]: r for r in load_results([path])}

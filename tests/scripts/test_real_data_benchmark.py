@@ -102,6 +102,7 @@ def test_report_means_and_spreads_by_hand(tmp_path, capsys):
             write_records(
                 root / "eval" / f"{method}_seed{seed}.jsonl",
                 [(s, v, level + shift + i) for i, (s, v) in enumerate(real_data_report.COLUMNS)],
+                **({} if method == "random" else {"checkpoint": f"{method}_seed{seed}/checkpoint_last.pth.tar"}),
             )
     write_records(
         root / "eval" / "baseline.jsonl",
@@ -137,9 +138,31 @@ def test_report_means_and_spreads_by_hand(tmp_path, capsys):
     assert "| d | CMD | 80.0 ± 1.0 | 81.0 ± 1.0 |" in text and "30 minutes" in text and "12 evaluated" in text
     # a run's file holding a record twice: the later one counts (a rerun's)
     runs = [(s, v, 50.0) for s, v in real_data_report.COLUMNS] + [("linear", "joint", 90.0)]
-    write_records(root / "eval" / "cmd_seed0.jsonl", runs)
+    write_records(root / "eval" / "cmd_seed0.jsonl", runs, checkpoint="c.pth.tar", pretrain_cmd_weight=1.0)
     summary = real_data_report.collect(str(tmp_path / "w"), ["d"], [0])["datasets"]["d"]
     assert summary["methods"]["cmd"]["linear_joint"]["per_seed"] == [90.0]
+    # a file reused outside the benchmark (which writes each afresh) holding another method's records, or two
+    # probes' records of one run, is refused instead of put in the row its name gives
+    for method, extra, found in (
+        (
+            "random",
+            {"checkpoint": "c.pth.tar"},
+            "record is of checkpoint c.pth.tar, --cmd-weight None, not of the random",
+        ),
+        ("cmd", {}, "its knn all record is of a random encoder, not of the CMD"),
+        ("cmd_weight0", {"checkpoint": "c.pth.tar", "pretrain_cmd_weight": 1.0}, "--cmd-weight 1.0, not of the CMD,"),
+    ):
+        write_records(tmp_path / "reused.jsonl", runs, **extra)
+        with pytest.raises(ValueError, match=found):
+            real_data_report.run_values(str(tmp_path / "reused.jsonl"), method)
+    # the SGD probe's fusion appended to a logistic probe's run: the row would mix the two
+    probes = [(stage, view, 70.0, "logistic") for stage, view in real_data_report.COLUMNS]
+    with open(tmp_path / "reused.jsonl", "w") as f:
+        for stage, view, value, probe in probes + [("linear", "fusion", 60.0, "sgd")]:
+            record = dict(stage=stage, view=view, value=value, probe=probe, dataset="d", protocol="cross_subject")
+            f.write(json.dumps(dict(record, metric="top1")) + "\n")
+    with pytest.raises(ValueError, match=r"its linear records come from several probes \(logistic, sgd\)"):
+        real_data_report.run_values(str(tmp_path / "reused.jsonl"), "random")
     (root / "eval" / "random_seed2.jsonl").write_text("")
     with pytest.raises(ValueError, match="random_seed2.jsonl: no top-1 record for knn all"):
         real_data_report.collect(str(tmp_path / "w"), ["d"], [0, 1, 2])
