@@ -13,6 +13,7 @@ the 1-NN is the kNN evaluation of engine/knn.py (cosine similarity). Two records
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 
 from dataset.catalog import PROTOCOL_FOLDERS
 from dataset.files import check_writable
-from dataset.processed import ProcessedDataError, load_splits
+from dataset.processed import ProcessedDataError, fingerprint, load_splits
 from engine.evaluate import check_classes
 from engine.knn import knn_top1
 from engine.probe import fit_stream
@@ -75,7 +76,13 @@ def main(argv=None):
     protocol = resolve_protocol(parser, args.protocol, train)  # as the entry points record it
     found = baselines(train, val)
     dataset = train.dataset or DEFAULT_DATASET  # a folder without a record: as the entry points record it
-    common = dict(train_samples=len(train), val_samples=len(val), data_dir=args.data_dir)
+    common = dict(  # the folder and its parts as the encoders' records name them (options.parsing.data_settings)
+        train_samples=len(train),
+        val_samples=len(val),
+        data_dir=os.path.abspath(args.data_dir),
+        fingerprint=fingerprint(train.folder, train.part),
+        val_fingerprint=fingerprint(val.folder, val.part),
+    )
     try:
         append_results(
             args.results,

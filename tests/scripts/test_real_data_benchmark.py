@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dataset.layouts import KINECT20
-from dataset.processed import load_splits
+from dataset.processed import fingerprint, load_splits
 from scripts import coordinate_baseline, real_data_report
 from scripts.reporting import cell, over_seeds, stats
 from tests.feeder.reference_augmentations import centre_crop
@@ -213,7 +213,8 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch, 
     monkeypatch.setattr(
         coordinate_baseline, "fit_stream", lambda x, y, seed, grid: grids.append(grid) or fit_stream(x, y, seed, grid)
     )
-    found = coordinate_baseline.main(["--data-dir", folder, "--results", str(results)])
+    monkeypatch.chdir(tmp_path)  # the folder given relative to the working folder, as a user types it
+    found = coordinate_baseline.main(["--data-dir", "d", "--results", str(results)])
     assert found["logistic"] == 100.0 and found["1nn"] == 100.0
     assert grids == [(0.0003, 0.001, 0.003, 0.01, 0.1)]  # the grid the records name (below)
     # the input: each recording's 0.95 centre crop resized to 64 frames, as evaluations see it
@@ -228,6 +229,13 @@ def test_coordinate_baselines_against_a_separable_folder(tmp_path, monkeypatch, 
     assert records[0]["dataset"] == "separable" and "checkpoint" not in records[0]
     assert records[0]["C_grid"] == [0.0003, 0.001, 0.003, 0.01, 0.1] and records[0]["C"] in records[0]["C_grid"]
     assert {r["protocol"] for r in records} == {"cross_view"}  # the folder's record
+    # the folder and its parts named as an encoder's record names them, so that the two can be matched
+    parts = {
+        "data_dir": folder,
+        "fingerprint": fingerprint(folder, "train"),
+        "val_fingerprint": fingerprint(folder, "val"),
+    }
+    assert all({key: r[key] for key in parts} == parts for r in records)
     assert f"(C={records[0]['C']:g}, by cross-validation on the 40 training samples)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
         coordinate_baseline.main(["--data-dir", str(tmp_path / "missing"), "--results", str(results)])
