@@ -8,8 +8,7 @@ C x 300 x V x M float32 for the layout's channels C, joints V and bodies M (3 x 
 ``ntu25``), and every processed folder gets the layout record (``layout.json``: the layout, the class
 count and the dataset name; see ``dataset.layouts``).  Everything is written under temporary names in
 the destination folders and renamed only when the whole run has succeeded; a run that fails (a bad
-file, a full disk, an interrupt: Ctrl-C, or the SIGTERM of kill or a batch scheduler) removes its
-temporary files and leaves earlier outputs as they were.
+file, a full disk, an interrupt) removes its temporary files and leaves earlier outputs as they were.
 The data files are allocated on disk when they are created, so a disk too small for them fails at the
 start, and a disk or quota that fills up later is a ``NoSpaceError`` naming the file being written.
 The output folder and its benchmark folders are claimed for the run (``dataset.files.claim_folder``): a
@@ -24,7 +23,6 @@ import multiprocessing
 import os
 import pickle
 import re
-import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -379,8 +377,7 @@ def convert(
             for b in benchmarks:
                 capacity[(b, s.parts[b])] += 1
     skipped, made = list(already_skipped), []
-    # the workers end at once on the SIGTERM that ends the pool (not by run_conversion's handler, inherited)
-    pool = multiprocessing.Pool(workers, signal.signal, (signal.SIGTERM, signal.SIG_DFL)) if workers > 1 else None
+    pool = multiprocessing.Pool(workers) if workers > 1 else None
     try:
         writers = {(b, p): PartWriter(folder_of[b], p, cap, made, layout) for (b, p), cap in capacity.items()}
         bar = tqdm(total=sum(len(t.samples) for t in tasks), unit="sample", disable=not progress, file=sys.stdout)
@@ -706,7 +703,6 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
     )
     for key, value in settings.items():
         print(f"{key}: {value}")
-    previous = signal.signal(signal.SIGTERM, _terminate)  # kill, timeout, a batch scheduler: as Ctrl-C
     try:
         summary = convert(
             tasks,
@@ -721,16 +717,13 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
         )
     except (ConversionError, FolderInUseError, OSError) as exc:  # bad input, a folder in use, a full disk
         raise SystemExit(f"error: {exc}") from None
-    except KeyboardInterrupt as exc:
-        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+    except KeyboardInterrupt:
         mixed = [root for root, _, names in os.walk(out_folder) if CONVERTING in names and _marked_by_us(root)]
         if mixed:
-            print(f"{how} while replacing the files of {', '.join(mixed)}: convert again", file=sys.stderr)
+            print(f"interrupted while replacing the files of {', '.join(mixed)}: convert again", file=sys.stderr)
         else:
-            print(f"{how}: {out_folder} holds what it held before this conversion", file=sys.stderr)
-        raise SystemExit(143 if how == "terminated" else 130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            print(f"interrupted: {out_folder} holds what it held before this conversion", file=sys.stderr)
+        raise SystemExit(130) from None
     for key, count in summary["counts"].items():
         print(f"{key}: {count} samples")
     print(f"skipped: {summary['skipped']} (see {os.path.join(out_folder, 'skipped.txt')})")
@@ -741,14 +734,6 @@ def run_conversion(tasks, out_folder, benchmarks, settings, args, **options):
                 f"not rewritten by this one (settings.json lists {', '.join(benchmarks)})"
             )
     return summary
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during a conversion: it stops as after Ctrl-C, its temporary files removed."""
-
-
-def _terminate(signum, frame):
-    raise Terminated
 
 
 def stale_benchmarks(out_folder, benchmarks):
