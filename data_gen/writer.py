@@ -8,7 +8,10 @@ C x 300 x V x M float32 for the layout's channels C, joints V and bodies M (3 x 
 ``ntu25``), and every processed folder gets the layout record (``layout.json``: the layout, the class
 count and the dataset name; see ``dataset.layouts``).  Everything is written under temporary names in
 the destination folders and renamed only when the whole run has succeeded; a run that fails (a bad
-file, a full disk, an interrupt) removes its temporary files and leaves earlier outputs as they were.
+file, a full disk, Ctrl-C) removes its temporary files and leaves earlier outputs as they were. A run
+killed (SIGTERM from kill, timeout or a batch scheduler; SIGKILL) leaves earlier outputs as they were too,
+and its hidden temporary files until the next conversion into the folder removes them: a handler that
+cleaned up after SIGTERM could hang in the worker pool's shutdown when the signal reached the workers.
 The data files are allocated on disk when they are created, so a disk too small for them fails at the
 start, and a disk or quota that fills up later is a ``NoSpaceError`` naming the file being written.
 The output folder and its benchmark folders are claimed for the run (``dataset.files.claim_folder``): a
