@@ -33,7 +33,14 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, number_block, read_text
+from data_gen.ntu_reader import (
+    COORDINATE_RULE,
+    SkeletonFileError,
+    first_bad_coordinate,
+    number_block,
+    read_raw_text,
+    read_text,
+)
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, parse_names, raw_files, run_conversion
 from dataset.layouts import KINECT20
 from dataset.processed import MAX_FRAME
@@ -71,7 +78,7 @@ def parse_name(name):
 def read_skeletons(path):
     """Every frame of one file, zero frames included, as T x 20 x 3 float64 in the kinect20 order;
     SkeletonFileError names the file and the line."""
-    lines = read_text(path).rstrip().splitlines()
+    lines = read_raw_text(path).rstrip().splitlines()
     joints = KINECT20.num_joints
     if not lines:
         raise SkeletonFileError(f"{path}: empty file: expected frames of {joints} lines of {FIELDS} numbers")

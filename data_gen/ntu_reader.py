@@ -155,13 +155,19 @@ def first_bad_coordinate(coords):
     return k, float(coords[k][bad[k]][0])
 
 
-def read_text(path, encoding="ascii"):
-    """The text of the file at `path`; a SkeletonFileError names the line of the first byte that is not
-    `encoding` ('ascii' or 'utf-8'), and one that is neither a file nor a folder (a FIFO, whose opening
-    would wait for a writer forever; a socket, a device)."""
+def read_raw_text(path, encoding="ascii"):
+    """`read_text` of a recording's file, found in a folder of them: one that is neither a file nor a
+    folder (a FIFO, whose opening would wait for a writer forever; a socket, a device) is a
+    SkeletonFileError. Files the user names (a file list) go to `read_text`, which also reads a pipe."""
     kind = os.stat(path).st_mode  # a missing path: the FileNotFoundError open would raise
     if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):  # a folder: open's IsADirectoryError names it
         raise SkeletonFileError(f"{path}: not a regular file (a FIFO, a socket or a device)")
+    return read_text(path, encoding)
+
+
+def read_text(path, encoding="ascii"):
+    """The text of the file at `path`; a SkeletonFileError names the line of the first byte that is not
+    `encoding` ('ascii' or 'utf-8')."""
     with open(path, "rb") as f:
         raw = f.read()
     try:
@@ -201,7 +207,7 @@ def number_block(lines, fields, on_bad_line):
 
 def read_bodies(path):
     """All bodies of an NTU file as (4 x T x 25 x 3 float64 xyz, T): its first 4 bodies."""
-    lines = _Lines(path, read_text(path))
+    lines = _Lines(path, read_raw_text(path))
     n_frame = lines.count("the number of frames (a non-negative integer)")
     room = len(lines.lines) - lines.pos  # every frame takes at least its body-count line
     if n_frame > room:

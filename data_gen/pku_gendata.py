@@ -18,7 +18,14 @@ import os
 
 import numpy as np
 
-from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, number_block, read_text
+from data_gen.ntu_reader import (
+    COORDINATE_RULE,
+    SkeletonFileError,
+    first_bad_coordinate,
+    number_block,
+    read_raw_text,
+    read_text,
+)
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, run_conversion
 from dataset.catalog import DATASETS
 from dataset.processed import MAX_FRAME
@@ -46,7 +53,7 @@ def read_labels(path):
     """(label 1-based, start, end) per action of a PKU label file; one-line files included, a file without
     an action line refused."""
     actions = []
-    text = read_text(path, "utf-8")
+    text = read_raw_text(path, "utf-8")
     for no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -77,7 +84,9 @@ def read_labels(path):
 
 def read_skeleton(path):
     """Frames x 150 float64 array of a PKU skeleton file (blank lines ignored)."""
-    numbered = [(no, line) for no, line in enumerate(read_text(path, "utf-8").splitlines(), start=1) if line.strip()]
+    numbered = [
+        (no, line) for no, line in enumerate(read_raw_text(path, "utf-8").splitlines(), start=1) if line.strip()
+    ]
     lines = [line for _, line in numbered]
 
     def bad_line(k, line):

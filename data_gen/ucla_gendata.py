@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_text
+from data_gen.ntu_reader import COORDINATE_RULE, SkeletonFileError, first_bad_coordinate, read_raw_text
 from data_gen.writer import Sample, Task, conversion_parser, parse_conversion, parse_names, raw_files, run_conversion
 from dataset.layouts import KINECT20
 from dataset.processed import MAX_FRAME
@@ -88,7 +88,7 @@ def skeleton_array(path, frames):
 def read_recording(path):
     """[(3 x min(T, 300) x 20 x 1 float32, T, label - 1)] for one ``all_sqe`` JSON file."""
     try:
-        record = json.loads(read_text(path, "utf-8"))
+        record = json.loads(read_raw_text(path, "utf-8"))
     except json.JSONDecodeError as exc:
         raise SkeletonFileError(f"{path}: not JSON: {exc}") from None
     except RecursionError:

@@ -291,6 +291,15 @@ def test_file_list_restricts_and_a_listed_name_needs_its_file(tmp_path, capsys):
     train, val = load_splits(out)
     assert train.names == ["a01_s01_e01", "a05_s03_e02"] and val.names == ["a12_s04_e01", "a20_s10_e03"]
     assert "not_in_file_list: 3" in capsys.readouterr().out
+    # a list piped in (--file-list <(ls raw | head)) is read as a file is: only recordings must be files
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"a01_s01_e01 a12_s04_e01\n")
+    os.close(write_end)
+    try:
+        _run(raw, str(tmp_path / "piped"), "--file-list", f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert [s.names for s in load_splits(str(tmp_path / "piped"))] == [["a01_s01_e01"], ["a12_s04_e01"]]
     assert json.load(open(os.path.join(out, "settings.json")))["files"] == 4
     open(listing, "a").write("a02_s02_e02 a09_s01_e01\n")
     with pytest.raises(
