@@ -588,8 +588,8 @@ def _other_data(out_folder, folders, dataset, layout, subfolders):
                 continue  # a broken array is replaced
             if tuple(shape[1:]) != sample_shape(layout):
                 return (
-                    f"{folder} holds processed data of samples {' x '.join(map(str, shape[1:]))} and no "
-                    f"{LAYOUT_FILE} (a published tool's folder?), not {layout.name}'s"
+                    f"{folder} holds processed data of samples {' x '.join(map(str, shape[1:]))}, not "
+                    f"{layout.name}'s, and no dataset's name (a published tool's folder, without {LAYOUT_FILE}?)"
                 )
     nested = [] if subfolders else stale_benchmarks(out_folder, ())
     if nested:

@@ -343,7 +343,8 @@ def _parse(parser, rules, argv):
     if getattr(args, "data_ratio", None) is not None and not 0.0 < args.data_ratio <= 1.0:
         parser.error(f"--data-ratio must be in (0, 1], found {args.data_ratio}")
     if args.protocol in SEMI_PROTOCOLS and args.data_ratio is None:
-        parser.error(f"--protocol {args.protocol} needs --data-ratio (e.g. 0.01, 0.05, 0.1, 0.2)")
+        ratios = "1.0: a transfer trains on all labels" if args.transfer else "e.g. 0.01, 0.05, 0.1, 0.2"
+        parser.error(f"--protocol {args.protocol} needs --data-ratio ({ratios})")
     check_rules(parser, vars(args), rules)
     names = IGNORED + (IGNORED_KNN if args.stage == "knn" else ())
     ignored = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) is not None]
@@ -444,8 +445,9 @@ def _setup_name(args, preset, train):
 
 def _whose_run_file(path, out):
     """'this run' when `path`, as given or where its link points, has the name of a file a run writes (its
-    claim and temporaries are hidden ones) in this run's folder `out`; "another run's folder" in a
-    folder that holds a run (a claim, or a run's settings.json), which would replace it; else None."""
+    claim and temporaries are hidden ones) in this run's folder `out`; "a folder holding another run or
+    processed data" in a folder that holds a run or a conversion's output (a claim, or a run's settings.json),
+    whose files would replace it; else None."""
     for where in (os.path.abspath(path), os.path.realpath(path)):
         name, folder = os.path.basename(where), os.path.dirname(where)
         if not (is_run_file(name) or name.startswith(".")):
@@ -454,7 +456,7 @@ def _whose_run_file(path, out):
             return "this run"
         runs = ("pretraining", "evaluation")  # what the folder's settings.json records (not a converter's data)
         if os.path.lexists(os.path.join(folder, CLAIM_FILE)) or run_family(folder_settings(folder)) in runs:
-            return "another run's folder"
+            return "a folder holding another run or processed data"
     return None
 
 

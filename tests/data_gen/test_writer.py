@@ -253,7 +253,9 @@ def test_another_data_sets_processed_data_is_not_replaced(tmp_path, tree):
     # ... and a folder with neither, of samples of another skeleton than this conversion's (NTU's 25 joints)
     published = write_processed(tmp_path / "published" / "xsub", layout="ntu25")
     kept = tree(published)
-    with pytest.raises(ConversionError, match=rf"{published} holds processed data of samples 3 x 300 x 25 x 2 and no"):
+    with pytest.raises(
+        ConversionError, match=rf"{published} holds processed data of samples 3 x 300 x 25 x 2, not kinect20's"
+    ):
         again(tmp_path / "published", "mine")
     assert tree(published) == kept
     (out / "xsub" / "layout.json").write_bytes(record)

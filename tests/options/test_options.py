@@ -513,7 +513,7 @@ def test_stage_resolution_and_presets(folder, released, capsys):
     message = usage_error(capsys, lambda a: _classification(folder, *a), part)
     assert "this is cross_subject with --data-ratio 0.1: to fine-tune on it, pass --finetune instead" in message
     message = usage_error(capsys, lambda a: _classification(folder, *a), part[:3] + part[5:])
-    assert "--protocol cross_subject_semi needs --data-ratio" in message
+    assert "--protocol cross_subject_semi needs --data-ratio (1.0: a transfer trains on all labels)" in message
     assert "pku_v2; found ntu60" in usage_error(
         capsys, parse_classification, ["--transfer", "--finetune-dataset", "ntu60"]
     )
@@ -750,7 +750,11 @@ def test_a_feature_export_may_not_be_a_file_the_run_writes_itself(folder, tmp_pa
     ):
         argv = ["--out", str(run), "--results", results, "--save-features", str(tmp_path / "f.npz"), name, path]
         message = usage_error(capsys, lambda a: _classification(folder, *a, parse=parse_knn), argv)
-        whose = "this run writes itself" if path.startswith(str(run)) else "of another run's folder"
+        whose = (
+            "this run writes itself"
+            if path.startswith(str(run))
+            else "of a folder holding another run or processed data"
+        )
         assert f"{name} {path} names a file {whose}; choose another path" in message
     # a folder of the user's own, holding no run (a settings.json of theirs included): a run-file name is fine
     mine = tmp_path / "mine"
