@@ -285,8 +285,16 @@ def resolve(parser, args):
             f"the training part of {folder} holds {len(train)} recordings; the small-data preset needs "
             f"{SMALL_MIN_SAMPLES} or more (a queue of 4 and a CMD top-k of 2 at the least)"
         )
-    if args.contrast_k == 1 and args.topk == 0 and "topk" not in given:  # the small-data preset's half of 1
-        parser.error(f"--contrast-k {args.contrast_k} leaves the CMD top-k, half the queue, at 0: give --topk 1")
+    if args.cmd_weight > 0 and 0 <= args.topk < 2 and args.contrast_k >= 1:  # a queue of 0: the flag's own rule
+        # the teacher's and the student's distributions over one queue entry are both 1: the KL is always 0
+        derived = "" if "topk" in given else f" (half the queue, --contrast-k {args.contrast_k})"
+        parser.error(
+            f"--topk {args.topk}{derived} leaves the CMD loss nothing to distil: over fewer than 2 queue entries "
+            "its KL is always 0, and the run would be MoCo recorded as CMD; give --topk 2 or more (a queue of 4 "
+            "or more gives it by default), or --cmd-weight 0 for MoCo without distillation"
+        )
+    if args.topk == 0 and "topk" not in given:  # --cmd-weight 0 with a queue of 1: top-k is unused, but valid
+        args.topk = 1
     layout = train.layout
     if args.corrupted_joints is None:
         args.corrupted_joints = layout.corrupted_joints

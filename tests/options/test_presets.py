@@ -6,8 +6,10 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from dataset.layouts import KINECT20, NTU25
+from moco.loss import cmd_loss
 from options import presets
 from options.options_classification import choose_preset, open_data, parse_classification, parse_knn
 from options.options_pretraining import parse_args, resolve
@@ -319,19 +321,29 @@ def test_a_folder_too_small_for_the_small_data_preset_is_a_usage_error(tmp_path,
     assert (s.optim.batch_size, s.contrast.contrast_k, s.contrast.topk) == (2, 4, 2)
 
 
-def test_a_queue_of_one_names_the_top_k_it_leaves_at_zero(tmp_path, processed, capsys):
+def test_a_top_k_under_two_is_refused_unless_the_distillation_is_off(tmp_path, processed, capsys):
+    # over one queue entry the teacher's and the student's distributions are both 1: the CMD loss is 0 whatever
+    # the weights, so such a run is MoCo while its record says CMD (checked on the loss itself below)
+    sims = {m: torch.randn(4, 1) for m in ("joint", "motion", "bone")}
+    assert cmd_loss(sims, {m: torch.randn(4, 1) for m in sims}, topk=1, teacher_T=0.05, student_T=0.1).item() == 0
     folder = processed(tmp_path / "mine", n=(40, 4), layout=KINECT20, dataset="mine", frames=31)
-    with pytest.raises(SystemExit) as exit_:
-        pretrain_settings(folder, "--contrast-k", "1", "-b", "1")
-    assert exit_.value.code == 2
-    assert "--contrast-k 1 leaves the CMD top-k, half the queue, at 0: give --topk 1" in capsys.readouterr().err
-    s = pretrain_settings(folder, "--contrast-k", "1", "-b", "1", "--topk", "1")
-    assert (s.contrast.contrast_k, s.contrast.topk) == (1, 1)
-    assert pretrain_settings(folder, "--contrast-k", "3", "-b", "1").contrast.topk == 1  # half of 3, rounded down
-    with pytest.raises(SystemExit):  # a queue of 0: the flag's own rule, not advice to give --topk 1
+    for flags, said in (
+        (["--contrast-k", "1"], "--topk 0 (half the queue, --contrast-k 1) leaves the CMD loss nothing to distil"),
+        (["--contrast-k", "3"], "--topk 1 (half the queue, --contrast-k 3) leaves the CMD loss nothing to distil"),
+        (["--contrast-k", "1", "--topk", "1"], "--topk 1 leaves the CMD loss nothing to distil"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            pretrain_settings(folder, *flags, "-b", "1")
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert said in err and "or --cmd-weight 0 for MoCo without distillation" in err
+    assert pretrain_settings(folder, "--contrast-k", "4", "-b", "1").contrast.topk == 2  # half of 4
+    s = pretrain_settings(folder, "--contrast-k", "1", "-b", "1", "--cmd-weight", "0")  # no distillation: fine
+    assert (s.contrast.contrast_k, s.contrast.topk, s.contrast.cmd_weight) == (1, 1, 0.0)
+    with pytest.raises(SystemExit):  # a queue of 0: the flag's own rule, not advice on the top-k
         pretrain_settings(folder, "--contrast-k", "0", "-b", "1")
     err = capsys.readouterr().err
-    assert "--contrast-k must be at least 1" in err and "--topk 1" not in err
+    assert "--contrast-k must be at least 1" in err and "nothing to distil" not in err
 
 
 def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, processed, capsys):
