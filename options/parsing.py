@@ -20,6 +20,7 @@ import torch
 
 from dataset.catalog import DATASETS, SEMI_PROTOCOLS, SEMI_SUFFIX, base_protocol, folder_protocol, resolve_data_dir
 from dataset.files import file_in_the_way
+from dataset.layouts import NTU25
 from dataset.processed import MAX_FRAME, fingerprint, import_warnings
 from options.presets import DEFAULT_DATASET, FolderFacts, choose_preset, preset
 from options.settings import DataSettings, flag
@@ -213,6 +214,13 @@ def resolve_preset(parser, args, stage, split, dataset_flag, dataset_option, wor
         fill(args, preset(stage, name, folder_facts(split), given))
     except ValueError as exc:
         parser.error(str(exc))
+    published = DATASETS.get(split.dataset)  # a record naming a published data set chose its published settings
+    if published and args.preset is None and split.layout.name != NTU25.name:
+        say(
+            f"warning: {split.folder}: its layout.json names {split.dataset}, so every run on it takes "
+            f"{split.dataset}'s published settings, made for the {NTU25.name} skeleton; it holds "
+            f"{split.layout.name} skeletons. --preset small gives the small-data settings (docs/small-data.md)"
+        )
     return name
 
 

@@ -360,3 +360,23 @@ def test_milestones_under_the_cosine_schedule_are_said_to_be_unused(tmp_path, pr
     assert "--schedule" not in capsys.readouterr().out
     pretrain_settings(published, "--schedule", "5", "--cos")
     assert "cosine schedule (--cos)" in capsys.readouterr().out
+
+
+def test_a_record_naming_a_published_data_set_of_another_skeleton_is_warned_of_at_every_run(
+    tmp_path, processed, capsys
+):
+    # a layout.json written by hand, or a pyskl import given --dataset ntu60, of 2 classes of Kinect v1
+    # skeletons: the run took NTU-60's published settings (64-frame views, 0.999 momentum, …) in silence
+    odd = processed(tmp_path / "odd", n=(12, 4), layout=KINECT20, num_class=2, dataset="ntu60", frames=40)
+    s = pretrain_settings(odd, "-b", "4", "--contrast-k", "8", "--topk", "4")
+    assert (s.preset, s.views.view_frames) == ("ntu60", 64)
+    assert (
+        f"warning: {odd}: its layout.json names ntu60, so every run on it takes ntu60's published settings, made "
+        "for the ntu25 skeleton; it holds kinect20 skeletons. --preset small"
+    ) in capsys.readouterr().out
+    assert pretrain_settings(odd, "--preset", "small").preset == "small"  # a preset chosen by hand: no warning
+    assert "published settings" not in capsys.readouterr().out
+    # NTU-60's skeletons (here 4 of its classes, as a subset would hold): nothing to say
+    ntu = processed(tmp_path / "ntu", n=(12, 4), layout=NTU25, num_class=4, dataset="ntu60", frames=40)
+    pretrain_settings(ntu, "-b", "4", "--contrast-k", "8", "--topk", "4")
+    assert "published settings" not in capsys.readouterr().out
